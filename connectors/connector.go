@@ -1,0 +1,104 @@
+// Package connectors defines the contract between the broker and an upstream
+// identity provider, and holds the built-in connectors (one folder each).
+//
+// A connector never sees fosite, the broker's tokens or its storage: it turns
+// a browser redirect into an upstream login and the upstream's answer into an
+// Identity. Connectors run out of process as plugins (see package plugins),
+// so every value that crosses this contract is plain data.
+package connectors
+
+import (
+	"context"
+	"errors"
+	"net/url"
+)
+
+// Identity is what an upstream provider says about the user who logged in.
+type Identity struct {
+	// Subject is the upstream's stable identifier of the user. Required.
+	Subject       string
+	Email         string
+	EmailVerified bool
+	Name          string
+	GivenName     string
+	FamilyName    string
+	Picture       string
+	Groups        []string
+	// Claims holds any further upstream claims worth keeping (JSON values).
+	Claims map[string]any
+	// ConnectorData is opaque to the broker: the connector stores what it
+	// needs for Refresh (an upstream refresh token, say). It is kept
+	// server side and never sent to clients.
+	ConnectorData []byte
+}
+
+// Scopes are the scopes the broker's client asked for, so a connector can
+// ask the upstream for what it needs (offline access for Refresh, groups).
+type Scopes struct {
+	OfflineAccess bool
+	Groups        bool
+}
+
+// CallbackRequest is the upstream's redirect back to the broker, as data.
+type CallbackRequest struct {
+	// Query is the callback URL's query string (code, state, error, …).
+	Query url.Values
+	// Form is the POST body for providers that answer with form_post.
+	Form url.Values
+}
+
+// LoginRequest starts a login at the upstream.
+type LoginRequest struct {
+	// State is the value the upstream must send back; the broker checks it
+	// before it calls HandleCallback.
+	State string
+	// CallbackURL is the broker's /callback/{connector} URL.
+	CallbackURL string
+	Scopes      Scopes
+	// LoginHint is passed upstream when the provider supports it.
+	LoginHint string
+}
+
+// LoginResponse says where to send the browser.
+type LoginResponse struct {
+	// URL is the upstream authorization URL.
+	URL string
+	// ConnectorState is opaque data (PKCE verifier, nonce, …) the broker
+	// keeps with the pending login and hands back to HandleCallback.
+	ConnectorState []byte
+}
+
+// CallbackConnector is a connector that logs users in through a browser
+// redirect to the upstream and back.
+type CallbackConnector interface {
+	LoginURL(ctx context.Context, req LoginRequest) (LoginResponse, error)
+	HandleCallback(ctx context.Context, connectorState []byte, callbackURL string, req CallbackRequest) (Identity, error)
+}
+
+// RefreshConnector is implemented by connectors that can re-check a user
+// upstream. The broker calls Refresh on every refresh grant; an error that
+// wraps ErrIdentityRevoked ends the grant (invalid_grant).
+type RefreshConnector interface {
+	Refresh(ctx context.Context, scopes Scopes, identity Identity) (Identity, error)
+}
+
+// Connector is a configured connector: its metadata plus its capabilities.
+type Connector interface {
+	CallbackConnector
+}
+
+// Errors a connector returns (wrapped with context) so the broker can tell
+// the user what happened.
+var (
+	// ErrUpstreamDenied: the user or the upstream refused the login
+	// (an error parameter on the callback).
+	ErrUpstreamDenied = errors.New("the identity provider refused the login")
+	// ErrInvalidCallback: the callback is malformed or fails verification
+	// (bad signature, wrong nonce, expired token, wrong issuer or audience).
+	ErrInvalidCallback = errors.New("the identity provider's answer could not be verified")
+	// ErrIdentityRevoked: Refresh found the user removed or disabled upstream.
+	ErrIdentityRevoked = errors.New("the identity is no longer valid upstream")
+	// ErrPolicy: the identity does not meet the connector's policy (no
+	// e-mail where one is required, wrong hosted domain, …).
+	ErrPolicy = errors.New("the identity does not meet the connector's policy")
+)
