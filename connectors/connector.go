@@ -10,6 +10,7 @@ package connectors
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"net/url"
 )
 
@@ -102,3 +103,8 @@ var (
 	// e-mail where one is required, wrong hosted domain, …).
 	ErrPolicy = errors.New("the identity does not meet the connector's policy")
 )
+
+// OpenFunc builds a connector from its configuration (the JSON form of the
+// connector's `config:` block in the broker's YAML). Plugin binaries hand one
+// to plugins.Serve.
+type OpenFunc func(ctx context.Context, config []byte, logger *slog.Logger) (Connector, error)
