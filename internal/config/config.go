@@ -1,0 +1,259 @@
+// Package config holds the broker's configuration: a YAML file with ${ENV}
+// expansion, defaults, and a command-line flag for every scalar key.
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net/url"
+	"os"
+	"regexp"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+// Config is the whole configuration. Every scalar field is also a flag
+// named after its YAML path (see BindFlags), e.g. tokens.access_token_lifetime
+// is --tokens.access-token-lifetime; the most used have short aliases
+// (--issuer, --listen, --dsn).
+type Config struct {
+	// Issuer is the broker's public base URL; the iss of every token.
+	Issuer string `yaml:"issuer" help:"public base URL of the broker, the iss of every token (e.g. https://id.example.com)"`
+	// Listen is the address the HTTP server binds.
+	Listen string `yaml:"listen" help:"address to listen on (host:port)"`
+	// DSN selects the database: sqlite:PATH or postgres://…
+	DSN string `yaml:"dsn" help:"database: sqlite:PATH (default) or postgres://user@host/db"`
+
+	Secrets    Secrets     `yaml:"secrets"`
+	Keys       Keys        `yaml:"keys"`
+	Tokens     Tokens      `yaml:"tokens"`
+	Session    Session     `yaml:"session"`
+	Log        Log         `yaml:"log"`
+	TLS        TLS         `yaml:"tls"`
+	UI         UI          `yaml:"ui"`
+	Accounts   Accounts    `yaml:"accounts"`
+	Connectors []Connector `yaml:"connectors"`
+	GC         GC          `yaml:"gc"`
+}
+
+// Secrets holds the root secret.
+type Secrets struct {
+	System string `yaml:"system" help:"system secret (32+ bytes, base64); default $BRIDGEKEEPER_SYSTEM_SECRET, or generated next to an SQLite database"`
+}
+
+// Keys configures the JWT signing keys.
+type Keys struct {
+	Algorithm      string        `yaml:"algorithm" help:"signing algorithm for new keys: RS256 or ES256"`
+	RotationPeriod time.Duration `yaml:"rotation_period" help:"how long a key signs before the next one takes over (0 or negative: no scheduled rotation)"`
+}
+
+// Tokens configures token lifetimes.
+type Tokens struct {
+	AccessTokenLifetime   time.Duration `yaml:"access_token_lifetime" help:"lifetime of access tokens"`
+	IDTokenLifetime       time.Duration `yaml:"id_token_lifetime" help:"lifetime of ID tokens"`
+	RefreshTokenLifetime  time.Duration `yaml:"refresh_token_lifetime" help:"lifetime of a refresh token (renewed on every rotation)"`
+	AuthorizeCodeLifetime time.Duration `yaml:"authorize_code_lifetime" help:"lifetime of authorization codes"`
+	RefreshReuseGrace     time.Duration `yaml:"refresh_reuse_grace" help:"window in which a rotated refresh token may be presented again without revoking its family (default 0: off)"`
+}
+
+// Session configures the broker's browser session.
+type Session struct {
+	Lifetime             time.Duration `yaml:"lifetime" help:"lifetime of the broker's login session cookie"`
+	PendingLoginLifetime time.Duration `yaml:"pending_login_lifetime" help:"how long a user has to finish logging in"`
+}
+
+// Log configures logging.
+type Log struct {
+	Level  string `yaml:"level" help:"log level: debug, info, warn, error"`
+	Format string `yaml:"format" help:"log format: text or json"`
+}
+
+// TLS configures HTTPS serving.
+type TLS struct {
+	CertFile string `yaml:"cert_file" help:"TLS certificate file (PEM); serve HTTPS when set"`
+	KeyFile  string `yaml:"key_file" help:"TLS private key file (PEM)"`
+}
+
+// UI configures the login and account pages.
+type UI struct {
+	TemplateDir  string `yaml:"template_dir" help:"directory of templates overriding the embedded ones"`
+	ProductName  string `yaml:"product_name" help:"name shown on the login pages"`
+	LogoURL      string `yaml:"logo_url" help:"logo shown on the login pages"`
+	PrimaryColor string `yaml:"primary_color" help:"primary colour of the login pages (CSS colour)"`
+}
+
+// Accounts configures local accounts.
+type Accounts struct {
+	RequireActivation bool   `yaml:"require_activation" help:"refuse login until the e-mail address is confirmed"`
+	AllowRegistration bool   `yaml:"allow_registration" help:"let people create accounts on /register"`
+	LinkByEmail       bool   `yaml:"link_by_email" help:"link an upstream identity to an existing user when both have the same verified e-mail"`
+	SMTP              SMTP   `yaml:"smtp"`
+	MailFrom          string `yaml:"mail_from" help:"sender address of account e-mails"`
+}
+
+// SMTP configures the mailer; with no host, links are logged instead.
+type SMTP struct {
+	Host     string `yaml:"host" help:"SMTP server host (empty: log e-mails instead of sending them)"`
+	Port     int    `yaml:"port" help:"SMTP server port"`
+	Username string `yaml:"username" help:"SMTP user name"`
+	Password string `yaml:"password" help:"SMTP password"`
+	TLS      string `yaml:"tls" help:"SMTP transport security: starttls, tls or none"`
+}
+
+// GC configures the collection of expired rows.
+type GC struct {
+	Interval time.Duration `yaml:"interval" help:"how often expired codes, tokens and sessions are deleted (0: never)"`
+}
+
+// Connector is one upstream identity provider, served by a plugin binary.
+type Connector struct {
+	ID          string         `yaml:"id"`
+	Name        string         `yaml:"name"`
+	Path        string         `yaml:"path"`
+	Args        []string       `yaml:"args"`
+	Env         []string       `yaml:"env"`
+	SHA256      string         `yaml:"sha256"`
+	CallTimeout time.Duration  `yaml:"call_timeout"`
+	Config      map[string]any `yaml:"config"`
+}
+
+// Default returns the configuration used where nothing else is said.
+func Default() Config {
+	return Config{
+		Issuer: "http://127.0.0.1:8080",
+		Listen: "127.0.0.1:8080",
+		DSN:    "sqlite:data/bridgekeeper.db",
+		Keys:   Keys{Algorithm: "RS256", RotationPeriod: 30 * 24 * time.Hour},
+		Tokens: Tokens{
+			AccessTokenLifetime:   15 * time.Minute,
+			IDTokenLifetime:       time.Hour,
+			RefreshTokenLifetime:  30 * 24 * time.Hour,
+			AuthorizeCodeLifetime: 2 * time.Minute,
+		},
+		Session:  Session{Lifetime: 24 * time.Hour, PendingLoginLifetime: 10 * time.Minute},
+		Log:      Log{Level: "info", Format: "text"},
+		UI:       UI{ProductName: "Bridgekeeper"},
+		Accounts: Accounts{RequireActivation: true, AllowRegistration: true, SMTP: SMTP{Port: 587, TLS: "starttls"}, MailFrom: "Bridgekeeper <no-reply@localhost>"},
+		GC:       GC{Interval: 10 * time.Minute},
+	}
+}
+
+// Load reads a YAML file over the defaults, expanding ${VAR} references
+// from the environment first. Unknown keys are an error, so typos show.
+func Load(path string) (Config, error) {
+	cfg := Default()
+	if path == "" {
+		return cfg, nil
+	}
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return cfg, fmt.Errorf("read config: %w", err)
+	}
+	expanded, err := ExpandEnv(string(raw), os.LookupEnv)
+	if err != nil {
+		return cfg, fmt.Errorf("config %s: %w", path, err)
+	}
+	dec := yaml.NewDecoder(bytes.NewReader([]byte(expanded)))
+	dec.KnownFields(true)
+	if err := dec.Decode(&cfg); err != nil && !errors.Is(err, io.EOF) {
+		return cfg, fmt.Errorf("config %s: %w", path, err)
+	}
+	return cfg, nil
+}
+
+var envRef = regexp.MustCompile(`\$\{([A-Za-z_][A-Za-z0-9_]*)(:-([^}]*))?\}`)
+
+// ExpandEnv replaces ${VAR} with the variable's value and ${VAR:-default}
+// with the value or the default. A reference to an unset variable with no
+// default is an error naming it. "$$" stays a literal "$". Other "$" are
+// left alone, so bcrypt-like strings survive.
+func ExpandEnv(s string, lookup func(string) (string, bool)) (string, error) {
+	var missing []string
+	s = strings.ReplaceAll(s, "$${", "\x00{")
+	out := envRef.ReplaceAllStringFunc(s, func(ref string) string {
+		m := envRef.FindStringSubmatch(ref)
+		if v, ok := lookup(m[1]); ok && (v != "" || m[2] == "") {
+			return v
+		}
+		if m[2] != "" {
+			return m[3]
+		}
+		missing = append(missing, m[1])
+		return ""
+	})
+	if len(missing) > 0 {
+		return "", fmt.Errorf("environment variable %s is not set (use ${%s:-default} for an optional value)", strings.Join(missing, ", "), missing[0])
+	}
+	return strings.ReplaceAll(out, "\x00{", "${"), nil
+}
+
+// Validate checks the configuration and says what is wrong in words an
+// operator can act on.
+func (c *Config) Validate() error {
+	var errs []error
+	u, err := url.Parse(c.Issuer)
+	switch {
+	case c.Issuer == "":
+		errs = append(errs, errors.New("issuer is required"))
+	case err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "":
+		errs = append(errs, fmt.Errorf("issuer %q must be an absolute http(s) URL", c.Issuer))
+	case u.RawQuery != "" || u.Fragment != "":
+		errs = append(errs, fmt.Errorf("issuer %q must not have a query or fragment", c.Issuer))
+	case u.Scheme == "http" && !isLoopbackHost(u.Hostname()):
+		errs = append(errs, fmt.Errorf("issuer %q uses http on a non-loopback host: use https", c.Issuer))
+	}
+	if c.Listen == "" {
+		errs = append(errs, errors.New("listen is required"))
+	}
+	if c.DSN == "" {
+		errs = append(errs, errors.New("dsn is required"))
+	}
+	switch c.Keys.Algorithm {
+	case "RS256", "ES256":
+	default:
+		errs = append(errs, fmt.Errorf("keys.algorithm %q: use RS256 or ES256", c.Keys.Algorithm))
+	}
+	for name, d := range map[string]time.Duration{
+		"tokens.access_token_lifetime":   c.Tokens.AccessTokenLifetime,
+		"tokens.id_token_lifetime":       c.Tokens.IDTokenLifetime,
+		"tokens.refresh_token_lifetime":  c.Tokens.RefreshTokenLifetime,
+		"tokens.authorize_code_lifetime": c.Tokens.AuthorizeCodeLifetime,
+		"session.lifetime":               c.Session.Lifetime,
+		"session.pending_login_lifetime": c.Session.PendingLoginLifetime,
+	} {
+		if d <= 0 {
+			errs = append(errs, fmt.Errorf("%s must be positive", name))
+		}
+	}
+	if (c.TLS.CertFile == "") != (c.TLS.KeyFile == "") {
+		errs = append(errs, errors.New("tls.cert_file and tls.key_file go together"))
+	}
+	seen := map[string]bool{}
+	for i, cn := range c.Connectors {
+		switch {
+		case cn.ID == "":
+			errs = append(errs, fmt.Errorf("connectors[%d]: id is required", i))
+		case !validID.MatchString(cn.ID):
+			errs = append(errs, fmt.Errorf("connectors[%d]: id %q may hold only letters, digits, '-' and '_'", i, cn.ID))
+		case seen[cn.ID]:
+			errs = append(errs, fmt.Errorf("connectors[%d]: id %q is used twice", i, cn.ID))
+		case cn.ID == "local":
+			errs = append(errs, fmt.Errorf("connectors[%d]: id \"local\" is reserved for local accounts", i))
+		}
+		seen[cn.ID] = true
+		if cn.Path == "" {
+			errs = append(errs, fmt.Errorf("connectors[%d] (%s): path to the plugin binary is required", i, cn.ID))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+var validID = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
+
+func isLoopbackHost(h string) bool {
+	return h == "localhost" || h == "::1" || strings.HasPrefix(h, "127.")
+}
