@@ -1,0 +1,388 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/url"
+	"slices"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/spf13/cobra"
+
+	"github.com/bridgekeeper/bridgekeeper/internal/password"
+	"github.com/bridgekeeper/bridgekeeper/internal/secret"
+	"github.com/bridgekeeper/bridgekeeper/storage"
+)
+
+func (e *env) clientCommand() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "client",
+		Short: "Manage OAuth 2.0 / OpenID Connect clients",
+	}
+	cmd.AddCommand(e.clientCreateCommand(), e.clientListCommand(), e.clientGetCommand(), e.clientDeleteCommand())
+	return cmd
+}
+
+var supportedGrants = []string{"authorization_code", "refresh_token", "client_credentials"}
+
+func (e *env) clientCreateCommand() *cobra.Command {
+	var (
+		c           storage.Client
+		secretStdin bool
+		jsonOut     bool
+	)
+	cmd := &cobra.Command{
+		Use:   "create",
+		Short: "Register a client",
+		Long: `Register a client.
+
+A public client (--public: a browser or mobile app) has no secret and must use
+PKCE with S256. A confidential client authenticates with a secret: give one
+on standard input (--secret-stdin) or let the broker generate one, which is
+printed once and stored only as a keyed hash.
+
+Redirect URIs match exactly (http loopback IPs match any port). Allowed
+origins are the browser origins that may call the token, userinfo and
+revocation endpoints (CORS), matched exactly.`,
+		Example: `  bridgekeeper client create --dsn sqlite:data/bk.db --id spa --public \
+      --redirect-uri http://127.0.0.1:5173/callback --allowed-origin http://127.0.0.1:5173 \
+      --post-logout-redirect-uri http://127.0.0.1:5173/
+  echo "$SECRET" | bridgekeeper client create --dsn sqlite:data/bk.db --id api --secret-stdin \
+      --grant client_credentials --grant authorization_code --grant refresh_token \
+      --redirect-uri https://app.example.com/callback`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if c.ID == "" {
+				return errors.New("--id is required")
+			}
+			if err := validateClient(&c); err != nil {
+				return err
+			}
+			cfg, err := e.loadConfig()
+			if err != nil {
+				return err
+			}
+			ctx := cmd.Context()
+			log := e.logger(cfg)
+			store, sec, err := e.openStore(ctx, cfg, log)
+			if err != nil {
+				return err
+			}
+			defer store.Close()
+
+			var plain string
+			if !c.Public {
+				if secretStdin {
+					plain, err = readSecretLine(e.stdin)
+					if err != nil {
+						return fmt.Errorf("read secret from standard input: %w", err)
+					}
+					if len(plain) < 32 {
+						fmt.Fprintln(e.stderr, "warning: a client secret shorter than 32 characters can be guessed; prefer a generated one")
+					}
+				} else {
+					if plain, err = password.GenerateClientSecret(); err != nil {
+						return err
+					}
+				}
+				hasher := password.ClientSecretHasher{Key: sec.Derive(secret.PurposeClientSecret)}
+				if c.SecretHash, err = hasher.Hash(ctx, []byte(plain)); err != nil {
+					return fmt.Errorf("hash secret: %w", err)
+				}
+			} else if secretStdin {
+				return errors.New("--secret-stdin and --public exclude each other: public clients have no secret")
+			}
+			if err := store.CreateClient(ctx, &c); err != nil {
+				if errors.Is(err, storage.ErrConflict) {
+					return fmt.Errorf("client %q exists already (delete it first, or pick another --id)", c.ID)
+				}
+				return fmt.Errorf("create client: %w", err)
+			}
+			if jsonOut {
+				out := clientView(&c)
+				if plain != "" && !secretStdin {
+					out["client_secret"] = plain
+				}
+				return writeJSON(e.stdout, out)
+			}
+			fmt.Fprintf(e.stdout, "created client %q (%s)\n", c.ID, clientKind(&c))
+			if plain != "" && !secretStdin {
+				fmt.Fprintf(e.stdout, "client_secret: %s\n(shown once: store it now)\n", plain)
+			}
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&c.ID, "id", "", "client id (required)")
+	f.StringVar(&c.Name, "name", "", "display name")
+	f.BoolVar(&c.Public, "public", false, "a public client (SPA, mobile): no secret, PKCE S256 required")
+	f.BoolVar(&secretStdin, "secret-stdin", false, "read the client secret from the first line of standard input")
+	f.StringArrayVar(&c.RedirectURIs, "redirect-uri", nil, "allowed redirect URI, exact match (repeatable)")
+	f.StringArrayVar(&c.AllowedOrigins, "allowed-origin", nil, "browser origin allowed by CORS, e.g. http://127.0.0.1:5173 (repeatable)")
+	f.StringArrayVar(&c.PostLogoutRedirectURIs, "post-logout-redirect-uri", nil, "allowed post_logout_redirect_uri, exact match (repeatable)")
+	f.StringArrayVar(&c.GrantTypes, "grant", nil, "allowed grant: authorization_code, refresh_token, client_credentials (repeatable; default authorization_code and refresh_token)")
+	f.StringArrayVar(&c.Scopes, "scope", nil, "allowed scope (repeatable; default openid profile email offline_access)")
+	f.StringArrayVar(&c.Audiences, "audience", nil, "audience (API identifier) the client may request with the resource parameter (repeatable)")
+	f.StringArrayVar(&c.DefaultAudiences, "default-audience", nil, "audience put in access tokens when none is requested (repeatable)")
+	f.StringVar(&c.TokenEndpointAuthMethod, "auth-method", "", "token endpoint authentication: client_secret_basic (default) or client_secret_post; none for public clients")
+	f.BoolVar(&jsonOut, "json", false, "print the client as JSON")
+	e.bindConfig(cmd, false)
+	return cmd
+}
+
+// validateClient fills defaults and checks the registration.
+func validateClient(c *storage.Client) error {
+	if c.Name == "" {
+		c.Name = c.ID
+	}
+	if len(c.GrantTypes) == 0 {
+		c.GrantTypes = []string{"authorization_code", "refresh_token"}
+	}
+	if len(c.Scopes) == 0 {
+		c.Scopes = []string{"openid", "profile", "email", "offline_access"}
+	}
+	var errs []error
+	for _, g := range c.GrantTypes {
+		if !slices.Contains(supportedGrants, g) {
+			errs = append(errs, fmt.Errorf("--grant %q: supported grants are %s", g, strings.Join(supportedGrants, ", ")))
+		}
+	}
+	c.GrantTypes = dedupe(c.GrantTypes)
+	if slices.Contains(c.GrantTypes, "authorization_code") {
+		c.ResponseTypes = []string{"code"}
+		if len(c.RedirectURIs) == 0 {
+			errs = append(errs, errors.New("the authorization_code grant needs at least one --redirect-uri"))
+		}
+	} else {
+		c.ResponseTypes = []string{}
+	}
+	if c.Public {
+		if slices.Contains(c.GrantTypes, "client_credentials") {
+			errs = append(errs, errors.New("a public client cannot use client_credentials: it has no secret"))
+		}
+		if c.TokenEndpointAuthMethod != "" && c.TokenEndpointAuthMethod != "none" {
+			errs = append(errs, fmt.Errorf("--auth-method %q: a public client uses none", c.TokenEndpointAuthMethod))
+		}
+		c.TokenEndpointAuthMethod = "none"
+	} else {
+		switch c.TokenEndpointAuthMethod {
+		case "":
+			c.TokenEndpointAuthMethod = "client_secret_basic"
+		case "client_secret_basic", "client_secret_post":
+		default:
+			errs = append(errs, fmt.Errorf("--auth-method %q: use client_secret_basic or client_secret_post", c.TokenEndpointAuthMethod))
+		}
+	}
+	for _, u := range c.RedirectURIs {
+		if err := checkRedirectURI(u); err != nil {
+			errs = append(errs, fmt.Errorf("--redirect-uri %q: %w", u, err))
+		}
+	}
+	for _, u := range c.PostLogoutRedirectURIs {
+		if err := checkRedirectURI(u); err != nil {
+			errs = append(errs, fmt.Errorf("--post-logout-redirect-uri %q: %w", u, err))
+		}
+	}
+	for _, o := range c.AllowedOrigins {
+		u, err := url.Parse(o)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || (u.Path != "" && u.Path != "/") || u.RawQuery != "" {
+			errs = append(errs, fmt.Errorf("--allowed-origin %q: an origin is scheme://host[:port], with no path", o))
+		}
+	}
+	c.AllowedOrigins = trimOrigins(c.AllowedOrigins)
+	for _, list := range []*[]string{&c.RedirectURIs, &c.PostLogoutRedirectURIs, &c.Scopes, &c.Audiences, &c.DefaultAudiences} {
+		*list = dedupe(*list)
+	}
+	for _, a := range c.DefaultAudiences {
+		if !slices.Contains(c.Audiences, a) {
+			c.Audiences = append(c.Audiences, a)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func checkRedirectURI(raw string) error {
+	u, err := url.Parse(raw)
+	switch {
+	case err != nil:
+		return errors.New("not a URL")
+	case u.Scheme == "" || !u.IsAbs():
+		return errors.New("must be absolute")
+	case u.Fragment != "":
+		return errors.New("must not have a fragment")
+	case u.Scheme == "http" && !isLoopback(u.Hostname()):
+		return errors.New("http is allowed only for loopback hosts; use https")
+	}
+	return nil
+}
+
+func isLoopback(h string) bool { return h == "localhost" || h == "::1" || strings.HasPrefix(h, "127.") }
+
+func trimOrigins(in []string) []string {
+	out := make([]string, 0, len(in))
+	for _, o := range in {
+		out = append(out, strings.TrimSuffix(o, "/"))
+	}
+	return dedupe(out)
+}
+
+func dedupe(in []string) []string {
+	out := make([]string, 0, len(in))
+	for _, s := range in {
+		if s != "" && !slices.Contains(out, s) {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+func readSecretLine(r io.Reader) (string, error) {
+	line, err := bufio.NewReader(io.LimitReader(r, 4096)).ReadString('\n')
+	if err != nil && !errors.Is(err, io.EOF) {
+		return "", err
+	}
+	line = strings.TrimRight(line, "\r\n")
+	if line == "" {
+		return "", errors.New("standard input is empty")
+	}
+	return line, nil
+}
+
+func clientKind(c *storage.Client) string {
+	if c.Public {
+		return "public"
+	}
+	return "confidential"
+}
+
+func clientView(c *storage.Client) map[string]any {
+	return map[string]any{
+		"client_id":                  c.ID,
+		"client_name":                c.Name,
+		"public":                     c.Public,
+		"token_endpoint_auth_method": c.TokenEndpointAuthMethod,
+		"redirect_uris":              c.RedirectURIs,
+		"post_logout_redirect_uris":  c.PostLogoutRedirectURIs,
+		"allowed_origins":            c.AllowedOrigins,
+		"grant_types":                c.GrantTypes,
+		"response_types":             c.ResponseTypes,
+		"scopes":                     c.Scopes,
+		"audiences":                  c.Audiences,
+		"default_audiences":          c.DefaultAudiences,
+		"created_at":                 c.CreatedAt,
+	}
+}
+
+func writeJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+func (e *env) clientListCommand() *cobra.Command {
+	var jsonOut bool
+	cmd := &cobra.Command{
+		Use:   "list",
+		Short: "List the registered clients",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return e.withStore(cmd.Context(), func(ctx context.Context, store *storage.Store) error {
+				clients, err := store.ListClients(ctx)
+				if err != nil {
+					return fmt.Errorf("list clients: %w", err)
+				}
+				if jsonOut {
+					views := make([]map[string]any, 0, len(clients))
+					for i := range clients {
+						views = append(views, clientView(&clients[i]))
+					}
+					return writeJSON(e.stdout, views)
+				}
+				tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
+				fmt.Fprintln(tw, "ID\tKIND\tGRANTS\tREDIRECT URIS")
+				for i := range clients {
+					c := &clients[i]
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", c.ID, clientKind(c), strings.Join(c.GrantTypes, ","), strings.Join(c.RedirectURIs, " "))
+				}
+				return tw.Flush()
+			})
+		},
+	}
+	cmd.Flags().BoolVar(&jsonOut, "json", false, "print JSON")
+	e.bindConfig(cmd, false)
+	return cmd
+}
+
+func (e *env) clientGetCommand() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "get ID",
+		Short: "Show one client as JSON",
+		Args:  exactArgs(1, "the client id"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return e.withStore(cmd.Context(), func(ctx context.Context, store *storage.Store) error {
+				c, err := store.LookupClient(ctx, args[0])
+				if errors.Is(err, storage.ErrNotFound) {
+					return fmt.Errorf("no client %q", args[0])
+				} else if err != nil {
+					return fmt.Errorf("get client: %w", err)
+				}
+				return writeJSON(e.stdout, clientView(c))
+			})
+		},
+	}
+	e.bindConfig(cmd, false)
+	return cmd
+}
+
+func (e *env) clientDeleteCommand() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "delete ID",
+		Short: "Delete a client and every token issued to it",
+		Args:  exactArgs(1, "the client id"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return e.withStore(cmd.Context(), func(ctx context.Context, store *storage.Store) error {
+				if _, err := store.LookupClient(ctx, args[0]); errors.Is(err, storage.ErrNotFound) {
+					return fmt.Errorf("no client %q", args[0])
+				}
+				if err := store.DeleteClient(ctx, args[0]); err != nil {
+					return fmt.Errorf("delete client: %w", err)
+				}
+				fmt.Fprintf(e.stdout, "deleted client %q\n", args[0])
+				return nil
+			})
+		},
+	}
+	e.bindConfig(cmd, false)
+	return cmd
+}
+
+// withStore runs fn with the configured, migrated database.
+func (e *env) withStore(ctx context.Context, fn func(context.Context, *storage.Store) error) error {
+	cfg, err := e.loadConfig()
+	if err != nil {
+		return err
+	}
+	store, err := storage.Open(ctx, cfg.DSN)
+	if err != nil {
+		return fmt.Errorf("open database: %w", err)
+	}
+	defer store.Close()
+	if err := store.Migrate(ctx); err != nil {
+		return fmt.Errorf("migrate database: %w", err)
+	}
+	return fn(ctx, store)
+}
+
+func exactArgs(n int, what string) cobra.PositionalArgs {
+	return func(cmd *cobra.Command, args []string) error {
+		if len(args) != n {
+			return fmt.Errorf("%s takes %s (see --help)", cmd.CommandPath(), what)
+		}
+		return nil
+	}
+}

@@ -1,0 +1,156 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/bridgekeeper/bridgekeeper/broker"
+	"github.com/bridgekeeper/bridgekeeper/broker/keys"
+	"github.com/bridgekeeper/bridgekeeper/internal/config"
+	"github.com/bridgekeeper/bridgekeeper/internal/secret"
+	"github.com/bridgekeeper/bridgekeeper/storage"
+)
+
+func (e *env) serveCommand() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Run the broker",
+		Long: `Run the broker: migrate the database, load or create the signing keys,
+launch the connector plugins and serve the OpenID Connect endpoints.
+
+With no configuration file, the defaults serve http://127.0.0.1:8080 from an
+SQLite database in ./data; a missing system secret is generated next to the
+SQLite database (a log line says where).`,
+		Example: `  bridgekeeper serve --issuer http://127.0.0.1:8080 --listen 127.0.0.1:8080 --dsn sqlite:data/bk.db
+  bridgekeeper serve --config /etc/bridgekeeper/config.yaml`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := e.loadConfig()
+			if err != nil {
+				return err
+			}
+			if err := cfg.Validate(); err != nil {
+				return fmt.Errorf("invalid configuration:\n%w", err)
+			}
+			return e.serve(cmd.Context(), cfg)
+		},
+	}
+	e.bindConfig(cmd, true)
+	return cmd
+}
+
+func (e *env) serve(ctx context.Context, cfg config.Config) error {
+	log := e.logger(cfg)
+	store, sec, err := e.openStore(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+
+	bcfg := brokerConfig(cfg, store, sec, log)
+	km, err := keys.New(ctx, store, keysOptions(cfg, sec, log))
+	if err != nil {
+		return fmt.Errorf("signing keys: %w", err)
+	}
+	bcfg.Keys = km
+
+	srv, err := broker.New(ctx, bcfg)
+	if err != nil {
+		return fmt.Errorf("start broker: %w", err)
+	}
+	defer srv.Close()
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go km.Run(ctx)
+	go collectGarbage(ctx, store, cfg.GC.Interval, log)
+
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	hs := &http.Server{
+		Handler:           srv.Handler(),
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	errc := make(chan error, 1)
+	go func() {
+		if cfg.TLS.CertFile != "" {
+			errc <- hs.ServeTLS(ln, cfg.TLS.CertFile, cfg.TLS.KeyFile)
+		} else {
+			errc <- hs.Serve(ln)
+		}
+	}()
+	log.Info("bridgekeeper is serving", "issuer", cfg.Issuer, "listen", ln.Addr().String(),
+		"discovery", cfg.Issuer+"/.well-known/openid-configuration", "database", store.Dialect())
+
+	select {
+	case err := <-errc:
+		if !errors.Is(err, http.ErrServerClosed) {
+			return fmt.Errorf("serve: %w", err)
+		}
+		return nil
+	case <-ctx.Done():
+	}
+	log.Info("shutting down: draining requests")
+	shutdownCtx, done := context.WithTimeout(context.Background(), 15*time.Second)
+	defer done()
+	if err := hs.Shutdown(shutdownCtx); err != nil {
+		log.Warn("shutdown did not finish cleanly", "err", err)
+	}
+	return nil
+}
+
+func brokerConfig(cfg config.Config, store *storage.Store, sec *secret.System, log *slog.Logger) broker.Config {
+	return broker.Config{
+		Issuer:                cfg.Issuer,
+		Store:                 store,
+		Secret:                sec,
+		Logger:                log,
+		AccessTokenLifetime:   cfg.Tokens.AccessTokenLifetime,
+		IDTokenLifetime:       cfg.Tokens.IDTokenLifetime,
+		RefreshTokenLifetime:  cfg.Tokens.RefreshTokenLifetime,
+		AuthorizeCodeLifetime: cfg.Tokens.AuthorizeCodeLifetime,
+		SessionLifetime:       cfg.Session.Lifetime,
+		PendingLoginLifetime:  cfg.Session.PendingLoginLifetime,
+		RefreshReuseGrace:     cfg.Tokens.RefreshReuseGrace,
+		TemplateDir:           cfg.UI.TemplateDir,
+	}
+}
+
+// collectGarbage deletes expired rows on a schedule. Several replicas may
+// run it at once: the deletes are idempotent.
+func collectGarbage(ctx context.Context, store *storage.Store, every time.Duration, log *slog.Logger) {
+	if every <= 0 {
+		return
+	}
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			n, err := store.DeleteExpired(ctx, time.Now())
+			if err != nil {
+				log.Warn("garbage collection failed", "err", err)
+				continue
+			}
+			if n > 0 {
+				log.Info("deleted expired rows", "rows", n)
+			}
+		}
+	}
+}
