@@ -1,0 +1,73 @@
+package e2e
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/bridgekeeper/bridgekeeper/storage/storagetest"
+)
+
+// TestCertifiedRelyingParty sets a broker up with the exact CLI forms an
+// operator scripts, then lets openid-client (panva's OpenID Certified
+// relying-party library for JavaScript) run the whole protocol against it
+// with no special casing. See oidc-client/flow.mjs for the checks.
+func TestCertifiedRelyingParty(t *testing.T) {
+	node, err := exec.LookPath("node")
+	requireTool(t, err == nil, "node")
+	requireTool(t, fileExists("oidc-client/node_modules/openid-client"), "openid-client (npm ci --prefix e2e/oidc-client)")
+
+	for _, b := range storagetest.Backends(t) {
+		t.Run(b.Name, func(t *testing.T) {
+			env := []string{"BRIDGEKEEPER_SYSTEM_SECRET=" + strings.Repeat("e2e-secret-", 4)}
+			dsn := "sqlite:" + filepath.Join(t.TempDir(), "bk.db")
+			if b.Name != "sqlite" {
+				_, dsn = b.Open(t)
+			}
+			addr := freeAddr(t)
+			issuer := "http://" + addr
+			redirect := "http://127.0.0.1:5173/callback"
+			postLogout := "http://127.0.0.1:5173/"
+			confSecret := "conf-secret-0123456789-0123456789-abcdef"
+
+			cli(t, env, "", "client", "create", "--dsn", dsn, "--id", "spa", "--public",
+				"--redirect-uri", redirect, "--allowed-origin", "http://127.0.0.1:5173",
+				"--post-logout-redirect-uri", postLogout)
+			cli(t, env, confSecret+"\n", "client", "create", "--dsn", dsn, "--id", "backend", "--secret-stdin",
+				"--grant", "client_credentials", "--grant", "authorization_code", "--grant", "refresh_token",
+				"--redirect-uri", "http://127.0.0.1:5174/callback")
+			cli(t, env, "correct horse battery staple\n", "user", "create", "--dsn", dsn,
+				"--email", "ada@example.com", "--password-stdin")
+
+			srv := start(t, env, binary(t, "bridgekeeper"), "serve", "--issuer", issuer, "--listen", addr, "--dsn", dsn)
+			waitHTTP(t, issuer+"/.well-known/openid-configuration", srv)
+
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+			defer cancel()
+			cmd := exec.CommandContext(ctx, node, "flow.mjs")
+			cmd.Dir = "oidc-client"
+			cmd.Env = append(os.Environ(),
+				"BK_ISSUER="+issuer,
+				"BK_PUBLIC_CLIENT=spa",
+				"BK_REDIRECT_URI="+redirect,
+				"BK_POST_LOGOUT_URI="+postLogout,
+				"BK_CONF_CLIENT=backend",
+				"BK_CONF_SECRET="+confSecret,
+				"BK_EMAIL=ada@example.com",
+				"BK_PASSWORD=correct horse battery staple",
+			)
+			out, err := cmd.CombinedOutput()
+			t.Logf("openid-client:\n%s", out)
+			if err != nil {
+				t.Fatalf("openid-client flow failed: %v", err)
+			}
+			if !strings.Contains(string(out), " passed, 0 failed") {
+				t.Fatal("openid-client flow did not finish")
+			}
+		})
+	}
+}

@@ -1,0 +1,219 @@
+// Drives a running Bridgekeeper with openid-client (panva), an OpenID
+// Certified relying-party library, with no special casing: discovery,
+// code + PKCE through the login form, ID token validation, userinfo,
+// refresh rotation, reuse detection, revocation, introspection,
+// client_credentials, prompt=none and RP-initiated logout.
+//
+// Environment: BK_ISSUER, BK_PUBLIC_CLIENT, BK_REDIRECT_URI, BK_POST_LOGOUT_URI,
+// BK_CONF_CLIENT, BK_CONF_SECRET, BK_EMAIL, BK_PASSWORD.
+// Prints one line per check; exits non-zero on the first failure.
+import * as client from 'openid-client';
+import assert from 'node:assert/strict';
+
+const env = (k) => {
+  const v = process.env[k];
+  if (!v) throw new Error(`${k} is not set`);
+  return v;
+};
+const issuer = new URL(env('BK_ISSUER'));
+const redirectURI = env('BK_REDIRECT_URI');
+const postLogoutURI = env('BK_POST_LOGOUT_URI');
+const insecure = { execute: [client.allowInsecureRequests] }; // http on loopback only
+
+let passed = 0;
+async function check(name, fn) {
+  try {
+    await fn();
+    passed++;
+    console.log(`ok   ${name}`);
+  } catch (err) {
+    console.log(`FAIL ${name}: ${err?.stack ?? err}`);
+    process.exit(1);
+  }
+}
+
+// A minimal browser: a cookie jar and manual redirects.
+class Browser {
+  constructor() { this.cookies = new Map(); }
+  cookieHeader() { return [...this.cookies].map(([k, v]) => `${k}=${v}`).join('; '); }
+  store(res) {
+    for (const c of res.headers.getSetCookie()) {
+      const [pair, ...attrs] = c.split(';');
+      const i = pair.indexOf('=');
+      const name = pair.slice(0, i).trim(), value = pair.slice(i + 1).trim();
+      const expired = attrs.some((a) => /max-age=(0|-)/i.test(a.trim())) || value === '';
+      if (expired) this.cookies.delete(name); else this.cookies.set(name, value);
+    }
+  }
+  async request(url, init = {}) {
+    const headers = { ...(init.headers ?? {}), cookie: this.cookieHeader() };
+    const res = await fetch(url, { ...init, headers, redirect: 'manual' });
+    this.store(res);
+    return res;
+  }
+  // Follows redirects until one leaves the issuer (the app's callback) or a
+  // page is shown. Returns {url, res} of the final step.
+  async follow(url, init) {
+    let res = await this.request(url, init);
+    for (let i = 0; i < 10 && res.status >= 300 && res.status < 400; i++) {
+      const next = new URL(res.headers.get('location'), url);
+      if (next.origin !== issuer.origin) return { url: next, res };
+      url = next;
+      res = await this.request(url);
+    }
+    return { url: new URL(url), res };
+  }
+}
+
+async function loginThroughForm(browser, authURL, email, password) {
+  const { url, res } = await browser.follow(authURL);
+  assert.equal(res.status, 200, `login page status ${res.status}`);
+  const html = await res.text();
+  const form = html.match(/<form[^>]*method="post"[^>]*>([\s\S]*?)<\/form>/i);
+  assert.ok(form, 'login page has a POST form');
+  const action = (form[0].match(/action="([^"]*)"/i) ?? [])[1] ?? url.pathname + url.search;
+  const body = new URLSearchParams();
+  for (const m of form[1].matchAll(/<input[^>]*>/gi)) {
+    const tag = m[0];
+    const name = (tag.match(/name="([^"]*)"/i) ?? [])[1];
+    const type = ((tag.match(/type="([^"]*)"/i) ?? [])[1] ?? 'text').toLowerCase();
+    if (name && type === 'hidden') body.set(name, decode((tag.match(/value="([^"]*)"/i) ?? [])[1] ?? ''));
+  }
+  assert.ok(/name="email"/.test(form[1]) && /name="password"/.test(form[1]), 'form has email and password inputs');
+  body.set('email', email);
+  body.set('password', password);
+  const target = new URL(decode(action), url);
+  return browser.follow(target, {
+    method: 'POST',
+    body,
+    headers: { 'content-type': 'application/x-www-form-urlencoded', origin: issuer.origin },
+  });
+}
+
+const decode = (s) => s.replace(/&amp;/g, '&').replace(/&#43;/g, '+').replace(/&#34;/g, '"').replace(/&#39;/g, "'").replace(/&lt;/g, '<').replace(/&gt;/g, '>');
+
+function authorizationRequest(config, extra = {}) {
+  const verifier = client.randomPKCECodeVerifier();
+  const state = client.randomState();
+  const nonce = client.randomNonce();
+  return client.calculatePKCECodeChallenge(verifier).then((challenge) => ({
+    verifier, state, nonce,
+    url: client.buildAuthorizationUrl(config, {
+      redirect_uri: redirectURI,
+      scope: 'openid profile email offline_access',
+      code_challenge: challenge,
+      code_challenge_method: 'S256',
+      state, nonce, ...extra,
+    }),
+  }));
+}
+
+async function expectOAuthError(promise, code) {
+  try {
+    await promise;
+  } catch (err) {
+    assert.equal(err.error ?? err.cause?.error, code, `error ${err.error} (${err.message})`);
+    return;
+  }
+  assert.fail(`expected ${code}`);
+}
+
+const spa = await client.discovery(issuer, env('BK_PUBLIC_CLIENT'), undefined, client.None(), insecure);
+const backend = await client.discovery(issuer, env('BK_CONF_CLIENT'), env('BK_CONF_SECRET'), client.ClientSecretBasic(env('BK_CONF_SECRET')), insecure);
+const browser = new Browser();
+let tokens, idClaims, rotated;
+
+await check('discovery advertises S256 only and the endpoints', async () => {
+  const md = spa.serverMetadata();
+  assert.equal(md.issuer, issuer.href.replace(/\/$/, ''));
+  assert.deepEqual(md.code_challenge_methods_supported, ['S256']);
+  for (const k of ['authorization_endpoint', 'token_endpoint', 'jwks_uri', 'userinfo_endpoint', 'revocation_endpoint', 'introspection_endpoint', 'end_session_endpoint']) {
+    assert.ok(md[k], `${k} present`);
+  }
+});
+
+await check('code + PKCE through the login form, ID token validated', async () => {
+  const req = await authorizationRequest(spa);
+  const { url } = await loginThroughForm(browser, req.url, env('BK_EMAIL'), env('BK_PASSWORD'));
+  assert.equal(url.origin + url.pathname, redirectURI, `redirected to ${url}`);
+  tokens = await client.authorizationCodeGrant(spa, url, {
+    pkceCodeVerifier: req.verifier, expectedState: req.state, expectedNonce: req.nonce, idTokenExpected: true,
+  });
+  idClaims = tokens.claims();
+  assert.ok(idClaims.sub && idClaims.auth_time, 'sub and auth_time');
+  assert.ok(tokens.refresh_token, 'refresh token issued for offline_access');
+  const [h] = tokens.access_token.split('.');
+  assert.equal(JSON.parse(Buffer.from(h, 'base64url')).typ, 'at+jwt');
+});
+
+await check('userinfo', async () => {
+  const info = await client.fetchUserInfo(spa, tokens.access_token, idClaims.sub);
+  assert.equal(info.email, env('BK_EMAIL'));
+});
+
+await check('refresh rotates the refresh token', async () => {
+  rotated = await client.refreshTokenGrant(spa, tokens.refresh_token);
+  assert.ok(rotated.access_token && rotated.refresh_token);
+  assert.notEqual(rotated.refresh_token, tokens.refresh_token);
+});
+
+await check('reusing a rotated refresh token fails and revokes the family', async () => {
+  await expectOAuthError(client.refreshTokenGrant(spa, tokens.refresh_token), 'invalid_grant');
+  await expectOAuthError(client.refreshTokenGrant(spa, rotated.refresh_token), 'invalid_grant');
+  const info = await client.tokenIntrospection(backend, rotated.access_token);
+  assert.equal(info.active, false, 'the family\'s access token is inactive');
+});
+
+let second;
+await check('prompt=none with a session issues a code without the login page', async () => {
+  const req = await authorizationRequest(spa, { prompt: 'none' });
+  const { url } = await browser.follow(req.url);
+  assert.equal(url.origin + url.pathname, redirectURI, `redirected to ${url}`);
+  second = await client.authorizationCodeGrant(spa, url, {
+    pkceCodeVerifier: req.verifier, expectedState: req.state, expectedNonce: req.nonce, idTokenExpected: true,
+  });
+});
+
+await check('introspection needs client authentication and reports active tokens', async () => {
+  const info = await client.tokenIntrospection(backend, second.access_token);
+  assert.equal(info.active, true);
+  assert.equal(info.sub, idClaims.sub);
+  const anon = await fetch(backend.serverMetadata().introspection_endpoint, {
+    method: 'POST', body: new URLSearchParams({ token: second.access_token }),
+    headers: { authorization: `Bearer ${second.access_token}` },
+  });
+  assert.equal(anon.status, 401, 'a bearer token alone is refused');
+});
+
+await check('revocation of the refresh token deactivates the grant', async () => {
+  await client.tokenRevocation(spa, second.refresh_token);
+  await expectOAuthError(client.refreshTokenGrant(spa, second.refresh_token), 'invalid_grant');
+  const info = await client.tokenIntrospection(backend, second.access_token);
+  assert.equal(info.active, false);
+});
+
+await check('client_credentials for the confidential client', async () => {
+  const cc = await client.clientCredentialsGrant(backend, {});
+  assert.ok(cc.access_token);
+  assert.equal(cc.refresh_token, undefined);
+});
+
+await check('RP-initiated logout ends the session', async () => {
+  const state = client.randomState();
+  const end = client.buildEndSessionUrl(spa, {
+    id_token_hint: tokens.id_token, post_logout_redirect_uri: postLogoutURI, state,
+  });
+  const { url } = await browser.follow(end);
+  assert.equal(url.origin + url.pathname, new URL(postLogoutURI).origin + new URL(postLogoutURI).pathname);
+  assert.equal(url.searchParams.get('state'), state);
+});
+
+await check('prompt=none without a session answers login_required', async () => {
+  const req = await authorizationRequest(spa, { prompt: 'none' });
+  const { url } = await browser.follow(req.url);
+  assert.equal(url.origin + url.pathname, redirectURI);
+  assert.equal(url.searchParams.get('error'), 'login_required');
+  assert.equal(url.searchParams.get('state'), req.state);
+});
+
+console.log(`${passed} passed, 0 failed`);
