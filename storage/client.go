@@ -1,0 +1,177 @@
+package storage
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/go-jose/go-jose/v3"
+	"github.com/ory/fosite"
+)
+
+var (
+	_ fosite.Client              = (*Client)(nil)
+	_ fosite.OpenIDConnectClient = (*Client)(nil)
+)
+
+// GetID returns the client id.
+func (c *Client) GetID() string { return c.ID }
+
+// GetHashedSecret returns the keyed hash of the client secret.
+func (c *Client) GetHashedSecret() []byte { return c.SecretHash }
+
+// GetRedirectURIs returns the registered redirect URIs.
+func (c *Client) GetRedirectURIs() []string { return c.RedirectURIs }
+
+// GetGrantTypes returns the allowed grant types (authorization_code when
+// none are registered).
+func (c *Client) GetGrantTypes() fosite.Arguments {
+	if len(c.GrantTypes) == 0 {
+		return fosite.Arguments{"authorization_code"}
+	}
+	return c.GrantTypes
+}
+
+// GetResponseTypes returns the allowed response types (code when none are
+// registered).
+func (c *Client) GetResponseTypes() fosite.Arguments {
+	if len(c.ResponseTypes) == 0 {
+		return fosite.Arguments{"code"}
+	}
+	return c.ResponseTypes
+}
+
+// GetScopes returns the scopes the client may request.
+func (c *Client) GetScopes() fosite.Arguments { return c.Scopes }
+
+// IsPublic reports whether the client has no secret.
+func (c *Client) IsPublic() bool { return c.Public }
+
+// GetAudience returns the audiences the client may request.
+func (c *Client) GetAudience() fosite.Arguments { return c.Audiences }
+
+// GetRequestURIs returns nil: request_uri is not supported.
+func (c *Client) GetRequestURIs() []string { return nil }
+
+// GetJSONWebKeys returns nil: clients do not authenticate with keys.
+func (c *Client) GetJSONWebKeys() *jose.JSONWebKeySet { return nil }
+
+// GetJSONWebKeysURI returns "": clients do not authenticate with keys.
+func (c *Client) GetJSONWebKeysURI() string { return "" }
+
+// GetRequestObjectSigningAlgorithm returns "": request objects are not
+// supported.
+func (c *Client) GetRequestObjectSigningAlgorithm() string { return "" }
+
+// GetTokenEndpointAuthMethod returns the registered method, defaulting to
+// "none" for public clients and "client_secret_basic" otherwise.
+func (c *Client) GetTokenEndpointAuthMethod() string {
+	switch {
+	case c.TokenEndpointAuthMethod != "":
+		return c.TokenEndpointAuthMethod
+	case c.Public:
+		return "none"
+	default:
+		return "client_secret_basic"
+	}
+}
+
+// GetTokenEndpointAuthSigningAlgorithm returns RS256 (unused: clients
+// authenticate with secrets).
+func (c *Client) GetTokenEndpointAuthSigningAlgorithm() string { return "RS256" }
+
+// normalize replaces nil lists by empty ones so they are stored as [].
+func (c *Client) normalize() {
+	for _, p := range []*[]string{
+		&c.RedirectURIs, &c.PostLogoutRedirectURIs, &c.AllowedOrigins, &c.GrantTypes,
+		&c.ResponseTypes, &c.Scopes, &c.Audiences, &c.DefaultAudiences,
+	} {
+		if *p == nil {
+			*p = []string{}
+		}
+	}
+}
+
+// now is the current time as stored: UTC, microsecond precision.
+func now() time.Time { return time.Now().UTC().Truncate(time.Microsecond) }
+
+// CreateClient stores a new client and sets its CreatedAt and UpdatedAt.
+// It fails with ErrConflict when the id exists.
+func (s *Store) CreateClient(ctx context.Context, c *Client) error {
+	if c.ID == "" {
+		return fmt.Errorf("storage: create client: empty id")
+	}
+	c.normalize()
+	c.CreatedAt = now()
+	c.UpdatedAt = c.CreatedAt
+	if _, err := s.writer(ctx).NewInsert().Model(c).Exec(ctx); err != nil {
+		return s.wrap(fmt.Sprintf("create client %q", c.ID), err)
+	}
+	return nil
+}
+
+// LookupClient loads a client by id.
+func (s *Store) LookupClient(ctx context.Context, id string) (*Client, error) {
+	c := new(Client)
+	if err := s.reader(ctx).NewSelect().Model(c).Where("id = ?", id).Scan(ctx); err != nil {
+		if classify(err) == ErrNotFound {
+			return nil, notFound("client", id)
+		}
+		return nil, s.wrap(fmt.Sprintf("load client %q", id), err)
+	}
+	return c, nil
+}
+
+// GetClient loads a client for fosite.
+func (s *Store) GetClient(ctx context.Context, id string) (fosite.Client, error) {
+	c, err := s.LookupClient(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// ListClients returns every client ordered by id.
+func (s *Store) ListClients(ctx context.Context) ([]Client, error) {
+	var clients []Client
+	if err := s.reader(ctx).NewSelect().Model(&clients).Order("id").Scan(ctx); err != nil {
+		return nil, s.wrap("list clients", err)
+	}
+	return clients, nil
+}
+
+// UpdateClient replaces a client's stored fields (all but CreatedAt) and
+// sets UpdatedAt.
+func (s *Store) UpdateClient(ctx context.Context, c *Client) error {
+	c.normalize()
+	c.UpdatedAt = now()
+	res, err := s.writer(ctx).NewUpdate().Model(c).ExcludeColumn("created_at").WherePK().Exec(ctx)
+	if err != nil {
+		return s.wrap(fmt.Sprintf("update client %q", c.ID), err)
+	}
+	return expectRow(res, "client", c.ID)
+}
+
+// DeleteClient removes a client and every code, token and session issued
+// to it.
+func (s *Store) DeleteClient(ctx context.Context, id string) error {
+	return s.InTx(ctx, func(ctx context.Context) error {
+		db := s.writer(ctx)
+		res, err := db.NewDelete().Model((*Client)(nil)).Where("id = ?", id).Exec(ctx)
+		if err != nil {
+			return s.wrap(fmt.Sprintf("delete client %q", id), err)
+		}
+		if err := expectRow(res, "client", id); err != nil {
+			return err
+		}
+		for _, table := range requestTables {
+			if _, err := db.NewDelete().TableExpr(table).Where("client_id = ?", id).Exec(ctx); err != nil {
+				return s.wrap(fmt.Sprintf("delete client %q: %s", id, table), err)
+			}
+		}
+		if _, err := db.NewDelete().Model((*PendingLogin)(nil)).Where("client_id = ?", id).Exec(ctx); err != nil {
+			return s.wrap(fmt.Sprintf("delete client %q: pending logins", id), err)
+		}
+		return nil
+	})
+}

@@ -1,0 +1,450 @@
+package storage
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/ory/fosite"
+	"github.com/ory/fosite/handler/oauth2"
+	"github.com/ory/fosite/handler/openid"
+	"github.com/ory/fosite/handler/pkce"
+	"github.com/uptrace/bun"
+)
+
+var (
+	_ fosite.ClientManager               = (*Store)(nil)
+	_ oauth2.CoreStorage                 = (*Store)(nil)
+	_ oauth2.TokenRevocationStorage      = (*Store)(nil)
+	_ openid.OpenIDConnectRequestStorage = (*Store)(nil)
+	_ pkce.PKCERequestStorage            = (*Store)(nil)
+	// github.com/ory/fosite/storage.Transactional (not imported: that
+	// package drags in fosite's test helpers).
+	_ interface {
+		BeginTX(ctx context.Context) (context.Context, error)
+		Commit(ctx context.Context) error
+		Rollback(ctx context.Context) error
+	} = (*Store)(nil)
+)
+
+// Token tables: every one holds requestRow's columns.
+const (
+	tableCodes   = "authorize_codes"
+	tableAccess  = "access_tokens"
+	tableRefresh = "refresh_tokens"
+	tablePKCE    = "pkce_requests"
+	tableOIDC    = "oidc_requests"
+)
+
+var requestTables = []string{tableCodes, tableAccess, tableRefresh, tablePKCE, tableOIDC}
+
+// requestRow is a stored fosite request: one row of a token table.
+type requestRow struct {
+	Signature        string     `bun:"signature,pk"`
+	RequestID        string     `bun:"request_id,notnull"`
+	RequestedAt      time.Time  `bun:"requested_at,notnull"`
+	ClientID         string     `bun:"client_id,notnull"`
+	Scopes           []string   `bun:"scopes,type:text,notnull"`
+	GrantedScopes    []string   `bun:"granted_scopes,type:text,notnull"`
+	Audiences        []string   `bun:"audiences,type:text,notnull"`
+	GrantedAudiences []string   `bun:"granted_audiences,type:text,notnull"`
+	Form             string     `bun:"form,notnull"`
+	SessionData      string     `bun:"session_data,notnull"`
+	Subject          string     `bun:"subject,notnull"`
+	Active           bool       `bun:"active,notnull"`
+	ExpiresAt        *time.Time `bun:"expires_at"`
+}
+
+type codeRow struct {
+	bun.BaseModel `bun:"table:authorize_codes"`
+	requestRow
+}
+
+type accessRow struct {
+	bun.BaseModel `bun:"table:access_tokens"`
+	requestRow
+}
+
+type refreshRow struct {
+	bun.BaseModel `bun:"table:refresh_tokens"`
+	requestRow
+	AccessTokenSignature string     `bun:"access_token_signature,notnull"`
+	FirstUsedAt          *time.Time `bun:"first_used_at"`
+}
+
+type pkceRow struct {
+	bun.BaseModel `bun:"table:pkce_requests"`
+	requestRow
+}
+
+type oidcRow struct {
+	bun.BaseModel `bun:"table:oidc_requests"`
+	requestRow
+}
+
+func (r *requestRow) row() *requestRow { return r }
+
+// tokenRow is implemented by pointers to the row types above.
+type tokenRow[T any] interface {
+	*T
+	row() *requestRow
+}
+
+// sensitiveFormKey reports whether a request parameter must not be stored:
+// passwords, secrets, tokens, codes and PKCE verifiers.
+func sensitiveFormKey(key string) bool {
+	k := strings.ToLower(key)
+	return k == "code" || k == "code_verifier" ||
+		strings.Contains(k, "password") || strings.Contains(k, "secret") || strings.Contains(k, "token") ||
+		strings.Contains(k, "assertion")
+}
+
+func sanitizeForm(form url.Values) string {
+	clean := url.Values{}
+	for k, vs := range form {
+		if !sensitiveFormKey(k) {
+			clean[k] = vs
+		}
+	}
+	return clean.Encode()
+}
+
+func orEmpty(a []string) []string {
+	if a == nil {
+		return []string{}
+	}
+	return a
+}
+
+// newRequestRow captures a fosite request for storage.
+func newRequestRow(signature string, req fosite.Requester, tokenType fosite.TokenType) (requestRow, error) {
+	r := requestRow{
+		Signature:        signature,
+		RequestID:        req.GetID(),
+		RequestedAt:      req.GetRequestedAt().UTC(),
+		Scopes:           orEmpty(req.GetRequestedScopes()),
+		GrantedScopes:    orEmpty(req.GetGrantedScopes()),
+		Audiences:        orEmpty(req.GetRequestedAudience()),
+		GrantedAudiences: orEmpty(req.GetGrantedAudience()),
+		Form:             sanitizeForm(req.GetRequestForm()),
+		SessionData:      "null",
+		Active:           true,
+	}
+	if c := req.GetClient(); c != nil {
+		r.ClientID = c.GetID()
+	}
+	if sess := req.GetSession(); sess != nil {
+		data, err := json.Marshal(sess)
+		if err != nil {
+			return r, fmt.Errorf("storage: encode session: %w", err)
+		}
+		r.SessionData = string(data)
+		r.Subject = sess.GetSubject()
+		if exp := sess.GetExpiresAt(tokenType); !exp.IsZero() {
+			exp = exp.UTC()
+			r.ExpiresAt = &exp
+		}
+	}
+	return r, nil
+}
+
+// toRequest rebuilds the fosite request of a row: the client is loaded
+// again (a deleted client is ErrNotFound) and the session data is decoded
+// into session, unless session is nil.
+func (s *Store) toRequest(ctx context.Context, r *requestRow, session fosite.Session) (*fosite.Request, error) {
+	client, err := s.LookupClient(ctx, r.ClientID)
+	if err != nil {
+		return nil, err
+	}
+	form, err := url.ParseQuery(r.Form)
+	if err != nil {
+		return nil, fmt.Errorf("storage: decode stored form: %w", err)
+	}
+	if session != nil && r.SessionData != "" && r.SessionData != "null" {
+		if err := json.Unmarshal([]byte(r.SessionData), session); err != nil {
+			return nil, fmt.Errorf("storage: decode stored session: %w", err)
+		}
+	}
+	return &fosite.Request{
+		ID:                r.RequestID,
+		RequestedAt:       r.RequestedAt.UTC(),
+		Client:            client,
+		RequestedScope:    fosite.Arguments(orEmpty(r.Scopes)),
+		GrantedScope:      fosite.Arguments(orEmpty(r.GrantedScopes)),
+		RequestedAudience: fosite.Arguments(orEmpty(r.Audiences)),
+		GrantedAudience:   fosite.Arguments(orEmpty(r.GrantedAudiences)),
+		Form:              form,
+		Session:           session,
+	}, nil
+}
+
+// createRow inserts a token row.
+func createRow[T any, P tokenRow[T]](ctx context.Context, s *Store, kind, signature string, req fosite.Requester, tokenType fosite.TokenType) error {
+	r, err := newRequestRow(signature, req, tokenType)
+	if err != nil {
+		return err
+	}
+	row := P(new(T))
+	*row.row() = r
+	if _, err := s.writer(ctx).NewInsert().Model(row).Exec(ctx); err != nil {
+		return s.wrap("create "+kind, err)
+	}
+	return nil
+}
+
+// loadRow loads a token row by signature.
+func loadRow[T any, P tokenRow[T]](ctx context.Context, s *Store, kind, signature string) (P, error) {
+	row := P(new(T))
+	if err := s.reader(ctx).NewSelect().Model(row).Where("signature = ?", signature).Scan(ctx); err != nil {
+		if classify(err) == ErrNotFound {
+			return nil, fmt.Errorf("storage: %s: %w", kind, ErrNotFound)
+		}
+		return nil, s.wrap("load "+kind, err)
+	}
+	return row, nil
+}
+
+// getRequest loads a token row and rebuilds its request. An inactive row
+// comes back WITH inactiveErr, as fosite requires.
+func getRequest[T any, P tokenRow[T]](ctx context.Context, s *Store, kind, signature string, session fosite.Session, inactiveErr error) (fosite.Requester, error) {
+	row, err := loadRow[T, P](ctx, s, kind, signature)
+	if err != nil {
+		return nil, err
+	}
+	r := row.row()
+	req, err := s.toRequest(ctx, r, session)
+	if err != nil {
+		return nil, err
+	}
+	if !r.Active && inactiveErr != nil {
+		return req, fmt.Errorf("storage: %s: %w", kind, inactiveErr)
+	}
+	return req, nil
+}
+
+// deleteRow removes a token row; an absent one is not an error.
+func (s *Store) deleteRow(ctx context.Context, table, signature string) error {
+	if _, err := s.writer(ctx).NewDelete().TableExpr(table).Where("signature = ?", signature).Exec(ctx); err != nil {
+		return s.wrap("delete from "+table, err)
+	}
+	return nil
+}
+
+// ClientAssertionJWTValid fails with fosite.ErrJTIKnown when the jti of a
+// client assertion was seen and has not expired.
+func (s *Store) ClientAssertionJWTValid(ctx context.Context, jti string) error {
+	exists, err := s.reader(ctx).NewSelect().TableExpr("jwt_assertions").
+		Where("jti = ?", jti).Where("expires_at > ?", time.Now().UTC()).Exists(ctx)
+	if err != nil {
+		return s.wrap("check client assertion jti", err)
+	}
+	if exists {
+		return fosite.ErrJTIKnown
+	}
+	return nil
+}
+
+// SetClientAssertionJWT records the jti of a client assertion until exp.
+// It fails with fosite.ErrJTIKnown when the jti is recorded and unexpired.
+func (s *Store) SetClientAssertionJWT(ctx context.Context, jti string, exp time.Time) error {
+	res, err := s.writer(ctx).NewRaw(
+		`INSERT INTO jwt_assertions (jti, expires_at) VALUES (?, ?)
+		 ON CONFLICT (jti) DO UPDATE SET expires_at = EXCLUDED.expires_at
+		 WHERE jwt_assertions.expires_at <= ?`,
+		jti, exp.UTC(), time.Now().UTC()).Exec(ctx)
+	if err != nil {
+		return s.wrap("record client assertion jti", err)
+	}
+	if n, err := res.RowsAffected(); err != nil {
+		return fmt.Errorf("storage: record client assertion jti: %w", err)
+	} else if n == 0 {
+		return fosite.ErrJTIKnown
+	}
+	return nil
+}
+
+// CreateAuthorizeCodeSession stores an authorization code.
+func (s *Store) CreateAuthorizeCodeSession(ctx context.Context, signature string, req fosite.Requester) error {
+	return createRow[codeRow](ctx, s, "authorize code", signature, req, fosite.AuthorizeCode)
+}
+
+// GetAuthorizeCodeSession loads an authorization code; a used one comes
+// back with fosite.ErrInvalidatedAuthorizeCode.
+func (s *Store) GetAuthorizeCodeSession(ctx context.Context, signature string, session fosite.Session) (fosite.Requester, error) {
+	return getRequest[codeRow](ctx, s, "authorize code", signature, session, fosite.ErrInvalidatedAuthorizeCode)
+}
+
+// InvalidateAuthorizeCodeSession marks a code used. Only one caller can do
+// that: the others get fosite.ErrInvalidatedAuthorizeCode.
+func (s *Store) InvalidateAuthorizeCodeSession(ctx context.Context, signature string) error {
+	res, err := s.writer(ctx).NewUpdate().Model((*codeRow)(nil)).
+		Set("active = ?", false).
+		Where("signature = ?", signature).Where("active = ?", true).
+		Exec(ctx)
+	if err != nil {
+		return s.wrap("invalidate authorize code", err)
+	}
+	if n, err := res.RowsAffected(); err != nil {
+		return fmt.Errorf("storage: invalidate authorize code: %w", err)
+	} else if n == 1 {
+		return nil
+	}
+	if _, err := loadRow[codeRow](ctx, s, "authorize code", signature); err != nil {
+		return err
+	}
+	return fmt.Errorf("storage: authorize code: %w", fosite.ErrInvalidatedAuthorizeCode)
+}
+
+// CreateAccessTokenSession stores an access token.
+func (s *Store) CreateAccessTokenSession(ctx context.Context, signature string, req fosite.Requester) error {
+	return createRow[accessRow](ctx, s, "access token", signature, req, fosite.AccessToken)
+}
+
+// GetAccessTokenSession loads an access token; a revoked one comes back
+// with fosite.ErrInactiveToken.
+func (s *Store) GetAccessTokenSession(ctx context.Context, signature string, session fosite.Session) (fosite.Requester, error) {
+	return getRequest[accessRow](ctx, s, "access token", signature, session, fosite.ErrInactiveToken)
+}
+
+// DeleteAccessTokenSession removes an access token.
+func (s *Store) DeleteAccessTokenSession(ctx context.Context, signature string) error {
+	return s.deleteRow(ctx, tableAccess, signature)
+}
+
+// CreateRefreshTokenSession stores a refresh token and the signature of
+// the access token issued with it.
+func (s *Store) CreateRefreshTokenSession(ctx context.Context, signature, accessSignature string, req fosite.Requester) error {
+	r, err := newRequestRow(signature, req, fosite.RefreshToken)
+	if err != nil {
+		return err
+	}
+	row := &refreshRow{requestRow: r, AccessTokenSignature: accessSignature}
+	if _, err := s.writer(ctx).NewInsert().Model(row).Exec(ctx); err != nil {
+		return s.wrap("create refresh token", err)
+	}
+	return nil
+}
+
+// GetRefreshTokenSession loads a refresh token; a rotated or revoked one
+// comes back with fosite.ErrInactiveToken.
+func (s *Store) GetRefreshTokenSession(ctx context.Context, signature string, session fosite.Session) (fosite.Requester, error) {
+	return getRequest[refreshRow](ctx, s, "refresh token", signature, session, fosite.ErrInactiveToken)
+}
+
+// DeleteRefreshTokenSession removes a refresh token.
+func (s *Store) DeleteRefreshTokenSession(ctx context.Context, signature string) error {
+	return s.deleteRow(ctx, tableRefresh, signature)
+}
+
+// RotateRefreshToken deactivates the refresh token being used and the
+// access token issued with it. It is a conditional update: of concurrent
+// rotations of one token exactly one succeeds; the others get
+// fosite.ErrInactiveToken (or fosite.ErrNotFound when the token is gone).
+func (s *Store) RotateRefreshToken(ctx context.Context, requestID, signature string) error {
+	t := time.Now().UTC()
+	var accessSignatures []string
+	err := s.writer(ctx).NewUpdate().Model((*refreshRow)(nil)).
+		Set("active = ?", false).
+		Set("first_used_at = COALESCE(first_used_at, ?)", t).
+		Where("signature = ?", signature).
+		Where("request_id = ?", requestID).
+		Where("active = ?", true).
+		Returning("access_token_signature").
+		Scan(ctx, &accessSignatures)
+	if err != nil && classify(err) != ErrNotFound {
+		return s.wrap("rotate refresh token", err)
+	}
+	if len(accessSignatures) == 0 {
+		row, err := loadRow[refreshRow](ctx, s, "refresh token", signature)
+		if err != nil {
+			return err
+		}
+		if row.RequestID != requestID {
+			return fmt.Errorf("storage: rotate refresh token: request id does not match: %w", ErrNotFound)
+		}
+		return fmt.Errorf("storage: rotate refresh token: %w", fosite.ErrInactiveToken)
+	}
+	if accessSignatures[0] == "" {
+		return nil
+	}
+	_, err = s.writer(ctx).NewUpdate().Model((*accessRow)(nil)).
+		Set("active = ?", false).
+		Where("signature = ?", accessSignatures[0]).
+		Exec(ctx)
+	if err != nil {
+		return s.wrap("rotate refresh token: deactivate its access token", err)
+	}
+	return nil
+}
+
+// RevokeRefreshToken deactivates every refresh token of a grant (the
+// request id names the whole rotation family).
+func (s *Store) RevokeRefreshToken(ctx context.Context, requestID string) error {
+	return s.revokeFamily(ctx, tableRefresh, requestID)
+}
+
+// RevokeAccessToken deactivates every access token of a grant.
+func (s *Store) RevokeAccessToken(ctx context.Context, requestID string) error {
+	return s.revokeFamily(ctx, tableAccess, requestID)
+}
+
+func (s *Store) revokeFamily(ctx context.Context, table, requestID string) error {
+	_, err := s.writer(ctx).NewUpdate().TableExpr(table).
+		Set("active = ?", false).
+		Where("request_id = ?", requestID).
+		Where("active = ?", true).
+		Exec(ctx)
+	if err != nil {
+		return s.wrap("revoke "+table, err)
+	}
+	return nil
+}
+
+// oidcKey is the key of an OpenID Connect session: fosite hands over the
+// raw authorization code, which must not be stored.
+func oidcKey(authorizeCode string) string {
+	sum := sha256.Sum256([]byte(authorizeCode))
+	return hex.EncodeToString(sum[:])
+}
+
+// CreateOpenIDConnectSession stores the OpenID Connect part of an
+// authorization, keyed by a hash of the code.
+func (s *Store) CreateOpenIDConnectSession(ctx context.Context, authorizeCode string, req fosite.Requester) error {
+	return createRow[oidcRow](ctx, s, "openid connect session", oidcKey(authorizeCode), req, fosite.AuthorizeCode)
+}
+
+// GetOpenIDConnectSession loads the OpenID Connect part of an
+// authorization into the session of requester.
+func (s *Store) GetOpenIDConnectSession(ctx context.Context, authorizeCode string, requester fosite.Requester) (fosite.Requester, error) {
+	var session fosite.Session
+	if requester != nil {
+		session = requester.GetSession()
+	}
+	return getRequest[oidcRow](ctx, s, "openid connect session", oidcKey(authorizeCode), session, nil)
+}
+
+// DeleteOpenIDConnectSession removes the OpenID Connect part of an
+// authorization.
+func (s *Store) DeleteOpenIDConnectSession(ctx context.Context, authorizeCode string) error {
+	return s.deleteRow(ctx, tableOIDC, oidcKey(authorizeCode))
+}
+
+// CreatePKCERequestSession stores the PKCE challenge of an authorization.
+func (s *Store) CreatePKCERequestSession(ctx context.Context, signature string, req fosite.Requester) error {
+	return createRow[pkceRow](ctx, s, "pkce request", signature, req, fosite.AuthorizeCode)
+}
+
+// GetPKCERequestSession loads the PKCE challenge of an authorization.
+func (s *Store) GetPKCERequestSession(ctx context.Context, signature string, session fosite.Session) (fosite.Requester, error) {
+	return getRequest[pkceRow](ctx, s, "pkce request", signature, session, nil)
+}
+
+// DeletePKCERequestSession removes the PKCE challenge of an authorization.
+func (s *Store) DeletePKCERequestSession(ctx context.Context, signature string) error {
+	return s.deleteRow(ctx, tablePKCE, signature)
+}

@@ -1,0 +1,103 @@
+package storage
+
+import (
+	"context"
+	"fmt"
+	"time"
+)
+
+// CreateBrowserSession stores a broker login session (CreatedAt defaults to
+// now).
+func (s *Store) CreateBrowserSession(ctx context.Context, bs *BrowserSession) error {
+	if bs.ID == "" || bs.UserID == "" {
+		return fmt.Errorf("storage: create browser session: id and user id are required")
+	}
+	if bs.AMR == nil {
+		bs.AMR = []string{}
+	}
+	if bs.CreatedAt.IsZero() {
+		bs.CreatedAt = now()
+	}
+	if _, err := s.writer(ctx).NewInsert().Model(bs).Exec(ctx); err != nil {
+		return s.wrap("create browser session", err)
+	}
+	return nil
+}
+
+// GetBrowserSession loads an unexpired browser session.
+func (s *Store) GetBrowserSession(ctx context.Context, id string) (*BrowserSession, error) {
+	bs := new(BrowserSession)
+	err := s.reader(ctx).NewSelect().Model(bs).Where("id = ?", id).Where("expires_at > ?", time.Now().UTC()).Scan(ctx)
+	if err != nil {
+		if classify(err) == ErrNotFound {
+			return nil, notFound("browser session", "…")
+		}
+		return nil, s.wrap("load browser session", err)
+	}
+	return bs, nil
+}
+
+// DeleteBrowserSession removes a browser session; an absent one is not an
+// error.
+func (s *Store) DeleteBrowserSession(ctx context.Context, id string) error {
+	if _, err := s.writer(ctx).NewDelete().Model((*BrowserSession)(nil)).Where("id = ?", id).Exec(ctx); err != nil {
+		return s.wrap("delete browser session", err)
+	}
+	return nil
+}
+
+// DeleteUserBrowserSessions removes every browser session of a user.
+func (s *Store) DeleteUserBrowserSessions(ctx context.Context, userID string) error {
+	if _, err := s.writer(ctx).NewDelete().Model((*BrowserSession)(nil)).Where("user_id = ?", userID).Exec(ctx); err != nil {
+		return s.wrap("delete browser sessions of a user", err)
+	}
+	return nil
+}
+
+// CreatePendingLogin stores an authorization request waiting for a login.
+func (s *Store) CreatePendingLogin(ctx context.Context, p *PendingLogin) error {
+	if p.ID == "" {
+		return fmt.Errorf("storage: create pending login: empty id")
+	}
+	if _, err := s.writer(ctx).NewInsert().Model(p).Exec(ctx); err != nil {
+		return s.wrap("create pending login", err)
+	}
+	return nil
+}
+
+// GetPendingLogin loads an unexpired pending login.
+func (s *Store) GetPendingLogin(ctx context.Context, id string) (*PendingLogin, error) {
+	p := new(PendingLogin)
+	err := s.reader(ctx).NewSelect().Model(p).Where("id = ?", id).Where("expires_at > ?", time.Now().UTC()).Scan(ctx)
+	if err != nil {
+		if classify(err) == ErrNotFound {
+			return nil, notFound("pending login", "…")
+		}
+		return nil, s.wrap("load pending login", err)
+	}
+	return p, nil
+}
+
+// UpdatePendingLogin replaces a pending login's stored fields.
+func (s *Store) UpdatePendingLogin(ctx context.Context, p *PendingLogin) error {
+	res, err := s.writer(ctx).NewUpdate().Model(p).WherePK().Exec(ctx)
+	if err != nil {
+		return s.wrap("update pending login", err)
+	}
+	return expectRow(res, "pending login", "…")
+}
+
+// TakePendingLogin loads and deletes a pending login in one statement: of
+// concurrent callers exactly one gets it. An expired one is deleted too,
+// and reported as ErrNotFound.
+func (s *Store) TakePendingLogin(ctx context.Context, id string) (*PendingLogin, error) {
+	var taken []PendingLogin
+	err := s.writer(ctx).NewDelete().Model(&taken).Where("id = ?", id).Returning("*").Scan(ctx)
+	if err != nil && classify(err) != ErrNotFound {
+		return nil, s.wrap("take pending login", err)
+	}
+	if len(taken) == 0 || !taken[0].ExpiresAt.After(time.Now()) {
+		return nil, notFound("pending login", "…")
+	}
+	return &taken[0], nil
+}

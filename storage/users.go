@@ -1,0 +1,166 @@
+package storage
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"strings"
+)
+
+// expectRow turns "no row was affected" into ErrNotFound.
+func expectRow(res sql.Result, kind, id string) error {
+	n, err := res.RowsAffected()
+	if err != nil {
+		return fmt.Errorf("storage: %s %q: rows affected: %w", kind, id, err)
+	}
+	if n == 0 {
+		return notFound(kind, id)
+	}
+	return nil
+}
+
+// CreateUser stores a new user, lower-casing its e-mail address and
+// setting CreatedAt and UpdatedAt. It fails with ErrConflict when the id
+// or the (non-empty) e-mail address is taken.
+func (s *Store) CreateUser(ctx context.Context, u *User) error {
+	if u.ID == "" {
+		return fmt.Errorf("storage: create user: empty id")
+	}
+	u.Email = strings.ToLower(strings.TrimSpace(u.Email))
+	u.CreatedAt = now()
+	u.UpdatedAt = u.CreatedAt
+	if _, err := s.writer(ctx).NewInsert().Model(u).Exec(ctx); err != nil {
+		return s.wrap(fmt.Sprintf("create user %q", u.ID), err)
+	}
+	return nil
+}
+
+// GetUser loads a user by id.
+func (s *Store) GetUser(ctx context.Context, id string) (*User, error) {
+	u := new(User)
+	if err := s.reader(ctx).NewSelect().Model(u).Where("id = ?", id).Scan(ctx); err != nil {
+		if classify(err) == ErrNotFound {
+			return nil, notFound("user", id)
+		}
+		return nil, s.wrap(fmt.Sprintf("load user %q", id), err)
+	}
+	return u, nil
+}
+
+// GetUserByEmail loads a user by e-mail address, ignoring case.
+func (s *Store) GetUserByEmail(ctx context.Context, email string) (*User, error) {
+	email = strings.ToLower(strings.TrimSpace(email))
+	if email == "" {
+		return nil, notFound("user with e-mail", email)
+	}
+	u := new(User)
+	if err := s.reader(ctx).NewSelect().Model(u).Where("lower(email) = ?", email).Where("email <> ''").Scan(ctx); err != nil {
+		if classify(err) == ErrNotFound {
+			return nil, notFound("user with e-mail", email)
+		}
+		return nil, s.wrap("load user by e-mail", err)
+	}
+	return u, nil
+}
+
+// ListUsers returns every user ordered by e-mail address.
+func (s *Store) ListUsers(ctx context.Context) ([]User, error) {
+	var users []User
+	if err := s.reader(ctx).NewSelect().Model(&users).Order("email", "id").Scan(ctx); err != nil {
+		return nil, s.wrap("list users", err)
+	}
+	return users, nil
+}
+
+// UpdateUser replaces a user's stored fields (all but CreatedAt), lower-cases
+// its e-mail address and sets UpdatedAt. It fails with ErrConflict when the
+// new e-mail address belongs to another user.
+func (s *Store) UpdateUser(ctx context.Context, u *User) error {
+	u.Email = strings.ToLower(strings.TrimSpace(u.Email))
+	u.UpdatedAt = now()
+	res, err := s.writer(ctx).NewUpdate().Model(u).ExcludeColumn("created_at").WherePK().Exec(ctx)
+	if err != nil {
+		return s.wrap(fmt.Sprintf("update user %q", u.ID), err)
+	}
+	return expectRow(res, "user", u.ID)
+}
+
+// DeleteUser removes a user with its identities, browser sessions, action
+// tokens, codes and tokens.
+func (s *Store) DeleteUser(ctx context.Context, id string) error {
+	return s.InTx(ctx, func(ctx context.Context) error {
+		db := s.writer(ctx)
+		res, err := db.NewDelete().Model((*User)(nil)).Where("id = ?", id).Exec(ctx)
+		if err != nil {
+			return s.wrap(fmt.Sprintf("delete user %q", id), err)
+		}
+		if err := expectRow(res, "user", id); err != nil {
+			return err
+		}
+		for _, model := range []any{(*Identity)(nil), (*BrowserSession)(nil), (*ActionToken)(nil)} {
+			if _, err := db.NewDelete().Model(model).Where("user_id = ?", id).Exec(ctx); err != nil {
+				return s.wrap(fmt.Sprintf("delete user %q", id), err)
+			}
+		}
+		for _, table := range requestTables {
+			if _, err := db.NewDelete().TableExpr(table).Where("subject = ?", id).Exec(ctx); err != nil {
+				return s.wrap(fmt.Sprintf("delete user %q: %s", id, table), err)
+			}
+		}
+		return nil
+	})
+}
+
+// GetIdentity loads the link of an upstream identity.
+func (s *Store) GetIdentity(ctx context.Context, connectorID, subject string) (*Identity, error) {
+	id := new(Identity)
+	err := s.reader(ctx).NewSelect().Model(id).
+		Where("connector_id = ?", connectorID).Where("subject = ?", subject).Scan(ctx)
+	if err != nil {
+		if classify(err) == ErrNotFound {
+			return nil, notFound("identity", connectorID+"/"+subject)
+		}
+		return nil, s.wrap("load identity", err)
+	}
+	return id, nil
+}
+
+// UpsertIdentity creates or replaces the link of an upstream identity
+// (CreatedAt is kept when the link exists).
+func (s *Store) UpsertIdentity(ctx context.Context, id *Identity) error {
+	if id.ConnectorID == "" || id.Subject == "" || id.UserID == "" {
+		return fmt.Errorf("storage: upsert identity: connector id, subject and user id are required")
+	}
+	t := now()
+	if id.CreatedAt.IsZero() {
+		id.CreatedAt = t
+	}
+	if id.LastLoginAt.IsZero() {
+		id.LastLoginAt = t
+	}
+	_, err := s.writer(ctx).NewInsert().Model(id).
+		On("CONFLICT (connector_id, subject) DO UPDATE").
+		Set("user_id = EXCLUDED.user_id").
+		Set("email = EXCLUDED.email").
+		Set("email_verified = EXCLUDED.email_verified").
+		Set("claims = EXCLUDED.claims").
+		Set("connector_data = EXCLUDED.connector_data").
+		Set("last_login_at = EXCLUDED.last_login_at").
+		Exec(ctx)
+	if err != nil {
+		return s.wrap("upsert identity", err)
+	}
+	return nil
+}
+
+// ListIdentities returns the upstream identities linked to a user, ordered
+// by connector and subject.
+func (s *Store) ListIdentities(ctx context.Context, userID string) ([]Identity, error) {
+	var ids []Identity
+	err := s.reader(ctx).NewSelect().Model(&ids).Where("user_id = ?", userID).
+		Order("connector_id", "subject").Scan(ctx)
+	if err != nil {
+		return nil, s.wrap("list identities", err)
+	}
+	return ids, nil
+}
