@@ -1,0 +1,267 @@
+package broker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/ory/fosite"
+
+	"github.com/bridgekeeper/bridgekeeper/storage"
+)
+
+// handleAuthorize is the authorization endpoint. fosite validates the
+// request; a browser with a valid broker session gets its code at once,
+// otherwise the request is parked as a pending login and the browser goes
+// to the login page.
+func (s *Server) handleAuthorize(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	ar, err := s.provider.NewAuthorizeRequest(ctx, r)
+	if err != nil {
+		s.writeAuthorizeError(w, r, ar, err)
+		return
+	}
+	prompt := strings.Fields(ar.GetRequestForm().Get("prompt"))
+	now := time.Now().UTC().Truncate(time.Second)
+
+	bs, user, err := s.browserSession(r)
+	if err != nil && !errors.Is(err, storage.ErrNotFound) {
+		s.log.ErrorContext(ctx, "load browser session", "err", err)
+		s.provider.WriteAuthorizeError(ctx, w, ar, fosite.ErrServerError.WithWrap(err))
+		return
+	}
+	if bs != nil && !slices.Contains(prompt, "login") && !maxAgeExceeded(ar.GetRequestForm(), bs.AuthTime, now) {
+		s.finishAuthorize(w, r, ar, user, bs, now)
+		return
+	}
+	if slices.Contains(prompt, "none") {
+		s.provider.WriteAuthorizeError(ctx, w, ar, fosite.ErrLoginRequired.WithHint("The user is not logged in to the broker (prompt=none)."))
+		return
+	}
+
+	loginID := randomToken()
+	p := &storage.PendingLogin{
+		ID:             hashToken(loginID),
+		BrowserBinding: s.browserBinding(w, r),
+		ClientID:       ar.GetClient().GetID(),
+		Form:           ar.GetRequestForm().Encode(),
+		RequestedAt:    now,
+		ExpiresAt:      now.Add(s.cfg.PendingLoginLifetime),
+	}
+	if err := s.cfg.Store.CreatePendingLogin(ctx, p); err != nil {
+		s.log.ErrorContext(ctx, "create pending login", "err", err)
+		s.provider.WriteAuthorizeError(ctx, w, ar, fosite.ErrServerError.WithWrap(err))
+		return
+	}
+	target := s.url(pathLogin) + "?login=" + url.QueryEscape(loginID)
+	if hint := ar.GetRequestForm().Get("idp_hint"); hint != "" {
+		if o, ok := s.loginOption(hint); ok {
+			target = o.URL(loginID)
+		}
+	}
+	http.Redirect(w, r, target, http.StatusSeeOther)
+}
+
+// maxAgeExceeded reports whether the request's max_age demands a fresh login.
+func maxAgeExceeded(form url.Values, authTime, now time.Time) bool {
+	v := form.Get("max_age")
+	if v == "" {
+		return false
+	}
+	maxAge, err := strconv.ParseInt(v, 10, 64)
+	if err != nil || maxAge < 0 {
+		return false // fosite rejects malformed values itself
+	}
+	return authTime.Add(time.Duration(maxAge) * time.Second).Before(now)
+}
+
+// writeAuthorizeError answers a failed authorization request: with a
+// redirect (carrying state) when the client and redirect_uri are known and
+// valid, otherwise with an error page — never a redirect to an unverified URI.
+func (s *Server) writeAuthorizeError(w http.ResponseWriter, r *http.Request, ar fosite.AuthorizeRequester, err error) {
+	if ar != nil && ar.IsRedirectURIValid() {
+		s.provider.WriteAuthorizeError(r.Context(), w, ar, err)
+		return
+	}
+	rfc := fosite.ErrorToRFC6749Error(err)
+	s.log.InfoContext(r.Context(), "authorization request refused", "error", rfc.ErrorField, "hint", rfc.HintField)
+	msg := "The application sent an invalid sign-in request."
+	if rfc.HintField != "" {
+		msg += " " + rfc.HintField
+	}
+	s.renderError(w, r, http.StatusBadRequest, "Invalid sign-in request", msg)
+}
+
+// PendingLogin returns the pending login named by the login id of the login
+// URL, checking that it belongs to this browser. Connectors use it to record
+// their upstream state (then storage.UpdatePendingLogin).
+func (s *Server) PendingLogin(r *http.Request, loginID string) (*storage.PendingLogin, error) {
+	if loginID == "" {
+		return nil, fmt.Errorf("pending login: %w", storage.ErrNotFound)
+	}
+	p, err := s.cfg.Store.GetPendingLogin(r.Context(), hashToken(loginID))
+	if err != nil {
+		return nil, fmt.Errorf("pending login: %w", err)
+	}
+	if b := currentBinding(r); b == "" || b != p.BrowserBinding {
+		return nil, fmt.Errorf("pending login belongs to another browser: %w", storage.ErrNotFound)
+	}
+	return p, nil
+}
+
+// CompleteLogin finishes the pending login loginID (the id in the login URL)
+// for userID, authenticated by idp ("local" or a connector id) with the
+// methods amr (e.g. ["pwd"]): it starts the broker session and answers the
+// original authorization request (a redirect to the client). It writes the
+// whole response, an error page included.
+func (s *Server) CompleteLogin(w http.ResponseWriter, r *http.Request, loginID, userID, idp string, amr []string) {
+	ctx := r.Context()
+	if _, err := s.PendingLogin(r, loginID); err != nil {
+		s.renderExpiredLogin(w, r, err)
+		return
+	}
+	p, err := s.cfg.Store.TakePendingLogin(ctx, hashToken(loginID))
+	if err != nil { // another request completed it first
+		s.renderExpiredLogin(w, r, err)
+		return
+	}
+	user, err := s.cfg.Store.GetUser(ctx, userID)
+	if err != nil {
+		s.log.ErrorContext(ctx, "complete login: load user", "user", userID, "err", err)
+		s.renderError(w, r, http.StatusInternalServerError, "Sign-in failed", "Something went wrong. Please try again.")
+		return
+	}
+	if !user.Active || user.Disabled {
+		s.renderError(w, r, http.StatusForbidden, "Sign-in not allowed", "This account cannot sign in.")
+		return
+	}
+	now := time.Now().UTC().Truncate(time.Second)
+	if now.Before(p.RequestedAt) {
+		now = p.RequestedAt
+	}
+	bs, err := s.startSession(w, r, userID, idp, amr, now)
+	if err != nil {
+		s.log.ErrorContext(ctx, "complete login", "err", err)
+		s.renderError(w, r, http.StatusInternalServerError, "Sign-in failed", "Something went wrong. Please try again.")
+		return
+	}
+
+	// Rebuild the original authorization request from its stored form and
+	// let fosite validate it again.
+	orig := r.Clone(ctx)
+	orig.Method = http.MethodGet
+	orig.URL = &url.URL{Path: s.basePath + pathAuth, RawQuery: p.Form}
+	orig.Body = http.NoBody
+	orig.ContentLength = 0
+	orig.Form, orig.PostForm, orig.MultipartForm = nil, nil, nil
+	orig.Header = orig.Header.Clone()
+	orig.Header.Del("Content-Type")
+	ar, err := s.provider.NewAuthorizeRequest(ctx, orig)
+	if err != nil {
+		s.writeAuthorizeError(w, r, ar, err)
+		return
+	}
+	if ar.GetClient().GetID() != p.ClientID {
+		s.renderError(w, r, http.StatusBadRequest, "Invalid sign-in request", "The sign-in request does not match.")
+		return
+	}
+	if req, ok := ar.(*fosite.AuthorizeRequest); ok {
+		req.RequestedAt = p.RequestedAt
+	}
+	s.finishAuthorize(w, r, ar, user, bs, p.RequestedAt)
+}
+
+func (s *Server) renderExpiredLogin(w http.ResponseWriter, r *http.Request, err error) {
+	if !errors.Is(err, storage.ErrNotFound) {
+		s.log.ErrorContext(r.Context(), "load pending login", "err", err)
+		s.renderError(w, r, http.StatusInternalServerError, "Sign-in failed", "Something went wrong. Please try again.")
+		return
+	}
+	s.renderError(w, r, http.StatusBadRequest, "Sign-in expired",
+		"This sign-in link has expired or was already used. Go back to the application and sign in again.")
+}
+
+// finishAuthorize grants the request for the user of the broker session and
+// sends the authorization response.
+func (s *Server) finishAuthorize(w http.ResponseWriter, r *http.Request, ar fosite.AuthorizeRequester, user *storage.User, bs *storage.BrowserSession, requestedAt time.Time) {
+	ctx := r.Context()
+	client := ar.GetClient()
+	for _, scope := range ar.GetRequestedScopes() {
+		ar.GrantScope(scope) // fosite checked them against the client's scopes
+	}
+	grantAudience(ar, client)
+
+	sess := newSession()
+	sess.Subject = user.ID
+	sess.ClientID = client.GetID()
+	claims := sess.Claims
+	claims.Subject = user.ID
+	claims.AuthTime = bs.AuthTime.UTC()
+	claims.RequestedAt = requestedAt.UTC()
+	claims.AuthenticationMethodsReferences = bs.AMR
+	claims.Extra = idTokenClaims(user, ar.GetGrantedScopes())
+	if bs.IDP != "" {
+		claims.Extra["idp"] = bs.IDP
+	}
+
+	var resp fosite.AuthorizeResponder
+	err := s.inTx(ctx, func(ctx context.Context) error {
+		var err error
+		resp, err = s.provider.NewAuthorizeResponse(ctx, ar, sess)
+		return err
+	})
+	if err != nil {
+		s.logGrantError(ctx, "authorize", err)
+		s.provider.WriteAuthorizeError(ctx, w, ar, err)
+		return
+	}
+	s.provider.WriteAuthorizeResponse(ctx, w, ar, resp)
+}
+
+// grantAudience grants the audiences the client asked for (fosite checked
+// them against the client's) or, when it asked for none, its defaults.
+func grantAudience(ar fosite.Requester, client fosite.Client) {
+	if len(ar.GetRequestedAudience()) > 0 {
+		for _, a := range ar.GetRequestedAudience() {
+			ar.GrantAudience(a)
+		}
+		return
+	}
+	if c, ok := client.(*storage.Client); ok {
+		for _, a := range c.DefaultAudiences {
+			ar.GrantAudience(a)
+		}
+	}
+}
+
+// idTokenClaims are the profile and e-mail claims for the granted scopes;
+// the same claims userinfo returns.
+func idTokenClaims(u *storage.User, scopes fosite.Arguments) map[string]any {
+	c := map[string]any{}
+	if scopes.Has("profile") {
+		if u.Name != "" {
+			c["name"] = u.Name
+		}
+		if u.GivenName != "" {
+			c["given_name"] = u.GivenName
+		}
+		if u.FamilyName != "" {
+			c["family_name"] = u.FamilyName
+		}
+		if u.Picture != "" {
+			c["picture"] = u.Picture
+		}
+		c["updated_at"] = u.UpdatedAt.Unix()
+	}
+	if scopes.Has("email") && u.Email != "" {
+		c["email"] = u.Email
+		c["email_verified"] = u.EmailVerified
+	}
+	return c
+}

@@ -1,0 +1,155 @@
+package broker
+
+import (
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/bridgekeeper/bridgekeeper/storage"
+)
+
+// Cookie names. The session cookie identifies the broker login session; the
+// binding cookie ties pending logins to the browser that started them.
+const (
+	sessionCookie = "bk_session"
+	bindingCookie = "bk_login"
+)
+
+// randomToken returns 32 random bytes, base64url: a cookie value, login id…
+func randomToken() string {
+	b := make([]byte, 32)
+	_, _ = rand.Read(b) // crypto/rand.Read never fails (Go 1.24+)
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+// hashToken is the SHA-256 (hex) under which a random value is stored.
+func hashToken(v string) string {
+	h := sha256.Sum256([]byte(v))
+	return hex.EncodeToString(h[:])
+}
+
+func (s *Server) setCookie(w http.ResponseWriter, name, value string, maxAge time.Duration) {
+	path := s.basePath
+	if path == "" {
+		path = "/"
+	}
+	http.SetCookie(w, &http.Cookie{
+		Name:     name,
+		Value:    value,
+		Path:     path,
+		MaxAge:   int(maxAge / time.Second),
+		HttpOnly: true,
+		Secure:   s.secure,
+		SameSite: http.SameSiteLaxMode,
+	})
+}
+
+func (s *Server) clearCookie(w http.ResponseWriter, name string) {
+	path := s.basePath
+	if path == "" {
+		path = "/"
+	}
+	http.SetCookie(w, &http.Cookie{Name: name, Value: "", Path: path, MaxAge: -1, HttpOnly: true, Secure: s.secure, SameSite: http.SameSiteLaxMode})
+}
+
+// browserBinding returns the hash of the browser's binding cookie, setting
+// a new cookie when there is none.
+func (s *Server) browserBinding(w http.ResponseWriter, r *http.Request) string {
+	if c, err := r.Cookie(bindingCookie); err == nil && len(c.Value) >= 32 {
+		return hashToken(c.Value)
+	}
+	v := randomToken()
+	s.setCookie(w, bindingCookie, v, s.cfg.PendingLoginLifetime)
+	return hashToken(v)
+}
+
+// currentBinding returns the hash of the binding cookie ("" without one).
+func currentBinding(r *http.Request) string {
+	if c, err := r.Cookie(bindingCookie); err == nil && len(c.Value) >= 32 {
+		return hashToken(c.Value)
+	}
+	return ""
+}
+
+// browserSession returns the valid broker session of the request's cookie
+// and its user, or storage.ErrNotFound. A session whose user is gone,
+// inactive or disabled is deleted and reported as not found.
+func (s *Server) browserSession(r *http.Request) (*storage.BrowserSession, *storage.User, error) {
+	c, err := r.Cookie(sessionCookie)
+	if err != nil || c.Value == "" {
+		return nil, nil, storage.ErrNotFound
+	}
+	ctx := r.Context()
+	bs, err := s.cfg.Store.GetBrowserSession(ctx, hashToken(c.Value))
+	if err != nil {
+		return nil, nil, err
+	}
+	u, err := s.cfg.Store.GetUser(ctx, bs.UserID)
+	if errors.Is(err, storage.ErrNotFound) || (err == nil && (!u.Active || u.Disabled)) {
+		if err := s.cfg.Store.DeleteBrowserSession(ctx, bs.ID); err != nil {
+			s.log.WarnContext(ctx, "delete browser session", "err", err)
+		}
+		return nil, nil, storage.ErrNotFound
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	return bs, u, nil
+}
+
+// CurrentUser returns the user logged in to the broker in this browser, or
+// an error wrapping storage.ErrNotFound when there is none.
+func (s *Server) CurrentUser(r *http.Request) (*storage.User, error) {
+	_, u, err := s.browserSession(r)
+	if err != nil {
+		return nil, fmt.Errorf("current user: %w", err)
+	}
+	return u, nil
+}
+
+// startSession creates a broker session for the user and sets its cookie,
+// replacing (and deleting) any session the browser had.
+func (s *Server) startSession(w http.ResponseWriter, r *http.Request, userID, idp string, amr []string, now time.Time) (*storage.BrowserSession, error) {
+	ctx := r.Context()
+	if c, err := r.Cookie(sessionCookie); err == nil && c.Value != "" {
+		if err := s.cfg.Store.DeleteBrowserSession(ctx, hashToken(c.Value)); err != nil {
+			return nil, fmt.Errorf("delete old browser session: %w", err)
+		}
+	}
+	if amr == nil {
+		amr = []string{}
+	}
+	value := randomToken()
+	bs := &storage.BrowserSession{
+		ID:        hashToken(value),
+		UserID:    userID,
+		AuthTime:  now,
+		IDP:       idp,
+		AMR:       amr,
+		CreatedAt: now,
+		ExpiresAt: now.Add(s.cfg.SessionLifetime),
+	}
+	if err := s.cfg.Store.CreateBrowserSession(ctx, bs); err != nil {
+		return nil, fmt.Errorf("create browser session: %w", err)
+	}
+	s.setCookie(w, sessionCookie, value, s.cfg.SessionLifetime)
+	return bs, nil
+}
+
+// endSession deletes the browser's broker session and its cookie.
+func (s *Server) endSession(w http.ResponseWriter, r *http.Request) error {
+	c, err := r.Cookie(sessionCookie)
+	if err != nil || c.Value == "" {
+		return nil
+	}
+	s.clearCookie(w, sessionCookie)
+	if err := s.cfg.Store.DeleteBrowserSession(r.Context(), hashToken(c.Value)); err != nil {
+		return fmt.Errorf("delete browser session: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,134 @@
+package broker
+
+import (
+	"errors"
+	"net"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+
+	"github.com/bridgekeeper/bridgekeeper/internal/password"
+	"github.com/bridgekeeper/bridgekeeper/storage"
+)
+
+// Messages of the login form. Unknown e-mail and wrong password get the
+// same one, so the form does not tell which accounts exist.
+const (
+	msgBadCredentials = "The e-mail address or password is incorrect."
+	msgInactive       = "This account is not activated yet. Follow the link in the activation e-mail first."
+	msgDisabled       = "This account has been disabled. Contact your administrator."
+	msgRateLimited    = "Too many sign-in attempts. Please wait a little and try again."
+)
+
+// handleLogin serves the login page (GET) and checks e-mail and password
+// of local accounts (POST). The POST is protected against CSRF by
+// http.CrossOriginProtection (see routes) and by the pending login being
+// bound to this browser's cookie.
+func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	if r.Method == http.MethodGet {
+		loginID := r.URL.Query().Get("login")
+		if _, err := s.PendingLogin(r, loginID); err != nil {
+			s.renderExpiredLogin(w, r, err)
+			return
+		}
+		s.renderLogin(w, r, http.StatusOK, loginID, "", "")
+		return
+	}
+
+	r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
+	if err := r.ParseForm(); err != nil {
+		s.renderError(w, r, http.StatusBadRequest, "Sign-in failed", "The form could not be read.")
+		return
+	}
+	loginID := r.PostForm.Get("login")
+	email := strings.TrimSpace(r.PostForm.Get("email"))
+	pw := r.PostForm.Get("password")
+	if _, err := s.PendingLogin(r, loginID); err != nil {
+		s.renderExpiredLogin(w, r, err)
+		return
+	}
+	if email == "" || pw == "" {
+		s.renderLogin(w, r, http.StatusBadRequest, loginID, email, "Enter your e-mail address and password.")
+		return
+	}
+	if s.cfg.LoginLimiter != nil {
+		ok, retry, err := s.cfg.LoginLimiter.Allow(ctx, "login", strings.ToLower(email), clientIP(r))
+		if err != nil {
+			s.log.ErrorContext(ctx, "login limiter", "err", err)
+		} else if !ok {
+			if retry > 0 {
+				w.Header().Set("Retry-After", strconv.Itoa(int(retry.Seconds()+0.5)))
+			}
+			s.renderLogin(w, r, http.StatusTooManyRequests, loginID, email, msgRateLimited)
+			return
+		}
+	}
+
+	user, err := s.cfg.Store.GetUserByEmail(ctx, email)
+	if errors.Is(err, storage.ErrNotFound) || (err == nil && user.PasswordHash == "") {
+		password.DummyVerify(pw) // same time as a wrong password
+		s.renderLogin(w, r, http.StatusUnauthorized, loginID, email, msgBadCredentials)
+		return
+	}
+	if err != nil {
+		s.log.ErrorContext(ctx, "login: load user", "err", err)
+		s.renderLogin(w, r, http.StatusServiceUnavailable, loginID, email, "Sign-in is temporarily unavailable. Please try again.")
+		return
+	}
+	ok, err := password.Verify(user.PasswordHash, pw)
+	if err != nil {
+		s.log.ErrorContext(ctx, "login: malformed password hash", "user", user.ID, "err", err)
+	}
+	if !ok {
+		s.renderLogin(w, r, http.StatusUnauthorized, loginID, email, msgBadCredentials)
+		return
+	}
+	switch {
+	case user.Disabled:
+		s.renderLogin(w, r, http.StatusForbidden, loginID, email, msgDisabled)
+		return
+	case !user.Active:
+		s.renderLogin(w, r, http.StatusForbidden, loginID, email, msgInactive)
+		return
+	}
+	s.CompleteLogin(w, r, loginID, user.ID, "local", []string{"pwd"})
+}
+
+func (s *Server) renderLogin(w http.ResponseWriter, r *http.Request, status int, loginID, email, errMsg string) {
+	data := pageData{
+		Title:   "Sign in",
+		Action:  s.url(pathLogin),
+		LoginID: loginID,
+		Email:   email,
+		Error:   errMsg,
+	}
+	s.mu.RLock()
+	for _, o := range s.loginOptions {
+		data.Buttons = append(data.Buttons, pageButton{Label: o.Label, URL: o.URL(loginID)})
+	}
+	for _, l := range s.loginLinks {
+		href := l.Href
+		if l.WithLogin {
+			sep := "?"
+			if strings.Contains(href, "?") {
+				sep = "&"
+			}
+			href += sep + "login=" + url.QueryEscape(loginID)
+		}
+		data.Links = append(data.Links, pageButton{Label: l.Label, URL: href})
+	}
+	s.mu.RUnlock()
+	s.renderPage(w, r, status, "login.html", data)
+}
+
+// clientIP is the peer address (the broker does not trust forwarding
+// headers; put rate limits behind a proxy that is configured for it).
+func clientIP(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
+}

@@ -1,0 +1,117 @@
+package broker
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"slices"
+
+	jose "github.com/go-jose/go-jose/v4"
+	josejwt "github.com/go-jose/go-jose/v4/jwt"
+
+	"github.com/bridgekeeper/bridgekeeper/storage"
+)
+
+// handleLogout is the RP-initiated logout endpoint (OpenID Connect
+// RP-Initiated Logout 1.0), GET or POST: it ends the broker session and
+// redirects to post_logout_redirect_uri (with state) when that URI is
+// registered for the client, otherwise shows a "signed out" page.
+func (s *Server) handleLogout(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	r.Body = http.MaxBytesReader(w, r.Body, 1<<20)
+	if err := r.ParseForm(); err != nil {
+		s.renderError(w, r, http.StatusBadRequest, "Sign-out failed", "The sign-out request is malformed.")
+		return
+	}
+	hint := r.Form.Get("id_token_hint")
+	clientID := r.Form.Get("client_id")
+	redirect := r.Form.Get("post_logout_redirect_uri")
+
+	if hint != "" {
+		aud, err := s.verifyIDTokenHint(hint)
+		if err != nil {
+			s.log.InfoContext(ctx, "logout: invalid id_token_hint", "err", err)
+			s.renderError(w, r, http.StatusBadRequest, "Sign-out failed", "The sign-out request carries an invalid ID token.")
+			return
+		}
+		switch {
+		case clientID == "" && len(aud) == 1:
+			clientID = aud[0]
+		case clientID != "" && !slices.Contains(aud, clientID):
+			s.renderError(w, r, http.StatusBadRequest, "Sign-out failed", "The ID token was not issued to this client.")
+			return
+		}
+	}
+
+	var target *url.URL
+	if redirect != "" {
+		if clientID == "" {
+			s.renderError(w, r, http.StatusBadRequest, "Sign-out failed", "A post_logout_redirect_uri needs a client_id or an id_token_hint.")
+			return
+		}
+		client, err := s.cfg.Store.LookupClient(ctx, clientID)
+		if err != nil && !errors.Is(err, storage.ErrNotFound) {
+			s.log.ErrorContext(ctx, "logout: load client", "err", err)
+			s.renderError(w, r, http.StatusInternalServerError, "Sign-out failed", "Something went wrong. Please try again.")
+			return
+		}
+		if err != nil || !slices.Contains(client.PostLogoutRedirectURIs, redirect) {
+			s.renderError(w, r, http.StatusBadRequest, "Sign-out failed", "The address to return to after sign-out is not registered for this application.")
+			return
+		}
+		if target, err = url.Parse(redirect); err != nil {
+			s.renderError(w, r, http.StatusBadRequest, "Sign-out failed", "The address to return to after sign-out is invalid.")
+			return
+		}
+		if state := r.Form.Get("state"); state != "" {
+			q := target.Query()
+			q.Set("state", state)
+			target.RawQuery = q.Encode()
+		}
+	}
+
+	if err := s.endSession(w, r); err != nil {
+		s.log.ErrorContext(ctx, "logout", "err", err)
+		s.renderError(w, r, http.StatusInternalServerError, "Sign-out failed", "Something went wrong. Please try again.")
+		return
+	}
+	if target != nil {
+		w.Header().Set("Cache-Control", "no-store")
+		http.Redirect(w, r, target.String(), http.StatusSeeOther)
+		return
+	}
+	s.renderPage(w, r, http.StatusOK, "logged_out.html", pageData{Title: "Signed out"})
+}
+
+// verifyIDTokenHint checks an id_token_hint: signed by one of our published
+// keys (chosen by kid, so a retired key still works), issued by us. An
+// expired hint is fine for logout. It returns the token's audience.
+func (s *Server) verifyIDTokenHint(raw string) ([]string, error) {
+	tok, err := josejwt.ParseSigned(raw, []jose.SignatureAlgorithm{jose.RS256, jose.ES256})
+	if err != nil {
+		return nil, fmt.Errorf("parse: %w", err)
+	}
+	if len(tok.Headers) != 1 {
+		return nil, errors.New("expected one signature")
+	}
+	if typ, _ := tok.Headers[0].ExtraHeaders[jose.HeaderType].(string); typ == "at+jwt" {
+		return nil, errors.New("an access token is not an ID token")
+	}
+	kid := tok.Headers[0].KeyID
+	pub, alg, ok := s.keys.PublicKey(kid)
+	if !ok {
+		return nil, fmt.Errorf("unknown key %q", kid)
+	}
+	if tok.Headers[0].Algorithm != alg {
+		return nil, fmt.Errorf("algorithm %s does not match key %q", tok.Headers[0].Algorithm, kid)
+	}
+	var claims josejwt.Claims
+	if err := tok.Claims(pub, &claims); err != nil {
+		return nil, fmt.Errorf("verify: %w", err)
+	}
+	if claims.Issuer != s.cfg.Issuer {
+		return nil, fmt.Errorf("issuer %q is not ours", claims.Issuer)
+	}
+	return claims.Audience, nil
+}

@@ -1,0 +1,127 @@
+package broker
+
+import (
+	"bytes"
+	"embed"
+	"fmt"
+	"html/template"
+	"net/http"
+	"os"
+	"path/filepath"
+)
+
+//go:embed templates/*.html
+var templateFS embed.FS
+
+// loadTemplates parses the embedded templates, then the *.html of dir (if
+// any), whose definitions replace the embedded ones of the same name.
+func loadTemplates(dir string) (*template.Template, error) {
+	t, err := template.New("").ParseFS(templateFS, "templates/*.html")
+	if err != nil {
+		return nil, fmt.Errorf("parse embedded templates: %w", err)
+	}
+	if dir == "" {
+		return t, nil
+	}
+	files, err := filepath.Glob(filepath.Join(dir, "*.html"))
+	if err != nil {
+		return nil, fmt.Errorf("template dir: %w", err)
+	}
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			return nil, fmt.Errorf("read template: %w", err)
+		}
+		if _, err := t.New(filepath.Base(f)).Parse(string(b)); err != nil {
+			return nil, fmt.Errorf("parse template %s: %w", f, err)
+		}
+	}
+	return t, nil
+}
+
+// LoginOption is a "Continue with …" button on the login page (an upstream
+// connector). URL returns where the button goes for a pending login id;
+// ID also matches the idp_hint authorization parameter, which skips the
+// login page and goes straight to URL.
+type LoginOption struct {
+	ID    string
+	Label string
+	URL   func(loginID string) string
+}
+
+// LoginLink is a link under the login form ("Create account", "Forgot
+// password?"). When WithLogin is set the pending login id is appended as
+// ?login=ID (or &login=ID) so the page can return to the sign-in.
+type LoginLink struct {
+	Label     string
+	Href      string
+	WithLogin bool
+}
+
+// AddLoginOption adds a "Continue with …" button to the login page.
+func (s *Server) AddLoginOption(o LoginOption) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.loginOptions = append(s.loginOptions, o)
+}
+
+// AddLoginLink adds a link under the login form.
+func (s *Server) AddLoginLink(l LoginLink) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.loginLinks = append(s.loginLinks, l)
+}
+
+func (s *Server) loginOption(id string) (LoginOption, bool) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	for _, o := range s.loginOptions {
+		if o.ID == id {
+			return o, true
+		}
+	}
+	return LoginOption{}, false
+}
+
+type pageButton struct{ Label, URL string }
+
+// pageData is what every template gets.
+type pageData struct {
+	Title   string
+	Message string
+	Error   string
+	LoginID string
+	Email   string
+	Action  string
+	Buttons []pageButton
+	Links   []pageButton
+}
+
+// setPageHeaders sets the security headers of every HTML page.
+func setPageHeaders(w http.ResponseWriter) {
+	h := w.Header()
+	h.Set("Content-Type", "text/html; charset=utf-8")
+	h.Set("Cache-Control", "no-store")
+	h.Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data: https:; base-uri 'none'; frame-ancestors 'none'")
+	h.Set("X-Frame-Options", "DENY")
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("Referrer-Policy", "no-referrer")
+}
+
+func (s *Server) renderPage(w http.ResponseWriter, r *http.Request, status int, name string, data pageData) {
+	var buf bytes.Buffer
+	if err := s.tmpl.ExecuteTemplate(&buf, name, data); err != nil {
+		s.log.ErrorContext(r.Context(), "render page", "template", name, "err", err)
+		setPageHeaders(w)
+		w.WriteHeader(http.StatusInternalServerError)
+		_, _ = w.Write([]byte("<!doctype html><title>Error</title><p>Something went wrong.</p>\n"))
+		return
+	}
+	setPageHeaders(w)
+	w.WriteHeader(status)
+	_, _ = buf.WriteTo(w)
+}
+
+func (s *Server) renderError(w http.ResponseWriter, r *http.Request, status int, title, message string) {
+	s.renderPage(w, r, status, "error.html", pageData{Title: title, Message: message})
+}

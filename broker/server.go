@@ -1,0 +1,214 @@
+// Package broker is Bridgekeeper's HTTP server: an OpenID Connect issuer
+// composed from fosite (authorization code + PKCE, refresh with rotation,
+// client credentials, revocation, introspection, OpenID Connect), with the
+// broker's own login page, browser sessions, discovery, JWKS, userinfo,
+// RP-initiated logout and CORS.
+package broker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"html/template"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/gorilla/mux"
+	"github.com/ory/fosite"
+
+	"github.com/bridgekeeper/bridgekeeper/broker/keys"
+	"github.com/bridgekeeper/bridgekeeper/internal/secret"
+	"github.com/bridgekeeper/bridgekeeper/storage"
+)
+
+// Routes, relative to the issuer.
+const (
+	pathAuth       = "/oauth2/auth"
+	pathToken      = "/oauth2/token"
+	pathRevoke     = "/oauth2/revoke"
+	pathIntrospect = "/oauth2/introspect"
+	pathLogout     = "/oauth2/logout"
+	pathUserinfo   = "/userinfo"
+	pathLogin      = "/login"
+	pathDiscovery  = "/.well-known/openid-configuration"
+	pathJWKS       = "/.well-known/jwks.json"
+	pathHealth     = "/healthz"
+)
+
+// Config configures the broker. Issuer, Store, Keys and Secret are required;
+// zero durations take the documented defaults.
+type Config struct {
+	Issuer string // e.g. http://127.0.0.1:8080; all endpoints are under it
+	Store  *storage.Store
+	Keys   *keys.Manager
+	Secret *secret.System
+	Logger *slog.Logger
+
+	AccessTokenLifetime   time.Duration // default 15m
+	IDTokenLifetime       time.Duration // default 1h
+	RefreshTokenLifetime  time.Duration // default 720h
+	AuthorizeCodeLifetime time.Duration // default 2m
+	SessionLifetime       time.Duration // broker session cookie; default 24h
+	PendingLoginLifetime  time.Duration // default 10m
+	// RefreshReuseGrace is accepted for configuration compatibility; only 0
+	// (immediate reuse revokes the whole family) is implemented.
+	RefreshReuseGrace time.Duration
+	TemplateDir       string // optional directory whose *.html override the embedded templates
+
+	// LoginLimiter, when set, is asked before every password check of the
+	// login form (action "login", the e-mail address, the client IP).
+	LoginLimiter LoginLimiter
+}
+
+// LoginLimiter limits login attempts (broker/accounts' Limiter fits).
+type LoginLimiter interface {
+	Allow(ctx context.Context, action, account, ip string) (ok bool, retryAfter time.Duration, err error)
+}
+
+func (c *Config) setDefaults() {
+	def := func(d *time.Duration, v time.Duration) {
+		if *d <= 0 {
+			*d = v
+		}
+	}
+	def(&c.AccessTokenLifetime, 15*time.Minute)
+	def(&c.IDTokenLifetime, time.Hour)
+	def(&c.RefreshTokenLifetime, 720*time.Hour)
+	def(&c.AuthorizeCodeLifetime, 2*time.Minute)
+	def(&c.SessionLifetime, 24*time.Hour)
+	def(&c.PendingLoginLifetime, 10*time.Minute)
+	c.Issuer = strings.TrimRight(c.Issuer, "/")
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+}
+
+// MaxTokenLifetime is the longest lifetime of a JWT the broker signs (access
+// and ID tokens): what keys.Options.MaxTokenLifetime should be.
+func MaxTokenLifetime(cfg Config) time.Duration {
+	cfg.setDefaults()
+	return max(cfg.AccessTokenLifetime, cfg.IDTokenLifetime)
+}
+
+// Server is the broker's HTTP server.
+type Server struct {
+	cfg      Config
+	log      *slog.Logger
+	store    *txStore
+	keys     *keys.Manager
+	provider *fosite.Fosite
+	fosite   *fosite.Config
+	router   *mux.Router
+	handler  http.Handler
+	tmpl     *template.Template
+	secure   bool // issuer is https: cookies get Secure
+	basePath string
+
+	discovery []byte
+	origins   *originCache
+
+	mu           sync.RWMutex
+	loginOptions []LoginOption
+	loginLinks   []LoginLink
+}
+
+// New builds the server. It does not start listening: serve Handler().
+func New(ctx context.Context, cfg Config) (*Server, error) {
+	cfg.setDefaults()
+	switch {
+	case cfg.Issuer == "":
+		return nil, errors.New("broker: issuer is required")
+	case cfg.Store == nil:
+		return nil, errors.New("broker: store is required")
+	case cfg.Keys == nil:
+		return nil, errors.New("broker: signing keys are required")
+	case cfg.Secret == nil:
+		return nil, errors.New("broker: system secret is required")
+	}
+	if cfg.RefreshReuseGrace > 0 {
+		return nil, errors.New("broker: a refresh reuse grace period is not supported; reuse of a rotated refresh token always revokes the grant")
+	}
+	issuer, err := url.Parse(cfg.Issuer)
+	if err != nil || (issuer.Scheme != "http" && issuer.Scheme != "https") || issuer.Host == "" {
+		return nil, fmt.Errorf("broker: issuer %q must be an absolute http(s) URL", cfg.Issuer)
+	}
+	if issuer.RawQuery != "" || issuer.Fragment != "" {
+		return nil, fmt.Errorf("broker: issuer %q must not have a query or fragment", cfg.Issuer)
+	}
+	tmpl, err := loadTemplates(cfg.TemplateDir)
+	if err != nil {
+		return nil, fmt.Errorf("broker: %w", err)
+	}
+	s := &Server{
+		cfg:      cfg,
+		log:      cfg.Logger,
+		store:    &txStore{Store: cfg.Store},
+		keys:     cfg.Keys,
+		tmpl:     tmpl,
+		secure:   issuer.Scheme == "https",
+		basePath: strings.TrimRight(issuer.Path, "/"),
+		origins:  newOriginCache(cfg.Store, 10*time.Second),
+	}
+	s.provider, s.fosite = newProvider(cfg, s.store)
+	if s.discovery, err = s.discoveryDocument(); err != nil {
+		return nil, fmt.Errorf("broker: discovery document: %w", err)
+	}
+	s.routes()
+	return s, nil
+}
+
+// Handler is the broker's whole HTTP handler.
+func (s *Server) Handler() http.Handler { return s.handler }
+
+// Router is the broker's router, for other packages to add their routes
+// (account pages, connector callbacks). Paths are relative to the issuer's
+// path, like the broker's own.
+func (s *Server) Router() *mux.Router { return s.router }
+
+// Close releases the server's resources (not the store or the keys, which
+// the caller owns).
+func (s *Server) Close() error { return nil }
+
+func (s *Server) routes() {
+	root := mux.NewRouter()
+	r := root
+	if s.basePath != "" {
+		r = root.PathPrefix(s.basePath).Subrouter()
+	}
+	s.router = r
+
+	cors := s.cors
+	r.Handle(pathAuth, http.HandlerFunc(s.handleAuthorize)).Methods(http.MethodGet, http.MethodPost)
+	r.Handle(pathToken, cors(http.HandlerFunc(s.handleToken))).Methods(http.MethodPost, http.MethodOptions)
+	r.Handle(pathRevoke, cors(http.HandlerFunc(s.handleRevoke))).Methods(http.MethodPost, http.MethodOptions)
+	r.Handle(pathIntrospect, http.HandlerFunc(s.handleIntrospect)).Methods(http.MethodPost)
+	r.Handle(pathUserinfo, cors(http.HandlerFunc(s.handleUserinfo))).Methods(http.MethodGet, http.MethodPost, http.MethodOptions)
+	r.Handle(pathDiscovery, cors(http.HandlerFunc(s.handleDiscovery))).Methods(http.MethodGet, http.MethodHead, http.MethodOptions)
+	r.Handle(pathJWKS, cors(http.HandlerFunc(s.handleJWKS))).Methods(http.MethodGet, http.MethodHead, http.MethodOptions)
+	r.Handle(pathLogout, http.HandlerFunc(s.handleLogout)).Methods(http.MethodGet, http.MethodPost)
+	r.Handle(pathLogin, http.NewCrossOriginProtection().Handler(http.HandlerFunc(s.handleLogin))).Methods(http.MethodGet, http.MethodPost)
+	r.HandleFunc(pathHealth, s.handleHealth).Methods(http.MethodGet, http.MethodHead)
+
+	root.NotFoundHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s.renderError(w, r, http.StatusNotFound, "Page not found", "There is nothing at this address.")
+	})
+	s.handler = root
+}
+
+func (s *Server) handleHealth(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Cache-Control", "no-store")
+	if err := s.cfg.Store.Ping(r.Context()); err != nil {
+		s.log.WarnContext(r.Context(), "health check: storage", "err", err)
+		http.Error(w, "storage unavailable", http.StatusServiceUnavailable)
+		return
+	}
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	_, _ = w.Write([]byte("ok\n"))
+}
+
+// url returns the absolute URL of a broker path.
+func (s *Server) url(path string) string { return s.cfg.Issuer + path }

@@ -1,0 +1,78 @@
+package broker
+
+import (
+	"time"
+
+	"github.com/mohae/deepcopy"
+	"github.com/ory/fosite"
+	"github.com/ory/fosite/handler/oauth2"
+	"github.com/ory/fosite/handler/openid"
+	"github.com/ory/fosite/token/jwt"
+)
+
+// session is the fosite session of every grant. It is stored as JSON with
+// each code and token (storage treats it as opaque JSON) and carries what
+// the ID token and the JWT access token need.
+type session struct {
+	*openid.DefaultSession `json:"oidc"`
+
+	// ClientID is the client the grant belongs to; it becomes the
+	// client_id claim of access tokens (fosite does not add it).
+	ClientID string `json:"client_id"`
+}
+
+var (
+	_ openid.Session             = (*session)(nil)
+	_ oauth2.JWTSessionContainer = (*session)(nil)
+)
+
+// newSession returns an empty session for fosite to fill from storage.
+func newSession() *session {
+	return &session{DefaultSession: &openid.DefaultSession{
+		Claims:  &jwt.IDTokenClaims{},
+		Headers: &jwt.Headers{},
+	}}
+}
+
+// Clone implements fosite.Session; it must return our type, not the
+// embedded DefaultSession.
+func (s *session) Clone() fosite.Session {
+	if s == nil {
+		return nil
+	}
+	return deepcopy.Copy(s).(*session)
+}
+
+// GetJWTClaims implements oauth2.JWTSessionContainer. It returns fresh
+// claims on every call so nothing (iat, jti, exp) leaks from one access
+// token into the next one of the same grant.
+func (s *session) GetJWTClaims() jwt.JWTClaimsContainer {
+	return &accessTokenClaims{
+		JWTClaims: &jwt.JWTClaims{
+			Subject: s.GetSubject(),
+			Extra:   map[string]any{"client_id": s.ClientID},
+		},
+		fallbackAudience: s.ClientID,
+	}
+}
+
+// GetJWTHeader implements oauth2.JWTSessionContainer: RFC 9068 access
+// tokens carry typ at+jwt (kid comes from the signing JWK).
+func (s *session) GetJWTHeader() *jwt.Headers {
+	return &jwt.Headers{Extra: map[string]any{"typ": "at+jwt"}}
+}
+
+// accessTokenClaims are the RFC 9068 claims: when no audience was granted
+// the token is meant for the client itself, so aud is never empty.
+type accessTokenClaims struct {
+	*jwt.JWTClaims
+	fallbackAudience string
+}
+
+func (c *accessTokenClaims) With(expiry time.Time, scope, audience []string) jwt.JWTClaimsContainer {
+	if len(audience) == 0 && c.fallbackAudience != "" {
+		audience = []string{c.fallbackAudience}
+	}
+	c.JWTClaims.With(expiry, scope, audience)
+	return c
+}

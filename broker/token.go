@@ -1,0 +1,169 @@
+package broker
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"slices"
+	"strings"
+
+	"github.com/ory/fosite"
+)
+
+// handleToken is the token endpoint: authorization_code (+PKCE),
+// refresh_token (rotation, reuse revokes the grant) and client_credentials.
+func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	sess := newSession()
+	ar, err := s.provider.NewAccessRequest(ctx, r, sess)
+	if err != nil {
+		s.logGrantError(ctx, "token", err)
+		s.provider.WriteAccessError(ctx, w, ar, err)
+		return
+	}
+	if ar.GetGrantTypes().ExactOne("client_credentials") {
+		if err := s.grantClientCredentials(ar, sess); err != nil {
+			s.provider.WriteAccessError(ctx, w, ar, err)
+			return
+		}
+	}
+	var resp fosite.AccessResponder
+	err = s.inTx(ctx, func(ctx context.Context) error {
+		var err error
+		resp, err = s.provider.NewAccessResponse(ctx, ar)
+		return err
+	})
+	if err != nil {
+		s.logGrantError(ctx, "token", err)
+		s.provider.WriteAccessError(ctx, w, ar, err)
+		return
+	}
+	s.provider.WriteAccessResponse(ctx, w, ar, resp)
+}
+
+// grantClientCredentials grants what a client_credentials request asked for
+// (fosite already refused public clients and scopes or audiences the client
+// does not have). The token's subject is the client.
+func (s *Server) grantClientCredentials(ar fosite.AccessRequester, sess *session) error {
+	client := ar.GetClient()
+	if client.IsPublic() {
+		return fosite.ErrInvalidClient.WithHint("Public clients may not use the client_credentials grant.")
+	}
+	for _, scope := range ar.GetRequestedScopes() {
+		switch scope {
+		case "openid", "offline", "offline_access":
+			// user-facing scopes mean nothing without a user
+		default:
+			ar.GrantScope(scope)
+		}
+	}
+	grantAudience(ar, client)
+	sess.Subject = client.GetID()
+	sess.ClientID = client.GetID()
+	sess.Claims.Subject = client.GetID()
+	return nil
+}
+
+// logGrantError logs server-side failures; protocol errors are the
+// client's business and only logged at debug level.
+func (s *Server) logGrantError(ctx context.Context, endpoint string, err error) {
+	rfc := fosite.ErrorToRFC6749Error(err)
+	if rfc.CodeField >= 500 {
+		s.log.ErrorContext(ctx, endpoint+" failed", "err", err, "debug", rfc.DebugField)
+		return
+	}
+	s.log.DebugContext(ctx, endpoint+" refused", "error", rfc.ErrorField, "hint", rfc.HintField, "debug", rfc.DebugField)
+}
+
+// handleRevoke is the RFC 7009 revocation endpoint. Only the client the
+// token was issued to may revoke it; revoking either token of a grant
+// revokes the grant's access and refresh tokens.
+func (s *Server) handleRevoke(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	err := s.provider.NewRevocationRequest(ctx, r)
+	if err != nil {
+		s.logGrantError(ctx, "revoke", err)
+	}
+	s.provider.WriteRevocationResponse(ctx, w, err)
+}
+
+// handleIntrospect is the RFC 7662 introspection endpoint. Only confidential
+// clients that authenticate may call it (a bearer token is not enough), and
+// a client learns only about tokens issued to it or whose audience names
+// it; every other token is {"active":false}.
+func (s *Server) handleIntrospect(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	if err := r.ParseMultipartForm(1 << 20); err != nil && !errors.Is(err, http.ErrNotMultipart) {
+		s.provider.WriteIntrospectionError(ctx, w, fosite.ErrInvalidRequest.WithHint("Unable to parse the request body."))
+		return
+	}
+	if strings.HasPrefix(strings.ToLower(r.Header.Get("Authorization")), "bearer ") {
+		writeOAuthError(w, http.StatusUnauthorized, "invalid_client", "Introspection requires client authentication; a bearer token is not accepted.")
+		return
+	}
+	client, err := s.provider.AuthenticateClient(ctx, r, r.PostForm)
+	if err != nil || client.IsPublic() {
+		w.Header().Set("WWW-Authenticate", `Basic realm="bridgekeeper"`)
+		writeOAuthError(w, http.StatusUnauthorized, "invalid_client", "Client authentication failed.")
+		return
+	}
+	token := r.PostForm.Get("token")
+	if token == "" {
+		writeOAuthError(w, http.StatusBadRequest, "invalid_request", "The token parameter is missing.")
+		return
+	}
+	use, ar, err := s.provider.IntrospectToken(ctx, token, fosite.TokenUse(r.PostForm.Get("token_type_hint")), newSession())
+	w.Header().Set("Content-Type", "application/json;charset=UTF-8")
+	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("Pragma", "no-cache")
+	if err != nil || !mayIntrospect(client, ar) {
+		_, _ = w.Write([]byte(`{"active":false}` + "\n"))
+		return
+	}
+	resp := map[string]any{
+		"active":    true,
+		"client_id": ar.GetClient().GetID(),
+		"iss":       s.cfg.Issuer,
+	}
+	if scopes := ar.GetGrantedScopes(); len(scopes) > 0 {
+		resp["scope"] = strings.Join(scopes, " ")
+	}
+	if sub := ar.GetSession().GetSubject(); sub != "" {
+		resp["sub"] = sub
+	}
+	if aud := ar.GetGrantedAudience(); len(aud) > 0 {
+		resp["aud"] = aud
+	}
+	if !ar.GetRequestedAt().IsZero() {
+		resp["iat"] = ar.GetRequestedAt().Unix()
+	}
+	tokenType := fosite.AccessToken
+	if use == fosite.RefreshToken {
+		tokenType = fosite.RefreshToken
+		resp["token_type"] = "refresh_token"
+	} else {
+		resp["token_type"] = "Bearer"
+	}
+	if exp := ar.GetSession().GetExpiresAt(tokenType); !exp.IsZero() {
+		resp["exp"] = exp.Unix()
+	}
+	_ = json.NewEncoder(w).Encode(resp)
+}
+
+// mayIntrospect is the introspection policy: a client sees tokens issued to
+// it and tokens whose audience names it.
+func mayIntrospect(client fosite.Client, ar fosite.AccessRequester) bool {
+	if ar == nil || ar.GetClient() == nil {
+		return false
+	}
+	return ar.GetClient().GetID() == client.GetID() || slices.Contains(ar.GetGrantedAudience(), client.GetID())
+}
+
+// writeOAuthError writes an RFC 6749 JSON error.
+func writeOAuthError(w http.ResponseWriter, status int, code, description string) {
+	w.Header().Set("Content-Type", "application/json;charset=UTF-8")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(map[string]string{"error": code, "error_description": description})
+}
