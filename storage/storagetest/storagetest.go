@@ -1,0 +1,117 @@
+// Package storagetest gives tests fresh, migrated, isolated stores on every
+// backend available: SQLite always, Postgres when
+// $BRIDGEKEEPER_TEST_POSTGRES holds a DSN (for example
+// postgres://postgres@127.0.0.1:5432/test?sslmode=disable).
+package storagetest
+
+import (
+	"context"
+	"crypto/rand"
+	"database/sql"
+	"encoding/hex"
+	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/bridgekeeper/bridgekeeper/storage"
+	"github.com/uptrace/bun/driver/pgdriver"
+)
+
+// PostgresEnv names the environment variable holding the Postgres DSN that
+// switches the Postgres backend on.
+const PostgresEnv = "BRIDGEKEEPER_TEST_POSTGRES"
+
+// Backend is one database backend.
+type Backend struct {
+	Name string // "sqlite" or "postgres"
+}
+
+// Backends lists the backends to test: sqlite always, postgres too when
+// $BRIDGEKEEPER_TEST_POSTGRES is set.
+func Backends(t testing.TB) []Backend {
+	t.Helper()
+	backends := []Backend{{Name: storage.DialectSQLite}}
+	if os.Getenv(PostgresEnv) != "" {
+		backends = append(backends, Backend{Name: storage.DialectPostgres})
+	}
+	return backends
+}
+
+// Open returns a fresh, migrated store of this backend, isolated from every
+// other call, and the DSN that opens the same database (from this or
+// another process). SQLite uses a file in t.TempDir(); Postgres a new
+// database, dropped at cleanup. The store is closed at cleanup.
+func (b Backend) Open(t testing.TB) (*storage.Store, string) {
+	t.Helper()
+	var dsn string
+	switch b.Name {
+	case storage.DialectSQLite:
+		dsn = "sqlite:" + filepath.Join(t.TempDir(), "bridgekeeper.db")
+	case storage.DialectPostgres:
+		dsn = createPostgresDatabase(t)
+	default:
+		t.Fatalf("storagetest: unknown backend %q", b.Name)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	s, err := storage.Open(ctx, dsn)
+	if err != nil {
+		t.Fatalf("storagetest: open %s: %v", b.Name, err)
+	}
+	t.Cleanup(func() {
+		if err := s.Close(); err != nil {
+			t.Errorf("storagetest: close %s: %v", b.Name, err)
+		}
+	})
+	if err := s.Migrate(ctx); err != nil {
+		t.Fatalf("storagetest: migrate %s: %v", b.Name, err)
+	}
+	return s, dsn
+}
+
+// createPostgresDatabase creates an empty database named bk_<random> on the
+// server of $BRIDGEKEEPER_TEST_POSTGRES, drops it (with FORCE) at cleanup,
+// and returns its DSN. The DSN turns synchronous_commit off for speed.
+func createPostgresDatabase(t testing.TB) string {
+	t.Helper()
+	adminDSN := os.Getenv(PostgresEnv)
+	if adminDSN == "" {
+		t.Fatalf("storagetest: $%s is not set", PostgresEnv)
+	}
+	u, err := url.Parse(adminDSN)
+	if err != nil {
+		t.Fatalf("storagetest: $%s: %v", PostgresEnv, err)
+	}
+	var suffix [8]byte
+	if _, err := rand.Read(suffix[:]); err != nil {
+		t.Fatalf("storagetest: %v", err)
+	}
+	name := "bk_" + hex.EncodeToString(suffix[:])
+
+	admin := sql.OpenDB(pgdriver.NewConnector(pgdriver.WithDSN(adminDSN)))
+	admin.SetMaxOpenConns(1)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if _, err := admin.ExecContext(ctx, "CREATE DATABASE "+name); err != nil {
+		admin.Close()
+		t.Fatalf("storagetest: create database %s: %v", name, err)
+	}
+	// Registered before the store's own cleanup, so it runs after it.
+	t.Cleanup(func() {
+		defer admin.Close()
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		if _, err := admin.ExecContext(ctx, fmt.Sprintf("DROP DATABASE IF EXISTS %s WITH (FORCE)", name)); err != nil {
+			t.Errorf("storagetest: drop database %s: %v", name, err)
+		}
+	})
+
+	u.Path = "/" + name
+	q := u.Query()
+	q.Set("synchronous_commit", "off")
+	u.RawQuery = q.Encode()
+	return u.String()
+}
