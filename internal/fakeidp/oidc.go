@@ -464,6 +464,7 @@ func (s *Server) mintIDToken(g *grant, u User) (string, error) {
 		claims["nonce"] = g.nonce
 	}
 	signing := jose.SigningKey{Algorithm: s.alg, Key: jose.JSONWebKey{Key: key.signer, KeyID: key.kid}}
+	opts := (&jose.SignerOptions{}).WithType("JWT")
 	switch fault {
 	case FaultExpired:
 		claims["iat"] = now.Add(-2 * idLifetime).Unix()
@@ -482,13 +483,19 @@ func (s *Server) mintIDToken(g *grant, u User) (string, error) {
 		}
 		signing.Key = jose.JSONWebKey{Key: other, KeyID: key.kid}
 	case FaultHS256:
-		signing = jose.SigningKey{Algorithm: jose.HS256, Key: jose.JSONWebKey{Key: []byte(secret), KeyID: key.kid}}
+		hmacKey := []byte(secret)
+		if len(hmacKey) < sha256.Size { // go-jose refuses short HMAC keys
+			sum := sha256.Sum256(hmacKey)
+			hmacKey = sum[:]
+		}
+		signing = jose.SigningKey{Algorithm: jose.HS256, Key: hmacKey}
+		opts = opts.WithHeader(jose.HeaderKey("kid"), key.kid)
 	}
 	payload, err := json.Marshal(claims)
 	if err != nil {
 		return "", fmt.Errorf("encode ID token claims: %w", err)
 	}
-	signer, err := jose.NewSigner(signing, (&jose.SignerOptions{}).WithType("JWT"))
+	signer, err := jose.NewSigner(signing, opts)
 	if err != nil {
 		return "", fmt.Errorf("ID token signer: %w", err)
 	}
