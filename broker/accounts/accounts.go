@@ -1,0 +1,290 @@
+// Package accounts serves the broker's local-account pages: registration
+// with e-mail activation, password reset, and the account page (change the
+// password or the e-mail address). It also holds the brute-force Limiter the
+// broker's login form uses, and LoginAllowed, which says whether a local user
+// may log in.
+//
+// Every page is a plain HTML form (no JavaScript needed), protected against
+// cross-site requests by http.CrossOriginProtection and a double-submit
+// token. The answers that could tell whether an address has an account
+// (registration, resend, reset) are the same in content, status and time:
+// e-mail goes out in the background and those answers wait for a fixed floor.
+package accounts
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"regexp"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/gorilla/mux"
+
+	"github.com/bridgekeeper/bridgekeeper/broker/accounts/mail"
+	"github.com/bridgekeeper/bridgekeeper/broker/accounts/policy"
+	"github.com/bridgekeeper/bridgekeeper/storage"
+)
+
+// Config configures the Service.
+type Config struct {
+	Store  *storage.Store // required
+	Logger *slog.Logger   // slog.Default() when nil
+	// Issuer is the broker's absolute base URL; e-mail links are Issuer +
+	// path, and page links use its path as a prefix.
+	Issuer string
+	// Mailer sends the e-mails; a mail.Log (links in the log) when nil.
+	Mailer mail.Mailer
+
+	// AllowRegistration opens /register. Activation, reset and the account
+	// page work either way.
+	AllowRegistration bool
+	// RequireActivation keeps new accounts inactive until the link in the
+	// activation e-mail is followed; LoginAllowed refuses inactive users.
+	RequireActivation bool
+
+	ActivationTTL  time.Duration // lifetime of activation links; default 48h
+	ResetTTL       time.Duration // lifetime of password-reset links; default 1h
+	EmailChangeTTL time.Duration // lifetime of e-mail-change links; default 24h
+
+	Limits Limits // zero fields take DefaultLimits
+	Theme  Theme
+
+	// CurrentUser returns the user of the broker session of r, or nil (and
+	// no error) when there is none. Without it, /account always asks the
+	// user to sign in.
+	CurrentUser func(r *http.Request) (*storage.User, error)
+	// AllowedReturnURL reports whether ?return_to= may be linked to (an
+	// application URL: a registered redirect URI or origin). Without it no
+	// return link is shown.
+	AllowedReturnURL func(string) bool
+	// ClientIP returns the client's address for the per-IP limits; RemoteIP
+	// by default. Behind a proxy, return the address it forwarded.
+	ClientIP func(r *http.Request) string
+
+	// MinResponseTime is the time every answer to a registration, resend
+	// or reset request takes at least, whether or not the address has an
+	// account; default 400ms. It must exceed the longest time the work
+	// behind those answers takes (a password hash and a few writes).
+	MinResponseTime time.Duration
+	// Now is the clock for links and limits (tests); time.Now by default.
+	Now func() time.Time
+}
+
+// Theme styles the pages and e-mails.
+type Theme struct {
+	ProductName  string // default "Bridgekeeper"
+	LogoURL      string // shown above the forms when set
+	PrimaryColor string // a CSS hex colour (#rgb or #rrggbb) or colour name; default #2f5bd3
+	// TemplateDir, when set, holds templates that replace the embedded ones
+	// of the same name (layout.html, register.html, …, mail/activate.txt, …).
+	TemplateDir string
+}
+
+// Errors of LoginAllowed; their messages can be shown to the user.
+var (
+	ErrNotActivated = errors.New("this account is not activated yet: follow the link in the activation e-mail, or ask for a new one")
+	ErrDisabled     = errors.New("this account is disabled")
+	ErrNoPassword   = errors.New("this account has no password: sign in the way you signed up, or set a password with \"Forgot password\"")
+)
+
+// Token kinds (storage.ActionToken.Kind).
+const (
+	kindActivate    = "activate"
+	kindReset       = "reset"
+	kindEmailChange = "email_change"
+)
+
+// Service serves the account pages.
+type Service struct {
+	cfg      Config
+	store    *storage.Store
+	log      *slog.Logger
+	mailer   mail.Mailer
+	limiter  *Limiter
+	policy   *policy.Checker
+	tmpl     *templates
+	issuer   string // without a trailing slash
+	base     string // the issuer's path, without a trailing slash
+	secure   bool   // the issuer is https: cookies are Secure
+	now      func() time.Time
+	clientIP func(r *http.Request) string
+	cop      *http.CrossOriginProtection
+	mailWG   sync.WaitGroup
+}
+
+var colorRE = regexp.MustCompile(`^(#[0-9a-fA-F]{3}|#[0-9a-fA-F]{6}|[a-zA-Z]{3,20})$`)
+
+// New checks the configuration, fills in defaults and parses the templates.
+func New(cfg Config) (*Service, error) {
+	if cfg.Store == nil {
+		return nil, errors.New("accounts: a store is required")
+	}
+	issuer, err := url.Parse(cfg.Issuer)
+	if err != nil || (issuer.Scheme != "http" && issuer.Scheme != "https") || issuer.Host == "" {
+		return nil, fmt.Errorf("accounts: issuer %q is not an absolute http(s) URL", cfg.Issuer)
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.Mailer == nil {
+		cfg.Mailer = mail.Log{Logger: cfg.Logger}
+	}
+	if cfg.ActivationTTL <= 0 {
+		cfg.ActivationTTL = 48 * time.Hour
+	}
+	if cfg.ResetTTL <= 0 {
+		cfg.ResetTTL = time.Hour
+	}
+	if cfg.EmailChangeTTL <= 0 {
+		cfg.EmailChangeTTL = 24 * time.Hour
+	}
+	if cfg.MinResponseTime <= 0 {
+		cfg.MinResponseTime = 400 * time.Millisecond
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.ClientIP == nil {
+		cfg.ClientIP = RemoteIP
+	}
+	if cfg.Theme.ProductName == "" {
+		cfg.Theme.ProductName = "Bridgekeeper"
+	}
+	if cfg.Theme.PrimaryColor == "" {
+		cfg.Theme.PrimaryColor = "#2f5bd3"
+	}
+	if !colorRE.MatchString(cfg.Theme.PrimaryColor) {
+		return nil, fmt.Errorf("accounts: theme primary colour %q: want #rgb, #rrggbb or a colour name", cfg.Theme.PrimaryColor)
+	}
+	tmpl, err := loadTemplates(cfg.Theme.TemplateDir)
+	if err != nil {
+		return nil, fmt.Errorf("accounts: %w", err)
+	}
+	s := &Service{
+		cfg:      cfg,
+		store:    cfg.Store,
+		log:      cfg.Logger,
+		mailer:   cfg.Mailer,
+		limiter:  NewLimiter(cfg.Store, cfg.Limits, cfg.Now),
+		policy:   policy.New(),
+		tmpl:     tmpl,
+		issuer:   strings.TrimSuffix(issuer.String(), "/"),
+		base:     strings.TrimSuffix(issuer.EscapedPath(), "/"),
+		secure:   issuer.Scheme == "https",
+		now:      cfg.Now,
+		clientIP: cfg.ClientIP,
+		cop:      http.NewCrossOriginProtection(),
+	}
+	s.cop.SetDenyHandler(http.HandlerFunc(s.crossOriginDenied))
+	return s, nil
+}
+
+// Routes adds the pages to r, which must serve the issuer's path (a page at
+// /register is linked as Issuer + "/register").
+func (s *Service) Routes(r *mux.Router) {
+	handle := func(path string, h http.HandlerFunc, methods ...string) {
+		r.Handle(path, s.protect(h)).Methods(methods...)
+	}
+	handle("/register", s.registerForm, http.MethodGet, http.MethodHead)
+	handle("/register", s.register, http.MethodPost)
+	handle("/register/resend", s.resendForm, http.MethodGet, http.MethodHead)
+	handle("/register/resend", s.resend, http.MethodPost)
+	handle("/activate", s.activateForm, http.MethodGet, http.MethodHead)
+	handle("/activate", s.activate, http.MethodPost)
+	handle("/reset", s.resetForm, http.MethodGet, http.MethodHead)
+	handle("/reset", s.reset, http.MethodPost)
+	handle("/reset/confirm", s.resetConfirmForm, http.MethodGet, http.MethodHead)
+	handle("/reset/confirm", s.resetConfirm, http.MethodPost)
+	handle("/account", s.account, http.MethodGet, http.MethodHead)
+	handle("/account/password", s.changePassword, http.MethodPost)
+	handle("/account/email", s.changeEmail, http.MethodPost)
+	handle("/account/email/confirm", s.emailConfirmForm, http.MethodGet, http.MethodHead)
+	handle("/account/email/confirm", s.emailConfirm, http.MethodPost)
+}
+
+// Limiter returns the brute-force limiter; the broker's login form calls
+// Allow(ctx, ActionLogin, email, ip) before checking a password and
+// Succeeded(ctx, ActionLogin, email) after a correct one.
+func (s *Service) Limiter() *Limiter { return s.limiter }
+
+// LoginAllowed reports whether u may log in with a password: nil, or
+// ErrDisabled, ErrNotActivated (when activation is required) or
+// ErrNoPassword. Check the password first, so that these answers go only to
+// someone who knows it.
+func (s *Service) LoginAllowed(u *storage.User) error {
+	switch {
+	case u.Disabled:
+		return ErrDisabled
+	case s.cfg.RequireActivation && !u.Active:
+		return ErrNotActivated
+	case u.PasswordHash == "":
+		return ErrNoPassword
+	}
+	return nil
+}
+
+// RegisterURL, ResendURL and ResetURL are the page links for the login form,
+// carrying returnTo (kept only when AllowedReturnURL accepts it).
+func (s *Service) RegisterURL(returnTo string) string { return s.pageURL("/register", returnTo) }
+
+// ResendURL links to the form that sends a new activation e-mail.
+func (s *Service) ResendURL(returnTo string) string { return s.pageURL("/register/resend", returnTo) }
+
+// ResetURL links to the password-reset request form.
+func (s *Service) ResetURL(returnTo string) string { return s.pageURL("/reset", returnTo) }
+
+// AccountURL links to the account page.
+func (s *Service) AccountURL(returnTo string) string { return s.pageURL("/account", returnTo) }
+
+// RegistrationOpen reports whether /register accepts new accounts.
+func (s *Service) RegistrationOpen() bool { return s.cfg.AllowRegistration }
+
+func (s *Service) pageURL(path, returnTo string) string {
+	u := s.base + path
+	if rt := s.returnTo(returnTo); rt != "" {
+		u += "?" + url.Values{"return_to": {rt}}.Encode()
+	}
+	return u
+}
+
+// Close waits for the e-mails still being sent.
+func (s *Service) Close() error {
+	s.mailWG.Wait()
+	return nil
+}
+
+// returnTo keeps a return link only when the application allows it.
+func (s *Service) returnTo(raw string) string {
+	if raw == "" || len(raw) > 2048 || s.cfg.AllowedReturnURL == nil || !s.cfg.AllowedReturnURL(raw) {
+		return ""
+	}
+	u, err := url.Parse(raw)
+	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+		return ""
+	}
+	return raw
+}
+
+// NewUserID returns a random user id in the broker's format.
+func NewUserID() string { return "u_" + strings.ToLower(rand.Text()) }
+
+// waitFloor sleeps until MinResponseTime has passed since start (or the
+// client has gone).
+func (s *Service) waitFloor(ctx context.Context, start time.Time) {
+	rest := s.cfg.MinResponseTime - time.Since(start)
+	if rest <= 0 {
+		return
+	}
+	t := time.NewTimer(rest)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-ctx.Done():
+	}
+}

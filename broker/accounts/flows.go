@@ -1,0 +1,164 @@
+package accounts
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/bridgekeeper/bridgekeeper/storage"
+)
+
+// errBadLink is what a wrong, expired or used link gets.
+var errBadLink = errors.New("invalid, expired or used link")
+
+// hashToken is the stored id of an e-mailed token.
+func hashToken(raw string) string {
+	sum := sha256.Sum256([]byte(raw))
+	return hex.EncodeToString(sum[:])
+}
+
+// issueToken stores a new single-use token and returns its raw value.
+func (s *Service) issueToken(ctx context.Context, kind, userID, data string, ttl time.Duration) (string, error) {
+	raw := rand.Text()
+	now := s.now()
+	t := &storage.ActionToken{ID: hashToken(raw), Kind: kind, UserID: userID, Data: data, CreatedAt: now, ExpiresAt: now.Add(ttl)}
+	if err := s.store.CreateActionToken(ctx, t); err != nil {
+		return "", fmt.Errorf("store %s token: %w", kind, err)
+	}
+	return raw, nil
+}
+
+// useToken consumes a token of kind and returns it with its user. Every
+// failure that the link's holder caused is errBadLink.
+func (s *Service) useToken(ctx context.Context, raw, kind string) (*storage.ActionToken, *storage.User, error) {
+	if !validTokenFormat(raw) {
+		return nil, nil, errBadLink
+	}
+	t, err := s.store.UseActionToken(ctx, hashToken(raw), kind, s.now())
+	if errors.Is(err, storage.ErrNotFound) {
+		return nil, nil, errBadLink
+	}
+	if err != nil {
+		return nil, nil, fmt.Errorf("use %s token: %w", kind, err)
+	}
+	u, err := s.store.GetUser(ctx, t.UserID)
+	if errors.Is(err, storage.ErrNotFound) {
+		return nil, nil, errBadLink
+	}
+	if err != nil {
+		return nil, nil, fmt.Errorf("load user: %w", err)
+	}
+	return t, u, nil
+}
+
+// link is the absolute URL of path with a token and a return link.
+func (s *Service) link(path, raw, returnTo string) string {
+	q := url.Values{"token": {raw}}
+	if returnTo != "" {
+		q.Set("return_to", returnTo)
+	}
+	return s.issuer + path + "?" + q.Encode()
+}
+
+// absURL is the absolute URL of a page, for e-mails.
+func (s *Service) absURL(path, returnTo string) string {
+	return s.issuer + strings.TrimPrefix(s.pageURL(path, returnTo), s.base)
+}
+
+// mailData is what every e-mail template sees.
+type mailData struct {
+	Theme    Theme
+	Name     string
+	Email    string
+	NewEmail string
+	Link     string // the action link
+	Expires  string // how long Link is valid, e.g. "48 hours"
+	// For register_exists: where to sign in or reset instead.
+	ResetLink  string
+	ResendLink string
+	ReturnTo   string
+}
+
+// send renders an e-mail now and delivers it in the background, so that
+// the answer does not wait for (or reveal anything through) the mail server.
+func (s *Service) send(ctx context.Context, name, to string, d mailData) {
+	d.Theme = s.cfg.Theme
+	msg, err := s.tmpl.mail(name, to, d)
+	if err != nil {
+		s.log.ErrorContext(ctx, "accounts: mail", "mail", name, "err", err)
+		return
+	}
+	s.mailWG.Add(1)
+	go func() {
+		defer s.mailWG.Done()
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Minute)
+		defer cancel()
+		if err := s.mailer.Send(ctx, msg); err != nil {
+			s.log.ErrorContext(ctx, "accounts: send mail", "mail", name, "to", to, "err", err)
+		}
+	}()
+}
+
+// sendActivation issues an activation link for u and mails it.
+func (s *Service) sendActivation(ctx context.Context, u *storage.User, returnTo string) error {
+	raw, err := s.issueToken(ctx, kindActivate, u.ID, u.Email, s.cfg.ActivationTTL)
+	if err != nil {
+		return err
+	}
+	s.send(ctx, "activate", u.Email, mailData{Name: u.Name, Email: u.Email, Link: s.link("/activate", raw, returnTo),
+		Expires: humanDuration(s.cfg.ActivationTTL), ReturnTo: returnTo})
+	return nil
+}
+
+// sendReset issues a password-reset link for u and mails it.
+func (s *Service) sendReset(ctx context.Context, u *storage.User, returnTo string) error {
+	raw, err := s.issueToken(ctx, kindReset, u.ID, u.Email, s.cfg.ResetTTL)
+	if err != nil {
+		return err
+	}
+	s.send(ctx, "reset", u.Email, mailData{Name: u.Name, Email: u.Email, Link: s.link("/reset/confirm", raw, returnTo),
+		Expires: humanDuration(s.cfg.ResetTTL), ReturnTo: returnTo})
+	return nil
+}
+
+// sendRegisterExists tells the owner of an address that someone tried to
+// register it again, with the ways back into the existing account.
+func (s *Service) sendRegisterExists(ctx context.Context, email, returnTo string) {
+	s.send(ctx, "register_exists", email, mailData{Email: email,
+		ResetLink:  s.absURL("/reset", returnTo),
+		ResendLink: s.absURL("/register/resend", returnTo),
+		ReturnTo:   returnTo})
+}
+
+// sendEmailChange mails a confirmation link to the new address and a
+// notice to the old one.
+func (s *Service) sendEmailChange(ctx context.Context, u *storage.User, newEmail, returnTo string) error {
+	raw, err := s.issueToken(ctx, kindEmailChange, u.ID, newEmail, s.cfg.EmailChangeTTL)
+	if err != nil {
+		return err
+	}
+	d := mailData{Name: u.Name, Email: u.Email, NewEmail: newEmail, Link: s.link("/account/email/confirm", raw, returnTo),
+		Expires: humanDuration(s.cfg.EmailChangeTTL), ReturnTo: returnTo}
+	s.send(ctx, "email_change", newEmail, d)
+	d.Link = ""
+	s.send(ctx, "email_changed", u.Email, d)
+	return nil
+}
+
+// revokeEverything signs the user out everywhere: browser sessions and
+// every access and refresh token.
+func (s *Service) revokeEverything(ctx context.Context, userID string) error {
+	if err := s.store.DeleteUserBrowserSessions(ctx, userID); err != nil {
+		return fmt.Errorf("delete browser sessions: %w", err)
+	}
+	if err := s.store.RevokeSubjectTokens(ctx, userID); err != nil {
+		return fmt.Errorf("revoke tokens: %w", err)
+	}
+	return nil
+}

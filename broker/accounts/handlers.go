@@ -1,0 +1,478 @@
+package accounts
+
+import (
+	"errors"
+	"net/http"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/bridgekeeper/bridgekeeper/internal/password"
+	"github.com/bridgekeeper/bridgekeeper/storage"
+)
+
+const maxNameLength = 200
+
+// ---- registration ----
+
+func (s *Service) registrationClosed(w http.ResponseWriter, r *http.Request) {
+	s.message(w, r, http.StatusNotFound, "Registration is closed", "", "New accounts cannot be created here.")
+}
+
+func (s *Service) registerForm(w http.ResponseWriter, r *http.Request) {
+	if !s.cfg.AllowRegistration {
+		s.registrationClosed(w, r)
+		return
+	}
+	s.render(w, r, http.StatusOK, "register", s.newPage(w, r, "Create your account"))
+}
+
+func (s *Service) register(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	ctx := r.Context()
+	if !s.cfg.AllowRegistration {
+		s.registrationClosed(w, r)
+		return
+	}
+	p := s.newPage(w, r, "Create your account")
+	name := strings.TrimSpace(r.PostFormValue("name"))
+	pw := r.PostFormValue("password")
+	p.Values["name"], p.Values["email"] = name, strings.TrimSpace(r.PostFormValue("email"))
+	email, err := parseEmail(r.PostFormValue("email"))
+	if err != nil {
+		p.Error, p.ErrorField = userMessage(err), "email"
+		s.render(w, r, http.StatusBadRequest, "register", p)
+		return
+	}
+	if utf8.RuneCountInString(name) > maxNameLength {
+		p.Error, p.ErrorField = "Use at most 200 characters for your name.", "name"
+		s.render(w, r, http.StatusBadRequest, "register", p)
+		return
+	}
+	ok, retry, err := s.limiter.Allow(ctx, ActionRegister, email, s.clientIP(r))
+	if err != nil {
+		s.serverError(w, r, "register", err)
+		return
+	}
+	if !ok {
+		s.tooMany(w, r, retry)
+		return
+	}
+	if err := s.policy.Check(pw, email, name, s.cfg.Theme.ProductName); err != nil {
+		p.Error, p.ErrorField = userMessage(err), "password"
+		s.render(w, r, http.StatusBadRequest, "register", p)
+		return
+	}
+	// From here on, the work and the answer are the same whether or not
+	// the address has an account.
+	hash, err := password.Hash(pw)
+	if err != nil {
+		s.serverError(w, r, "register: hash password", err)
+		return
+	}
+	now := s.now()
+	u := &storage.User{ID: NewUserID(), Email: email, Name: name, PasswordHash: hash,
+		Active: !s.cfg.RequireActivation, CreatedAt: now, UpdatedAt: now}
+	switch err := s.store.CreateUser(ctx, u); {
+	case errors.Is(err, storage.ErrConflict):
+		s.sendRegisterExists(ctx, email, p.ReturnTo)
+	case err != nil:
+		s.serverError(w, r, "register: create user", err)
+		return
+	default:
+		s.log.InfoContext(ctx, "accounts: user registered", "user", u.ID)
+		if err := s.sendActivation(ctx, u, p.ReturnTo); err != nil {
+			s.log.ErrorContext(ctx, "accounts: register: activation link", "user", u.ID, "err", err)
+		}
+	}
+	s.waitFloor(ctx, start)
+	s.checkInbox(w, r, p, email)
+}
+
+// checkInbox is the one answer to a registration, whatever happened.
+func (s *Service) checkInbox(w http.ResponseWriter, r *http.Request, p *page, email string) {
+	p.Title = "Check your inbox"
+	p.Notice = "We've sent a message to " + email + ". Follow the link in it to confirm your address"
+	if s.cfg.RequireActivation {
+		p.Notice += " and activate your account"
+	}
+	p.Notice += ". The link is valid for " + humanDuration(s.cfg.ActivationTTL) + "."
+	p.Links = []pageLink{{s.pageURL("/register/resend", p.ReturnTo), "Didn't get it? Send a new link"}}
+	s.render(w, r, http.StatusOK, "message", p)
+}
+
+func (s *Service) resendForm(w http.ResponseWriter, r *http.Request) {
+	s.render(w, r, http.StatusOK, "resend", s.newPage(w, r, "Send a new activation link"))
+}
+
+func (s *Service) resend(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	ctx := r.Context()
+	p := s.newPage(w, r, "Send a new activation link")
+	p.Values["email"] = strings.TrimSpace(r.PostFormValue("email"))
+	email, err := parseEmail(r.PostFormValue("email"))
+	if err != nil {
+		p.Error, p.ErrorField = userMessage(err), "email"
+		s.render(w, r, http.StatusBadRequest, "resend", p)
+		return
+	}
+	ok, retry, err := s.limiter.Allow(ctx, ActionRegister, email, s.clientIP(r))
+	if err != nil {
+		s.serverError(w, r, "resend", err)
+		return
+	}
+	if !ok {
+		s.tooMany(w, r, retry)
+		return
+	}
+	u, err := s.store.GetUserByEmail(ctx, email)
+	switch {
+	case errors.Is(err, storage.ErrNotFound):
+	case err != nil:
+		s.serverError(w, r, "resend: load user", err)
+		return
+	case !u.Disabled && (!u.Active || !u.EmailVerified):
+		if err := s.sendActivation(ctx, u, p.ReturnTo); err != nil {
+			s.log.ErrorContext(ctx, "accounts: resend: activation link", "user", u.ID, "err", err)
+		}
+	}
+	s.waitFloor(ctx, start)
+	p.Title = "Check your inbox"
+	p.Notice = "If an account for " + email + " is waiting for activation, we've sent a new link to it. The link is valid for " +
+		humanDuration(s.cfg.ActivationTTL) + "."
+	s.render(w, r, http.StatusOK, "message", p)
+}
+
+func (s *Service) activateForm(w http.ResponseWriter, r *http.Request) {
+	p := s.newPage(w, r, "Activate your account")
+	p.Token = r.URL.Query().Get("token")
+	if p.Token == "" {
+		s.badLink(w, r, "/register/resend", "Send a new activation link")
+		return
+	}
+	s.render(w, r, http.StatusOK, "activate", p)
+}
+
+func (s *Service) activate(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	t, u, err := s.useToken(ctx, r.PostFormValue("token"), kindActivate)
+	if err == nil && (u.Email != t.Data || u.Disabled) {
+		err = errBadLink // the address changed since, or an operator disabled the account
+	}
+	if errors.Is(err, errBadLink) {
+		s.badLink(w, r, "/register/resend", "Send a new activation link")
+		return
+	}
+	if err != nil {
+		s.serverError(w, r, "activate", err)
+		return
+	}
+	u.Active, u.EmailVerified, u.UpdatedAt = true, true, s.now()
+	if err := s.store.UpdateUser(ctx, u); err != nil {
+		s.serverError(w, r, "activate: update user", err)
+		return
+	}
+	s.log.InfoContext(ctx, "accounts: user activated", "user", u.ID)
+	s.message(w, r, http.StatusOK, "Your account is active", "Your account is active and your address is confirmed. You can sign in now.", "")
+}
+
+// badLink answers a wrong, expired or used link, offering a new one.
+func (s *Service) badLink(w http.ResponseWriter, r *http.Request, again, againText string) {
+	rt := s.returnTo(r.FormValue("return_to"))
+	s.message(w, r, http.StatusBadRequest, "This link can't be used", "",
+		"This link is incomplete, has expired or has already been used.", pageLink{s.pageURL(again, rt), againText})
+}
+
+// ---- password reset ----
+
+func (s *Service) resetForm(w http.ResponseWriter, r *http.Request) {
+	s.render(w, r, http.StatusOK, "reset", s.newPage(w, r, "Reset your password"))
+}
+
+func (s *Service) reset(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	ctx := r.Context()
+	p := s.newPage(w, r, "Reset your password")
+	p.Values["email"] = strings.TrimSpace(r.PostFormValue("email"))
+	email, err := parseEmail(r.PostFormValue("email"))
+	if err != nil {
+		p.Error, p.ErrorField = userMessage(err), "email"
+		s.render(w, r, http.StatusBadRequest, "reset", p)
+		return
+	}
+	ok, retry, err := s.limiter.Allow(ctx, ActionReset, email, s.clientIP(r))
+	if err != nil {
+		s.serverError(w, r, "reset", err)
+		return
+	}
+	if !ok {
+		s.tooMany(w, r, retry)
+		return
+	}
+	u, err := s.store.GetUserByEmail(ctx, email)
+	switch {
+	case errors.Is(err, storage.ErrNotFound):
+	case err != nil:
+		s.serverError(w, r, "reset: load user", err)
+		return
+	case !u.Disabled:
+		if err := s.sendReset(ctx, u, p.ReturnTo); err != nil {
+			s.log.ErrorContext(ctx, "accounts: reset link", "user", u.ID, "err", err)
+		}
+	}
+	s.waitFloor(ctx, start)
+	p.Title = "Check your inbox"
+	p.Notice = "If an account exists for " + email + ", we've sent a link to reset its password. The link is valid for " +
+		humanDuration(s.cfg.ResetTTL) + "."
+	s.render(w, r, http.StatusOK, "message", p)
+}
+
+func (s *Service) resetConfirmForm(w http.ResponseWriter, r *http.Request) {
+	p := s.newPage(w, r, "Choose a new password")
+	p.Token = r.URL.Query().Get("token")
+	if p.Token == "" {
+		s.badLink(w, r, "/reset", "Ask for a new link")
+		return
+	}
+	s.render(w, r, http.StatusOK, "reset_confirm", p)
+}
+
+func (s *Service) resetConfirm(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	p := s.newPage(w, r, "Choose a new password")
+	p.Token = r.PostFormValue("token")
+	pw := r.PostFormValue("password")
+	// Check the password before using up the link, so that a refused
+	// password leaves the link working.
+	if err := s.policy.Check(pw, s.cfg.Theme.ProductName); err != nil {
+		p.Error, p.ErrorField = userMessage(err), "password"
+		s.render(w, r, http.StatusBadRequest, "reset_confirm", p)
+		return
+	}
+	hash, err := password.Hash(pw)
+	if err != nil {
+		s.serverError(w, r, "reset: hash password", err)
+		return
+	}
+	t, u, err := s.useToken(ctx, p.Token, kindReset)
+	if err == nil && (u.Email != t.Data || u.Disabled) {
+		err = errBadLink
+	}
+	if errors.Is(err, errBadLink) {
+		s.badLink(w, r, "/reset", "Ask for a new link")
+		return
+	}
+	if err != nil {
+		s.serverError(w, r, "reset", err)
+		return
+	}
+	// Following the link proves the address: a reset also activates.
+	u.PasswordHash, u.Active, u.EmailVerified, u.UpdatedAt = hash, true, true, s.now()
+	if err := s.store.UpdateUser(ctx, u); err != nil {
+		s.serverError(w, r, "reset: update user", err)
+		return
+	}
+	if err := s.revokeEverything(ctx, u.ID); err != nil {
+		s.serverError(w, r, "reset", err)
+		return
+	}
+	if err := s.limiter.Succeeded(ctx, ActionLogin, u.Email); err != nil {
+		s.log.WarnContext(ctx, "accounts: reset: clear login limit", "user", u.ID, "err", err)
+	}
+	s.log.InfoContext(ctx, "accounts: password reset", "user", u.ID)
+	s.message(w, r, http.StatusOK, "Your password has been changed",
+		"Your password has been changed and you have been signed out everywhere. Sign in with your new password.", "")
+}
+
+// ---- account page ----
+
+// currentUser is the signed-in user, or nil.
+func (s *Service) currentUser(r *http.Request) (*storage.User, error) {
+	if s.cfg.CurrentUser == nil {
+		return nil, nil
+	}
+	u, err := s.cfg.CurrentUser(r)
+	if errors.Is(err, storage.ErrNotFound) {
+		return nil, nil
+	}
+	return u, err
+}
+
+// signedInUser returns the user, or answers the request itself and returns nil.
+func (s *Service) signedInUser(w http.ResponseWriter, r *http.Request) *storage.User {
+	u, err := s.currentUser(r)
+	if err != nil {
+		s.serverError(w, r, "account: current user", err)
+		return nil
+	}
+	if u == nil || u.Disabled {
+		s.message(w, r, http.StatusUnauthorized, "Sign in to manage your account", "",
+			"You are not signed in. Sign in to the application first, then open this page again.")
+		return nil
+	}
+	return u
+}
+
+func (s *Service) account(w http.ResponseWriter, r *http.Request) {
+	u := s.signedInUser(w, r)
+	if u == nil {
+		return
+	}
+	p := s.newPage(w, r, "Your account")
+	p.User = u
+	s.render(w, r, http.StatusOK, "account", p)
+}
+
+// reauthenticate checks the current password on the account page (counted
+// as a login attempt). It answers the request itself when it returns false.
+func (s *Service) reauthenticate(w http.ResponseWriter, r *http.Request, p *page, u *storage.User, field string) bool {
+	ctx := r.Context()
+	ok, retry, err := s.limiter.Allow(ctx, ActionLogin, u.Email, s.clientIP(r))
+	if err != nil {
+		s.serverError(w, r, "account: rate limit", err)
+		return false
+	}
+	if !ok {
+		s.tooMany(w, r, retry)
+		return false
+	}
+	if u.PasswordHash == "" {
+		p.Error, p.ErrorField = "Your account has no password yet. Use \"Forgot password\" to set one.", field
+		s.render(w, r, http.StatusBadRequest, "account", p)
+		return false
+	}
+	good, err := password.Verify(u.PasswordHash, r.PostFormValue(field))
+	if err != nil && !errors.Is(err, password.ErrTooLong) {
+		s.serverError(w, r, "account: verify password", err)
+		return false
+	}
+	if !good {
+		p.Error, p.ErrorField = "Your current password is not correct.", field
+		s.render(w, r, http.StatusBadRequest, "account", p)
+		return false
+	}
+	if err := s.limiter.Succeeded(ctx, ActionLogin, u.Email); err != nil {
+		s.log.WarnContext(ctx, "accounts: clear login limit", "user", u.ID, "err", err)
+	}
+	return true
+}
+
+func (s *Service) changePassword(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	u := s.signedInUser(w, r)
+	if u == nil {
+		return
+	}
+	p := s.newPage(w, r, "Your account")
+	p.User = u
+	if !s.reauthenticate(w, r, p, u, "current_password") {
+		return
+	}
+	pw := r.PostFormValue("new_password")
+	if err := s.policy.Check(pw, u.Email, u.Name, s.cfg.Theme.ProductName); err != nil {
+		p.Error, p.ErrorField = userMessage(err), "new_password"
+		s.render(w, r, http.StatusBadRequest, "account", p)
+		return
+	}
+	hash, err := password.Hash(pw)
+	if err != nil {
+		s.serverError(w, r, "account: hash password", err)
+		return
+	}
+	u.PasswordHash, u.UpdatedAt = hash, s.now()
+	if err := s.store.UpdateUser(ctx, u); err != nil {
+		s.serverError(w, r, "account: update user", err)
+		return
+	}
+	if err := s.revokeEverything(ctx, u.ID); err != nil {
+		s.serverError(w, r, "account: change password", err)
+		return
+	}
+	s.log.InfoContext(ctx, "accounts: password changed", "user", u.ID)
+	s.message(w, r, http.StatusOK, "Your password has been changed",
+		"Your password has been changed and you have been signed out everywhere. Sign in again with your new password.", "")
+}
+
+func (s *Service) changeEmail(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	u := s.signedInUser(w, r)
+	if u == nil {
+		return
+	}
+	p := s.newPage(w, r, "Your account")
+	p.User = u
+	p.Values["new_email"] = strings.TrimSpace(r.PostFormValue("new_email"))
+	newEmail, err := parseEmail(r.PostFormValue("new_email"))
+	if err != nil {
+		p.Error, p.ErrorField = userMessage(err), "new_email"
+		s.render(w, r, http.StatusBadRequest, "account", p)
+		return
+	}
+	if newEmail == u.Email {
+		p.Error, p.ErrorField = "That is already your address.", "new_email"
+		s.render(w, r, http.StatusBadRequest, "account", p)
+		return
+	}
+	if !s.reauthenticate(w, r, p, u, "email_password") {
+		return
+	}
+	// An address that belongs to another account gets no mail, and the
+	// answer does not say so.
+	switch _, err := s.store.GetUserByEmail(ctx, newEmail); {
+	case errors.Is(err, storage.ErrNotFound):
+		if err := s.sendEmailChange(ctx, u, newEmail, p.ReturnTo); err != nil {
+			s.serverError(w, r, "account: change e-mail", err)
+			return
+		}
+	case err != nil:
+		s.serverError(w, r, "account: change e-mail", err)
+		return
+	}
+	p.Values["new_email"] = ""
+	p.Notice = "We've sent a link to " + newEmail + ". Your address changes when you follow it (within " +
+		humanDuration(s.cfg.EmailChangeTTL) + ")."
+	s.render(w, r, http.StatusOK, "account", p)
+}
+
+func (s *Service) emailConfirmForm(w http.ResponseWriter, r *http.Request) {
+	p := s.newPage(w, r, "Confirm your new address")
+	p.Token = r.URL.Query().Get("token")
+	if p.Token == "" {
+		s.badLink(w, r, "/account", "Go to your account")
+		return
+	}
+	s.render(w, r, http.StatusOK, "email_confirm", p)
+}
+
+func (s *Service) emailConfirm(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	t, u, err := s.useToken(ctx, r.PostFormValue("token"), kindEmailChange)
+	if err == nil && u.Disabled {
+		err = errBadLink
+	}
+	if errors.Is(err, errBadLink) {
+		s.badLink(w, r, "/account", "Go to your account")
+		return
+	}
+	if err != nil {
+		s.serverError(w, r, "confirm e-mail", err)
+		return
+	}
+	old := u.Email
+	u.Email, u.EmailVerified, u.UpdatedAt = t.Data, true, s.now()
+	switch err := s.store.UpdateUser(ctx, u); {
+	case errors.Is(err, storage.ErrConflict):
+		s.message(w, r, http.StatusConflict, "This address is taken", "",
+			"Another account uses "+t.Data+" now, so your address was not changed.")
+		return
+	case err != nil:
+		s.serverError(w, r, "confirm e-mail: update user", err)
+		return
+	}
+	// The login limit follows the address.
+	if err := s.limiter.Succeeded(ctx, ActionLogin, old); err != nil {
+		s.log.WarnContext(ctx, "accounts: clear login limit", "user", u.ID, "err", err)
+	}
+	s.log.InfoContext(ctx, "accounts: e-mail changed", "user", u.ID)
+	s.message(w, r, http.StatusOK, "Your address has changed", "Your e-mail address is now "+u.Email+". Use it to sign in.", "")
+}

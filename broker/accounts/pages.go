@@ -1,0 +1,209 @@
+package accounts
+
+import (
+	"crypto/rand"
+	"crypto/subtle"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/mail"
+	"strconv"
+	"strings"
+	"time"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/bridgekeeper/bridgekeeper/storage"
+)
+
+const (
+	csrfCookie = "bk_form"
+	csrfField  = "csrf_token"
+	maxForm    = 64 << 10
+)
+
+// page is what every page template sees.
+type page struct {
+	Theme      Theme
+	Base       string // path prefix of the pages
+	Title      string
+	CSRF       string
+	ReturnTo   string
+	Error      string
+	ErrorField string // the input the error is about ("" for the page)
+	Notice     string
+	Values     map[string]string // inputs to fill in again (never passwords)
+	Token      string
+	User       *storage.User
+	Links      []pageLink
+	// RequireActivation and AllowRegistration let templates word things.
+	RequireActivation bool
+	AllowRegistration bool
+}
+
+type pageLink struct{ Href, Text string }
+
+func (s *Service) newPage(w http.ResponseWriter, r *http.Request, title string) *page {
+	return &page{
+		Theme:             s.cfg.Theme,
+		Base:              s.base,
+		Title:             title,
+		CSRF:              s.csrfToken(w, r),
+		ReturnTo:          s.returnTo(r.FormValue("return_to")),
+		Values:            map[string]string{},
+		RequireActivation: s.cfg.RequireActivation,
+		AllowRegistration: s.cfg.AllowRegistration,
+	}
+}
+
+// protect wraps every page: security headers, cross-origin protection, a
+// bounded form and the double-submit token on POST.
+func (s *Service) protect(h http.HandlerFunc) http.Handler {
+	checked := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodPost {
+			r.Body = http.MaxBytesReader(w, r.Body, maxForm)
+			if err := r.ParseForm(); err != nil {
+				s.message(w, r, http.StatusBadRequest, "Something went wrong", "", "The form could not be read. Go back and try again.")
+				return
+			}
+			if !s.csrfValid(r) {
+				s.message(w, r, http.StatusForbidden, "This form has expired", "",
+					"This form has expired or was sent from another site. Go back, reload the page and try again.")
+				return
+			}
+		}
+		h(w, r)
+	})
+	protected := s.cop.Handler(checked)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hdr := w.Header()
+		hdr.Set("Cache-Control", "no-store")
+		hdr.Set("Referrer-Policy", "no-referrer") // links carry tokens
+		hdr.Set("X-Content-Type-Options", "nosniff")
+		hdr.Set("X-Frame-Options", "DENY")
+		hdr.Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; img-src * data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
+		protected.ServeHTTP(w, r)
+	})
+}
+
+func (s *Service) crossOriginDenied(w http.ResponseWriter, r *http.Request) {
+	s.log.WarnContext(r.Context(), "cross-origin form post refused", "path", r.URL.Path,
+		"origin", r.Header.Get("Origin"), "sec_fetch_site", r.Header.Get("Sec-Fetch-Site"))
+	s.message(w, r, http.StatusForbidden, "Request refused", "",
+		"This form was sent from another site and has been refused. Open the page again and send it from there.")
+}
+
+// csrfToken returns the browser's form token, setting the cookie when it has none.
+func (s *Service) csrfToken(w http.ResponseWriter, r *http.Request) string {
+	if c, err := r.Cookie(csrfCookie); err == nil && validTokenFormat(c.Value) {
+		return c.Value
+	}
+	v := rand.Text()
+	path := s.base + "/"
+	http.SetCookie(w, &http.Cookie{Name: csrfCookie, Value: v, Path: path, HttpOnly: true, Secure: s.secure, SameSite: http.SameSiteLaxMode})
+	// Requests later in this exchange (a page rendered after a POST) see it too.
+	r.AddCookie(&http.Cookie{Name: csrfCookie, Value: v})
+	return v
+}
+
+func (s *Service) csrfValid(r *http.Request) bool {
+	c, err := r.Cookie(csrfCookie)
+	if err != nil || !validTokenFormat(c.Value) {
+		return false
+	}
+	return subtle.ConstantTimeCompare([]byte(c.Value), []byte(r.PostFormValue(csrfField))) == 1
+}
+
+// validTokenFormat accepts what rand.Text produces (base32, 26 characters).
+func validTokenFormat(v string) bool {
+	if len(v) != 26 {
+		return false
+	}
+	for _, c := range v {
+		if !(c >= 'A' && c <= 'Z' || c >= '2' && c <= '7') {
+			return false
+		}
+	}
+	return true
+}
+
+// render writes a page; a template error becomes a plain 500.
+func (s *Service) render(w http.ResponseWriter, r *http.Request, status int, name string, p *page) {
+	body, err := s.tmpl.page(name, p)
+	if err != nil {
+		s.log.ErrorContext(r.Context(), "accounts: render page", "page", name, "err", err)
+		http.Error(w, "internal error", http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.Header().Set("Content-Length", strconv.Itoa(len(body)))
+	w.WriteHeader(status)
+	if r.Method != http.MethodHead {
+		w.Write(body)
+	}
+}
+
+// message renders the message page: a notice (success) or an error.
+func (s *Service) message(w http.ResponseWriter, r *http.Request, status int, title, notice, errText string, links ...pageLink) {
+	p := s.newPage(w, r, title)
+	p.Notice, p.Error, p.Links = notice, errText, links
+	s.render(w, r, status, "message", p)
+}
+
+func (s *Service) serverError(w http.ResponseWriter, r *http.Request, what string, err error) {
+	s.log.ErrorContext(r.Context(), "accounts: "+what, "err", err)
+	s.message(w, r, http.StatusInternalServerError, "Something went wrong", "",
+		"Something went wrong on our side. Please try again in a moment.")
+}
+
+// tooMany answers a request over its limit: 429, Retry-After and a lockout message.
+func (s *Service) tooMany(w http.ResponseWriter, r *http.Request, retryAfter time.Duration) {
+	secs := retryAfterSeconds(retryAfter)
+	w.Header().Set("Retry-After", strconv.Itoa(secs))
+	s.message(w, r, http.StatusTooManyRequests, "Too many attempts", "",
+		fmt.Sprintf("Too many attempts. For your security, please wait %s and try again.", humanDuration(time.Duration(secs)*time.Second)))
+}
+
+// userMessage turns an error meant for people into a sentence.
+func userMessage(err error) string {
+	m := err.Error()
+	r, n := utf8.DecodeRuneInString(m)
+	m = string(unicode.ToUpper(r)) + m[n:]
+	if !strings.HasSuffix(m, ".") {
+		m += "."
+	}
+	return m
+}
+
+var errBadEmail = errors.New("enter an e-mail address like name@example.com")
+
+// parseEmail accepts a bare address and returns it lower-cased.
+func parseEmail(s string) (string, error) {
+	s = strings.TrimSpace(s)
+	if s == "" || len(s) > 254 {
+		return "", errBadEmail
+	}
+	a, err := mail.ParseAddress(s)
+	if err != nil || a.Address != s || a.Name != "" || !strings.Contains(s[strings.LastIndexByte(s, '@')+1:], ".") {
+		return "", errBadEmail
+	}
+	return strings.ToLower(a.Address), nil
+}
+
+// humanDuration words a duration for people: "48 hours", "1 hour", "15 minutes".
+func humanDuration(d time.Duration) string {
+	plural := func(n int, unit string) string {
+		if n == 1 {
+			return "1 " + unit
+		}
+		return strconv.Itoa(n) + " " + unit + "s"
+	}
+	switch {
+	case d >= time.Hour && d%time.Hour == 0:
+		return plural(int(d/time.Hour), "hour")
+	case d >= time.Minute:
+		return plural(int((d+time.Minute-1)/time.Minute), "minute")
+	default:
+		return plural(int((d+time.Second-1)/time.Second), "second")
+	}
+}
