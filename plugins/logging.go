@@ -321,4 +321,3 @@ func (h *hcLogger) StandardLogger(opts *hclog.StandardLoggerOptions) *log.Logger
 func (h *hcLogger) StandardWriter(*hclog.StandardLoggerOptions) io.Writer {
 	return &lineLogger{logger: h.logger, plain: slog.LevelInfo}
 }
-

@@ -1,0 +1,508 @@
+package plugins
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"hash"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	goplugin "github.com/hashicorp/go-plugin"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+
+	"github.com/bridgekeeper/bridgekeeper/connectors"
+	connectorpb "github.com/bridgekeeper/bridgekeeper/plugins/proto"
+)
+
+// Defaults for the zero values of Config.
+const (
+	DefaultCallTimeout  = 15 * time.Second
+	DefaultStartTimeout = 10 * time.Second
+)
+
+// Config says how to run one connector plugin.
+type Config struct {
+	// ID is the broker's id of the connector ("okta"), used in logs and
+	// errors.
+	ID string
+	// Path is the plugin executable.
+	Path string
+	// Args are passed to the plugin after its name.
+	Args []string
+	// Env holds extra KEY=VALUE entries for the plugin. A plugin does not
+	// inherit the broker's environment (it holds the broker's secrets), only
+	// PATH, HOME, TMPDIR, TZ, LANG, LC_ALL, SSL_CERT_FILE and SSL_CERT_DIR.
+	Env []string
+	// SHA256 is the expected hex SHA-256 of the executable. When set, the
+	// file is checked before every launch and refused on a mismatch.
+	SHA256 string
+	// Config is the connector's configuration as JSON, sent in Configure.
+	Config []byte
+	// CallTimeout bounds every call to the plugin (DefaultCallTimeout when
+	// zero). A caller's shorter deadline wins.
+	CallTimeout time.Duration
+	// StartTimeout bounds the plugin's start, up to its handshake line
+	// (DefaultStartTimeout when zero).
+	StartTimeout time.Duration
+	// DisableAutoMTLS turns off go-plugin's automatic mutual TLS between
+	// broker and plugin. Plugins built with Serve support it; plugins in
+	// other languages usually do not and need this set.
+	DisableAutoMTLS bool
+}
+
+// Info describes a running plugin.
+type Info struct {
+	// Name, Version and SDK are what the plugin says about itself.
+	Name    string
+	Version string
+	SDK     string
+	// Refresh says whether the connector can refresh identities.
+	Refresh bool
+}
+
+// Plugin is a connector that runs in a plugin process. It implements
+// connectors.Connector and connectors.RefreshConnector. When the process
+// dies, the call in flight fails with an error wrapping
+// ErrPluginUnavailable and the next call launches the plugin again.
+type Plugin struct {
+	cfg    Config
+	logger *slog.Logger
+
+	mu       sync.Mutex
+	cur      *instance
+	restarts int
+	closed   bool
+}
+
+var (
+	_ connectors.Connector        = (*Plugin)(nil)
+	_ connectors.RefreshConnector = (*Plugin)(nil)
+)
+
+// instance is one running plugin process.
+type instance struct {
+	client *goplugin.Client
+	conn   *grpc.ClientConn
+	rpc    connectorpb.ConnectorClient
+	// exited is done once the process has exited.
+	exited context.Context
+	info   Info
+	stderr *lineLogger
+}
+
+// Launch starts the plugin, checks its handshake and configures it. The
+// logger receives the plugin's log lines with the attribute connector=ID.
+// Close stops the process.
+func Launch(ctx context.Context, cfg Config, logger *slog.Logger) (*Plugin, error) {
+	if cfg.ID == "" {
+		return nil, errors.New("plugin config: no connector id")
+	}
+	if cfg.Path == "" {
+		return nil, fmt.Errorf("connector %q: plugin config: no path", cfg.ID)
+	}
+	if cfg.SHA256 != "" {
+		sum, err := hex.DecodeString(cfg.SHA256)
+		if err != nil || len(sum) != sha256.Size {
+			return nil, fmt.Errorf("connector %q: plugin config: sha256 must be 64 hex digits, got %q", cfg.ID, cfg.SHA256)
+		}
+	}
+	if cfg.CallTimeout <= 0 {
+		cfg.CallTimeout = DefaultCallTimeout
+	}
+	if cfg.StartTimeout <= 0 {
+		cfg.StartTimeout = DefaultStartTimeout
+	}
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	p := &Plugin{cfg: cfg, logger: logger.With("connector", cfg.ID)}
+	inst, err := p.start(ctx)
+	if err != nil {
+		return nil, err
+	}
+	p.cur = inst
+	return p, nil
+}
+
+// ID is the connector's id.
+func (p *Plugin) ID() string { return p.cfg.ID }
+
+// Info describes the plugin as it said at its latest launch.
+func (p *Plugin) Info() Info {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.cur == nil {
+		return Info{}
+	}
+	return p.cur.info
+}
+
+// Restarts is how often the plugin was launched again after a crash.
+func (p *Plugin) Restarts() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.restarts
+}
+
+// Close stops the plugin process. Calls after Close fail with ErrClosed.
+func (p *Plugin) Close() error {
+	p.mu.Lock()
+	inst := p.cur
+	p.cur = nil
+	p.closed = true
+	p.mu.Unlock()
+	if inst != nil {
+		inst.stop()
+	}
+	return nil
+}
+
+// Healthy asks the plugin's gRPC health service whether it serves,
+// launching the plugin again first if its process has exited.
+func (p *Plugin) Healthy(ctx context.Context) error {
+	inst, err := p.instance(ctx)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, p.cfg.CallTimeout)
+	defer cancel()
+	if err := inst.healthy(ctx); err != nil {
+		return fmt.Errorf("connector %q: health check: %w", p.cfg.ID, err)
+	}
+	return nil
+}
+
+// LoginURL implements connectors.CallbackConnector.
+func (p *Plugin) LoginURL(ctx context.Context, req connectors.LoginRequest) (connectors.LoginResponse, error) {
+	var resp *connectorpb.LoginURLResponse
+	err := p.invoke(ctx, "LoginURL", func(ctx context.Context, inst *instance, opts ...grpc.CallOption) (err error) {
+		resp, err = inst.rpc.LoginURL(ctx, &connectorpb.LoginURLRequest{
+			State:       req.State,
+			CallbackUrl: req.CallbackURL,
+			Scopes:      scopesToProto(req.Scopes),
+			LoginHint:   req.LoginHint,
+		}, opts...)
+		return err
+	})
+	if err != nil {
+		return connectors.LoginResponse{}, err
+	}
+	if resp.GetUrl() == "" {
+		return connectors.LoginResponse{}, fmt.Errorf("connector %q: LoginURL: the plugin returned no URL: %w", p.cfg.ID, ErrPluginFailed)
+	}
+	return connectors.LoginResponse{URL: resp.GetUrl(), ConnectorState: resp.GetConnectorState()}, nil
+}
+
+// HandleCallback implements connectors.CallbackConnector.
+func (p *Plugin) HandleCallback(ctx context.Context, connectorState []byte, callbackURL string, req connectors.CallbackRequest) (connectors.Identity, error) {
+	var resp *connectorpb.HandleCallbackResponse
+	err := p.invoke(ctx, "HandleCallback", func(ctx context.Context, inst *instance, opts ...grpc.CallOption) (err error) {
+		resp, err = inst.rpc.HandleCallback(ctx, &connectorpb.HandleCallbackRequest{
+			ConnectorState: connectorState,
+			CallbackUrl:    callbackURL,
+			Query:          valuesToProto(req.Query),
+			Form:           valuesToProto(req.Form),
+		}, opts...)
+		return err
+	})
+	if err != nil {
+		return connectors.Identity{}, err
+	}
+	return p.identity("HandleCallback", resp.GetIdentity())
+}
+
+// Refresh implements connectors.RefreshConnector. For a connector that
+// cannot refresh (Info().Refresh is false) it returns the identity as it
+// is, as the broker does for a built-in connector without Refresh.
+func (p *Plugin) Refresh(ctx context.Context, scopes connectors.Scopes, identity connectors.Identity) (connectors.Identity, error) {
+	in, err := identityToProto(identity)
+	if err != nil {
+		return connectors.Identity{}, fmt.Errorf("connector %q: Refresh: %w", p.cfg.ID, err)
+	}
+	var resp *connectorpb.RefreshResponse
+	unsupported := false
+	err = p.invoke(ctx, "Refresh", func(ctx context.Context, inst *instance, opts ...grpc.CallOption) (err error) {
+		if !inst.info.Refresh {
+			unsupported = true
+			return nil
+		}
+		resp, err = inst.rpc.Refresh(ctx, &connectorpb.RefreshRequest{Scopes: scopesToProto(scopes), Identity: in}, opts...)
+		if status.Code(err) == codes.Unimplemented {
+			unsupported = true
+			return nil
+		}
+		return err
+	})
+	if err != nil {
+		return connectors.Identity{}, err
+	}
+	if unsupported {
+		return identity, nil
+	}
+	return p.identity("Refresh", resp.GetIdentity())
+}
+
+func (p *Plugin) identity(method string, pid *connectorpb.Identity) (connectors.Identity, error) {
+	id, err := identityFromProto(pid)
+	if err != nil {
+		return connectors.Identity{}, fmt.Errorf("connector %q: %s: %w: %w", p.cfg.ID, method, ErrPluginFailed, err)
+	}
+	if id.Subject == "" {
+		return connectors.Identity{}, fmt.Errorf("connector %q: %s: the plugin returned an identity without a subject: %w", p.cfg.ID, method, ErrPluginFailed)
+	}
+	return id, nil
+}
+
+// invoke runs one call against the current plugin process, launching one
+// if needed, under the call deadline, and turns its error into one that
+// says what happened.
+func (p *Plugin) invoke(ctx context.Context, method string, call func(context.Context, *instance, ...grpc.CallOption) error) error {
+	inst, err := p.instance(ctx)
+	if err != nil {
+		return err
+	}
+	// Whose deadline bounds the call: the caller's, or the call timeout.
+	deadline, callerBound := ctx.Deadline()
+	callerBound = callerBound && deadline.Before(time.Now().Add(p.cfg.CallTimeout))
+	start := time.Now()
+	callCtx, cancel := context.WithTimeout(ctx, p.cfg.CallTimeout)
+	defer cancel()
+	var trailer metadata.MD
+	err = call(callCtx, inst, grpc.Trailer(&trailer))
+	if err == nil {
+		return nil
+	}
+	// The plugin sees the deadline (it travels with the call) a moment
+	// before the host does.
+	timedOut := callCtx.Err() != nil || time.Since(start) >= p.cfg.CallTimeout*9/10
+	return p.callError(ctx, callerBound, timedOut, inst, method, err, trailer)
+}
+
+func (p *Plugin) callError(ctx context.Context, callerBound, timedOut bool, inst *instance, method string, err error, trailer metadata.MD) error {
+	st, _ := status.FromError(err)
+	switch {
+	case ctx.Err() != nil:
+		return fmt.Errorf("connector %q: %s: %w", p.cfg.ID, method, context.Cause(ctx))
+	case st.Code() == codes.DeadlineExceeded && callerBound:
+		return fmt.Errorf("connector %q: %s: %w", p.cfg.ID, method, context.DeadlineExceeded)
+	case st.Code() == codes.DeadlineExceeded && timedOut:
+		// A plugin that does not even answer its health check is stuck:
+		// replace it on the next call.
+		if !p.answers(inst) {
+			p.discard(inst, "it stopped answering")
+		}
+		return fmt.Errorf("connector %q: %s: the plugin did not answer within %s: %w", p.cfg.ID, method, p.cfg.CallTimeout, context.DeadlineExceeded)
+	case st.Code() == codes.Unavailable:
+		if !inst.hasExited() && p.answers(inst) {
+			// The plugin itself answered Unavailable.
+			return fmt.Errorf("connector %q: %s: %w", p.cfg.ID, method, fromStatus(st, trailer))
+		}
+		why := "lost the connection to the plugin"
+		if inst.waitExit(time.Second) {
+			why = "the plugin process exited"
+		}
+		p.discard(inst, why)
+		return fmt.Errorf("connector %q: %s: %s during the call (it is launched again on the next call): %w", p.cfg.ID, method, why, ErrPluginUnavailable)
+	}
+	return fmt.Errorf("connector %q: %s: %w", p.cfg.ID, method, fromStatus(st, trailer))
+}
+
+// answers reports whether the plugin passes a quick health check.
+func (p *Plugin) answers(inst *instance) bool {
+	ctx, cancel := context.WithTimeout(context.Background(), min(p.cfg.CallTimeout, 2*time.Second))
+	defer cancel()
+	return inst.healthy(ctx) == nil
+}
+
+// instance returns the running plugin process, launching a new one when the
+// last one has exited or was discarded.
+func (p *Plugin) instance(ctx context.Context) (*instance, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		return nil, fmt.Errorf("connector %q: %w", p.cfg.ID, ErrClosed)
+	}
+	if p.cur != nil {
+		if !p.cur.hasExited() {
+			return p.cur, nil
+		}
+		p.logger.Warn("connector plugin exited; launching it again")
+		p.cur.stop()
+		p.cur = nil
+	}
+	inst, err := p.start(ctx)
+	if err != nil {
+		return nil, err
+	}
+	p.cur = inst
+	p.restarts++
+	return inst, nil
+}
+
+// discard stops a broken instance; the next call launches a new one.
+func (p *Plugin) discard(inst *instance, why string) {
+	p.mu.Lock()
+	if p.cur == inst {
+		p.cur = nil
+	}
+	p.mu.Unlock()
+	p.logger.Error("connector plugin failed; it is launched again on the next call", "reason", why)
+	inst.stop()
+}
+
+// start launches a plugin process and configures it.
+func (p *Plugin) start(ctx context.Context) (*instance, error) {
+	cmd := exec.Command(p.cfg.Path, p.cfg.Args...)
+	cmd.Env = p.env()
+	stderr := &lineLogger{logger: p.logger.With("source", "plugin"), plain: slog.LevelInfo}
+	ccfg := &goplugin.ClientConfig{
+		HandshakeConfig:  handshake,
+		Plugins:          goplugin.PluginSet{pluginName: &grpcPlugin{}},
+		Cmd:              cmd,
+		AllowedProtocols: []goplugin.Protocol{goplugin.ProtocolGRPC},
+		Logger:           newHCLogger(p.logger, filepath.Base(cmd.Path)),
+		Stderr:           stderr,
+		SyncStdout:       &lineLogger{logger: p.logger.With("source", "plugin", "stream", "stdout"), plain: slog.LevelInfo},
+		SyncStderr:       &lineLogger{logger: p.logger.With("source", "plugin", "stream", "stderr"), plain: slog.LevelInfo},
+		StartTimeout:     p.cfg.StartTimeout,
+		AutoMTLS:         !p.cfg.DisableAutoMTLS,
+		SkipHostEnv:      true,
+	}
+	var sum *recordingHash
+	if p.cfg.SHA256 != "" {
+		want, _ := hex.DecodeString(p.cfg.SHA256) // checked in Launch
+		sum = &recordingHash{Hash: sha256.New()}
+		ccfg.SecureConfig = &goplugin.SecureConfig{Checksum: want, Hash: sum}
+	}
+	client := goplugin.NewClient(ccfg)
+	fail := func(err error) (*instance, error) {
+		client.Kill()
+		stderr.Flush()
+		if last := stderr.Last(); len(last) > 0 {
+			err = fmt.Errorf("%w; its last output: %s", err, strings.Join(last, " | "))
+		}
+		return nil, fmt.Errorf("connector %q: starting plugin %s: %w", p.cfg.ID, p.cfg.Path, err)
+	}
+	rpcClient, err := client.Client()
+	if errors.Is(err, goplugin.ErrChecksumsDoNotMatch) {
+		client.Kill()
+		return nil, fmt.Errorf("connector %q: refusing to start plugin %s: its SHA-256 is %s, the configuration expects %s: %w",
+			p.cfg.ID, cmd.Path, hex.EncodeToString(sum.sum), strings.ToLower(p.cfg.SHA256), ErrChecksumMismatch)
+	}
+	if err != nil {
+		return fail(err)
+	}
+	raw, err := rpcClient.Dispense(pluginName)
+	if err != nil {
+		return fail(err)
+	}
+	d, ok := raw.(*dispensed)
+	if !ok {
+		return fail(fmt.Errorf("unexpected plugin client %T", raw))
+	}
+	inst := &instance{
+		client: client,
+		conn:   d.conn,
+		rpc:    connectorpb.NewConnectorClient(d.conn),
+		exited: d.exited,
+		stderr: stderr,
+	}
+
+	callCtx, cancel := context.WithTimeout(ctx, p.cfg.CallTimeout)
+	defer cancel()
+	info, err := inst.rpc.GetInfo(callCtx, &connectorpb.GetInfoRequest{})
+	switch {
+	case status.Code(err) == codes.Unimplemented:
+		// GetInfo is metadata; a plugin without it can still serve.
+	case err != nil:
+		return fail(fmt.Errorf("GetInfo: %w", err))
+	case info.GetProtocolVersion() != 0 && info.GetProtocolVersion() != ProtocolVersion:
+		return fail(fmt.Errorf("the plugin speaks connector contract version %d, this broker speaks %d", info.GetProtocolVersion(), ProtocolVersion))
+	default:
+		inst.info = Info{Name: info.GetName(), Version: info.GetVersion(), SDK: info.GetSdk()}
+	}
+	var trailer metadata.MD
+	resp, err := inst.rpc.Configure(callCtx, &connectorpb.ConfigureRequest{ConfigJson: p.cfg.Config, ConnectorId: p.cfg.ID}, grpc.Trailer(&trailer))
+	if err != nil {
+		st, _ := status.FromError(err)
+		client.Kill()
+		return nil, fmt.Errorf("connector %q: the plugin %s refused its configuration: %s", p.cfg.ID, p.cfg.Path, st.Message())
+	}
+	inst.info.Refresh = resp.GetCapabilities().GetRefresh()
+	p.logger.Info("connector plugin started", "path", cmd.Path, "pid", client.ID(),
+		"plugin", inst.info.Name, "version", inst.info.Version, "sdk", inst.info.SDK, "refresh", inst.info.Refresh)
+	return inst, nil
+}
+
+// env is the plugin's environment: a few harmless variables of the
+// broker's, the log level, and the configured extras.
+func (p *Plugin) env() []string {
+	var env []string
+	for _, k := range []string{"PATH", "HOME", "TMPDIR", "TZ", "LANG", "LC_ALL", "SSL_CERT_FILE", "SSL_CERT_DIR"} {
+		if v, ok := os.LookupEnv(k); ok {
+			env = append(env, k+"="+v)
+		}
+	}
+	env = append(env, LogLevelEnv+"="+lowestLevel(p.logger))
+	return append(env, p.cfg.Env...)
+}
+
+func (i *instance) hasExited() bool {
+	return i.exited.Err() != nil
+}
+
+// waitExit waits up to d for the process to exit and reports whether it
+// has. A killed process breaks its connection a moment before go-plugin
+// notices the exit.
+func (i *instance) waitExit(d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-i.exited.Done():
+		return true
+	case <-t.C:
+		return false
+	}
+}
+
+func (i *instance) healthy(ctx context.Context) error {
+	resp, err := healthpb.NewHealthClient(i.conn).Check(ctx, &healthpb.HealthCheckRequest{Service: healthService})
+	if err != nil {
+		return err
+	}
+	if resp.GetStatus() != healthpb.HealthCheckResponse_SERVING {
+		return fmt.Errorf("the plugin reports %s", resp.GetStatus())
+	}
+	return nil
+}
+
+// stop ends the process: go-plugin asks it to shut down, then kills it.
+func (i *instance) stop() {
+	i.client.Kill()
+	i.stderr.Flush()
+}
+
+// recordingHash keeps the sum go-plugin's checksum check computed, so a
+// mismatch can name it.
+type recordingHash struct {
+	hash.Hash
+	sum []byte
+}
+
+func (h *recordingHash) Sum(b []byte) []byte {
+	out := h.Hash.Sum(b)
+	h.sum = append([]byte(nil), out[len(b):]...)
+	return out
+}
