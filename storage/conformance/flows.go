@@ -1,0 +1,392 @@
+package conformance
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/bridgekeeper/bridgekeeper/storage"
+	"github.com/ory/fosite"
+	"github.com/ory/fosite/handler/openid"
+)
+
+func testRevokeFamily(t *testing.T, s *storage.Store) {
+	c := ctx(t)
+	must(t, s.CreateClient(c, newClient("app")))
+	client, err := s.GetClient(c, "app")
+	must(t, err)
+	// A family that rotated twice: three refresh and three access tokens.
+	req := newRequest(client, "req-fam", "u1", time.Now().Add(time.Hour))
+	var members []family
+	for i := range 3 {
+		f := family{requestID: "req-fam", access: fmt.Sprintf("at-%d", i), refresh: fmt.Sprintf("rt-%d", i)}
+		must(t, s.CreateAccessTokenSession(c, f.access, req))
+		must(t, s.CreateRefreshTokenSession(c, f.refresh, f.access, req))
+		members = append(members, f)
+	}
+	other := issueFamily(t, s, "app", "req-other", "u1")
+
+	must(t, s.RevokeRefreshToken(c, "req-fam"))
+	must(t, s.RevokeAccessToken(c, "req-fam"))
+	for _, f := range members {
+		f.assertInactive(t, s)
+	}
+	other.assertActive(t, s)
+	// Revoking an unknown or revoked family is not an error.
+	must(t, s.RevokeRefreshToken(c, "req-fam"))
+	must(t, s.RevokeAccessToken(c, "nope"))
+}
+
+func testPKCE(t *testing.T, s *storage.Store) {
+	c := ctx(t)
+	client := newClient("app")
+	must(t, s.CreateClient(c, client))
+	req := newRequest(client, "req-1", "u1", time.Now().Add(time.Minute).UTC().Truncate(time.Second))
+	req.Form.Set("code_challenge", "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM")
+	req.Form.Set("code_challenge_method", "S256")
+	must(t, s.CreatePKCERequestSession(c, "code-sig", req))
+	got, err := s.GetPKCERequestSession(c, "code-sig", openid.NewDefaultSession())
+	must(t, err)
+	checkRequest(t, got, req)
+	if got.GetRequestForm().Get("code_challenge") != req.Form.Get("code_challenge") ||
+		got.GetRequestForm().Get("code_challenge_method") != "S256" {
+		t.Errorf("PKCE form = %v", got.GetRequestForm())
+	}
+	must(t, s.DeletePKCERequestSession(c, "code-sig"))
+	_, err = s.GetPKCERequestSession(c, "code-sig", openid.NewDefaultSession())
+	wantErr(t, err, fosite.ErrNotFound)
+}
+
+func testOpenIDConnect(t *testing.T, s *storage.Store) {
+	c := ctx(t)
+	client := newClient("app")
+	must(t, s.CreateClient(c, client))
+	req := newRequest(client, "req-1", "u1", time.Now().Add(time.Minute).UTC().Truncate(time.Second))
+	req.Form.Set("nonce", "n-0S6_WzA2Mj")
+	const rawCode = "ory_ac_rawcode.signature"
+	must(t, s.CreateOpenIDConnectSession(c, rawCode, req))
+
+	// fosite passes the token request; its session receives the stored one.
+	tokenReq := fosite.NewAccessRequest(openid.NewDefaultSession())
+	got, err := s.GetOpenIDConnectSession(c, rawCode, tokenReq)
+	must(t, err)
+	checkRequest(t, got, req)
+	if got.GetRequestForm().Get("nonce") != "n-0S6_WzA2Mj" {
+		t.Errorf("nonce not kept: %v", got.GetRequestForm())
+	}
+	if sess := tokenReq.GetSession().(*openid.DefaultSession); sess.Subject != "u1" {
+		t.Errorf("the requester's session was not filled: %+v", sess)
+	}
+
+	_, err = s.GetOpenIDConnectSession(c, "ory_ac_other", fosite.NewAccessRequest(openid.NewDefaultSession()))
+	wantErr(t, err, fosite.ErrNotFound)
+	must(t, s.DeleteOpenIDConnectSession(c, rawCode))
+	_, err = s.GetOpenIDConnectSession(c, rawCode, fosite.NewAccessRequest(openid.NewDefaultSession()))
+	wantErr(t, err, fosite.ErrNotFound)
+}
+
+func testNilSession(t *testing.T, s *storage.Store) {
+	c := ctx(t)
+	must(t, s.CreateClient(c, newClient("app")))
+	f := issueFamily(t, s, "app", "req-1", "u1")
+	// Revocation loads tokens with a nil session.
+	got, err := s.GetRefreshTokenSession(c, f.refresh, nil)
+	must(t, err)
+	if got.GetID() != "req-1" || got.GetClient().GetID() != "app" {
+		t.Errorf("GetRefreshTokenSession(nil session) = %+v", got)
+	}
+	got, err = s.GetAccessTokenSession(c, f.access, nil)
+	must(t, err)
+	if got.GetID() != "req-1" {
+		t.Errorf("GetAccessTokenSession(nil session) = %+v", got)
+	}
+	must(t, s.RotateRefreshToken(c, "req-1", f.refresh))
+	got, err = s.GetRefreshTokenSession(c, f.refresh, nil)
+	wantErr(t, err, fosite.ErrInactiveToken)
+	if got == nil || got.GetID() != "req-1" {
+		t.Errorf("rotated token with nil session: requester %v", got)
+	}
+
+	// A request stored without a session.
+	client, err := s.GetClient(c, "app")
+	must(t, err)
+	bare := fosite.NewRequest()
+	bare.ID = "req-bare"
+	bare.Client = client
+	bare.Session = nil
+	must(t, s.CreateAccessTokenSession(c, "at-bare", bare))
+	_, err = s.GetAccessTokenSession(c, "at-bare", openid.NewDefaultSession())
+	must(t, err)
+}
+
+func testDeletedClient(t *testing.T, s *storage.Store) {
+	c := ctx(t)
+	must(t, s.CreateClient(c, newClient("app")))
+	f := issueFamily(t, s, "app", "req-1", "u1")
+	// Delete the client row only (as another replica might between two reads).
+	_, err := s.DB().NewDelete().Model((*storage.Client)(nil)).Where("id = ?", "app").Exec(c)
+	must(t, err)
+	_, err = s.GetAccessTokenSession(c, f.access, openid.NewDefaultSession())
+	wantErr(t, err, fosite.ErrNotFound)
+	_, err = s.GetRefreshTokenSession(c, f.refresh, openid.NewDefaultSession())
+	wantErr(t, err, fosite.ErrNotFound)
+}
+
+func testRevokeSubjectTokens(t *testing.T, s *storage.Store) {
+	c := ctx(t)
+	must(t, s.CreateClient(c, newClient("app")))
+	a1 := issueFamily(t, s, "app", "req-a1", "alice")
+	a2 := issueFamily(t, s, "app", "req-a2", "alice")
+	b := issueFamily(t, s, "app", "req-b", "bob")
+	must(t, s.RevokeSubjectTokens(c, "alice"))
+	a1.assertInactive(t, s)
+	a2.assertInactive(t, s)
+	_, err := s.GetAuthorizeCodeSession(c, a1.code, openid.NewDefaultSession())
+	wantErr(t, err, fosite.ErrInvalidatedAuthorizeCode)
+	b.assertActive(t, s)
+}
+
+func testDeleteExpired(t *testing.T, s *storage.Store) {
+	c := ctx(t)
+	must(t, s.CreateClient(c, newClient("app")))
+	client, err := s.GetClient(c, "app")
+	must(t, err)
+	now := time.Now()
+	past, future := now.Add(-time.Minute), now.Add(time.Hour)
+
+	// One expired and one live row of every kind.
+	for _, tc := range []struct {
+		suffix string
+		exp    time.Time
+	}{{"old", past}, {"new", future}} {
+		req := newRequest(client, "req-"+tc.suffix, "u1", tc.exp)
+		must(t, s.CreateAuthorizeCodeSession(c, "code-"+tc.suffix, req))
+		must(t, s.CreateAccessTokenSession(c, "at-"+tc.suffix, req))
+		must(t, s.CreateRefreshTokenSession(c, "rt-"+tc.suffix, "at-"+tc.suffix, req))
+		must(t, s.CreatePKCERequestSession(c, "code-"+tc.suffix, req))
+		must(t, s.CreateOpenIDConnectSession(c, "raw-"+tc.suffix, req))
+		must(t, s.SetClientAssertionJWT(c, "jti-"+tc.suffix, tc.exp))
+		must(t, s.CreateBrowserSession(c, &storage.BrowserSession{ID: "bs-" + tc.suffix, UserID: "u1", ExpiresAt: tc.exp}))
+		must(t, s.CreatePendingLogin(c, &storage.PendingLogin{ID: "pl-" + tc.suffix, ExpiresAt: tc.exp}))
+		must(t, s.CreateActionToken(c, &storage.ActionToken{ID: "act-" + tc.suffix, Kind: "reset", UserID: "u1", ExpiresAt: tc.exp}))
+		_, _, err := s.HitRateCounter(c, "rc-"+tc.suffix, time.Minute, tc.exp.Add(-time.Minute))
+		must(t, err)
+	}
+	// Tokens without expiry never go.
+	must(t, s.CreateAccessTokenSession(c, "at-forever", newRequest(client, "req-forever", "u1", time.Time{})))
+
+	n, err := s.DeleteExpired(c, now)
+	must(t, err)
+	if n != 10 {
+		t.Errorf("DeleteExpired removed %d rows, want 10 (one of each kind)", n)
+	}
+	n, err = s.DeleteExpired(c, now)
+	must(t, err)
+	if n != 0 {
+		t.Errorf("second DeleteExpired removed %d rows, want 0", n)
+	}
+
+	sess := openid.NewDefaultSession
+	_, err = s.GetAuthorizeCodeSession(c, "code-old", sess())
+	wantErr(t, err, fosite.ErrNotFound)
+	_, err = s.GetAccessTokenSession(c, "at-old", sess())
+	wantErr(t, err, fosite.ErrNotFound)
+	_, err = s.GetRefreshTokenSession(c, "rt-old", sess())
+	wantErr(t, err, fosite.ErrNotFound)
+	_, err = s.GetPKCERequestSession(c, "code-old", sess())
+	wantErr(t, err, fosite.ErrNotFound)
+	_, err = s.GetOpenIDConnectSession(c, "raw-old", fosite.NewAccessRequest(sess()))
+	wantErr(t, err, fosite.ErrNotFound)
+	must(t, s.ClientAssertionJWTValid(c, "jti-old"))
+
+	_, err = s.GetAuthorizeCodeSession(c, "code-new", sess())
+	must(t, err)
+	_, err = s.GetAccessTokenSession(c, "at-new", sess())
+	must(t, err)
+	_, err = s.GetAccessTokenSession(c, "at-forever", sess())
+	must(t, err)
+	_, err = s.GetRefreshTokenSession(c, "rt-new", sess())
+	must(t, err)
+	_, err = s.GetPKCERequestSession(c, "code-new", sess())
+	must(t, err)
+	_, err = s.GetOpenIDConnectSession(c, "raw-new", fosite.NewAccessRequest(sess()))
+	must(t, err)
+	wantErr(t, s.ClientAssertionJWTValid(c, "jti-new"), fosite.ErrJTIKnown)
+	_, err = s.GetBrowserSession(c, "bs-new")
+	must(t, err)
+	_, err = s.GetPendingLogin(c, "pl-new")
+	must(t, err)
+	cnt, _, err := s.HitRateCounter(c, "rc-new", time.Minute, now)
+	must(t, err)
+	if cnt != 2 {
+		t.Errorf("live rate counter was reset: count %d, want 2", cnt)
+	}
+	_, err = s.UseActionToken(c, "act-new", "reset", now)
+	must(t, err)
+}
+
+func testTxRollback(t *testing.T, s *storage.Store) {
+	c := ctx(t)
+	must(t, s.CreateClient(c, newClient("app")))
+	client, err := s.GetClient(c, "app")
+	must(t, err)
+	tx, err := s.BeginTX(c)
+	must(t, err)
+	must(t, s.CreateAccessTokenSession(tx, "at", newRequest(client, "req", "u1", time.Now().Add(time.Hour))))
+	must(t, s.CreateUser(tx, &storage.User{ID: "u1", Email: "u1@example.com"}))
+	// The transaction sees its own writes.
+	_, err = s.GetAccessTokenSession(tx, "at", openid.NewDefaultSession())
+	must(t, err)
+	must(t, s.Rollback(tx))
+	must(t, s.Rollback(tx)) // a second rollback is harmless
+
+	_, err = s.GetAccessTokenSession(c, "at", openid.NewDefaultSession())
+	wantErr(t, err, fosite.ErrNotFound)
+	_, err = s.GetUser(c, "u1")
+	wantErr(t, err, storage.ErrNotFound)
+}
+
+func testTxCommit(t *testing.T, s *storage.Store) {
+	c := ctx(t)
+	must(t, s.CreateClient(c, newClient("app")))
+	client, err := s.GetClient(c, "app")
+	must(t, err)
+	tx, err := s.BeginTX(c)
+	must(t, err)
+	must(t, s.CreateAccessTokenSession(tx, "at", newRequest(client, "req", "u1", time.Now().Add(time.Hour))))
+	must(t, s.CreateUser(tx, &storage.User{ID: "u1", Email: "u1@example.com"}))
+	must(t, s.Commit(tx))
+	if err := s.Commit(tx); err == nil {
+		t.Error("a second Commit succeeded")
+	}
+	_, err = s.GetAccessTokenSession(c, "at", openid.NewDefaultSession())
+	must(t, err)
+	_, err = s.GetUser(c, "u1")
+	must(t, err)
+	// The finished transaction's context still works, without it.
+	_, err = s.GetUser(tx, "u1")
+	must(t, err)
+}
+
+func testTxNested(t *testing.T, s *storage.Store) {
+	c := ctx(t)
+	outer, err := s.BeginTX(c)
+	must(t, err)
+	inner, err := s.BeginTX(outer) // joins the outer transaction
+	must(t, err)
+	must(t, s.CreateUser(inner, &storage.User{ID: "u1", Email: "u1@example.com"}))
+	must(t, s.Commit(inner)) // a no-op: the outer scope decides
+	must(t, s.Rollback(outer))
+	_, err = s.GetUser(c, "u1")
+	wantErr(t, err, storage.ErrNotFound)
+
+	outer, err = s.BeginTX(c)
+	must(t, err)
+	inner, err = s.BeginTX(outer)
+	must(t, err)
+	must(t, s.CreateUser(inner, &storage.User{ID: "u2", Email: "u2@example.com"}))
+	must(t, s.Commit(inner))
+	must(t, s.Commit(outer))
+	_, err = s.GetUser(c, "u2")
+	must(t, err)
+}
+
+func testTxNestedRollback(t *testing.T, s *storage.Store) {
+	c := ctx(t)
+	outer, err := s.BeginTX(c)
+	must(t, err)
+	must(t, s.CreateUser(outer, &storage.User{ID: "u1", Email: "u1@example.com"}))
+	inner, err := s.BeginTX(outer)
+	must(t, err)
+	must(t, s.Rollback(inner))
+	if err := s.Commit(outer); err == nil {
+		t.Fatal("Commit after a nested Rollback succeeded")
+	}
+	_, err = s.GetUser(c, "u1")
+	wantErr(t, err, storage.ErrNotFound)
+
+	// A store method that runs its own transaction joins the caller's.
+	outer, err = s.BeginTX(c)
+	must(t, err)
+	must(t, s.CreateUser(outer, &storage.User{ID: "u2", Email: "u2@example.com"}))
+	must(t, s.DeleteUser(outer, "u2"))
+	must(t, s.CreateUser(outer, &storage.User{ID: "u3", Email: "u3@example.com"}))
+	must(t, s.Rollback(outer))
+	_, err = s.GetUser(c, "u3")
+	wantErr(t, err, storage.ErrNotFound)
+}
+
+// refresh does what fosite's refresh handler does with storage, in one
+// transaction.
+func refresh(ctx context.Context, s *storage.Store, requestID, oldRefresh, newAccess, newRefresh string, req fosite.Requester) (err error) {
+	tx, err := s.BeginTX(ctx)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err != nil {
+			if rbErr := s.Rollback(tx); rbErr != nil {
+				err = fmt.Errorf("%w (rollback: %v)", err, rbErr)
+			}
+		}
+	}()
+	if err := s.RotateRefreshToken(tx, requestID, oldRefresh); err != nil {
+		return err
+	}
+	if err := s.CreateAccessTokenSession(tx, newAccess, req); err != nil {
+		return err
+	}
+	if err := s.CreateRefreshTokenSession(tx, newRefresh, newAccess, req); err != nil {
+		return err
+	}
+	return s.Commit(tx)
+}
+
+// isRefreshLoser reports whether err is what a losing concurrent refresh
+// may get: fosite turns each into "retry the request".
+func isRefreshLoser(err error) bool {
+	return errorsIs(err, fosite.ErrInactiveToken) || errorsIs(err, fosite.ErrSerializationFailure) ||
+		errorsIs(err, fosite.ErrNotFound)
+}
+
+func testConcurrentRefresh(t *testing.T, s *storage.Store) {
+	c := ctx(t)
+	must(t, s.CreateClient(c, newClient("app")))
+	f := issueFamily(t, s, "app", "req-1", "u1")
+	stored, err := s.GetRefreshTokenSession(c, f.refresh, openid.NewDefaultSession())
+	must(t, err)
+
+	errs := race(concurrency, func(i int) error {
+		return refresh(c, s, "req-1", f.refresh, fmt.Sprintf("at-new-%d", i), fmt.Sprintf("rt-new-%d", i), stored)
+	})
+	exactlyOne(t, errs, isRefreshLoser)
+
+	// Exactly the winner's tokens exist and are active; the old pair is not.
+	f.assertInactive(t, s)
+	for i, err := range errs {
+		_, gotErr := s.GetRefreshTokenSession(c, fmt.Sprintf("rt-new-%d", i), openid.NewDefaultSession())
+		_, atErr := s.GetAccessTokenSession(c, fmt.Sprintf("at-new-%d", i), openid.NewDefaultSession())
+		if err == nil {
+			must(t, gotErr)
+			must(t, atErr)
+		} else {
+			wantErr(t, gotErr, fosite.ErrNotFound)
+			wantErr(t, atErr, fosite.ErrNotFound)
+		}
+	}
+}
+
+func testConcurrentCodeExchange(t *testing.T, s *storage.Store) {
+	c := ctx(t)
+	must(t, s.CreateClient(c, newClient("app")))
+	f := issueFamily(t, s, "app", "req-1", "u1")
+	errs := race(concurrency, func(int) error {
+		return s.InTx(c, func(ctx context.Context) error {
+			return s.InvalidateAuthorizeCodeSession(ctx, f.code)
+		})
+	})
+	exactlyOne(t, errs, func(err error) bool {
+		return errorsIs(err, fosite.ErrInvalidatedAuthorizeCode) || errorsIs(err, fosite.ErrSerializationFailure)
+	})
+}
