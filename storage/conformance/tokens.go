@@ -228,7 +228,6 @@ func testRefreshToken(t *testing.T, s *storage.Store) {
 	wantErr(t, s.RotateRefreshToken(c, "req-1", "rt-1"), fosite.ErrInactiveToken)
 	wantErr(t, s.RotateRefreshToken(c, "req-1", "missing"), fosite.ErrNotFound)
 
-
 	must(t, s.CreateAccessTokenSession(c, "at-2", req))
 	must(t, s.CreateRefreshTokenSession(c, "rt-2", "at-2", req))
 	wantErr(t, s.RotateRefreshToken(c, "req-other", "rt-2"), fosite.ErrNotFound)
