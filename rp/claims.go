@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -128,8 +129,8 @@ type payload struct {
 }
 
 func parseClaims(raw []byte) (*Claims, error) {
-	var p payload
-	if err := json.Unmarshal(raw, &p); err != nil {
+	p, err := scanPayload(raw)
+	if err != nil {
 		return nil, fmt.Errorf("%w: claims: %v", ErrMalformed, err)
 	}
 	c := &Claims{
@@ -155,6 +156,10 @@ func parseClaims(raw []byte) (*Claims, error) {
 type audience []string
 
 func (a *audience) UnmarshalJSON(b []byte) error {
+	if s, ok := plainJSONString(b); ok {
+		*a = audience{s}
+		return nil
+	}
 	if len(b) > 0 && b[0] == '"' {
 		var s string
 		if err := json.Unmarshal(b, &s); err != nil {
@@ -171,6 +176,21 @@ func (a *audience) UnmarshalJSON(b []byte) error {
 	return nil
 }
 
+// plainJSONString decodes a JSON string without escapes, the common case,
+// without going through the reflection-based decoder.
+func plainJSONString(b []byte) (string, bool) {
+	if len(b) < 2 || b[0] != '"' || b[len(b)-1] != '"' {
+		return "", false
+	}
+	inner := b[1 : len(b)-1]
+	for _, c := range inner {
+		if c == '\\' || c == '"' || c < 0x20 || c >= 0x80 {
+			return "", false
+		}
+	}
+	return string(inner), true
+}
+
 // numericDate is seconds since the epoch, integer or not (RFC 7519).
 type numericDate struct {
 	t   time.Time
@@ -179,6 +199,10 @@ type numericDate struct {
 
 func (n *numericDate) UnmarshalJSON(b []byte) error {
 	if string(b) == "null" {
+		return nil
+	}
+	if sec, err := strconv.ParseInt(string(b), 10, 64); err == nil && sec >= 0 && sec <= 1e11 {
+		n.t, n.set = time.Unix(sec, 0), true
 		return nil
 	}
 	f, err := json.Number(b).Float64()

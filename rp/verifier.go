@@ -2,24 +2,14 @@ package rp
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"strings"
 	"time"
-
-	"github.com/go-jose/go-jose/v4"
 )
-
-// signatureAlgorithms are the algorithms a token header may name at all; the
-// key the token points to then narrows them to one.
-var signatureAlgorithms = []jose.SignatureAlgorithm{
-	jose.RS256, jose.RS384, jose.RS512,
-	jose.PS256, jose.PS384, jose.PS512,
-	jose.ES256, jose.ES384, jose.ES512,
-	jose.EdDSA,
-}
 
 // A Verifier validates the JWTs of one issuer. It is safe for concurrent use.
 type Verifier struct {
@@ -32,6 +22,7 @@ type Verifier struct {
 	realm       string
 	logger      *slog.Logger
 	keys        *keyCache
+	headers     headerCache
 }
 
 // NewVerifier reads issuer's discovery document
@@ -106,39 +97,47 @@ func (v *Verifier) Issuer() string { return v.issuer }
 // matches ErrInvalidToken, except ErrKeysUnavailable when the key it names
 // could not be fetched.
 func (v *Verifier) Verify(ctx context.Context, raw string) (*Claims, error) {
-	jws, err := jose.ParseSignedCompact(raw, signatureAlgorithms)
+	jws, err := splitCompact(raw)
 	if err != nil {
-		var algErr *jose.ErrUnexpectedSignatureAlgorithm
-		if errors.As(err, &algErr) {
-			return nil, fmt.Errorf("%w: %q", ErrAlgorithm, algErr.Got)
+		return nil, err
+	}
+	header, cached := v.headers.get(jws.headSeg)
+	if !cached {
+		if header, err = decodeHeader(jws.headSeg); err != nil {
+			return nil, err
 		}
-		return nil, fmt.Errorf("%w: %v", ErrMalformed, err)
 	}
-	header := jws.Signatures[0].Header
-	if err := v.checkType(header); err != nil {
+	if err := v.checkType(header.Typ); err != nil {
 		return nil, err
 	}
-	alg := jose.SignatureAlgorithm(header.Algorithm)
-	keys, err := v.keys.lookup(ctx, header.KeyID)
+	keys, err := v.keys.lookup(ctx, header.Kid)
 	if err != nil {
 		return nil, err
 	}
-	var payload []byte
-	matched := false
+	sig, err := base64.RawURLEncoding.DecodeString(jws.sig)
+	if err != nil {
+		return nil, fmt.Errorf("%w: signature: %v", ErrMalformed, err)
+	}
+	matched, verified := false, false
 	for _, k := range keys {
-		if k.alg != alg {
+		if k.alg != header.Alg {
 			continue
 		}
 		matched = true
-		if payload, err = jws.Verify(k.key); err == nil {
+		if verifySignature(k, jws.input, sig) == nil {
+			verified = true
 			break
 		}
 	}
 	switch {
 	case !matched:
-		return nil, fmt.Errorf("%w: %s with key %q", ErrAlgorithm, alg, header.KeyID)
-	case payload == nil:
+		return nil, fmt.Errorf("%w: %s with key %q", ErrAlgorithm, header.Alg, header.Kid)
+	case !verified:
 		return nil, ErrSignature
+	}
+	payload, err := base64.RawURLEncoding.DecodeString(jws.payload)
+	if err != nil {
+		return nil, fmt.Errorf("%w: payload: %v", ErrMalformed, err)
 	}
 	claims, err := parseClaims(payload)
 	if err != nil {
@@ -147,14 +146,16 @@ func (v *Verifier) Verify(ctx context.Context, raw string) (*Claims, error) {
 	if err := v.checkClaims(claims); err != nil {
 		return nil, err
 	}
+	if !cached {
+		v.headers.put(jws.headSeg, header)
+	}
 	return claims, nil
 }
 
-func (v *Verifier) checkType(header jose.Header) error {
+func (v *Verifier) checkType(typ string) error {
 	if v.types == nil {
 		return nil
 	}
-	typ, _ := header.ExtraHeaders[jose.HeaderType].(string)
 	typ = normalizeType(typ)
 	for _, t := range v.types {
 		if typ == t {
