@@ -1,0 +1,302 @@
+// @bridgekeeper/client: OpenID Connect login for browser apps against a
+// Bridgekeeper broker. The protocol core is Go compiled to WebAssembly and
+// runs in a worker (a SharedWorker where the browser has one), so every tab
+// shares one session and one refresh at a time, and the refresh token never
+// reaches the page.
+import type { CoreView, InitParams, Request, WorkerMessage } from "./protocol";
+import type {
+  AuthError,
+  AuthEvent,
+  AuthState,
+  BridgekeeperConfig,
+  LoginOptions,
+  LogoutOptions,
+} from "./types";
+
+export type * from "./types";
+
+/** An error from the client; code says what kind. */
+export class BridgekeeperError extends Error {
+  code: string;
+  description?: string;
+  constructor(e: AuthError) {
+    super(e.message);
+    this.name = "BridgekeeperError";
+    this.code = e.code;
+    this.description = e.description;
+  }
+}
+
+export interface BridgekeeperClient {
+  /** Settles once the worker has started and any login callback in the URL was handled. */
+  readonly ready: Promise<AuthState>;
+  /** The current state (stable object until it changes). */
+  getState(): AuthState;
+  /** Calls listener on every state change; returns the unsubscribe function. */
+  subscribe(listener: () => void): () => void;
+  /** Listens to tokenRefreshed, sessionExpired, loggedOut, loggedIn, error. */
+  on(event: AuthEvent, handler: (error?: AuthError) => void): () => void;
+  /** Sends the browser to the broker's login. */
+  login(options?: LoginOptions): Promise<void>;
+  /** Logs out every tab, revokes the refresh token and visits the broker's logout. */
+  logout(options?: LogoutOptions): Promise<void>;
+  /**
+   * An access token valid for at least minValiditySeconds (default: the
+   * refresh margin). Never returns an expired token: it refreshes first.
+   */
+  getAccessToken(options?: { minValiditySeconds?: number }): Promise<string>;
+  /** fetch with Authorization: Bearer; on 401 refreshes once and retries once. */
+  fetchWithAuth(input: RequestInfo | URL, init?: RequestInit): Promise<Response>;
+  /** The broker's userinfo for the current user. */
+  getUserInfo(): Promise<Record<string, unknown>>;
+  /** Detaches this page from the worker. */
+  close(): void;
+}
+
+const loadingState: AuthState = {
+  status: "loading",
+  isLoading: true,
+  isAuthenticated: false,
+  user: null,
+  scope: "",
+  error: null,
+};
+
+interface WorkerLink {
+  post(msg: Request): void;
+  close(): void;
+}
+
+function startWorker(cfg: BridgekeeperConfig, onMessage: (m: WorkerMessage) => void): WorkerLink {
+  const url = cfg.workerUrl ?? new URL("./worker.js", import.meta.url);
+  const name = `bridgekeeper:${cfg.issuer}|${cfg.clientId}`;
+  const mode = cfg.worker ?? "auto";
+  // A per-tab session cannot be shared between tabs.
+  const shared =
+    cfg.storage !== "session" && mode !== "dedicated" && typeof SharedWorker !== "undefined";
+  if (mode === "shared" && !shared) {
+    throw new BridgekeeperError({ code: "invalid_config", message: "SharedWorker is not available" });
+  }
+  if (shared) {
+    const w = new SharedWorker(url, { name });
+    w.port.onmessage = (ev) => onMessage(ev.data as WorkerMessage);
+    w.port.start();
+    return { post: (m) => w.port.postMessage(m), close: () => w.port.close() };
+  }
+  const w = new Worker(url, { name });
+  w.onmessage = (ev) => onMessage(ev.data as WorkerMessage);
+  return { post: (m) => w.postMessage(m), close: () => w.terminate() };
+}
+
+function toState(v: CoreView, error: AuthError | null): AuthState {
+  return {
+    status: v.status,
+    isLoading: v.status === "loading",
+    isAuthenticated: v.isAuthenticated,
+    user: v.user ?? null,
+    scope: v.scope ?? "",
+    expiresAt: v.expiresAt,
+    authTime: v.authTime,
+    error: v.error ?? error,
+  };
+}
+
+const sessionPrefix = "bridgekeeper:";
+
+/** Creates a client. The worker and the .wasm load at once, off the main thread. */
+export function createClient(config: BridgekeeperConfig): BridgekeeperClient {
+  if (!config.issuer || !config.clientId) {
+    throw new BridgekeeperError({ code: "invalid_config", message: "issuer and clientId are required" });
+  }
+  const origin = location.origin;
+  const redirectUri = config.redirectUri ?? origin + "/callback";
+  const postLogoutRedirectUri = config.postLogoutRedirectUri ?? origin + "/";
+  const storage = config.storage ?? "indexeddb";
+  const storageSlot = `${sessionPrefix}${config.issuer}|${config.clientId}:`;
+
+  let state: AuthState = loadingState;
+  let lastError: AuthError | null = null;
+  const listeners = new Set<() => void>();
+  const handlers = new Map<string, Set<(e?: AuthError) => void>>();
+  const pending = new Map<number, { resolve: (v: unknown) => void; reject: (e: unknown) => void }>();
+  let nextId = 1;
+
+  const setState = (s: AuthState) => {
+    state = s;
+    for (const l of listeners) l();
+  };
+  const setView = (v: CoreView) => setState(toState(v, lastError));
+  const setError = (e: AuthError) => {
+    lastError = e;
+    setState({ ...state, error: e });
+  };
+
+  const link = startWorker(config, (m) => {
+    switch (m.kind) {
+      case "reply": {
+        const p = pending.get(m.id);
+        pending.delete(m.id);
+        if (!p) return;
+        if (m.ok) p.resolve(m.result);
+        else p.reject(new BridgekeeperError(m.error));
+        return;
+      }
+      case "event":
+        if (m.event !== "error") lastError = null;
+        else if (m.error) lastError = m.error;
+        setView(m.view as CoreView);
+        for (const h of handlers.get(m.event) ?? []) h(m.error);
+        return;
+      case "persist":
+        if (m.value === null) sessionStorage.removeItem(storageSlot + m.key);
+        else sessionStorage.setItem(storageSlot + m.key, m.value);
+        return;
+    }
+  });
+
+  const call = <T>(method: string, ...args: unknown[]): Promise<T> =>
+    new Promise<T>((resolve, reject) => {
+      const id = nextId++;
+      pending.set(id, { resolve: resolve as (v: unknown) => void, reject });
+      link.post({ id, method, args });
+    });
+
+  // Remember a failure for the UI, then rethrow it.
+  const track = async <T>(p: Promise<T>): Promise<T> => {
+    try {
+      const v = await p;
+      return v;
+    } catch (e) {
+      const err =
+        e instanceof BridgekeeperError
+          ? { code: e.code, message: e.message, description: e.description }
+          : { code: "error", message: String(e) };
+      setError(err);
+      throw e instanceof BridgekeeperError ? e : new BridgekeeperError(err);
+    }
+  };
+
+  const sessionValues: Record<string, string> = {};
+  if (storage === "session") {
+    for (let i = 0; i < sessionStorage.length; i++) {
+      const k = sessionStorage.key(i);
+      if (k?.startsWith(storageSlot)) sessionValues[k.slice(storageSlot.length)] = sessionStorage.getItem(k)!;
+    }
+  }
+  const href = location.href;
+  const looksLikeCallback =
+    href.startsWith(redirectUri.split("?")[0]) && /[?&#](code|error)=/.test(href) && /[?&#]state=/.test(href);
+  const params: InitParams = {
+    config: {
+      issuer: config.issuer.replace(/\/+$/, ""),
+      clientId: config.clientId,
+      redirectUri,
+      postLogoutRedirectUri,
+      scopes: config.scopes,
+      refreshBeforeSeconds: config.refreshBeforeSeconds,
+      clockSkewSeconds: config.clockSkewSeconds,
+    },
+    storage,
+    wasmUrl: new URL(config.wasmUrl ?? new URL("./bridgekeeper.wasm", import.meta.url), location.href).href,
+    ...(looksLikeCallback ? { callbackUrl: href } : {}),
+    ...(storage === "session" ? { sessionValues } : {}),
+  };
+
+  const ready = call<{ view: CoreView; handledCallback: boolean; callbackError: AuthError | null }>("init", params)
+    .then((r) => {
+      if (r.callbackError) lastError = r.callbackError;
+      setView(r.view);
+      if (looksLikeCallback) {
+        const appState = (r.handledCallback && (r.view.appState || "/")) || "/";
+        if (config.onRedirectCallback) config.onRedirectCallback(appState);
+        else history.replaceState(null, "", appState);
+      }
+      return state;
+    })
+    .catch((e: unknown) => {
+      const err =
+        e instanceof BridgekeeperError
+          ? { code: e.code, message: e.message }
+          : { code: "worker_failed", message: "the Bridgekeeper worker failed to start: " + String(e) };
+      lastError = err;
+      setState({ ...loadingState, status: "login_required", isLoading: false, error: err });
+      return state;
+    });
+
+  // Timers in background tabs and sleeping devices are unreliable: check
+  // the token whenever the page becomes visible or the network returns.
+  const wake = () => {
+    if (document.visibilityState === "visible") void ready.then(() => call("wake").catch(() => undefined));
+  };
+  document.addEventListener("visibilitychange", wake);
+  addEventListener("online", wake);
+  const bye = () => link.post({ id: 0, method: "bye", args: [] });
+  addEventListener("pagehide", bye);
+
+  const client: BridgekeeperClient = {
+    ready,
+    getState: () => state,
+    subscribe(listener) {
+      listeners.add(listener);
+      return () => listeners.delete(listener);
+    },
+    on(event, handler) {
+      let set = handlers.get(event);
+      if (!set) handlers.set(event, (set = new Set()));
+      set.add(handler);
+      return () => set.delete(handler);
+    },
+    async login(options = {}) {
+      await ready;
+      const url = await track(
+        call<string>("authorizeUrl", {
+          ...options,
+          appState: options.appState ?? location.pathname + location.search + location.hash,
+        }),
+      );
+      location.assign(url);
+    },
+    async logout(options = {}) {
+      await ready;
+      const url = await track(
+        call<string>("logout", { postLogoutRedirectUri: options.returnTo ?? postLogoutRedirectUri }),
+      );
+      if (url && options.redirect !== false) location.assign(url);
+    },
+    async getAccessToken(options = {}) {
+      await ready;
+      return track(call<string>("getAccessToken", options.minValiditySeconds));
+    },
+    async fetchWithAuth(input, init = {}) {
+      const send = (token: string) => {
+        const headers = new Headers(init.headers);
+        headers.set("Authorization", "Bearer " + token);
+        return fetch(input, { ...init, headers });
+      };
+      const token = await client.getAccessToken();
+      const resp = await send(token);
+      if (resp.status !== 401) return resp;
+      // The API refused the token (revoked, key rotated, clock skew): renew
+      // once — concurrent callers share one refresh — and retry once.
+      let fresh: string;
+      try {
+        fresh = await track(call<string>("renew", token));
+      } catch {
+        return resp;
+      }
+      return send(fresh);
+    },
+    async getUserInfo() {
+      await ready;
+      return track(call<Record<string, unknown>>("userinfo"));
+    },
+    close() {
+      document.removeEventListener("visibilitychange", wake);
+      removeEventListener("online", wake);
+      removeEventListener("pagehide", bye);
+      bye();
+      link.close();
+    },
+  };
+  return client;
+}

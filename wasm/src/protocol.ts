@@ -1,0 +1,44 @@
+// Messages between the page and the worker.
+import type { StorageMode } from "./types";
+
+export interface InitParams {
+  config: {
+    issuer: string;
+    clientId: string;
+    redirectUri: string;
+    postLogoutRedirectUri: string;
+    scopes?: string[];
+    refreshBeforeSeconds?: number;
+    clockSkewSeconds?: number;
+  };
+  storage: StorageMode;
+  wasmUrl: string;
+  /** The page's URL when it is a login callback. */
+  callbackUrl?: string;
+  /** "session" storage: the encrypted values this tab kept. */
+  sessionValues?: Record<string, string>;
+}
+
+export interface Request {
+  id: number;
+  method: string;
+  args: unknown[];
+}
+
+export type WorkerMessage =
+  | { kind: "reply"; id: number; ok: true; result: unknown }
+  | { kind: "reply"; id: number; ok: false; error: { code: string; message: string; description?: string } }
+  | { kind: "event"; event: string; error?: { code: string; message: string }; view: unknown }
+  | { kind: "persist"; key: string; value: string | null };
+
+/** The view object produced by the Go core (oidc.View.ToMap). */
+export interface CoreView {
+  status: "loading" | "authenticated" | "login_required";
+  isAuthenticated: boolean;
+  user: Record<string, unknown> | null;
+  scope: string;
+  appState: string;
+  expiresAt?: number;
+  authTime?: number;
+  error?: { code: string; message: string; description?: string };
+}

@@ -1,0 +1,89 @@
+/** Where the worker keeps the session between page loads. */
+export type StorageMode = "indexeddb" | "memory" | "session";
+
+/** Which kind of worker runs the core. "auto" prefers a SharedWorker. */
+export type WorkerMode = "auto" | "shared" | "dedicated";
+
+export interface BridgekeeperConfig {
+  /** The broker's issuer URL, e.g. "https://login.example.com". */
+  issuer: string;
+  /** The public client's id registered at the broker. */
+  clientId: string;
+  /** Where the broker sends the browser back after login. Default: origin + "/callback". */
+  redirectUri?: string;
+  /** Where the broker sends the browser after logout. Default: origin + "/". */
+  postLogoutRedirectUri?: string;
+  /** Scopes requested by default. Default: openid profile email offline_access. */
+  scopes?: string[];
+  /**
+   * "indexeddb" (default): survives reloads and browser restarts, encrypted
+   * under a non-extractable AES-GCM key. "session": survives reloads of this
+   * tab only. "memory": gone on reload.
+   */
+  storage?: StorageMode;
+  /** Default "auto": SharedWorker where available, else a dedicated Worker. */
+  worker?: WorkerMode;
+  /** URL of worker.js; default: next to this module. */
+  workerUrl?: string | URL;
+  /** URL of bridgekeeper.wasm; default: next to this module. */
+  wasmUrl?: string | URL;
+  /** Renew the access token this many seconds before it expires. Default 60. */
+  refreshBeforeSeconds?: number;
+  /** Clock skew tolerated on ID-token times. Default 60. */
+  clockSkewSeconds?: number;
+  /**
+   * Called after a login redirect was handled, with the appState given to
+   * login(). Default: history.replaceState to appState (or "/").
+   */
+  onRedirectCallback?: (appState: string) => void;
+}
+
+export interface LoginOptions {
+  /** Replace the configured scopes for this login. */
+  scopes?: string[];
+  /** OIDC prompt: "login", "none", "consent", "select_account". */
+  prompt?: string;
+  /** Seconds: the broker asks for a new login if the last one is older. */
+  maxAge?: number;
+  /** Pick the broker's connector: "okta", "google", "facebook", … */
+  idpHint?: string;
+  /** Pre-fill the login form. */
+  loginHint?: string;
+  /** More authorize parameters. */
+  extraParams?: Record<string, string>;
+  /** Returned to onRedirectCallback; default: the current path. */
+  appState?: string;
+}
+
+export interface LogoutOptions {
+  /** Where to land after the broker's logout; default: config.postLogoutRedirectUri. */
+  returnTo?: string;
+  /** Set false to log out locally without visiting the broker. */
+  redirect?: boolean;
+}
+
+export interface AuthError {
+  /** "login_required", "network_error", "broker_unavailable", "invalid_id_token", OAuth codes… */
+  code: string;
+  message: string;
+  description?: string;
+}
+
+export type AuthStatus = "loading" | "authenticated" | "login_required";
+
+export interface AuthState {
+  status: AuthStatus;
+  isLoading: boolean;
+  isAuthenticated: boolean;
+  /** The ID token's claims: sub, email, name, auth_time, … */
+  user: Record<string, unknown> | null;
+  scope: string;
+  /** Access token expiry, Unix milliseconds. */
+  expiresAt?: number;
+  /** Time of the last login at the broker, Unix milliseconds. */
+  authTime?: number;
+  /** The last error that did not end the session, or the last failed call. */
+  error: AuthError | null;
+}
+
+export type AuthEvent = "tokenRefreshed" | "sessionExpired" | "loggedOut" | "loggedIn" | "error";

@@ -1,0 +1,184 @@
+/// <reference lib="webworker" />
+// The worker that holds the tokens. It loads the Go core (bridgekeeper.wasm),
+// keeps the session in encrypted IndexedDB (or memory, or this tab's
+// sessionStorage through the page), and answers the pages' requests. The
+// refresh token never leaves this worker. wasm_exec.js (Go's loader) is
+// prepended to this file by the build.
+import type { CoreView, InitParams, Request, WorkerMessage } from "./protocol";
+import { EncryptedIDBStore, MemoryStore, SessionMirrorStore, type HostStore } from "./stores";
+
+declare const Go: new () => {
+  importObject: WebAssembly.Imports;
+  run(instance: WebAssembly.Instance): Promise<void>;
+};
+
+interface CoreClient {
+  start(): Promise<CoreView>;
+  authorizeUrl(opts: unknown): Promise<string>;
+  handleCallback(url: string): Promise<CoreView>;
+  getAccessToken(minValiditySeconds?: number): Promise<string>;
+  renew(rejected?: string): Promise<string>;
+  userinfo(): Promise<Record<string, unknown>>;
+  logout(opts: unknown): Promise<string>;
+  handleBroadcast(msg: string): Promise<CoreView>;
+  view(): CoreView;
+  isCallback(url: string): boolean;
+  wake(): void;
+}
+
+interface Core {
+  newClient(config: unknown, host: unknown): CoreClient;
+}
+
+type Port = { postMessage(msg: WorkerMessage): void };
+
+const scope = self as unknown as SharedWorkerGlobalScope & DedicatedWorkerGlobalScope;
+const ports = new Set<Port>();
+let client: Promise<CoreClient> | null = null;
+let clientKey = "";
+let corePromise: Promise<Core> | null = null;
+
+function loadCore(wasmUrl: string): Promise<Core> {
+  corePromise ??= (async () => {
+    const go = new Go();
+    let result: WebAssembly.WebAssemblyInstantiatedSource;
+    try {
+      result = await WebAssembly.instantiateStreaming(fetch(wasmUrl), go.importObject);
+    } catch {
+      // Servers that send the wrong MIME type: compile from the bytes.
+      const bytes = await (await fetch(wasmUrl)).arrayBuffer();
+      result = await WebAssembly.instantiate(bytes, go.importObject);
+    }
+    void go.run(result.instance); // Go's main registers bridgekeeperCore and parks.
+    return (globalThis as unknown as { bridgekeeperCore: Core }).bridgekeeperCore;
+  })();
+  return corePromise;
+}
+
+function broadcast(msg: WorkerMessage): void {
+  for (const p of ports) p.postMessage(msg);
+}
+
+function errorOf(e: unknown): { code: string; message: string; description?: string } {
+  if (e && typeof e === "object") {
+    const o = e as { code?: unknown; message?: unknown; description?: unknown };
+    return {
+      code: typeof o.code === "string" ? o.code : "error",
+      message: typeof o.message === "string" ? o.message : String(e),
+      ...(typeof o.description === "string" ? { description: o.description } : {}),
+    };
+  }
+  return { code: "error", message: String(e) };
+}
+
+async function createClient(p: InitParams, port: Port): Promise<CoreClient> {
+  const core = await loadCore(p.wasmUrl);
+  const name = `bridgekeeper:${p.config.issuer}|${p.config.clientId}`;
+  let store: HostStore;
+  switch (p.storage) {
+    case "memory":
+      store = new MemoryStore();
+      break;
+    case "session":
+      store = new SessionMirrorStore(name, p.sessionValues ?? {}, (key, value) =>
+        port.postMessage({ kind: "persist", key, value }),
+      );
+      break;
+    default:
+      store = new EncryptedIDBStore(name);
+  }
+  // Other instances (dedicated workers in other tabs) hear about refreshes
+  // and logouts here. A per-tab session has nobody to tell.
+  const channel = p.storage === "session" || typeof BroadcastChannel === "undefined" ? null : new BroadcastChannel(name);
+  const c = core.newClient(p.config, {
+    store,
+    channel,
+    onEvent(type: string, error: unknown, view: unknown) {
+      broadcast({
+        kind: "event",
+        event: type,
+        ...(error ? { error: errorOf(error) } : {}),
+        view,
+      });
+    },
+  });
+  if (channel) channel.onmessage = (ev) => void c.handleBroadcast(String(ev.data));
+  return c;
+}
+
+async function init(p: InitParams, port: Port): Promise<unknown> {
+  const key = JSON.stringify([p.config, p.storage]);
+  if (client && key !== clientKey) {
+    throw Object.assign(new Error("this worker already serves another configuration"), { code: "invalid_config" });
+  }
+  if (!client) {
+    clientKey = key;
+    client = createClient(p, port);
+    client.catch(() => {
+      client = null; // let a later init try again (the .wasm failed to load, say)
+    });
+  }
+  const c = await client;
+  let callbackError: unknown = null;
+  let handledCallback = false;
+  if (p.callbackUrl && c.isCallback(p.callbackUrl)) {
+    try {
+      await c.handleCallback(p.callbackUrl);
+      handledCallback = true;
+    } catch (e) {
+      callbackError = errorOf(e);
+    }
+  }
+  const view = await c.start();
+  return { view, handledCallback, callbackError };
+}
+
+async function dispatch(port: Port, req: Request): Promise<unknown> {
+  if (req.method === "init") return init(req.args[0] as InitParams, port);
+  if (req.method === "bye") {
+    ports.delete(port);
+    return null;
+  }
+  if (!client) throw Object.assign(new Error("not initialised"), { code: "invalid_config" });
+  const c = await client;
+  const a = req.args;
+  switch (req.method) {
+    case "authorizeUrl":
+      return c.authorizeUrl(a[0] ?? {});
+    case "getAccessToken":
+      return c.getAccessToken(a[0] as number | undefined);
+    case "renew":
+      return c.renew(a[0] as string | undefined);
+    case "userinfo":
+      return c.userinfo();
+    case "logout":
+      return c.logout(a[0] ?? {});
+    case "view":
+      return c.view();
+    case "wake":
+      c.wake();
+      return c.view();
+  }
+  throw Object.assign(new Error("unknown method " + req.method), { code: "invalid_request" });
+}
+
+function serve(port: Port & { onmessage: ((ev: MessageEvent) => void) | null }): void {
+  ports.add(port);
+  port.onmessage = (ev: MessageEvent) => {
+    const req = ev.data as Request;
+    dispatch(port, req).then(
+      (result) => port.postMessage({ kind: "reply", id: req.id, ok: true, result }),
+      (e) => port.postMessage({ kind: "reply", id: req.id, ok: false, error: errorOf(e) }),
+    );
+  };
+}
+
+if ("onconnect" in scope) {
+  scope.onconnect = (ev: MessageEvent) => {
+    const port = ev.ports[0];
+    serve(port as unknown as Port & { onmessage: ((ev: MessageEvent) => void) | null });
+    port.start();
+  };
+} else {
+  serve(scope as unknown as Port & { onmessage: ((ev: MessageEvent) => void) | null });
+}
