@@ -27,6 +27,10 @@ func (s *Server) handleAuthorize(w http.ResponseWriter, r *http.Request) {
 		s.writeAuthorizeError(w, r, ar, err)
 		return
 	}
+	if err := validateEarly(ar); err != nil {
+		s.provider.WriteAuthorizeError(ctx, w, ar, err)
+		return
+	}
 	prompt := strings.Fields(ar.GetRequestForm().Get("prompt"))
 	now := time.Now().UTC().Truncate(time.Second)
 
@@ -66,6 +70,40 @@ func (s *Server) handleAuthorize(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	http.Redirect(w, r, target, http.StatusSeeOther)
+}
+
+// validateEarly checks what fosite only checks in NewAuthorizeResponse
+// (PKCE, prompt, nonce), so a request that is bound to fail does so before
+// the user is asked to log in.
+func validateEarly(ar fosite.AuthorizeRequester) error {
+	form := ar.GetRequestForm()
+	challenge, method := form.Get("code_challenge"), form.Get("code_challenge_method")
+	switch {
+	case challenge == "" && ar.GetClient().IsPublic():
+		return fosite.ErrInvalidRequest.WithHint("Clients must include a code_challenge (PKCE with S256) when performing the authorize code flow.")
+	case challenge != "" && method != "S256":
+		return fosite.ErrInvalidRequest.WithHint("The code_challenge_method must be S256; plain is not allowed.")
+	}
+	prompt := strings.Fields(form.Get("prompt"))
+	for _, p := range prompt {
+		switch p {
+		case "none", "login", "consent", "select_account":
+		default:
+			return fosite.ErrInvalidRequest.WithHintf("Unknown prompt value %q.", p)
+		}
+	}
+	if slices.Contains(prompt, "none") && len(prompt) > 1 {
+		return fosite.ErrInvalidRequest.WithHint("prompt=none must not be combined with other values.")
+	}
+	if v := form.Get("max_age"); v != "" {
+		if n, err := strconv.ParseInt(v, 10, 64); err != nil || n < 0 {
+			return fosite.ErrInvalidRequest.WithHint("max_age must be a non-negative integer.")
+		}
+	}
+	if nonce := form.Get("nonce"); nonce != "" && len(nonce) < 8 {
+		return fosite.ErrInsufficientEntropy.WithHint("The nonce must be at least 8 characters long.")
+	}
+	return nil
 }
 
 // maxAgeExceeded reports whether the request's max_age demands a fresh login.

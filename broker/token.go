@@ -15,6 +15,15 @@ import (
 // refresh_token (rotation, reuse revokes the grant) and client_credentials.
 func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
+	if err := r.ParseMultipartForm(1 << 20); err == nil || errors.Is(err, http.ErrNotMultipart) {
+		switch gt := r.PostForm.Get("grant_type"); gt {
+		case "", "authorization_code", "refresh_token", "client_credentials":
+		default:
+			s.provider.WriteAccessError(ctx, w, fosite.NewAccessRequest(newSession()),
+				fosite.ErrUnsupportedGrantType.WithHintf("The grant type %q is not supported.", gt))
+			return
+		}
+	}
 	sess := newSession()
 	ar, err := s.provider.NewAccessRequest(ctx, r, sess)
 	if err != nil {
