@@ -1,0 +1,136 @@
+package storage_test
+
+import (
+	"context"
+	"fmt"
+	"net/url"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/bridgekeeper/bridgekeeper/storage"
+	"github.com/bridgekeeper/bridgekeeper/storage/storagetest"
+	"github.com/ory/fosite"
+	"github.com/ory/fosite/handler/openid"
+	"github.com/ory/fosite/token/jwt"
+)
+
+// benchStore is a migrated SQLite store with one client.
+func benchStore(b *testing.B) (*storage.Store, fosite.Client) {
+	b.Helper()
+	s, _ := storagetest.Backend{Name: storage.DialectSQLite}.Open(b)
+	ctx := context.Background()
+	if err := s.CreateClient(ctx, &storage.Client{
+		ID: "app", Public: true, RedirectURIs: []string{"http://127.0.0.1/cb"},
+		GrantTypes: []string{"authorization_code", "refresh_token"}, Scopes: []string{"openid", "offline_access"},
+	}); err != nil {
+		b.Fatal(err)
+	}
+	client, err := s.GetClient(ctx, "app")
+	if err != nil {
+		b.Fatal(err)
+	}
+	return s, client
+}
+
+// benchRequest is a request with a realistic session.
+func benchRequest(client fosite.Client, id string) *fosite.Request {
+	exp := time.Now().Add(time.Hour).UTC()
+	return &fosite.Request{
+		ID: id, RequestedAt: time.Now().UTC(), Client: client,
+		RequestedScope: fosite.Arguments{"openid", "offline_access"}, GrantedScope: fosite.Arguments{"openid", "offline_access"},
+		RequestedAudience: fosite.Arguments{}, GrantedAudience: fosite.Arguments{},
+		Form: url.Values{"grant_type": {"refresh_token"}, "scope": {"openid offline_access"}},
+		Session: &openid.DefaultSession{
+			Claims: &jwt.IDTokenClaims{
+				Subject: "user-1", Issuer: "http://127.0.0.1:8080", AuthTime: time.Now().UTC(), RequestedAt: time.Now().UTC(),
+				Extra: map[string]any{"email": "user@example.com", "email_verified": true, "name": "A User"},
+			},
+			Headers:   &jwt.Headers{Extra: map[string]any{"kid": "key-1"}},
+			Subject:   "user-1",
+			ExpiresAt: map[fosite.TokenType]time.Time{fosite.AccessToken: exp, fosite.RefreshToken: exp.Add(24 * time.Hour)},
+		},
+	}
+}
+
+func BenchmarkCreateAccessToken(b *testing.B) {
+	s, client := benchStore(b)
+	ctx := context.Background()
+	req := benchRequest(client, "req")
+	var n atomic.Int64
+	b.ReportAllocs()
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if err := s.CreateAccessTokenSession(ctx, fmt.Sprintf("at-%d", n.Add(1)), req); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+}
+
+func BenchmarkGetAccessToken(b *testing.B) {
+	s, client := benchStore(b)
+	ctx := context.Background()
+	if err := s.CreateAccessTokenSession(ctx, "at", benchRequest(client, "req")); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if _, err := s.GetAccessTokenSession(ctx, "at", openid.NewDefaultSession()); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+}
+
+// BenchmarkRefresh is the storage work of one refresh grant, as fosite does
+// it: load the refresh token outside a transaction, then rotate it and
+// store the new pair in one. Each goroutine refreshes its own chain.
+func BenchmarkRefresh(b *testing.B) {
+	s, client := benchStore(b)
+	ctx := context.Background()
+	var chains atomic.Int64
+	b.ReportAllocs()
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		chain := chains.Add(1)
+		reqID := fmt.Sprintf("req-%d", chain)
+		req := benchRequest(client, reqID)
+		current := fmt.Sprintf("rt-%d-0", chain)
+		if err := s.CreateAccessTokenSession(ctx, fmt.Sprintf("at-%d-0", chain), req); err != nil {
+			b.Error(err)
+			return
+		}
+		if err := s.CreateRefreshTokenSession(ctx, current, fmt.Sprintf("at-%d-0", chain), req); err != nil {
+			b.Error(err)
+			return
+		}
+		for i := 1; pb.Next(); i++ {
+			stored, err := s.GetRefreshTokenSession(ctx, current, openid.NewDefaultSession())
+			if err != nil {
+				b.Error(err)
+				return
+			}
+			next, access := fmt.Sprintf("rt-%d-%d", chain, i), fmt.Sprintf("at-%d-%d", chain, i)
+			err = s.InTx(ctx, func(ctx context.Context) error {
+				if err := s.RotateRefreshToken(ctx, reqID, current); err != nil {
+					return err
+				}
+				if err := s.CreateAccessTokenSession(ctx, access, stored); err != nil {
+					return err
+				}
+				return s.CreateRefreshTokenSession(ctx, next, access, stored)
+			})
+			if err != nil {
+				b.Error(err)
+				return
+			}
+			current = next
+		}
+	})
+}
