@@ -370,16 +370,16 @@ func (c *Connector) verifyIDToken(ctx context.Context, doc *discovery, raw, nonc
 	if std.Expiry == nil || std.IssuedAt == nil {
 		return nil, invalid("exp and iat are required")
 	}
+	if !c.issuerMatches(std.Issuer) {
+		return nil, invalid("issuer %q is not %q", std.Issuer, c.cfg.issuer)
+	}
 	err = std.ValidateWithLeeway(jwt.Expected{
-		Issuer:      c.cfg.issuer,
 		AnyAudience: jwt.Audience{c.cfg.ClientID},
 		Time:        c.now(),
 	}, c.cfg.clockSkew)
 	switch {
 	case errors.Is(err, jwt.ErrExpired):
 		return nil, invalid("expired at %s", std.Expiry.Time().UTC().Format(time.RFC3339))
-	case errors.Is(err, jwt.ErrInvalidIssuer):
-		return nil, invalid("issuer %q is not %q", std.Issuer, c.cfg.issuer)
 	case errors.Is(err, jwt.ErrInvalidAudience):
 		return nil, invalid("audience %v does not include our client_id", []string(std.Audience))
 	case err != nil:
@@ -398,6 +398,15 @@ func (c *Connector) verifyIDToken(ctx context.Context, doc *discovery, raw, nonc
 		}
 	}
 	return claims, nil
+}
+
+// issuerMatches compares an ID token's iss with the configured issuer.
+// Google documents that its ID tokens may carry iss without the scheme.
+func (c *Connector) issuerMatches(iss string) bool {
+	if iss == c.cfg.issuer {
+		return true
+	}
+	return c.cfg.issuer == GoogleIssuer && iss == strings.TrimPrefix(GoogleIssuer, "https://")
 }
 
 // identity maps claims to an Identity, completing them from userinfo when

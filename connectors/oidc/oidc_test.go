@@ -4,7 +4,10 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"net/url"
 	"slices"
 	"strings"
@@ -500,5 +503,110 @@ func BenchmarkFederatedLogin(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+func TestConcurrentFirstLogins(t *testing.T) {
+	_, base := startIdP(t, "")
+	c := oktaConnector(t, base) // cold: no discovery, no keys yet
+	ctx := context.Background()
+	errs := make(chan error, 8)
+	for range 8 {
+		go func() {
+			resp, err := c.LoginURL(ctx, connectors.LoginRequest{State: testState, CallbackURL: testCallback})
+			if err != nil {
+				errs <- err
+				return
+			}
+			back, err := fakeidp.Login(ctx, resp.URL, "1001")
+			if err != nil {
+				errs <- err
+				return
+			}
+			_, err = c.HandleCallback(ctx, resp.ConnectorState, testCallback, connectors.CallbackRequest{Query: back.Query()})
+			errs <- err
+		}()
+	}
+	for range 8 {
+		if err := <-errs; err != nil {
+			t.Error(err)
+		}
+	}
+}
+
+// TestRealDiscoveryDocuments serves Okta's and Google's published discovery
+// documents (rewritten to loopback) and checks the endpoints and the client
+// authentication the connector picks from them.
+func TestRealDiscoveryDocuments(t *testing.T) {
+	for _, tc := range []struct {
+		file, host, preset string
+		methods            []string // override token_endpoint_auth_methods_supported
+		wantBasic          bool
+	}{
+		{"okta-discovery.json", "https://dev-123456.okta.com", PresetOkta, nil, true},
+		{"google-discovery.json", "https://accounts.google.com", PresetGoogle, nil, true},
+		{"google-discovery.json", "https://accounts.google.com", PresetGoogle, []string{"client_secret_post"}, false},
+	} {
+		t.Run(tc.file, func(t *testing.T) {
+			raw, err := os.ReadFile(filepath.Join("..", "..", "testdata", "upstream", tc.file))
+			if err != nil {
+				t.Fatal(err)
+			}
+			var gotBasic, gotPost bool
+			mux := http.NewServeMux()
+			srv := httptest.NewServer(mux)
+			defer srv.Close()
+			var doc map[string]any
+			rewritten := strings.NewReplacer(tc.host, srv.URL, "https://oauth2.googleapis.com", srv.URL,
+				"https://openidconnect.googleapis.com", srv.URL, "https://www.googleapis.com", srv.URL).Replace(string(raw))
+			if err := json.Unmarshal([]byte(rewritten), &doc); err != nil {
+				t.Fatal(err)
+			}
+			if tc.methods != nil {
+				doc["token_endpoint_auth_methods_supported"] = tc.methods
+			}
+			issuer := doc["issuer"].(string)
+			wellKnown := strings.TrimPrefix(issuer, srv.URL) + "/.well-known/openid-configuration"
+			mux.HandleFunc(wellKnown, func(w http.ResponseWriter, _ *http.Request) {
+				w.Header().Set("Content-Type", "application/json")
+				_ = json.NewEncoder(w).Encode(doc)
+			})
+			tokenPath := strings.TrimPrefix(doc["token_endpoint"].(string), srv.URL)
+			mux.HandleFunc(tokenPath, func(w http.ResponseWriter, r *http.Request) {
+				_, _, gotBasic = r.BasicAuth()
+				gotPost = r.PostFormValue("client_secret") == testClientSecret
+				w.Header().Set("Content-Type", "application/json")
+				w.WriteHeader(http.StatusBadRequest)
+				_, _ = w.Write([]byte(`{"error":"invalid_grant"}`))
+			})
+			c := newConnector(t, Config{Preset: tc.preset, Issuer: issuer})
+			resp := start(t, c, connectors.Scopes{})
+			if !strings.HasPrefix(resp.URL, doc["authorization_endpoint"].(string)+"?") {
+				t.Errorf("login URL %s is not at %s", resp.URL, doc["authorization_endpoint"])
+			}
+			_, err = c.HandleCallback(context.Background(), resp.ConnectorState, testCallback,
+				connectors.CallbackRequest{Query: url.Values{"code": {"c"}, "state": {testState}}})
+			if !errors.Is(err, connectors.ErrUpstreamDenied) {
+				t.Errorf("token endpoint invalid_grant: %v", err)
+			}
+			if gotBasic != tc.wantBasic || gotPost == tc.wantBasic {
+				t.Errorf("client auth: basic=%v post=%v, want basic=%v", gotBasic, gotPost, tc.wantBasic)
+			}
+		})
+	}
+}
+
+func TestGoogleIssuerWithoutScheme(t *testing.T) {
+	google := newConnector(t, Config{Preset: PresetGoogle})
+	for iss, want := range map[string]bool{
+		"https://accounts.google.com": true, "accounts.google.com": true, "https://accounts.google.com/": false, "evil.example": false,
+	} {
+		if got := google.issuerMatches(iss); got != want {
+			t.Errorf("google: issuerMatches(%q) = %v", iss, got)
+		}
+	}
+	okta := newConnector(t, Config{Preset: PresetOkta, Domain: "accounts.google.com"})
+	if okta.issuerMatches("accounts.google.com") {
+		t.Error("the scheme-less alias applies to Google only")
 	}
 }
