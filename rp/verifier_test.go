@@ -108,16 +108,23 @@ func TestVerifyScpArrayAndStringAudience(t *testing.T) {
 	}
 }
 
-func TestVerifyECDSA(t *testing.T) {
+func TestVerifyAlgorithms(t *testing.T) {
 	iss := rptest.NewIssuer(t)
-	iss.Rotate(jose.ES256)
 	v := newVerifier(t, iss, rp.WithRefetchInterval(0))
-	if _, err := v.Verify(t.Context(), iss.Token("u", testAudience, "")); err != nil {
-		t.Fatalf("ES256: %v", err)
-	}
-	iss.Rotate(jose.ES384)
-	if _, err := v.Verify(t.Context(), iss.Token("u", testAudience, "")); err != nil {
-		t.Fatalf("ES384: %v", err)
+	for _, alg := range []jose.SignatureAlgorithm{jose.RS256, jose.PS256, jose.RS512, jose.ES256, jose.ES384, jose.EdDSA} {
+		iss.Rotate(alg)
+		token := iss.Token("u", testAudience, "")
+		if _, err := v.Verify(t.Context(), token); err != nil {
+			t.Errorf("%s: %v", alg, err)
+		}
+		// Flip one bit of the signature: refused.
+		parts := strings.Split(token, ".")
+		sig, _ := base64.RawURLEncoding.DecodeString(parts[2])
+		sig[len(sig)/2] ^= 1
+		parts[2] = base64.RawURLEncoding.EncodeToString(sig)
+		if _, err := v.Verify(t.Context(), strings.Join(parts, ".")); !errors.Is(err, rp.ErrSignature) {
+			t.Errorf("%s with a damaged signature: err = %v, want ErrSignature", alg, err)
+		}
 	}
 }
 
@@ -281,6 +288,9 @@ func TestVerifyRefusesAlgorithmTricks(t *testing.T) {
 
 	// A valid token whose payload was changed afterwards.
 	good := iss.Token("user", testAudience, "")
+	if _, err := v.Verify(t.Context(), good); err != nil { // caches its header
+		t.Fatal(err)
+	}
 	parts := strings.Split(good, ".")
 	parts[1] = base64.RawURLEncoding.EncodeToString(payload)
 	tampered := strings.Join(parts, ".")

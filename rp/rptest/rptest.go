@@ -6,6 +6,7 @@ package rptest
 import (
 	"crypto"
 	"crypto/ecdsa"
+	"crypto/ed25519"
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/rsa"
@@ -215,6 +216,8 @@ func (i *Issuer) generate(alg jose.SignatureAlgorithm) *jose.JSONWebKey {
 		key, err = ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	case jose.ES384:
 		key, err = ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
+	case jose.EdDSA:
+		_, key, err = ed25519.GenerateKey(rand.Reader)
 	default:
 		i.tb.Fatalf("rptest: unsupported algorithm %s", alg)
 	}
