@@ -46,15 +46,7 @@ func Backends(t testing.TB) []Backend {
 // schema (selected by search_path in the DSN), dropped at cleanup. The store is closed at cleanup.
 func (b Backend) Open(t testing.TB) (*storage.Store, string) {
 	t.Helper()
-	var dsn string
-	switch b.Name {
-	case storage.DialectSQLite:
-		dsn = "sqlite:" + filepath.Join(t.TempDir(), "bridgekeeper.db")
-	case storage.DialectPostgres:
-		dsn = createPostgresSchema(t)
-	default:
-		t.Fatalf("storagetest: unknown backend %q", b.Name)
-	}
+	dsn := b.EmptyDSN(t)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	s, err := storage.Open(ctx, dsn)
@@ -70,6 +62,21 @@ func (b Backend) Open(t testing.TB) (*storage.Store, string) {
 		t.Fatalf("storagetest: migrate %s: %v", b.Name, err)
 	}
 	return s, dsn
+}
+
+// EmptyDSN returns the DSN of a fresh, empty, unmigrated database of this
+// backend (for tests of migrations and of processes that open their own
+// store), removed at cleanup.
+func (b Backend) EmptyDSN(t testing.TB) string {
+	t.Helper()
+	switch b.Name {
+	case storage.DialectSQLite:
+		return "sqlite:" + filepath.Join(t.TempDir(), "bridgekeeper.db")
+	case storage.DialectPostgres:
+		return createPostgresSchema(t)
+	}
+	t.Fatalf("storagetest: unknown backend %q", b.Name)
+	return ""
 }
 
 // createPostgresSchema creates an empty schema named bk_<random> in the
