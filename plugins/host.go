@@ -292,7 +292,12 @@ func (p *Plugin) invoke(ctx context.Context, method string, call func(context.Co
 
 func (p *Plugin) callError(ctx context.Context, callerBound, timedOut bool, inst *instance, method string, err error, trailer metadata.MD) error {
 	st, _ := status.FromError(err)
+	p.mu.Lock()
+	closed := p.closed
+	p.mu.Unlock()
 	switch {
+	case closed:
+		return fmt.Errorf("connector %q: %s: %w", p.cfg.ID, method, ErrClosed)
 	case ctx.Err() != nil:
 		return fmt.Errorf("connector %q: %s: %w", p.cfg.ID, method, context.Cause(ctx))
 	case st.Code() == codes.DeadlineExceeded && callerBound:

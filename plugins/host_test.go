@@ -101,6 +101,12 @@ func TestLoginRoundTrip(t *testing.T) {
 	if r.Attrs["connector"] != "test" || r.Attrs["issuer"] != "https://idp.test" {
 		t.Errorf("configure log record = %+v", r)
 	}
+	// So do plain lines on standard output (through go-plugin's stdio
+	// stream).
+	r = sink.wait(ctx, t, messageIs("a plain line on standard output"))
+	if r.Attrs["connector"] != "test" || r.Attrs["stream"] != "stdout" {
+		t.Errorf("stdout log record = %+v", r)
+	}
 	if p.Restarts() != 0 {
 		t.Errorf("Restarts() = %d", p.Restarts())
 	}

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"runtime/debug"
 	"sync"
+	"time"
 
 	"github.com/hashicorp/go-hclog"
 	goplugin "github.com/hashicorp/go-plugin"
@@ -34,6 +35,7 @@ func Serve(open connectors.OpenFunc) {
 	// line.
 	stderr := os.Stderr
 	level := levelFromEnv(os.Getenv(LogLevelEnv))
+	go exitWithParent(os.Getppid(), time.Second)
 	goplugin.Serve(&goplugin.ServeConfig{
 		HandshakeConfig: handshake,
 		Plugins: goplugin.PluginSet{
@@ -50,6 +52,17 @@ func Serve(open connectors.OpenFunc) {
 			Level:      hclog.LevelFromString(levelName(max(level, slog.LevelWarn))),
 		}),
 	})
+}
+
+// exitWithParent ends the plugin when the broker that started it is gone
+// (killed without the chance to stop its plugins): the plugin is then
+// adopted by another process and its parent id changes.
+func exitWithParent(parent int, every time.Duration) {
+	for range time.Tick(every) {
+		if os.Getppid() != parent {
+			os.Exit(0)
+		}
+	}
 }
 
 // server is the plugin side of the connector contract.

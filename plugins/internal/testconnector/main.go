@@ -48,6 +48,7 @@ func open(_ context.Context, raw []byte, logger *slog.Logger) (connectors.Connec
 		return nil, errors.New("test connector config: issuer is required")
 	}
 	logger.Info("test connector configured", "issuer", cfg.Issuer)
+	fmt.Println("a plain line on standard output")
 	c := &connector{issuer: cfg.Issuer, logger: logger}
 	if cfg.NoRefresh {
 		return callbackOnly{c}, nil
