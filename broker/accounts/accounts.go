@@ -181,6 +181,11 @@ func New(cfg Config) (*Service, error) {
 		clientIP: cfg.ClientIP,
 		cop:      http.NewCrossOriginProtection(),
 	}
+	// Behind a proxy that rewrites Host, the issuer's own origin still counts
+	// as same-origin.
+	if err := s.cop.AddTrustedOrigin(issuer.Scheme + "://" + issuer.Host); err != nil {
+		return nil, fmt.Errorf("accounts: issuer origin: %w", err)
+	}
 	s.cop.SetDenyHandler(http.HandlerFunc(s.crossOriginDenied))
 	return s, nil
 }
