@@ -285,6 +285,11 @@ func (c *Connector) Refresh(ctx context.Context, scopes connectors.Scopes, ident
 		return c.keepRefreshToken(ident, tok.RefreshToken)
 	}
 	fresh, err := c.identity(ctx, doc, claims, tok.AccessToken, scopes.Groups)
+	if errors.Is(err, connectors.ErrPolicy) {
+		// The user no longer meets the policy (moved out of the hosted
+		// domain, say): that ends the broker's grant too.
+		return connectors.Identity{}, fmt.Errorf("%w: %w", connectors.ErrIdentityRevoked, err)
+	}
 	if err != nil {
 		return connectors.Identity{}, err
 	}

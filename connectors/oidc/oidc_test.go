@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/bridgekeeper/bridgekeeper/connectors"
@@ -608,5 +609,44 @@ func TestGoogleIssuerWithoutScheme(t *testing.T) {
 	okta := newConnector(t, Config{Preset: PresetOkta, Domain: "accounts.google.com"})
 	if okta.issuerMatches("accounts.google.com") {
 		t.Error("the scheme-less alias applies to Google only")
+	}
+}
+
+// countingTransport counts requests per path.
+type countingTransport struct {
+	base  http.RoundTripper
+	mu    sync.Mutex
+	paths map[string]int
+}
+
+func (c *countingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	c.mu.Lock()
+	c.paths[r.URL.Path]++
+	c.mu.Unlock()
+	return c.base.RoundTrip(r)
+}
+
+func TestCachesAndExpiresKeys(t *testing.T) {
+	_, base := startIdP(t, "")
+	c := oktaConnector(t, base)
+	counter := &countingTransport{base: c.http.Transport, paths: map[string]int{}}
+	c.http.Transport = counter
+	for range 3 {
+		if _, err := login(t, c, "1001", connectors.Scopes{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	const jwks, disc = "/oauth2/default/v1/keys", "/oauth2/default/.well-known/openid-configuration"
+	if counter.paths[jwks] != 1 || counter.paths[disc] != 1 {
+		t.Fatalf("three logins fetched JWKS %d and discovery %d times, want once each", counter.paths[jwks], counter.paths[disc])
+	}
+	c.provider.mu.Lock()
+	c.provider.keysAt = c.provider.keysAt.Add(-jwksTTL)
+	c.provider.mu.Unlock()
+	if _, err := login(t, c, "1001", connectors.Scopes{}); err != nil {
+		t.Fatal(err)
+	}
+	if counter.paths[jwks] != 2 {
+		t.Errorf("keys older than the TTL were not refetched (%d fetches)", counter.paths[jwks])
 	}
 }

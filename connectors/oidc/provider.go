@@ -21,6 +21,9 @@ const (
 	// discoveryTTL is how long a discovery document is trusted before it is
 	// fetched again (a failed refetch keeps the old one).
 	discoveryTTL = 24 * time.Hour
+	// jwksTTL is how long fetched keys are trusted without a refetch, so
+	// keys the upstream withdrew stop verifying.
+	jwksTTL = 24 * time.Hour
 	// kidRefetchInterval limits JWKS refetches caused by unknown key ids,
 	// so tokens with made-up kids cannot make us hammer the upstream.
 	kidRefetchInterval = 5 * time.Second
@@ -50,6 +53,7 @@ type provider struct {
 	doc     *discovery
 	docAt   time.Time
 	keys    *jose.JSONWebKeySet
+	keysAt  time.Time
 	// kidRefetchAt is when an unknown kid last caused a JWKS refetch.
 	kidRefetchAt       time.Time
 	kidRefetchInterval time.Duration
@@ -107,13 +111,14 @@ func (p *provider) fetchDiscovery(ctx context.Context) (*discovery, error) {
 }
 
 // verificationKeys returns the published keys that may have signed a token
-// with this kid and algorithm. An unknown kid triggers one JWKS refetch
-// (at most one per kidRefetchInterval).
+// with this kid and algorithm. The JWKS is cached for jwksTTL; an unknown kid
+// triggers one refetch (at most one per kidRefetchInterval), so upstream key
+// rotation needs no restart.
 func (p *provider) verificationKeys(ctx context.Context, doc *discovery, kid string, alg string) ([]jose.JSONWebKey, error) {
 	p.mu.Lock()
-	keys := p.keys
+	keys, at := p.keys, p.keysAt
 	p.mu.Unlock()
-	if keys != nil {
+	if keys != nil && p.now().Sub(at) < jwksTTL {
 		if found := matchKeys(keys, kid, alg); len(found) > 0 {
 			return found, nil
 		}
@@ -121,10 +126,11 @@ func (p *provider) verificationKeys(ctx context.Context, doc *discovery, kid str
 	p.fetchMu.Lock()
 	defer p.fetchMu.Unlock()
 	p.mu.Lock()
-	keys = p.keys
+	keys, at = p.keys, p.keysAt
 	refetchedAt := p.kidRefetchAt
 	p.mu.Unlock()
-	if keys != nil {
+	fresh := keys != nil && p.now().Sub(at) < jwksTTL
+	if fresh {
 		if found := matchKeys(keys, kid, alg); len(found) > 0 {
 			return found, nil // another call refetched meanwhile
 		}
@@ -134,11 +140,17 @@ func (p *provider) verificationKeys(ctx context.Context, doc *discovery, kid str
 	}
 	var set jose.JSONWebKeySet
 	if err := p.getJSON(ctx, doc.JWKSURI, &set); err != nil {
+		if keys != nil {
+			p.logger.Warn("oidc: JWKS refresh failed, keeping the cached keys", "issuer", p.issuer, "err", err)
+			if found := matchKeys(keys, kid, alg); len(found) > 0 {
+				return found, nil
+			}
+		}
 		return nil, fmt.Errorf("fetch JWKS: %w", err)
 	}
 	p.mu.Lock()
-	p.keys = &set
-	if keys != nil {
+	p.keys, p.keysAt = &set, p.now()
+	if fresh {
 		p.kidRefetchAt = p.now()
 	}
 	p.mu.Unlock()
