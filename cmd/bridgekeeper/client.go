@@ -63,7 +63,7 @@ revocation endpoints (CORS), matched exactly.`,
 			if err := validateClient(&c); err != nil {
 				return err
 			}
-			cfg, err := e.loadConfig()
+			cfg, err := e.loadConfig(cmd)
 			if err != nil {
 				return err
 			}
@@ -291,7 +291,7 @@ func (e *env) clientListCommand() *cobra.Command {
 		Short: "List the registered clients",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return e.withStore(cmd.Context(), func(ctx context.Context, store *storage.Store) error {
+			return e.withStore(cmd, func(ctx context.Context, store *storage.Store) error {
 				clients, err := store.ListClients(ctx)
 				if err != nil {
 					return fmt.Errorf("list clients: %w", err)
@@ -324,7 +324,7 @@ func (e *env) clientGetCommand() *cobra.Command {
 		Short: "Show one client as JSON",
 		Args:  exactArgs(1, "the client id"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return e.withStore(cmd.Context(), func(ctx context.Context, store *storage.Store) error {
+			return e.withStore(cmd, func(ctx context.Context, store *storage.Store) error {
 				c, err := store.LookupClient(ctx, args[0])
 				if errors.Is(err, storage.ErrNotFound) {
 					return fmt.Errorf("no client %q", args[0])
@@ -345,7 +345,7 @@ func (e *env) clientDeleteCommand() *cobra.Command {
 		Short: "Delete a client and every token issued to it",
 		Args:  exactArgs(1, "the client id"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return e.withStore(cmd.Context(), func(ctx context.Context, store *storage.Store) error {
+			return e.withStore(cmd, func(ctx context.Context, store *storage.Store) error {
 				if _, err := store.LookupClient(ctx, args[0]); errors.Is(err, storage.ErrNotFound) {
 					return fmt.Errorf("no client %q", args[0])
 				}
@@ -362,8 +362,9 @@ func (e *env) clientDeleteCommand() *cobra.Command {
 }
 
 // withStore runs fn with the configured, migrated database.
-func (e *env) withStore(ctx context.Context, fn func(context.Context, *storage.Store) error) error {
-	cfg, err := e.loadConfig()
+func (e *env) withStore(cmd *cobra.Command, fn func(context.Context, *storage.Store) error) error {
+	ctx := cmd.Context()
+	cfg, err := e.loadConfig(cmd)
 	if err != nil {
 		return err
 	}

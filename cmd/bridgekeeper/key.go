@@ -29,8 +29,9 @@ Running replicas pick up a rotation within their reload interval (30s).`,
 	return cmd
 }
 
-func (e *env) withKeys(ctx context.Context, fn func(context.Context, *keys.Manager) error) error {
-	cfg, err := e.loadConfig()
+func (e *env) withKeys(cmd *cobra.Command, fn func(context.Context, *keys.Manager) error) error {
+	ctx := cmd.Context()
+	cfg, err := e.loadConfig(cmd)
 	if err != nil {
 		return err
 	}
@@ -65,7 +66,7 @@ func (e *env) keyListCommand() *cobra.Command {
 		Short: "List the signing keys and their state",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return e.withKeys(cmd.Context(), func(ctx context.Context, km *keys.Manager) error {
+			return e.withKeys(cmd, func(ctx context.Context, km *keys.Manager) error {
 				infos, err := km.List(ctx)
 				if err != nil {
 					return err
@@ -87,7 +88,7 @@ becomes the signing key, the current one is retired but stays published
 until the tokens it signed have expired, and a new next key is published.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return e.withKeys(cmd.Context(), func(ctx context.Context, km *keys.Manager) error {
+			return e.withKeys(cmd, func(ctx context.Context, km *keys.Manager) error {
 				if err := km.Rotate(ctx); err != nil {
 					return fmt.Errorf("rotate: %w", err)
 				}
@@ -108,16 +109,16 @@ func printKeys(e *env, infos []keys.Info) error {
 	tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "KID\tALG\tSTATE\tCREATED\tSIGNS FROM\tLEAVES JWKS")
 	for _, k := range infos {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", k.KID, k.Algorithm, k.State, fmtTime(k.CreatedAt), fmtTime(k.ActivateAt), fmtTimePtr(k.RemoveAt))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", k.KID, k.Algorithm, k.State, fmtTime(k.Created), fmtTimeOrDash(k.Activated), fmtTimeOrDash(k.RemoveAt))
 	}
 	return tw.Flush()
 }
 
 func fmtTime(t time.Time) string { return t.UTC().Format(time.RFC3339) }
 
-func fmtTimePtr(t *time.Time) string {
-	if t == nil || t.IsZero() {
+func fmtTimeOrDash(t time.Time) string {
+	if t.IsZero() {
 		return "-"
 	}
-	return fmtTime(*t)
+	return fmtTime(t)
 }

@@ -5,7 +5,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -37,7 +36,7 @@ type env struct {
 	stdin          io.Reader
 	stdout, stderr io.Writer
 	configPath     string
-	flags          *config.Flags
+	flags          map[*cobra.Command]*config.Flags
 }
 
 func newRootCommand(stdin io.Reader, stdout, stderr io.Writer) *cobra.Command {
@@ -63,7 +62,7 @@ Every command takes --config FILE (YAML, ${ENV} expanded); flags win over the fi
 	root.SetIn(stdin)
 	root.SetOut(stdout)
 	root.SetErr(stderr)
-	e := &env{stdin: stdin, stdout: stdout, stderr: stderr}
+	e := &env{stdin: stdin, stdout: stdout, stderr: stderr, flags: map[*cobra.Command]*config.Flags{}}
 	root.AddCommand(
 		e.serveCommand(),
 		e.migrateCommand(),
@@ -79,7 +78,7 @@ Every command takes --config FILE (YAML, ${ENV} expanded); flags win over the fi
 func (e *env) bindConfig(cmd *cobra.Command, all bool) {
 	cmd.Flags().StringVarP(&e.configPath, "config", "c", os.Getenv("BRIDGEKEEPER_CONFIG"), "YAML configuration file (default $BRIDGEKEEPER_CONFIG)")
 	fs := pflag.NewFlagSet("config", pflag.ContinueOnError)
-	e.flags = config.BindFlags(fs, config.Default())
+	e.flags[cmd] = config.BindFlags(fs, config.Default())
 	fs.VisitAll(func(f *pflag.Flag) {
 		if all || f.Name == "dsn" || f.Name == "secrets.system" || strings.HasPrefix(f.Name, "log.") ||
 			(cmd.Name() == "rotate" && strings.HasPrefix(f.Name, "keys.")) {
@@ -89,12 +88,12 @@ func (e *env) bindConfig(cmd *cobra.Command, all bool) {
 }
 
 // loadConfig reads the file (if any) and applies the flags the user set.
-func (e *env) loadConfig() (config.Config, error) {
+func (e *env) loadConfig(cmd *cobra.Command) (config.Config, error) {
 	cfg, err := config.Load(e.configPath)
 	if err != nil {
 		return cfg, err
 	}
-	e.flags.Apply(&cfg)
+	e.flags[cmd].Apply(&cfg)
 	if v := os.Getenv("BRIDGEKEEPER_DSN"); v != "" && cfg.DSN == config.Default().DSN && e.configPath == "" {
 		cfg.DSN = v
 	}

@@ -20,7 +20,7 @@ replicas. Safe to run from several processes at once.`,
   bridgekeeper migrate --dsn postgres://bridgekeeper@db/bridgekeeper --status`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, err := e.loadConfig()
+			cfg, err := e.loadConfig(cmd)
 			if err != nil {
 				return err
 			}

@@ -32,7 +32,7 @@ SQLite database (a log line says where).`,
   bridgekeeper serve --config /etc/bridgekeeper/config.yaml`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, err := e.loadConfig()
+			cfg, err := e.loadConfig(cmd)
 			if err != nil {
 				return err
 			}

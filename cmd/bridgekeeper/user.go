@@ -66,7 +66,7 @@ it); pass --inactive to require e-mail activation first. Without
 			}
 			u.Active = !inactive
 			u.EmailVerified = !inactive
-			return e.withStore(cmd.Context(), func(ctx context.Context, store *storage.Store) error {
+			return e.withStore(cmd, func(ctx context.Context, store *storage.Store) error {
 				u.ID = newUserID()
 				if err := store.CreateUser(ctx, &u); err != nil {
 					if errors.Is(err, storage.ErrConflict) {
@@ -94,7 +94,7 @@ func (e *env) userListCommand() *cobra.Command {
 		Short: "List users",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return e.withStore(cmd.Context(), func(ctx context.Context, store *storage.Store) error {
+			return e.withStore(cmd, func(ctx context.Context, store *storage.Store) error {
 				users, err := store.ListUsers(ctx)
 				if err != nil {
 					return fmt.Errorf("list users: %w", err)
@@ -153,7 +153,7 @@ func (e *env) userSetEnabledCommand(verb string, disable bool) *cobra.Command {
 		Short: short,
 		Args:  exactArgs(1, "the user's e-mail address or id"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return e.withStore(cmd.Context(), func(ctx context.Context, store *storage.Store) error {
+			return e.withStore(cmd, func(ctx context.Context, store *storage.Store) error {
 				u, err := findUser(ctx, store, args[0])
 				if err != nil {
 					return err
@@ -192,7 +192,7 @@ func (e *env) userDeleteCommand() *cobra.Command {
 		Short: "Delete a user with their sessions, tokens and linked identities",
 		Args:  exactArgs(1, "the user's e-mail address or id"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return e.withStore(cmd.Context(), func(ctx context.Context, store *storage.Store) error {
+			return e.withStore(cmd, func(ctx context.Context, store *storage.Store) error {
 				u, err := findUser(ctx, store, args[0])
 				if err != nil {
 					return err
@@ -227,7 +227,7 @@ func (e *env) userSetPasswordCommand() *cobra.Command {
 			if err != nil {
 				return fmt.Errorf("hash password: %w", err)
 			}
-			return e.withStore(cmd.Context(), func(ctx context.Context, store *storage.Store) error {
+			return e.withStore(cmd, func(ctx context.Context, store *storage.Store) error {
 				u, err := findUser(ctx, store, args[0])
 				if err != nil {
 					return err
