@@ -223,10 +223,21 @@ func (c *Connector) HandleCallback(ctx context.Context, _ []byte, callbackURL st
 	return ident, nil
 }
 
+// revokedSubcode reports whether a Graph code-190 subcode means the person
+// took the app's access away or Facebook locked the session: 458 app
+// removed, 459 account checkpointed, 460 password changed, 464 unconfirmed.
+func revokedSubcode(n int) bool {
+	switch n {
+	case 458, 459, 460, 464:
+		return true
+	}
+	return false
+}
+
 // Refresh re-reads the profile with the access token kept at login. A token
-// Facebook invalidated (app removed, password changed, account locked)
-// revokes the identity; an expired token cannot be checked, so the identity
-// stays as it was.
+// Facebook invalidated because the app was removed, the password changed or
+// the account was locked revokes the identity; an expired token cannot be
+// checked, so the identity stays as it was.
 func (c *Connector) Refresh(ctx context.Context, _ connectors.Scopes, ident connectors.Identity) (connectors.Identity, error) {
 	var data connectorData
 	if len(ident.ConnectorData) == 0 {
@@ -241,11 +252,14 @@ func (c *Connector) Refresh(ctx context.Context, _ connectors.Scopes, ident conn
 	p, err := c.me(ctx, data.AccessToken)
 	var ge *graphError
 	switch {
-	case errors.As(err, &ge) && ge.Code == 190 && ge.Subcode == 463:
-		c.logger.Debug("facebook: access token expired; the identity cannot be re-checked", "subject", ident.Subject)
-		return ident, nil
-	case errors.As(err, &ge) && ge.Code == 190:
+	case errors.As(err, &ge) && ge.Code == 190 && revokedSubcode(ge.Subcode):
 		return connectors.Identity{}, fmt.Errorf("facebook: %w: %s", connectors.ErrIdentityRevoked, ge.Error())
+	case errors.As(err, &ge) && ge.Code == 190:
+		// Expired (463) or otherwise unusable (467: e.g. the user logged
+		// out of Facebook): nothing says the account is gone.
+		c.logger.Debug("facebook: access token no longer usable; the identity cannot be re-checked",
+			"subject", ident.Subject, "subcode", ge.Subcode)
+		return ident, nil
 	case err != nil:
 		return connectors.Identity{}, fmt.Errorf("facebook: re-read profile: %w", err)
 	case p.ID != ident.Subject:

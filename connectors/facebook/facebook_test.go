@@ -261,3 +261,29 @@ func BenchmarkFederatedLogin(b *testing.B) {
 		}
 	}
 }
+
+// TestRefreshTokenStates drives Refresh against a Graph stand-in answering
+// each code-190 case.
+func TestRefreshTokenStates(t *testing.T) {
+	for _, tc := range []struct {
+		subcode int
+		revoked bool
+	}{{458, true}, {460, true}, {463, false}, {467, false}} {
+		graph := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusBadRequest)
+			_ = json.NewEncoder(w).Encode(map[string]any{"error": map[string]any{
+				"message": "token problem", "type": "OAuthException", "code": 190, "error_subcode": tc.subcode}})
+		}))
+		c := newConnector(t, graph.URL, Config{})
+		ident := connectors.Identity{Subject: "1", Email: "a@example.com", ConnectorData: []byte(`{"access_token":"t"}`)}
+		got, err := c.Refresh(context.Background(), connectors.Scopes{}, ident)
+		graph.Close()
+		if tc.revoked && !errors.Is(err, connectors.ErrIdentityRevoked) {
+			t.Errorf("subcode %d: got %v, want ErrIdentityRevoked", tc.subcode, err)
+		}
+		if !tc.revoked && (err != nil || got.Email != ident.Email) {
+			t.Errorf("subcode %d: got %+v, %v; want the identity unchanged", tc.subcode, got, err)
+		}
+	}
+}
