@@ -175,6 +175,13 @@ function main() {
     },
   });
 
+  // End with the broker: if it dies without stopping us, we are adopted by
+  // another process.
+  const parent = process.ppid;
+  setInterval(() => {
+    if (process.ppid !== parent) process.exit(0);
+  }, 1000).unref();
+
   server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (err, port) => {
     if (err) {
       process.stderr.write(`cannot listen: ${err.message}\n`);

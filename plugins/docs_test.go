@@ -1,0 +1,89 @@
+package plugins
+
+import (
+	"encoding/json"
+	"errors"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/bridgekeeper/bridgekeeper/connectors"
+)
+
+// TestDocsTemplate builds the Go template in docs/plugins.md and logs a
+// user in through it, so the guide's copyable main.go keeps working.
+func TestDocsTemplate(t *testing.T) {
+	ctx := testContext(t)
+	doc, err := os.ReadFile(filepath.Join("..", "docs", "plugins.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	src := goBlockAfter(t, string(doc), "## A plugin in Go")
+
+	// Build it as if it were a package of this module, without writing
+	// into the source tree: go build's overlay maps the file in.
+	dir := t.TempDir()
+	mainPath := filepath.Join(dir, "main.go")
+	if err := os.WriteFile(mainPath, []byte(src), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	pkgDir, err := filepath.Abs(filepath.Join("internal", "doctemplate"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	overlay, err := json.Marshal(map[string]any{"Replace": map[string]string{filepath.Join(pkgDir, "main.go"): mainPath}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	overlayPath := filepath.Join(dir, "overlay.json")
+	if err := os.WriteFile(overlayPath, overlay, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	bin := filepath.Join(dir, "connector-example")
+	build := exec.Command("go", "build", "-overlay", overlayPath, "-o", bin, "./internal/doctemplate")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("building the template from docs/plugins.md: %v\n%s", err, out)
+	}
+
+	p, _ := launchTest(t, func(c *Config) {
+		c.ID = "example"
+		c.Path = bin
+		c.Config = []byte(`{"auth_url":"https://sso.example/authorize"}`)
+	})
+	login, err := p.LoginURL(ctx, connectors.LoginRequest{State: "st", CallbackURL: "https://broker.test/callback/example"})
+	if err != nil || !strings.HasPrefix(login.URL, "https://sso.example/authorize?") {
+		t.Fatalf("LoginURL = %+v, %v", login, err)
+	}
+	id, err := p.HandleCallback(ctx, login.ConnectorState, "https://broker.test/callback/example", connectors.CallbackRequest{Query: url.Values{"code": {"c1"}}})
+	if err != nil || id.Subject != "example|c1" {
+		t.Fatalf("HandleCallback = %+v, %v", id, err)
+	}
+	_, err = p.HandleCallback(ctx, nil, "", connectors.CallbackRequest{Query: url.Values{"error": {"access_denied"}}})
+	if !errors.Is(err, connectors.ErrUpstreamDenied) {
+		t.Errorf("HandleCallback with an error: %v", err)
+	}
+	if _, err := Launch(ctx, Config{ID: "example", Path: bin, Config: []byte(`{}`)}, nil); err == nil || !strings.Contains(err.Error(), "auth_url is required") {
+		t.Errorf("Launch without auth_url: %v", err)
+	}
+}
+
+// goBlockAfter returns the first ```go block after the heading.
+func goBlockAfter(t *testing.T, doc, heading string) string {
+	t.Helper()
+	_, rest, ok := strings.Cut(doc, heading)
+	if !ok {
+		t.Fatalf("docs/plugins.md has no %q", heading)
+	}
+	_, rest, ok = strings.Cut(rest, "```go\n")
+	if !ok {
+		t.Fatalf("no go block after %q", heading)
+	}
+	block, _, ok := strings.Cut(rest, "```")
+	if !ok {
+		t.Fatal("unterminated go block")
+	}
+	return block
+}
