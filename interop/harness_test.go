@@ -1,0 +1,244 @@
+package interop
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+var (
+	buildOnce sync.Once
+	binDir    string
+	buildErr  error
+)
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if binDir != "" {
+		os.RemoveAll(binDir)
+	}
+	os.Exit(code)
+}
+
+// binary builds cmd/NAME once per test run and returns its path.
+func binary(t *testing.T, name string) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		binDir, buildErr = os.MkdirTemp("", "bk-interop-bin-")
+		if buildErr != nil {
+			return
+		}
+		cmd := exec.Command("go", "build", "-o", binDir+"/", "./cmd/example-api", "./cmd/bridgekeeper")
+		cmd.Dir = ".."
+		if out, err := cmd.CombinedOutput(); err != nil {
+			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+	return filepath.Join(binDir, name)
+}
+
+// An apiKind starts one implementation of the demo API (profile, checkout
+// with scope "checkout") against an issuer, or skips the test when its
+// runtime is missing. rapid asks it to refetch keys on every unknown kid,
+// with no rate limit, so a test can rotate twice in a row.
+type apiKind struct {
+	name  string
+	start func(t *testing.T, issuer, audience string) string
+}
+
+var apiKinds = []apiKind{
+	{"go-rp", startGoAPI},
+	{"node-jose", startNodeAPI},
+	{"python-pyjwt", startPythonAPI},
+}
+
+func startGoAPI(t *testing.T, issuer, audience string) string {
+	return startProcess(t, exec.Command(binary(t, "example-api"), "--issuer", issuer, "--audience", audience,
+		"--listen", "127.0.0.1:0", "--refetch-interval", "0s", "--issuer-wait", "5s"))
+}
+
+func startNodeAPI(t *testing.T, issuer, audience string) string {
+	node, err := exec.LookPath("node")
+	if err != nil {
+		t.Skip("node is not installed (Debian: apt-get install -y nodejs)")
+	}
+	if _, err := os.Stat("node/node_modules/jose/package.json"); err != nil {
+		t.Skip("npm jose is not installed: run npm ci --prefix interop/node")
+	}
+	cmd := exec.Command(node, "api.mjs")
+	cmd.Dir = "node"
+	cmd.Env = append(os.Environ(), "ISSUER="+issuer, "AUDIENCE="+audience, "LISTEN=127.0.0.1:0", "JWKS_COOLDOWN_MS=0")
+	return startProcess(t, cmd)
+}
+
+var pythonOnce struct {
+	sync.Once
+	path string
+}
+
+// python returns an interpreter that has PyJWT and cryptography: the one on
+// PATH, or Debian's when PATH leads elsewhere (pyenv, a virtualenv).
+func python(t *testing.T) string {
+	pythonOnce.Do(func() {
+		for _, candidate := range []string{"python3", "/usr/bin/python3"} {
+			path, err := exec.LookPath(candidate)
+			if err != nil {
+				continue
+			}
+			if exec.Command(path, "-c", "import jwt, cryptography").Run() == nil {
+				pythonOnce.path = path
+				return
+			}
+		}
+	})
+	if pythonOnce.path == "" {
+		t.Skip("no python3 with PyJWT: apt-get install -y python3-jwt")
+	}
+	return pythonOnce.path
+}
+
+func startPythonAPI(t *testing.T, issuer, audience string) string {
+	cmd := exec.Command(python(t), "api.py")
+	cmd.Dir = "python"
+	cmd.Env = append(os.Environ(), "ISSUER="+issuer, "AUDIENCE="+audience, "LISTEN=127.0.0.1:0",
+		"PYTHONDONTWRITEBYTECODE=1")
+	return startProcess(t, cmd)
+}
+
+// listening matches the start-up line of each API: "listening on ADDR"
+// (Node, Python) or slog's "msg=listening addr=ADDR" (Go).
+var listening = regexp.MustCompile(`(?:listening on |msg=listening addr=)(127\.0\.0\.1:\d+)`)
+
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// startProcess runs cmd until the test ends and returns the base URL it
+// announced. Its output is logged when the test fails.
+func startProcess(t *testing.T, cmd *exec.Cmd) string {
+	t.Helper()
+	pr, pw := io.Pipe()
+	cmd.Stdout, cmd.Stderr = pw, pw
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start %s: %v", cmd.Path, err)
+	}
+	output := &lockedBuffer{}
+	addr := make(chan string, 1)
+	go func() {
+		scanner := bufio.NewScanner(pr)
+		for scanner.Scan() {
+			line := scanner.Text()
+			output.Write([]byte(line + "\n"))
+			if m := listening.FindStringSubmatch(line); m != nil {
+				select {
+				case addr <- m[1]:
+				default:
+				}
+			}
+		}
+		_, _ = io.Copy(io.Discard, pr)
+	}()
+	exited := make(chan struct{})
+	go func() {
+		_ = cmd.Wait()
+		pw.Close()
+		close(exited)
+	}()
+	t.Cleanup(func() {
+		_ = cmd.Process.Signal(os.Interrupt)
+		select {
+		case <-exited:
+		case <-time.After(10 * time.Second):
+			_ = cmd.Process.Kill()
+			<-exited
+		}
+		if t.Failed() {
+			t.Logf("output of %s:\n%s", strings.Join(cmd.Args, " "), output.String())
+		}
+	})
+	select {
+	case a := <-addr:
+		return "http://" + a
+	case <-exited:
+		t.Fatalf("%s exited before listening:\n%s", strings.Join(cmd.Args, " "), output.String())
+	case <-time.After(60 * time.Second):
+		t.Fatalf("%s did not start listening in 60s:\n%s", strings.Join(cmd.Args, " "), output.String())
+	}
+	return ""
+}
+
+// reply is an API's answer.
+type reply struct {
+	Status    int    `json:"-"`
+	Challenge string `json:"-"` // WWW-Authenticate
+	Error     string `json:"error"`
+	Subject   string `json:"sub"`
+}
+
+func call(t *testing.T, method, url, token string) reply {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, method, url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, url, err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	r := reply{Status: resp.StatusCode, Challenge: resp.Header.Get("WWW-Authenticate")}
+	if err := json.Unmarshal(body, &r); err != nil {
+		t.Fatalf("%s %s: %d, body is not JSON: %q", method, url, resp.StatusCode, body)
+	}
+	r.Status = resp.StatusCode
+	r.Challenge = resp.Header.Get("WWW-Authenticate")
+	return r
+}
+
+// expect checks the outcome of presenting token to url: 200 with subject
+// sub, or the given status and error code.
+func expect(t *testing.T, what, url, token string, status int, errorCode, sub string) {
+	t.Helper()
+	r := call(t, http.MethodGet, url, token)
+	if r.Status != status || r.Error != errorCode || (sub != "" && r.Subject != sub) {
+		t.Errorf("%s: got %d error=%q sub=%q (WWW-Authenticate %q), want %d error=%q sub=%q",
+			what, r.Status, r.Error, r.Subject, r.Challenge, status, errorCode, sub)
+	}
+	if status == http.StatusUnauthorized && !strings.HasPrefix(r.Challenge, "Bearer") {
+		t.Errorf("%s: 401 without a Bearer challenge: %q", what, r.Challenge)
+	}
+}
