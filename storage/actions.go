@@ -15,7 +15,11 @@ func (s *Store) CreateActionToken(ctx context.Context, t *ActionToken) error {
 	if t.CreatedAt.IsZero() {
 		t.CreatedAt = now()
 	}
-	if _, err := s.writer(ctx).NewInsert().Model(t).Exec(ctx); err != nil {
+	db, err := s.writer(ctx)
+	if err != nil {
+		return err
+	}
+	if _, err := db.NewInsert().Model(t).Exec(ctx); err != nil {
 		return s.wrap("create action token", err)
 	}
 	return nil
@@ -28,7 +32,11 @@ func (s *Store) CreateActionToken(ctx context.Context, t *ActionToken) error {
 func (s *Store) UseActionToken(ctx context.Context, id, kind string, now time.Time) (*ActionToken, error) {
 	now = now.UTC()
 	var used []ActionToken
-	err := s.writer(ctx).NewUpdate().Model(&used).
+	db, err := s.writer(ctx)
+	if err != nil {
+		return nil, err
+	}
+	err = db.NewUpdate().Model(&used).
 		Set("used_at = ?", now).
 		Where("id = ?", id).
 		Where("kind = ?", kind).
@@ -56,7 +64,11 @@ func (s *Store) HitRateCounter(ctx context.Context, key string, window time.Dura
 	}
 	now = now.UTC()
 	c := &RateCounter{Key: key, Count: 1, WindowStart: now, ExpiresAt: now.Add(window)}
-	err := s.writer(ctx).NewInsert().Model(c).
+	db, err := s.writer(ctx)
+	if err != nil {
+		return 0, time.Time{}, err
+	}
+	err = db.NewInsert().Model(c).
 		On(`CONFLICT ("key") DO UPDATE`).
 		Set(`"count" = CASE WHEN rate_counter.expires_at <= EXCLUDED.window_start THEN 1 ELSE rate_counter."count" + 1 END`).
 		Set("window_start = CASE WHEN rate_counter.expires_at <= EXCLUDED.window_start THEN EXCLUDED.window_start ELSE rate_counter.window_start END").
@@ -71,7 +83,11 @@ func (s *Store) HitRateCounter(ctx context.Context, key string, window time.Dura
 
 // ResetRateCounter forgets the counter under key.
 func (s *Store) ResetRateCounter(ctx context.Context, key string) error {
-	if _, err := s.writer(ctx).NewDelete().Model((*RateCounter)(nil)).Where(`"key" = ?`, key).Exec(ctx); err != nil {
+	db, err := s.writer(ctx)
+	if err != nil {
+		return err
+	}
+	if _, err := db.NewDelete().Model((*RateCounter)(nil)).Where(`"key" = ?`, key).Exec(ctx); err != nil {
 		return s.wrap(fmt.Sprintf("reset rate counter %q", key), err)
 	}
 	return nil

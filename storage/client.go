@@ -104,7 +104,11 @@ func (s *Store) CreateClient(ctx context.Context, c *Client) error {
 	c.normalize()
 	c.CreatedAt = now()
 	c.UpdatedAt = c.CreatedAt
-	if _, err := s.writer(ctx).NewInsert().Model(c).Exec(ctx); err != nil {
+	db, err := s.writer(ctx)
+	if err != nil {
+		return err
+	}
+	if _, err := db.NewInsert().Model(c).Exec(ctx); err != nil {
 		return s.wrap(fmt.Sprintf("create client %q", c.ID), err)
 	}
 	return nil
@@ -145,7 +149,11 @@ func (s *Store) ListClients(ctx context.Context) ([]Client, error) {
 func (s *Store) UpdateClient(ctx context.Context, c *Client) error {
 	c.normalize()
 	c.UpdatedAt = now()
-	res, err := s.writer(ctx).NewUpdate().Model(c).ExcludeColumn("created_at").WherePK().Exec(ctx)
+	db, err := s.writer(ctx)
+	if err != nil {
+		return err
+	}
+	res, err := db.NewUpdate().Model(c).ExcludeColumn("created_at").WherePK().Exec(ctx)
 	if err != nil {
 		return s.wrap(fmt.Sprintf("update client %q", c.ID), err)
 	}
@@ -156,7 +164,10 @@ func (s *Store) UpdateClient(ctx context.Context, c *Client) error {
 // to it.
 func (s *Store) DeleteClient(ctx context.Context, id string) error {
 	return s.InTx(ctx, func(ctx context.Context) error {
-		db := s.writer(ctx)
+		db, err := s.writer(ctx)
+		if err != nil {
+			return err
+		}
 		res, err := db.NewDelete().Model((*Client)(nil)).Where("id = ?", id).Exec(ctx)
 		if err != nil {
 			return s.wrap(fmt.Sprintf("delete client %q", id), err)

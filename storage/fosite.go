@@ -191,7 +191,11 @@ func createRow[T any, P tokenRow[T]](ctx context.Context, s *Store, kind, signat
 	}
 	row := P(new(T))
 	*row.row() = r
-	if _, err := s.writer(ctx).NewInsert().Model(row).Exec(ctx); err != nil {
+	db, err := s.writer(ctx)
+	if err != nil {
+		return err
+	}
+	if _, err := db.NewInsert().Model(row).Exec(ctx); err != nil {
 		return s.wrap("create "+kind, err)
 	}
 	return nil
@@ -229,7 +233,11 @@ func getRequest[T any, P tokenRow[T]](ctx context.Context, s *Store, kind, signa
 
 // deleteRow removes a token row; an absent one is not an error.
 func (s *Store) deleteRow(ctx context.Context, table, signature string) error {
-	if _, err := s.writer(ctx).NewDelete().TableExpr(table).Where("signature = ?", signature).Exec(ctx); err != nil {
+	db, err := s.writer(ctx)
+	if err != nil {
+		return err
+	}
+	if _, err := db.NewDelete().TableExpr(table).Where("signature = ?", signature).Exec(ctx); err != nil {
 		return s.wrap("delete from "+table, err)
 	}
 	return nil
@@ -252,7 +260,11 @@ func (s *Store) ClientAssertionJWTValid(ctx context.Context, jti string) error {
 // SetClientAssertionJWT records the jti of a client assertion until exp.
 // It fails with fosite.ErrJTIKnown when the jti is recorded and unexpired.
 func (s *Store) SetClientAssertionJWT(ctx context.Context, jti string, exp time.Time) error {
-	res, err := s.writer(ctx).NewRaw(
+	db, err := s.writer(ctx)
+	if err != nil {
+		return err
+	}
+	res, err := db.NewRaw(
 		`INSERT INTO jwt_assertions (jti, expires_at) VALUES (?, ?)
 		 ON CONFLICT (jti) DO UPDATE SET expires_at = EXCLUDED.expires_at
 		 WHERE jwt_assertions.expires_at <= ?`,
@@ -282,7 +294,11 @@ func (s *Store) GetAuthorizeCodeSession(ctx context.Context, signature string, s
 // InvalidateAuthorizeCodeSession marks a code used. Only one caller can do
 // that: the others get fosite.ErrInvalidatedAuthorizeCode.
 func (s *Store) InvalidateAuthorizeCodeSession(ctx context.Context, signature string) error {
-	res, err := s.writer(ctx).NewUpdate().Model((*codeRow)(nil)).
+	db, err := s.writer(ctx)
+	if err != nil {
+		return err
+	}
+	res, err := db.NewUpdate().Model((*codeRow)(nil)).
 		Set("active = ?", false).
 		Where("signature = ?", signature).Where("active = ?", true).
 		Exec(ctx)
@@ -324,7 +340,11 @@ func (s *Store) CreateRefreshTokenSession(ctx context.Context, signature, access
 		return err
 	}
 	row := &refreshRow{requestRow: r, AccessTokenSignature: accessSignature}
-	if _, err := s.writer(ctx).NewInsert().Model(row).Exec(ctx); err != nil {
+	db, err := s.writer(ctx)
+	if err != nil {
+		return err
+	}
+	if _, err := db.NewInsert().Model(row).Exec(ctx); err != nil {
 		return s.wrap("create refresh token", err)
 	}
 	return nil
@@ -348,7 +368,11 @@ func (s *Store) DeleteRefreshTokenSession(ctx context.Context, signature string)
 func (s *Store) RotateRefreshToken(ctx context.Context, requestID, signature string) error {
 	t := time.Now().UTC()
 	var accessSignatures []string
-	err := s.writer(ctx).NewUpdate().Model((*refreshRow)(nil)).
+	db, err := s.writer(ctx)
+	if err != nil {
+		return err
+	}
+	err = db.NewUpdate().Model((*refreshRow)(nil)).
 		Set("active = ?", false).
 		Set("first_used_at = COALESCE(first_used_at, ?)", t).
 		Where("signature = ?", signature).
@@ -372,7 +396,7 @@ func (s *Store) RotateRefreshToken(ctx context.Context, requestID, signature str
 	if accessSignatures[0] == "" {
 		return nil
 	}
-	_, err = s.writer(ctx).NewUpdate().Model((*accessRow)(nil)).
+	_, err = db.NewUpdate().Model((*accessRow)(nil)).
 		Set("active = ?", false).
 		Where("signature = ?", accessSignatures[0]).
 		Exec(ctx)
@@ -394,7 +418,11 @@ func (s *Store) RevokeAccessToken(ctx context.Context, requestID string) error {
 }
 
 func (s *Store) revokeFamily(ctx context.Context, table, requestID string) error {
-	_, err := s.writer(ctx).NewUpdate().TableExpr(table).
+	db, err := s.writer(ctx)
+	if err != nil {
+		return err
+	}
+	_, err = db.NewUpdate().TableExpr(table).
 		Set("active = ?", false).
 		Where("request_id = ?", requestID).
 		Where("active = ?", true).

@@ -14,7 +14,11 @@ func (s *Store) RevokeSubjectTokens(ctx context.Context, subject string) error {
 	}
 	return s.InTx(ctx, func(ctx context.Context) error {
 		for _, table := range []string{tableCodes, tableAccess, tableRefresh} {
-			_, err := s.writer(ctx).NewUpdate().TableExpr(table).
+			db, err := s.writer(ctx)
+			if err != nil {
+				return err
+			}
+			_, err = db.NewUpdate().TableExpr(table).
 				Set("active = ?", false).
 				Where("subject = ?", subject).
 				Where("active = ?", true).
@@ -42,7 +46,11 @@ func (s *Store) DeleteExpired(ctx context.Context, now time.Time) (int64, error)
 	now = now.UTC()
 	var total int64
 	for _, table := range expiringTables {
-		res, err := s.writer(ctx).NewDelete().TableExpr(table).Where("expires_at < ?", now).Exec(ctx)
+		db, err := s.writer(ctx)
+		if err != nil {
+			return 0, err
+		}
+		res, err := db.NewDelete().TableExpr(table).Where("expires_at < ?", now).Exec(ctx)
 		if err != nil {
 			return total, s.wrap("delete expired rows from "+table, err)
 		}

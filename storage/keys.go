@@ -21,7 +21,11 @@ func (s *Store) CreateSigningKey(ctx context.Context, k *SigningKey) error {
 	if k.KID == "" {
 		return fmt.Errorf("storage: create signing key: empty kid")
 	}
-	if _, err := s.writer(ctx).NewInsert().Model(k).Exec(ctx); err != nil {
+	db, err := s.writer(ctx)
+	if err != nil {
+		return err
+	}
+	if _, err := db.NewInsert().Model(k).Exec(ctx); err != nil {
 		return s.wrap(fmt.Sprintf("create signing key %q", k.KID), err)
 	}
 	return nil
@@ -29,7 +33,11 @@ func (s *Store) CreateSigningKey(ctx context.Context, k *SigningKey) error {
 
 // UpdateSigningKey replaces a signing key's stored fields.
 func (s *Store) UpdateSigningKey(ctx context.Context, k *SigningKey) error {
-	res, err := s.writer(ctx).NewUpdate().Model(k).WherePK().Exec(ctx)
+	db, err := s.writer(ctx)
+	if err != nil {
+		return err
+	}
+	res, err := db.NewUpdate().Model(k).WherePK().Exec(ctx)
 	if err != nil {
 		return s.wrap(fmt.Sprintf("update signing key %q", k.KID), err)
 	}
@@ -40,7 +48,11 @@ func (s *Store) UpdateSigningKey(ctx context.Context, k *SigningKey) error {
 // yet. It reports false when the key was already retired (another replica
 // won) and ErrNotFound when there is no such key.
 func (s *Store) RetireSigningKey(ctx context.Context, kid string, retiredAt, removeAt time.Time) (bool, error) {
-	res, err := s.writer(ctx).NewUpdate().Model((*SigningKey)(nil)).
+	db, err := s.writer(ctx)
+	if err != nil {
+		return false, err
+	}
+	res, err := db.NewUpdate().Model((*SigningKey)(nil)).
 		Set("retired_at = ?", retiredAt.UTC()).
 		Set("remove_at = ?", removeAt.UTC()).
 		Where("kid = ?", kid).
@@ -56,7 +68,7 @@ func (s *Store) RetireSigningKey(ctx context.Context, kid string, retiredAt, rem
 	if n == 1 {
 		return true, nil
 	}
-	exists, err := s.writer(ctx).NewSelect().Model((*SigningKey)(nil)).Where("kid = ?", kid).Exists(ctx)
+	exists, err := db.NewSelect().Model((*SigningKey)(nil)).Where("kid = ?", kid).Exists(ctx)
 	if err != nil {
 		return false, s.wrap(fmt.Sprintf("retire signing key %q", kid), err)
 	}
@@ -68,7 +80,11 @@ func (s *Store) RetireSigningKey(ctx context.Context, kid string, retiredAt, rem
 
 // DeleteSigningKey removes a signing key; an absent one is not an error.
 func (s *Store) DeleteSigningKey(ctx context.Context, kid string) error {
-	if _, err := s.writer(ctx).NewDelete().Model((*SigningKey)(nil)).Where("kid = ?", kid).Exec(ctx); err != nil {
+	db, err := s.writer(ctx)
+	if err != nil {
+		return err
+	}
+	if _, err := db.NewDelete().Model((*SigningKey)(nil)).Where("kid = ?", kid).Exec(ctx); err != nil {
 		return s.wrap(fmt.Sprintf("delete signing key %q", kid), err)
 	}
 	return nil

@@ -34,7 +34,10 @@ func (s *Store) dialectSQL(query string) string {
 // transaction begins IMMEDIATE).
 func (s *Store) Migrate(ctx context.Context) error {
 	return s.InTx(ctx, func(ctx context.Context) error {
-		db := s.writer(ctx)
+		db, err := s.writer(ctx)
+		if err != nil {
+			return err
+		}
 		if s.dialect == DialectPostgres {
 			if _, err := db.ExecContext(ctx, "SELECT pg_advisory_xact_lock(?)", migrationLockID); err != nil {
 				return s.wrap("migrate: take the migration lock", err)

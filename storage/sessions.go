@@ -18,7 +18,11 @@ func (s *Store) CreateBrowserSession(ctx context.Context, bs *BrowserSession) er
 	if bs.CreatedAt.IsZero() {
 		bs.CreatedAt = now()
 	}
-	if _, err := s.writer(ctx).NewInsert().Model(bs).Exec(ctx); err != nil {
+	db, err := s.writer(ctx)
+	if err != nil {
+		return err
+	}
+	if _, err := db.NewInsert().Model(bs).Exec(ctx); err != nil {
 		return s.wrap("create browser session", err)
 	}
 	return nil
@@ -40,7 +44,11 @@ func (s *Store) GetBrowserSession(ctx context.Context, id string) (*BrowserSessi
 // DeleteBrowserSession removes a browser session; an absent one is not an
 // error.
 func (s *Store) DeleteBrowserSession(ctx context.Context, id string) error {
-	if _, err := s.writer(ctx).NewDelete().Model((*BrowserSession)(nil)).Where("id = ?", id).Exec(ctx); err != nil {
+	db, err := s.writer(ctx)
+	if err != nil {
+		return err
+	}
+	if _, err := db.NewDelete().Model((*BrowserSession)(nil)).Where("id = ?", id).Exec(ctx); err != nil {
 		return s.wrap("delete browser session", err)
 	}
 	return nil
@@ -48,7 +56,11 @@ func (s *Store) DeleteBrowserSession(ctx context.Context, id string) error {
 
 // DeleteUserBrowserSessions removes every browser session of a user.
 func (s *Store) DeleteUserBrowserSessions(ctx context.Context, userID string) error {
-	if _, err := s.writer(ctx).NewDelete().Model((*BrowserSession)(nil)).Where("user_id = ?", userID).Exec(ctx); err != nil {
+	db, err := s.writer(ctx)
+	if err != nil {
+		return err
+	}
+	if _, err := db.NewDelete().Model((*BrowserSession)(nil)).Where("user_id = ?", userID).Exec(ctx); err != nil {
 		return s.wrap("delete browser sessions of a user", err)
 	}
 	return nil
@@ -59,7 +71,11 @@ func (s *Store) CreatePendingLogin(ctx context.Context, p *PendingLogin) error {
 	if p.ID == "" {
 		return fmt.Errorf("storage: create pending login: empty id")
 	}
-	if _, err := s.writer(ctx).NewInsert().Model(p).Exec(ctx); err != nil {
+	db, err := s.writer(ctx)
+	if err != nil {
+		return err
+	}
+	if _, err := db.NewInsert().Model(p).Exec(ctx); err != nil {
 		return s.wrap("create pending login", err)
 	}
 	return nil
@@ -80,7 +96,11 @@ func (s *Store) GetPendingLogin(ctx context.Context, id string) (*PendingLogin, 
 
 // UpdatePendingLogin replaces a pending login's stored fields.
 func (s *Store) UpdatePendingLogin(ctx context.Context, p *PendingLogin) error {
-	res, err := s.writer(ctx).NewUpdate().Model(p).WherePK().Exec(ctx)
+	db, err := s.writer(ctx)
+	if err != nil {
+		return err
+	}
+	res, err := db.NewUpdate().Model(p).WherePK().Exec(ctx)
 	if err != nil {
 		return s.wrap("update pending login", err)
 	}
@@ -92,7 +112,11 @@ func (s *Store) UpdatePendingLogin(ctx context.Context, p *PendingLogin) error {
 // and reported as ErrNotFound.
 func (s *Store) TakePendingLogin(ctx context.Context, id string) (*PendingLogin, error) {
 	var taken []PendingLogin
-	err := s.writer(ctx).NewDelete().Model(&taken).Where("id = ?", id).Returning("*").Scan(ctx)
+	db, err := s.writer(ctx)
+	if err != nil {
+		return nil, err
+	}
+	err = db.NewDelete().Model(&taken).Where("id = ?", id).Returning("*").Scan(ctx)
 	if err != nil && classify(err) != ErrNotFound {
 		return nil, s.wrap("take pending login", err)
 	}

@@ -5,7 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"sync/atomic"
+	"sync"
 
 	"github.com/uptrace/bun"
 )
@@ -13,11 +13,17 @@ import (
 // txKey is the context key of the running transaction.
 type txKey struct{}
 
-// txState is one database transaction, shared by its nested scopes.
+// txState is one database transaction, shared by its nested scopes. The
+// database transaction itself begins lazily, at the first write: until
+// then reads go to the reader pool and nothing holds the writer, so work
+// done between BeginTX and the first write (signing tokens, say) does not
+// block other writers.
 type txState struct {
-	tx           bun.Tx
-	done         atomic.Bool // committed or rolled back
-	rollbackOnly atomic.Bool // a nested scope rolled back
+	ctx          context.Context // of BeginTX: the database transaction lives as long as it
+	mu           sync.Mutex
+	tx           *bun.Tx // nil until the first write
+	done         bool    // committed or rolled back
+	rollbackOnly bool    // a nested scope rolled back
 }
 
 // txRef is what the context carries: the transaction and whether this scope
@@ -33,27 +39,40 @@ func txFrom(ctx context.Context) *txRef {
 }
 
 // writer is the handle for statements that write: the context's
-// transaction, else the writer pool.
-func (s *Store) writer(ctx context.Context) bun.IDB {
-	if ref := txFrom(ctx); ref != nil && !ref.state.done.Load() {
-		return ref.state.tx
+// transaction (begun now if this is its first write), else the writer pool.
+func (s *Store) writer(ctx context.Context) (bun.IDB, error) {
+	ref := txFrom(ctx)
+	if ref == nil {
+		return s.db, nil
 	}
-	return s.db
+	st := ref.state
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if st.done {
+		return s.db, nil
+	}
+	if st.tx == nil {
+		tx, err := s.db.BeginTx(st.ctx, nil)
+		if err != nil {
+			return nil, s.wrap("begin transaction", err)
+		}
+		st.tx = &tx
+	}
+	return *st.tx, nil
 }
 
-// reader is the handle for reads: the context's transaction (so a
-// transaction sees its own writes), else the reader pool.
+// reader is the handle for reads: the context's transaction once it has
+// written (so a transaction sees its own writes), else the reader pool.
 func (s *Store) reader(ctx context.Context) bun.IDB {
-	if ref := txFrom(ctx); ref != nil && !ref.state.done.Load() {
-		return ref.state.tx
+	if ref := txFrom(ctx); ref != nil {
+		st := ref.state
+		st.mu.Lock()
+		defer st.mu.Unlock()
+		if !st.done && st.tx != nil {
+			return *st.tx
+		}
 	}
 	return s.rdb
-}
-
-// inTx reports whether ctx carries a live transaction.
-func inTx(ctx context.Context) bool {
-	ref := txFrom(ctx)
-	return ref != nil && !ref.state.done.Load()
 }
 
 // BeginTX starts a transaction and returns a context carrying it; every
@@ -66,14 +85,15 @@ func inTx(ctx context.Context) bool {
 // never call the Store with a context that lacks the transaction while
 // holding one, and keep slow work (signing) outside.
 func (s *Store) BeginTX(ctx context.Context) (context.Context, error) {
-	if ref := txFrom(ctx); ref != nil && !ref.state.done.Load() {
-		return context.WithValue(ctx, txKey{}, &txRef{state: ref.state, nested: true}), nil
+	if ref := txFrom(ctx); ref != nil {
+		ref.state.mu.Lock()
+		done := ref.state.done
+		ref.state.mu.Unlock()
+		if !done {
+			return context.WithValue(ctx, txKey{}, &txRef{state: ref.state, nested: true}), nil
+		}
 	}
-	tx, err := s.db.BeginTx(ctx, nil)
-	if err != nil {
-		return ctx, s.wrap("begin transaction", err)
-	}
-	return context.WithValue(ctx, txKey{}, &txRef{state: &txState{tx: tx}}), nil
+	return context.WithValue(ctx, txKey{}, &txRef{state: &txState{ctx: ctx}}), nil
 }
 
 // Commit commits the transaction BeginTX put into ctx.
@@ -85,16 +105,25 @@ func (s *Store) Commit(ctx context.Context) error {
 	if ref.nested {
 		return nil
 	}
-	if !ref.state.done.CompareAndSwap(false, true) {
+	st := ref.state
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if st.done {
 		return fmt.Errorf("storage: commit: %w", sql.ErrTxDone)
 	}
-	if ref.state.rollbackOnly.Load() {
-		if err := ref.state.tx.Rollback(); err != nil {
-			return s.wrap("commit: roll back after a nested rollback", err)
+	st.done = true
+	if st.rollbackOnly {
+		if st.tx != nil {
+			if err := st.tx.Rollback(); err != nil {
+				return s.wrap("commit: roll back after a nested rollback", err)
+			}
 		}
 		return errors.New("storage: commit: a nested scope rolled the transaction back")
 	}
-	if err := ref.state.tx.Commit(); err != nil {
+	if st.tx == nil {
+		return nil // nothing was written
+	}
+	if err := st.tx.Commit(); err != nil {
 		return s.wrap("commit", err)
 	}
 	return nil
@@ -107,14 +136,21 @@ func (s *Store) Rollback(ctx context.Context) error {
 	if ref == nil {
 		return errors.New("storage: rollback: no transaction in context")
 	}
+	st := ref.state
+	st.mu.Lock()
+	defer st.mu.Unlock()
 	if ref.nested {
-		ref.state.rollbackOnly.Store(true)
+		st.rollbackOnly = true
 		return nil
 	}
-	if !ref.state.done.CompareAndSwap(false, true) {
+	if st.done {
 		return nil
 	}
-	if err := ref.state.tx.Rollback(); err != nil && !errors.Is(err, sql.ErrTxDone) {
+	st.done = true
+	if st.tx == nil {
+		return nil
+	}
+	if err := st.tx.Rollback(); err != nil && !errors.Is(err, sql.ErrTxDone) {
 		return s.wrap("rollback", err)
 	}
 	return nil

@@ -29,7 +29,11 @@ func (s *Store) CreateUser(ctx context.Context, u *User) error {
 	u.Email = strings.ToLower(strings.TrimSpace(u.Email))
 	u.CreatedAt = now()
 	u.UpdatedAt = u.CreatedAt
-	if _, err := s.writer(ctx).NewInsert().Model(u).Exec(ctx); err != nil {
+	db, err := s.writer(ctx)
+	if err != nil {
+		return err
+	}
+	if _, err := db.NewInsert().Model(u).Exec(ctx); err != nil {
 		return s.wrap(fmt.Sprintf("create user %q", u.ID), err)
 	}
 	return nil
@@ -78,7 +82,11 @@ func (s *Store) ListUsers(ctx context.Context) ([]User, error) {
 func (s *Store) UpdateUser(ctx context.Context, u *User) error {
 	u.Email = strings.ToLower(strings.TrimSpace(u.Email))
 	u.UpdatedAt = now()
-	res, err := s.writer(ctx).NewUpdate().Model(u).ExcludeColumn("created_at").WherePK().Exec(ctx)
+	db, err := s.writer(ctx)
+	if err != nil {
+		return err
+	}
+	res, err := db.NewUpdate().Model(u).ExcludeColumn("created_at").WherePK().Exec(ctx)
 	if err != nil {
 		return s.wrap(fmt.Sprintf("update user %q", u.ID), err)
 	}
@@ -89,7 +97,10 @@ func (s *Store) UpdateUser(ctx context.Context, u *User) error {
 // tokens, codes and tokens.
 func (s *Store) DeleteUser(ctx context.Context, id string) error {
 	return s.InTx(ctx, func(ctx context.Context) error {
-		db := s.writer(ctx)
+		db, err := s.writer(ctx)
+		if err != nil {
+			return err
+		}
 		res, err := db.NewDelete().Model((*User)(nil)).Where("id = ?", id).Exec(ctx)
 		if err != nil {
 			return s.wrap(fmt.Sprintf("delete user %q", id), err)
@@ -138,7 +149,11 @@ func (s *Store) UpsertIdentity(ctx context.Context, id *Identity) error {
 	if id.LastLoginAt.IsZero() {
 		id.LastLoginAt = t
 	}
-	_, err := s.writer(ctx).NewInsert().Model(id).
+	db, err := s.writer(ctx)
+	if err != nil {
+		return err
+	}
+	_, err = db.NewInsert().Model(id).
 		On("CONFLICT (connector_id, subject) DO UPDATE").
 		Set("user_id = EXCLUDED.user_id").
 		Set("email = EXCLUDED.email").

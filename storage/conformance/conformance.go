@@ -54,6 +54,7 @@ func Run(t *testing.T, open func(t *testing.T) *storage.Store) {
 		{"TxCommit", testTxCommit},
 		{"TxNested", testTxNested},
 		{"TxNestedRollback", testTxNestedRollback},
+		{"TxLazy", testTxLazy},
 		{"ConcurrentRefresh", testConcurrentRefresh},
 		{"ConcurrentCodeExchange", testConcurrentCodeExchange},
 	}

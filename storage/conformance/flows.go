@@ -317,6 +317,33 @@ func testTxNestedRollback(t *testing.T, s *storage.Store) {
 	wantErr(t, err, storage.ErrNotFound)
 }
 
+// testTxLazy: a transaction takes no lock before its first write, so work
+// between BeginTX and the first write (signing tokens) does not hold up
+// other writers; a transaction that never writes commits as a no-op.
+func testTxLazy(t *testing.T, s *storage.Store) {
+	c := ctx(t)
+	must(t, s.CreateUser(c, &storage.User{ID: "u0", Email: "u0@example.com"}))
+	tx, err := s.BeginTX(c)
+	must(t, err)
+	_, err = s.GetUser(tx, "u0") // reads do not begin it either
+	must(t, err)
+	// With the writer held this would wait until the deadline and fail.
+	short, cancel := context.WithTimeout(c, 30*time.Second)
+	defer cancel()
+	must(t, s.CreateUser(short, &storage.User{ID: "u1", Email: "u1@example.com"}))
+	// The transaction's first write begins it and sees the committed user.
+	must(t, s.DeleteUser(tx, "u1"))
+	must(t, s.Commit(tx))
+	_, err = s.GetUser(c, "u1")
+	wantErr(t, err, storage.ErrNotFound)
+
+	ro, err := s.BeginTX(c)
+	must(t, err)
+	_, err = s.GetUser(ro, "u0")
+	must(t, err)
+	must(t, s.Commit(ro))
+}
+
 // refresh does what fosite's refresh handler does with storage, in one
 // transaction.
 func refresh(ctx context.Context, s *storage.Store, requestID, oldRefresh, newAccess, newRefresh string, req fosite.Requester) (err error) {
