@@ -236,26 +236,72 @@ func (s *Service) LoginAllowed(u *storage.User) error {
 
 // RegisterURL, ResendURL and ResetURL are the page links for the login form,
 // carrying returnTo (kept only when AllowedReturnURL accepts it).
-func (s *Service) RegisterURL(returnTo string) string { return s.pageURL("/register", returnTo) }
+// The pages also take ?login=ID, the broker's pending-login id (LoginLink
+// WithLogin appends it), and then offer to continue signing in.
+func (s *Service) RegisterURL(returnTo string) string { return s.pageURL("/register", s.backFrom(returnTo, "")) }
 
 // ResendURL links to the form that sends a new activation e-mail.
-func (s *Service) ResendURL(returnTo string) string { return s.pageURL("/register/resend", returnTo) }
+func (s *Service) ResendURL(returnTo string) string {
+	return s.pageURL("/register/resend", s.backFrom(returnTo, ""))
+}
 
 // ResetURL links to the password-reset request form.
-func (s *Service) ResetURL(returnTo string) string { return s.pageURL("/reset", returnTo) }
+func (s *Service) ResetURL(returnTo string) string { return s.pageURL("/reset", s.backFrom(returnTo, "")) }
 
 // AccountURL links to the account page.
-func (s *Service) AccountURL(returnTo string) string { return s.pageURL("/account", returnTo) }
+func (s *Service) AccountURL(returnTo string) string { return s.pageURL("/account", s.backFrom(returnTo, "")) }
 
 // RegistrationOpen reports whether /register accepts new accounts.
 func (s *Service) RegistrationOpen() bool { return s.cfg.AllowRegistration }
 
-func (s *Service) pageURL(path, returnTo string) string {
+// back is the way back a visitor brought along: an application URL to
+// return to and the broker's pending login to continue.
+type back struct {
+	ReturnTo string // accepted by AllowedReturnURL
+	Login    string // a pending-login id (opaque; the broker checks it)
+}
+
+func (b back) values() url.Values {
+	q := url.Values{}
+	if b.ReturnTo != "" {
+		q.Set("return_to", b.ReturnTo)
+	}
+	if b.Login != "" {
+		q.Set("login", b.Login)
+	}
+	return q
+}
+
+var loginIDRE = regexp.MustCompile(`^[A-Za-z0-9_-]{8,128}$`)
+
+// backFrom checks what a request brought along.
+func (s *Service) backFrom(returnTo, login string) back {
+	b := back{ReturnTo: s.returnTo(returnTo)}
+	if loginIDRE.MatchString(login) {
+		b.Login = login
+	}
+	return b
+}
+
+func (s *Service) backOf(r *http.Request) back {
+	return s.backFrom(r.FormValue("return_to"), r.FormValue("login"))
+}
+
+// pageURL is the link to one of the pages, carrying b.
+func (s *Service) pageURL(path string, b back) string {
 	u := s.base + path
-	if rt := s.returnTo(returnTo); rt != "" {
-		u += "?" + url.Values{"return_to": {rt}}.Encode()
+	if q := b.values(); len(q) > 0 {
+		u += "?" + q.Encode()
 	}
 	return u
+}
+
+// signInURL continues the broker's pending login.
+func (s *Service) signInURL(b back) string {
+	if b.Login == "" {
+		return ""
+	}
+	return s.base + "/login?" + url.Values{"login": {b.Login}}.Encode()
 }
 
 // Close waits for the e-mails still being sent.

@@ -579,3 +579,27 @@ func TestNewValidates(t *testing.T) {
 		}
 	})
 }
+
+// A visitor sent from the broker's login page (?login=ID) is offered to
+// continue signing in, on the pages and through the e-mailed link.
+func TestContinueSigningIn(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, store *storage.Store) {
+		h := newHarness(t, store, nil)
+		const login = "pL_4xv-9QzT1aBcD"
+		page := h.get("/register?login=" + login + "&return_to=" + url.QueryEscape("https://app.example.test/"))
+		wantBody(t, "register page", page, `name="login" value="`+login+`"`, `href="/login?login=`+login+`"`,
+			`href="/reset?login=`+login+`&amp;return_to=https%3A%2F%2Fapp.example.test%2F"`)
+		r := h.submitOn(page, "", url.Values{"name": {"Ada"}, "email": {adaEmail}, "password": {adaPass}})
+		wantStatus(t, "register", r, http.StatusOK)
+		link := h.mailLink(adaEmail, "Activate", "/activate")
+		if !strings.Contains(link, "login="+login) || !strings.Contains(link, "return_to=") {
+			t.Fatalf("activation link %s lacks the way back", link)
+		}
+		r = h.followLink(link, nil)
+		wantBody(t, "activated", r, "Your account is active", `href="/login?login=`+login+`"`, `href="https://app.example.test/"`)
+
+		if body := h.get(`/reset?login=%22%3E%3Cscript%3E`).body; strings.Contains(body, "script") || strings.Contains(body, "/login?") {
+			t.Errorf("a malformed login id is used:\n%s", body)
+		}
+	})
+}

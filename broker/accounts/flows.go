@@ -7,7 +7,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"net/url"
 	"strings"
 	"time"
 
@@ -58,17 +57,15 @@ func (s *Service) useToken(ctx context.Context, raw, kind string) (*storage.Acti
 }
 
 // link is the absolute URL of path with a token and a return link.
-func (s *Service) link(path, raw, returnTo string) string {
-	q := url.Values{"token": {raw}}
-	if returnTo != "" {
-		q.Set("return_to", returnTo)
-	}
+func (s *Service) link(path, raw string, b back) string {
+	q := b.values()
+	q.Set("token", raw)
 	return s.issuer + path + "?" + q.Encode()
 }
 
 // absURL is the absolute URL of a page, for e-mails.
-func (s *Service) absURL(path, returnTo string) string {
-	return s.issuer + strings.TrimPrefix(s.pageURL(path, returnTo), s.base)
+func (s *Service) absURL(path string, b back) string {
+	return s.issuer + strings.TrimPrefix(s.pageURL(path, b), s.base)
 }
 
 // mailData is what every e-mail template sees.
@@ -82,7 +79,7 @@ type mailData struct {
 	// For register_exists: where to sign in or reset instead.
 	ResetLink  string
 	ResendLink string
-	ReturnTo   string
+	ReturnTo   string // the application, when the visitor came from one
 }
 
 // send renders an e-mail now and delivers it in the background, so that
@@ -106,45 +103,45 @@ func (s *Service) send(ctx context.Context, name, to string, d mailData) {
 }
 
 // sendActivation issues an activation link for u and mails it.
-func (s *Service) sendActivation(ctx context.Context, u *storage.User, returnTo string) error {
+func (s *Service) sendActivation(ctx context.Context, u *storage.User, b back) error {
 	raw, err := s.issueToken(ctx, kindActivate, u.ID, u.Email, s.cfg.ActivationTTL)
 	if err != nil {
 		return err
 	}
-	s.send(ctx, "activate", u.Email, mailData{Name: u.Name, Email: u.Email, Link: s.link("/activate", raw, returnTo),
-		Expires: humanDuration(s.cfg.ActivationTTL), ReturnTo: returnTo})
+	s.send(ctx, "activate", u.Email, mailData{Name: u.Name, Email: u.Email, Link: s.link("/activate", raw, b),
+		Expires: humanDuration(s.cfg.ActivationTTL), ReturnTo: b.ReturnTo})
 	return nil
 }
 
 // sendReset issues a password-reset link for u and mails it.
-func (s *Service) sendReset(ctx context.Context, u *storage.User, returnTo string) error {
+func (s *Service) sendReset(ctx context.Context, u *storage.User, b back) error {
 	raw, err := s.issueToken(ctx, kindReset, u.ID, u.Email, s.cfg.ResetTTL)
 	if err != nil {
 		return err
 	}
-	s.send(ctx, "reset", u.Email, mailData{Name: u.Name, Email: u.Email, Link: s.link("/reset/confirm", raw, returnTo),
-		Expires: humanDuration(s.cfg.ResetTTL), ReturnTo: returnTo})
+	s.send(ctx, "reset", u.Email, mailData{Name: u.Name, Email: u.Email, Link: s.link("/reset/confirm", raw, b),
+		Expires: humanDuration(s.cfg.ResetTTL), ReturnTo: b.ReturnTo})
 	return nil
 }
 
 // sendRegisterExists tells the owner of an address that someone tried to
 // register it again, with the ways back into the existing account.
-func (s *Service) sendRegisterExists(ctx context.Context, email, returnTo string) {
+func (s *Service) sendRegisterExists(ctx context.Context, email string, b back) {
 	s.send(ctx, "register_exists", email, mailData{Email: email,
-		ResetLink:  s.absURL("/reset", returnTo),
-		ResendLink: s.absURL("/register/resend", returnTo),
-		ReturnTo:   returnTo})
+		ResetLink:  s.absURL("/reset", b),
+		ResendLink: s.absURL("/register/resend", b),
+		ReturnTo:   b.ReturnTo})
 }
 
 // sendEmailChange mails a confirmation link to the new address and a
 // notice to the old one.
-func (s *Service) sendEmailChange(ctx context.Context, u *storage.User, newEmail, returnTo string) error {
+func (s *Service) sendEmailChange(ctx context.Context, u *storage.User, newEmail string, b back) error {
 	raw, err := s.issueToken(ctx, kindEmailChange, u.ID, newEmail, s.cfg.EmailChangeTTL)
 	if err != nil {
 		return err
 	}
-	d := mailData{Name: u.Name, Email: u.Email, NewEmail: newEmail, Link: s.link("/account/email/confirm", raw, returnTo),
-		Expires: humanDuration(s.cfg.EmailChangeTTL), ReturnTo: returnTo}
+	d := mailData{Name: u.Name, Email: u.Email, NewEmail: newEmail, Link: s.link("/account/email/confirm", raw, b),
+		Expires: humanDuration(s.cfg.EmailChangeTTL), ReturnTo: b.ReturnTo}
 	s.send(ctx, "email_change", newEmail, d)
 	d.Link = ""
 	s.send(ctx, "email_changed", u.Email, d)

@@ -75,13 +75,13 @@ func (s *Service) register(w http.ResponseWriter, r *http.Request) {
 		Active: !s.cfg.RequireActivation, CreatedAt: now, UpdatedAt: now}
 	switch err := s.store.CreateUser(ctx, u); {
 	case errors.Is(err, storage.ErrConflict):
-		s.sendRegisterExists(ctx, email, p.ReturnTo)
+		s.sendRegisterExists(ctx, email, p.back())
 	case err != nil:
 		s.serverError(w, r, "register: create user", err)
 		return
 	default:
 		s.log.InfoContext(ctx, "accounts: user registered", "user", u.ID)
-		if err := s.sendActivation(ctx, u, p.ReturnTo); err != nil {
+		if err := s.sendActivation(ctx, u, p.back()); err != nil {
 			s.log.ErrorContext(ctx, "accounts: register: activation link", "user", u.ID, "err", err)
 		}
 	}
@@ -97,7 +97,7 @@ func (s *Service) checkInbox(w http.ResponseWriter, r *http.Request, p *page, em
 		p.Notice += " and activate your account"
 	}
 	p.Notice += ". The link is valid for " + humanDuration(s.cfg.ActivationTTL) + "."
-	p.Links = []pageLink{{s.pageURL("/register/resend", p.ReturnTo), "Didn't get it? Send a new link"}}
+	p.Links = []pageLink{{s.pageURL("/register/resend", p.back()), "Didn't get it? Send a new link"}}
 	s.render(w, r, http.StatusOK, "message", p)
 }
 
@@ -132,7 +132,7 @@ func (s *Service) resend(w http.ResponseWriter, r *http.Request) {
 		s.serverError(w, r, "resend: load user", err)
 		return
 	case !u.Disabled && (!u.Active || !u.EmailVerified):
-		if err := s.sendActivation(ctx, u, p.ReturnTo); err != nil {
+		if err := s.sendActivation(ctx, u, p.back()); err != nil {
 			s.log.ErrorContext(ctx, "accounts: resend: activation link", "user", u.ID, "err", err)
 		}
 	}
@@ -178,9 +178,8 @@ func (s *Service) activate(w http.ResponseWriter, r *http.Request) {
 
 // badLink answers a wrong, expired or used link, offering a new one.
 func (s *Service) badLink(w http.ResponseWriter, r *http.Request, again, againText string) {
-	rt := s.returnTo(r.FormValue("return_to"))
 	s.message(w, r, http.StatusBadRequest, "This link can't be used", "",
-		"This link is incomplete, has expired or has already been used.", pageLink{s.pageURL(again, rt), againText})
+		"This link is incomplete, has expired or has already been used.", pageLink{s.pageURL(again, s.backOf(r)), againText})
 }
 
 // ---- password reset ----
@@ -216,7 +215,7 @@ func (s *Service) reset(w http.ResponseWriter, r *http.Request) {
 		s.serverError(w, r, "reset: load user", err)
 		return
 	case !u.Disabled:
-		if err := s.sendReset(ctx, u, p.ReturnTo); err != nil {
+		if err := s.sendReset(ctx, u, p.back()); err != nil {
 			s.log.ErrorContext(ctx, "accounts: reset link", "user", u.ID, "err", err)
 		}
 	}
@@ -420,7 +419,7 @@ func (s *Service) changeEmail(w http.ResponseWriter, r *http.Request) {
 	// answer does not say so.
 	switch _, err := s.store.GetUserByEmail(ctx, newEmail); {
 	case errors.Is(err, storage.ErrNotFound):
-		if err := s.sendEmailChange(ctx, u, newEmail, p.ReturnTo); err != nil {
+		if err := s.sendEmailChange(ctx, u, newEmail, p.back()); err != nil {
 			s.serverError(w, r, "account: change e-mail", err)
 			return
 		}

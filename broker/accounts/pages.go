@@ -28,7 +28,9 @@ type page struct {
 	Base       string // path prefix of the pages
 	Title      string
 	CSRF       string
-	ReturnTo   string
+	ReturnTo   string // the application's URL, to link back to
+	LoginID    string // the broker's pending login, to continue signing in
+	SignInURL  string // where to continue signing in ("" without a pending login)
 	Error      string
 	ErrorField string // the input the error is about ("" for the page)
 	Notice     string
@@ -41,15 +43,29 @@ type page struct {
 	AllowRegistration bool
 }
 
+func (p *page) back() back { return back{ReturnTo: p.ReturnTo, Login: p.LoginID} }
+
+// Query is the query string that keeps the way back on links between the
+// pages ("" or "?return_to=…&login=…").
+func (p *page) Query() string {
+	if q := p.back().values(); len(q) > 0 {
+		return "?" + q.Encode()
+	}
+	return ""
+}
+
 type pageLink struct{ Href, Text string }
 
 func (s *Service) newPage(w http.ResponseWriter, r *http.Request, title string) *page {
+	b := s.backOf(r)
 	return &page{
 		Theme:             s.cfg.Theme,
 		Base:              s.base,
 		Title:             title,
 		CSRF:              s.csrfToken(w, r),
-		ReturnTo:          s.returnTo(r.FormValue("return_to")),
+		ReturnTo:          b.ReturnTo,
+		LoginID:           b.Login,
+		SignInURL:         s.signInURL(b),
 		Values:            map[string]string{},
 		RequireActivation: s.cfg.RequireActivation,
 		AllowRegistration: s.cfg.AllowRegistration,

@@ -62,6 +62,13 @@ func loadTemplates(dir string) (*templates, error) {
 	if err != nil {
 		return nil, fmt.Errorf("template layout.html: %w", err)
 	}
+	formsSrc, err := read("forms.html")
+	if err != nil {
+		return nil, err
+	}
+	if _, err := layout.New("forms.html").Parse(formsSrc); err != nil {
+		return nil, fmt.Errorf("template forms.html: %w", err)
+	}
 	for _, name := range pageNames {
 		src, err := read(name + ".html")
 		if err != nil {
