@@ -238,7 +238,9 @@ func (s *Service) LoginAllowed(u *storage.User) error {
 // carrying returnTo (kept only when AllowedReturnURL accepts it).
 // The pages also take ?login=ID, the broker's pending-login id (LoginLink
 // WithLogin appends it), and then offer to continue signing in.
-func (s *Service) RegisterURL(returnTo string) string { return s.pageURL("/register", s.backFrom(returnTo, "")) }
+func (s *Service) RegisterURL(returnTo string) string {
+	return s.pageURL("/register", s.backFrom(returnTo, ""))
+}
 
 // ResendURL links to the form that sends a new activation e-mail.
 func (s *Service) ResendURL(returnTo string) string {
@@ -246,10 +248,14 @@ func (s *Service) ResendURL(returnTo string) string {
 }
 
 // ResetURL links to the password-reset request form.
-func (s *Service) ResetURL(returnTo string) string { return s.pageURL("/reset", s.backFrom(returnTo, "")) }
+func (s *Service) ResetURL(returnTo string) string {
+	return s.pageURL("/reset", s.backFrom(returnTo, ""))
+}
 
 // AccountURL links to the account page.
-func (s *Service) AccountURL(returnTo string) string { return s.pageURL("/account", s.backFrom(returnTo, "")) }
+func (s *Service) AccountURL(returnTo string) string {
+	return s.pageURL("/account", s.backFrom(returnTo, ""))
+}
 
 // RegistrationOpen reports whether /register accepts new accounts.
 func (s *Service) RegistrationOpen() bool { return s.cfg.AllowRegistration }
