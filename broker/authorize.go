@@ -249,7 +249,7 @@ func (s *Server) finishAuthorize(w http.ResponseWriter, r *http.Request, ar fosi
 	}
 
 	var resp fosite.AuthorizeResponder
-	err := s.inTx(ctx, func(ctx context.Context) error {
+	err := s.withWrites(ctx, func(ctx context.Context) error {
 		var err error
 		resp, err = s.provider.NewAuthorizeResponse(ctx, ar, sess)
 		return err

@@ -38,7 +38,7 @@ func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	var resp fosite.AccessResponder
-	err = s.inTx(ctx, func(ctx context.Context) error {
+	err = s.withWrites(ctx, func(ctx context.Context) error {
 		var err error
 		resp, err = s.provider.NewAccessResponse(ctx, ar)
 		return err
