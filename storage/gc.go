@@ -31,34 +31,55 @@ func (s *Store) RevokeSubjectTokens(ctx context.Context, subject string) error {
 	})
 }
 
-// expiringTables are the tables DeleteExpired sweeps (every one has an
-// indexed expires_at).
-var expiringTables = []string{
-	tableCodes, tableAccess, tableRefresh, tablePKCE, tableOIDC,
-	"jwt_assertions", "browser_sessions", "pending_logins", "action_tokens", "rate_counters",
+// expiringTables maps each table DeleteExpired sweeps (every one has an
+// indexed expires_at) to its key column.
+var expiringTables = []struct{ table, key string }{
+	{tableCodes, "signature"},
+	{tableAccess, "signature"},
+	{tableRefresh, "signature"},
+	{tablePKCE, "signature"},
+	{tableOIDC, "signature"},
+	{"jwt_assertions", "jti"},
+	{"browser_sessions", "id"},
+	{"pending_logins", "id"},
+	{"action_tokens", "id"},
+	{"rate_counters", `"key"`},
 }
+
+// gcBatch is how many rows one DELETE of DeleteExpired removes at most, so
+// that no single statement holds SQLite's write lock for long.
+const gcBatch = 1000
 
 // DeleteExpired removes every row that expired before now: codes, tokens,
 // PKCE and OpenID Connect sessions, client assertion jtis, browser
-// sessions, pending logins, action tokens and rate counters. Each table is
-// swept by its own statement, so replicas may run it at the same time.
+// sessions, pending logins, action tokens and rate counters. It deletes in
+// small batches, each its own statement, so it never blocks other writers
+// for long, and replicas may run it at the same time. Rows without an
+// expiry (tokens of a lifespan of -1) are kept.
 func (s *Store) DeleteExpired(ctx context.Context, now time.Time) (int64, error) {
 	now = now.UTC()
+	db, err := s.writer(ctx)
+	if err != nil {
+		return 0, err
+	}
 	var total int64
-	for _, table := range expiringTables {
-		db, err := s.writer(ctx)
-		if err != nil {
-			return 0, err
+	for _, t := range expiringTables {
+		for {
+			res, err := db.NewRaw(
+				fmt.Sprintf("DELETE FROM %[1]s WHERE %[2]s IN (SELECT %[2]s FROM %[1]s WHERE expires_at < ? LIMIT %[3]d)", t.table, t.key, gcBatch),
+				now).Exec(ctx)
+			if err != nil {
+				return total, s.wrap("delete expired rows from "+t.table, err)
+			}
+			n, err := res.RowsAffected()
+			if err != nil {
+				return total, fmt.Errorf("storage: delete expired rows from %s: %w", t.table, err)
+			}
+			total += n
+			if n < gcBatch {
+				break
+			}
 		}
-		res, err := db.NewDelete().TableExpr(table).Where("expires_at < ?", now).Exec(ctx)
-		if err != nil {
-			return total, s.wrap("delete expired rows from "+table, err)
-		}
-		n, err := res.RowsAffected()
-		if err != nil {
-			return total, fmt.Errorf("storage: delete expired rows from %s: %w", table, err)
-		}
-		total += n
 	}
 	return total, nil
 }

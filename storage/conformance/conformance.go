@@ -50,6 +50,7 @@ func Run(t *testing.T, open func(t *testing.T) *storage.Store) {
 		{"DeletedClient", testDeletedClient},
 		{"RevokeSubjectTokens", testRevokeSubjectTokens},
 		{"DeleteExpired", testDeleteExpired},
+		{"DeleteExpiredMany", testDeleteExpiredMany},
 		{"TxRollback", testTxRollback},
 		{"TxCommit", testTxCommit},
 		{"TxNested", testTxNested},

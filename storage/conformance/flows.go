@@ -226,6 +226,26 @@ func testDeleteExpired(t *testing.T, s *storage.Store) {
 	must(t, err)
 }
 
+// testDeleteExpiredMany: more expired rows than one batch of the collector.
+func testDeleteExpiredMany(t *testing.T, s *storage.Store) {
+	c := ctx(t)
+	const n = 2345
+	sessions := make([]storage.BrowserSession, n)
+	for i := range sessions {
+		sessions[i] = storage.BrowserSession{ID: fmt.Sprintf("bs-%d", i), UserID: "u", AMR: []string{}, ExpiresAt: time.Now().Add(-time.Hour)}
+	}
+	_, err := s.DB().NewInsert().Model(&sessions).Exec(c)
+	must(t, err)
+	must(t, s.CreateBrowserSession(c, &storage.BrowserSession{ID: "live", UserID: "u", ExpiresAt: time.Now().Add(time.Hour)}))
+	removed, err := s.DeleteExpired(c, time.Now())
+	must(t, err)
+	if removed != n {
+		t.Errorf("DeleteExpired removed %d rows, want %d", removed, n)
+	}
+	_, err = s.GetBrowserSession(c, "live")
+	must(t, err)
+}
+
 func testTxRollback(t *testing.T, s *storage.Store) {
 	c := ctx(t)
 	must(t, s.CreateClient(c, newClient("app")))
