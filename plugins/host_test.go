@@ -408,9 +408,10 @@ func TestStartFailures(t *testing.T) {
 		{"dies", script("dies", "echo 'cannot find module @grpc/grpc-js' >&2\nexit 1\n"), "cannot find module @grpc/grpc-js"},
 		{"not a plugin", script("chatty", "echo hello\n"), "Unrecognized remote plugin message: hello"},
 		{"wrong protocol", script("v9", "echo '1|9|tcp|127.0.0.1:1|grpc'\nexec sleep 30\n"), "incompatible API version"},
+		{"silent", script("silent", "exec sleep 30\n"), "timeout while waiting for plugin to start"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := Launch(ctx, Config{ID: "test", Path: tc.path, StartTimeout: 5 * time.Second}, nil)
+			_, err := Launch(ctx, Config{ID: "test", Path: tc.path, StartTimeout: 500 * time.Millisecond}, nil)
 			if err == nil || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), tc.path) {
 				t.Fatalf("Launch: %v; want an error naming %s and %q", err, tc.path, tc.want)
 			}
@@ -470,5 +471,26 @@ func TestConcurrentCalls(t *testing.T) {
 		if err != nil {
 			t.Error(err)
 		}
+	}
+}
+
+func TestCloseDuringCall(t *testing.T) {
+	ctx := testContext(t)
+	p, sink := launchTest(t, nil)
+	pid := pidOf(t, sink, 1)
+	errc := make(chan error, 1)
+	go func() {
+		_, err := p.LoginURL(ctx, connectors.LoginRequest{State: "s", LoginHint: "hang"})
+		errc <- err
+	}()
+	sink.wait(ctx, t, messageIs("hanging"))
+	if err := p.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-errc; !errors.Is(err, ErrClosed) {
+		t.Errorf("the call in flight during Close: %v, want ErrClosed", err)
+	}
+	if err := syscall.Kill(pid, 0); !errors.Is(err, syscall.ESRCH) {
+		t.Errorf("plugin process %d still exists after Close: %v", pid, err)
 	}
 }
