@@ -4,6 +4,7 @@ import (
 	"context"
 	"html"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/cookiejar"
 	"net/http/httptest"
@@ -46,7 +47,7 @@ func (c *clock) Advance(d time.Duration) {
 const sessionCookie = "test_session"
 
 type harness struct {
-	t     *testing.T
+	t     testing.TB
 	store *storage.Store
 	svc   *accounts.Service
 	srv   *httptest.Server
@@ -67,7 +68,7 @@ func forEachBackend(t *testing.T, f func(t *testing.T, store *storage.Store)) {
 
 // newHarness starts the pages on a loopback HTTP server that mail through a
 // loopback SMTP server. modify may change the configuration.
-func newHarness(t *testing.T, store *storage.Store, modify func(*accounts.Config)) *harness {
+func newHarness(t testing.TB, store *storage.Store, modify func(*accounts.Config)) *harness {
 	t.Helper()
 	h := &harness{t: t, store: store, clock: &clock{now: time.Now().UTC().Truncate(time.Second)}}
 	h.smtp = mailtest.Start(t, mailtest.Options{})
@@ -80,6 +81,7 @@ func newHarness(t *testing.T, store *storage.Store, modify func(*accounts.Config
 	t.Cleanup(h.srv.Close)
 	cfg := accounts.Config{
 		Store:             store,
+		Logger:            slog.New(slog.DiscardHandler),
 		Issuer:            h.srv.URL,
 		Mailer:            mailer,
 		AllowRegistration: true,
