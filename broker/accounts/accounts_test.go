@@ -603,3 +603,16 @@ func TestContinueSigningIn(t *testing.T) {
 		}
 	})
 }
+
+// Mail to an address not yet verified carries no text the registrant chose,
+// so registration cannot be used to send spam or phishing to a stranger.
+func TestActivationMailCarriesNoRegistrantText(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, store *storage.Store) {
+		h := newHarness(t, store, nil)
+		wantStatus(t, "register", h.register("Claim your prize at spam.example", adaEmail, adaPass), http.StatusOK)
+		m := h.smtp.Next(t)
+		if strings.Contains(m.Text, "spam.example") || strings.Contains(m.HTML, "spam.example") {
+			t.Fatalf("activation mail carries the registrant's name:\n%s", m.Text)
+		}
+	})
+}

@@ -108,7 +108,9 @@ func (s *Service) sendActivation(ctx context.Context, u *storage.User, b back) e
 	if err != nil {
 		return err
 	}
-	s.send(ctx, "activate", u.Email, mailData{Name: u.Name, Email: u.Email, Link: s.link("/activate", raw, b),
+	// No name: the address is not verified yet, so the mail may reach a
+	// stranger, and the name is whatever the registrant typed.
+	s.send(ctx, "activate", u.Email, mailData{Email: u.Email, Link: s.link("/activate", raw, b),
 		Expires: humanDuration(s.cfg.ActivationTTL), ReturnTo: b.ReturnTo})
 	return nil
 }
@@ -142,9 +144,11 @@ func (s *Service) sendEmailChange(ctx context.Context, u *storage.User, newEmail
 	}
 	d := mailData{Name: u.Name, Email: u.Email, NewEmail: newEmail, Link: s.link("/account/email/confirm", raw, b),
 		Expires: humanDuration(s.cfg.EmailChangeTTL), ReturnTo: b.ReturnTo}
+	notice := d
+	d.Name = "" // the new address is not verified: no text chosen by the account holder
 	s.send(ctx, "email_change", newEmail, d)
-	d.Link = ""
-	s.send(ctx, "email_changed", u.Email, d)
+	notice.Link = ""
+	s.send(ctx, "email_changed", u.Email, notice)
 	return nil
 }
 
