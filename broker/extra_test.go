@@ -1,0 +1,244 @@
+package broker
+
+import (
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/bridgekeeper/bridgekeeper/storage/storagetest"
+)
+
+func TestKeyRotation(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b storagetest.Backend) {
+		e := newTestEnv(t, b, nil)
+		br := e.browser()
+		ar := spaAuth()
+		before := mustOK(t, e.exchange(br.loginForCode(ar), ar))
+		oldKid, _ := e.verifyJWT(before.AccessToken)
+
+		if err := e.keys.Rotate(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		after := mustOK(t, e.refresh(before.RefreshToken))
+		newKid, _ := e.verifyJWT(after.AccessToken)
+		if oldKid.KeyID == newKid.KeyID {
+			t.Fatal("tokens are still signed by the retired key")
+		}
+		// After another rotation, tokens signed by the now retired key still
+		// verify where the broker checks them itself (introspection,
+		// userinfo, id_token_hint): by kid, not only the current key.
+		if err := e.keys.Rotate(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		if !e.active(after.AccessToken) {
+			t.Error("an access token signed by the retired key is no longer active")
+		}
+		req, _ := http.NewRequest(http.MethodGet, e.issuer+pathUserinfo, nil)
+		req.Header.Set("Authorization", "Bearer "+after.AccessToken)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Errorf("userinfo with a token of the retired key: %d", resp.StatusCode)
+		}
+		redirectParams(t, br.get(e.issuer+pathLogout+"?"+url.Values{"id_token_hint": {before.IDToken}, "post_logout_redirect_uri": {spaLogout}}.Encode()), spaLogout)
+	})
+}
+
+func TestConcurrentCodeExchange(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b storagetest.Backend) {
+		e := newTestEnv(t, b, nil)
+		ar := spaAuth()
+		code := e.browser().loginForCode(ar)
+		const n = 8
+		results := make([]tokenResponse, n)
+		var wg sync.WaitGroup
+		start := make(chan struct{})
+		for i := range n {
+			wg.Go(func() {
+				<-start
+				results[i] = e.exchange(code, ar)
+			})
+		}
+		close(start)
+		wg.Wait()
+		ok := 0
+		for _, r := range results {
+			switch {
+			case r.status == http.StatusOK:
+				ok++
+			case r.Error != "invalid_grant" && r.Error != "invalid_request":
+				t.Errorf("loser got %d %s: %s", r.status, r.Error, r.Description)
+			}
+		}
+		if ok != 1 {
+			t.Fatalf("%d of %d concurrent exchanges of one code succeeded, want exactly 1", ok, n)
+		}
+	})
+}
+
+func TestConcurrentRefresh(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b storagetest.Backend) {
+		e := newTestEnv(t, b, nil)
+		ar := spaAuth()
+		tr := mustOK(t, e.exchange(e.browser().loginForCode(ar), ar))
+		const n = 8
+		results := make([]tokenResponse, n)
+		var wg sync.WaitGroup
+		start := make(chan struct{})
+		for i := range n {
+			wg.Go(func() {
+				<-start
+				results[i] = e.refresh(tr.RefreshToken)
+			})
+		}
+		close(start)
+		wg.Wait()
+		ok := 0
+		for _, r := range results {
+			switch {
+			case r.status == http.StatusOK:
+				ok++
+			case r.Error != "invalid_grant" && r.Error != "invalid_request":
+				t.Errorf("loser got %d %s: %s", r.status, r.Error, r.Description)
+			}
+		}
+		if ok > 1 {
+			t.Fatalf("%d of %d concurrent refreshes of one token succeeded, want at most 1", ok, n)
+		}
+	})
+}
+
+// TestCompleteLoginFromAnotherHandler plays a connector: a login option on
+// the login page, idp_hint, a route of its own and CompleteLogin.
+func TestCompleteLoginFromAnotherHandler(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b storagetest.Backend) {
+		e := newTestEnv(t, b, nil)
+		e.srv.AddLoginOption(LoginOption{ID: "fake", Label: "Fake IdP", URL: func(id string) string {
+			return e.issuer + "/connector/fake?login=" + url.QueryEscape(id)
+		}})
+		e.srv.AddLoginLink(LoginLink{Label: "Create account", Href: "/register", WithLogin: true})
+		e.srv.Router().HandleFunc("/connector/fake", func(w http.ResponseWriter, r *http.Request) {
+			id := r.URL.Query().Get("login")
+			if _, err := e.srv.PendingLogin(r, id); err != nil {
+				http.Error(w, "no pending login", http.StatusBadRequest)
+				return
+			}
+			e.srv.CompleteLogin(w, r, id, e.user.ID, "fake", []string{"fed"})
+		})
+
+		br := e.browser()
+		p := br.get(e.authURL(spaAuth()))
+		if !strings.Contains(p.body, "Continue with Fake IdP") || !strings.Contains(p.body, `/register?login=`) {
+			t.Fatalf("login page lacks the connector button or the link: %.2000s", p.body)
+		}
+		// idp_hint skips the login page.
+		ar := spaAuth("idp_hint", "fake")
+		q := redirectParams(t, br.get(e.authURL(ar)), spaRedirect)
+		tr := mustOK(t, e.exchange(q.Get("code"), ar))
+		_, id := e.verifyJWT(tr.IDToken)
+		if id["idp"] != "fake" {
+			t.Errorf("idp %v", id["idp"])
+		}
+		if amr, _ := id["amr"].([]any); len(amr) != 1 || amr[0] != "fed" {
+			t.Errorf("amr %v", id["amr"])
+		}
+		// Another browser cannot complete this browser's login.
+		p = br.get(e.authURL(spaAuth("prompt", "login")))
+		other := e.browser()
+		r := other.get(e.issuer + "/connector/fake?login=" + url.QueryEscape(loginID(t, p)))
+		if r.status != http.StatusBadRequest {
+			t.Errorf("foreign browser completed the login: %d", r.status)
+		}
+	})
+}
+
+type fakeLimiter struct {
+	mu    sync.Mutex
+	calls []string
+	deny  bool
+}
+
+func (l *fakeLimiter) Allow(_ context.Context, action, account, ip string) (bool, time.Duration, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.calls = append(l.calls, action+" "+account+" "+ip)
+	return !l.deny, 30 * time.Second, nil
+}
+
+func TestLoginLimiter(t *testing.T) {
+	lim := &fakeLimiter{deny: true}
+	e := newTestEnv(t, storagetest.Backend{Name: "sqlite"}, func(c *Config) { c.LoginLimiter = lim })
+	br := e.browser()
+	p := br.get(e.authURL(spaAuth()))
+	r := br.submitLogin(p, "Alice@Example.com", userPassword)
+	if r.status != http.StatusTooManyRequests || r.header.Get("Retry-After") != "30" {
+		t.Fatalf("limited login: %d Retry-After %q", r.status, r.header.Get("Retry-After"))
+	}
+	if len(lim.calls) != 1 || lim.calls[0] != "login alice@example.com 127.0.0.1" {
+		t.Errorf("limiter calls %q", lim.calls)
+	}
+}
+
+func TestTemplateDirOverrides(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "logged_out.html"), []byte(`{{template "head" .}}<p>Custom goodbye</p>{{template "foot" .}}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	e := newTestEnv(t, storagetest.Backend{Name: "sqlite"}, func(c *Config) { c.TemplateDir = dir })
+	p := e.browser().get(e.issuer + pathLogout)
+	if p.status != http.StatusOK || !strings.Contains(p.body, "Custom goodbye") {
+		t.Fatalf("override not used: %d %.300s", p.status, p.body)
+	}
+}
+
+func TestSecureCookiesForHTTPSIssuer(t *testing.T) {
+	s := &Server{secure: true, cfg: Config{PendingLoginLifetime: time.Minute}}
+	rec := httptest.NewRecorder()
+	s.browserBinding(rec, httptest.NewRequest(http.MethodGet, "/", nil))
+	c := rec.Result().Cookies()
+	if len(c) != 1 || !c[0].Secure || !c[0].HttpOnly || c[0].SameSite != http.SameSiteLaxMode || c[0].Path != "/" {
+		t.Fatalf("cookie %+v", c)
+	}
+}
+
+func TestNewValidatesConfig(t *testing.T) {
+	e := newTestEnv(t, storagetest.Backend{Name: "sqlite"}, nil)
+	good := e.srv.cfg
+	for name, mod := range map[string]func(*Config){
+		"no issuer":     func(c *Config) { c.Issuer = "" },
+		"relative":      func(c *Config) { c.Issuer = "/oauth" },
+		"query":         func(c *Config) { c.Issuer = "https://id.example?x=1" },
+		"no store":      func(c *Config) { c.Store = nil },
+		"no keys":       func(c *Config) { c.Keys = nil },
+		"no secret":     func(c *Config) { c.Secret = nil },
+		"reuse grace":   func(c *Config) { c.RefreshReuseGrace = time.Second },
+		"bad templates": func(c *Config) { c.TemplateDir = writeBadTemplate(t) },
+	} {
+		cfg := good
+		mod(&cfg)
+		if _, err := New(t.Context(), cfg); err == nil {
+			t.Errorf("%s: New accepted it", name)
+		}
+	}
+	if got := MaxTokenLifetime(Config{}); got != time.Hour {
+		t.Errorf("MaxTokenLifetime of defaults = %v", got)
+	}
+}
+
+func writeBadTemplate(t *testing.T) string {
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "login.html"), []byte(`{{if}}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
