@@ -63,6 +63,9 @@ type Config struct {
 	// application URL: a registered redirect URI or origin). Without it no
 	// return link is shown.
 	AllowedReturnURL func(string) bool
+	// SignInPath is the broker's login page, continued with ?login=ID when
+	// a visitor came from it; default "/login".
+	SignInPath string
 	// ClientIP returns the client's address for the per-IP limits; RemoteIP
 	// by default. Behind a proxy, return the address it forwarded.
 	ClientIP func(r *http.Request) string
@@ -149,6 +152,9 @@ func New(cfg Config) (*Service, error) {
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
+	}
+	if cfg.SignInPath == "" {
+		cfg.SignInPath = "/login"
 	}
 	if cfg.ClientIP == nil {
 		cfg.ClientIP = RemoteIP
@@ -307,7 +313,7 @@ func (s *Service) signInURL(b back) string {
 	if b.Login == "" {
 		return ""
 	}
-	return s.base + "/login?" + url.Values{"login": {b.Login}}.Encode()
+	return s.base + s.cfg.SignInPath + "?" + url.Values{"login": {b.Login}}.Encode()
 }
 
 // Close waits for the e-mails still being sent.

@@ -48,6 +48,34 @@ func TestSMTPStartTLSWithAuth(t *testing.T) {
 	}
 }
 
+func TestSMTPImplicitTLS(t *testing.T) {
+	serverTLS, clientTLS := mailtest.SelfSignedTLS(t)
+	srv := mailtest.Start(t, mailtest.Options{TLS: serverTLS, ImplicitTLS: true, Username: "bk", Password: "s3cret"})
+	m, err := mail.NewSMTP(mail.SMTPConfig{Host: srv.Host, Port: srv.Port, TLS: mail.TLSImplicit,
+		Username: "bk", Password: "s3cret", From: "no-reply@example.test", TLSConfig: clientTLS})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Send(context.Background(), mail.Message{To: "ada@example.test", Subject: "Hi", Text: "over SMTPS"}); err != nil {
+		t.Fatal(err)
+	}
+	if got := srv.Next(t); !got.TLS || got.AuthUser != "bk" {
+		t.Errorf("TLS=%v AuthUser=%q", got.TLS, got.AuthUser)
+	}
+}
+
+func TestSMTPUntrustedCertificateRefused(t *testing.T) {
+	serverTLS, _ := mailtest.SelfSignedTLS(t)
+	srv := mailtest.Start(t, mailtest.Options{TLS: serverTLS})
+	m, err := mail.NewSMTP(mail.SMTPConfig{Host: srv.Host, Port: srv.Port, From: "no-reply@example.test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Send(context.Background(), mail.Message{To: "ada@example.test", Subject: "x", Text: "x"}); err == nil {
+		t.Fatal("sent over STARTTLS to a server with an untrusted certificate")
+	}
+}
+
 func TestSMTPWrongPasswordFails(t *testing.T) {
 	serverTLS, clientTLS := mailtest.SelfSignedTLS(t)
 	srv := mailtest.Start(t, mailtest.Options{TLS: serverTLS, Username: "bk", Password: "s3cret"})

@@ -35,6 +35,9 @@ import (
 type Options struct {
 	// TLS enables STARTTLS with this configuration.
 	TLS *tls.Config
+	// ImplicitTLS makes the server speak TLS from the first byte (SMTPS)
+	// with the TLS configuration, instead of offering STARTTLS.
+	ImplicitTLS bool
 	// Username and Password, when set, are the only credentials accepted by
 	// AUTH PLAIN, and mail is refused without authentication.
 	Username, Password string
@@ -84,6 +87,13 @@ func Start(t testing.TB, opts Options) *Server {
 	s.srv.MaxMessageBytes = 1 << 20
 	s.srv.AllowInsecureAuth = opts.TLS == nil
 	addr := ln.Addr().(*net.TCPAddr)
+	if opts.ImplicitTLS {
+		if opts.TLS == nil {
+			t.Fatal("mailtest: ImplicitTLS needs TLS")
+		}
+		ln = tls.NewListener(ln, opts.TLS)
+		s.srv.TLSConfig = nil
+	}
 	s.Host, s.Port = "127.0.0.1", addr.Port
 	go s.srv.Serve(ln)
 	t.Cleanup(func() { s.srv.Close() })
