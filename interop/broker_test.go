@@ -1,0 +1,234 @@
+package interop
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/bridgekeeper/bridgekeeper/broker"
+	"github.com/bridgekeeper/bridgekeeper/broker/keys"
+	"github.com/bridgekeeper/bridgekeeper/internal/password"
+	"github.com/bridgekeeper/bridgekeeper/internal/secret"
+	"github.com/bridgekeeper/bridgekeeper/storage"
+	"github.com/bridgekeeper/bridgekeeper/storage/storagetest"
+)
+
+const (
+	backendSecret = "backend-secret-0123456789abcdefghijklmnopqrstuvwxyz"
+	otherAudience = "http://127.0.0.1:9999"
+)
+
+// keyClock is the key manager's clock: a test moves it forward to make a
+// retired key reach its removal time. Token lifetimes keep real time.
+type keyClock struct {
+	mu     sync.Mutex
+	offset time.Duration
+}
+
+func (c *keyClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return time.Now().Add(c.offset)
+}
+
+func (c *keyClock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.offset += d
+}
+
+// realBroker is a Bridgekeeper broker served over HTTP on 127.0.0.1, on
+// SQLite, with two confidential clients: "backend" (default audience the
+// demo API) and "other" (default audience another API).
+type realBroker struct {
+	issuer string
+	keys   *keys.Manager
+	clock  *keyClock
+}
+
+func startBroker(t *testing.T, algorithm string) *realBroker {
+	t.Helper()
+	ctx := t.Context()
+	store, _ := storagetest.Backend{Name: storage.DialectSQLite}.Open(t)
+	sec, err := secret.Parse("aW50ZXJvcC1zZWNyZXQtMDEyMzQ1Njc4OWFiY2RlZjAx")
+	if err != nil {
+		t.Fatal(err)
+	}
+	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+	ts := httptest.NewUnstartedServer(nil)
+	b := &realBroker{issuer: "http://" + ts.Listener.Addr().String(), clock: &keyClock{}}
+	cfg := broker.Config{Issuer: b.issuer, Store: store, Secret: sec, Logger: quiet}
+	b.keys, err = keys.New(ctx, store, keys.Options{
+		Algorithm:        algorithm,
+		EncryptionKey:    sec.Derive(secret.PurposeKeyEncryption),
+		MaxTokenLifetime: broker.MaxTokenLifetime(cfg),
+		RotationPeriod:   -1, // the test rotates
+		Logger:           quiet,
+		Now:              b.clock.Now,
+	})
+	if err != nil {
+		t.Fatalf("keys: %v", err)
+	}
+	cfg.Keys = b.keys
+	srv, err := broker.New(ctx, cfg)
+	if err != nil {
+		t.Fatalf("broker.New: %v", err)
+	}
+	ts.Config.Handler = srv.Handler()
+	ts.Start()
+	t.Cleanup(func() {
+		ts.Close()
+		srv.Close()
+	})
+
+	hasher := password.ClientSecretHasher{Key: sec.Derive(secret.PurposeClientSecret)}
+	hash, err := hasher.Hash(ctx, []byte(backendSecret))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for id, aud := range map[string]string{"backend": apiAudience, "other": otherAudience} {
+		err := store.CreateClient(ctx, &storage.Client{
+			ID: id, Name: id, SecretHash: hash, TokenEndpointAuthMethod: "client_secret_basic",
+			GrantTypes: []string{"client_credentials"}, ResponseTypes: []string{"code"},
+			Scopes: []string{"profile", "checkout"}, Audiences: []string{aud}, DefaultAudiences: []string{aud},
+		})
+		if err != nil {
+			t.Fatalf("create client %s: %v", id, err)
+		}
+	}
+	return b
+}
+
+// token gets an access token with the client_credentials grant.
+func (b *realBroker) token(t *testing.T, clientID, scope string) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	form := url.Values{"grant_type": {"client_credentials"}, "scope": {scope}}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, b.issuer+"/oauth2/token", strings.NewReader(form.Encode()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.SetBasicAuth(clientID, backendSecret)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var body struct {
+		AccessToken string `json:"access_token"`
+		Error       string `json:"error"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&body); err != nil || body.AccessToken == "" {
+		t.Fatalf("token for %s: %d %+v %v", clientID, resp.StatusCode, body, err)
+	}
+	return body.AccessToken
+}
+
+// TestAPIsVerifyBrokerTokens: tokens from a real broker, RS256 and ES256,
+// checked by each API and by go-oidc.
+func TestAPIsVerifyBrokerTokens(t *testing.T) {
+	for _, alg := range []string{"RS256", "ES256"} {
+		t.Run(alg, func(t *testing.T) {
+			b := startBroker(t, alg)
+			shopper := b.token(t, "backend", "profile checkout")
+			browser := b.token(t, "backend", "profile")
+			foreign := b.token(t, "other", "profile checkout")
+
+			for _, kind := range apiKinds {
+				t.Run(kind.name, func(t *testing.T) {
+					base := kind.start(t, b.issuer, apiAudience)
+					expect(t, "profile", base+"/api/profile", browser, 200, "", "backend")
+					expect(t, "checkout without the scope", base+"/api/checkout", browser, 403, "insufficient_scope", "")
+					expect(t, "checkout with the scope", base+"/api/checkout", shopper, 200, "", "backend")
+					expect(t, "token for another API", base+"/api/profile", foreign, 401, "invalid_token", "")
+				})
+			}
+			t.Run("go-oidc", func(t *testing.T) {
+				v := goOIDCVerifier(t, b.issuer, apiAudience)
+				goOIDCAccepts(t, v, "broker token", shopper, "backend")
+				goOIDCRefuses(t, v, "token for another API", foreign)
+			})
+		})
+	}
+}
+
+// TestBrokerKeyRotationWhileAPIsRun rotates a real broker's keys twice
+// while an API runs, and lets the first key pass its removal time: tokens of
+// the new keys are accepted without a restart, tokens of the removed key are
+// refused. go-oidc goes through the same steps.
+func TestBrokerKeyRotationWhileAPIsRun(t *testing.T) {
+	for _, kind := range apiKinds {
+		t.Run(kind.name, func(t *testing.T) {
+			b := startBroker(t, "RS256")
+			profile := kind.start(t, b.issuer, apiAudience) + "/api/profile"
+			b.rotationSteps(t,
+				func(what, token string) { expect(t, what, profile, token, 200, "", "backend") },
+				func(what, token string) { expect(t, what, profile, token, 401, "invalid_token", "") })
+		})
+	}
+	t.Run("go-oidc", func(t *testing.T) {
+		b := startBroker(t, "RS256")
+		v := goOIDCVerifier(t, b.issuer, apiAudience)
+		b.rotationSteps(t,
+			func(what, token string) { goOIDCAccepts(t, v, what, token, "backend") },
+			func(what, token string) { goOIDCRefuses(t, v, what, token) })
+	})
+}
+
+// rotationSteps: key A signs; rotation 1 (the published next key B signs);
+// A reaches its removal time and leaves the JWKS; rotation 2 (C signs).
+func (b *realBroker) rotationSteps(t *testing.T, accept, refuse func(what, token string)) {
+	ctx := t.Context()
+	tokenA := b.token(t, "backend", "profile")
+	accept("key A", tokenA)
+
+	if err := b.keys.Rotate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	tokenB := b.token(t, "backend", "profile")
+	if kid(t, tokenB) == kid(t, tokenA) {
+		t.Fatal("rotation did not change the signing key")
+	}
+	accept("key B after rotation 1", tokenB)
+	accept("key A, retired but still published", tokenA)
+
+	b.clock.Advance(broker.MaxTokenLifetime(broker.Config{}) + 24*time.Hour)
+	if err := b.keys.Reload(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.keys.Rotate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	tokenC := b.token(t, "backend", "profile")
+	accept("key C after rotation 2", tokenC)
+	refuse("key A, removed from the JWKS", tokenA)
+	accept("key B, retired but still published", tokenB)
+}
+
+// kid returns the key ID in a token's header.
+func kid(t *testing.T, token string) string {
+	t.Helper()
+	head, _, _ := strings.Cut(token, ".")
+	raw, err := base64.RawURLEncoding.DecodeString(head)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var h struct {
+		Kid string `json:"kid"`
+	}
+	if err := json.Unmarshal(raw, &h); err != nil {
+		t.Fatal(err)
+	}
+	return h.Kid
+}
