@@ -248,11 +248,6 @@ func (s *Service) resetConfirm(w http.ResponseWriter, r *http.Request) {
 		s.render(w, r, http.StatusBadRequest, "reset_confirm", p)
 		return
 	}
-	hash, err := password.Hash(pw)
-	if err != nil {
-		s.serverError(w, r, "reset: hash password", err)
-		return
-	}
 	t, u, err := s.useToken(ctx, p.Token, kindReset)
 	if err == nil && (u.Email != t.Data || u.Disabled) {
 		err = errBadLink
@@ -263,6 +258,12 @@ func (s *Service) resetConfirm(w http.ResponseWriter, r *http.Request) {
 	}
 	if err != nil {
 		s.serverError(w, r, "reset", err)
+		return
+	}
+	// Hash only for a good link: a flood of made-up tokens costs no argon2id.
+	hash, err := password.Hash(pw)
+	if err != nil {
+		s.serverError(w, r, "reset: hash password", err)
 		return
 	}
 	// Following the link proves the address: a reset also activates.
