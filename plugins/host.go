@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -84,6 +85,8 @@ type Plugin struct {
 	cur      *instance
 	restarts int
 	closed   bool
+	// stopping counts discarded processes still being stopped.
+	stopping sync.WaitGroup
 }
 
 var (
@@ -100,6 +103,9 @@ type instance struct {
 	exited context.Context
 	info   Info
 	stderr *lineLogger
+	// proc is a handle on the process (a pidfd on Linux, safe against pid
+	// reuse) for killing it when go-plugin cannot.
+	proc *os.Process
 }
 
 // Launch starts the plugin, checks its handshake and configures it. The
@@ -156,7 +162,8 @@ func (p *Plugin) Restarts() int {
 	return p.restarts
 }
 
-// Close stops the plugin process. Calls after Close fail with ErrClosed.
+// Close stops the plugin process (and any replaced one still stopping).
+// Calls after Close fail with ErrClosed.
 func (p *Plugin) Close() error {
 	p.mu.Lock()
 	inst := p.cur
@@ -166,6 +173,7 @@ func (p *Plugin) Close() error {
 	if inst != nil {
 		inst.stop()
 	}
+	p.stopping.Wait()
 	return nil
 }
 
@@ -358,13 +366,25 @@ func (p *Plugin) instance(ctx context.Context) (*instance, error) {
 
 // discard stops a broken instance; the next call launches a new one.
 func (p *Plugin) discard(inst *instance, why string) {
+	p.logger.Error("connector plugin failed; it is launched again on the next call", "reason", why)
 	p.mu.Lock()
 	if p.cur == inst {
 		p.cur = nil
 	}
+	if p.closed {
+		p.mu.Unlock()
+		inst.stop()
+		return
+	}
+	// The caller has its answer; stopping a wedged process can take
+	// seconds. Close waits for it (Add happens under the lock, before
+	// Close can set closed and Wait).
+	p.stopping.Add(1)
 	p.mu.Unlock()
-	p.logger.Error("connector plugin failed; it is launched again on the next call", "reason", why)
-	inst.stop()
+	go func() {
+		defer p.stopping.Done()
+		inst.stop()
+	}()
 }
 
 // start launches a plugin process and configures it.
@@ -423,6 +443,9 @@ func (p *Plugin) start(ctx context.Context) (*instance, error) {
 		rpc:    connectorpb.NewConnectorClient(d.conn),
 		exited: d.exited,
 		stderr: stderr,
+	}
+	if pid, err := strconv.Atoi(client.ID()); err == nil {
+		inst.proc, _ = os.FindProcess(pid)
 	}
 
 	callCtx, cancel := context.WithTimeout(ctx, p.cfg.CallTimeout)
@@ -493,11 +516,31 @@ func (i *instance) healthy(ctx context.Context) error {
 	return nil
 }
 
-// stop ends the process: go-plugin asks it to shut down, then kills it.
+// stop ends the process: go-plugin asks it to shut down and kills it after
+// two seconds. A process that does not even take the request (stopped,
+// wedged) would block that forever: it is killed here after stopGrace.
 func (i *instance) stop() {
-	i.client.Kill()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		i.client.Kill()
+	}()
+	t := time.NewTimer(stopGrace)
+	defer t.Stop()
+	select {
+	case <-done:
+	case <-t.C:
+		if i.proc != nil {
+			_ = i.proc.Kill()
+		}
+		<-done
+	}
 	i.stderr.Flush()
 }
+
+// stopGrace bounds go-plugin's own shutdown (a request, then two seconds'
+// wait) before the host kills the process itself.
+const stopGrace = 3 * time.Second
 
 // recordingHash keeps the sum go-plugin's checksum check computed, so a
 // mismatch can name it.

@@ -494,3 +494,32 @@ func TestCloseDuringCall(t *testing.T) {
 		t.Errorf("plugin process %d still exists after Close: %v", pid, err)
 	}
 }
+
+// TestStoppedPluginIsReplaced freezes the plugin (SIGSTOP): calls time out,
+// the health check fails, and the host replaces the process even though it
+// cannot take go-plugin's shutdown request.
+func TestStoppedPluginIsReplaced(t *testing.T) {
+	ctx := testContext(t)
+	p, sink := launchTest(t, func(c *Config) { c.CallTimeout = 300 * time.Millisecond })
+	pid := pidOf(t, sink, 1)
+	if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	_, err := p.LoginURL(ctx, connectors.LoginRequest{State: "s"})
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("LoginURL on a frozen plugin: %v", err)
+	}
+	if _, err := p.LoginURL(ctx, connectors.LoginRequest{State: "s"}); err != nil {
+		t.Fatalf("LoginURL after the replacement: %v", err)
+	}
+	if p.Restarts() != 1 {
+		t.Errorf("Restarts() = %d, want 1", p.Restarts())
+	}
+	// Close waits for the frozen process to be killed.
+	if err := p.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Kill(pid, 0); !errors.Is(err, syscall.ESRCH) {
+		t.Errorf("the frozen process %d is still there: %v", pid, err)
+	}
+}
