@@ -190,6 +190,21 @@ func TestIntrospection(t *testing.T) {
 		if resp.StatusCode != http.StatusOK || strings.TrimSpace(string(body)) != `{"active":false}` {
 			t.Errorf("foreign client introspection: %d %s", resp.StatusCode, body)
 		}
+		// Refresh tokens only to their own client.
+		if e.active(tr.RefreshToken) {
+			t.Error("api may not introspect the SPA's refresh token")
+		}
+		// An access token with no granted audience is visible to any
+		// confidential client.
+		war := spaAuth("client_id", webID, "redirect_uri", webRedirect, "code_challenge", "", "code_challenge_method", "")
+		wcode := e.browser().loginForCode(war)
+		wtr := mustOK(t, e.token(url.Values{"grant_type": {"authorization_code"}, "code": {wcode}, "redirect_uri": {webRedirect}}, webID, webSecret))
+		if !e.active(wtr.AccessToken) {
+			t.Error("an access token without audience should be visible to api")
+		}
+		if e.active(wtr.RefreshToken) {
+			t.Error("web's refresh token is visible to api")
+		}
 		cases := []struct {
 			name       string
 			user, pass string

@@ -98,9 +98,9 @@ func (s *Server) handleRevoke(w http.ResponseWriter, r *http.Request) {
 }
 
 // handleIntrospect is the RFC 7662 introspection endpoint. Only confidential
-// clients that authenticate may call it (a bearer token is not enough), and
-// a client learns only about tokens issued to it or whose audience names
-// it; every other token is {"active":false}.
+// clients that authenticate may call it (a bearer token is not enough).
+// What a client may learn is mayIntrospect's policy; every other token is
+// {"active":false}.
 func (s *Server) handleIntrospect(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	if err := r.ParseMultipartForm(1 << 20); err != nil && !errors.Is(err, http.ErrNotMultipart) {
@@ -126,7 +126,7 @@ func (s *Server) handleIntrospect(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "application/json;charset=UTF-8")
 	w.Header().Set("Cache-Control", "no-store")
 	w.Header().Set("Pragma", "no-cache")
-	if err != nil || !mayIntrospect(client, ar) {
+	if err != nil || !mayIntrospect(client, use, ar) {
 		_, _ = w.Write([]byte(`{"active":false}` + "\n"))
 		return
 	}
@@ -160,13 +160,26 @@ func (s *Server) handleIntrospect(w http.ResponseWriter, r *http.Request) {
 	_ = json.NewEncoder(w).Encode(resp)
 }
 
-// mayIntrospect is the introspection policy: a client sees tokens issued to
-// it and tokens whose audience names it.
-func mayIntrospect(client fosite.Client, ar fosite.AccessRequester) bool {
+// mayIntrospect is the introspection policy. A confidential client sees:
+//   - every token issued to itself;
+//   - access tokens whose audience names it (it is their resource server);
+//   - access tokens with no granted audience (not restricted to any
+//     resource server; their aud claim is the client they were issued to).
+//
+// Refresh tokens are visible only to their own client, and access tokens
+// restricted to other audiences are reported inactive.
+func mayIntrospect(client fosite.Client, use fosite.TokenUse, ar fosite.AccessRequester) bool {
 	if ar == nil || ar.GetClient() == nil {
 		return false
 	}
-	return ar.GetClient().GetID() == client.GetID() || slices.Contains(ar.GetGrantedAudience(), client.GetID())
+	if ar.GetClient().GetID() == client.GetID() {
+		return true
+	}
+	if use != fosite.AccessToken {
+		return false
+	}
+	aud := ar.GetGrantedAudience()
+	return len(aud) == 0 || slices.Contains(aud, client.GetID())
 }
 
 // writeOAuthError writes an RFC 6749 JSON error.
