@@ -25,7 +25,9 @@ import (
 // is a call to Serve with the connector's OpenFunc. The broker launches the
 // binary, Serve answers the handshake and then calls open with the
 // connector's configuration. The logger handed to open writes to the
-// broker's log, tagged with the connector's id.
+// broker's log, tagged with the connector's id; the context handed to open
+// ends when open returns, so background work needs a context of its own.
+// open runs again whenever the broker relaunches the plugin.
 //
 // Serve does not return: the process exits when the broker closes it. Run
 // by hand, the binary says it is a plugin and exits with status 1.
