@@ -421,7 +421,6 @@ func TestStartFailures(t *testing.T) {
 
 func TestEnvironment(t *testing.T) {
 	t.Setenv("BRIDGEKEEPER_DATABASE_DSN", "postgres://secret")
-	ctx := testContext(t)
 	// The test connector runs as a shell script around the real binary so
 	// the test can see the environment it gets.
 	dir := t.TempDir()
@@ -445,7 +444,6 @@ func TestEnvironment(t *testing.T) {
 	if strings.Contains(env, "BRIDGEKEEPER_DATABASE_DSN") {
 		t.Errorf("the broker's environment leaked into the plugin:\n%s", env)
 	}
-	_ = ctx
 }
 
 func TestConcurrentCalls(t *testing.T) {
