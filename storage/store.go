@@ -19,7 +19,9 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"time"
 
+	"github.com/ory/fosite"
 	"github.com/uptrace/bun"
 	"github.com/uptrace/bun/dialect/pgdialect"
 	"github.com/uptrace/bun/dialect/sqlitedialect"
@@ -67,7 +69,7 @@ func Open(ctx context.Context, dsn string) (*Store, error) {
 	)
 	switch {
 	case strings.HasPrefix(dsn, "sqlite:"):
-		s, err = openSQLite(strings.TrimPrefix(dsn, "sqlite:"))
+		s, err = openSQLite(ctx, strings.TrimPrefix(dsn, "sqlite:"))
 	case strings.HasPrefix(dsn, "postgres://"), strings.HasPrefix(dsn, "postgresql://"):
 		s, err = openPostgres(dsn)
 	default:
@@ -83,7 +85,7 @@ func Open(ctx context.Context, dsn string) (*Store, error) {
 	return s, nil
 }
 
-func openSQLite(spec string) (*Store, error) {
+func openSQLite(ctx context.Context, spec string) (*Store, error) {
 	path, extra, _ := strings.Cut(spec, "?")
 	path = strings.TrimPrefix(path, "//")
 	if path == "" {
@@ -100,7 +102,7 @@ func openSQLite(spec string) (*Store, error) {
 		return nil, fmt.Errorf("storage: sqlite DSN options: %w", err)
 	}
 
-	writer, err := sql.Open("sqlite", sqliteDSN(path, extraQuery, "_txlock", "immediate"))
+	writer, err := sql.Open("sqlite", sqliteDSN(path, extraQuery, true, "_txlock", "immediate"))
 	if err != nil {
 		return nil, fmt.Errorf("storage: open sqlite: %w", err)
 	}
@@ -110,12 +112,14 @@ func openSQLite(spec string) (*Store, error) {
 	writer.SetConnMaxIdleTime(0)
 	// The writer opens first so the file exists and is in WAL mode before
 	// a read-only connection touches it.
-	if err := writer.Ping(); err != nil {
+	if err := pingSQLite(ctx, writer); err != nil {
 		writer.Close()
 		return nil, fmt.Errorf("storage: open sqlite %s: %w", path, err)
 	}
 
-	reader, err := sql.Open("sqlite", sqliteDSN(path, extraQuery, "_pragma", "query_only(1)"))
+	// WAL mode is a property of the file: readers need not (and, being
+	// read-only, could not) set it.
+	reader, err := sql.Open("sqlite", sqliteDSN(path, extraQuery, false, "_pragma", "query_only(1)"))
 	if err != nil {
 		writer.Close()
 		return nil, fmt.Errorf("storage: open sqlite: %w", err)
@@ -133,9 +137,34 @@ func openSQLite(spec string) (*Store, error) {
 	}, nil
 }
 
-func sqliteDSN(path string, extra url.Values, key, value string) string {
+// pingSQLite opens the first connection. Switching a new file to WAL takes
+// a lock that SQLite does not wait for under busy_timeout, so when several
+// processes create the same database at once, all but one may get
+// SQLITE_BUSY: retry those for up to ten seconds.
+func pingSQLite(ctx context.Context, db *sql.DB) error {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	delay := 5 * time.Millisecond
+	for {
+		err := db.PingContext(ctx)
+		if err == nil || !errors.Is(classify(err), fosite.ErrSerializationFailure) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(delay):
+		}
+		delay = min(2*delay, 200*time.Millisecond)
+	}
+}
+
+func sqliteDSN(path string, extra url.Values, journal bool, key, value string) string {
 	q := url.Values{}
 	for _, p := range sqlitePragmas {
+		if !journal && strings.HasPrefix(p, "journal_mode") {
+			continue
+		}
 		q.Add("_pragma", p)
 	}
 	for k, vs := range extra {
