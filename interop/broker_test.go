@@ -181,8 +181,8 @@ func TestBrokerKeyRotationWhileAPIsRun(t *testing.T) {
 		b := startBroker(t, "RS256")
 		v := goOIDCVerifier(t, b.issuer, apiAudience)
 		b.rotationSteps(t,
-			func(what, token string) { goOIDCAccepts(t, v, what, token, "backend") },
-			func(what, token string) { goOIDCRefuses(t, v, what, token) })
+			func(what, token string) { goOIDCAcceptsAfterRotation(t, v, what, token, "backend") },
+			func(what, token string) { goOIDCRefusesAfterRefetch(t, v, what, token) })
 	})
 }
 
