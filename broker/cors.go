@@ -57,20 +57,29 @@ func newOriginCache(store *storage.Store, ttl time.Duration) *originCache {
 func (c *originCache) allowed(ctx context.Context, origin string) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.origins == nil || time.Since(c.loadedAt) > c.ttl {
-		clients, err := c.store.ListClients(ctx)
-		if err == nil {
-			set := make(map[string]struct{})
-			for _, cl := range clients {
-				for _, o := range cl.AllowedOrigins {
-					set[o] = struct{}{}
-				}
-			}
-			c.origins = set
-		}
-		// On error keep the previous set (if any) and retry after ttl.
-		c.loadedAt = time.Now()
+	age := time.Since(c.loadedAt)
+	if c.origins == nil || age > c.ttl {
+		c.load(ctx)
+	} else if _, ok := c.origins[origin]; !ok && age > time.Second {
+		c.load(ctx) // a client may have been added since
 	}
 	_, ok := c.origins[origin]
 	return ok
+}
+
+// load rebuilds the set from the clients; on error it keeps the previous
+// set (if any) and tries again later.
+func (c *originCache) load(ctx context.Context) {
+	c.loadedAt = time.Now()
+	clients, err := c.store.ListClients(ctx)
+	if err != nil {
+		return
+	}
+	set := make(map[string]struct{})
+	for _, cl := range clients {
+		for _, o := range cl.AllowedOrigins {
+			set[o] = struct{}{}
+		}
+	}
+	c.origins = set
 }

@@ -18,6 +18,7 @@ import (
 
 	jose "github.com/go-jose/go-jose/v4"
 	josejwt "github.com/go-jose/go-jose/v4/jwt"
+	"github.com/ory/fosite"
 
 	"github.com/bridgekeeper/bridgekeeper/broker/keys"
 	"github.com/bridgekeeper/bridgekeeper/internal/password"
@@ -400,8 +401,12 @@ func (e *testEnv) introspect(token string) map[string]any {
 	return m
 }
 
+// active reports whether the broker considers a token (access or refresh)
+// active: fosite's introspection, without the HTTP endpoint's per-client
+// policy (TestIntrospection covers that).
 func (e *testEnv) active(token string) bool {
-	return e.introspect(token)["active"] == true
+	_, _, err := e.srv.provider.IntrospectToken(context.Background(), token, fosite.AccessToken, newSession())
+	return err == nil
 }
 
 // jwks fetches the served key set.

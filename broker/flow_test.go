@@ -191,7 +191,7 @@ func TestIntrospection(t *testing.T) {
 			t.Errorf("foreign client introspection: %d %s", resp.StatusCode, body)
 		}
 		// Refresh tokens only to their own client.
-		if e.active(tr.RefreshToken) {
+		if e.introspect(tr.RefreshToken)["active"] != false {
 			t.Error("api may not introspect the SPA's refresh token")
 		}
 		// An access token with no granted audience is visible to any
@@ -199,11 +199,14 @@ func TestIntrospection(t *testing.T) {
 		war := spaAuth("client_id", webID, "redirect_uri", webRedirect, "code_challenge", "", "code_challenge_method", "")
 		wcode := e.browser().loginForCode(war)
 		wtr := mustOK(t, e.token(url.Values{"grant_type": {"authorization_code"}, "code": {wcode}, "redirect_uri": {webRedirect}}, webID, webSecret))
-		if !e.active(wtr.AccessToken) {
+		if e.introspect(wtr.AccessToken)["active"] != true {
 			t.Error("an access token without audience should be visible to api")
 		}
-		if e.active(wtr.RefreshToken) {
+		if e.introspect(wtr.RefreshToken)["active"] != false {
 			t.Error("web's refresh token is visible to api")
+		}
+		if resp, body := e.post(pathIntrospect, url.Values{"token": {wtr.RefreshToken}}, webID, webSecret); !strings.Contains(string(body), `"active":true`) {
+			t.Errorf("web cannot introspect its own refresh token: %d %s", resp.StatusCode, body)
 		}
 		cases := []struct {
 			name       string
