@@ -503,6 +503,11 @@ func TestStoppedPluginIsReplaced(t *testing.T) {
 	if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
 		t.Fatal(err)
 	}
+	// The plugin is this process's child: wait until it has stopped.
+	var ws syscall.WaitStatus
+	if _, err := syscall.Wait4(pid, &ws, syscall.WUNTRACED, nil); err != nil || !ws.Stopped() {
+		t.Fatalf("waiting for the plugin to stop: %v, status %v", err, ws)
+	}
 	_, err := p.LoginURL(ctx, connectors.LoginRequest{State: "s"})
 	if !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("LoginURL on a frozen plugin: %v", err)
