@@ -41,7 +41,11 @@ const (
 	tableOIDC    = "oidc_requests"
 )
 
-var requestTables = []string{tableCodes, tableAccess, tableRefresh, tablePKCE, tableOIDC}
+// requestTables lists the token tables. Every statement that touches
+// several of them goes in this order (refresh tokens before access tokens,
+// as RotateRefreshToken does), so concurrent transactions on Postgres lock
+// rows in one order and cannot deadlock.
+var requestTables = []string{tableCodes, tableRefresh, tableAccess, tablePKCE, tableOIDC}
 
 // requestRow is a stored fosite request: one row of a token table.
 type requestRow struct {

@@ -13,7 +13,7 @@ func (s *Store) RevokeSubjectTokens(ctx context.Context, subject string) error {
 		return fmt.Errorf("storage: revoke tokens: empty subject")
 	}
 	return s.InTx(ctx, func(ctx context.Context) error {
-		for _, table := range []string{tableCodes, tableAccess, tableRefresh} {
+		for _, table := range []string{tableCodes, tableRefresh, tableAccess} {
 			db, err := s.writer(ctx)
 			if err != nil {
 				return err
@@ -35,8 +35,8 @@ func (s *Store) RevokeSubjectTokens(ctx context.Context, subject string) error {
 // indexed expires_at) to its key column.
 var expiringTables = []struct{ table, key string }{
 	{tableCodes, "signature"},
-	{tableAccess, "signature"},
 	{tableRefresh, "signature"},
+	{tableAccess, "signature"},
 	{tablePKCE, "signature"},
 	{tableOIDC, "signature"},
 	{"jwt_assertions", "jti"},
