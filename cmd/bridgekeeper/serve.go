@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/bridgekeeper/bridgekeeper/broker"
+	"github.com/bridgekeeper/bridgekeeper/broker/accounts"
 	"github.com/bridgekeeper/bridgekeeper/broker/keys"
 	"github.com/bridgekeeper/bridgekeeper/internal/config"
 	"github.com/bridgekeeper/bridgekeeper/internal/secret"
@@ -60,12 +61,24 @@ func (e *env) serve(ctx context.Context, cfg config.Config) error {
 		return fmt.Errorf("signing keys: %w", err)
 	}
 	bcfg.Keys = km
+	m, err := mailer(cfg)
+	if err != nil {
+		return fmt.Errorf("mailer: %w", err)
+	}
+	// The login form shares the brute-force counters of the account pages
+	// (they live in the database, so they hold across replicas).
+	bcfg.LoginLimiter = accounts.NewLimiter(store, accounts.Limits{}, nil)
 
 	srv, err := broker.New(ctx, bcfg)
 	if err != nil {
 		return fmt.Errorf("start broker: %w", err)
 	}
 	defer srv.Close()
+	acc, err := mountAccounts(cfg, srv, store, m, log)
+	if err != nil {
+		return fmt.Errorf("account pages: %w", err)
+	}
+	defer acc.Close()
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -125,7 +138,6 @@ func brokerConfig(cfg config.Config, store *storage.Store, sec *secret.System, l
 		AuthorizeCodeLifetime: cfg.Tokens.AuthorizeCodeLifetime,
 		SessionLifetime:       cfg.Session.Lifetime,
 		PendingLoginLifetime:  cfg.Session.PendingLoginLifetime,
-		RefreshReuseGrace:     cfg.Tokens.RefreshReuseGrace,
 		TemplateDir:           cfg.UI.TemplateDir,
 	}
 }

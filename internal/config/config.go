@@ -57,7 +57,6 @@ type Tokens struct {
 	IDTokenLifetime       time.Duration `yaml:"id_token_lifetime" help:"lifetime of ID tokens"`
 	RefreshTokenLifetime  time.Duration `yaml:"refresh_token_lifetime" help:"lifetime of a refresh token (renewed on every rotation)"`
 	AuthorizeCodeLifetime time.Duration `yaml:"authorize_code_lifetime" help:"lifetime of authorization codes"`
-	RefreshReuseGrace     time.Duration `yaml:"refresh_reuse_grace" help:"window in which a rotated refresh token may be presented again without revoking its family (default 0: off)"`
 }
 
 // Session configures the broker's browser session.

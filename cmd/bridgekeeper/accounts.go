@@ -1,0 +1,115 @@
+package main
+
+import (
+	"context"
+	"log/slog"
+	"net/url"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/bridgekeeper/bridgekeeper/broker"
+	"github.com/bridgekeeper/bridgekeeper/broker/accounts"
+	"github.com/bridgekeeper/bridgekeeper/broker/accounts/mail"
+	"github.com/bridgekeeper/bridgekeeper/internal/config"
+	"github.com/bridgekeeper/bridgekeeper/storage"
+)
+
+// mailer returns the SMTP mailer the configuration names, or nil for the
+// development default (links written to the log).
+func mailer(cfg config.Config) (mail.Mailer, error) {
+	if cfg.Accounts.SMTP.Host == "" {
+		return nil, nil
+	}
+	return mail.NewSMTP(mail.SMTPConfig{
+		Host:     cfg.Accounts.SMTP.Host,
+		Port:     cfg.Accounts.SMTP.Port,
+		TLS:      cfg.Accounts.SMTP.TLS,
+		Username: cfg.Accounts.SMTP.Username,
+		Password: cfg.Accounts.SMTP.Password,
+		From:     cfg.Accounts.MailFrom,
+	})
+}
+
+// mountAccounts adds the local-account pages (registration, activation,
+// password reset, account page) to the broker and links them from the
+// login page.
+func mountAccounts(cfg config.Config, srv *broker.Server, store *storage.Store, m mail.Mailer, log *slog.Logger) (*accounts.Service, error) {
+	svc, err := accounts.New(accounts.Config{
+		Store:             store,
+		Logger:            log.With("component", "accounts"),
+		Issuer:            cfg.Issuer,
+		Mailer:            m,
+		AllowRegistration: cfg.Accounts.AllowRegistration,
+		RequireActivation: cfg.Accounts.RequireActivation,
+		Theme: accounts.Theme{
+			ProductName:  cfg.UI.ProductName,
+			LogoURL:      cfg.UI.LogoURL,
+			PrimaryColor: cfg.UI.PrimaryColor,
+			TemplateDir:  cfg.UI.TemplateDir,
+		},
+		CurrentUser:      srv.CurrentUser,
+		AllowedReturnURL: newReturnURLChecker(store, 30*time.Second).allowed,
+	})
+	if err != nil {
+		return nil, err
+	}
+	svc.Routes(srv.Router())
+	if svc.RegistrationOpen() {
+		srv.AddLoginLink(broker.LoginLink{Label: "Create account", Href: svc.RegisterURL(""), WithLogin: true})
+	}
+	srv.AddLoginLink(broker.LoginLink{Label: "Forgot password?", Href: svc.ResetURL(""), WithLogin: true})
+	return svc, nil
+}
+
+// returnURLChecker allows return links to registered applications only: a
+// URL whose origin is a client's allowed origin, or a client's redirect or
+// post-logout redirect URI. The client list is cached briefly.
+type returnURLChecker struct {
+	store *storage.Store
+	ttl   time.Duration
+
+	mu      sync.Mutex
+	loaded  time.Time
+	origins []string
+	uris    []string
+}
+
+func newReturnURLChecker(store *storage.Store, ttl time.Duration) *returnURLChecker {
+	return &returnURLChecker{store: store, ttl: ttl}
+}
+
+func (c *returnURLChecker) allowed(raw string) bool {
+	u, err := url.Parse(raw)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil {
+		return false
+	}
+	origins, uris := c.lists()
+	origin := strings.ToLower(u.Scheme + "://" + u.Host)
+	return slices.Contains(origins, origin) || slices.Contains(uris, raw)
+}
+
+func (c *returnURLChecker) lists() ([]string, []string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if time.Since(c.loaded) < c.ttl {
+		return c.origins, c.uris
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	clients, err := c.store.ListClients(ctx)
+	if err != nil {
+		return c.origins, c.uris // keep the last good lists
+	}
+	c.origins, c.uris = nil, nil
+	for _, cl := range clients {
+		for _, o := range cl.AllowedOrigins {
+			c.origins = append(c.origins, strings.ToLower(o))
+		}
+		c.uris = append(c.uris, cl.RedirectURIs...)
+		c.uris = append(c.uris, cl.PostLogoutRedirectURIs...)
+	}
+	c.loaded = time.Now()
+	return c.origins, c.uris
+}

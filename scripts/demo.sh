@@ -1,0 +1,99 @@
+#!/usr/bin/env bash
+# Runs the whole demo on loopback (called by `make run` after `make build`):
+#   fakeidp        http://127.0.0.1:5556  stand-in for Okta, Google and Facebook
+#   bridgekeeper   http://127.0.0.1:8080  the broker, SQLite in data/demo/
+#   example-api    http://127.0.0.1:9090  an API that verifies the broker's tokens
+#   demo app       http://127.0.0.1:5173  the React app (Vite)
+# Ctrl-C stops everything.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+BIN=./bin
+CONFIG=testdata/demo/bridgekeeper.yaml
+ISSUER=http://127.0.0.1:8080
+APP=http://127.0.0.1:5173
+API=http://127.0.0.1:9090
+DEMO_EMAIL=demo@example.com
+DEMO_PASSWORD='bridgekeeper-demo-2026'
+mkdir -p data/demo
+
+pids=()
+cleanup() {
+	trap - EXIT INT TERM
+	echo
+	echo "stopping the demo…"
+	for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+	wait 2>/dev/null || true
+}
+trap cleanup EXIT INT TERM
+
+port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+for port in 5556 8080 9090 5173; do
+	if ! port_free "$port"; then
+		echo "port $port on 127.0.0.1 is in use: stop whatever runs there (an earlier demo?) and retry" >&2
+		exit 1
+	fi
+done
+
+wait_for() { # url name
+	for _ in $(seq 150); do
+		if curl -fsS -o /dev/null "$1" 2>/dev/null; then return 0; fi
+		sleep 0.2
+	done
+	echo "$2 did not start; see data/demo/$2.log" >&2
+	exit 1
+}
+
+# The browser client package and the demo app.
+if [ -d wasm/example ]; then
+	[ -d wasm/node_modules ] || npm ci --prefix wasm --no-audit --no-fund
+	npm run --prefix wasm build >data/demo/wasm-build.log 2>&1 || { cat data/demo/wasm-build.log; exit 1; }
+	[ -d wasm/example/node_modules ] || npm ci --prefix wasm/example --no-audit --no-fund
+fi
+
+# Clients and the demo user (created once; the database is kept between runs).
+"$BIN/bridgekeeper" migrate --config "$CONFIG" >/dev/null
+if ! "$BIN/bridgekeeper" client get --config "$CONFIG" demo >/dev/null 2>&1; then
+	"$BIN/bridgekeeper" client create --config "$CONFIG" --id demo --name "Bridgekeeper demo" --public \
+		--redirect-uri "$APP/callback" --allowed-origin "$APP" --post-logout-redirect-uri "$APP/" \
+		--scope openid --scope profile --scope email --scope offline_access --scope checkout \
+		--default-audience "$API" >/dev/null
+fi
+if ! "$BIN/bridgekeeper" user list --config "$CONFIG" | grep -q " $DEMO_EMAIL "; then
+	echo "$DEMO_PASSWORD" | "$BIN/bridgekeeper" user create --config "$CONFIG" \
+		--email "$DEMO_EMAIL" --name "Demo User" --password-stdin >/dev/null
+fi
+
+"$BIN/fakeidp" --listen 127.0.0.1:5556 >data/demo/fakeidp.log 2>&1 &
+pids+=($!)
+"$BIN/bridgekeeper" serve --config "$CONFIG" >data/demo/bridgekeeper.log 2>&1 &
+pids+=($!)
+"$BIN/example-api" --issuer "$ISSUER" --listen 127.0.0.1:9090 --audience "$API" --allowed-origin "$APP" >data/demo/example-api.log 2>&1 &
+pids+=($!)
+if [ -d wasm/example ]; then
+	(cd wasm/example && VITE_BK_ISSUER="$ISSUER" VITE_BK_CLIENT_ID=demo VITE_BK_API="$API" \
+		exec npx vite --host 127.0.0.1 --port 5173 --strictPort) >data/demo/app.log 2>&1 &
+	pids+=($!)
+fi
+
+wait_for http://127.0.0.1:5556/.well-known/openid-configuration fakeidp
+wait_for "$ISSUER/.well-known/openid-configuration" bridgekeeper
+wait_for "$API/api/health" example-api
+[ -d wasm/example ] && wait_for "$APP/" app
+
+cat <<MSG
+
+  Bridgekeeper demo is running.
+
+  Open            $APP
+  Local account   $DEMO_EMAIL / $DEMO_PASSWORD
+  Upstream users  alice@example.com, bob@example.org … (password: password)
+                  via "Continue with Okta / Google / Facebook" (fakeidp)
+  Broker          $ISSUER   (login: $ISSUER/login, sign up: $ISSUER/register)
+  Example API     $API/api/profile
+  Logs            data/demo/*.log (activation and reset links are in bridgekeeper.log)
+
+  Ctrl-C stops everything.
+MSG
+wait -n "${pids[@]}" || true
+echo "a demo process exited; see data/demo/*.log" >&2
