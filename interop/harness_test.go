@@ -65,6 +65,7 @@ var apiKinds = []apiKind{
 	{"go-rp", startGoAPI},
 	{"node-jose", startNodeAPI},
 	{"python-pyjwt", startPythonAPI},
+	{"django-pyjwt", startDjangoAPI},
 }
 
 func startGoAPI(t *testing.T, issuer, audience string) string {
@@ -94,22 +95,46 @@ var pythonOnce struct {
 // python returns an interpreter that has PyJWT and cryptography: the one on
 // PATH, or Debian's when PATH leads elsewhere (pyenv, a virtualenv).
 func python(t *testing.T) string {
-	pythonOnce.Do(func() {
-		for _, candidate := range []string{"python3", "/usr/bin/python3"} {
-			path, err := exec.LookPath(candidate)
-			if err != nil {
-				continue
-			}
-			if exec.Command(path, "-c", "import jwt, cryptography").Run() == nil {
-				pythonOnce.path = path
-				return
-			}
-		}
-	})
+	pythonOnce.Do(func() { pythonOnce.path = findPython("jwt, cryptography") })
 	if pythonOnce.path == "" {
 		t.Skip("no python3 with PyJWT: apt-get install -y python3-jwt")
 	}
 	return pythonOnce.path
+}
+
+var djangoOnce struct {
+	sync.Once
+	path string
+}
+
+// django returns an interpreter that has Django and PyJWT.
+func django(t *testing.T) string {
+	djangoOnce.Do(func() { djangoOnce.path = findPython("django, jwt, cryptography") })
+	if djangoOnce.path == "" {
+		t.Skip("no python3 with Django and PyJWT: apt-get install -y python3-django python3-jwt")
+	}
+	return djangoOnce.path
+}
+
+func findPython(modules string) string {
+	for _, candidate := range []string{"python3", "/usr/bin/python3"} {
+		path, err := exec.LookPath(candidate)
+		if err != nil {
+			continue
+		}
+		if exec.Command(path, "-c", "import "+modules).Run() == nil {
+			return path
+		}
+	}
+	return ""
+}
+
+func startDjangoAPI(t *testing.T, issuer, audience string) string {
+	cmd := exec.Command(django(t), "django_api.py")
+	cmd.Dir = "python"
+	cmd.Env = append(os.Environ(), "ISSUER="+issuer, "AUDIENCE="+audience, "LISTEN=127.0.0.1:0",
+		"PYTHONDONTWRITEBYTECODE=1")
+	return startProcess(t, cmd)
 }
 
 func startPythonAPI(t *testing.T, issuer, audience string) string {
