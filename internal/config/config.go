@@ -110,15 +110,24 @@ type GC struct {
 
 // Connector is one upstream identity provider, served by a plugin binary.
 type Connector struct {
-	ID          string         `yaml:"id"`
-	Name        string         `yaml:"name"`
-	Path        string         `yaml:"path"`
-	Args        []string       `yaml:"args"`
-	Env         []string       `yaml:"env"`
-	SHA256      string         `yaml:"sha256"`
-	CallTimeout time.Duration  `yaml:"call_timeout"`
-	Config      map[string]any `yaml:"config"`
+	ID          string        `yaml:"id"`
+	Name        string        `yaml:"name"`
+	Path        string        `yaml:"path"`
+	Args        []string      `yaml:"args"`
+	Env         []string      `yaml:"env"`
+	SHA256      string        `yaml:"sha256"`
+	CallTimeout time.Duration `yaml:"call_timeout"`
+	// StartTimeout bounds the plugin's start and handshake (default 10s).
+	StartTimeout time.Duration `yaml:"start_timeout"`
+	// AutoMTLS secures the broker–plugin gRPC connection with mutual TLS
+	// (default true; plugins that are not built on go-plugin, such as the
+	// Node.js example, need false).
+	AutoMTLS *bool          `yaml:"auto_mtls"`
+	Config   map[string]any `yaml:"config"`
 }
+
+// MTLS reports whether the connection to the plugin uses mutual TLS.
+func (c Connector) MTLS() bool { return c.AutoMTLS == nil || *c.AutoMTLS }
 
 // Default returns the configuration used where nothing else is said.
 func Default() Config {
