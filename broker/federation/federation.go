@@ -1,0 +1,226 @@
+// Package federation puts upstream identity providers on the broker's login
+// page: it launches the configured connector plugins, sends the browser to
+// the upstream (GET /connect/{connector}), takes the upstream's answer
+// (GET or POST /callback/{connector}), links the upstream identity to a
+// broker user and completes the pending login. It also re-checks federated
+// users upstream on the broker's refresh grant (Refresh).
+package federation
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"html/template"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/bridgekeeper/bridgekeeper/broker"
+	"github.com/bridgekeeper/bridgekeeper/connectors"
+	"github.com/bridgekeeper/bridgekeeper/internal/config"
+	"github.com/bridgekeeper/bridgekeeper/plugins"
+	"github.com/bridgekeeper/bridgekeeper/storage"
+)
+
+// Routes, relative to the issuer.
+const (
+	pathConnect  = "/connect/"
+	pathCallback = "/callback/"
+	pathLogin    = "/login"
+)
+
+// AMR is the authentication method reference of a federated login.
+const AMR = "fed"
+
+// Config configures federation. Broker, Store and Issuer are required.
+type Config struct {
+	Broker *broker.Server
+	Store  *storage.Store
+	Logger *slog.Logger
+	// Issuer is the broker's issuer URL (the callback URLs are under it).
+	Issuer string
+	// LinkByEmail links a first login through a connector to the existing
+	// user with the same e-mail address, when both the upstream and the
+	// broker say the address is verified. Off: every new upstream identity
+	// gets a user of its own.
+	LinkByEmail bool
+	// Connectors are the upstream providers, each served by a plugin.
+	Connectors []config.Connector
+	// PluginOptions, when set, may adjust a connector's plugin settings
+	// before launch, for settings config.Connector has no key for (such as
+	// plugins.Config.DisableAutoMTLS for plugins without go-plugin's AutoMTLS).
+	PluginOptions func(c config.Connector, pc *plugins.Config)
+}
+
+// connector is one launched upstream.
+type connector struct {
+	id, name string
+	conn     connectors.Connector
+	plugin   *plugins.Plugin
+}
+
+// Federation serves the connector routes of one broker.
+type Federation struct {
+	cfg        Config
+	log        *slog.Logger
+	tmpl       *template.Template
+	secure     bool   // issuer is https: cookies get Secure
+	basePath   string // the issuer's path
+	connectors map[string]*connector
+	order      []string
+
+	refreshLocks keyedMutex
+}
+
+// connectorID is what a connector id may look like: it is a URL path
+// segment and a cookie path.
+var connectorID = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$`)
+
+// New launches every configured connector plugin, adds a "Continue with …"
+// option per connector to the broker's login page and the connector routes
+// to its router. It fails, stopping what it launched, when a plugin is
+// refused (checksum mismatch), does not start or refuses its configuration.
+func New(ctx context.Context, cfg Config) (*Federation, error) {
+	switch {
+	case cfg.Broker == nil:
+		return nil, errors.New("federation: broker is required")
+	case cfg.Store == nil:
+		return nil, errors.New("federation: store is required")
+	case cfg.Issuer == "":
+		return nil, errors.New("federation: issuer is required")
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	cfg.Issuer = strings.TrimRight(cfg.Issuer, "/")
+	issuer, err := url.Parse(cfg.Issuer)
+	if err != nil || (issuer.Scheme != "http" && issuer.Scheme != "https") || issuer.Host == "" {
+		return nil, fmt.Errorf("federation: issuer %q must be an absolute http(s) URL", cfg.Issuer)
+	}
+	tmpl, err := parseTemplates()
+	if err != nil {
+		return nil, fmt.Errorf("federation: %w", err)
+	}
+	f := &Federation{
+		cfg:        cfg,
+		log:        cfg.Logger,
+		tmpl:       tmpl,
+		secure:     issuer.Scheme == "https",
+		basePath:   strings.TrimRight(issuer.Path, "/"),
+		connectors: map[string]*connector{},
+	}
+	for _, c := range cfg.Connectors {
+		if err := f.launch(ctx, c); err != nil {
+			_ = f.Close()
+			return nil, fmt.Errorf("federation: %w", err)
+		}
+	}
+	for _, id := range f.order {
+		c := f.connectors[id]
+		cfg.Broker.AddLoginOption(broker.LoginOption{
+			ID:    c.id,
+			Label: c.name,
+			URL:   func(loginID string) string { return f.connectURL(c.id, loginID) },
+		})
+	}
+	r := cfg.Broker.Router()
+	r.HandleFunc(pathConnect+"{connector}", f.handleConnect).Methods(http.MethodGet)
+	r.HandleFunc(pathCallback+"{connector}", f.handleCallback).Methods(http.MethodGet, http.MethodPost)
+	return f, nil
+}
+
+// launch starts one connector's plugin.
+func (f *Federation) launch(ctx context.Context, c config.Connector) error {
+	switch {
+	case !connectorID.MatchString(c.ID):
+		return fmt.Errorf("connector id %q: use letters, digits, '.', '_' and '-' (it is a URL path segment)", c.ID)
+	case c.ID == "local":
+		return errors.New(`connector id "local" is reserved for the broker's own accounts`)
+	case f.connectors[c.ID] != nil:
+		return fmt.Errorf("connector id %q appears twice", c.ID)
+	case c.Path == "":
+		return fmt.Errorf("connector %q: no plugin path", c.ID)
+	}
+	conf := c.Config
+	if conf == nil {
+		conf = map[string]any{}
+	}
+	raw, err := json.Marshal(conf)
+	if err != nil {
+		return fmt.Errorf("connector %q: config: %w", c.ID, err)
+	}
+	pc := plugins.Config{
+		ID:          c.ID,
+		Path:        c.Path,
+		Args:        c.Args,
+		Env:         c.Env,
+		SHA256:      c.SHA256,
+		Config:      raw,
+		CallTimeout: c.CallTimeout,
+	}
+	if f.cfg.PluginOptions != nil {
+		f.cfg.PluginOptions(c, &pc)
+	}
+	p, err := plugins.Launch(ctx, pc, f.log)
+	if err != nil {
+		return err
+	}
+	name := c.Name
+	if name == "" {
+		name = c.ID
+	}
+	f.connectors[c.ID] = &connector{id: c.ID, name: name, conn: p, plugin: p}
+	f.order = append(f.order, c.ID)
+	return nil
+}
+
+// Close stops every connector plugin.
+func (f *Federation) Close() error {
+	var errs []error
+	for _, id := range f.order {
+		if err := f.connectors[id].plugin.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("connector %q: %w", id, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Healthy checks every connector plugin (relaunching one whose process
+// exited), for the broker's health endpoint.
+func (f *Federation) Healthy(ctx context.Context) error {
+	var errs []error
+	for _, id := range f.order {
+		if err := f.connectors[id].plugin.Healthy(ctx); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Plugin returns the plugin of a connector (nil for an unknown id), for
+// health and metrics.
+func (f *Federation) Plugin(id string) *plugins.Plugin {
+	if c := f.connectors[id]; c != nil {
+		return c.plugin
+	}
+	return nil
+}
+
+func (f *Federation) connectURL(id, loginID string) string {
+	return f.cfg.Issuer + pathConnect + url.PathEscape(id) + "?login=" + url.QueryEscape(loginID)
+}
+
+func (f *Federation) callbackURL(id string) string {
+	return f.cfg.Issuer + pathCallback + url.PathEscape(id)
+}
+
+func (f *Federation) loginPageURL(loginID string) string {
+	return f.cfg.Issuer + pathLogin + "?login=" + url.QueryEscape(loginID)
+}
+
+// now is the time of storage rows, second precision like the broker's.
+func now() time.Time { return time.Now().UTC().Truncate(time.Second) }

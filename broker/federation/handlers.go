@@ -1,0 +1,217 @@
+package federation
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/gorilla/mux"
+
+	"github.com/bridgekeeper/bridgekeeper/connectors"
+	"github.com/bridgekeeper/bridgekeeper/storage"
+)
+
+// loginCookie carries the pending login id from /connect to the callback.
+// Its path is the connector's callback path, so each connector has its own.
+const loginCookie = "bk_fed"
+
+// maxCookieAge bounds the login cookie even for a long pending login.
+const maxCookieAge = 30 * time.Minute
+
+// handleConnect starts the upstream login of a pending login: a fresh
+// state, recorded (hashed) with the connector's state in the pending login,
+// the login id in a cookie for the callback, and a redirect upstream.
+func (f *Federation) handleConnect(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	c := f.connectors[mux.Vars(r)["connector"]]
+	if c == nil {
+		f.renderError(w, r, http.StatusNotFound, "Unknown sign-in method", "This way of signing in is not configured.", "")
+		return
+	}
+	loginID := r.URL.Query().Get("login")
+	p, err := f.cfg.Broker.PendingLogin(r, loginID)
+	if err != nil {
+		f.renderPendingError(w, r, err)
+		return
+	}
+	form, _ := url.ParseQuery(p.Form) // the broker stored it from url.Values.Encode
+	state := rand.Text()
+	resp, err := c.conn.LoginURL(ctx, connectors.LoginRequest{
+		State:       state,
+		CallbackURL: f.callbackURL(c.id),
+		Scopes:      scopesOf(form),
+		LoginHint:   form.Get("login_hint"),
+	})
+	if err != nil {
+		f.log.ErrorContext(ctx, "start upstream login", "connector", c.id, "err", err)
+		f.renderConnectorError(w, r, c, err, loginID)
+		return
+	}
+	p.ConnectorID = c.id
+	p.UpstreamStateHash = hashState(state)
+	p.ConnectorState = resp.ConnectorState
+	if err := f.cfg.Store.UpdatePendingLogin(ctx, p); err != nil {
+		if errors.Is(err, storage.ErrNotFound) { // completed or expired meanwhile
+			f.renderPendingError(w, r, err)
+			return
+		}
+		f.log.ErrorContext(ctx, "record upstream state", "connector", c.id, "err", err)
+		f.renderError(w, r, http.StatusInternalServerError, "Sign-in failed", "Something went wrong. Please try again.", "")
+		return
+	}
+	age := min(time.Until(p.ExpiresAt), maxCookieAge)
+	f.setCookie(w, c.id, loginID, age)
+	http.Redirect(w, r, resp.URL, http.StatusSeeOther)
+}
+
+// handleCallback takes the upstream's answer. It accepts only the state
+// this browser started, once, while the pending login lasts; then the
+// connector turns the answer into an identity, which is linked to a user,
+// and the broker completes the login.
+func (f *Federation) handleCallback(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	c := f.connectors[mux.Vars(r)["connector"]]
+	if c == nil {
+		f.renderError(w, r, http.StatusNotFound, "Unknown sign-in method", "This way of signing in is not configured.", "")
+		return
+	}
+	req := connectors.CallbackRequest{Query: r.URL.Query()}
+	if r.Method == http.MethodPost {
+		r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
+		if err := r.ParseForm(); err != nil {
+			f.renderError(w, r, http.StatusBadRequest, "Sign-in failed", "The answer of the identity provider could not be read.", "")
+			return
+		}
+		req.Form = r.PostForm
+	}
+	state := req.Query.Get("state")
+	if req.Form != nil && req.Form.Get("state") != "" {
+		state = req.Form.Get("state")
+	}
+
+	ck, err := r.Cookie(loginCookie)
+	if err != nil || ck.Value == "" {
+		f.log.InfoContext(ctx, "upstream callback without a login cookie", "connector", c.id)
+		f.renderError(w, r, http.StatusBadRequest, "Sign-in expired",
+			"This sign-in was not started in this browser, or it has expired. Go back to the application and sign in again.", "")
+		return
+	}
+	loginID := ck.Value
+	p, err := f.cfg.Broker.PendingLogin(r, loginID)
+	if err != nil {
+		f.renderPendingError(w, r, err)
+		return
+	}
+	if state == "" || p.ConnectorID != c.id || p.UpstreamStateHash == "" ||
+		subtle.ConstantTimeCompare([]byte(hashState(state)), []byte(p.UpstreamStateHash)) != 1 {
+		f.log.InfoContext(ctx, "upstream callback with a state this browser did not start", "connector", c.id)
+		f.renderError(w, r, http.StatusBadRequest, "Sign-in could not be verified",
+			"This answer does not belong to the sign-in this browser started, or it was already used. Please sign in again.",
+			f.loginPageURL(loginID))
+		return
+	}
+	// Use the state up before the connector sees the answer: of two
+	// callbacks with the same state, exactly one gets through.
+	if err := f.claimState(ctx, p); err != nil {
+		if errors.Is(err, storage.ErrNotFound) {
+			f.log.InfoContext(ctx, "upstream state replayed", "connector", c.id)
+			f.renderError(w, r, http.StatusBadRequest, "Sign-in could not be verified",
+				"This answer was already used. Please sign in again.", f.loginPageURL(loginID))
+			return
+		}
+		f.log.ErrorContext(ctx, "clear upstream state", "connector", c.id, "err", err)
+		f.renderError(w, r, http.StatusInternalServerError, "Sign-in failed", "Something went wrong. Please try again.", "")
+		return
+	}
+	f.clearCookie(w, c.id)
+
+	ident, err := c.conn.HandleCallback(ctx, p.ConnectorState, f.callbackURL(c.id), req)
+	if err != nil {
+		f.log.WarnContext(ctx, "upstream login failed", "connector", c.id, "err", err)
+		f.renderConnectorError(w, r, c, err, loginID)
+		return
+	}
+	user, err := f.userFor(ctx, c.id, ident)
+	if err != nil {
+		f.log.ErrorContext(ctx, "link upstream identity", "connector", c.id, "err", err)
+		f.renderError(w, r, http.StatusInternalServerError, "Sign-in failed", "Something went wrong. Please try again.", f.loginPageURL(loginID))
+		return
+	}
+	f.log.InfoContext(ctx, "federated login", "connector", c.id, "user", user.ID)
+	f.cfg.Broker.CompleteLogin(w, r, loginID, user.ID, c.id, []string{AMR})
+}
+
+// claimState clears the pending login's upstream state, if it is still the
+// one the caller read: storage.ErrNotFound when another request (or a
+// newer /connect) got there first, or the pending login has expired.
+func (f *Federation) claimState(ctx context.Context, p *storage.PendingLogin) error {
+	res, err := f.cfg.Store.DB().NewUpdate().Model((*storage.PendingLogin)(nil)).
+		Set("upstream_state_hash = ''").
+		Set("connector_state = NULL").
+		Where("id = ?", p.ID).
+		Where("connector_id = ?", p.ConnectorID).
+		Where("upstream_state_hash = ?", p.UpstreamStateHash).
+		Where("expires_at > ?", time.Now().UTC()).
+		Exec(ctx)
+	if err != nil {
+		return fmt.Errorf("claim upstream state: %w", err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return fmt.Errorf("claim upstream state: %w", err)
+	}
+	if n != 1 {
+		return fmt.Errorf("claim upstream state: %w", storage.ErrNotFound)
+	}
+	return nil
+}
+
+// scopesOf says what the broker's client asked for, for the connector.
+func scopesOf(form url.Values) connectors.Scopes {
+	scopes := strings.Fields(form.Get("scope"))
+	return connectors.Scopes{
+		OfflineAccess: slices.Contains(scopes, "offline_access") || slices.Contains(scopes, "offline"),
+		Groups:        slices.Contains(scopes, "groups"),
+	}
+}
+
+func hashState(state string) string {
+	h := sha256.Sum256([]byte(state))
+	return hex.EncodeToString(h[:])
+}
+
+func (f *Federation) cookiePath(connectorID string) string {
+	return f.basePath + pathCallback + connectorID
+}
+
+func (f *Federation) setCookie(w http.ResponseWriter, connectorID, value string, maxAge time.Duration) {
+	http.SetCookie(w, &http.Cookie{
+		Name:     loginCookie,
+		Value:    value,
+		Path:     f.cookiePath(connectorID),
+		MaxAge:   max(int(maxAge/time.Second), 1),
+		HttpOnly: true,
+		Secure:   f.secure,
+		SameSite: http.SameSiteLaxMode,
+	})
+}
+
+func (f *Federation) clearCookie(w http.ResponseWriter, connectorID string) {
+	http.SetCookie(w, &http.Cookie{
+		Name:     loginCookie,
+		Path:     f.cookiePath(connectorID),
+		MaxAge:   -1,
+		HttpOnly: true,
+		Secure:   f.secure,
+		SameSite: http.SameSiteLaxMode,
+	})
+}

@@ -1,0 +1,203 @@
+package federation
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/bridgekeeper/bridgekeeper/connectors"
+	"github.com/bridgekeeper/bridgekeeper/storage"
+)
+
+// storedClaims is the JSON kept in storage.Identity.Claims: the last
+// profile the upstream sent.
+type storedClaims struct {
+	Name       string         `json:"name,omitempty"`
+	GivenName  string         `json:"given_name,omitempty"`
+	FamilyName string         `json:"family_name,omitempty"`
+	Picture    string         `json:"picture,omitempty"`
+	Groups     []string       `json:"groups,omitempty"`
+	Extra      map[string]any `json:"extra,omitempty"`
+}
+
+func claimsOf(ident connectors.Identity) ([]byte, error) {
+	b, err := json.Marshal(storedClaims{
+		Name: ident.Name, GivenName: ident.GivenName, FamilyName: ident.FamilyName,
+		Picture: ident.Picture, Groups: ident.Groups, Extra: ident.Claims,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("encode upstream claims: %w", err)
+	}
+	return b, nil
+}
+
+// newUserID returns a random user id in the broker's format (the same as
+// broker/accounts' NewUserID).
+func newUserID() string { return "u_" + strings.ToLower(rand.Text()) }
+
+// userFor returns the broker user of an upstream identity: the user linked
+// to (connector, subject); else, with LinkByEmail, the user whose verified
+// e-mail address the upstream also says is verified; else a new user. The
+// identity's link is saved (or updated) with its connector data.
+func (f *Federation) userFor(ctx context.Context, connectorID string, ident connectors.Identity) (*storage.User, error) {
+	store := f.cfg.Store
+	claims, err := claimsOf(ident)
+	if err != nil {
+		return nil, err
+	}
+	link := &storage.Identity{
+		ConnectorID:   connectorID,
+		Subject:       ident.Subject,
+		Email:         strings.ToLower(strings.TrimSpace(ident.Email)),
+		EmailVerified: ident.EmailVerified,
+		Claims:        claims,
+		ConnectorData: ident.ConnectorData,
+		LastLoginAt:   now(),
+	}
+
+	existing, err := store.GetIdentity(ctx, connectorID, ident.Subject)
+	switch {
+	case err == nil:
+		user, err := store.GetUser(ctx, existing.UserID)
+		if err == nil {
+			link.UserID, link.CreatedAt = user.ID, existing.CreatedAt
+			if err := store.UpsertIdentity(ctx, link); err != nil {
+				return nil, fmt.Errorf("update identity: %w", err)
+			}
+			return f.syncProfile(ctx, user, ident), nil
+		}
+		if !errors.Is(err, storage.ErrNotFound) {
+			return nil, fmt.Errorf("load linked user: %w", err)
+		}
+		// The user was deleted but the link survived: start afresh.
+		f.log.WarnContext(ctx, "identity linked to a missing user; linking it anew", "connector", connectorID, "user", existing.UserID)
+		if err := f.deleteIdentity(ctx, connectorID, ident.Subject); err != nil {
+			return nil, err
+		}
+	case !errors.Is(err, storage.ErrNotFound):
+		return nil, fmt.Errorf("load identity: %w", err)
+	}
+
+	if f.cfg.LinkByEmail && link.Email != "" && ident.EmailVerified {
+		user, err := store.GetUserByEmail(ctx, link.Email)
+		switch {
+		case err == nil && user.EmailVerified:
+			link.UserID = user.ID
+			won, err := f.createIdentity(ctx, link)
+			if err != nil {
+				return nil, err
+			}
+			if won {
+				f.log.InfoContext(ctx, "upstream identity linked to an existing user by verified e-mail", "connector", connectorID, "user", user.ID)
+				return user, nil
+			}
+			return f.userFor(ctx, connectorID, ident) // a concurrent login linked it first
+		case err != nil && !errors.Is(err, storage.ErrNotFound):
+			return nil, fmt.Errorf("look up user by e-mail: %w", err)
+		}
+	}
+	return f.newUser(ctx, link, ident)
+}
+
+// newUser creates a user for an upstream identity seen for the first time.
+// The e-mail address goes with it only when no other user has it.
+func (f *Federation) newUser(ctx context.Context, link *storage.Identity, ident connectors.Identity) (*storage.User, error) {
+	store := f.cfg.Store
+	user := &storage.User{
+		ID:            newUserID(),
+		Email:         link.Email,
+		EmailVerified: link.Email != "" && ident.EmailVerified,
+		Name:          ident.Name,
+		GivenName:     ident.GivenName,
+		FamilyName:    ident.FamilyName,
+		Picture:       ident.Picture,
+		Active:        true,
+	}
+	err := store.CreateUser(ctx, user)
+	if errors.Is(err, storage.ErrConflict) && user.Email != "" {
+		// Another user has this address: never take it over.
+		user.Email, user.EmailVerified = "", false
+		err = store.CreateUser(ctx, user)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("create user: %w", err)
+	}
+	link.UserID = user.ID
+	won, err := f.createIdentity(ctx, link)
+	if err != nil {
+		return nil, errors.Join(err, f.dropUser(ctx, user.ID))
+	}
+	if !won {
+		// A concurrent first login of the same identity made its user
+		// first: use that one.
+		if err := f.dropUser(ctx, user.ID); err != nil {
+			return nil, err
+		}
+		return f.userFor(ctx, link.ConnectorID, ident)
+	}
+	f.log.InfoContext(ctx, "user created for an upstream identity", "connector", link.ConnectorID, "user", user.ID)
+	return user, nil
+}
+
+// createIdentity inserts a new link; false when the identity is already
+// linked (a concurrent login won).
+func (f *Federation) createIdentity(ctx context.Context, link *storage.Identity) (bool, error) {
+	t := now()
+	link.CreatedAt, link.LastLoginAt = t, t
+	res, err := f.cfg.Store.DB().NewInsert().Model(link).On("CONFLICT (connector_id, subject) DO NOTHING").Exec(ctx)
+	if err != nil {
+		return false, fmt.Errorf("create identity: %w", err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return false, fmt.Errorf("create identity: %w", err)
+	}
+	return n == 1, nil
+}
+
+func (f *Federation) deleteIdentity(ctx context.Context, connectorID, subject string) error {
+	_, err := f.cfg.Store.DB().NewDelete().Model((*storage.Identity)(nil)).
+		Where("connector_id = ?", connectorID).Where("subject = ?", subject).Exec(ctx)
+	if err != nil {
+		return fmt.Errorf("delete stale identity: %w", err)
+	}
+	return nil
+}
+
+func (f *Federation) dropUser(ctx context.Context, id string) error {
+	if err := f.cfg.Store.DeleteUser(ctx, id); err != nil && !errors.Is(err, storage.ErrNotFound) {
+		return fmt.Errorf("delete unused user: %w", err)
+	}
+	return nil
+}
+
+// syncProfile copies the upstream's profile (name, picture) to a user that
+// has no local password, so it follows the upstream. Users with a local
+// password keep their own profile. A failure is logged: the login goes on.
+func (f *Federation) syncProfile(ctx context.Context, user *storage.User, ident connectors.Identity) *storage.User {
+	if user.PasswordHash != "" {
+		return user
+	}
+	next := *user
+	changed := false
+	set := func(dst *string, v string) {
+		if v != "" && v != *dst {
+			*dst, changed = v, true
+		}
+	}
+	set(&next.Name, ident.Name)
+	set(&next.GivenName, ident.GivenName)
+	set(&next.FamilyName, ident.FamilyName)
+	set(&next.Picture, ident.Picture)
+	if !changed {
+		return user
+	}
+	if err := f.cfg.Store.UpdateUser(ctx, &next); err != nil {
+		f.log.WarnContext(ctx, "update user profile from upstream", "user", user.ID, "err", err)
+		return user
+	}
+	return &next
+}

@@ -1,0 +1,121 @@
+package federation
+
+import (
+	"bytes"
+	"context"
+	"embed"
+	"errors"
+	"fmt"
+	"html/template"
+	"net/http"
+	"strings"
+
+	"github.com/bridgekeeper/bridgekeeper/connectors"
+	"github.com/bridgekeeper/bridgekeeper/plugins"
+	"github.com/bridgekeeper/bridgekeeper/storage"
+)
+
+//go:embed templates/*.html
+var templateFS embed.FS
+
+func parseTemplates() (*template.Template, error) {
+	t, err := template.ParseFS(templateFS, "templates/*.html")
+	if err != nil {
+		return nil, fmt.Errorf("parse templates: %w", err)
+	}
+	return t, nil
+}
+
+// errorPage is what the error template shows. Retry, when set, links back
+// to the login page of the pending login.
+type errorPage struct {
+	Title, Message, Detail, Retry string
+}
+
+func (f *Federation) renderError(w http.ResponseWriter, r *http.Request, status int, title, message, retry string) {
+	f.render(w, r, status, errorPage{Title: title, Message: message, Retry: retry})
+}
+
+func (f *Federation) render(w http.ResponseWriter, r *http.Request, status int, page errorPage) {
+	h := w.Header()
+	h.Set("Content-Type", "text/html; charset=utf-8")
+	h.Set("Cache-Control", "no-store")
+	h.Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; base-uri 'none'; frame-ancestors 'none'")
+	h.Set("X-Frame-Options", "DENY")
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("Referrer-Policy", "no-referrer")
+	var buf bytes.Buffer
+	if err := f.tmpl.ExecuteTemplate(&buf, "error.html", page); err != nil {
+		f.log.ErrorContext(r.Context(), "render federation error page", "err", err)
+		w.WriteHeader(http.StatusInternalServerError)
+		_, _ = w.Write([]byte("<!doctype html><title>Error</title><p>Something went wrong.</p>\n"))
+		return
+	}
+	w.WriteHeader(status)
+	_, _ = buf.WriteTo(w)
+}
+
+// renderPendingError answers a pending login that is gone, expired or
+// belongs to another browser.
+func (f *Federation) renderPendingError(w http.ResponseWriter, r *http.Request, err error) {
+	if !errors.Is(err, storage.ErrNotFound) {
+		f.log.ErrorContext(r.Context(), "load pending login", "err", err)
+		f.renderError(w, r, http.StatusInternalServerError, "Sign-in failed", "Something went wrong. Please try again.", "")
+		return
+	}
+	f.renderError(w, r, http.StatusBadRequest, "Sign-in expired",
+		"This sign-in has expired, was already used or was started in another browser. Go back to the application and sign in again.", "")
+}
+
+// renderConnectorError tells the user what went wrong at the upstream, by
+// the connector error the failure wraps.
+func (f *Federation) renderConnectorError(w http.ResponseWriter, r *http.Request, c *connector, err error, loginID string) {
+	page := errorPage{Retry: f.loginPageURL(loginID)}
+	status := http.StatusBadGateway
+	switch {
+	case errors.Is(err, connectors.ErrUpstreamDenied):
+		status = http.StatusForbidden
+		page.Title = "Sign-in cancelled"
+		page.Message = fmt.Sprintf("%s did not sign you in: the sign-in was cancelled or refused there.", c.name)
+	case errors.Is(err, connectors.ErrInvalidCallback):
+		status = http.StatusBadRequest
+		page.Title = "Sign-in could not be verified"
+		page.Message = fmt.Sprintf("The answer from %s could not be verified, so you were not signed in. Please try again.", c.name)
+	case errors.Is(err, connectors.ErrPolicy):
+		status = http.StatusForbidden
+		page.Title = "Sign-in not allowed"
+		page.Message = fmt.Sprintf("Your %s account cannot be used to sign in here.", c.name)
+		page.Detail = detailOf(err, connectors.ErrPolicy)
+	case errors.Is(err, connectors.ErrIdentityRevoked):
+		status = http.StatusForbidden
+		page.Title = "Sign-in not allowed"
+		page.Message = fmt.Sprintf("Your %s account is no longer valid.", c.name)
+	case errors.Is(err, plugins.ErrPluginUnavailable), errors.Is(err, plugins.ErrClosed):
+		status = http.StatusServiceUnavailable
+		page.Title = "Sign-in interrupted"
+		page.Message = fmt.Sprintf("The sign-in with %s was interrupted by a problem on our side. Please try again.", c.name)
+	case errors.Is(err, context.DeadlineExceeded):
+		status = http.StatusGatewayTimeout
+		page.Title = "Sign-in timed out"
+		page.Message = fmt.Sprintf("%s took too long to answer. Please try again.", c.name)
+	default:
+		page.Title = "Sign-in failed"
+		page.Message = fmt.Sprintf("Signing in with %s did not work. Please try again later.", c.name)
+	}
+	f.render(w, r, status, page)
+}
+
+// detailOf extracts the connector's explanation that follows the sentinel
+// in the error text ("…: <sentinel>: explanation[: <sentinel>]").
+func detailOf(err, sentinel error) string {
+	s, mark := err.Error(), sentinel.Error()
+	i := strings.Index(s, mark+": ")
+	if i < 0 {
+		return ""
+	}
+	d := strings.TrimSuffix(s[i+len(mark)+2:], ": "+mark)
+	if len(d) > 300 || strings.Contains(d, mark) {
+		return ""
+	}
+	return d
+}

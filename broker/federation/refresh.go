@@ -1,0 +1,135 @@
+package federation
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sync"
+
+	"github.com/bridgekeeper/bridgekeeper/connectors"
+	"github.com/bridgekeeper/bridgekeeper/storage"
+)
+
+// Refresh re-checks a federated user upstream, for the broker's refresh
+// grant: idp is the connector the user logged in through (the session's
+// idp). It calls the connector's Refresh with the stored identity and saves
+// what comes back (connector data included: upstream refresh tokens
+// rotate). The error wraps connectors.ErrIdentityRevoked when the user is
+// gone or disabled upstream, or the link to the upstream identity is gone:
+// the grant must end (invalid_grant). Other errors (upstream or plugin down)
+// say nothing about the user. An idp that names no configured connector
+// ("local", or a connector removed from the configuration) passes.
+func (f *Federation) Refresh(ctx context.Context, userID, idp string) error {
+	c := f.connectors[idp]
+	if c == nil {
+		return nil
+	}
+	rc, ok := c.conn.(connectors.RefreshConnector)
+	if !ok {
+		return nil
+	}
+	// One refresh per user and connector at a time in this process:
+	// upstream refresh tokens rotate, and two concurrent uses of one would
+	// look like a revocation.
+	unlock := f.refreshLocks.lock(idp + "\x00" + userID)
+	defer unlock()
+	links, err := f.cfg.Store.ListIdentities(ctx, userID)
+	if err != nil {
+		return fmt.Errorf("refresh: list identities: %w", err)
+	}
+	// The identity of this connector the user last logged in with.
+	var link *storage.Identity
+	for i := range links {
+		if links[i].ConnectorID == idp && (link == nil || links[i].LastLoginAt.After(link.LastLoginAt)) {
+			link = &links[i]
+		}
+	}
+	if link == nil {
+		return fmt.Errorf("refresh: user %s has no %s identity: %w", userID, idp, connectors.ErrIdentityRevoked)
+	}
+	ident, err := identityOf(link)
+	if err != nil {
+		return fmt.Errorf("refresh: %w", err)
+	}
+	next, err := rc.Refresh(ctx, connectors.Scopes{OfflineAccess: true}, ident)
+	if err != nil {
+		if errors.Is(err, connectors.ErrIdentityRevoked) {
+			f.log.InfoContext(ctx, "user revoked upstream", "connector", idp, "user", userID, "err", err)
+		}
+		return fmt.Errorf("refresh: %w", err)
+	}
+	if next.Subject != link.Subject {
+		return fmt.Errorf("refresh: the connector answered for another subject: %w", connectors.ErrIdentityRevoked)
+	}
+	claims, err := claimsOf(next)
+	if err != nil {
+		return fmt.Errorf("refresh: %w", err)
+	}
+	link.Email, link.EmailVerified, link.Claims = next.Email, next.EmailVerified, claims
+	if next.ConnectorData != nil {
+		link.ConnectorData = next.ConnectorData
+	}
+	if err := f.cfg.Store.UpsertIdentity(ctx, link); err != nil {
+		return fmt.Errorf("refresh: save identity: %w", err)
+	}
+	return nil
+}
+
+// identityOf rebuilds a connector identity from its stored link.
+func identityOf(link *storage.Identity) (connectors.Identity, error) {
+	var c storedClaims
+	if len(link.Claims) > 0 {
+		if err := json.Unmarshal(link.Claims, &c); err != nil {
+			return connectors.Identity{}, fmt.Errorf("stored claims of %s/%s: %w", link.ConnectorID, link.Subject, err)
+		}
+	}
+	return connectors.Identity{
+		Subject:       link.Subject,
+		Email:         link.Email,
+		EmailVerified: link.EmailVerified,
+		Name:          c.Name,
+		GivenName:     c.GivenName,
+		FamilyName:    c.FamilyName,
+		Picture:       c.Picture,
+		Groups:        c.Groups,
+		Claims:        c.Extra,
+		ConnectorData: link.ConnectorData,
+	}, nil
+}
+
+// keyedMutex serialises work per key.
+type keyedMutex struct {
+	mu    sync.Mutex
+	locks map[string]*keyedLock
+}
+
+type keyedLock struct {
+	mu   sync.Mutex
+	refs int
+}
+
+// lock takes the lock of key and returns its unlock.
+func (k *keyedMutex) lock(key string) func() {
+	k.mu.Lock()
+	if k.locks == nil {
+		k.locks = map[string]*keyedLock{}
+	}
+	l := k.locks[key]
+	if l == nil {
+		l = &keyedLock{}
+		k.locks[key] = l
+	}
+	l.refs++
+	k.mu.Unlock()
+	l.mu.Lock()
+	return func() {
+		l.mu.Unlock()
+		k.mu.Lock()
+		l.refs--
+		if l.refs == 0 {
+			delete(k.locks, key)
+		}
+		k.mu.Unlock()
+	}
+}
