@@ -10,7 +10,7 @@ export CGO_ENABLED ?= 0
 
 CMDS := bridgekeeper connector-oidc connector-facebook fakeidp example-api
 
-.PHONY: all build run test test-go bench lint fmt clean npm-deps
+.PHONY: all build run test test-go bench lint fmt clean npm-deps generate
 
 all: build
 
@@ -24,7 +24,21 @@ FORCE:
 run: build
 	./scripts/demo.sh
 
-test: lint test-go
+# npm packages the tests drive (openid-client, jose, the Node connector, the
+# browser client); installed from their lockfiles when missing.
+NPM_DIRS := e2e/oidc-client testdata/node-connector interop/node wasm
+
+npm-deps:
+	@for d in $(NPM_DIRS); do \
+		if [ -f $$d/package-lock.json ] && [ ! -d $$d/node_modules ]; then \
+			echo "npm ci --prefix $$d"; npm ci --prefix $$d --no-audit --no-fund --loglevel=error || exit 1; \
+		fi; \
+	done
+
+generate:
+	$(GO) generate ./plugins/proto/...
+
+test: lint npm-deps test-go
 
 test-go:
 	$(GO) test -race -count=1 -timeout 15m ./...
