@@ -114,7 +114,10 @@ func maxAgeExceeded(form url.Values, authTime, now time.Time) bool {
 	}
 	maxAge, err := strconv.ParseInt(v, 10, 64)
 	if err != nil || maxAge < 0 {
-		return false // fosite rejects malformed values itself
+		return false // validateEarly refused it
+	}
+	if maxAge == 0 {
+		return true // max_age=0 is prompt=login
 	}
 	return authTime.Add(time.Duration(maxAge) * time.Second).Before(now)
 }

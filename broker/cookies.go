@@ -60,10 +60,10 @@ func (s *Server) clearCookie(w http.ResponseWriter, name string) {
 // browserBinding returns the hash of the browser's binding cookie, setting
 // a new cookie when there is none.
 func (s *Server) browserBinding(w http.ResponseWriter, r *http.Request) string {
-	if c, err := r.Cookie(bindingCookie); err == nil && len(c.Value) >= 32 {
-		return hashToken(c.Value)
-	}
 	v := randomToken()
+	if c, err := r.Cookie(bindingCookie); err == nil && len(c.Value) >= 32 {
+		v = c.Value // keep it, with a fresh expiry
+	}
 	s.setCookie(w, bindingCookie, v, s.cfg.PendingLoginLifetime)
 	return hashToken(v)
 }

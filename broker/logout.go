@@ -28,13 +28,15 @@ func (s *Server) handleLogout(w http.ResponseWriter, r *http.Request) {
 	clientID := r.Form.Get("client_id")
 	redirect := r.Form.Get("post_logout_redirect_uri")
 
+	var hintSub string
 	if hint != "" {
-		aud, err := s.verifyIDTokenHint(hint)
+		sub, aud, err := s.verifyIDTokenHint(hint)
 		if err != nil {
 			s.log.InfoContext(ctx, "logout: invalid id_token_hint", "err", err)
 			s.renderError(w, r, http.StatusBadRequest, "Sign-out failed", "The sign-out request carries an invalid ID token.")
 			return
 		}
+		hintSub = sub
 		switch {
 		case clientID == "" && len(aud) == 1:
 			clientID = aud[0]
@@ -71,6 +73,28 @@ func (s *Server) handleLogout(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 
+	// Without an ID token of the user signed in here, ask before ending the
+	// session (RP-Initiated Logout 1.0, section 2): a link on another site
+	// must not sign the user out silently. The confirmation is our own
+	// form, so its POST must be same-origin.
+	bs, user, err := s.browserSession(r)
+	if err != nil && !errors.Is(err, storage.ErrNotFound) {
+		s.log.ErrorContext(ctx, "logout: load browser session", "err", err)
+	}
+	if bs != nil && hintSub != bs.UserID {
+		confirmed := r.Method == http.MethodPost && r.PostForm.Get("confirm") == "yes" && s.csrf.Check(r) == nil
+		if !confirmed {
+			data := pageData{Title: "Sign out", Action: s.url(pathLogout), Email: user.Email}
+			for _, k := range []string{"id_token_hint", "client_id", "post_logout_redirect_uri", "state"} {
+				if v := r.Form.Get(k); v != "" {
+					data.Hidden = append(data.Hidden, hiddenField{Name: k, Value: v})
+				}
+			}
+			s.renderPage(w, r, http.StatusOK, "logout_confirm.html", data)
+			return
+		}
+	}
+
 	if err := s.endSession(w, r); err != nil {
 		s.log.ErrorContext(ctx, "logout", "err", err)
 		s.renderError(w, r, http.StatusInternalServerError, "Sign-out failed", "Something went wrong. Please try again.")
@@ -86,32 +110,33 @@ func (s *Server) handleLogout(w http.ResponseWriter, r *http.Request) {
 
 // verifyIDTokenHint checks an id_token_hint: signed by one of our published
 // keys (chosen by kid, so a retired key still works), issued by us. An
-// expired hint is fine for logout. It returns the token's audience.
-func (s *Server) verifyIDTokenHint(raw string) ([]string, error) {
+// expired hint is fine for logout. It returns the token's subject and
+// audience.
+func (s *Server) verifyIDTokenHint(raw string) (string, []string, error) {
 	tok, err := josejwt.ParseSigned(raw, []jose.SignatureAlgorithm{jose.RS256, jose.ES256})
 	if err != nil {
-		return nil, fmt.Errorf("parse: %w", err)
+		return "", nil, fmt.Errorf("parse: %w", err)
 	}
 	if len(tok.Headers) != 1 {
-		return nil, errors.New("expected one signature")
+		return "", nil, errors.New("expected one signature")
 	}
 	if typ, _ := tok.Headers[0].ExtraHeaders[jose.HeaderType].(string); typ == "at+jwt" {
-		return nil, errors.New("an access token is not an ID token")
+		return "", nil, errors.New("an access token is not an ID token")
 	}
 	kid := tok.Headers[0].KeyID
 	pub, alg, ok := s.keys.PublicKey(kid)
 	if !ok {
-		return nil, fmt.Errorf("unknown key %q", kid)
+		return "", nil, fmt.Errorf("unknown key %q", kid)
 	}
 	if tok.Headers[0].Algorithm != alg {
-		return nil, fmt.Errorf("algorithm %s does not match key %q", tok.Headers[0].Algorithm, kid)
+		return "", nil, fmt.Errorf("algorithm %s does not match key %q", tok.Headers[0].Algorithm, kid)
 	}
 	var claims josejwt.Claims
 	if err := tok.Claims(pub, &claims); err != nil {
-		return nil, fmt.Errorf("verify: %w", err)
+		return "", nil, fmt.Errorf("verify: %w", err)
 	}
 	if claims.Issuer != s.cfg.Issuer {
-		return nil, fmt.Errorf("issuer %q is not ours", claims.Issuer)
+		return "", nil, fmt.Errorf("issuer %q is not ours", claims.Issuer)
 	}
-	return claims.Audience, nil
+	return claims.Subject, claims.Audience, nil
 }

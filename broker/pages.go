@@ -85,6 +85,8 @@ func (s *Server) loginOption(id string) (LoginOption, bool) {
 
 type pageButton struct{ Label, URL string }
 
+type hiddenField struct{ Name, Value string }
+
 // pageData is what every template gets.
 type pageData struct {
 	Title   string
@@ -95,6 +97,7 @@ type pageData struct {
 	Action  string
 	Buttons []pageButton
 	Links   []pageButton
+	Hidden  []hiddenField
 }
 
 // setPageHeaders sets the security headers of every HTML page.

@@ -110,6 +110,7 @@ type Server struct {
 
 	discovery []byte
 	origins   *originCache
+	csrf      *http.CrossOriginProtection // for the broker's own forms
 
 	mu           sync.RWMutex
 	loginOptions []LoginOption
@@ -153,6 +154,11 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		basePath: strings.TrimRight(issuer.Path, "/"),
 		origins:  newOriginCache(cfg.Store, 10*time.Second),
 	}
+	s.csrf = http.NewCrossOriginProtection()
+	// Behind a proxy that rewrites Host, the issuer's origin is still ours.
+	if err := s.csrf.AddTrustedOrigin(issuer.Scheme + "://" + issuer.Host); err != nil {
+		return nil, fmt.Errorf("broker: %w", err)
+	}
 	s.provider, s.fosite = newProvider(cfg, s.store)
 	if s.discovery, err = s.discoveryDocument(); err != nil {
 		return nil, fmt.Errorf("broker: discovery document: %w", err)
@@ -190,7 +196,7 @@ func (s *Server) routes() {
 	r.Handle(pathDiscovery, cors(http.HandlerFunc(s.handleDiscovery))).Methods(http.MethodGet, http.MethodHead, http.MethodOptions)
 	r.Handle(pathJWKS, cors(http.HandlerFunc(s.handleJWKS))).Methods(http.MethodGet, http.MethodHead, http.MethodOptions)
 	r.Handle(pathLogout, http.HandlerFunc(s.handleLogout)).Methods(http.MethodGet, http.MethodPost)
-	r.Handle(pathLogin, http.NewCrossOriginProtection().Handler(http.HandlerFunc(s.handleLogin))).Methods(http.MethodGet, http.MethodPost)
+	r.Handle(pathLogin, s.csrf.Handler(http.HandlerFunc(s.handleLogin))).Methods(http.MethodGet, http.MethodPost)
 	r.HandleFunc(pathHealth, s.handleHealth).Methods(http.MethodGet, http.MethodHead)
 
 	root.NotFoundHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
