@@ -168,6 +168,44 @@ func (s *Store) UpsertIdentity(ctx context.Context, id *Identity) error {
 	return nil
 }
 
+// CreateIdentity links an upstream identity to a user. It fails with
+// ErrConflict when the identity is linked already (a concurrent login won).
+func (s *Store) CreateIdentity(ctx context.Context, id *Identity) error {
+	if id.ConnectorID == "" || id.Subject == "" || id.UserID == "" {
+		return fmt.Errorf("storage: create identity: connector id, subject and user id are required")
+	}
+	t := now()
+	if id.CreatedAt.IsZero() {
+		id.CreatedAt = t
+	}
+	if id.LastLoginAt.IsZero() {
+		id.LastLoginAt = t
+	}
+	db, err := s.writer(ctx)
+	if err != nil {
+		return err
+	}
+	if _, err := db.NewInsert().Model(id).Exec(ctx); err != nil {
+		return s.wrap("create identity", err)
+	}
+	return nil
+}
+
+// DeleteIdentity removes the link of an upstream identity; an absent one is
+// not an error.
+func (s *Store) DeleteIdentity(ctx context.Context, connectorID, subject string) error {
+	db, err := s.writer(ctx)
+	if err != nil {
+		return err
+	}
+	_, err = db.NewDelete().Model((*Identity)(nil)).
+		Where("connector_id = ?", connectorID).Where("subject = ?", subject).Exec(ctx)
+	if err != nil {
+		return s.wrap("delete identity", err)
+	}
+	return nil
+}
+
 // ListIdentities returns the upstream identities linked to a user, ordered
 // by connector and subject.
 func (s *Store) ListIdentities(ctx context.Context, userID string) ([]Identity, error) {

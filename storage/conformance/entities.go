@@ -231,6 +231,18 @@ func testIdentities(t *testing.T, s *storage.Store) {
 	}
 	_, err = s.GetIdentity(c, "okta", "nope")
 	wantErr(t, err, storage.ErrNotFound)
+
+	must(t, s.CreateIdentity(c, &storage.Identity{ConnectorID: "github", Subject: "7", UserID: "u3"}))
+	wantErr(t, s.CreateIdentity(c, &storage.Identity{ConnectorID: "github", Subject: "7", UserID: "u4"}), storage.ErrConflict)
+	got, err = s.GetIdentity(c, "github", "7")
+	must(t, err)
+	if got.UserID != "u3" || got.CreatedAt.IsZero() {
+		t.Errorf("CreateIdentity stored %+v", got)
+	}
+	must(t, s.DeleteIdentity(c, "github", "7"))
+	must(t, s.DeleteIdentity(c, "github", "7"))
+	_, err = s.GetIdentity(c, "github", "7")
+	wantErr(t, err, storage.ErrNotFound)
 }
 
 func testBrowserSessions(t *testing.T, s *storage.Store) {
