@@ -464,6 +464,11 @@ func TestConcurrentNew(t *testing.T) {
 		}
 	}
 	checkSettled(t, managers)
+	// Each New creates at most a current and a next key.
+	if store.creates > 2*n {
+		t.Fatalf("%d keys created by %d concurrent starts", store.creates, n)
+	}
+	t.Logf("%d concurrent starts created %d keys", n, store.creates)
 }
 
 // Replicas rotating at once: one rotation happens, the others reload.

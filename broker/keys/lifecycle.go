@@ -124,6 +124,9 @@ func (m *Manager) tick(ctx context.Context) error {
 func (m *Manager) rotate(ctx context.Context, s *keyState) error {
 	now := m.opts.Now()
 	won, err := m.store.RetireSigningKey(ctx, s.current.kid, now, m.removeAt(now))
+	if errors.Is(err, storage.ErrNotFound) { // retired and already removed elsewhere
+		won, err = false, nil
+	}
 	if err != nil {
 		return fmt.Errorf("retire signing key %s: %w", s.current.kid, err)
 	}
@@ -175,7 +178,7 @@ func (m *Manager) sync(ctx context.Context, create bool) error {
 			break
 		}
 		for _, r := range v.surplus {
-			if _, err := m.store.RetireSigningKey(ctx, r.KID, now, m.removeAt(now)); err != nil {
+			if _, err := m.store.RetireSigningKey(ctx, r.KID, now, m.removeAt(now)); err != nil && !errors.Is(err, storage.ErrNotFound) {
 				return fmt.Errorf("retire surplus signing key %s: %w", r.KID, err)
 			}
 			m.log.Info("retired surplus signing key left by concurrent key creation", "kid", r.KID)
