@@ -198,21 +198,28 @@ type numericDate struct {
 }
 
 func (n *numericDate) UnmarshalJSON(b []byte) error {
-	if string(b) == "null" {
-		return nil
+	d, err := parseNumericDate(string(b))
+	if err != nil {
+		return err
 	}
-	if sec, err := strconv.ParseInt(string(b), 10, 64); err == nil && sec >= 0 && sec <= 1e11 {
-		n.t, n.set = time.Unix(sec, 0), true
-		return nil
+	*n = d
+	return nil
+}
+
+// parseNumericDate reads a JSON number of seconds; null is no date.
+func parseNumericDate(s string) (numericDate, error) {
+	if s == "null" {
+		return numericDate{}, nil
 	}
-	f, err := json.Number(b).Float64()
+	if sec, err := strconv.ParseInt(s, 10, 64); err == nil && sec >= 0 && sec <= 1e11 {
+		return numericDate{t: time.Unix(sec, 0), set: true}, nil
+	}
+	f, err := json.Number(s).Float64()
 	if err != nil || math.IsNaN(f) || math.IsInf(f, 0) || f < 0 || f > 1e11 {
-		return fmt.Errorf("bad NumericDate %s", b)
+		return numericDate{}, fmt.Errorf("bad NumericDate %s", s)
 	}
 	sec, frac := math.Modf(f)
-	n.t = time.Unix(int64(sec), int64(frac*1e9))
-	n.set = true
-	return nil
+	return numericDate{t: time.Unix(int64(sec), int64(frac*1e9)), set: true}, nil
 }
 
 func (n numericDate) time() time.Time {

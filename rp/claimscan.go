@@ -14,7 +14,8 @@ import (
 // it agrees with encoding/json. Like encoding/json, a repeated member keeps
 // its last value.
 func scanPayload(b []byte) (payload, error) {
-	s := scanner{b: b}
+	// One copy of the payload as a string; every claim is a substring of it.
+	s := scanner{b: string(b)}
 	var p payload
 	s.space()
 	if !s.consume('{') {
@@ -55,7 +56,7 @@ var (
 )
 
 type scanner struct {
-	b []byte
+	b string
 	i int
 }
 
@@ -115,8 +116,8 @@ func (s *scanner) member(p *payload, name string) error {
 		if err = s.skip(0); err != nil {
 			return err
 		}
-		var d numericDate
-		if err = d.UnmarshalJSON(s.b[start:s.i]); err != nil {
+		d, err := parseNumericDate(s.b[start:s.i])
+		if err != nil {
 			return err
 		}
 		switch name {
@@ -158,10 +159,10 @@ func (s *scanner) string() (string, error) {
 		case c == '"':
 			s.i++
 			if !escaped {
-				return string(s.b[start : s.i-1]), nil
+				return s.b[start : s.i-1], nil
 			}
 			var out string
-			if err := json.Unmarshal(s.b[start-1:s.i], &out); err != nil {
+			if err := json.Unmarshal([]byte(s.b[start-1:s.i]), &out); err != nil {
 				return "", errSyntax
 			}
 			return out, nil
@@ -212,7 +213,7 @@ func (s *scanner) strings() ([]string, error) {
 }
 
 func (s *scanner) literal(word string) bool {
-	if strings.HasPrefix(string(s.b[s.i:]), word) {
+	if strings.HasPrefix(s.b[s.i:], word) {
 		s.i += len(word)
 		return true
 	}

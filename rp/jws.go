@@ -5,8 +5,8 @@ import (
 	"crypto/ecdsa"
 	"crypto/ed25519"
 	"crypto/rsa"
-	_ "crypto/sha256" // hashes named by the JWS algorithms
-	_ "crypto/sha512"
+	"crypto/sha256"
+	"crypto/sha512"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -135,9 +135,18 @@ func verifySignature(k verifyKey, input string, sig []byte) error {
 	if !ok {
 		return errBadSignature
 	}
-	h := hash.New()
-	h.Write([]byte(input))
-	digest := h.Sum(make([]byte, 0, 64))
+	var digest []byte
+	switch hash {
+	case crypto.SHA256:
+		d := sha256.Sum256([]byte(input))
+		digest = d[:]
+	case crypto.SHA384:
+		d := sha512.Sum384([]byte(input))
+		digest = d[:]
+	default:
+		d := sha512.Sum512([]byte(input))
+		digest = d[:]
+	}
 	switch pub := k.key.(type) {
 	case *rsa.PublicKey:
 		switch k.alg {
