@@ -221,7 +221,7 @@ func TestNewValidatesConfig(t *testing.T) {
 		"no store":      func(c *Config) { c.Store = nil },
 		"no keys":       func(c *Config) { c.Keys = nil },
 		"no secret":     func(c *Config) { c.Secret = nil },
-		"reuse grace":   func(c *Config) { c.RefreshReuseGrace = time.Second },
+		"reuse grace":   func(c *Config) { c.RefreshReuseGrace = time.Hour },
 		"bad templates": func(c *Config) { c.TemplateDir = writeBadTemplate(t) },
 	} {
 		cfg := good
@@ -285,6 +285,29 @@ func TestLogoutWithoutHintAsksFirst(t *testing.T) {
 		}
 		if sessionAlive() {
 			t.Fatal("the session survived a confirmed logout")
+		}
+	})
+}
+
+func TestRefreshReuseGrace(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b storagetest.Backend) {
+		e := newTestEnv(t, b, func(c *Config) { c.RefreshReuseGrace = time.Minute })
+		ar := spaAuth()
+		first := mustOK(t, e.exchange(e.browser().loginForCode(ar), ar))
+		second := mustOK(t, e.refresh(first.RefreshToken))
+		// Within the grace period: refused, the grant survives.
+		wantTokenError(t, e.refresh(first.RefreshToken), http.StatusBadRequest, "invalid_grant")
+		if !e.active(second.RefreshToken) || !e.active(second.AccessToken) {
+			t.Fatal("reuse within the grace period revoked the grant")
+		}
+		// Past it (rotation backdated): the grant is revoked.
+		if _, err := e.store.DB().NewUpdate().Table("refresh_tokens").Set("first_used_at = ?", time.Now().Add(-time.Hour)).
+			Where("first_used_at IS NOT NULL").Exec(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		wantTokenError(t, e.refresh(first.RefreshToken), http.StatusBadRequest, "invalid_grant")
+		if e.active(second.RefreshToken) || e.active(second.AccessToken) {
+			t.Fatal("reuse after the grace period did not revoke the grant")
 		}
 	})
 }

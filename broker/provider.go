@@ -6,12 +6,14 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/ory/fosite"
 	"github.com/ory/fosite/compose"
 	"github.com/ory/fosite/handler/oauth2"
 	"github.com/ory/fosite/token/hmac"
 	"github.com/ory/fosite/token/jwt"
+	"github.com/uptrace/bun"
 
 	"github.com/bridgekeeper/bridgekeeper/broker/keys"
 	"github.com/bridgekeeper/bridgekeeper/internal/password"
@@ -116,6 +118,30 @@ func (k *kidSigner) Validate(ctx context.Context, token string) (string, error) 
 // SQLite's only writer connection (or Postgres row locks).
 type txStore struct {
 	*storage.Store
+	reuseGrace time.Duration // Config.RefreshReuseGrace
+}
+
+// GetRefreshTokenSession adds the refresh reuse grace period: a refresh
+// token rotated less than reuseGrace ago is reported as unknown rather than
+// inactive, so fosite refuses it (invalid_grant) without revoking the grant
+// — two tabs refreshing at once do not log the user out. Past the grace
+// period, reuse revokes the whole grant.
+func (t *txStore) GetRefreshTokenSession(ctx context.Context, sig string, sess fosite.Session) (fosite.Requester, error) {
+	req, err := t.Store.GetRefreshTokenSession(ctx, sig, sess)
+	if t.reuseGrace <= 0 || !errors.Is(err, fosite.ErrInactiveToken) {
+		return req, err
+	}
+	// storage's API has no accessor for the rotation time: read the
+	// refresh_tokens.first_used_at column that RotateRefreshToken sets.
+	var firstUsed bun.NullTime
+	if qerr := t.Store.DB().NewSelect().Table("refresh_tokens").Column("first_used_at").
+		Where("signature = ?", sig).Scan(ctx, &firstUsed); qerr != nil || firstUsed.IsZero() {
+		return req, err // revoked, not rotated: fosite's reuse handling applies
+	}
+	if since := time.Since(firstUsed.Time); since <= t.reuseGrace {
+		return nil, fmt.Errorf("refresh token rotated %s ago, within the reuse grace period: %w", since.Round(time.Millisecond), fosite.ErrNotFound)
+	}
+	return req, err
 }
 
 type writeBufferKey struct{}

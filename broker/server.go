@@ -54,8 +54,9 @@ type Config struct {
 	AuthorizeCodeLifetime time.Duration // default 2m
 	SessionLifetime       time.Duration // broker session cookie; default 24h
 	PendingLoginLifetime  time.Duration // default 10m
-	// RefreshReuseGrace is accepted for configuration compatibility; only 0
-	// (immediate reuse revokes the whole family) is implemented.
+	// RefreshReuseGrace: a refresh token presented again within this time
+	// after its rotation is refused (invalid_grant) without revoking the
+	// grant. Default 0 (off): any reuse revokes the whole family. At most 5m.
 	RefreshReuseGrace time.Duration
 	TemplateDir       string // optional directory whose *.html override the embedded templates
 
@@ -130,8 +131,8 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	case cfg.Secret == nil:
 		return nil, errors.New("broker: system secret is required")
 	}
-	if cfg.RefreshReuseGrace > 0 {
-		return nil, errors.New("broker: a refresh reuse grace period is not supported; reuse of a rotated refresh token always revokes the grant")
+	if cfg.RefreshReuseGrace < 0 || cfg.RefreshReuseGrace > 5*time.Minute {
+		return nil, fmt.Errorf("broker: refresh reuse grace %v must be between 0 (off) and 5m", cfg.RefreshReuseGrace)
 	}
 	issuer, err := url.Parse(cfg.Issuer)
 	if err != nil || (issuer.Scheme != "http" && issuer.Scheme != "https") || issuer.Host == "" {
@@ -147,7 +148,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	s := &Server{
 		cfg:      cfg,
 		log:      cfg.Logger,
-		store:    &txStore{Store: cfg.Store},
+		store:    &txStore{Store: cfg.Store, reuseGrace: cfg.RefreshReuseGrace},
 		keys:     cfg.Keys,
 		tmpl:     tmpl,
 		secure:   issuer.Scheme == "https",
