@@ -18,6 +18,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"time"
 
@@ -177,9 +178,25 @@ func sqliteDSN(path string, extra url.Values, journal bool, key, value string) s
 }
 
 func openPostgres(dsn string) (*Store, error) {
+	conns := max(16, runtime.GOMAXPROCS(0)*8)
+	u, err := url.Parse(dsn)
+	if err != nil {
+		return nil, fmt.Errorf("storage: postgres DSN: %w", err)
+	}
+	// max_conns is ours, not a Postgres setting: take it out of the DSN.
+	q := u.Query()
+	if v := q.Get("max_conns"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 {
+			return nil, fmt.Errorf("storage: postgres DSN: max_conns=%q is not a positive number", v)
+		}
+		conns = n
+		q.Del("max_conns")
+		u.RawQuery = q.Encode()
+		dsn = u.String()
+	}
 	connector := pgdriver.NewConnector(pgdriver.WithDSN(dsn))
 	sqldb := sql.OpenDB(connector)
-	conns := max(16, runtime.GOMAXPROCS(0)*8)
 	sqldb.SetMaxOpenConns(conns)
 	sqldb.SetMaxIdleConns(conns)
 	db := bun.NewDB(sqldb, pgdialect.New())

@@ -64,7 +64,8 @@ func helper(t *testing.T, action, dsn string) *exec.Cmd {
 
 func TestOpenRejectsUnknownDSN(t *testing.T) {
 	ctx := context.Background()
-	for _, dsn := range []string{"", "mysql://x", "sqlite:", "sqlite::memory:", "/tmp/file.db"} {
+	for _, dsn := range []string{"", "mysql://x", "sqlite:", "sqlite::memory:", "/tmp/file.db",
+		"postgres://127.0.0.1:1/x?max_conns=0", "postgres://127.0.0.1:1/x?max_conns=many"} {
 		if s, err := storage.Open(ctx, dsn); err == nil {
 			s.Close()
 			t.Errorf("Open(%q) succeeded", dsn)

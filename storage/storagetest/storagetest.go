@@ -82,7 +82,8 @@ func (b Backend) EmptyDSN(t testing.TB) string {
 // createPostgresSchema creates an empty schema named bk_<random> in the
 // database of $BRIDGEKEEPER_TEST_POSTGRES, drops it at cleanup, and returns
 // a DSN whose search_path selects it (much faster than a database per
-// test). The DSN also turns synchronous_commit off for speed.
+// test). The DSN also turns synchronous_commit off for speed and limits the
+// store to 8 connections.
 func createPostgresSchema(t testing.TB) string {
 	t.Helper()
 	adminDSN := os.Getenv(PostgresEnv)
@@ -120,6 +121,9 @@ func createPostgresSchema(t testing.TB) string {
 	q := u.Query()
 	q.Set("search_path", name)
 	q.Set("synchronous_commit", "off")
+	// Tests open many stores; keep each one's share of the server's
+	// connections small.
+	q.Set("max_conns", "8")
 	u.RawQuery = q.Encode()
 	return u.String()
 }
