@@ -170,7 +170,7 @@ func New(ctx context.Context, store Store, opts Options) (*Manager, error) {
 		// A replica that has not reloaded yet may sign with a retired key
 		// for up to one reload interval after another replica retired it.
 		margin: opts.ReloadInterval + removalSlack,
-		log:    opts.Logger.With("component", "keys"),
+		log:    opts.Logger,
 		loaded: make(map[string]*keyMaterial),
 	}
 	m.mu.Lock()
