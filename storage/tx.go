@@ -81,9 +81,13 @@ func (s *Store) reader(ctx context.Context) bun.IDB {
 // it, and Commit and Rollback on that context leave the real commit to the
 // outer scope (a nested Rollback makes the outer Commit fail).
 //
-// On SQLite a transaction holds the only writer connection until it ends:
-// never call the Store with a context that lacks the transaction while
-// holding one, and keep slow work (signing) outside.
+// The database transaction begins at the first write through the returned
+// context (reads before it run outside, on the reader pool). From then on,
+// on SQLite, it holds the only writer connection until it ends: keep slow
+// work (signing) out of that stretch, and never write through a context
+// that lacks the transaction meanwhile — that write waits for the
+// transaction, which waits for it. After Commit or Rollback the context
+// runs its calls without a transaction.
 func (s *Store) BeginTX(ctx context.Context) (context.Context, error) {
 	if ref := txFrom(ctx); ref != nil {
 		ref.state.mu.Lock()
