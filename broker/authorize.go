@@ -119,6 +119,9 @@ func maxAgeExceeded(form url.Values, authTime, now time.Time) bool {
 	if maxAge == 0 {
 		return true // max_age=0 is prompt=login
 	}
+	if maxAge > int64(100*365*24*time.Hour/time.Second) {
+		return false // longer than any session; avoids overflow
+	}
 	return authTime.Add(time.Duration(maxAge) * time.Second).Before(now)
 }
 

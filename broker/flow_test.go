@@ -84,6 +84,12 @@ func TestCodeFlowWithPKCE(t *testing.T) {
 			}
 		}
 
+		// RFC 6750 section 2.2: the token in a form body.
+		resp, body := e.post(pathUserinfo, url.Values{"access_token": {tr.AccessToken}}, "", "")
+		if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), e.user.ID) {
+			t.Errorf("userinfo with a form token: %d %s", resp.StatusCode, body)
+		}
+
 		// A second authorization in the same browser needs no login.
 		ar2 := spaAuth()
 		q := redirectParams(t, br.get(e.authURL(ar2)), spaRedirect)

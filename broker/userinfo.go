@@ -17,7 +17,7 @@ import (
 // claims the token's scopes allow.
 func (s *Server) handleUserinfo(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
-	token := bearerToken(r)
+	token := bearerToken(w, r)
 	if token == "" {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="bridgekeeper"`)
 		writeBearerError(w, http.StatusUnauthorized, "", "")
@@ -51,7 +51,7 @@ func (s *Server) handleUserinfo(w http.ResponseWriter, r *http.Request) {
 
 // bearerToken returns the RFC 6750 bearer token of the Authorization header
 // or, for a form-encoded POST, of the access_token form field.
-func bearerToken(r *http.Request) string {
+func bearerToken(w http.ResponseWriter, r *http.Request) string {
 	if auth := r.Header.Get("Authorization"); auth != "" {
 		scheme, token, ok := strings.Cut(auth, " ")
 		if ok && strings.EqualFold(scheme, "Bearer") {
@@ -60,7 +60,7 @@ func bearerToken(r *http.Request) string {
 		return ""
 	}
 	if r.Method == http.MethodPost && strings.HasPrefix(r.Header.Get("Content-Type"), "application/x-www-form-urlencoded") {
-		r.Body = http.MaxBytesReader(nil, r.Body, 1<<20)
+		r.Body = http.MaxBytesReader(w, r.Body, 1<<20)
 		if err := r.ParseForm(); err == nil {
 			return r.PostForm.Get("access_token")
 		}
