@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/url"
+	"reflect"
 	"strings"
 	"time"
 
@@ -146,7 +147,7 @@ func newRequestRow(signature string, req fosite.Requester, tokenType fosite.Toke
 	if c := req.GetClient(); c != nil {
 		r.ClientID = c.GetID()
 	}
-	if sess := req.GetSession(); sess != nil {
+	if sess := req.GetSession(); !isNilSession(sess) {
 		data, err := json.Marshal(sess)
 		if err != nil {
 			return r, fmt.Errorf("storage: encode session: %w", err)
@@ -161,10 +162,23 @@ func newRequestRow(signature string, req fosite.Requester, tokenType fosite.Toke
 	return r, nil
 }
 
-// toRequest rebuilds the fosite request of a row loaded with its client
-// (a deleted client is ErrNotFound) and the session data is decoded
-// into session, unless session is nil.
+// isNilSession reports whether a session is nil, or a nil pointer in an
+// interface (which can be neither encoded nor decoded into).
+func isNilSession(session fosite.Session) bool {
+	if session == nil {
+		return true
+	}
+	v := reflect.ValueOf(session)
+	return v.Kind() == reflect.Pointer && v.IsNil()
+}
+
+// toRequest rebuilds the fosite request of a row loaded with its client (a
+// deleted client is ErrNotFound), decoding the stored session data into
+// session unless session is nil.
 func (s *Store) toRequest(r *requestRow, session fosite.Session) (*fosite.Request, error) {
+	if isNilSession(session) {
+		session = nil
+	}
 	client := r.Client
 	if client == nil {
 		return nil, notFound("client", r.ClientID)
@@ -173,7 +187,7 @@ func (s *Store) toRequest(r *requestRow, session fosite.Session) (*fosite.Reques
 	if err != nil {
 		return nil, fmt.Errorf("storage: decode stored form: %w", err)
 	}
-	if session != nil && r.SessionData != "" && r.SessionData != "null" {
+	if session != nil && r.SessionData != "null" && r.SessionData != "" {
 		if err := json.Unmarshal([]byte(r.SessionData), session); err != nil {
 			return nil, fmt.Errorf("storage: decode stored session: %w", err)
 		}

@@ -98,6 +98,8 @@ func testNilSession(t *testing.T, s *storage.Store) {
 	}
 	got, err = s.GetAccessTokenSession(c, f.access, nil)
 	must(t, err)
+	_, err = s.GetAccessTokenSession(c, f.access, (*openid.DefaultSession)(nil))
+	must(t, err)
 	if got.GetID() != "req-1" {
 		t.Errorf("GetAccessTokenSession(nil session) = %+v", got)
 	}
@@ -116,6 +118,8 @@ func testNilSession(t *testing.T, s *storage.Store) {
 	bare.Client = client
 	bare.Session = nil
 	must(t, s.CreateAccessTokenSession(c, "at-bare", bare))
+	bare.Session = (*openid.DefaultSession)(nil)
+	must(t, s.CreateAccessTokenSession(c, "at-bare-typed-nil", bare))
 	_, err = s.GetAccessTokenSession(c, "at-bare", openid.NewDefaultSession())
 	must(t, err)
 }
