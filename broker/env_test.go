@@ -64,6 +64,13 @@ type testEnv struct {
 // with the fixture clients and users.
 func newTestEnv(t testing.TB, b storagetest.Backend, mod func(*Config)) *testEnv {
 	t.Helper()
+	return newTestEnvAlg(t, b, "", mod)
+}
+
+// newTestEnvAlg is newTestEnv with signing keys of algorithm alg ("" is the
+// default, RS256).
+func newTestEnvAlg(t testing.TB, b storagetest.Backend, alg string, mod func(*Config)) *testEnv {
+	t.Helper()
 	ctx := context.Background()
 	store, _ := b.Open(t)
 	sec, err := secret.Parse(testSecretB64)
@@ -77,6 +84,7 @@ func newTestEnv(t testing.TB, b storagetest.Backend, mod func(*Config)) *testEnv
 		mod(&cfg)
 	}
 	km, err := keys.New(ctx, store, keys.Options{
+		Algorithm:        alg,
 		EncryptionKey:    sec.Derive(secret.PurposeKeyEncryption),
 		MaxTokenLifetime: MaxTokenLifetime(cfg),
 	})

@@ -2,6 +2,7 @@ package broker
 
 import (
 	"context"
+	"encoding/json"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -310,4 +311,31 @@ func TestRefreshReuseGrace(t *testing.T) {
 			t.Fatal("reuse after the grace period did not revoke the grant")
 		}
 	})
+}
+
+func TestES256Keys(t *testing.T) {
+	e := newTestEnvAlg(t, storagetest.Backend{Name: "sqlite"}, "ES256", nil)
+	ar := spaAuth()
+	br := e.browser()
+	tr := mustOK(t, e.exchange(br.loginForCode(ar), ar))
+	for _, tok := range []string{tr.IDToken, tr.AccessToken} {
+		if h, _ := e.verifyJWT(tok); h.Algorithm != "ES256" {
+			t.Errorf("alg %s, want ES256", h.Algorithm)
+		}
+	}
+	if !e.active(tr.AccessToken) {
+		t.Error("ES256 access token inactive")
+	}
+	redirectParams(t, br.get(e.issuer+pathLogout+"?"+url.Values{"id_token_hint": {tr.IDToken}, "post_logout_redirect_uri": {spaLogout}}.Encode()), spaLogout)
+	resp, err := http.Get(e.issuer + pathDiscovery)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var doc struct {
+		Algs []string `json:"id_token_signing_alg_values_supported"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&doc); err != nil || len(doc.Algs) != 1 || doc.Algs[0] != "ES256" {
+		t.Errorf("discovery algs %v %v", doc.Algs, err)
+	}
 }
