@@ -1,0 +1,338 @@
+package federation_test
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/bridgekeeper/bridgekeeper/connectors"
+	"github.com/bridgekeeper/bridgekeeper/internal/config"
+	"github.com/bridgekeeper/bridgekeeper/internal/fakeidp"
+	"github.com/bridgekeeper/bridgekeeper/storage/storagetest"
+)
+
+// forEachBackend runs fn on every storage backend.
+func forEachBackend(t *testing.T, fn func(t *testing.T, b storagetest.Backend)) {
+	for _, b := range storagetest.Backends(t) {
+		t.Run(b.Name, func(t *testing.T) {
+			t.Parallel()
+			fn(t, b)
+		})
+	}
+}
+
+// TestLoginThroughPresets logs users in through the Okta and Google
+// presets of connector-oidc and through connector-facebook, as real plugin
+// processes against the fake upstream: the login page offers each, the ID
+// token's sub is the broker's user (stable across logins), idp and amr say
+// how, and the identity link keeps the connector data.
+func TestLoginThroughPresets(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b storagetest.Backend) {
+		e := newEnv(t, envOptions{backend: b})
+		ctx := context.Background()
+		br := e.browser()
+
+		p := br.get(e.authURL(spaAuth()))
+		for _, name := range []string{"Okta", "Google", "Facebook"} {
+			if !strings.Contains(p.body, "Continue with "+name) {
+				t.Errorf("login page lacks %q", "Continue with "+name)
+			}
+		}
+		// The login page's Okta button starts the upstream login.
+		var connect string
+		for _, h := range hrefs(p.body) {
+			if strings.Contains(h, "/connect/okta?login=") {
+				connect = h
+			}
+		}
+		if connect == "" {
+			t.Fatalf("no /connect/okta link on the login page: %.2000s", p.body)
+		}
+		up := br.get(connect).location(t)
+		if !strings.HasPrefix(up.String(), e.idpTS.URL+"/oauth2/default/v1/authorize") {
+			t.Fatalf("connect redirects to %s", up)
+		}
+
+		subs := map[string]string{}
+		for _, tc := range []struct{ connector, subject, email string }{
+			{"okta", "1001", "alice@example.com"},
+			{"google", "1002", "bob@example.org"},
+			{"facebook", "1001", ""}, // Facebook e-mails are not verified: no linking, and alice's address is taken
+		} {
+			claims, tr := e.login(e.browser(), tc.connector, tc.subject)
+			checkFederated(t, claims, tc.connector)
+			sub, _ := claims["sub"].(string)
+			if sub == "" || sub == tc.subject || !strings.HasPrefix(sub, "u_") {
+				t.Errorf("%s: sub = %q, want a broker user id", tc.connector, sub)
+			}
+			if tr.RefreshToken == "" {
+				t.Errorf("%s: no refresh token", tc.connector)
+			}
+			if claims["email"] != nil && claims["email"] != tc.email || (claims["email"] == nil) != (tc.email == "") {
+				t.Errorf("%s: email = %v, want %q", tc.connector, claims["email"], tc.email)
+			}
+			link, err := e.store.GetIdentity(ctx, tc.connector, tc.subject)
+			if err != nil {
+				t.Fatalf("%s: identity: %v", tc.connector, err)
+			}
+			if link.UserID != sub || len(link.ConnectorData) == 0 {
+				t.Errorf("%s: identity = %+v", tc.connector, link)
+			}
+			subs[tc.connector] = sub
+		}
+		if subs["okta"] == subs["facebook"] {
+			t.Error("okta and facebook identities share a user although linking is off")
+		}
+		// The same upstream identity is the same user next time.
+		claims, _ := e.login(e.browser(), "okta", "1001")
+		if claims["sub"] != subs["okta"] {
+			t.Errorf("second okta login: sub %v, want %s", claims["sub"], subs["okta"])
+		}
+		if claims["name"] != "Alice Anderson" {
+			t.Errorf("name = %v", claims["name"])
+		}
+	})
+}
+
+// TestIDPHintGoesStraightUpstream: idp_hint skips the login page.
+func TestIDPHintGoesStraightUpstream(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	br := e.browser()
+	up := e.startUpstream(br, spaAuth(), "google")
+	if !strings.HasPrefix(up.String(), e.idpTS.URL+"/o/oauth2/v2/auth?") {
+		t.Fatalf("idp_hint=google went to %s", up)
+	}
+	q := up.Query()
+	if q.Get("redirect_uri") != e.issuer+"/callback/google" || len(q.Get("state")) < 20 || q.Get("nonce") == "" || q.Get("code_challenge") == "" {
+		t.Errorf("upstream request %s", up.RawQuery)
+	}
+	if br.cookie(e.issuer+"/callback/google", "bk_fed") == "" {
+		t.Error("no login cookie for the callback")
+	}
+	if br.cookie(e.issuer+"/login", "bk_fed") != "" {
+		t.Error("the login cookie is sent beyond the callback path")
+	}
+	// An unknown hint shows the login page.
+	ar := spaAuth()
+	ar.params.Set("idp_hint", "nope")
+	if p := br.get(e.authURL(ar)); p.status != http.StatusOK || !strings.Contains(p.body, "Continue with Okta") {
+		t.Errorf("unknown idp_hint: %d %s", p.status, p.url)
+	}
+}
+
+// TestCallbackFailures: every way the upstream's answer can be wrong ends
+// on an error page, with no session and no code for the client.
+func TestCallbackFailures(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b storagetest.Backend) {
+		e := newEnv(t, envOptions{backend: b})
+
+		t.Run("bad state", func(t *testing.T) {
+			br := e.browser()
+			back := e.upstreamLogin(e.startUpstream(br, spaAuth(), "okta"), "1001")
+			q := back.Query()
+			q.Set("state", q.Get("state")+"x")
+			back.RawQuery = q.Encode()
+			errorPage(t, br, e, br.get(back.String()), http.StatusBadRequest, "does not belong to the sign-in this browser started")
+		})
+		t.Run("state of another browser", func(t *testing.T) {
+			victim, attacker := e.browser(), e.browser()
+			back := e.upstreamLogin(e.startUpstream(attacker, spaAuth(), "okta"), "1001")
+			errorPage(t, victim, e, victim.get(back.String()), http.StatusBadRequest, "not started in this browser")
+		})
+		t.Run("upstream error", func(t *testing.T) {
+			br := e.browser()
+			back, err := fakeidp.Deny(context.Background(), e.startUpstream(br, spaAuth(), "okta").String())
+			if err != nil {
+				t.Fatal(err)
+			}
+			p := br.get(back.String())
+			errorPage(t, br, e, p, http.StatusForbidden, "cancelled or refused")
+			if !strings.Contains(p.body, "/login?login=") {
+				t.Errorf("no way back to the login page: %s", p.body)
+			}
+		})
+		for _, tc := range []struct {
+			name  string
+			fault fakeidp.Fault
+		}{
+			{"wrong nonce", fakeidp.FaultWrongNonce},
+			{"bad signature", fakeidp.FaultBadSignature},
+			{"expired id token", fakeidp.FaultExpired},
+			{"wrong audience", fakeidp.FaultWrongAudience},
+			{"hs256", fakeidp.FaultHS256},
+		} {
+			t.Run(tc.name, func(t *testing.T) {
+				br := e.browser()
+				up := e.startUpstream(br, spaAuth(), "google")
+				e.idp.BreakNextIDToken(tc.fault)
+				back := e.upstreamLogin(up, "1002")
+				errorPage(t, br, e, br.get(back.String()), http.StatusBadRequest, "could not be verified")
+			})
+		}
+		t.Run("facebook without e-mail", func(t *testing.T) {
+			br := e.browser()
+			back := e.upstreamLogin(e.startUpstream(br, spaAuth(), "facebook"), "1004")
+			errorPage(t, br, e, br.get(back.String()), http.StatusForbidden, "Facebook did not share an e-mail address")
+		})
+	})
+}
+
+// TestStateIsSingleUse: a callback can be replayed neither after a failure
+// (the state is used up before the connector runs) nor after a success.
+func TestStateIsSingleUse(t *testing.T) {
+	e := newEnv(t, envOptions{})
+
+	// Replay after a failed callback, cookies and all.
+	br := e.browser()
+	ar := spaAuth()
+	up := e.startUpstream(br, ar, "okta")
+	loginCookie := br.cookie(e.issuer+"/callback/okta", "bk_fed")
+	e.idp.BreakNextIDToken(fakeidp.FaultWrongNonce)
+	back := e.upstreamLogin(up, "1001")
+	errorPage(t, br, e, br.get(back.String()), http.StatusBadRequest, "could not be verified")
+	restore := func() {
+		u, _ := url.Parse(e.issuer + "/callback/okta")
+		br.c.Jar.SetCookies(u, []*http.Cookie{{Name: "bk_fed", Value: loginCookie, Path: "/callback/okta"}})
+	}
+	restore()
+	errorPage(t, br, e, br.get(back.String()), http.StatusBadRequest, "does not belong to the sign-in this browser started")
+
+	// Replay after a success: no second code, no new session.
+	br = e.browser()
+	up = e.startUpstream(br, ar, "okta")
+	loginCookie = br.cookie(e.issuer+"/callback/okta", "bk_fed")
+	back = e.upstreamLogin(up, "1001")
+	codeFrom(t, br.get(back.String()))
+	session := br.cookie(e.issuer+"/", "bk_session")
+	if session == "" {
+		t.Fatal("no session after the login")
+	}
+	restore()
+	p := br.get(back.String())
+	if p.status != http.StatusBadRequest || p.header.Get("Location") != "" {
+		t.Errorf("replayed callback: %d %s", p.status, p.header.Get("Location"))
+	}
+	if br.cookie(e.issuer+"/", "bk_session") != session {
+		t.Error("the replay started a new session")
+	}
+}
+
+// TestConcurrentCallbacks: of two simultaneous callbacks with one state,
+// exactly one logs in.
+func TestConcurrentCallbacks(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	br := e.browser()
+	back := e.upstreamLogin(e.startUpstream(br, spaAuth(), "okta"), "1001")
+	results := make(chan int, 2)
+	for range 2 {
+		go func() {
+			req, _ := http.NewRequest(http.MethodGet, back.String(), nil)
+			for _, c := range br.c.Jar.Cookies(back) {
+				req.AddCookie(c)
+			}
+			resp, err := http.DefaultTransport.RoundTrip(req)
+			if err != nil {
+				results <- 0
+				return
+			}
+			resp.Body.Close()
+			results <- resp.StatusCode
+		}()
+	}
+	got := []int{<-results, <-results}
+	slices.Sort(got)
+	if !slices.Equal(got, []int{http.StatusSeeOther, http.StatusBadRequest}) {
+		t.Errorf("statuses %v, want one redirect and one refusal", got)
+	}
+}
+
+// TestLinkByEmail: a first federated login joins the existing user only
+// when linking is on and both sides have the address verified; otherwise a
+// new user is made, without taking the address.
+func TestLinkByEmail(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b storagetest.Backend) {
+		ctx := context.Background()
+		for _, tc := range []struct {
+			name          string
+			link          bool
+			localVerified bool
+			subject       string // fakeidp: 1001 alice (verified), 1003 carol (unverified)
+			email         string
+			wantLinked    bool
+		}{
+			{"on, both verified", true, true, "1001", "alice@example.com", true},
+			{"off", false, true, "1001", "alice@example.com", false},
+			{"on, local unverified", true, false, "1001", "alice@example.com", false},
+			{"on, upstream unverified", true, true, "1003", "carol@example.net", false},
+		} {
+			t.Run(tc.name, func(t *testing.T) {
+				e := newEnv(t, envOptions{backend: b, linkByEmail: tc.link, connectors: func(e *env) []config.Connector {
+					return []config.Connector{e.oktaConnector("okta")}
+				}})
+				local := e.createLocalUser(tc.email, tc.localVerified)
+				claims, _ := e.login(e.browser(), "okta", tc.subject)
+				checkFederated(t, claims, "okta")
+				if linked := claims["sub"] == local.ID; linked != tc.wantLinked {
+					t.Fatalf("sub = %v, local user %s: linked %v, want %v", claims["sub"], local.ID, linked, tc.wantLinked)
+				}
+				if tc.wantLinked {
+					return
+				}
+				u, err := e.store.GetUser(ctx, claims["sub"].(string))
+				if err != nil {
+					t.Fatal(err)
+				}
+				if u.Email != "" {
+					t.Errorf("the new user took the address %q of the existing user", u.Email)
+				}
+				// The local account is untouched.
+				l, err := e.store.GetUserByEmail(ctx, tc.email)
+				if err != nil || l.ID != local.ID || l.Name != local.Name {
+					t.Errorf("local user now %+v, %v", l, err)
+				}
+			})
+		}
+	})
+}
+
+// TestRefreshRevokedUpstream: Refresh re-checks the user at Okta, saves the
+// rotated upstream refresh token, and reports a user disabled upstream.
+func TestRefreshRevokedUpstream(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b storagetest.Backend) {
+		ctx := context.Background()
+		e := newEnv(t, envOptions{backend: b})
+		claims, _ := e.login(e.browser(), "okta", "1002")
+		userID := claims["sub"].(string)
+		before, err := e.store.GetIdentity(ctx, "okta", "1002")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := e.fed.Refresh(ctx, userID, "okta"); err != nil {
+			t.Fatalf("Refresh: %v", err)
+		}
+		after, err := e.store.GetIdentity(ctx, "okta", "1002")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if string(after.ConnectorData) == string(before.ConnectorData) {
+			t.Error("the rotated upstream refresh token was not saved")
+		}
+		if err := e.fed.Refresh(ctx, userID, "local"); err != nil {
+			t.Errorf("Refresh of a local login: %v", err)
+		}
+		if err := e.idp.SetUserDisabled("1002", true); err != nil {
+			t.Fatal(err)
+		}
+		if err := e.fed.Refresh(ctx, userID, "okta"); !errors.Is(err, connectors.ErrIdentityRevoked) {
+			t.Errorf("Refresh of a user disabled upstream: %v, want ErrIdentityRevoked", err)
+		}
+		// A user without the identity (unlinked) is revoked too.
+		if err := e.fed.Refresh(ctx, "u_nobody", "okta"); !errors.Is(err, connectors.ErrIdentityRevoked) {
+			t.Errorf("Refresh without an identity: %v", err)
+		}
+	})
+}
