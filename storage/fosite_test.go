@@ -35,7 +35,7 @@ const (
 	rigVerifier = "a-code-verifier-that-is-long-enough-to-be-valid-0123456789"
 )
 
-func newFositeRig(t *testing.T, b storagetest.Backend) *fositeRig {
+func newFositeRig(t testing.TB, b storagetest.Backend) *fositeRig {
 	t.Helper()
 	s, _ := b.Open(t)
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
@@ -90,7 +90,7 @@ func newSessionFor(subject string) *openid.DefaultSession {
 }
 
 // authorize runs an authorization request for subject and returns the code.
-func (r *fositeRig) authorize(t *testing.T, subject string) string {
+func (r *fositeRig) authorize(t testing.TB, subject string) string {
 	t.Helper()
 	ctx := context.Background()
 	sum := sha256.Sum256([]byte(rigVerifier))
@@ -126,6 +126,24 @@ func (r *fositeRig) token(form url.Values) (fosite.AccessResponder, error) {
 		return nil, err
 	}
 	return r.provider.NewAccessResponse(ctx, ar)
+}
+
+// refreshInTx runs the refresh grant's response in one outer transaction.
+func (r *fositeRig) refreshInTx(refreshToken string) (fosite.AccessResponder, error) {
+	ctx := context.Background()
+	form := url.Values{"grant_type": {"refresh_token"}, "refresh_token": {refreshToken}, "client_id": {"spa"}}
+	req := httptest.NewRequest(http.MethodPost, "/oauth2/token", strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	ar, err := r.provider.NewAccessRequest(ctx, req, newSessionFor(""))
+	if err != nil {
+		return nil, err
+	}
+	var resp fosite.AccessResponder
+	err = r.store.InTx(ctx, func(ctx context.Context) error {
+		resp, err = r.provider.NewAccessResponse(ctx, ar)
+		return err
+	})
+	return resp, err
 }
 
 func (r *fositeRig) exchange(code string) (fosite.AccessResponder, error) {
