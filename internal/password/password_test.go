@@ -163,3 +163,26 @@ func BenchmarkVerifyParallel(b *testing.B) {
 		}
 	})
 }
+
+// FuzzDecode checks that the PHC parser never panics and that whatever it
+// accepts re-encodes to a hash it reads back identically.
+func FuzzDecode(f *testing.F) {
+	good, _ := Hash("pw")
+	f.Add(good)
+	f.Add("$argon2id$v=19$m=65536,t=2,p=4$c29tZXNhbHQ$F1jG2CV3/Nr+yRuIsPKw0J9r4s7cJHBU")
+	f.Add("$argon2id$v=19$m=1,t=1,p=1$$")
+	f.Add("$$$$$")
+	f.Fuzz(func(t *testing.T, encoded string) {
+		p, salt, key, err := decode(encoded)
+		if err != nil {
+			if !errors.Is(err, ErrMalformedHash) {
+				t.Fatalf("error %v does not wrap ErrMalformedHash", err)
+			}
+			return
+		}
+		p2, salt2, key2, err := decode(encode(p, salt, key))
+		if err != nil || p2 != p || string(salt2) != string(salt) || string(key2) != string(key) {
+			t.Fatalf("re-encoded %q does not decode to the same hash: %v", encoded, err)
+		}
+	})
+}
