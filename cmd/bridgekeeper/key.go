@@ -51,10 +51,14 @@ func (e *env) withKeys(cmd *cobra.Command, fn func(context.Context, *keys.Manage
 // keysOptions is the key manager's configuration; serve and the key
 // commands share it so they agree on algorithm and key lifetimes.
 func keysOptions(cfg config.Config, sec *secret.System, log *slog.Logger) keys.Options {
+	period := cfg.Keys.RotationPeriod
+	if period <= 0 {
+		period = -1 // the configuration's "no scheduled rotation"
+	}
 	return keys.Options{
 		Algorithm:        cfg.Keys.Algorithm,
 		EncryptionKey:    sec.Derive(secret.PurposeKeyEncryption),
-		RotationPeriod:   cfg.Keys.RotationPeriod,
+		RotationPeriod:   period,
 		MaxTokenLifetime: broker.MaxTokenLifetime(brokerConfig(cfg, nil, sec, log)),
 		Logger:           log.With("component", "keys"),
 	}
