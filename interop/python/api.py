@@ -72,7 +72,8 @@ def main():
     host, _, port = os.environ.get("LISTEN", "127.0.0.1:9092").rpartition(":")
     verifier = AccessTokenVerifier(issuer, audience, jwks_lifespan=int(os.environ.get("JWKS_LIFESPAN", "300")))
     server = HTTPServer((host, int(port)), make_handler(verifier))
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: sys.exit(0))
     print(f"listening on {server.server_address[0]}:{server.server_address[1]}", flush=True)
     server.serve_forever()
 

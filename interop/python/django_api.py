@@ -10,6 +10,7 @@ stdout is "listening on HOST:PORT".
 """
 import functools
 import os
+import signal
 import sys
 
 import django
@@ -116,6 +117,8 @@ def main():
 
     host, _, port = os.environ.get("LISTEN", "127.0.0.1:9093").rpartition(":")
     server = make_server(host, int(port), get_wsgi_application(), handler_class=QuietHandler)
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: sys.exit(0))
     print(f"listening on {server.server_address[0]}:{server.server_address[1]}", flush=True)
     server.serve_forever()
 

@@ -51,11 +51,12 @@ func NewIssuer(tb testing.TB) *Issuer {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /.well-known/openid-configuration", iss.serveDiscovery)
 	mux.HandleFunc("GET /.well-known/jwks.json", iss.serveJWKS)
-	iss.server = httptest.NewServer(mux) // listens on 127.0.0.1
-	tb.Cleanup(iss.server.Close)
-	iss.URL = iss.server.URL
+	iss.server = httptest.NewUnstartedServer(mux) // listens on 127.0.0.1
+	iss.URL = "http://" + iss.server.Listener.Addr().String()
 	iss.JWKSURL = iss.URL + "/.well-known/jwks.json"
 	iss.Rotate(jose.RS256)
+	iss.server.Start()
+	tb.Cleanup(iss.server.Close)
 	return iss
 }
 
