@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/bridgekeeper/bridgekeeper/connectors"
@@ -221,19 +222,31 @@ func TestStateIsSingleUse(t *testing.T) {
 	}
 }
 
-// TestConcurrentCallbacks: of two simultaneous callbacks with one state,
-// exactly one logs in.
+// TestConcurrentCallbacks: of simultaneous callbacks with one state,
+// exactly one logs in, and only that one reaches the connector (the
+// upstream's token endpoint sees one code redemption).
 func TestConcurrentCallbacks(t *testing.T) {
-	e := newEnv(t, envOptions{})
+	var redemptions atomic.Int32
+	e := newEnv(t, envOptions{upstream: func(h http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.Method == http.MethodPost && strings.HasSuffix(r.URL.Path, "/v1/token") {
+				redemptions.Add(1)
+			}
+			h.ServeHTTP(w, r)
+		})
+	}})
 	br := e.browser()
 	back := e.upstreamLogin(e.startUpstream(br, spaAuth(), "okta"), "1001")
-	results := make(chan int, 2)
-	for range 2 {
+	const n = 6
+	results := make(chan int, n)
+	start := make(chan struct{})
+	for range n {
 		go func() {
 			req, _ := http.NewRequest(http.MethodGet, back.String(), nil)
 			for _, c := range br.c.Jar.Cookies(back) {
 				req.AddCookie(c)
 			}
+			<-start
 			resp, err := http.DefaultTransport.RoundTrip(req)
 			if err != nil {
 				results <- 0
@@ -243,10 +256,21 @@ func TestConcurrentCallbacks(t *testing.T) {
 			results <- resp.StatusCode
 		}()
 	}
-	got := []int{<-results, <-results}
+	close(start)
+	var got []int
+	for range n {
+		got = append(got, <-results)
+	}
 	slices.Sort(got)
-	if !slices.Equal(got, []int{http.StatusSeeOther, http.StatusBadRequest}) {
-		t.Errorf("statuses %v, want one redirect and one refusal", got)
+	want := []int{http.StatusSeeOther}
+	for range n - 1 {
+		want = append(want, http.StatusBadRequest)
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("statuses %v, want one redirect and %d refusals", got, n-1)
+	}
+	if r := redemptions.Load(); r != 1 {
+		t.Errorf("the upstream code was redeemed %d times, want once", r)
 	}
 }
 
