@@ -295,11 +295,37 @@ func TestVerifyRefusesAlgorithmTricks(t *testing.T) {
 	parts[1] = base64.RawURLEncoding.EncodeToString(payload)
 	tampered := strings.Join(parts, ".")
 
+	// A critical header extension no one here understands.
+	critSigner, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.RS256, Key: iss.PrivateKey(kid)},
+		(&jose.SignerOptions{}).WithType("at+jwt").WithHeader("kid", kid).WithHeader("exp-ext", 1).WithCritical("exp-ext"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	critJWS, _ := critSigner.Sign(payload)
+	crit, _ := critJWS.CompactSerialize()
+
+	// The attacker's own public key embedded in the header, under the
+	// issuer's kid: the header's key is never used.
+	embedSigner, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.RS256,
+		Key: &jose.JSONWebKey{Key: otherKey, KeyID: kid, Algorithm: "RS256"}},
+		&jose.SignerOptions{EmbedJWK: true, ExtraHeaders: map[jose.HeaderKey]any{jose.HeaderType: "at+jwt"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	embedJWS, _ := embedSigner.Sign(payload)
+	embedded, _ := embedJWS.CompactSerialize()
+	if !strings.Contains(mustDecodeSegment(t, embedded), `"jwk"`) {
+		t.Fatal("test token has no embedded jwk")
+	}
+
 	cases := []struct {
 		name string
 		raw  string
 		want error
 	}{
+		{"embedded jwk", embedded, rp.ErrSignature},
+		{"crit header", crit, rp.ErrMalformed},
+		{"oversized", strings.Repeat("a", 20<<10) + ".b.c", rp.ErrMalformed},
 		{"alg none", none, rp.ErrAlgorithm},
 		{"HS256 with the public key", hs256, rp.ErrAlgorithm},
 		{"PS256 with an RS256 key", ps256, rp.ErrAlgorithm},
@@ -317,6 +343,16 @@ func TestVerifyRefusesAlgorithmTricks(t *testing.T) {
 			}
 		})
 	}
+}
+
+func mustDecodeSegment(t *testing.T, token string) string {
+	t.Helper()
+	head, _, _ := strings.Cut(token, ".")
+	b, err := base64.RawURLEncoding.DecodeString(head)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
 }
 
 func TestVerifyTokenWithoutKeyID(t *testing.T) {
