@@ -175,3 +175,19 @@ func BenchmarkFositeRefresh(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkGetClient is the client lookup of every token request.
+func BenchmarkGetClient(b *testing.B) {
+	s, _ := benchStore(b)
+	ctx := context.Background()
+	b.ReportAllocs()
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if _, err := s.GetClient(ctx, "app"); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+}
