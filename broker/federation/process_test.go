@@ -1,0 +1,293 @@
+package federation_test
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"reflect"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"testing"
+
+	"github.com/bridgekeeper/bridgekeeper/broker"
+	"github.com/bridgekeeper/bridgekeeper/broker/federation"
+	"github.com/bridgekeeper/bridgekeeper/broker/keys"
+	"github.com/bridgekeeper/bridgekeeper/internal/config"
+	"github.com/bridgekeeper/bridgekeeper/internal/password"
+	"github.com/bridgekeeper/bridgekeeper/internal/secret"
+	"github.com/bridgekeeper/bridgekeeper/plugins"
+	"github.com/bridgekeeper/bridgekeeper/storage"
+)
+
+func oktaOnly(e *env) []config.Connector { return []config.Connector{e.oktaConnector("okta")} }
+
+// TestPluginKilledMidLogin kills the connector plugin while it redeems the
+// upstream code: that login ends on a clear error page without a session,
+// and the next login works (the plugin is launched again).
+func TestPluginKilledMidLogin(t *testing.T) {
+	entered, release := make(chan struct{}), make(chan struct{})
+	var hold atomic.Bool
+	e := newEnv(t, envOptions{connectors: oktaOnly, upstream: func(h http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.Method == http.MethodPost && strings.HasSuffix(r.URL.Path, "/v1/token") && hold.CompareAndSwap(true, false) {
+				close(entered)
+				<-release
+			}
+			h.ServeHTTP(w, r)
+		})
+	}})
+	pids := e.logs.pluginPIDs("okta")
+	if len(pids) != 1 {
+		t.Fatalf("plugin pids %v", pids)
+	}
+	pid, err := strconv.Atoi(pids[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	br := e.browser()
+	back := e.upstreamLogin(e.startUpstream(br, spaAuth(), "okta"), "1001")
+	hold.Store(true)
+	done := make(chan page, 1)
+	go func() { done <- br.get(back.String()) }()
+	<-entered // the plugin is waiting for the upstream's token answer
+	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+		t.Fatalf("kill plugin %d: %v", pid, err)
+	}
+	p := <-done
+	close(release)
+	errorPage(t, br, e, p, http.StatusServiceUnavailable, "interrupted")
+
+	claims, _ := e.login(e.browser(), "okta", "1001")
+	checkFederated(t, claims, "okta")
+	if n := e.fed.Plugin("okta").Restarts(); n != 1 {
+		t.Errorf("plugin restarts = %d, want 1", n)
+	}
+}
+
+// TestRefusedPlugins: a checksum mismatch or a plugin that will not start
+// stops federation.New with an error naming the connector, and stops the
+// plugins it had launched.
+func TestRefusedPlugins(t *testing.T) {
+	e := newEnv(t, envOptions{connectors: func(*env) []config.Connector { return nil }})
+	ctx := context.Background()
+	oidc := pluginPath(t, "connector-oidc")
+	good := e.oktaConnector("good")
+
+	bad := e.oktaConnector("okta")
+	bad.SHA256 = strings.Repeat("ab", 32)
+	_, err := federation.New(ctx, federation.Config{Broker: e.srv, Store: e.store, Issuer: e.issuer, Logger: slog.New(e.logs),
+		Connectors: []config.Connector{good, bad}})
+	if !errors.Is(err, plugins.ErrChecksumMismatch) || !strings.Contains(err.Error(), `"okta"`) || !strings.Contains(err.Error(), sha256Hex(t, oidc)) {
+		t.Errorf("wrong checksum: %v", err)
+	}
+	pids := e.logs.pluginPIDs("good")
+	if len(pids) != 1 {
+		t.Fatalf("good plugin pids %v", pids)
+	}
+	if pid, _ := strconv.Atoi(pids[0]); syscall.Kill(pid, 0) == nil {
+		t.Errorf("the plugin launched before the refused one still runs (pid %d)", pid)
+	}
+
+	script := filepath.Join(t.TempDir(), "broken-plugin")
+	if err := os.WriteFile(script, []byte("#!/bin/sh\necho 'cannot open /etc/acme.conf' >&2\nexit 3\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	_, err = federation.New(ctx, federation.Config{Broker: e.srv, Store: e.store, Issuer: e.issuer,
+		Connectors: []config.Connector{{ID: "acme", Name: "ACME", Path: script}}})
+	if err == nil || !strings.Contains(err.Error(), `connector "acme"`) || !strings.Contains(err.Error(), "cannot open /etc/acme.conf") {
+		t.Errorf("plugin that does not start: %v", err)
+	}
+
+	for _, c := range []config.Connector{{ID: "local", Path: oidc}, {ID: "a/b", Path: oidc}, {ID: "x"}} {
+		if _, err := federation.New(ctx, federation.Config{Broker: e.srv, Store: e.store, Issuer: e.issuer,
+			Connectors: []config.Connector{c}}); err == nil {
+			t.Errorf("connector %+v accepted", c)
+		}
+	}
+	// None of the refused configurations reached the login page.
+	if p := e.browser().get(e.authURL(spaAuth())); strings.Contains(p.body, "Continue with") {
+		t.Errorf("login page offers a refused connector: %.1500s", p.body)
+	}
+}
+
+func sha256Hex(t testing.TB, path string) string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:])
+}
+
+// TestRefreshGrantRevokedUpstream: with the broker's refresh hook wired to
+// Federation.Refresh, a user disabled upstream gets invalid_grant.
+func TestRefreshGrantRevokedUpstream(t *testing.T) {
+	field, ok := reflect.TypeFor[broker.Config]().FieldByName("RefreshCheck")
+	if !ok {
+		t.Skip("broker.Config has no RefreshCheck hook yet (func(ctx, userID, idp string) error, called on every refresh_token grant); the lead adds it")
+	}
+	check := func(ctx context.Context, userID, idp string) error { return nil }
+	if !reflect.TypeOf(check).AssignableTo(field.Type) {
+		t.Fatalf("broker.Config.RefreshCheck is %s, want func(context.Context, string, string) error", field.Type)
+	}
+	e := newEnv(t, envOptions{connectors: oktaOnly, brokerConfig: func(e *env, c *broker.Config) {
+		hook := func(ctx context.Context, userID, idp string) error { return e.fed.Refresh(ctx, userID, idp) }
+		reflect.ValueOf(c).Elem().FieldByName("RefreshCheck").Set(reflect.ValueOf(hook))
+	}})
+	_, tr := e.login(e.browser(), "okta", "1002")
+	next := e.refresh(tr.RefreshToken)
+	if next.status != http.StatusOK || next.RefreshToken == "" {
+		t.Fatalf("refresh of an active user: %d %s", next.status, next.Error)
+	}
+	if err := e.idp.SetUserDisabled("1002", true); err != nil {
+		t.Fatal(err)
+	}
+	if r := e.refresh(next.RefreshToken); r.status != http.StatusBadRequest || r.Error != "invalid_grant" {
+		t.Errorf("refresh of a user disabled upstream: %d %q, want 400 invalid_grant", r.status, r.Error)
+	}
+}
+
+// TestNodeConnector logs a user in through the Node.js connector of
+// testdata/node-connector: connector.proto, not Go, is the contract.
+func TestNodeConnector(t *testing.T) {
+	dir, err := filepath.Abs(filepath.Join("..", "..", "testdata", "node-connector"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	missing := ""
+	if _, err := exec.LookPath("node"); err != nil {
+		missing = "node is not installed"
+	} else if _, err := os.Stat(filepath.Join(dir, "node_modules", "@grpc", "grpc-js")); err != nil {
+		missing = "testdata/node-connector/node_modules is missing (run `npm ci --prefix testdata/node-connector`)"
+	}
+	if missing != "" {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("%s; CI must run the Node connector test", missing)
+		}
+		t.Skip(missing)
+	}
+	script := filepath.Join(dir, "connector.js")
+	e := newEnv(t, envOptions{
+		connectors: func(*env) []config.Connector {
+			return []config.Connector{{ID: "node", Name: "Node example", Path: script, SHA256: sha256Hex(t, script),
+				Config: map[string]any{"issuer": "https://node-idp.test", "users": map[string]any{
+					"ann": map[string]any{"sub": "node-ann", "email": "ann@example.test", "name": "Ann"},
+				}}}}
+		},
+		pluginOptions: func(c config.Connector, pc *plugins.Config) { pc.DisableAutoMTLS = c.ID == "node" },
+	})
+	br := e.browser()
+	ar := spaAuth()
+	up := e.startUpstream(br, ar, "node")
+	if up.Host != "node-idp.test" {
+		t.Fatalf("node connector sent the browser to %s", up)
+	}
+	// Play the upstream: it sends the browser back with a code.
+	cb := e.issuer + "/callback/node?" + url.Values{"code": {"ann"}, "state": {up.Query().Get("state")}}.Encode()
+	tr := e.exchange(codeFrom(t, br.get(cb)), ar)
+	claims := e.idClaims(tr.IDToken)
+	checkFederated(t, claims, "node")
+	if claims["email"] != "ann@example.test" || claims["name"] != "Ann" {
+		t.Errorf("claims %v", claims)
+	}
+	if link, err := e.store.GetIdentity(context.Background(), "node", "node-ann"); err != nil || link.UserID != claims["sub"] {
+		t.Errorf("identity %+v, %v", link, err)
+	}
+}
+
+// TestBridgekeeperUpstream: another Bridgekeeper is the upstream of this
+// one through connector-oidc (a confidential client registered on it).
+func TestBridgekeeperUpstream(t *testing.T) {
+	const (
+		clientSecret = "downstream-secret-0123456789abcdefghijklmnop"
+		email        = "uma@upstream.example"
+		pw           = "upstream password 0123"
+	)
+	ctx := context.Background()
+	// The upstream's issuer has a path, so its cookies (same host, other
+	// port) do not collide with this broker's in the browser.
+	up := httptest.NewUnstartedServer(nil)
+	upIssuer := "http://" + up.Listener.Addr().String() + "/upstream"
+	upStore, _ := sqlite().Open(t)
+
+	e := newEnv(t, envOptions{connectors: func(e *env) []config.Connector {
+		sec, err := secret.Parse("VVBTVFJFQU0tc2VjcmV0LTAxMjM0NTY3ODlhYmNkZWY=")
+		if err != nil {
+			t.Fatal(err)
+		}
+		km, err := keys.New(ctx, upStore, keys.Options{EncryptionKey: sec.Derive(secret.PurposeKeyEncryption),
+			MaxTokenLifetime: broker.MaxTokenLifetime(broker.Config{})})
+		if err != nil {
+			t.Fatal(err)
+		}
+		srv, err := broker.New(ctx, broker.Config{Issuer: upIssuer, Store: upStore, Keys: km, Secret: sec})
+		if err != nil {
+			t.Fatal(err)
+		}
+		up.Config.Handler = srv.Handler()
+		up.Start()
+		t.Cleanup(up.Close)
+		hash, err := password.ClientSecretHasher{Key: sec.Derive(secret.PurposeClientSecret)}.Hash(ctx, []byte(clientSecret))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := upStore.CreateClient(ctx, &storage.Client{
+			ID: "downstream", Name: "Downstream broker", SecretHash: hash, TokenEndpointAuthMethod: "client_secret_basic",
+			RedirectURIs: []string{e.issuer + "/callback/bk"}, PostLogoutRedirectURIs: []string{}, AllowedOrigins: []string{},
+			GrantTypes: []string{"authorization_code", "refresh_token"}, ResponseTypes: []string{"code"},
+			Scopes: []string{"openid", "profile", "email", "offline_access"}, Audiences: []string{}, DefaultAudiences: []string{},
+		}); err != nil {
+			t.Fatal(err)
+		}
+		ph, err := password.Hash(pw)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := upStore.CreateUser(ctx, &storage.User{ID: "u_upstream_uma", Email: email, EmailVerified: true,
+			PasswordHash: ph, Name: "Uma Upstream", Active: true}); err != nil {
+			t.Fatal(err)
+		}
+		return []config.Connector{{ID: "bk", Name: "Upstream Bridgekeeper", Path: pluginPath(t, "connector-oidc"),
+			Config: map[string]any{"issuer": upIssuer, "client_id": "downstream", "client_secret": clientSecret}}}
+	}})
+
+	br := e.browser(up.Listener.Addr().String())
+	ar := spaAuth()
+	ar.params.Set("idp_hint", "bk")
+	login := br.get(e.authURL(ar)) // through /connect/bk to the upstream's login page
+	if login.status != http.StatusOK || !strings.HasPrefix(login.url.String(), upIssuer+"/login?login=") {
+		t.Fatalf("expected the upstream's login page, got %d at %s", login.status, login.url)
+	}
+	p := br.postForm(upIssuer+"/login", url.Values{"login": {login.url.Query().Get("login")}, "email": {email}, "password": {pw}})
+	tr := e.exchange(codeFrom(t, p), ar)
+	claims := e.idClaims(tr.IDToken)
+	checkFederated(t, claims, "bk")
+	if claims["email"] != email || claims["email_verified"] != true || claims["name"] != "Uma Upstream" {
+		t.Errorf("claims %v", claims)
+	}
+	link, err := e.store.GetIdentity(ctx, "bk", "u_upstream_uma")
+	if err != nil || link.UserID != claims["sub"] || !link.EmailVerified {
+		t.Errorf("identity %+v, %v", link, err)
+	}
+	// The upstream's refresh token (offline_access) lets Refresh re-check
+	// the user there.
+	if err := e.fed.Refresh(ctx, link.UserID, "bk"); err != nil {
+		t.Errorf("Refresh through the upstream broker: %v", err)
+	}
+	after, err := e.store.GetIdentity(ctx, "bk", "u_upstream_uma")
+	if err != nil || string(after.ConnectorData) == string(link.ConnectorData) {
+		t.Errorf("the upstream broker's rotated refresh token was not kept: %v", err)
+	}
+}
