@@ -50,10 +50,6 @@ type Config struct {
 	LinkByEmail bool
 	// Connectors are the upstream providers, each served by a plugin.
 	Connectors []config.Connector
-	// PluginOptions, when set, may adjust a connector's plugin settings
-	// before launch, for settings config.Connector has no key for (such as
-	// plugins.Config.DisableAutoMTLS for plugins without go-plugin's AutoMTLS).
-	PluginOptions func(c config.Connector, pc *plugins.Config)
 }
 
 // connector is one launched upstream.
@@ -153,19 +149,17 @@ func (f *Federation) launch(ctx context.Context, c config.Connector) error {
 	if err != nil {
 		return fmt.Errorf("connector %q: config: %w", c.ID, err)
 	}
-	pc := plugins.Config{
-		ID:          c.ID,
-		Path:        c.Path,
-		Args:        c.Args,
-		Env:         c.Env,
-		SHA256:      c.SHA256,
-		Config:      raw,
-		CallTimeout: c.CallTimeout,
-	}
-	if f.cfg.PluginOptions != nil {
-		f.cfg.PluginOptions(c, &pc)
-	}
-	p, err := plugins.Launch(ctx, pc, f.log)
+	p, err := plugins.Launch(ctx, plugins.Config{
+		ID:              c.ID,
+		Path:            c.Path,
+		Args:            c.Args,
+		Env:             c.Env,
+		SHA256:          c.SHA256,
+		Config:          raw,
+		CallTimeout:     c.CallTimeout,
+		StartTimeout:    c.StartTimeout,
+		DisableAutoMTLS: !c.MTLS(),
+	}, f.log)
 	if err != nil {
 		return err
 	}

@@ -31,7 +31,6 @@ import (
 	"github.com/bridgekeeper/bridgekeeper/internal/fakeidp"
 	"github.com/bridgekeeper/bridgekeeper/internal/password"
 	"github.com/bridgekeeper/bridgekeeper/internal/secret"
-	"github.com/bridgekeeper/bridgekeeper/plugins"
 	"github.com/bridgekeeper/bridgekeeper/storage"
 	"github.com/bridgekeeper/bridgekeeper/storage/storagetest"
 )
@@ -98,8 +97,6 @@ type envOptions struct {
 	connectors func(e *env) []config.Connector
 	// brokerConfig adjusts the broker's configuration.
 	brokerConfig func(e *env, c *broker.Config)
-	// pluginOptions is federation.Config.PluginOptions.
-	pluginOptions func(c config.Connector, pc *plugins.Config)
 	// upstream wraps the fake IdP's handler.
 	upstream func(http.Handler) http.Handler
 }
@@ -162,7 +159,7 @@ func newEnv(t testing.TB, o envOptions) *env {
 	}
 	e.fed, err = federation.New(ctx, federation.Config{
 		Broker: e.srv, Store: store, Logger: slog.New(e.logs), Issuer: e.issuer,
-		LinkByEmail: o.linkByEmail, Connectors: conns, PluginOptions: o.pluginOptions,
+		LinkByEmail: o.linkByEmail, Connectors: conns,
 	})
 	if err != nil {
 		t.Fatalf("federation.New: %v", err)

@@ -181,12 +181,11 @@ func TestNodeConnector(t *testing.T) {
 	script := filepath.Join(dir, "connector.js")
 	e := newEnv(t, envOptions{
 		connectors: func(*env) []config.Connector {
-			return []config.Connector{{ID: "node", Name: "Node example", Path: script, SHA256: sha256Hex(t, script),
+			return []config.Connector{{ID: "node", Name: "Node example", Path: script, SHA256: sha256Hex(t, script), AutoMTLS: new(bool),
 				Config: map[string]any{"issuer": "https://node-idp.test", "users": map[string]any{
 					"ann": map[string]any{"sub": "node-ann", "email": "ann@example.test", "name": "Ann"},
 				}}}}
 		},
-		pluginOptions: func(c config.Connector, pc *plugins.Config) { pc.DisableAutoMTLS = c.ID == "node" },
 	})
 	br := e.browser()
 	ar := spaAuth()
