@@ -55,7 +55,9 @@ func (v *Verifier) Middleware(next http.Handler) http.Handler {
 				writeError(w, http.StatusUnauthorized, v.realm, "invalid_token", describe(err), "")
 				return
 			}
-			v.logger.ErrorContext(r.Context(), "rp: cannot verify token", "error", err)
+			if r.Context().Err() == nil { // not merely a client that went away
+				v.logger.ErrorContext(r.Context(), "rp: cannot verify token", "error", err)
+			}
 			writeJSONError(w, http.StatusServiceUnavailable, "temporarily_unavailable", "signing keys unavailable")
 			return
 		}
