@@ -102,7 +102,7 @@ func newTestEnvAlg(t testing.TB, b storagetest.Backend, alg string, mod func(*Co
 		ts.Close()
 		srv.Close()
 	})
-	e := &testEnv{t: t, srv: srv, ts: ts, store: store, keys: km, issuer: issuer, backend: b.Name}
+	e := &testEnv{t: t, srv: srv, ts: ts, store: store, keys: km, issuer: srv.cfg.Issuer, backend: b.Name}
 	e.seed(sec)
 	return e
 }

@@ -387,3 +387,23 @@ func TestMalformedRequests(t *testing.T) {
 		}
 	}
 }
+
+func TestIssuerWithPath(t *testing.T) {
+	e := newTestEnv(t, storagetest.Backend{Name: "sqlite"}, func(c *Config) { c.Issuer += "/auth/" })
+	if !strings.HasSuffix(e.issuer, "/auth") {
+		t.Fatalf("issuer %q", e.issuer)
+	}
+	ar := spaAuth()
+	br := e.browser()
+	tr := mustOK(t, e.exchange(br.loginForCode(ar), ar))
+	if _, claims := e.verifyJWT(tr.IDToken); claims["iss"] != e.issuer {
+		t.Errorf("iss %v", claims["iss"])
+	}
+	u, _ := url.Parse(e.issuer)
+	for _, c := range br.c.Jar.Cookies(u) {
+		if c.Name == sessionCookie {
+			return
+		}
+	}
+	t.Error("no session cookie under the issuer path")
+}
