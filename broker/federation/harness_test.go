@@ -88,6 +88,8 @@ type env struct {
 	idpTS   *httptest.Server
 	logs    *logSink
 	brokerC broker.Config
+	// linkByEmail may be set by envOptions.connectors (from a config file).
+	linkByEmail bool
 }
 
 type envOptions struct {
@@ -159,7 +161,7 @@ func newEnv(t testing.TB, o envOptions) *env {
 	}
 	e.fed, err = federation.New(ctx, federation.Config{
 		Broker: e.srv, Store: store, Logger: slog.New(e.logs), Issuer: e.issuer,
-		LinkByEmail: o.linkByEmail, Connectors: conns,
+		LinkByEmail: o.linkByEmail || e.linkByEmail, Connectors: conns,
 	})
 	if err != nil {
 		t.Fatalf("federation.New: %v", err)

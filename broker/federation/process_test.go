@@ -290,3 +290,32 @@ func TestBridgekeeperUpstream(t *testing.T) {
 		t.Errorf("the upstream broker's rotated refresh token was not kept: %v", err)
 	}
 }
+
+// TestConfigFile reads connectors and the linking policy from a broker
+// YAML (testdata/federation/broker.yaml) through internal/config.
+func TestConfigFile(t *testing.T) {
+	e := newEnv(t, envOptions{connectors: func(e *env) []config.Connector {
+		t.Setenv("FED_ISSUER", e.issuer)
+		t.Setenv("FED_UPSTREAM", e.idpTS.URL)
+		t.Setenv("FED_PLUGIN_DIR", filepath.Dir(pluginPath(t, "connector-oidc")))
+		t.Setenv("FED_CLIENT_SECRET", idpSecret)
+		cfg, err := config.Load(filepath.Join("..", "..", "testdata", "federation", "broker.yaml"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := cfg.Validate(); err != nil {
+			t.Fatal(err)
+		}
+		e.linkByEmail = cfg.Accounts.LinkByEmail
+		return cfg.Connectors
+	}})
+	local := e.createLocalUser("alice@example.com", true)
+	claims, _ := e.login(e.browser(), "okta", "1001")
+	if claims["sub"] != local.ID {
+		t.Errorf("link_by_email from the file: sub %v, want the local user %s", claims["sub"], local.ID)
+	}
+	for _, c := range []struct{ id, subject string }{{"google", "1002"}, {"facebook", "1002"}} {
+		claims, _ := e.login(e.browser(), c.id, c.subject)
+		checkFederated(t, claims, c.id)
+	}
+}
