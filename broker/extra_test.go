@@ -178,7 +178,8 @@ func (l *fakeLimiter) Allow(_ context.Context, action, account, ip string) (bool
 
 func TestLoginLimiter(t *testing.T) {
 	lim := &fakeLimiter{deny: true}
-	e := newTestEnv(t, storagetest.Backend{Name: "sqlite"}, func(c *Config) { c.LoginLimiter = lim })
+	e := newTestEnv(t, storagetest.Backend{Name: "sqlite"}, nil)
+	e.srv.SetLoginLimiter(lim)
 	br := e.browser()
 	p := br.get(e.authURL(spaAuth()))
 	r := br.submitLogin(p, "Alice@Example.com", userPassword)

@@ -53,8 +53,8 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 		s.renderLogin(w, r, http.StatusBadRequest, loginID, email, "Enter your e-mail address and password.")
 		return
 	}
-	if s.cfg.LoginLimiter != nil {
-		ok, retry, err := s.cfg.LoginLimiter.Allow(ctx, "login", strings.ToLower(email), clientIP(r))
+	if lim := s.loginLimiter(); lim != nil {
+		ok, retry, err := lim.Allow(ctx, "login", strings.ToLower(email), clientIP(r))
 		if err != nil {
 			s.log.ErrorContext(ctx, "login limiter", "err", err)
 		} else if !ok {

@@ -116,6 +116,7 @@ type Server struct {
 	mu           sync.RWMutex
 	loginOptions []LoginOption
 	loginLinks   []LoginLink
+	limiter      LoginLimiter
 }
 
 // New builds the server. It does not start listening: serve Handler().
@@ -154,6 +155,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		secure:   issuer.Scheme == "https",
 		basePath: strings.TrimRight(issuer.Path, "/"),
 		origins:  newOriginCache(cfg.Store, 10*time.Second),
+		limiter:  cfg.LoginLimiter,
 	}
 	s.csrf = http.NewCrossOriginProtection()
 	// Behind a proxy that rewrites Host, the issuer's origin is still ours.
@@ -166,6 +168,20 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	s.routes()
 	return s, nil
+}
+
+// SetLoginLimiter sets (or replaces) the limiter of the login form, for a
+// limiter built after the server (broker/accounts needs the server first).
+func (s *Server) SetLoginLimiter(l LoginLimiter) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.limiter = l
+}
+
+func (s *Server) loginLimiter() LoginLimiter {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.limiter
 }
 
 // Handler is the broker's whole HTTP handler.
