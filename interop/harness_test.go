@@ -145,9 +145,10 @@ func startPythonAPI(t *testing.T, issuer, audience string) string {
 	return startProcess(t, cmd)
 }
 
-// listening matches the start-up line of each API: "listening on ADDR"
-// (Node, Python) or slog's "msg=listening addr=ADDR" (Go).
-var listening = regexp.MustCompile(`(?:listening on |msg=listening addr=)(127\.0\.0\.1:\d+)`)
+// listening matches the start-up line of each server: "listening on ADDR"
+// (Node, Python), slog's "msg=listening addr=ADDR" (example-api) or
+// "bridgekeeper is serving … listen=ADDR".
+var listening = regexp.MustCompile(`(?:listening on |msg=listening addr=|bridgekeeper is serving.* listen=)(127\.0\.0\.1:\d+)`)
 
 type lockedBuffer struct {
 	mu sync.Mutex
