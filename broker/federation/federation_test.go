@@ -62,7 +62,7 @@ func TestLoginThroughPresets(t *testing.T) {
 		for _, tc := range []struct{ connector, subject, email string }{
 			{"okta", "1001", "alice@example.com"},
 			{"google", "1002", "bob@example.org"},
-			{"facebook", "1001", ""}, // Facebook e-mails are not verified: no linking, and alice's address is taken
+			{"facebook", "1001", ""}, // Facebook e-mails are not verified: neither linked nor claimed
 		} {
 			claims, tr := e.login(e.browser(), tc.connector, tc.subject)
 			checkFederated(t, claims, tc.connector)
@@ -321,6 +321,29 @@ func TestLinkByEmail(t *testing.T) {
 			})
 		}
 	})
+}
+
+// TestUnverifiedEmailNotClaimed: a new user gets the upstream's e-mail
+// address only when the upstream says it is verified.
+func TestUnverifiedEmailNotClaimed(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t, envOptions{connectors: oktaOnly})
+	for _, tc := range []struct {
+		subject, email string
+		claimed        bool
+	}{{"1003", "carol@example.net", false}, {"1002", "bob@example.org", true}} {
+		claims, _ := e.login(e.browser(), "okta", tc.subject)
+		u, err := e.store.GetUser(ctx, claims["sub"].(string))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if claimed := u.Email == tc.email && u.EmailVerified; claimed != tc.claimed || (!claimed && u.Email != "") {
+			t.Errorf("%s: user e-mail %q verified %v, want claimed=%v", tc.subject, u.Email, u.EmailVerified, tc.claimed)
+		}
+		if link, err := e.store.GetIdentity(ctx, "okta", tc.subject); err != nil || link.Email != tc.email {
+			t.Errorf("%s: identity %+v, %v", tc.subject, link, err)
+		}
+	}
 }
 
 // TestRefreshRevokedUpstream: Refresh re-checks the user at Okta, saves the

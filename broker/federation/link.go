@@ -103,18 +103,22 @@ func (f *Federation) userFor(ctx context.Context, connectorID string, ident conn
 }
 
 // newUser creates a user for an upstream identity seen for the first time.
-// The e-mail address goes with it only when no other user has it.
+// The e-mail address goes with it only when the upstream says it is
+// verified and no other user has it: an unverified address on a broker
+// account would let whoever typed it upstream squat it (and be handed the
+// account by a later password reset). The identity keeps it either way.
 func (f *Federation) newUser(ctx context.Context, link *storage.Identity, ident connectors.Identity) (*storage.User, error) {
 	store := f.cfg.Store
 	user := &storage.User{
-		ID:            newUserID(),
-		Email:         link.Email,
-		EmailVerified: link.Email != "" && ident.EmailVerified,
-		Name:          ident.Name,
-		GivenName:     ident.GivenName,
-		FamilyName:    ident.FamilyName,
-		Picture:       ident.Picture,
-		Active:        true,
+		ID:         newUserID(),
+		Name:       ident.Name,
+		GivenName:  ident.GivenName,
+		FamilyName: ident.FamilyName,
+		Picture:    ident.Picture,
+		Active:     true,
+	}
+	if ident.EmailVerified {
+		user.Email, user.EmailVerified = link.Email, link.Email != ""
 	}
 	err := store.CreateUser(ctx, user)
 	if errors.Is(err, storage.ErrConflict) && user.Email != "" {
