@@ -44,7 +44,7 @@ test-go:
 	$(GO) test -race -count=1 -timeout 15m ./...
 
 bench:
-	$(GO) test -run '^$$' -bench . -benchmem -count=1 ./broker/ ./internal/password/ ./broker/keys/ ./storage/
+	$(GO) test -run '^$$' -bench . -benchmem -count=1 ./broker/ ./internal/password/ ./broker/keys/ ./storage/ ./rp/ ./plugins/
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
