@@ -18,6 +18,7 @@ import (
 	"sync/atomic"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/bridgekeeper/bridgekeeper/broker"
 	"github.com/bridgekeeper/bridgekeeper/broker/federation"
@@ -318,4 +319,33 @@ func TestConfigFile(t *testing.T) {
 		claims, _ := e.login(e.browser(), c.id, c.subject)
 		checkFederated(t, claims, c.id)
 	}
+}
+
+// TestUpstreamTimeout: a provider that does not answer within the
+// connector's call_timeout ends the login on a "timed out" page.
+func TestUpstreamTimeout(t *testing.T) {
+	release := make(chan struct{})
+	var hold atomic.Bool
+	e := newEnv(t, envOptions{
+		connectors: func(e *env) []config.Connector {
+			c := e.oktaConnector("okta")
+			c.CallTimeout = 500 * time.Millisecond
+			return []config.Connector{c}
+		},
+		upstream: func(h http.Handler) http.Handler {
+			return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				if r.Method == http.MethodPost && strings.HasSuffix(r.URL.Path, "/v1/token") && hold.Load() {
+					<-release
+				}
+				h.ServeHTTP(w, r)
+			})
+		},
+	})
+	br := e.browser()
+	back := e.upstreamLogin(e.startUpstream(br, spaAuth(), "okta"), "1001")
+	hold.Store(true)
+	p := br.get(back.String())
+	hold.Store(false)
+	close(release)
+	errorPage(t, br, e, p, http.StatusGatewayTimeout, "took too long")
 }
