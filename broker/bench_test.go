@@ -41,6 +41,12 @@ func serve(b *testing.B, h http.Handler, req *http.Request, want int) *httptest.
 	return rec
 }
 
+// reportRate adds requests per second (all goroutines together) to the
+// benchmark's output.
+func reportRate(b *testing.B) {
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "req/s")
+}
+
 func tokenRequest(form url.Values, user, pass string) *http.Request {
 	req := httptest.NewRequest(http.MethodPost, pathToken, strings.NewReader(form.Encode()))
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
@@ -94,6 +100,7 @@ func BenchmarkCodeExchange(b *testing.B) {
 			}, "", ""), http.StatusOK)
 		}
 	})
+	reportRate(b)
 }
 
 func BenchmarkRefresh(b *testing.B) {
@@ -122,6 +129,7 @@ func BenchmarkRefresh(b *testing.B) {
 			rt = rest[:strings.IndexByte(rest, '"')]
 		}
 	})
+	reportRate(b)
 }
 
 func BenchmarkClientCredentials(b *testing.B) {
@@ -136,6 +144,7 @@ func BenchmarkClientCredentials(b *testing.B) {
 			serve(b, h, tokenRequest(form, apiID, apiSecret), http.StatusOK)
 		}
 	})
+	reportRate(b)
 }
 
 // BenchmarkSign is the floor: signing the JWTs of one token response with
@@ -175,6 +184,7 @@ func BenchmarkSign(b *testing.B) {
 					}
 				}
 			})
+			reportRate(b)
 		})
 	}
 }
@@ -200,4 +210,5 @@ func benchmarkGet(b *testing.B, path string) {
 			serve(b, h, req, http.StatusOK)
 		}
 	})
+	reportRate(b)
 }
