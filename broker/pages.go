@@ -101,8 +101,11 @@ type pageData struct {
 }
 
 // setPageHeaders sets the security headers of every HTML page.
-func setPageHeaders(w http.ResponseWriter) {
+func (s *Server) setPageHeaders(w http.ResponseWriter) {
 	h := w.Header()
+	if s.secure {
+		h.Set("Strict-Transport-Security", "max-age=31536000")
+	}
 	h.Set("Content-Type", "text/html; charset=utf-8")
 	h.Set("Cache-Control", "no-store")
 	h.Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data: https:; base-uri 'none'; frame-ancestors 'none'")
@@ -115,12 +118,12 @@ func (s *Server) renderPage(w http.ResponseWriter, r *http.Request, status int, 
 	var buf bytes.Buffer
 	if err := s.tmpl.ExecuteTemplate(&buf, name, data); err != nil {
 		s.log.ErrorContext(r.Context(), "render page", "template", name, "err", err)
-		setPageHeaders(w)
+		s.setPageHeaders(w)
 		w.WriteHeader(http.StatusInternalServerError)
 		_, _ = w.Write([]byte("<!doctype html><title>Error</title><p>Something went wrong.</p>\n"))
 		return
 	}
-	setPageHeaders(w)
+	s.setPageHeaders(w)
 	w.WriteHeader(status)
 	_, _ = buf.WriteTo(w)
 }
