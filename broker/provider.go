@@ -74,7 +74,52 @@ func newProvider(cfg Config, store *txStore) (*fosite.Fosite, *fosite.Config) {
 		compose.OAuth2TokenIntrospectionFactory,
 		compose.OAuth2PKCEFactory,
 	)
+	// After fosite's refresh handler has restored the grant's session.
+	fcfg.TokenEndpointHandlers.Append(&refreshUserCheck{store: store.Store})
 	return provider.(*fosite.Fosite), fcfg
+}
+
+// refreshUserCheck is a token endpoint handler for the refresh grant: the
+// grant's user must still exist and be active and enabled (whatever
+// happened to their tokens), and the refreshed ID token carries the user's
+// current profile and e-mail claims.
+type refreshUserCheck struct {
+	store *storage.Store
+}
+
+func (h *refreshUserCheck) HandleTokenEndpointRequest(ctx context.Context, req fosite.AccessRequester) error {
+	if !h.CanHandleTokenEndpointRequest(ctx, req) {
+		return fosite.ErrUnknownRequest
+	}
+	sess, ok := req.GetSession().(*session)
+	if !ok || sess.Subject == "" {
+		return fosite.ErrServerError.WithDebug("refresh: unexpected session")
+	}
+	u, err := h.store.GetUser(ctx, sess.Subject)
+	if errors.Is(err, storage.ErrNotFound) || (err == nil && (!u.Active || u.Disabled)) {
+		return fosite.ErrInvalidGrant.WithHint("The user of this grant no longer exists or is disabled.")
+	}
+	if err != nil {
+		return fosite.ErrServerError.WithWrap(err).WithDebug(err.Error())
+	}
+	claims := idTokenClaims(u, req.GetGrantedScopes())
+	if idp, ok := sess.IDTokenClaims().Extra["idp"]; ok {
+		claims["idp"] = idp
+	}
+	sess.IDTokenClaims().Extra = claims
+	return nil
+}
+
+func (h *refreshUserCheck) PopulateTokenEndpointResponse(context.Context, fosite.AccessRequester, fosite.AccessResponder) error {
+	return fosite.ErrUnknownRequest
+}
+
+func (h *refreshUserCheck) CanSkipClientAuth(context.Context, fosite.AccessRequester) bool {
+	return false
+}
+
+func (h *refreshUserCheck) CanHandleTokenEndpointRequest(_ context.Context, req fosite.AccessRequester) bool {
+	return req.GetGrantTypes().ExactOne("refresh_token")
 }
 
 // kidSigner signs with the current key (through fosite's DefaultSigner)
