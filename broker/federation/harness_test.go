@@ -99,8 +99,9 @@ type envOptions struct {
 	connectors func(e *env) []config.Connector
 	// brokerConfig adjusts the broker's configuration.
 	brokerConfig func(e *env, c *broker.Config)
-	// upstream wraps the fake IdP's handler.
-	upstream func(http.Handler) http.Handler
+	// upstream wraps the fake IdP's handler, brokerHandler the broker's.
+	upstream      func(http.Handler) http.Handler
+	brokerHandler func(http.Handler) http.Handler
 }
 
 func sqlite() storagetest.Backend { return storagetest.Backend{Name: storage.DialectSQLite} }
@@ -167,6 +168,9 @@ func newEnv(t testing.TB, o envOptions) *env {
 		t.Fatalf("federation.New: %v", err)
 	}
 	ts.Config.Handler = e.srv.Handler()
+	if o.brokerHandler != nil {
+		ts.Config.Handler = o.brokerHandler(ts.Config.Handler)
+	}
 	ts.Start()
 	t.Cleanup(func() {
 		ts.Close()
