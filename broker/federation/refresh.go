@@ -15,7 +15,7 @@ import (
 // grant: idp is the connector the user logged in through (the session's
 // idp). It calls the connector's Refresh with the stored identity and saves
 // what comes back (connector data included: upstream refresh tokens
-// rotate). The error wraps connectors.ErrIdentityRevoked when the user is
+// rotate; the profile of a user without a local password, as at login). The error wraps connectors.ErrIdentityRevoked when the user is
 // gone or disabled upstream, or the link to the upstream identity is gone:
 // the grant must end (invalid_grant). Other errors (upstream or plugin down)
 // say nothing about the user. An idp that names no configured connector
@@ -73,6 +73,14 @@ func (f *Federation) Refresh(ctx context.Context, userID, idp string) error {
 	if err := f.cfg.Store.UpsertIdentity(ctx, link); err != nil {
 		return fmt.Errorf("refresh: save identity: %w", err)
 	}
+	user, err := f.cfg.Store.GetUser(ctx, userID)
+	switch {
+	case errors.Is(err, storage.ErrNotFound):
+		return fmt.Errorf("refresh: user %s is gone: %w", userID, connectors.ErrIdentityRevoked)
+	case err != nil:
+		return fmt.Errorf("refresh: load user: %w", err)
+	}
+	f.syncProfile(ctx, user, next)
 	return nil
 }
 
