@@ -1,0 +1,199 @@
+package broker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/ory/fosite"
+	"github.com/uptrace/bun"
+
+	"github.com/bridgekeeper/bridgekeeper/storage"
+)
+
+// txStore is the storage handed to fosite: *storage.Store plus a
+// write-behind unit of work. Inside Server.withWrites, the writes fosite's
+// handlers make (codes, tokens, rotation, PKCE and OIDC sessions) are
+// recorded instead of executed, and the nested transactions fosite begins
+// are no-ops; withWrites then runs all recorded writes in one short
+// transaction once the response is fully built. The grant is atomic, and
+// the slow part — signing the JWTs — never runs while a transaction holds
+// SQLite's only writer connection (or Postgres row locks).
+type txStore struct {
+	*storage.Store
+	reuseGrace time.Duration // Config.RefreshReuseGrace
+}
+
+// GetRefreshTokenSession adds the refresh reuse grace period: a refresh
+// token rotated less than reuseGrace ago is reported as unknown rather than
+// inactive, so fosite refuses it (invalid_grant) without revoking the grant
+// — two tabs refreshing at once do not log the user out. Past the grace
+// period, reuse revokes the whole grant.
+func (t *txStore) GetRefreshTokenSession(ctx context.Context, sig string, sess fosite.Session) (fosite.Requester, error) {
+	req, err := t.Store.GetRefreshTokenSession(ctx, sig, sess)
+	if t.reuseGrace <= 0 || !errors.Is(err, fosite.ErrInactiveToken) {
+		return req, err
+	}
+	// storage's API has no accessor for the rotation time: read the
+	// refresh_tokens.first_used_at column that RotateRefreshToken sets.
+	var firstUsed bun.NullTime
+	if qerr := t.Store.DB().NewSelect().Table("refresh_tokens").Column("first_used_at").
+		Where("signature = ?", sig).Scan(ctx, &firstUsed); qerr != nil || firstUsed.IsZero() {
+		return req, err // revoked, not rotated: fosite's reuse handling applies
+	}
+	if since := time.Since(firstUsed.Time); since <= t.reuseGrace {
+		return nil, fmt.Errorf("refresh token rotated %s ago, within the reuse grace period: %w", since.Round(time.Millisecond), fosite.ErrNotFound)
+	}
+	return req, err
+}
+
+type writeBufferKey struct{}
+
+// writeBuffer records deferred writes in order.
+type writeBuffer struct {
+	mu  sync.Mutex
+	ops []func(ctx context.Context) error
+}
+
+func bufferFrom(ctx context.Context) *writeBuffer {
+	b, _ := ctx.Value(writeBufferKey{}).(*writeBuffer)
+	return b
+}
+
+// deferWrite records op when ctx carries a write buffer, else runs it.
+func deferWrite(ctx context.Context, op func(ctx context.Context) error) error {
+	b := bufferFrom(ctx)
+	if b == nil {
+		return op(ctx)
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.ops = append(b.ops, op)
+	return nil
+}
+
+// snapshot copies a request as it is now (fosite keeps changing the shared
+// session after handing it to storage).
+func snapshot(req fosite.Requester) fosite.Requester {
+	keys := make([]string, 0, len(req.GetRequestForm()))
+	for k := range req.GetRequestForm() {
+		keys = append(keys, k)
+	}
+	c := req.Sanitize(keys)
+	if sess := req.GetSession(); sess != nil {
+		c.SetSession(sess.Clone())
+	}
+	return c
+}
+
+func (t *txStore) BeginTX(ctx context.Context) (context.Context, error) {
+	if bufferFrom(ctx) != nil {
+		return ctx, nil
+	}
+	return t.Store.BeginTX(ctx)
+}
+
+func (t *txStore) Commit(ctx context.Context) error {
+	if bufferFrom(ctx) != nil {
+		return nil
+	}
+	return t.Store.Commit(ctx)
+}
+
+func (t *txStore) Rollback(ctx context.Context) error {
+	if bufferFrom(ctx) != nil {
+		return nil
+	}
+	return t.Store.Rollback(ctx)
+}
+
+func (t *txStore) CreateAuthorizeCodeSession(ctx context.Context, sig string, req fosite.Requester) error {
+	req = maybeSnapshot(ctx, req)
+	return deferWrite(ctx, func(ctx context.Context) error { return t.Store.CreateAuthorizeCodeSession(ctx, sig, req) })
+}
+
+func (t *txStore) InvalidateAuthorizeCodeSession(ctx context.Context, sig string) error {
+	return deferWrite(ctx, func(ctx context.Context) error { return t.Store.InvalidateAuthorizeCodeSession(ctx, sig) })
+}
+
+func (t *txStore) CreateAccessTokenSession(ctx context.Context, sig string, req fosite.Requester) error {
+	req = maybeSnapshot(ctx, req)
+	return deferWrite(ctx, func(ctx context.Context) error { return t.Store.CreateAccessTokenSession(ctx, sig, req) })
+}
+
+func (t *txStore) CreateRefreshTokenSession(ctx context.Context, sig, accessSig string, req fosite.Requester) error {
+	req = maybeSnapshot(ctx, req)
+	return deferWrite(ctx, func(ctx context.Context) error { return t.Store.CreateRefreshTokenSession(ctx, sig, accessSig, req) })
+}
+
+func (t *txStore) RotateRefreshToken(ctx context.Context, requestID, sig string) error {
+	return deferWrite(ctx, func(ctx context.Context) error { return t.Store.RotateRefreshToken(ctx, requestID, sig) })
+}
+
+func (t *txStore) CreateOpenIDConnectSession(ctx context.Context, code string, req fosite.Requester) error {
+	req = maybeSnapshot(ctx, req)
+	return deferWrite(ctx, func(ctx context.Context) error { return t.Store.CreateOpenIDConnectSession(ctx, code, req) })
+}
+
+func (t *txStore) DeleteOpenIDConnectSession(ctx context.Context, code string) error {
+	return deferWrite(ctx, func(ctx context.Context) error { return t.Store.DeleteOpenIDConnectSession(ctx, code) })
+}
+
+func (t *txStore) CreatePKCERequestSession(ctx context.Context, sig string, req fosite.Requester) error {
+	req = maybeSnapshot(ctx, req)
+	return deferWrite(ctx, func(ctx context.Context) error { return t.Store.CreatePKCERequestSession(ctx, sig, req) })
+}
+
+func maybeSnapshot(ctx context.Context, req fosite.Requester) fosite.Requester {
+	if bufferFrom(ctx) == nil {
+		return req
+	}
+	return snapshot(req)
+}
+
+// withWrites runs fn (NewAuthorizeResponse or NewAccessResponse) with a
+// write buffer, then applies the recorded writes in one transaction.
+// Errors are fosite errors: a write that lost a race (the code or refresh
+// token was used concurrently) is invalid_grant, a serialization failure
+// asks the client to retry, anything else is a server error. Nothing is
+// written when fn fails.
+func (s *Server) withWrites(ctx context.Context, fn func(ctx context.Context) error) error {
+	buf := &writeBuffer{}
+	if err := fn(context.WithValue(ctx, writeBufferKey{}, buf)); err != nil {
+		return err
+	}
+	if len(buf.ops) == 0 {
+		return nil
+	}
+	txCtx, err := s.store.Store.BeginTX(ctx)
+	if err != nil {
+		return storageError(err)
+	}
+	for _, op := range buf.ops {
+		if err := op(txCtx); err != nil {
+			if rbErr := s.store.Store.Rollback(txCtx); rbErr != nil {
+				s.log.ErrorContext(ctx, "rollback", "err", rbErr)
+			}
+			return storageError(err)
+		}
+	}
+	if err := s.store.Store.Commit(txCtx); err != nil {
+		return storageError(err)
+	}
+	return nil
+}
+
+func storageError(err error) error {
+	switch {
+	case errors.Is(err, fosite.ErrSerializationFailure):
+		return fosite.ErrInvalidRequest.WithWrap(err).WithDebug(err.Error()).
+			WithHint("The request conflicted with a concurrent request. Please retry the request.")
+	case errors.Is(err, fosite.ErrNotFound), errors.Is(err, fosite.ErrInactiveToken), errors.Is(err, fosite.ErrInvalidatedAuthorizeCode):
+		return fosite.ErrInvalidGrant.WithWrap(err).WithDebug(err.Error()).
+			WithHint("The authorization code or refresh token was used by a concurrent request.")
+	default:
+		return fosite.ErrServerError.WithWrap(err).WithDebug(err.Error())
+	}
+}
