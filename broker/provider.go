@@ -149,4 +149,3 @@ func (k *kidSigner) Validate(ctx context.Context, token string) (string, error) 
 	i := strings.LastIndexByte(token, '.')
 	return token[i+1:], nil
 }
-
