@@ -105,17 +105,22 @@ func (f *Federation) renderConnectorError(w http.ResponseWriter, r *http.Request
 	f.render(w, r, status, page)
 }
 
-// detailOf extracts the connector's explanation that follows the sentinel
-// in the error text ("…: <sentinel>: explanation[: <sentinel>]").
+// detailOf extracts the connector's explanation from a plugin error,
+// `connector "id": Method: <plugin message>: <sentinel>`, where a Go
+// plugin's message is itself "…: <sentinel>: explanation".
 func detailOf(err, sentinel error) string {
 	s, mark := err.Error(), sentinel.Error()
-	i := strings.Index(s, mark+": ")
-	if i < 0 {
+	s = strings.TrimSuffix(s, ": "+mark)
+	switch i, j := strings.LastIndex(s, mark+": "), strings.Index(s, "HandleCallback: "); {
+	case i >= 0:
+		s = s[i+len(mark)+2:]
+	case j >= 0:
+		s = s[j+len("HandleCallback: "):]
+	default:
 		return ""
 	}
-	d := strings.TrimSuffix(s[i+len(mark)+2:], ": "+mark)
-	if len(d) > 300 || strings.Contains(d, mark) {
+	if s == "" || len(s) > 300 || strings.Contains(s, mark) {
 		return ""
 	}
-	return d
+	return s
 }

@@ -184,7 +184,8 @@ func TestNodeConnector(t *testing.T) {
 		connectors: func(*env) []config.Connector {
 			return []config.Connector{{ID: "node", Name: "Node example", Path: script, SHA256: sha256Hex(t, script), AutoMTLS: new(bool),
 				Config: map[string]any{"issuer": "https://node-idp.test", "users": map[string]any{
-					"ann": map[string]any{"sub": "node-ann", "email": "ann@example.test", "name": "Ann"},
+					"ann":     map[string]any{"sub": "node-ann", "email": "ann@example.test", "name": "Ann"},
+					"noemail": map[string]any{"sub": "node-x"},
 				}}}}
 		},
 	})
@@ -205,6 +206,11 @@ func TestNodeConnector(t *testing.T) {
 	if link, err := e.store.GetIdentity(context.Background(), "node", "node-ann"); err != nil || link.UserID != claims["sub"] {
 		t.Errorf("identity %+v, %v", link, err)
 	}
+	// The Node plugin's policy refusal reaches the page with its reason.
+	br = e.browser()
+	up = e.startUpstream(br, spaAuth(), "node")
+	cb = e.issuer + "/callback/node?" + url.Values{"code": {"noemail"}, "state": {up.Query().Get("state")}}.Encode()
+	errorPage(t, br, e, br.get(cb), http.StatusForbidden, "user node-x has no e-mail")
 }
 
 // TestBridgekeeperUpstream: another Bridgekeeper is the upstream of this
