@@ -20,7 +20,7 @@ import (
 
 // newProvider composes fosite by hand with exactly the grants the broker
 // supports (no implicit, hybrid, password, RFC 7523 or PAR).
-func newProvider(cfg Config, store *txStore) (*fosite.Fosite, *fosite.Config) {
+func newProvider(cfg Config, store *txStore) *fosite.Fosite {
 	fcfg := &fosite.Config{
 		IDTokenIssuer:         cfg.Issuer,
 		AccessTokenIssuer:     cfg.Issuer,
@@ -73,7 +73,7 @@ func newProvider(cfg Config, store *txStore) (*fosite.Fosite, *fosite.Config) {
 	)
 	// After fosite's refresh handler has restored the grant's session.
 	fcfg.TokenEndpointHandlers.Append(&refreshUserCheck{store: store.Store})
-	return provider.(*fosite.Fosite), fcfg
+	return provider.(*fosite.Fosite)
 }
 
 // refreshUserCheck is a token endpoint handler for the refresh grant: the

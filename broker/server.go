@@ -102,7 +102,6 @@ type Server struct {
 	store    *txStore
 	keys     *keys.Manager
 	provider *fosite.Fosite
-	fosite   *fosite.Config
 	router   *mux.Router
 	handler  http.Handler
 	tmpl     *template.Template
@@ -162,7 +161,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	if err := s.csrf.AddTrustedOrigin(issuer.Scheme + "://" + issuer.Host); err != nil {
 		return nil, fmt.Errorf("broker: %w", err)
 	}
-	s.provider, s.fosite = newProvider(cfg, s.store)
+	s.provider = newProvider(cfg, s.store)
 	if s.discovery, err = s.discoveryDocument(); err != nil {
 		return nil, fmt.Errorf("broker: discovery document: %w", err)
 	}
