@@ -358,6 +358,8 @@ func TestMalformedRequests(t *testing.T) {
 		{"POST", pathToken, "grant_type=refresh_token&refresh_token=a.b.c&client_id=" + spaID, "application/x-www-form-urlencoded"},
 		{"POST", pathToken, `{"grant_type":"client_credentials"}`, "application/json"},
 		{"POST", pathRevoke, "token=" + long, "application/x-www-form-urlencoded"},
+		{"POST", pathToken, "grant_type=client_credentials&x=" + strings.Repeat("y", 100<<10), "application/x-www-form-urlencoded"},
+		{"POST", pathIntrospect, "token=" + strings.Repeat("y", 100<<10), "application/x-www-form-urlencoded"},
 		{"POST", pathIntrospect, "token=x", "application/x-www-form-urlencoded"},
 		{"POST", pathIntrospect, "%%%", "application/x-www-form-urlencoded"},
 		{"GET", pathUserinfo, "", ""},

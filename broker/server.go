@@ -204,10 +204,10 @@ func (s *Server) routes() {
 	s.router = r
 
 	cors := s.cors
-	r.Handle(pathAuth, http.HandlerFunc(s.handleAuthorize)).Methods(http.MethodGet, http.MethodPost)
-	r.Handle(pathToken, cors(http.HandlerFunc(s.handleToken))).Methods(http.MethodPost, http.MethodOptions)
-	r.Handle(pathRevoke, cors(http.HandlerFunc(s.handleRevoke))).Methods(http.MethodPost, http.MethodOptions)
-	r.Handle(pathIntrospect, http.HandlerFunc(s.handleIntrospect)).Methods(http.MethodPost)
+	r.Handle(pathAuth, limitBody(http.HandlerFunc(s.handleAuthorize))).Methods(http.MethodGet, http.MethodPost)
+	r.Handle(pathToken, cors(limitBody(http.HandlerFunc(s.handleToken)))).Methods(http.MethodPost, http.MethodOptions)
+	r.Handle(pathRevoke, cors(limitBody(http.HandlerFunc(s.handleRevoke)))).Methods(http.MethodPost, http.MethodOptions)
+	r.Handle(pathIntrospect, limitBody(http.HandlerFunc(s.handleIntrospect))).Methods(http.MethodPost)
 	r.Handle(pathUserinfo, cors(http.HandlerFunc(s.handleUserinfo))).Methods(http.MethodGet, http.MethodPost, http.MethodOptions)
 	r.Handle(pathDiscovery, cors(http.HandlerFunc(s.handleDiscovery))).Methods(http.MethodGet, http.MethodHead, http.MethodOptions)
 	r.Handle(pathJWKS, cors(http.HandlerFunc(s.handleJWKS))).Methods(http.MethodGet, http.MethodHead, http.MethodOptions)
@@ -219,6 +219,15 @@ func (s *Server) routes() {
 		s.renderError(w, r, http.StatusNotFound, "Page not found", "There is nothing at this address.")
 	})
 	s.handler = root
+}
+
+// limitBody caps request bodies of the OAuth endpoints (forms of a few
+// hundred bytes) at 64 KiB.
+func limitBody(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
+		next.ServeHTTP(w, r)
+	})
 }
 
 func (s *Server) handleHealth(w http.ResponseWriter, r *http.Request) {
