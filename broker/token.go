@@ -26,6 +26,11 @@ func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) {
 	}
 	sess := newSession()
 	ar, err := s.provider.NewAccessRequest(ctx, r, sess)
+	if err != nil && ar != nil && ar.GetClient() != nil && ar.GetClient().IsPublic() &&
+		ar.GetGrantTypes().ExactOne("client_credentials") && errors.Is(err, fosite.ErrInvalidGrant) {
+		// fosite says invalid_grant; RFC 6749 section 5.2 says this.
+		err = fosite.ErrUnauthorizedClient.WithHint("Public clients may not use the client_credentials grant.")
+	}
 	if err != nil {
 		s.logGrantError(ctx, "token", err)
 		s.provider.WriteAccessError(ctx, w, ar, err)
