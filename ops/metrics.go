@@ -1,0 +1,244 @@
+package ops
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/gorilla/mux"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+const namespace = "bridgekeeper"
+
+// Metrics is the broker's Prometheus registry and its instruments. It
+// uses its own registry (no global state), with the Go runtime and process
+// collectors registered.
+type Metrics struct {
+	reg         *prometheus.Registry
+	requests    *prometheus.CounterVec
+	durations   *prometheus.HistogramVec
+	grants      *prometheus.CounterVec
+	pluginCalls *prometheus.HistogramVec
+}
+
+// NewMetrics builds a registry with the broker's instruments.
+func NewMetrics() *Metrics {
+	m := &Metrics{
+		reg: prometheus.NewRegistry(),
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: namespace, Name: "http_requests_total",
+			Help: "HTTP requests by route template, method and status code.",
+		}, []string{"route", "method", "code"}),
+		durations: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Namespace: namespace, Name: "http_request_duration_seconds",
+			Help:    "Time to answer HTTP requests, by route template and method.",
+			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
+		}, []string{"route", "method"}),
+		grants: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: namespace, Name: "token_grants_total",
+			Help: "Token endpoint requests by grant type and outcome (ok or the OAuth 2.0 error code).",
+		}, []string{"grant_type", "outcome"}),
+		pluginCalls: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Namespace: namespace, Name: "plugin_call_duration_seconds",
+			Help:    "Time of calls to connector plugins, by connector, method and outcome (ok or error).",
+			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
+		}, []string{"connector", "method", "outcome"}),
+	}
+	m.reg.MustRegister(
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		m.requests, m.durations, m.grants, m.pluginCalls,
+	)
+	return m
+}
+
+// Registry is the registry, for callers that add their own collectors.
+func (m *Metrics) Registry() *prometheus.Registry { return m.reg }
+
+// Handler serves the metrics in the Prometheus exposition format.
+func (m *Metrics) Handler() http.Handler {
+	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{Registry: m.reg})
+}
+
+func (m *Metrics) observeRequest(route, method string, status int, d time.Duration) {
+	method = knownMethod(method)
+	m.requests.WithLabelValues(route, method, strconv.Itoa(status)).Inc()
+	m.durations.WithLabelValues(route, method).Observe(d.Seconds())
+}
+
+// ObserveGrant counts one token request. grantType is the request's
+// grant_type and outcome "ok" or the OAuth 2.0 error code of the answer;
+// values outside the known sets count as "other", so a client cannot
+// grow the label set.
+func (m *Metrics) ObserveGrant(grantType, outcome string) {
+	m.grants.WithLabelValues(knownGrantType(grantType), knownOutcome(outcome)).Inc()
+}
+
+// ObservePluginCall records one call to a connector plugin. The connector
+// id and method come from the configuration and the code, not from
+// requests.
+func (m *Metrics) ObservePluginCall(connector, method string, d time.Duration, err error) {
+	outcome := "ok"
+	if err != nil {
+		outcome = "error"
+	}
+	m.pluginCalls.WithLabelValues(connector, method, outcome).Observe(d.Seconds())
+}
+
+// RegisterPluginRestarts exports a connector plugin's restart count (e.g.
+// plugins.Plugin.Restarts) as bridgekeeper_plugin_restarts_total.
+func (m *Metrics) RegisterPluginRestarts(connector string, restarts func() int) error {
+	c := prometheus.NewCounterFunc(prometheus.CounterOpts{
+		Namespace: namespace, Name: "plugin_restarts_total",
+		Help:        "How often a connector plugin was launched again after its process died.",
+		ConstLabels: prometheus.Labels{"connector": connector},
+	}, func() float64 { return float64(restarts()) })
+	if err := m.reg.Register(c); err != nil {
+		return fmt.Errorf("ops: plugin restarts of %q: %w", connector, err)
+	}
+	return nil
+}
+
+// RegisterSigningKeyAge exports the age of the current signing key as
+// bridgekeeper_signing_key_age_seconds. created returns when the current
+// key was created (e.g. from keys.Manager.List); it is called on every
+// scrape with a short deadline. A failing call leaves the gauge out of
+// that scrape.
+func (m *Metrics) RegisterSigningKeyAge(created func(context.Context) (time.Time, error)) error {
+	desc := prometheus.NewDesc(namespace+"_signing_key_age_seconds",
+		"Time since the current signing key was created.", nil, nil)
+	return m.register("signing key age", &funcCollector{desc: desc, collect: func(ctx context.Context) (float64, error) {
+		t, err := created(ctx)
+		if err != nil {
+			return 0, err
+		}
+		return time.Since(t).Seconds(), nil
+	}})
+}
+
+// RegisterDatabase exports the database's round-trip time, measured by
+// ping on every scrape, as bridgekeeper_database_ping_seconds, and
+// bridgekeeper_database_up (1 or 0). With db set, the connection pool's
+// statistics (go_sql_*) are exported too.
+func (m *Metrics) RegisterDatabase(ping func(context.Context) error, db *sql.DB) error {
+	up := prometheus.NewDesc(namespace+"_database_up", "Whether the database answered the last ping (1) or not (0).", nil, nil)
+	latency := prometheus.NewDesc(namespace+"_database_ping_seconds", "Round-trip time of a database ping.", nil, nil)
+	if err := m.register("database", &pingCollector{up: up, latency: latency, ping: ping}); err != nil {
+		return err
+	}
+	if db != nil {
+		return m.register("database pool", collectors.NewDBStatsCollector(db, "bridgekeeper"))
+	}
+	return nil
+}
+
+func (m *Metrics) register(what string, c prometheus.Collector) error {
+	if err := m.reg.Register(c); err != nil {
+		return fmt.Errorf("ops: %s: %w", what, err)
+	}
+	return nil
+}
+
+// scrapeTimeout bounds the calls a collector makes on a scrape.
+const scrapeTimeout = 2 * time.Second
+
+type funcCollector struct {
+	desc    *prometheus.Desc
+	collect func(context.Context) (float64, error)
+}
+
+func (c *funcCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
+
+func (c *funcCollector) Collect(ch chan<- prometheus.Metric) {
+	ctx, cancel := context.WithTimeout(context.Background(), scrapeTimeout)
+	defer cancel()
+	v, err := c.collect(ctx)
+	if err != nil {
+		ch <- prometheus.NewInvalidMetric(c.desc, err)
+		return
+	}
+	ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, v)
+}
+
+type pingCollector struct {
+	up, latency *prometheus.Desc
+	ping        func(context.Context) error
+}
+
+func (c *pingCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.up; ch <- c.latency }
+
+func (c *pingCollector) Collect(ch chan<- prometheus.Metric) {
+	ctx, cancel := context.WithTimeout(context.Background(), scrapeTimeout)
+	defer cancel()
+	start := time.Now()
+	err := c.ping(ctx)
+	d := time.Since(start)
+	if err != nil {
+		ch <- prometheus.MustNewConstMetric(c.up, prometheus.GaugeValue, 0)
+		return
+	}
+	ch <- prometheus.MustNewConstMetric(c.up, prometheus.GaugeValue, 1)
+	ch <- prometheus.MustNewConstMetric(c.latency, prometheus.GaugeValue, d.Seconds())
+}
+
+// MuxRoute names requests by the path template of the gorilla/mux route
+// they match (e.g. "/oauth2/token"); requests that match no route are
+// "unmatched". Pass the broker's root router (broker.Server.Handler()
+// is one).
+func MuxRoute(router interface {
+	Match(*http.Request, *mux.RouteMatch) bool
+}) func(*http.Request) string {
+	return func(r *http.Request) string {
+		var match mux.RouteMatch
+		if !router.Match(r, &match) || match.Route == nil {
+			return "unmatched"
+		}
+		tpl, err := match.Route.GetPathTemplate()
+		if err != nil {
+			if name := match.Route.GetName(); name != "" {
+				return name
+			}
+			return "unnamed"
+		}
+		return tpl
+	}
+}
+
+func knownMethod(m string) string {
+	switch m {
+	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch,
+		http.MethodDelete, http.MethodOptions:
+		return m
+	}
+	return "OTHER"
+}
+
+func knownGrantType(g string) string {
+	switch g {
+	case "authorization_code", "refresh_token", "client_credentials", "password", "implicit",
+		"urn:ietf:params:oauth:grant-type:device_code",
+		"urn:ietf:params:oauth:grant-type:jwt-bearer",
+		"urn:ietf:params:oauth:grant-type:token-exchange":
+		return g
+	case "":
+		return "none"
+	}
+	return "other"
+}
+
+func knownOutcome(o string) string {
+	switch o {
+	case "ok", "invalid_request", "invalid_client", "invalid_grant", "unauthorized_client",
+		"unsupported_grant_type", "invalid_scope", "access_denied", "server_error",
+		"temporarily_unavailable", "request_unauthorized", "request_forbidden",
+		"invalid_token", "authorization_pending", "slow_down", "expired_token":
+		return o
+	}
+	return "other"
+}
