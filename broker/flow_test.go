@@ -175,8 +175,12 @@ func TestRevocation(t *testing.T) {
 			t.Errorf("revoking an unknown token: %d", resp.StatusCode)
 		}
 		resp, body = e.post(pathRevoke, url.Values{"token": {tr.AccessToken}}, "", "")
-		if resp.StatusCode != http.StatusUnauthorized && resp.StatusCode != http.StatusBadRequest {
+		if resp.StatusCode != http.StatusUnauthorized || !strings.Contains(string(body), `"invalid_client"`) {
 			t.Errorf("revocation without client: %d %s", resp.StatusCode, body)
+		}
+		resp, body = e.post(pathRevoke, url.Values{"token": {tr.AccessToken}}, webID, "wrong")
+		if resp.StatusCode != http.StatusUnauthorized || !strings.Contains(string(body), `"invalid_client"`) {
+			t.Errorf("revocation with a wrong secret: %d %s", resp.StatusCode, body)
 		}
 	})
 }
@@ -445,6 +449,8 @@ func TestTokenErrors(t *testing.T) {
 		wantTokenError(t, e.token(url.Values{"grant_type": {"authorization_code"}, "code": {"garbage"}, "client_id": {spaID}, "redirect_uri": {spaRedirect}, "code_verifier": {newVerifier()}}, "", ""), http.StatusBadRequest, "invalid_grant")
 		wantTokenError(t, e.token(url.Values{"grant_type": {"refresh_token"}, "refresh_token": {"garbage"}, "client_id": {spaID}}, "", ""), http.StatusBadRequest, "invalid_grant")
 		wantTokenError(t, e.token(url.Values{"grant_type": {"client_credentials"}, "client_id": {"nobody"}}, "", ""), http.StatusUnauthorized, "invalid_client")
+		wantTokenError(t, e.token(url.Values{"grant_type": {"client_credentials"}}, "", ""), http.StatusUnauthorized, "invalid_client")
+		wantTokenError(t, e.token(url.Values{"grant_type": {"refresh_token"}, "refresh_token": {"x"}}, "", ""), http.StatusUnauthorized, "invalid_client")
 
 		resp, err := http.Get(e.issuer + pathToken)
 		if err != nil {

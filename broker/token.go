@@ -23,6 +23,10 @@ func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) {
 				fosite.ErrUnsupportedGrantType.WithHintf("The grant type %q is not supported.", gt))
 			return
 		}
+		if gt := r.PostForm.Get("grant_type"); gt != "" && noClientCredentials(r) {
+			writeNoClient(w)
+			return
+		}
 	}
 	sess := newSession()
 	ar, err := s.provider.NewAccessRequest(ctx, r, sess)
@@ -95,6 +99,10 @@ func (s *Server) logGrantError(ctx context.Context, endpoint string, err error) 
 // revokes the grant's access and refresh tokens.
 func (s *Server) handleRevoke(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
+	if err := r.ParseMultipartForm(1 << 20); (err == nil || errors.Is(err, http.ErrNotMultipart)) && noClientCredentials(r) {
+		writeNoClient(w)
+		return
+	}
 	err := s.provider.NewRevocationRequest(ctx, r)
 	if err != nil {
 		s.logGrantError(ctx, "revoke", err)
@@ -185,6 +193,20 @@ func mayIntrospect(client fosite.Client, use fosite.TokenUse, ar fosite.AccessRe
 	}
 	aud := ar.GetGrantedAudience()
 	return len(aud) == 0 || slices.Contains(aud, client.GetID())
+}
+
+// noClientCredentials reports whether a token or revocation request (form
+// already parsed) names no client at all: no Authorization header, no
+// client_id, no client assertion.
+func noClientCredentials(r *http.Request) bool {
+	return r.Header.Get("Authorization") == "" && r.PostForm.Get("client_id") == "" && r.PostForm.Get("client_assertion") == ""
+}
+
+// writeNoClient answers a request without client authentication: RFC 6749
+// section 5.2 invalid_client (fosite would say invalid_request).
+func writeNoClient(w http.ResponseWriter) {
+	w.Header().Set("WWW-Authenticate", `Basic realm="bridgekeeper"`)
+	writeOAuthError(w, http.StatusUnauthorized, "invalid_client", "Client authentication failed: no client credentials or client_id were sent.")
 }
 
 // writeOAuthError writes an RFC 6749 JSON error.
