@@ -123,8 +123,9 @@ func (s *Server) renderLogin(w http.ResponseWriter, r *http.Request, status int,
 	s.renderPage(w, r, status, "login.html", data)
 }
 
-// clientIP is the peer address (the broker does not trust forwarding
-// headers; put rate limits behind a proxy that is configured for it).
+// clientIP is the host of r.RemoteAddr. The broker reads no forwarding
+// headers itself: ops.Wrap's trusted-proxy middleware, when configured, has
+// already replaced RemoteAddr with the client's address.
 func clientIP(r *http.Request) string {
 	host, _, err := net.SplitHostPort(r.RemoteAddr)
 	if err != nil {
