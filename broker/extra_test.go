@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ory/fosite/token/jwt"
+
 	"github.com/bridgekeeper/bridgekeeper/storage/storagetest"
 )
 
@@ -437,4 +439,27 @@ func TestRefreshChecksTheUser(t *testing.T) {
 		}
 		wantTokenError(t, e.refresh(tr.RefreshToken), http.StatusBadRequest, "invalid_grant")
 	})
+}
+
+func TestLogoutHintValidation(t *testing.T) {
+	e := newTestEnv(t, storagetest.Backend{Name: "sqlite"}, nil)
+	signer := &jwt.DefaultSigner{GetPrivateKey: func(context.Context) (any, error) { return e.keys.SigningKey(), nil }}
+	hint := func(iss string, exp time.Time) string {
+		tok, _, err := signer.Generate(t.Context(), jwt.MapClaims{"iss": iss, "sub": e.user.ID, "aud": []string{spaID}, "exp": exp.Unix(), "iat": exp.Add(-time.Hour).Unix()}, &jwt.Headers{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tok
+	}
+	logout := func(h string) page {
+		return e.browser().get(e.issuer + pathLogout + "?" + url.Values{"id_token_hint": {h}, "post_logout_redirect_uri": {spaLogout}}.Encode())
+	}
+	// Expired is fine for logout (the client id comes from its audience).
+	redirectParams(t, logout(hint(e.issuer, time.Now().Add(-24*time.Hour))), spaLogout)
+	if p := logout(hint("https://other.example", time.Now().Add(time.Hour))); p.status != http.StatusBadRequest {
+		t.Errorf("foreign issuer: %d", p.status)
+	}
+	if p := logout(hint(e.issuer, time.Now().Add(time.Hour)) + "x"); p.status != http.StatusBadRequest {
+		t.Errorf("bad signature: %d", p.status)
+	}
 }
