@@ -176,6 +176,10 @@ func (s *Server) CompleteLogin(w http.ResponseWriter, r *http.Request, loginID, 
 		return
 	}
 	user, err := s.cfg.Store.GetUser(ctx, userID)
+	if errors.Is(err, storage.ErrNotFound) {
+		s.renderError(w, r, http.StatusForbidden, "Sign-in not allowed", "This account cannot sign in.")
+		return
+	}
 	if err != nil {
 		s.log.ErrorContext(ctx, "complete login: load user", "user", userID, "err", err)
 		s.renderError(w, r, http.StatusInternalServerError, "Sign-in failed", "Something went wrong. Please try again.")
