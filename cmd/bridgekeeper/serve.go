@@ -13,6 +13,7 @@ import (
 
 	"github.com/bridgekeeper/bridgekeeper/broker"
 	"github.com/bridgekeeper/bridgekeeper/broker/accounts"
+	"github.com/bridgekeeper/bridgekeeper/broker/federation"
 	"github.com/bridgekeeper/bridgekeeper/broker/keys"
 	"github.com/bridgekeeper/bridgekeeper/internal/config"
 	"github.com/bridgekeeper/bridgekeeper/internal/secret"
@@ -79,6 +80,18 @@ func (e *env) serve(ctx context.Context, cfg config.Config) error {
 		return fmt.Errorf("account pages: %w", err)
 	}
 	defer acc.Close()
+	fed, err := federation.New(ctx, federation.Config{
+		Broker:      srv,
+		Store:       store,
+		Logger:      log.With("component", "federation"),
+		Issuer:      cfg.Issuer,
+		LinkByEmail: cfg.Accounts.LinkByEmail,
+		Connectors:  cfg.Connectors,
+	})
+	if err != nil {
+		return fmt.Errorf("connectors: %w", err)
+	}
+	defer fed.Close() // after the HTTP server has drained (defers run last in, first out)
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
