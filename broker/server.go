@@ -63,6 +63,11 @@ type Config struct {
 	// LoginLimiter, when set, is asked before every password check of the
 	// login form (action "login", the e-mail address, the client IP).
 	LoginLimiter LoginLimiter
+
+	// GrantObserver, when set, is told about every token request: its
+	// grant_type (as sent) and "ok" or the OAuth 2.0 error code of the
+	// answer (ops.Metrics.ObserveGrant fits).
+	GrantObserver func(grantType, outcome string)
 }
 
 // LoginLimiter limits login attempts (broker/accounts' Limiter fits).

@@ -14,16 +14,30 @@ import (
 // handleToken is the token endpoint: authorization_code (+PKCE),
 // refresh_token (rotation, reuse revokes the grant) and client_credentials.
 func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) {
+	outcome := "ok"
+	if obs := s.cfg.GrantObserver; obs != nil {
+		defer func() { obs(r.PostForm.Get("grant_type"), outcome) }()
+	}
 	ctx := r.Context()
+	var ar fosite.AccessRequester
+	fail := func(err error) {
+		outcome = fosite.ErrorToRFC6749Error(err).ErrorField
+		s.logGrantError(ctx, "token", err)
+		if ar == nil {
+			ar = fosite.NewAccessRequest(newSession())
+		}
+		s.provider.WriteAccessError(ctx, w, ar, err)
+	}
+
 	if err := r.ParseMultipartForm(1 << 20); err == nil || errors.Is(err, http.ErrNotMultipart) {
 		switch gt := r.PostForm.Get("grant_type"); gt {
 		case "", "authorization_code", "refresh_token", "client_credentials":
 		default:
-			s.provider.WriteAccessError(ctx, w, fosite.NewAccessRequest(newSession()),
-				fosite.ErrUnsupportedGrantType.WithHintf("The grant type %q is not supported.", gt))
+			fail(fosite.ErrUnsupportedGrantType.WithHintf("The grant type %q is not supported.", gt))
 			return
 		}
 		if gt := r.PostForm.Get("grant_type"); gt != "" && noClientCredentials(r) {
+			outcome = "invalid_client"
 			writeNoClient(w)
 			return
 		}
@@ -36,13 +50,12 @@ func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) {
 		err = fosite.ErrUnauthorizedClient.WithHint("Public clients may not use the client_credentials grant.")
 	}
 	if err != nil {
-		s.logGrantError(ctx, "token", err)
-		s.provider.WriteAccessError(ctx, w, ar, err)
+		fail(err)
 		return
 	}
 	if ar.GetGrantTypes().ExactOne("client_credentials") {
 		if err := s.grantClientCredentials(ar, sess); err != nil {
-			s.provider.WriteAccessError(ctx, w, ar, err)
+			fail(err)
 			return
 		}
 	}
@@ -53,8 +66,7 @@ func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) {
 		return err
 	})
 	if err != nil {
-		s.logGrantError(ctx, "token", err)
-		s.provider.WriteAccessError(ctx, w, ar, err)
+		fail(err)
 		return
 	}
 	s.provider.WriteAccessResponse(ctx, w, ar, resp)
