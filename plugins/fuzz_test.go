@@ -1,0 +1,112 @@
+package plugins
+
+import (
+	"errors"
+	"slices"
+	"testing"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/bridgekeeper/bridgekeeper/connectors"
+	connectorpb "github.com/bridgekeeper/bridgekeeper/plugins/proto"
+)
+
+// Fuzz targets for what a plugin sends back: whatever bytes arrive as a
+// reply, the host turns them into an identity that keeps the contract or
+// into an error, without a panic. `go test` runs the seeds; `go test
+// -fuzz FuzzIdentityReply ./plugins/` explores.
+
+func FuzzIdentityReply(f *testing.F) {
+	for _, id := range []*connectorpb.Identity{
+		{Subject: "sub-1", Email: "a@example.com", EmailVerified: true, Name: "A", Groups: []string{"admins", "dev"},
+			ClaimsJson: []byte(`{"tenant":"t1","n":1.5,"nested":{"x":[1,2]}}`), ConnectorData: []byte{0, 1, 2}},
+		{Subject: "sub-2", ClaimsJson: []byte(`null`)},
+		{Subject: "sub-3", ClaimsJson: []byte(`[1,2]`)},
+		{Subject: "", Email: "no-subject@example.com"},
+		{Subject: "sub-4", ClaimsJson: []byte(`{"a":`)},
+		{Subject: "sub-5", Name: "\x00", Picture: "javascript:alert(1)"},
+	} {
+		b, err := proto.Marshal(&connectorpb.HandleCallbackResponse{Identity: id})
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b)
+	}
+	f.Add([]byte{})
+	f.Add([]byte{0x0a, 0x80, 0x80, 0x80, 0x80, 0x10}) // a length beyond the message
+	p := &Plugin{cfg: Config{ID: "fuzz"}}
+	f.Fuzz(func(t *testing.T, reply []byte) {
+		var resp connectorpb.HandleCallbackResponse
+		if err := proto.Unmarshal(reply, &resp); err != nil {
+			return // gRPC refuses the reply before the host sees it
+		}
+		id, err := p.identity("HandleCallback", resp.GetIdentity())
+		if err != nil {
+			if !errors.Is(err, ErrPluginFailed) {
+				t.Fatalf("a bad reply is not ErrPluginFailed: %v", err)
+			}
+			return
+		}
+		if id.Subject == "" {
+			t.Fatal("an identity without a subject passed")
+		}
+		pid := resp.GetIdentity()
+		if id.Subject != pid.GetSubject() || id.Email != pid.GetEmail() || id.EmailVerified != pid.GetEmailVerified() ||
+			!slices.Equal(id.Groups, pid.GetGroups()) || string(id.ConnectorData) != string(pid.GetConnectorData()) {
+			t.Fatalf("identity %+v does not match the reply %v", id, pid)
+		}
+		// What the host accepted survives the trip back to a plugin (Refresh
+		// sends it again).
+		back, err := identityToProto(id)
+		if err != nil {
+			t.Fatalf("an accepted identity cannot be sent back: %v", err)
+		}
+		again, err := identityFromProto(back)
+		if err != nil || again.Subject != id.Subject || len(again.Claims) != len(id.Claims) {
+			t.Fatalf("round trip: %+v, %v", again, err)
+		}
+	})
+}
+
+func FuzzErrorReply(f *testing.F) {
+	for _, c := range []struct {
+		code   uint32
+		msg    string
+		reason string
+	}{
+		{uint32(codes.Unauthenticated), "revoked upstream", reasonIdentityRevoked},
+		{uint32(codes.PermissionDenied), "user said no", reasonUpstreamDenied},
+		{uint32(codes.InvalidArgument), "bad state", reasonInvalidCallback},
+		{uint32(codes.FailedPrecondition), "policy", ""},
+		{uint32(codes.FailedPrecondition), "lost config", reasonNotConfigured},
+		{uint32(codes.Internal), "boom", ""},
+		{uint32(codes.Internal), "boom", reasonPolicy},
+		{999, "\xff", "NONSENSE"},
+	} {
+		f.Add(c.code, c.msg, c.reason)
+	}
+	known := []error{connectors.ErrIdentityRevoked, connectors.ErrUpstreamDenied, connectors.ErrInvalidCallback,
+		connectors.ErrPolicy, ErrPluginFailed}
+	f.Fuzz(func(t *testing.T, code uint32, msg, reason string) {
+		st := status.New(codes.Code(code), msg)
+		err := fromStatus(st, metadata.Pairs(reasonKey, reason))
+		if err == nil {
+			t.Fatal("an error reply became nil")
+		}
+		matched := 0
+		for _, k := range known {
+			if errors.Is(err, k) {
+				matched++
+			}
+		}
+		if matched != 1 {
+			t.Fatalf("code %d reason %q: %v wraps %d of the known errors, want exactly 1", code, reason, err, matched)
+		}
+		if errors.Is(err, errNotConfigured) {
+			t.Fatalf("NOT_CONFIGURED leaked to the broker: %v", err)
+		}
+	})
+}
