@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync/atomic"
 
 	"github.com/ory/fosite"
 	"github.com/ory/fosite/compose"
@@ -13,6 +14,7 @@ import (
 	"github.com/ory/fosite/token/jwt"
 
 	"github.com/bridgekeeper/bridgekeeper/broker/keys"
+	"github.com/bridgekeeper/bridgekeeper/connectors"
 	"github.com/bridgekeeper/bridgekeeper/internal/password"
 	"github.com/bridgekeeper/bridgekeeper/internal/secret"
 	"github.com/bridgekeeper/bridgekeeper/storage"
@@ -20,7 +22,7 @@ import (
 
 // newProvider composes fosite by hand with exactly the grants the broker
 // supports (no implicit, hybrid, password, RFC 7523 or PAR).
-func newProvider(cfg Config, store *txStore) *fosite.Fosite {
+func newProvider(cfg Config, store *txStore, check *atomic.Pointer[RefreshCheck]) *fosite.Fosite {
 	fcfg := &fosite.Config{
 		IDTokenIssuer:         cfg.Issuer,
 		AccessTokenIssuer:     cfg.Issuer,
@@ -72,7 +74,7 @@ func newProvider(cfg Config, store *txStore) *fosite.Fosite {
 		compose.OAuth2PKCEFactory,
 	)
 	// After fosite's refresh handler has restored the grant's session.
-	fcfg.TokenEndpointHandlers.Append(&refreshUserCheck{store: store.Store})
+	fcfg.TokenEndpointHandlers.Append(&refreshUserCheck{store: store.Store, check: check})
 	return provider.(*fosite.Fosite)
 }
 
@@ -82,6 +84,7 @@ func newProvider(cfg Config, store *txStore) *fosite.Fosite {
 // current profile and e-mail claims.
 type refreshUserCheck struct {
 	store *storage.Store
+	check *atomic.Pointer[RefreshCheck] // the upstream re-check, if any
 }
 
 func (h *refreshUserCheck) HandleTokenEndpointRequest(ctx context.Context, req fosite.AccessRequester) error {
@@ -99,8 +102,16 @@ func (h *refreshUserCheck) HandleTokenEndpointRequest(ctx context.Context, req f
 	if err != nil {
 		return fosite.ErrServerError.WithWrap(err).WithDebug(err.Error())
 	}
+	idp, _ := sess.IDTokenClaims().Extra["idp"].(string)
+	if check := h.check.Load(); check != nil && *check != nil {
+		if err := (*check)(ctx, u.ID, idp); errors.Is(err, connectors.ErrIdentityRevoked) {
+			return fosite.ErrInvalidGrant.WithHint("The user's identity provider no longer accepts this user.")
+		} else if err != nil {
+			return fosite.ErrTemporarilyUnavailable.WithHint("The user's identity provider could not be reached; try again later.").WithWrap(err).WithDebug(err.Error())
+		}
+	}
 	claims := idTokenClaims(u, req.GetGrantedScopes())
-	if idp, ok := sess.IDTokenClaims().Extra["idp"]; ok {
+	if idp != "" {
 		claims["idp"] = idp
 	}
 	sess.IDTokenClaims().Extra = claims

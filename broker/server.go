@@ -15,6 +15,7 @@ import (
 	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gorilla/mux"
@@ -64,11 +65,22 @@ type Config struct {
 	// login form (action "login", the e-mail address, the client IP).
 	LoginLimiter LoginLimiter
 
+	// RefreshCheck, when set, is called on every refresh_token grant with
+	// the grant's user id and how they logged in (the ID token's idp claim:
+	// "local" or a connector id), before anything is issued. An error that
+	// wraps connectors.ErrIdentityRevoked ends the grant (invalid_grant);
+	// any other error answers temporarily_unavailable and leaves the grant
+	// alone. broker/federation's Refresh fits; SetRefreshCheck sets it later.
+	RefreshCheck RefreshCheck
+
 	// GrantObserver, when set, is told about every token request: its
 	// grant_type (as sent) and "ok" or the OAuth 2.0 error code of the
 	// answer (ops.Metrics.ObserveGrant fits).
 	GrantObserver func(grantType, outcome string)
 }
+
+// RefreshCheck re-checks a user on a refresh grant (see Config.RefreshCheck).
+type RefreshCheck func(ctx context.Context, userID, idp string) error
 
 // LoginLimiter limits login attempts (broker/accounts' Limiter fits).
 type LoginLimiter interface {
@@ -121,6 +133,7 @@ type Server struct {
 	loginOptions []LoginOption
 	loginLinks   []LoginLink
 	limiter      LoginLimiter
+	refreshCheck atomic.Pointer[RefreshCheck]
 }
 
 // New builds the server. It does not start listening: serve Handler().
@@ -166,13 +179,20 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	if err := s.csrf.AddTrustedOrigin(issuer.Scheme + "://" + issuer.Host); err != nil {
 		return nil, fmt.Errorf("broker: %w", err)
 	}
-	s.provider = newProvider(cfg, s.store)
+	if cfg.RefreshCheck != nil {
+		s.SetRefreshCheck(cfg.RefreshCheck)
+	}
+	s.provider = newProvider(cfg, s.store, &s.refreshCheck)
 	if s.discovery, err = s.discoveryDocument(); err != nil {
 		return nil, fmt.Errorf("broker: discovery document: %w", err)
 	}
 	s.routes()
 	return s, nil
 }
+
+// SetRefreshCheck sets (or replaces) the refresh re-check, for a checker
+// built after the server (broker/federation needs the server first).
+func (s *Server) SetRefreshCheck(c RefreshCheck) { s.refreshCheck.Store(&c) }
 
 // SetLoginLimiter sets (or replaces) the limiter of the login form, for a
 // limiter built after the server (broker/accounts needs the server first).

@@ -12,7 +12,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"reflect"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -135,17 +134,8 @@ func sha256Hex(t testing.TB, path string) string {
 // TestRefreshGrantRevokedUpstream: with the broker's refresh hook wired to
 // Federation.Refresh, a user disabled upstream gets invalid_grant.
 func TestRefreshGrantRevokedUpstream(t *testing.T) {
-	field, ok := reflect.TypeFor[broker.Config]().FieldByName("RefreshCheck")
-	if !ok {
-		t.Skip("broker.Config has no RefreshCheck hook yet (func(ctx, userID, idp string) error, called on every refresh_token grant); the lead adds it")
-	}
-	check := func(ctx context.Context, userID, idp string) error { return nil }
-	if !reflect.TypeOf(check).AssignableTo(field.Type) {
-		t.Fatalf("broker.Config.RefreshCheck is %s, want func(context.Context, string, string) error", field.Type)
-	}
 	e := newEnv(t, envOptions{connectors: oktaOnly, brokerConfig: func(e *env, c *broker.Config) {
-		hook := func(ctx context.Context, userID, idp string) error { return e.fed.Refresh(ctx, userID, idp) }
-		reflect.ValueOf(c).Elem().FieldByName("RefreshCheck").Set(reflect.ValueOf(hook))
+		c.RefreshCheck = func(ctx context.Context, userID, idp string) error { return e.fed.Refresh(ctx, userID, idp) }
 	}})
 	_, tr := e.login(e.browser(), "okta", "1002")
 	next := e.refresh(tr.RefreshToken)

@@ -12,7 +12,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/bridgekeeper/bridgekeeper/broker"
-	"github.com/bridgekeeper/bridgekeeper/broker/accounts"
 	"github.com/bridgekeeper/bridgekeeper/broker/federation"
 	"github.com/bridgekeeper/bridgekeeper/broker/keys"
 	"github.com/bridgekeeper/bridgekeeper/internal/config"
@@ -66,10 +65,6 @@ func (e *env) serve(ctx context.Context, cfg config.Config) error {
 	if err != nil {
 		return fmt.Errorf("mailer: %w", err)
 	}
-	// The login form shares the brute-force counters of the account pages
-	// (they live in the database, so they hold across replicas).
-	bcfg.LoginLimiter = accounts.NewLimiter(store, accounts.Limits{}, nil)
-
 	srv, err := broker.New(ctx, bcfg)
 	if err != nil {
 		return fmt.Errorf("start broker: %w", err)
@@ -80,6 +75,9 @@ func (e *env) serve(ctx context.Context, cfg config.Config) error {
 		return fmt.Errorf("account pages: %w", err)
 	}
 	defer acc.Close()
+	// The login form shares the brute-force counters of the account pages
+	// (they live in the database, so they hold across replicas).
+	srv.SetLoginLimiter(acc.Limiter())
 	fed, err := federation.New(ctx, federation.Config{
 		Broker:      srv,
 		Store:       store,
@@ -92,6 +90,7 @@ func (e *env) serve(ctx context.Context, cfg config.Config) error {
 		return fmt.Errorf("connectors: %w", err)
 	}
 	defer fed.Close() // after the HTTP server has drained (defers run last in, first out)
+	srv.SetRefreshCheck(fed.Refresh)
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
