@@ -1,0 +1,100 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+func TestCheckTargetRefusesRemoteHosts(t *testing.T) {
+	for target, ok := range map[string]bool{
+		"http://127.0.0.1:8080":     true,
+		"http://[::1]:8080":         true,
+		"http://localhost:8080":     true,
+		"https://127.0.0.2":         true,
+		"http://192.0.2.10:8080":    false,
+		"http://[2001:db8::1]:8080": false,
+		"ftp://127.0.0.1":           false,
+		"127.0.0.1:8080":            false,
+	} {
+		err := checkTarget(target, false)
+		if (err == nil) != ok {
+			t.Errorf("%s: err %v, want ok=%v", target, err, ok)
+		}
+	}
+	if err := checkTarget("http://192.0.2.10:8080", true); err != nil {
+		t.Errorf("--allow-remote: %v", err)
+	}
+}
+
+func TestFlagsAreBounded(t *testing.T) {
+	for _, args := range [][]string{
+		{},
+		{"--target", "http://127.0.0.1:1", "--duration", "11m"},
+		{"--target", "http://127.0.0.1:1", "--concurrency", "0"},
+		{"--target", "http://127.0.0.1:1", "--scenarios", "password"},
+		{"--target", "http://127.0.0.1:1", "--scenarios", "refresh"}, // no client, user or --dsn
+	} {
+		if _, err := parseFlags(args, &bytes.Buffer{}); err == nil {
+			t.Errorf("%q accepted", args)
+		}
+	}
+}
+
+func TestPercentiles(t *testing.T) {
+	r := result{duration: time.Second}
+	for i := 1; i <= 100; i++ {
+		r.latencies = append(r.latencies, time.Duration(i)*time.Millisecond)
+	}
+	r.errors = 10
+	if r.percentile(.5) != 50*time.Millisecond || r.percentile(.99) != 99*time.Millisecond || r.percentile(.9) != 90*time.Millisecond {
+		t.Errorf("p50 %v p90 %v p99 %v", r.percentile(.5), r.percentile(.9), r.percentile(.99))
+	}
+	if r.rate() != 110 {
+		t.Errorf("rate %v, want 110 (errors count as requests)", r.rate())
+	}
+}
+
+// A JWKS run over real loopback HTTP counts what the server saw, and
+// reports the server's failures as errors.
+func TestJWKSRunCountsRequestsAndErrors(t *testing.T) {
+	var served atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/.well-known/jwks.json" {
+			http.NotFound(w, r)
+			return
+		}
+		if served.Add(1)%10 == 0 {
+			http.Error(w, "overloaded", http.StatusServiceUnavailable)
+			return
+		}
+		w.Write([]byte(`{"keys":[]}`))
+	}))
+	defer srv.Close()
+	var out, errOut bytes.Buffer
+	err := run(context.Background(), []string{"--target", srv.URL, "--scenarios", "jwks",
+		"--concurrency", "2", "--duration", "300ms"}, &out, &errOut)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, errOut.String())
+	}
+	fields := strings.Fields(strings.Split(out.String(), "\n")[1])
+	if len(fields) < 3 || fields[0] != "jwks" {
+		t.Fatalf("report:\n%s", out.String())
+	}
+	requests, errs := fields[1], fields[2]
+	if requests == "0" || errs == "0" || !strings.Contains(out.String(), "JWKS answered 503") {
+		t.Errorf("report:\n%s", out.String())
+	}
+	// Every request the server answered was counted, except those cut
+	// off by the end of the run (at most one per worker).
+	var n int64
+	if _, err := fmt.Sscan(requests, &n); err != nil || n > served.Load() || n < served.Load()-2 {
+		t.Errorf("reported %s requests, server saw %d", requests, served.Load())
+	}
+}
