@@ -36,12 +36,20 @@ type replicaPair struct {
 	issuer string // both replicas' issuer (A's address stands for the load balancer)
 	a, b   string // base URLs of replica A and replica B
 	procs  []*process
+	pids   []int
 }
 
 // startReplicas sets up a fresh Postgres schema with a public client and
 // a user, and starts two replicas on it. It skips the test without
 // $BRIDGEKEEPER_TEST_POSTGRES.
 func startReplicas(t *testing.T, extraArgs ...string) *replicaPair {
+	t.Helper()
+	return startReplicasAt(t, freeAddr(t), freeAddr(t), extraArgs...)
+}
+
+// startReplicasAt is startReplicas on given addresses; A's address is the
+// issuer.
+func startReplicasAt(t *testing.T, addrA, addrB string, extraArgs ...string) *replicaPair {
 	t.Helper()
 	if os.Getenv(storagetest.PostgresEnv) == "" {
 		if os.Getenv("CI") != "" {
@@ -59,7 +67,6 @@ func startReplicas(t *testing.T, extraArgs ...string) *replicaPair {
 	cli(t, p.env, replicaPassword+"\n", "user", "create", "--dsn", p.dsn,
 		"--email", replicaEmail, "--password-stdin")
 
-	addrA, addrB := freeAddr(t), freeAddr(t)
 	p.issuer = "http://" + addrA
 	p.a, p.b = "http://"+addrA, "http://"+addrB
 	for _, addr := range []string{addrA, addrB} {
@@ -67,6 +74,7 @@ func startReplicas(t *testing.T, extraArgs ...string) *replicaPair {
 		proc := start(t, p.env, binary(t, "bridgekeeper"), args...)
 		waitHTTP(t, "http://"+addr+"/.well-known/openid-configuration", proc)
 		p.procs = append(p.procs, proc)
+		p.pids = append(p.pids, proc.cmd.Process.Pid)
 	}
 	return p
 }

@@ -38,7 +38,11 @@ type Client struct {
 	ClientSecret string // empty for a public client
 	RedirectURI  string
 	Scope        string // default "openid offline_access"
-	HTTP         *http.Client
+	// Issuer, when the broker's issuer URL differs from the base URLs the
+	// client talks to (replicas behind a load balancer), marks the pages
+	// under it as the broker's in LoginUpstream.
+	Issuer string
+	HTTP   *http.Client
 }
 
 // New returns a client with its own cookie jar; transport may be nil.
@@ -136,6 +140,79 @@ func (c *Client) Authorize(ctx context.Context, base string) (Code, error) {
 	return Code{Code: code, Verifier: verifier}, nil
 }
 
+// LoginUpstream logs in through the connector named connector
+// (idp_hint): it follows the broker's redirects until one leaves the broker,
+// lets upstreamLogin act as the user at the upstream IdP (it returns the
+// URL the upstream sends the browser back to), and follows the broker's
+// callback to the code.
+func (c *Client) LoginUpstream(ctx context.Context, base, connector string, upstreamLogin func(ctx context.Context, upstreamURL string) (string, error)) (Code, error) {
+	verifier, state := newVerifier(), rand.Text()
+	u := c.authorizeURL(base, verifier, state, "") + "&idp_hint=" + url.QueryEscape(connector)
+	brokerHosts := map[string]bool{}
+	for _, b := range []string{base, c.Issuer} {
+		if b == "" {
+			continue
+		}
+		bu, err := url.Parse(b)
+		if err != nil {
+			return Code{}, fmt.Errorf("flow: base %q: %w", b, err)
+		}
+		brokerHosts[bu.Host] = true
+	}
+	for range 10 {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+		if err != nil {
+			return Code{}, fmt.Errorf("flow: %w", err)
+		}
+		res, err := c.HTTP.Do(req)
+		if err != nil {
+			return Code{}, fmt.Errorf("flow: %w", err)
+		}
+		body, _ := io.ReadAll(io.LimitReader(res.Body, 64<<10))
+		res.Body.Close()
+		loc := res.Header.Get("Location")
+		if res.StatusCode < 300 || res.StatusCode > 399 || loc == "" {
+			return Code{}, &StatusError{Status: res.StatusCode, Step: "upstream login start", Body: string(body)}
+		}
+		if strings.HasPrefix(loc, c.RedirectURI) {
+			return Code{}, errors.New("flow: the broker answered without asking the upstream (a session cookie in the jar?)")
+		}
+		next, err := req.URL.Parse(loc)
+		if err != nil {
+			return Code{}, fmt.Errorf("flow: location %q: %w", loc, err)
+		}
+		if brokerHosts[next.Host] {
+			u = next.String()
+			continue
+		}
+		back, err := upstreamLogin(ctx, next.String())
+		if err != nil {
+			return Code{}, fmt.Errorf("flow: upstream login: %w", err)
+		}
+		req, err = http.NewRequestWithContext(ctx, http.MethodGet, back, nil)
+		if err != nil {
+			return Code{}, fmt.Errorf("flow: %w", err)
+		}
+		code, err := c.redirectChain(req, state)
+		if err != nil {
+			return Code{}, fmt.Errorf("flow: upstream callback: %w", err)
+		}
+		return Code{Code: code, Verifier: verifier}, nil
+	}
+	return Code{}, errors.New("flow: too many redirects before the upstream")
+}
+
+// StatusError is a broker page answered where a redirect was expected.
+type StatusError struct {
+	Status int
+	Step   string
+	Body   string
+}
+
+func (e *StatusError) Error() string {
+	return fmt.Sprintf("%s: the broker answered %d: %.300s", e.Step, e.Status, e.Body)
+}
+
 func (c *Client) authorizeURL(base, verifier, state, prompt string) string {
 	sum := sha256.Sum256([]byte(verifier))
 	q := url.Values{
@@ -209,7 +286,7 @@ func (c *Client) redirectChain(req *http.Request, state string) (string, error) 
 		res.Body.Close()
 		loc := res.Header.Get("Location")
 		if res.StatusCode < 300 || res.StatusCode > 399 || loc == "" {
-			return "", fmt.Errorf("%s %s answered %d, not a redirect: %.300s", req.Method, req.URL.Path, res.StatusCode, body)
+			return "", &StatusError{Status: res.StatusCode, Step: req.Method + " " + req.URL.Path, Body: string(body)}
 		}
 		if strings.HasPrefix(loc, c.RedirectURI) {
 			u, err := url.Parse(loc)
