@@ -64,7 +64,7 @@ func Wrap(next http.Handler, o Options) http.Handler {
 		mux.Handle("/", next)
 		h = mux
 	}
-	h = observe(h, o)
+	h = observe(h, withOwnRoutes(o))
 	h = RequestID(h)
 	h = NewProxies(o.TrustedProxies).Middleware(h)
 	return h
@@ -75,6 +75,29 @@ const (
 	PathHealthz = "/healthz"
 	PathReadyz  = "/readyz"
 )
+
+// withOwnRoutes names the endpoints Wrap serves itself by their paths.
+func withOwnRoutes(o Options) Options {
+	own := map[string]string{}
+	if o.Health != nil {
+		own[o.PathPrefix+PathHealthz] = PathHealthz
+		own[o.PathPrefix+PathReadyz] = PathReadyz
+	}
+	if o.MetricsPath != "" && o.Metrics != nil {
+		own[o.PathPrefix+o.MetricsPath] = o.MetricsPath
+	}
+	next := o.Route
+	o.Route = func(r *http.Request) string {
+		if name, ok := own[r.URL.Path]; ok {
+			return name
+		}
+		if next == nil {
+			return "other"
+		}
+		return next(r)
+	}
+	return o
+}
 
 // observe records every request: metrics, access log, and a 500 for a
 // handler that panicked before answering.
