@@ -44,12 +44,12 @@ type replicaPair struct {
 // $BRIDGEKEEPER_TEST_POSTGRES.
 func startReplicas(t *testing.T, extraArgs ...string) *replicaPair {
 	t.Helper()
-	return startReplicasAt(t, freeAddr(t), freeAddr(t), extraArgs...)
+	return startReplicasAt(t, freeAddr(t), freeAddr(t), "", extraArgs...)
 }
 
-// startReplicasAt is startReplicas on given addresses; A's address is the
-// issuer.
-func startReplicasAt(t *testing.T, addrA, addrB string, extraArgs ...string) *replicaPair {
+// startReplicasAt is startReplicas on given addresses (A's address is the
+// issuer) and database (empty: a fresh storagetest schema).
+func startReplicasAt(t *testing.T, addrA, addrB, dsn string, extraArgs ...string) *replicaPair {
 	t.Helper()
 	if os.Getenv(storagetest.PostgresEnv) == "" {
 		if os.Getenv("CI") != "" {
@@ -59,7 +59,10 @@ func startReplicasAt(t *testing.T, addrA, addrB string, extraArgs ...string) *re
 	}
 	p := &replicaPair{
 		env: []string{"BRIDGEKEEPER_SYSTEM_SECRET=" + strings.Repeat("replica-secret-", 3)},
-		dsn: storagetest.Backend{Name: storage.DialectPostgres}.EmptyDSN(t),
+		dsn: dsn,
+	}
+	if p.dsn == "" {
+		p.dsn = storagetest.Backend{Name: storage.DialectPostgres}.EmptyDSN(t)
 	}
 	cli(t, p.env, "", "migrate", "--dsn", p.dsn)
 	cli(t, p.env, "", "client", "create", "--dsn", p.dsn, "--id", "spa", "--public",

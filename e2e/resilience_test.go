@@ -2,6 +2,8 @@ package e2e
 
 import (
 	"context"
+	"crypto/rand"
+	"database/sql"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -18,8 +20,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/uptrace/bun/driver/pgdriver"
+
 	"github.com/bridgekeeper/bridgekeeper/internal/fakeidp"
 	"github.com/bridgekeeper/bridgekeeper/ops/flow"
+	"github.com/bridgekeeper/bridgekeeper/storage/storagetest"
 )
 
 // Environment switches of the resilience test.
@@ -30,6 +35,10 @@ const (
 	// pgRestartEnv=1 (or CI=true) lets it restart the local Postgres
 	// cluster once, with pg_ctlcluster.
 	pgRestartEnv = "BRIDGEKEEPER_TEST_PG_RESTART"
+	// pgRestartCmdEnv holds a shell command that restarts the Postgres of
+	// $BRIDGEKEEPER_TEST_POSTGRES instead (e.g. pg_ctl -D DIR restart for a
+	// private cluster); setting it opts in too.
+	pgRestartCmdEnv = "BRIDGEKEEPER_TEST_PG_RESTART_CMD"
 )
 
 // Timeline of the fault injection.
@@ -53,15 +62,13 @@ func TestResilience(t *testing.T) {
 	if os.Getenv(resilienceEnv) != "1" {
 		t.Skipf("skipping: set %s=1 to run the two-minute resilience test (make test-resilience)", resilienceEnv)
 	}
-	restartPG := os.Getenv(pgRestartEnv) == "1" || os.Getenv("CI") == "true"
-	var pgctl, cluster string
-	if restartPG {
-		var err error
-		pgctl, err = exec.LookPath("pg_ctlcluster")
+	restartCmd := os.Getenv(pgRestartCmdEnv)
+	if restartCmd == "" && (os.Getenv(pgRestartEnv) == "1" || os.Getenv("CI") == "true") {
+		_, err := exec.LookPath("pg_ctlcluster")
 		requireTool(t, err == nil, "pg_ctlcluster")
 		versions, _ := filepath.Glob("/etc/postgresql/*")
 		requireTool(t, len(versions) == 1, "exactly one Postgres cluster in /etc/postgresql")
-		cluster = filepath.Base(versions[0])
+		restartCmd = "pg_ctlcluster --skip-systemctl-redirect " + filepath.Base(versions[0]) + " main restart"
 	}
 
 	// The upstream IdP, and the connector plugin that talks to it.
@@ -92,7 +99,7 @@ func TestResilience(t *testing.T) {
 	if err := os.WriteFile(confFile, []byte(conf), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	p := startReplicasAt(t, addrA, addrB, "--config", confFile)
+	p := startReplicasAt(t, addrA, addrB, restartSafeSchema(t), "--config", confFile)
 	ccSecret := "resilience-cc-secret-0123456789abcdef"
 	cli(t, p.env, ccSecret+"\n", "client", "create", "--dsn", p.dsn, "--id", "svc", "--secret-stdin",
 		"--grant", "client_credentials", "--scope", "jobs")
@@ -123,7 +130,7 @@ func TestResilience(t *testing.T) {
 			t.Logf("killed connector plugins %v", pids)
 		}
 	})
-	if restartPG {
+	if restartCmd != "" {
 		faultWG.Go(func() {
 			select {
 			case <-loadCtx.Done():
@@ -131,11 +138,11 @@ func TestResilience(t *testing.T) {
 			case <-time.After(pgRestartAt):
 			}
 			start := time.Now()
-			out, err := exec.CommandContext(ctx, pgctl, "--skip-systemctl-redirect", cluster, "main", "restart").CombinedOutput()
+			out, err := exec.CommandContext(ctx, "sh", "-c", restartCmd).CombinedOutput()
 			end := time.Now()
 			faults.add("postgres restart", start, end.Add(restartGrace))
 			if err != nil {
-				t.Errorf("pg_ctlcluster restart: %v\n%s", err, out)
+				t.Errorf("restart Postgres (%s): %v\n%s", restartCmd, err, out)
 				return
 			}
 			t.Logf("Postgres restarted in %v", end.Sub(start).Round(time.Millisecond))
@@ -250,8 +257,12 @@ func TestResilience(t *testing.T) {
 		t.Fatalf("only %d grants made under load", len(families))
 	}
 
-	// Afterwards: no 5xx outside the fault windows.
+	// Afterwards: no 5xx outside the fault windows, and no outage reported
+	// to clients as a client error.
 	for _, f := range stats.failures() {
+		if misreported(f.err) {
+			t.Errorf("%s at %s: the outage reached the client as a client error: %v", f.op, f.at.Format(time.TimeOnly+".000"), f.err)
+		}
 		if !faults.covers(f.at, f.federated) {
 			t.Errorf("%s failed outside any fault window at %s: %v", f.op, f.at.Format(time.TimeOnly+".000"), f.err)
 		}
@@ -373,7 +384,17 @@ func retry(ctx context.Context, stats *opStats, op string, federated bool, step 
 	}
 }
 
+// misreported is a failure that a working broker never answers for these
+// registered clients, seen only when the database goes away: it is retried
+// like an outage, and reported.
+func misreported(err error) bool {
+	return err != nil && strings.Contains(err.Error(), "invalid_client")
+}
+
 func outage(status int, err error) bool {
+	if misreported(err) {
+		return true
+	}
 	var se *flow.StatusError
 	var ue *url.Error
 	switch {
@@ -518,4 +539,44 @@ func childProcesses(parents []int, exe string) []int {
 		}
 	}
 	return out
+}
+
+// restartSafeSchema is a fresh Postgres schema in the database of
+// $BRIDGEKEEPER_TEST_POSTGRES, dropped at cleanup over a new connection (the
+// test restarts the server, which ends older ones), and a DSN that selects
+// it.
+func restartSafeSchema(t *testing.T) string {
+	t.Helper()
+	admin := os.Getenv(storagetest.PostgresEnv)
+	if admin == "" {
+		if os.Getenv("CI") != "" {
+			t.Fatalf("%s is not set in CI", storagetest.PostgresEnv)
+		}
+		t.Skipf("skipping: the resilience test needs Postgres; set %s", storagetest.PostgresEnv)
+	}
+	name := "bk_res_" + strings.ToLower(rand.Text()[:12])
+	exec := func(query string) error {
+		db := sql.OpenDB(pgdriver.NewConnector(pgdriver.WithDSN(admin)))
+		defer db.Close()
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		_, err := db.ExecContext(ctx, query)
+		return err
+	}
+	if err := exec("CREATE SCHEMA " + name); err != nil {
+		t.Fatalf("create schema: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := exec("DROP SCHEMA IF EXISTS " + name + " CASCADE"); err != nil {
+			t.Errorf("drop schema %s: %v", name, err)
+		}
+	})
+	u, err := url.Parse(admin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	q := u.Query()
+	q.Set("search_path", name)
+	u.RawQuery = q.Encode()
+	return u.String()
 }
