@@ -116,6 +116,9 @@ func (s *Store) CreateClient(ctx context.Context, c *Client) error {
 
 // LookupClient loads a client by id.
 func (s *Store) LookupClient(ctx context.Context, id string) (*Client, error) {
+	if unstorable(id) {
+		return nil, notFound("client", id)
+	}
 	c := new(Client)
 	if err := s.reader(ctx).NewSelect().Model(c).Where("id = ?", id).Scan(ctx); err != nil {
 		if classify(err) == ErrNotFound {

@@ -225,6 +225,9 @@ func createRow[T any, P tokenRow[T]](ctx context.Context, s *Store, kind, signat
 
 // loadRow loads a token row by signature.
 func loadRow[T any, P tokenRow[T]](ctx context.Context, s *Store, kind, signature string) (P, error) {
+	if unstorable(signature) {
+		return nil, fmt.Errorf("storage: %s: %w", kind, ErrNotFound)
+	}
 	row := P(new(T))
 	if err := s.reader(ctx).NewSelect().Model(row).Where("signature = ?", signature).Scan(ctx); err != nil {
 		if classify(err) == ErrNotFound {
@@ -238,6 +241,9 @@ func loadRow[T any, P tokenRow[T]](ctx context.Context, s *Store, kind, signatur
 // getRequest loads a token row and rebuilds its request. An inactive row
 // comes back WITH inactiveErr, as fosite requires.
 func getRequest[T any, P tokenRow[T]](ctx context.Context, s *Store, kind, signature string, session fosite.Session, inactiveErr error) (fosite.Requester, error) {
+	if unstorable(signature) {
+		return nil, fmt.Errorf("storage: %s: %w", kind, ErrNotFound)
+	}
 	row := P(new(T))
 	err := s.reader(ctx).NewSelect().Model(row).Relation("Client").Where("signature = ?", signature).Scan(ctx)
 	if err != nil {
@@ -259,6 +265,9 @@ func getRequest[T any, P tokenRow[T]](ctx context.Context, s *Store, kind, signa
 
 // deleteRow removes a token row; an absent one is not an error.
 func (s *Store) deleteRow(ctx context.Context, table, signature string) error {
+	if unstorable(signature) {
+		return nil // nothing can be stored under it
+	}
 	db, err := s.writer(ctx)
 	if err != nil {
 		return err

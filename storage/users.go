@@ -41,6 +41,9 @@ func (s *Store) CreateUser(ctx context.Context, u *User) error {
 
 // GetUser loads a user by id.
 func (s *Store) GetUser(ctx context.Context, id string) (*User, error) {
+	if unstorable(id) {
+		return nil, notFound("user", id)
+	}
 	u := new(User)
 	if err := s.reader(ctx).NewSelect().Model(u).Where("id = ?", id).Scan(ctx); err != nil {
 		if classify(err) == ErrNotFound {
@@ -54,7 +57,7 @@ func (s *Store) GetUser(ctx context.Context, id string) (*User, error) {
 // GetUserByEmail loads a user by e-mail address, ignoring case.
 func (s *Store) GetUserByEmail(ctx context.Context, email string) (*User, error) {
 	email = strings.ToLower(strings.TrimSpace(email))
-	if email == "" {
+	if email == "" || unstorable(email) {
 		return nil, notFound("user with e-mail", email)
 	}
 	u := new(User)
@@ -124,6 +127,9 @@ func (s *Store) DeleteUser(ctx context.Context, id string) error {
 
 // GetIdentity loads the link of an upstream identity.
 func (s *Store) GetIdentity(ctx context.Context, connectorID, subject string) (*Identity, error) {
+	if unstorable(connectorID, subject) {
+		return nil, notFound("identity", connectorID+"/"+subject)
+	}
 	id := new(Identity)
 	err := s.reader(ctx).NewSelect().Model(id).
 		Where("connector_id = ?", connectorID).Where("subject = ?", subject).Scan(ctx)
