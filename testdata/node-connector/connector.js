@@ -8,7 +8,11 @@
 // lists users by the "code" the upstream would send back.
 //
 //   config: { "issuer": "https://idp.example", "users": { "<code>": { "sub": "…",
-//             "email": "…", "name": "…", "groups": ["…"], "disabled": false } } }
+//             "email": "…", "name": "…", "groups": ["…"], "disabled": false } },
+//             "auto_login": "<code>" }
+//
+// With "auto_login" (the demo) there is no upstream page at all: the login
+// goes straight back to the broker's callback as that user.
 'use strict';
 
 const path = require('node:path');
@@ -97,7 +101,10 @@ function main() {
       if (!parsed.issuer) {
         return fail(callback, grpc.status.INVALID_ARGUMENT, '', 'config: issuer is required');
       }
-      config = { issuer: parsed.issuer, users: parsed.users || {} };
+      config = { issuer: parsed.issuer, users: parsed.users || {}, autoLogin: parsed.auto_login || '' };
+      if (config.autoLogin && !config.users[config.autoLogin]) {
+        return fail(callback, grpc.status.INVALID_ARGUMENT, '', `config: auto_login names no user: ${config.autoLogin}`);
+      }
       log('info', 'node connector configured', {
         issuer: config.issuer,
         users: Object.keys(config.users).length,
@@ -108,6 +115,14 @@ function main() {
     LoginURL(call, callback) {
       if (!config) return fail(callback, grpc.status.FAILED_PRECONDITION, 'NOT_CONFIGURED', 'not configured');
       const req = call.request;
+      if (config.autoLogin) {
+        const back = new URL(req.callbackUrl);
+        back.searchParams.set('state', req.state);
+        back.searchParams.set('code', config.autoLogin);
+        log('info', 'login started (auto_login)', { state: req.state });
+        callback(null, { url: back.toString(), connectorState: Buffer.from(`node:${req.state}`) });
+        return;
+      }
       const url = new URL('/authorize', config.issuer);
       url.searchParams.set('state', req.state);
       url.searchParams.set('redirect_uri', req.callbackUrl);
