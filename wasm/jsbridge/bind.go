@@ -45,6 +45,8 @@ func newClient(config, host js.Value) (js.Value, error) {
 	}
 	str := func(k string) string { s, _ := cfgMap[k].(string); return s }
 	onEvent := host.Get("onEvent")
+	var c *oidc.Client
+	var err error
 	cfg := oidc.Config{
 		Issuer:                str("issuer"),
 		ClientID:              str("clientId"),
@@ -57,11 +59,11 @@ func newClient(config, host js.Value) (js.Value, error) {
 			if onEvent.Type() != js.TypeFunction {
 				return
 			}
+			errValue := js.Null()
 			if ev.Err != nil {
-				onEvent.Invoke(ev.Type, errorValue(ev.Err))
-			} else {
-				onEvent.Invoke(ev.Type)
+				errValue = errorValue(ev.Err)
 			}
+			onEvent.Invoke(ev.Type, errValue, fromJSON(c.View().ToMap()))
 		},
 	}
 	if host.Get("store").IsUndefined() {
@@ -74,7 +76,7 @@ func newClient(config, host js.Value) (js.Value, error) {
 		Locker:      WebLocks{},
 		Broadcaster: Channel{host.Get("channel")},
 	}
-	c, err := oidc.New(cfg, deps)
+	c, err = oidc.New(cfg, deps)
 	if err != nil {
 		return js.Undefined(), err
 	}

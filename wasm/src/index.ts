@@ -144,7 +144,7 @@ export function createClient(config: BridgekeeperConfig): BridgekeeperClient {
       case "event":
         if (m.event !== "error") lastError = null;
         else if (m.error) lastError = m.error;
-        setView(m.view as CoreView);
+        if (m.view) setView(m.view as CoreView);
         for (const h of handlers.get(m.event) ?? []) h(m.error);
         return;
       case "persist":

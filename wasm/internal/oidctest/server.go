@@ -116,8 +116,8 @@ func New(cfg Config) (*Server, error) {
 	}
 	s.kid = randomString(8)
 	m := http.NewServeMux()
-	m.HandleFunc("GET /.well-known/openid-configuration", s.discovery)
-	m.HandleFunc("GET /.well-known/jwks.json", s.jwks)
+	m.HandleFunc("/.well-known/openid-configuration", s.cors(s.discovery))
+	m.HandleFunc("/.well-known/jwks.json", s.cors(s.jwks))
 	m.HandleFunc("GET /oauth2/auth", s.authorize)
 	m.HandleFunc("POST /oauth2/auth", s.authorize)
 	m.HandleFunc("/oauth2/token", s.cors(s.token))
@@ -128,6 +128,7 @@ func New(cfg Config) (*Server, error) {
 	m.HandleFunc("POST /test/down", s.cors(s.setDown))
 	m.HandleFunc("POST /test/revoke-all", s.cors(s.revokeAll))
 	m.HandleFunc("POST /test/tamper", s.cors(s.setTamper))
+	m.HandleFunc("POST /test/ttl", s.cors(s.setTTL))
 	s.mux = m
 	return s, nil
 }
@@ -527,6 +528,18 @@ func (s *Server) setDown(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) revokeAll(w http.ResponseWriter, r *http.Request) {
 	s.RevokeAll()
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (s *Server) setTTL(w http.ResponseWriter, r *http.Request) {
+	d, err := time.ParseDuration(r.URL.Query().Get("ttl"))
+	if err != nil || d <= 0 {
+		http.Error(w, "ttl must be a positive duration", http.StatusBadRequest)
+		return
+	}
+	s.mu.Lock()
+	s.cfg.AccessTokenTTL = d
+	s.mu.Unlock()
 	w.WriteHeader(http.StatusNoContent)
 }
 

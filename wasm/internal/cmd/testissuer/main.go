@@ -1,0 +1,70 @@
+// Command testissuer runs the oidctest issuer and a static file server for
+// the browser tests of the npm package. It listens on two loopback ports
+// (issuer and app, so the app's calls are cross-origin) and prints one JSON
+// line: {"issuer": "...", "app": "..."}. It stops when stdin closes.
+package main
+
+import (
+	"encoding/json"
+	"flag"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"time"
+
+	"github.com/bridgekeeper/bridgekeeper/wasm/internal/oidctest"
+)
+
+func main() {
+	static := flag.String("static", ".", "directory served by the app server")
+	clientID := flag.String("client", "test-spa", "client id")
+	ttl := flag.Duration("ttl", 5*time.Minute, "access token lifetime")
+	flag.Parse()
+	if err := run(*static, *clientID, *ttl); err != nil {
+		slog.Error("testissuer", "err", err)
+		os.Exit(1)
+	}
+}
+
+func run(static, clientID string, ttl time.Duration) error {
+	issuerLn, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	appLn, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	issuer := "http://" + issuerLn.Addr().String()
+	app := "http://" + appLn.Addr().String()
+	srv, err := oidctest.New(oidctest.Config{
+		Issuer:                 issuer,
+		ClientID:               clientID,
+		RedirectURIs:           []string{app + "/testapp/callback"},
+		PostLogoutRedirectURIs: []string{app + "/testapp/"},
+		AllowedOrigins:         []string{app},
+		AccessTokenTTL:         ttl,
+		Users:                  map[string]string{"ada@example.com": "correct horse"},
+	})
+	if err != nil {
+		return err
+	}
+	files := http.FileServer(http.Dir(static))
+	appHandler := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "no-store")
+		// The test app is a single page: its routes all serve index.html.
+		if r.URL.Path == "/testapp/callback" || r.URL.Path == "/testapp/profile" {
+			r.URL.Path = "/testapp/"
+		}
+		files.ServeHTTP(w, r)
+	})
+	go func() { _ = http.Serve(issuerLn, srv) }()
+	go func() { _ = http.Serve(appLn, appHandler) }()
+	if err := json.NewEncoder(os.Stdout).Encode(map[string]string{"issuer": issuer, "app": app}); err != nil {
+		return err
+	}
+	_, _ = io.Copy(io.Discard, os.Stdin)
+	return nil
+}

@@ -1,0 +1,264 @@
+// Browser tests of the npm package: headless Debian Chromium driven by
+// playwright-core, against the oidctest issuer (wasm/internal/cmd/testissuer).
+// Run from wasm/ after `npm run build`: node --test test/
+// Skips when chromium (CHROMIUM_PATH, default /usr/bin/chromium) is missing.
+import { after, before, describe, test } from "node:test";
+import assert from "node:assert/strict";
+import { execFileSync, spawn } from "node:child_process";
+import { existsSync, mkdirSync, mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { dirname, join } from "node:path";
+import { createInterface } from "node:readline";
+import { fileURLToPath } from "node:url";
+
+const pkg = join(dirname(fileURLToPath(import.meta.url)), "..");
+const chromiumPath = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
+const artifacts = join(pkg, "test-results");
+const skip = !existsSync(chromiumPath)
+  ? `chromium not found at ${chromiumPath} (apt-get install -y chromium)`
+  : !existsSync(join(pkg, "dist", "bridgekeeper.wasm"))
+    ? "the package is not built (npm run build)"
+    : false;
+
+let chromium;
+let issuerBin;
+const tmp = mkdtempSync(join(tmpdir(), "bk-browser-"));
+
+before(async () => {
+  if (skip) return;
+  ({ chromium } = await import("playwright-core"));
+  issuerBin = join(tmp, "testissuer");
+  execFileSync("go", ["build", "-o", issuerBin, "./wasm/internal/cmd/testissuer"], { cwd: join(pkg, ".."), stdio: "inherit" });
+  mkdirSync(artifacts, { recursive: true });
+});
+
+after(() => rmSync(tmp, { recursive: true, force: true }));
+
+/** Starts a fresh issuer + app server; resolves to {issuer, app, stop}. */
+async function startIssuer() {
+  const p = spawn(issuerBin, ["-static", pkg], { stdio: ["pipe", "pipe", "inherit"] });
+  const line = await new Promise((resolve, reject) => {
+    const rl = createInterface({ input: p.stdout });
+    rl.once("line", resolve);
+    p.once("exit", (code) => reject(new Error("testissuer exited " + code)));
+  });
+  const env = JSON.parse(line);
+  env.stop = () => p.stdin.end();
+  env.post = async (path) => {
+    const r = await fetch(env.issuer + path, { method: "POST" });
+    assert.ok(r.ok, `${path}: HTTP ${r.status}`);
+  };
+  env.stats = async () => (await fetch(env.issuer + "/test/stats")).json();
+  return env;
+}
+
+let dirCount = 0;
+/** A fresh browser with its own profile; resolves to a Playwright context. */
+async function browser(env, modes = {}) {
+  const dir = join(tmp, "profile-" + dirCount++);
+  const ctx = await chromium.launchPersistentContext(dir, {
+    executablePath: chromiumPath,
+    args: [
+      "--headless",
+      "--no-sandbox",
+      "--disable-gpu",
+      "--disable-quic",
+      "--no-first-run",
+      "--disable-background-networking",
+      "--disable-component-update",
+      "--disable-sync",
+    ],
+  });
+  await ctx.addInitScript((t) => {
+    window.__BK_TEST__ = t;
+  }, { issuer: env.issuer, ...modes });
+  return ctx;
+}
+
+/** Opens the test app in a new tab and waits until the client is ready. */
+async function openApp(ctx, env) {
+  const page = await ctx.newPage();
+  page.errors = [];
+  page.on("pageerror", (e) => page.errors.push(e));
+  await page.goto(env.app + "/testapp/");
+  await page.waitForFunction(() => window.readyMs !== undefined);
+  return page;
+}
+
+async function status(page) {
+  return page.locator("#status").textContent();
+}
+
+/** Logs in through the issuer's form and waits for the app to be back. */
+async function login(page, env) {
+  await page.click("#login");
+  await page.waitForURL((u) => u.href.startsWith(env.issuer + "/oauth2/auth"));
+  await page.fill("input[name=email]", "ada@example.com");
+  await page.fill("input[name=password]", "correct horse");
+  await page.click("button[type=submit]");
+  await page.waitForURL((u) => u.href.startsWith(env.app + "/testapp/"));
+  await page.waitForFunction(() => window.readyMs !== undefined);
+}
+
+const token = (page, minValiditySeconds) =>
+  page.evaluate((m) => window.bk.getAccessToken({ minValiditySeconds: m }).catch((e) => "error:" + e.code), minValiditySeconds);
+
+describe("browser client", { skip, timeout: 600_000 }, () => {
+  test("login, reload keeps the session, fetchWithAuth renews a refused token", async () => {
+    const env = await startIssuer();
+    const ctx = await browser(env);
+    try {
+      const page = await openApp(ctx, env);
+      assert.equal(await status(page), "login_required");
+      await login(page, env);
+      assert.equal(await status(page), "authenticated");
+      assert.equal(await page.locator("#email").textContent(), "ada@example.com");
+      assert.ok(!page.url().includes("code="), "the callback parameters are removed from the URL: " + page.url());
+      await page.screenshot({ path: join(artifacts, "logged-in.png") });
+
+      // Reload: still logged in, and the browser never visits the broker's login.
+      const visited = [];
+      page.on("request", (r) => visited.push(r.url()));
+      await page.reload();
+      await page.waitForFunction(() => window.readyMs !== undefined);
+      assert.equal(await status(page), "authenticated");
+      assert.ok(!visited.some((u) => u.includes("/oauth2/auth")), "visited the login page on reload");
+      assert.equal((await env.stats()).logins, 1);
+
+      // The API accepts the token.
+      const info = await page.evaluate(async (issuer) => {
+        const r = await window.bk.fetchWithAuth(issuer + "/userinfo");
+        return { status: r.status, body: await r.json() };
+      }, env.issuer);
+      assert.equal(info.status, 200);
+      assert.equal(info.body.email, "ada@example.com");
+
+      // The API refuses a revoked access token: one refresh, one retry.
+      const again = await page.evaluate(async (issuer) => {
+        const at = await window.bk.getAccessToken();
+        await fetch(issuer + "/oauth2/revoke", {
+          method: "POST",
+          headers: { "Content-Type": "application/x-www-form-urlencoded" },
+          body: "client_id=test-spa&token=" + encodeURIComponent(at),
+        });
+        const r = await window.bk.fetchWithAuth(issuer + "/userinfo");
+        return r.status;
+      }, env.issuer);
+      assert.equal(again, 200);
+      assert.equal((await env.stats()).refresh_grants, 1);
+      assert.deepEqual(page.errors, []);
+    } finally {
+      await ctx.close();
+      env.stop();
+    }
+  });
+
+  for (const worker of ["shared", "dedicated"]) {
+    test(`two tabs (${worker} worker) refresh once and log out together`, async () => {
+      const env = await startIssuer();
+      const ctx = await browser(env, { worker });
+      try {
+        const tab1 = await openApp(ctx, env);
+        await login(tab1, env);
+        const tab2 = await openApp(ctx, env);
+        assert.equal(await status(tab2), "authenticated");
+
+        // Both tabs need a token valid for an hour (longer than it lives) at once.
+        const [a, b] = await Promise.all([token(tab1, 3600), token(tab2, 3600)]);
+        assert.ok(!a.startsWith("error:"), a);
+        assert.equal(a, b, "both tabs got the same new token");
+        const st = await env.stats();
+        assert.equal(st.refresh_grants, 1, "exactly one refresh grant at the broker");
+        assert.equal(st.refresh_rejected, 0);
+
+        // Log out in tab 1: tab 2 follows.
+        await tab1.click("#logout");
+        await tab1.waitForURL((u) => u.href.startsWith(env.app + "/testapp/"));
+        await tab2.waitForFunction(() => document.getElementById("status").textContent === "login_required");
+        assert.ok((await tab2.locator("#events").textContent()).includes("loggedOut"));
+        assert.ok((await env.stats()).revocations >= 1);
+        assert.equal(await token(tab2), "error:login_required");
+      } finally {
+        await ctx.close();
+        env.stop();
+      }
+    });
+  }
+
+  test("a revoked refresh token at start-up is the state login_required", async () => {
+    const env = await startIssuer();
+    const ctx = await browser(env);
+    try {
+      const page = await openApp(ctx, env);
+      await login(page, env);
+      await env.post("/test/ttl?ttl=1s");
+      assert.ok(!(await token(page, 3600)).startsWith("error:")); // now holds a 1 s token
+      await env.post("/test/revoke-all");
+      await page.waitForFunction(() => Date.now() > window.bk.getState().expiresAt);
+      await page.reload();
+      await page.waitForFunction(() => document.getElementById("status").textContent === "login_required");
+      assert.equal(await page.locator("#error").textContent(), "");
+      assert.deepEqual(page.errors, []);
+      await page.screenshot({ path: join(artifacts, "session-expired.png") });
+    } finally {
+      await ctx.close();
+      env.stop();
+    }
+  });
+
+  test("a tampered ID token is rejected", async () => {
+    const env = await startIssuer();
+    const ctx = await browser(env);
+    try {
+      const page = await openApp(ctx, env);
+      await env.post("/test/tamper");
+      await login(page, env);
+      assert.equal(await status(page), "login_required");
+      assert.equal(await page.locator("#error").textContent(), "invalid_id_token");
+    } finally {
+      await ctx.close();
+      env.stop();
+    }
+  });
+
+  test("the broker being down is an error, not a logout", async () => {
+    const env = await startIssuer();
+    const ctx = await browser(env);
+    try {
+      const page = await openApp(ctx, env);
+      await login(page, env);
+      await env.post("/test/down");
+      assert.equal(await token(page, 3600), "error:broker_unavailable");
+      assert.equal(await page.locator("#error").textContent(), "broker_unavailable");
+      assert.equal(await status(page), "authenticated");
+      await page.screenshot({ path: join(artifacts, "broker-down.png") });
+      await env.post("/test/down?down=false");
+      assert.ok(!(await token(page, 3600)).startsWith("error:"));
+    } finally {
+      await ctx.close();
+      env.stop();
+    }
+  });
+
+  test("storage modes: session survives a reload, memory does not", async () => {
+    const env = await startIssuer();
+    for (const [storage, after] of [["session", "authenticated"], ["memory", "login_required"]]) {
+      const ctx = await browser(env, { storage, worker: "dedicated" });
+      try {
+        const page = await openApp(ctx, env);
+        await login(page, env);
+        assert.equal(await status(page), "authenticated");
+        await page.reload();
+        await page.waitForFunction(() => window.readyMs !== undefined);
+        assert.equal(await status(page), after, storage);
+        if (storage === "session") {
+          const stored = await page.evaluate(() => Object.values(sessionStorage).join(" "));
+          assert.ok(stored.length > 0 && !stored.includes("access_token"), "sessionStorage holds ciphertext only");
+        }
+      } finally {
+        await ctx.close();
+      }
+    }
+    env.stop();
+  });
+});

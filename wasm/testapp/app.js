@@ -1,0 +1,36 @@
+// A plain page using the built package, driven by test/browser.test.mjs.
+// window.__BK_TEST__ (set by the test) holds the issuer and the modes.
+import { createClient } from "/dist/index.js";
+
+const t = window.__BK_TEST__ ?? {};
+const started = performance.now();
+const bk = createClient({
+  issuer: t.issuer,
+  clientId: "test-spa",
+  redirectUri: location.origin + "/testapp/callback",
+  postLogoutRedirectUri: location.origin + "/testapp/",
+  storage: t.storage,
+  worker: t.worker,
+});
+window.bk = bk;
+const $ = (id) => document.getElementById(id);
+const events = [];
+for (const ev of ["tokenRefreshed", "sessionExpired", "loggedOut", "loggedIn", "error"]) {
+  bk.on(ev, () => {
+    events.push(ev);
+    $("events").textContent = events.join(" ");
+  });
+}
+const render = () => {
+  const s = bk.getState();
+  $("status").textContent = s.status;
+  $("email").textContent = s.user?.email ?? "";
+  $("error").textContent = s.error?.code ?? "";
+};
+bk.subscribe(render);
+render();
+bk.ready.then(() => {
+  window.readyMs = performance.now() - started;
+});
+$("login").onclick = () => bk.login().catch(() => undefined);
+$("logout").onclick = () => bk.logout().catch(() => undefined);
