@@ -18,6 +18,7 @@ import (
 
 	"github.com/bridgekeeper/bridgekeeper/internal/config"
 	"github.com/bridgekeeper/bridgekeeper/internal/secret"
+	"github.com/bridgekeeper/bridgekeeper/ops"
 	"github.com/bridgekeeper/bridgekeeper/storage"
 )
 
@@ -106,10 +107,11 @@ func (e *env) logger(cfg config.Config) *slog.Logger {
 		level = slog.LevelInfo
 	}
 	opts := &slog.HandlerOptions{Level: level}
+	var h slog.Handler = slog.NewTextHandler(e.stderr, opts)
 	if cfg.Log.Format == "json" {
-		return slog.New(slog.NewJSONHandler(e.stderr, opts))
+		h = slog.NewJSONHandler(e.stderr, opts)
 	}
-	return slog.New(slog.NewTextHandler(e.stderr, opts))
+	return slog.New(ops.LogHandler(h)) // adds the request id of the request being served
 }
 
 // openStore opens and migrates the database the configuration names, and

@@ -16,6 +16,7 @@ import (
 	"github.com/bridgekeeper/bridgekeeper/broker/keys"
 	"github.com/bridgekeeper/bridgekeeper/internal/config"
 	"github.com/bridgekeeper/bridgekeeper/internal/secret"
+	"github.com/bridgekeeper/bridgekeeper/ops"
 	"github.com/bridgekeeper/bridgekeeper/storage"
 )
 
@@ -61,6 +62,8 @@ func (e *env) serve(ctx context.Context, cfg config.Config) error {
 		return fmt.Errorf("signing keys: %w", err)
 	}
 	bcfg.Keys = km
+	metrics := ops.NewMetrics()
+	bcfg.GrantObserver = metrics.ObserveGrant
 	m, err := mailer(cfg)
 	if err != nil {
 		return fmt.Errorf("mailer: %w", err)
@@ -92,6 +95,11 @@ func (e *env) serve(ctx context.Context, cfg config.Config) error {
 	defer fed.Close() // after the HTTP server has drained (defers run last in, first out)
 	srv.SetRefreshCheck(fed.Refresh)
 
+	handler, metricsHandler, err := operations(cfg, srv, store, km, fed, metrics, log)
+	if err != nil {
+		return err
+	}
+
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	go km.Run(ctx)
@@ -102,7 +110,7 @@ func (e *env) serve(ctx context.Context, cfg config.Config) error {
 		return fmt.Errorf("listen: %w", err)
 	}
 	hs := &http.Server{
-		Handler:           srv.Handler(),
+		Handler:           handler,
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       30 * time.Second,
 		WriteTimeout:      30 * time.Second,
@@ -110,7 +118,17 @@ func (e *env) serve(ctx context.Context, cfg config.Config) error {
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
-	errc := make(chan error, 1)
+	errc := make(chan error, 2)
+	if metricsHandler != nil {
+		mln, err := net.Listen("tcp", cfg.Metrics.Listen)
+		if err != nil {
+			return fmt.Errorf("metrics listener: %w", err)
+		}
+		ms := &http.Server{Handler: metricsHandler, ReadHeaderTimeout: 10 * time.Second}
+		defer ms.Close()
+		go func() { errc <- ms.Serve(mln) }()
+		log.Info("metrics are served", "listen", mln.Addr().String(), "path", "/metrics")
+	}
 	go func() {
 		if cfg.TLS.CertFile != "" {
 			errc <- hs.ServeTLS(ln, cfg.TLS.CertFile, cfg.TLS.KeyFile)

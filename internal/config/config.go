@@ -38,6 +38,17 @@ type Config struct {
 	Accounts   Accounts    `yaml:"accounts"`
 	Connectors []Connector `yaml:"connectors"`
 	GC         GC          `yaml:"gc"`
+	Metrics    Metrics     `yaml:"metrics"`
+
+	// TrustedProxies lists the networks of reverse proxies whose
+	// X-Forwarded-For and X-Forwarded-Proto headers are believed.
+	TrustedProxies string `yaml:"trusted_proxies" help:"comma-separated networks (CIDR or address) of reverse proxies whose X-Forwarded-For/-Proto are trusted"`
+}
+
+// Metrics configures the Prometheus endpoint.
+type Metrics struct {
+	Listen string `yaml:"listen" help:"serve /metrics on this separate address (e.g. 127.0.0.1:9100) instead of the main listener"`
+	Off    bool   `yaml:"off" help:"serve no /metrics at all"`
 }
 
 // Secrets holds the root secret.

@@ -1,0 +1,92 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/gorilla/mux"
+
+	"github.com/bridgekeeper/bridgekeeper/broker"
+	"github.com/bridgekeeper/bridgekeeper/broker/federation"
+	"github.com/bridgekeeper/bridgekeeper/broker/keys"
+	"github.com/bridgekeeper/bridgekeeper/internal/config"
+	"github.com/bridgekeeper/bridgekeeper/ops"
+	"github.com/bridgekeeper/bridgekeeper/storage"
+)
+
+// operations wraps the broker in what operators need: trusted-proxy
+// handling, request ids, the access log, Prometheus metrics and the
+// health endpoints. It returns the main handler and, when metrics get a
+// listener of their own, that listener's handler.
+func operations(cfg config.Config, srv *broker.Server, store *storage.Store, km *keys.Manager, fed *federation.Federation, m *ops.Metrics, log *slog.Logger) (http.Handler, http.Handler, error) {
+	proxies, err := ops.ParseCIDRs(splitList(cfg.TrustedProxies))
+	if err != nil {
+		return nil, nil, fmt.Errorf("trusted_proxies: %w", err)
+	}
+	health := ops.NewHealth(log.With("component", "health"),
+		ops.DatabaseCheck(store.Ping),
+		ops.MigrationsCheck(store.MigrationStatus),
+		ops.Check{Name: "connectors", Run: fed.Healthy},
+	)
+	var errs []error
+	errs = append(errs, m.RegisterDatabase(store.Ping, store.DB().DB))
+	errs = append(errs, m.RegisterSigningKeyAge(func(ctx context.Context) (time.Time, error) {
+		infos, err := km.List(ctx)
+		if err != nil {
+			return time.Time{}, err
+		}
+		for _, k := range infos {
+			if k.State == keys.StateCurrent {
+				return k.Activated, nil
+			}
+		}
+		return time.Time{}, errors.New("no current signing key")
+	}))
+	for _, c := range cfg.Connectors {
+		if p := fed.Plugin(c.ID); p != nil {
+			errs = append(errs, m.RegisterPluginRestarts(c.ID, p.Restarts))
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, nil, fmt.Errorf("metrics: %w", err)
+	}
+
+	prefix := ""
+	if u, err := url.Parse(cfg.Issuer); err == nil {
+		prefix = strings.TrimRight(u.Path, "/")
+	}
+	opts := ops.Options{
+		Logger:         log.With("component", "http"),
+		Metrics:        m,
+		Health:         health,
+		PathPrefix:     prefix,
+		TrustedProxies: proxies,
+	}
+	if router, ok := srv.Handler().(*mux.Router); ok {
+		opts.Route = ops.MuxRoute(router)
+	}
+	var metricsHandler http.Handler
+	switch {
+	case cfg.Metrics.Off:
+		opts.Metrics = nil
+	case cfg.Metrics.Listen != "":
+		metricsHandler = m.Handler()
+	default:
+		opts.MetricsPath = "/metrics"
+	}
+	return ops.Wrap(srv.Handler(), opts), metricsHandler, nil
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, f := range strings.FieldsFunc(s, func(r rune) bool { return r == ',' || r == ' ' }) {
+		out = append(out, f)
+	}
+	return out
+}
