@@ -1,11 +1,13 @@
 package federation
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"sync"
+	"time"
 
 	"github.com/bridgekeeper/bridgekeeper/connectors"
 	"github.com/bridgekeeper/bridgekeeper/storage"
@@ -54,6 +56,14 @@ func (f *Federation) Refresh(ctx context.Context, userID, idp string) error {
 	}
 	next, err := rc.Refresh(ctx, connectors.Scopes{OfflineAccess: true}, ident)
 	if err != nil {
+		if errors.Is(err, connectors.ErrIdentityRevoked) && f.refreshedElsewhere(ctx, link) {
+			// Another replica refreshed this identity upstream while we
+			// did (the lock above is per process): the upstream rotated
+			// the refresh token we used, which looks like a revocation
+			// but only means the other refresh won. The user is fine.
+			f.log.DebugContext(ctx, "upstream refresh lost a race to another replica", "connector", idp, "user", userID)
+			return nil
+		}
 		if errors.Is(err, connectors.ErrIdentityRevoked) {
 			f.log.InfoContext(ctx, "user revoked upstream", "connector", idp, "user", userID, "err", err)
 		}
@@ -82,6 +92,30 @@ func (f *Federation) Refresh(ctx context.Context, userID, idp string) error {
 	}
 	f.syncProfile(ctx, user, next)
 	return nil
+}
+
+// refreshedElsewhere reports whether the stored connector data of link
+// changed since it was read: another process refreshed it upstream.
+// The other refresh may have its upstream answer but not have saved it
+// yet, so a real revocation is only concluded after a short grace (a
+// revocation is rare; a wrongly ended grant logs the user out).
+func (f *Federation) refreshedElsewhere(ctx context.Context, link *storage.Identity) bool {
+	const tries, pause = 5, 100 * time.Millisecond
+	for i := range tries {
+		now, err := f.cfg.Store.GetIdentity(ctx, link.ConnectorID, link.Subject)
+		if err == nil && now.UserID == link.UserID && !bytes.Equal(now.ConnectorData, link.ConnectorData) {
+			return true
+		}
+		if i == tries-1 {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return false
+		case <-time.After(pause):
+		}
+	}
+	return false
 }
 
 // identityOf rebuilds a connector identity from its stored link.
