@@ -11,7 +11,7 @@ RACE ?= $(shell command -v gcc >/dev/null 2>&1 && echo -race)
 
 CMDS := bridgekeeper connector-oidc connector-facebook fakeidp example-api
 
-.PHONY: all build run test test-go bench lint fmt clean npm-deps generate
+.PHONY: all build run test test-go bench bench-load test-resilience lint fmt clean npm-deps generate
 
 all: build
 
@@ -46,6 +46,17 @@ test-go:
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem -count=1 ./broker/ ./internal/password/ ./broker/keys/ ./storage/ ./rp/ ./plugins/
+
+# Load test of a real broker on SQLite and Postgres (BENCHMARKS.md).
+bench-load: build
+	$(GO) build -o $(BIN)/loadgen ./cmd/loadgen
+	./scripts/bench-load.sh
+
+# Mixed load on two replicas while a plugin is killed every 20 s and
+# Postgres restarts once (about 2 minutes; it restarts the cluster, so run
+# it alone: CI=true, or BRIDGEKEEPER_TEST_PG_RESTART_CMD for a private one).
+test-resilience:
+	BRIDGEKEEPER_TEST_RESILIENCE=1 $(GO) test -count=1 -timeout 10m -run TestResilience -v ./e2e/
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
