@@ -48,8 +48,7 @@ bench:
 	$(GO) test -run '^$$' -bench . -benchmem -count=1 ./broker/ ./internal/password/ ./broker/keys/ ./storage/ ./rp/ ./plugins/
 
 # Load test of a real broker on SQLite and Postgres (BENCHMARKS.md).
-bench-load: build
-	$(GO) build -o $(BIN)/loadgen ./cmd/loadgen
+bench-load:
 	./scripts/bench-load.sh
 
 # Mixed load on two replicas while a plugin is killed every 20 s and
