@@ -42,9 +42,18 @@ function openDB(): Promise<IDBDatabase> {
   return dbPromise;
 }
 
+/** Runs one request; a write resolves only once its transaction committed. */
 async function idb<T>(mode: IDBTransactionMode, fn: (s: IDBObjectStore) => IDBRequest<T>): Promise<T> {
   const db = await openDB();
-  return req(fn(db.transaction(KV, mode).objectStore(KV)));
+  const tx = db.transaction(KV, mode, { durability: "strict" });
+  const result = req(fn(tx.objectStore(KV)));
+  if (mode === "readonly") return result;
+  await new Promise<void>((resolve, reject) => {
+    tx.oncomplete = () => resolve();
+    tx.onerror = () => reject(tx.error);
+    tx.onabort = () => reject(tx.error ?? new Error("IndexedDB transaction aborted"));
+  });
+  return result;
 }
 
 /**
@@ -54,7 +63,7 @@ async function idb<T>(mode: IDBTransactionMode, fn: (s: IDBObjectStore) => IDBRe
  * and can never read its bytes.
  */
 let keyPromise: Promise<CryptoKey> | null = null;
-function storageKey(name: string): Promise<CryptoKey> {
+export function storageKey(name: string): Promise<CryptoKey> {
   keyPromise ??= (async () => {
     const id = "key:" + name;
     const existing = (await idb("readonly", (s) => s.get(id))) as CryptoKey | undefined;

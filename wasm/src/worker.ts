@@ -5,7 +5,7 @@
 // refresh token never leaves this worker. wasm_exec.js (Go's loader) is
 // prepended to this file by the build.
 import type { CoreView, InitParams, Request, WorkerMessage } from "./protocol";
-import { EncryptedIDBStore, MemoryStore, SessionMirrorStore, type HostStore } from "./stores";
+import { EncryptedIDBStore, MemoryStore, SessionMirrorStore, storageKey, type HostStore } from "./stores";
 
 declare const Go: new () => {
   importObject: WebAssembly.Imports;
@@ -87,6 +87,8 @@ async function createClient(p: InitParams, port: Port): Promise<CoreClient> {
     default:
       store = new EncryptedIDBStore(name);
   }
+  // Make the storage key now, not in the middle of a login redirect.
+  if (p.storage !== "memory") await storageKey(name);
   // Other instances (dedicated workers in other tabs) hear about refreshes
   // and logouts here. A per-tab session has nobody to tell.
   const channel = p.storage === "session" || typeof BroadcastChannel === "undefined" ? null : new BroadcastChannel(name);
