@@ -74,21 +74,30 @@ function errorOf(e: unknown): { code: string; message: string; description?: str
 async function createClient(p: InitParams, port: Port): Promise<CoreClient> {
   const core = await loadCore(p.wasmUrl);
   const name = `bridgekeeper:${p.config.issuer}|${p.config.clientId}`;
-  let store: HostStore;
+  let tokens: HostStore;
   switch (p.storage) {
     case "memory":
-      store = new MemoryStore();
+      tokens = new MemoryStore();
       break;
     case "session":
-      store = new SessionMirrorStore(name, p.sessionValues ?? {}, (key, value) =>
+      tokens = new SessionMirrorStore(name, p.sessionValues ?? {}, (key, value) =>
         port.postMessage({ kind: "persist", key, value }),
       );
       break;
     default:
-      store = new EncryptedIDBStore(name);
+      tokens = new EncryptedIDBStore(name);
   }
+  // A login in progress (PKCE verifier, state, nonce) must survive the
+  // redirect to the broker whatever the mode: it always goes to IndexedDB,
+  // encrypted. Only the tokens follow the storage mode.
+  const pending = p.storage === "indexeddb" || !p.storage ? tokens : new EncryptedIDBStore(name);
+  const store: HostStore = {
+    load: (k) => (k === "pending" ? pending : tokens).load(k),
+    save: (k, v) => (k === "pending" ? pending : tokens).save(k, v),
+    delete: (k) => (k === "pending" ? pending : tokens).delete(k),
+  };
   // Make the storage key now, not in the middle of a login redirect.
-  if (p.storage !== "memory") await storageKey(name);
+  await storageKey(name);
   // Other instances (dedicated workers in other tabs) hear about refreshes
   // and logouts here. A per-tab session has nobody to tell.
   const channel = p.storage === "session" || typeof BroadcastChannel === "undefined" ? null : new BroadcastChannel(name);

@@ -248,9 +248,12 @@ describe("browser client", { skip, timeout: 600_000 }, () => {
     }
   });
 
-  test("storage modes: session survives a reload, memory does not", async () => {
-    const env = await startIssuer();
-    for (const [storage, after] of [["session", "authenticated"], ["memory", "login_required"]]) {
+  for (const [storage, after, todo] of [
+    ["memory", "login_required", false],
+    ["session", "authenticated", false],
+  ]) {
+    test(`storage mode ${storage}: after a reload the state is ${after}`, { todo }, async () => {
+      const env = await startIssuer();
       const ctx = await browser(env, { storage, worker: "dedicated" });
       try {
         const page = await openApp(ctx, env);
@@ -265,8 +268,8 @@ describe("browser client", { skip, timeout: 600_000 }, () => {
         }
       } finally {
         await ctx.close();
+        env.stop();
       }
-    }
-    env.stop();
-  });
+    });
+  }
 });
