@@ -1,0 +1,27 @@
+// Demo configuration, from Vite's environment (VITE_BK_*), with defaults
+// matching scripts/demo.sh.
+import type { BridgekeeperConfig } from "@bridgekeeper/client";
+
+const env = import.meta.env;
+
+/** The broker's issuer URL. */
+export const issuer: string = (env.VITE_BK_ISSUER || "http://127.0.0.1:8080").replace(/\/+$/, "");
+/** The example API's base URL. */
+export const api: string = (env.VITE_BK_API || "http://127.0.0.1:9090").replace(/\/+$/, "");
+
+/** The scopes every login asks for; "checkout" lets the app pay. */
+export const scopes = ["openid", "profile", "email", "offline_access", "checkout"];
+
+/** Checkout needs a login younger than this many seconds. */
+export const checkoutMaxAgeSeconds = 300;
+
+export const clientConfig: BridgekeeperConfig = {
+  issuer,
+  clientId: env.VITE_BK_CLIENT_ID || "demo",
+  redirectUri: location.origin + "/callback",
+  postLogoutRedirectUri: location.origin + "/",
+  scopes,
+};
+
+/** Where the broker's sign-up and reset pages send the user back to. */
+export const returnTo = location.origin + "/";

@@ -1,0 +1,75 @@
+import { useState } from "react";
+import { useAuth } from "@bridgekeeper/client/react";
+import type { LoginOptions } from "@bridgekeeper/client";
+import { callApi } from "../api";
+import { checkoutMaxAgeSeconds, scopes } from "../config";
+import { apiNotice, type Notice } from "../messages";
+
+export function Checkout({
+  login,
+  onNotice,
+}: {
+  login: (opts?: LoginOptions) => Promise<void>;
+  onNotice: (n: Notice | null) => void;
+}) {
+  const auth = useAuth();
+  const [busy, setBusy] = useState(false);
+  // Re-authenticate: the broker asks for the password again when the last
+  // login is older than max_age.
+  const confirm = () => login({ maxAge: checkoutMaxAgeSeconds, scopes, appState: "/checkout" });
+
+  if (!auth.isAuthenticated) {
+    return (
+      <section aria-labelledby="checkout-title">
+        <h1 id="checkout-title">Checkout</h1>
+        <p>Log in to check out.</p>
+        <button type="button" className="primary" onClick={confirm}>
+          Log in
+        </button>
+      </section>
+    );
+  }
+
+  const age = auth.authTime ? Date.now() - auth.authTime : Infinity;
+  const recent = age < checkoutMaxAgeSeconds * 1000;
+  const scoped = auth.scope.split(" ").includes("checkout");
+  if (!recent || !scoped) {
+    return (
+      <section aria-labelledby="checkout-title">
+        <h1 id="checkout-title">Checkout</h1>
+        <p data-testid="reauth">
+          {!scoped
+            ? "Paying needs your permission to check out."
+            : "You logged in more than five minutes ago. For your security, please confirm it is you before paying."}
+        </p>
+        <button type="button" className="primary" onClick={confirm}>
+          Confirm it is you
+        </button>
+      </section>
+    );
+  }
+
+  const pay = async () => {
+    setBusy(true);
+    onNotice(null);
+    try {
+      // A token valid for at least another minute, so it cannot expire mid-payment.
+      await auth.getAccessToken({ minValiditySeconds: 60 });
+      const order = await callApi(auth, "/api/checkout", { method: "POST" });
+      onNotice({ kind: "success", title: "Checkout done", text: `Your order ${String(order.order_id)} is placed.` });
+    } catch (e) {
+      onNotice(await apiNotice(e));
+    } finally {
+      setBusy(false);
+    }
+  };
+  return (
+    <section aria-labelledby="checkout-title">
+      <h1 id="checkout-title">Checkout</h1>
+      <p>One demo item, 0.00 €.</p>
+      <button type="button" className="primary" onClick={pay} disabled={busy} aria-busy={busy}>
+        {busy ? "Paying…" : "Pay now"}
+      </button>
+    </section>
+  );
+}
