@@ -11,7 +11,7 @@ RACE ?= $(shell command -v gcc >/dev/null 2>&1 && echo -race)
 
 CMDS := bridgekeeper connector-oidc connector-facebook fakeidp example-api
 
-.PHONY: all build run test test-go bench bench-load test-resilience lint fmt clean npm-deps generate
+.PHONY: all build run test test-go wasm-build test-browser bench bench-load test-resilience lint fmt clean npm-deps generate
 
 all: build
 
@@ -27,7 +27,7 @@ run: build
 
 # npm packages the tests drive (openid-client, jose, the Node connector, the
 # browser client); installed from their lockfiles when missing.
-NPM_DIRS := e2e/oidc-client testdata/node-connector interop/node wasm
+NPM_DIRS := e2e/oidc-client testdata/node-connector interop/node wasm wasm/example
 
 npm-deps:
 	@for d in $(NPM_DIRS); do \
@@ -39,7 +39,15 @@ npm-deps:
 generate:
 	$(GO) generate ./plugins/proto/...
 
-test: lint npm-deps test-go
+test: lint npm-deps wasm-build test-go test-browser
+
+# The browser client package (Go → WebAssembly, the worker, the modules).
+wasm-build: npm-deps
+	npm run --prefix wasm build
+
+# The browser client in headless Chromium (skips, saying so, without it).
+test-browser: wasm-build
+	cd wasm && node --test test/
 
 test-go:
 	$(GO) test $(RACE) -count=1 -timeout 20m ./...
