@@ -103,7 +103,7 @@ func validateEarly(ar fosite.AuthorizeRequester) error {
 	if nonce := form.Get("nonce"); nonce != "" && len(nonce) < 8 {
 		return fosite.ErrInsufficientEntropy.WithHint("The nonce must be at least 8 characters long.")
 	}
-	return nil
+	return requestResources(ar)
 }
 
 // maxAgeExceeded reports whether the request's max_age demands a fresh login.
@@ -217,6 +217,10 @@ func (s *Server) CompleteLogin(w http.ResponseWriter, r *http.Request, loginID, 
 	}
 	if ar.GetClient().GetID() != p.ClientID {
 		s.renderError(w, r, http.StatusBadRequest, "Invalid sign-in request", "The sign-in request does not match.")
+		return
+	}
+	if err := requestResources(ar); err != nil {
+		s.provider.WriteAuthorizeError(ctx, w, ar, err)
 		return
 	}
 	if req, ok := ar.(*fosite.AuthorizeRequest); ok {

@@ -34,6 +34,8 @@ func newProvider(cfg Config, store *txStore, check *atomic.Pointer[RefreshCheck]
 		GlobalSecret:          cfg.Secret.Derive(secret.PurposeTokenHMAC),
 		ClientSecretsHasher:   &password.ClientSecretHasher{Key: cfg.Secret.Derive(secret.PurposeClientSecret)},
 		ScopeStrategy:         fosite.ExactScopeStrategy,
+		// Audiences (RFC 8707 resources) match exactly; a miss is invalid_target.
+		AudienceMatchingStrategy: exactAudience,
 		// PKCE: required for public clients, S256 only. A missing method
 		// counts as plain and is refused.
 		EnforcePKCEForPublicClients:    true,

@@ -19,6 +19,11 @@ type session struct {
 	// ClientID is the client the grant belongs to; it becomes the
 	// client_id claim of access tokens (fosite does not add it).
 	ClientID string `json:"client_id"`
+
+	// AccessAudience, when set, is the audience of the access token being
+	// issued: a subset of the grant's, asked for with resource or audience
+	// on the token request. Never stored: the grant keeps its audience.
+	AccessAudience []string `json:"-"`
 }
 
 var (
@@ -53,6 +58,7 @@ func (s *session) GetJWTClaims() jwt.JWTClaimsContainer {
 			Extra:   map[string]any{"client_id": s.ClientID},
 		},
 		fallbackAudience: s.ClientID,
+		narrowed:         s.AccessAudience,
 	}
 }
 
@@ -63,13 +69,18 @@ func (s *session) GetJWTHeader() *jwt.Headers {
 }
 
 // accessTokenClaims are the RFC 9068 claims: when no audience was granted
-// the token is meant for the client itself, so aud is never empty.
+// the token is meant for the client itself, so aud is never empty. A
+// narrowed audience (session.AccessAudience) replaces the grant's.
 type accessTokenClaims struct {
 	*jwt.JWTClaims
 	fallbackAudience string
+	narrowed         []string
 }
 
 func (c *accessTokenClaims) With(expiry time.Time, scope, audience []string) jwt.JWTClaimsContainer {
+	if c.narrowed != nil {
+		audience = c.narrowed
+	}
 	if len(audience) == 0 && c.fallbackAudience != "" {
 		audience = []string{c.fallbackAudience}
 	}

@@ -58,6 +58,9 @@ func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) {
 			fail(err)
 			return
 		}
+	} else if err := narrowAudience(ar); err != nil {
+		fail(err)
+		return
 	}
 	var resp fosite.AccessResponder
 	err = s.withWrites(ctx, func(ctx context.Context) error {
@@ -87,6 +90,9 @@ func (s *Server) grantClientCredentials(ar fosite.AccessRequester, sess *session
 		default:
 			ar.GrantScope(scope)
 		}
+	}
+	if err := requestResources(ar); err != nil {
+		return err
 	}
 	grantAudience(ar, client)
 	sess.Subject = client.GetID()

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -120,6 +121,13 @@ func (t *txStore) InvalidateAuthorizeCodeSession(ctx context.Context, sig string
 
 func (t *txStore) CreateAccessTokenSession(ctx context.Context, sig string, req fosite.Requester) error {
 	req = maybeSnapshot(ctx, req)
+	if sess, ok := req.GetSession().(*session); ok && sess.AccessAudience != nil {
+		// The access token's row carries its narrowed audience (for
+		// introspection); the refresh token keeps the grant's.
+		if r, ok := req.(*fosite.Request); ok {
+			r.GrantedAudience = slices.Clone(sess.AccessAudience)
+		}
+	}
 	return deferWrite(ctx, func(ctx context.Context) error { return t.Store.CreateAccessTokenSession(ctx, sig, req) })
 }
 
@@ -162,7 +170,7 @@ func maybeSnapshot(ctx context.Context, req fosite.Requester) fosite.Requester {
 func (s *Server) withWrites(ctx context.Context, fn func(ctx context.Context) error) error {
 	buf := &writeBuffer{}
 	if err := fn(context.WithValue(ctx, writeBufferKey{}, buf)); err != nil {
-		return err
+		return lostRace(err)
 	}
 	if len(buf.ops) == 0 {
 		return nil
@@ -183,6 +191,19 @@ func (s *Server) withWrites(ctx context.Context, fn func(ctx context.Context) er
 		return storageError(err)
 	}
 	return nil
+}
+
+// lostRace turns the server error fosite answers when a concurrent request
+// used the same code or refresh token between its checks (fosite's
+// PopulateTokenEndpointResponse reads the code again and calls any error a
+// server error) into the invalid_grant the loser of that race deserves.
+func lostRace(err error) error {
+	var rfc *fosite.RFC6749Error
+	if errors.As(err, &rfc) && rfc.ErrorField == fosite.ErrServerError.ErrorField &&
+		(errors.Is(err, fosite.ErrInvalidatedAuthorizeCode) || errors.Is(err, fosite.ErrInactiveToken)) {
+		return storageError(err)
+	}
+	return err
 }
 
 func storageError(err error) error {
