@@ -98,6 +98,7 @@ type pageData struct {
 	Buttons []pageButton
 	Links   []pageButton
 	Hidden  []hiddenField
+	Theme   Theme // set by renderPage
 }
 
 // setPageHeaders sets the security headers of every HTML page.
@@ -115,6 +116,7 @@ func (s *Server) setPageHeaders(w http.ResponseWriter) {
 }
 
 func (s *Server) renderPage(w http.ResponseWriter, r *http.Request, status int, name string, data pageData) {
+	data.Theme = s.cfg.Theme
 	var buf bytes.Buffer
 	if err := s.tmpl.ExecuteTemplate(&buf, name, data); err != nil {
 		s.log.ErrorContext(r.Context(), "render page", "template", name, "err", err)

@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"regexp"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -59,7 +60,11 @@ type Config struct {
 	// after its rotation is refused (invalid_grant) without revoking the
 	// grant. Default 0 (off): any reuse revokes the whole family. At most 5m.
 	RefreshReuseGrace time.Duration
-	TemplateDir       string // optional directory whose *.html override the embedded templates
+	TemplateDir       string // optional directory whose *.html override the embedded templates (else Theme.TemplateDir)
+
+	// Theme styles the login, error and logout pages (product name, logo,
+	// colour), like broker/accounts' pages.
+	Theme Theme
 
 	// LoginLimiter, when set, is asked before every password check of the
 	// login form (action "login", the e-mail address, the client IP).
@@ -78,6 +83,19 @@ type Config struct {
 	// answer (ops.Metrics.ObserveGrant fits).
 	GrantObserver func(grantType, outcome string)
 }
+
+// Theme styles the broker's pages; the fields mean what broker/accounts'
+// Theme's do, so both sets of pages look alike.
+type Theme struct {
+	ProductName  string // default "Bridgekeeper"
+	LogoURL      string // shown above the forms when set
+	PrimaryColor string // a CSS hex colour (#rgb or #rrggbb) or colour name; default #2f5bd3
+	// TemplateDir, when set (and Config.TemplateDir is not), holds *.html
+	// that replace the embedded templates of the same name.
+	TemplateDir string
+}
+
+var colorRE = regexp.MustCompile(`^(#[0-9a-fA-F]{3}|#[0-9a-fA-F]{6}|[a-zA-Z]{3,20})$`)
 
 // RefreshCheck re-checks a user on a refresh grant (see Config.RefreshCheck).
 type RefreshCheck func(ctx context.Context, userID, idp string) error
@@ -100,6 +118,15 @@ func (c *Config) setDefaults() {
 	def(&c.SessionLifetime, 24*time.Hour)
 	def(&c.PendingLoginLifetime, 10*time.Minute)
 	c.Issuer = strings.TrimRight(c.Issuer, "/")
+	if c.Theme.ProductName == "" {
+		c.Theme.ProductName = "Bridgekeeper"
+	}
+	if c.Theme.PrimaryColor == "" {
+		c.Theme.PrimaryColor = "#2f5bd3"
+	}
+	if c.TemplateDir == "" {
+		c.TemplateDir = c.Theme.TemplateDir
+	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -151,6 +178,9 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	if cfg.RefreshReuseGrace < 0 || cfg.RefreshReuseGrace > 5*time.Minute {
 		return nil, fmt.Errorf("broker: refresh reuse grace %v must be between 0 (off) and 5m", cfg.RefreshReuseGrace)
+	}
+	if !colorRE.MatchString(cfg.Theme.PrimaryColor) {
+		return nil, fmt.Errorf("broker: theme primary colour %q: want #rgb, #rrggbb or a colour name", cfg.Theme.PrimaryColor)
 	}
 	issuer, err := url.Parse(cfg.Issuer)
 	if err != nil || (issuer.Scheme != "http" && issuer.Scheme != "https") || issuer.Host == "" {
