@@ -6,7 +6,9 @@ import { defineConfig } from "vite";
 export default defineConfig({
   esbuild: { jsx: "automatic" },
   optimizeDeps: { exclude: ["@bridgekeeper/client"] },
-  server: { host: "127.0.0.1", port: 5173, strictPort: true },
+  // The client package is ../ (a file: dependency): let the dev server
+  // serve its dist/ (worker.js, bridgekeeper.wasm) besides this app.
+  server: { host: "127.0.0.1", port: 5173, strictPort: true, fs: { allow: [".", "../dist"] } },
   preview: { host: "127.0.0.1", port: 5173, strictPort: true },
   build: { target: "es2022" },
 });
