@@ -8,7 +8,6 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/bridgekeeper/bridgekeeper/internal/password"
 	"github.com/bridgekeeper/bridgekeeper/storage"
 )
 
@@ -53,8 +52,10 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 		s.renderLogin(w, r, http.StatusBadRequest, loginID, email, "Enter your e-mail address and password.")
 		return
 	}
-	if lim := s.loginLimiter(); lim != nil {
-		ok, retry, err := lim.Allow(ctx, "login", strings.ToLower(email), clientIP(r))
+	account := strings.ToLower(email)
+	lim := s.loginLimiter()
+	if lim != nil {
+		ok, retry, err := lim.Allow(ctx, "login", account, clientIP(r))
 		if err != nil {
 			s.log.ErrorContext(ctx, "login limiter", "err", err)
 		} else if !ok {
@@ -67,17 +68,18 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 	}
 
 	user, err := s.cfg.Store.GetUserByEmail(ctx, email)
-	if errors.Is(err, storage.ErrNotFound) || (err == nil && user.PasswordHash == "") {
-		password.DummyVerify(pw) // same time as a wrong password
-		s.renderLogin(w, r, http.StatusUnauthorized, loginID, email, msgBadCredentials)
-		return
-	}
-	if err != nil {
+	if err != nil && !errors.Is(err, storage.ErrNotFound) {
 		s.log.ErrorContext(ctx, "login: load user", "err", err)
 		s.renderLogin(w, r, http.StatusServiceUnavailable, loginID, email, "Sign-in is temporarily unavailable. Please try again.")
 		return
 	}
-	ok, err := password.Verify(user.PasswordHash, pw)
+	if err != nil {
+		user = nil // unknown e-mail: a dummy verification, same time as a wrong password
+	}
+	ok, err := s.verifyPassword(ctx, user, pw)
+	if ctx.Err() != nil {
+		return // the client gave up while waiting for a verification slot
+	}
 	if err != nil {
 		s.log.ErrorContext(ctx, "login: malformed password hash", "user", user.ID, "err", err)
 	}
@@ -93,6 +95,10 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 		s.renderLogin(w, r, http.StatusForbidden, loginID, email, msgInactive)
 		return
 	}
+	if lim != nil {
+		s.loginSucceeded(ctx, lim, account)
+	}
+	s.rehashPassword(ctx, user, pw)
 	s.CompleteLogin(w, r, loginID, user.ID, "local", []string{"pwd"})
 }
 

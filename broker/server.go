@@ -161,6 +161,7 @@ type Server struct {
 	loginLinks   []LoginLink
 	limiter      LoginLimiter
 	refreshCheck atomic.Pointer[RefreshCheck]
+	argon        argonSlots // caps concurrent password verifications
 }
 
 // New builds the server. It does not start listening: serve Handler().
@@ -203,6 +204,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		basePath: strings.TrimRight(issuer.Path, "/"),
 		origins:  newOriginCache(cfg.Store, 10*time.Second),
 		limiter:  cfg.LoginLimiter,
+		argon:    newArgonSlots(),
 	}
 	s.csrf = http.NewCrossOriginProtection()
 	// Behind a proxy that rewrites Host, the issuer's origin is still ours.
