@@ -169,6 +169,12 @@ func brokerConfig(cfg config.Config, store *storage.Store, sec *secret.System, l
 		SessionLifetime:       cfg.Session.Lifetime,
 		PendingLoginLifetime:  cfg.Session.PendingLoginLifetime,
 		TemplateDir:           cfg.UI.TemplateDir,
+		Theme: broker.Theme{
+			ProductName:  cfg.UI.ProductName,
+			LogoURL:      cfg.UI.LogoURL,
+			PrimaryColor: cfg.UI.PrimaryColor,
+			TemplateDir:  cfg.UI.TemplateDir,
+		},
 	}
 }
 
