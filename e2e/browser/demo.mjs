@@ -1,0 +1,74 @@
+// Drives the React demo (wasm/example) in headless Chromium against a real
+// broker and the example API: log in through the broker's form, the profile
+// page shows what the API saw, a reload keeps the session, logout ends it.
+// Environment: BK_APP (the demo's URL), BK_EMAIL, BK_PASSWORD, BK_SHOTS (dir).
+import assert from 'node:assert/strict';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { chromium } from '../../wasm/node_modules/playwright-core/index.mjs';
+
+const app = process.env.BK_APP;
+const shots = process.env.BK_SHOTS ?? tmpdir();
+const ctx = await chromium.launchPersistentContext(mkdtempSync(join(tmpdir(), 'bk-demo-')), {
+  executablePath: process.env.CHROMIUM_PATH ?? '/usr/bin/chromium',
+  args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+    '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+});
+let passed = 0;
+async function check(name, fn) {
+  try {
+    await fn();
+    passed++;
+    console.log(`ok   ${name}`);
+  } catch (err) {
+    console.log(`FAIL ${name}: ${err?.stack ?? err}`);
+    await page.screenshot({ path: join(shots, 'failure.png') }).catch(() => {});
+    await ctx.close();
+    process.exit(1);
+  }
+}
+const page = ctx.pages()[0] ?? (await ctx.newPage());
+const visits = [];
+page.on('framenavigated', (f) => { if (f === page.mainFrame()) visits.push(f.url()); });
+
+await check('home offers the local login and the connectors', async () => {
+  await page.goto(app + '/');
+  await page.getByRole('button', { name: 'Continue with Okta' }).waitFor({ timeout: 20000 });
+});
+
+await check('log in through the broker form and come back logged in', async () => {
+  await page.getByRole('main').getByRole('button', { name: 'Log in' }).click();
+  await page.waitForURL(/\/login\?/, { timeout: 20000 });
+  await page.fill('input[name=email]', process.env.BK_EMAIL);
+  await page.fill('input[name=password]', process.env.BK_PASSWORD);
+  await page.click('button[type=submit]');
+  await page.waitForURL((u) => u.href.startsWith(app), { timeout: 20000 });
+  await page.getByRole('button', { name: 'Log out' }).waitFor({ timeout: 20000 });
+});
+
+await check('the profile page shows the user and what the API saw', async () => {
+  await page.getByRole('link', { name: 'Profile' }).first().click();
+  await page.getByText('As the API sees you').waitFor({ timeout: 20000 });
+  // The API's answer: the scopes of the access token it verified.
+  await page.locator('main').getByText(/offline_access checkout/).first().waitFor({ timeout: 20000 });
+  const body = await page.locator('main').innerText();
+  assert.ok(body.includes(process.env.BK_EMAIL), 'the e-mail is shown');
+  await page.screenshot({ path: join(shots, 'profile.png') });
+});
+
+await check('a reload keeps the session without visiting the login page', async () => {
+  const before = visits.length;
+  await page.reload();
+  await page.getByRole('button', { name: 'Log out' }).waitFor({ timeout: 20000 });
+  assert.ok(!visits.slice(before).some((u) => u.includes('/login')), `visited ${visits.slice(before)}`);
+});
+
+await check('logout ends the session', async () => {
+  await page.getByRole('button', { name: 'Log out' }).click();
+  await page.waitForURL((u) => u.href.startsWith(app), { timeout: 20000 });
+  await page.getByRole('main').getByRole('button', { name: 'Log in' }).waitFor({ timeout: 20000 });
+});
+
+await ctx.close();
+console.log(`${passed} passed, 0 failed`);

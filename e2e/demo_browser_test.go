@@ -1,0 +1,62 @@
+package e2e
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestDemoInBrowser runs what `make run` runs — the broker on SQLite, the
+// example API and the React demo (Vite) — and drives the demo in headless
+// Chromium: log in through the broker's form, the profile page calls the
+// API, a reload keeps the session, logout ends it.
+func TestDemoInBrowser(t *testing.T) {
+	_, err := os.Stat("/usr/bin/chromium")
+	requireTool(t, err == nil || os.Getenv("CHROMIUM_PATH") != "", "chromium (apt-get install -y chromium)")
+	node, err := exec.LookPath("node")
+	requireTool(t, err == nil, "node")
+	requireTool(t, fileExists("../wasm/node_modules/playwright-core") && fileExists("../wasm/example/node_modules/vite"),
+		"npm packages of wasm and wasm/example (make npm-deps)")
+	requireTool(t, fileExists("../wasm/dist/bridgekeeper.wasm"), "the built client package (make wasm-build)")
+
+	env := []string{"BRIDGEKEEPER_SYSTEM_SECRET=" + strings.Repeat("demo-secret-", 4)}
+	dsn := "sqlite:" + filepath.Join(t.TempDir(), "bk.db")
+	brokerAddr, apiAddr, appAddr := freeAddr(t), freeAddr(t), freeAddr(t)
+	issuer, api, app := "http://"+brokerAddr, "http://"+apiAddr, "http://"+appAddr
+	email, password := "ada@example.com", "correct horse battery staple"
+
+	cli(t, env, "", "client", "create", "--dsn", dsn, "--id", "demo", "--public",
+		"--redirect-uri", app+"/callback", "--allowed-origin", app, "--post-logout-redirect-uri", app+"/",
+		"--scope", "openid", "--scope", "profile", "--scope", "email", "--scope", "offline_access", "--scope", "checkout",
+		"--default-audience", api)
+	cli(t, env, password+"\n", "user", "create", "--dsn", dsn, "--email", email, "--name", "Ada", "--password-stdin")
+
+	srv := start(t, env, binary(t, "bridgekeeper"), "serve", "--issuer", issuer, "--listen", brokerAddr, "--dsn", dsn)
+	waitHTTP(t, issuer+"/.well-known/openid-configuration", srv)
+	apiProc := start(t, nil, binary(t, "example-api"), "--issuer", issuer, "--listen", apiAddr, "--audience", api, "--allowed-origin", app)
+	waitHTTP(t, api+"/api/health", apiProc)
+
+	host, port, _ := strings.Cut(appAddr, ":")
+	vite := start(t, []string{"VITE_BK_ISSUER=" + issuer, "VITE_BK_CLIENT_ID=demo", "VITE_BK_API=" + api},
+		"../wasm/example/node_modules/.bin/vite", "--host", host, "--port", port, "--strictPort", "../wasm/example")
+	waitHTTP(t, app+"/", vite)
+
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, node, "demo.mjs")
+	cmd.Dir = "browser"
+	shots := t.TempDir()
+	cmd.Env = append(os.Environ(), "BK_APP="+app, "BK_EMAIL="+email, "BK_PASSWORD="+password, "BK_SHOTS="+shots)
+	out, err := cmd.CombinedOutput()
+	t.Logf("demo in Chromium:\n%s", out)
+	if err != nil {
+		t.Fatalf("demo browser test failed: %v (screenshots in %s)", err, shots)
+	}
+	if !strings.Contains(string(out), " passed, 0 failed") {
+		t.Fatal("demo browser test did not finish")
+	}
+}
