@@ -13,7 +13,8 @@ import (
 // TestDemoInBrowser runs what `make run` runs — the broker on SQLite, the
 // example API and the React demo (Vite) — and drives the demo in headless
 // Chromium: log in through the broker's form, the profile page calls the
-// API, a reload keeps the session, logout ends it.
+// API, a reload keeps the session, logout ends it; then "Continue with
+// Okta" logs in through the connector plugin and fakeidp playing Okta.
 func TestDemoInBrowser(t *testing.T) {
 	_, err := os.Stat("/usr/bin/chromium")
 	requireTool(t, err == nil || os.Getenv("CHROMIUM_PATH") != "", "chromium (apt-get install -y chromium)")
@@ -24,9 +25,30 @@ func TestDemoInBrowser(t *testing.T) {
 	requireTool(t, fileExists("../wasm/dist/bridgekeeper.wasm"), "the built client package (make wasm-build)")
 
 	env := []string{"BRIDGEKEEPER_SYSTEM_SECRET=" + strings.Repeat("demo-secret-", 4)}
-	dsn := "sqlite:" + filepath.Join(t.TempDir(), "bk.db")
-	brokerAddr, apiAddr, appAddr := freeAddr(t), freeAddr(t), freeAddr(t)
-	issuer, api, app := "http://"+brokerAddr, "http://"+apiAddr, "http://"+appAddr
+	dir := t.TempDir()
+	dsn := "sqlite:" + filepath.Join(dir, "bk.db")
+	brokerAddr, apiAddr, appAddr, idpAddr := freeAddr(t), freeAddr(t), freeAddr(t), freeAddr(t)
+	issuer, api, app, upstream := "http://"+brokerAddr, "http://"+apiAddr, "http://"+appAddr, "http://"+idpAddr
+
+	// fakeidp plays Okta; the broker reaches it through the connector-oidc plugin.
+	users := filepath.Join(dir, "fakeidp.yaml")
+	writeFile(t, users, `users:
+  - {subject: "3001", email: grace@example.com, email_verified: true, name: Grace Hopper}
+clients:
+  - {id: bridgekeeper, secret: bridgekeeper-secret, redirect_uris: ["`+issuer+`/callback/okta"]}
+`)
+	idp := start(t, nil, binary(t, "fakeidp"), "--listen", idpAddr, "--users", users)
+	waitHTTP(t, upstream+"/oauth2/default/.well-known/openid-configuration", idp)
+	config := filepath.Join(dir, "bridgekeeper.yaml")
+	writeFile(t, config, `issuer: `+issuer+`
+listen: `+brokerAddr+`
+dsn: `+dsn+`
+connectors:
+  - id: okta
+    name: Okta
+    path: `+binary(t, "connector-oidc")+`
+    config: {preset: okta, domain: example.okta.com, issuer: "`+upstream+`/oauth2/default", client_id: bridgekeeper, client_secret: bridgekeeper-secret}
+`)
 	email, password := "ada@example.com", "correct horse battery staple"
 
 	cli(t, env, "", "client", "create", "--dsn", dsn, "--id", "demo", "--public",
@@ -35,7 +57,7 @@ func TestDemoInBrowser(t *testing.T) {
 		"--default-audience", api)
 	cli(t, env, password+"\n", "user", "create", "--dsn", dsn, "--email", email, "--name", "Ada", "--password-stdin")
 
-	srv := start(t, env, binary(t, "bridgekeeper"), "serve", "--issuer", issuer, "--listen", brokerAddr, "--dsn", dsn)
+	srv := start(t, env, binary(t, "bridgekeeper"), "serve", "--config", config)
 	waitHTTP(t, issuer+"/.well-known/openid-configuration", srv)
 	apiProc := start(t, nil, binary(t, "example-api"), "--issuer", issuer, "--listen", apiAddr, "--audience", api, "--allowed-origin", app)
 	waitHTTP(t, api+"/api/health", apiProc)
@@ -50,7 +72,8 @@ func TestDemoInBrowser(t *testing.T) {
 	cmd := exec.CommandContext(ctx, node, "demo.mjs")
 	cmd.Dir = "browser"
 	shots := t.TempDir()
-	cmd.Env = append(os.Environ(), "BK_APP="+app, "BK_EMAIL="+email, "BK_PASSWORD="+password, "BK_SHOTS="+shots)
+	cmd.Env = append(os.Environ(), "BK_APP="+app, "BK_EMAIL="+email, "BK_PASSWORD="+password, "BK_SHOTS="+shots,
+		"BK_UPSTREAM_USER=Grace Hopper", "BK_UPSTREAM_EMAIL=grace@example.com")
 	out, err := cmd.CombinedOutput()
 	t.Logf("demo in Chromium:\n%s", out)
 	if err != nil {
@@ -58,5 +81,12 @@ func TestDemoInBrowser(t *testing.T) {
 	}
 	if !strings.Contains(string(out), " passed, 0 failed") {
 		t.Fatal("demo browser test did not finish")
+	}
+}
+
+func writeFile(t *testing.T, path, content string) {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
 	}
 }

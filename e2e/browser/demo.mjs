@@ -70,5 +70,15 @@ await check('logout ends the session', async () => {
   await page.getByRole('main').getByRole('button', { name: 'Log in' }).waitFor({ timeout: 20000 });
 });
 
+await check('"Continue with Okta" logs in through the connector plugin', async () => {
+  await page.getByRole('button', { name: 'Continue with Okta' }).click();
+  await page.getByRole('button', { name: new RegExp(process.env.BK_UPSTREAM_USER) }).click({ timeout: 20000 });
+  await page.waitForURL((u) => u.href.startsWith(app), { timeout: 20000 });
+  await page.getByRole('button', { name: 'Log out' }).waitFor({ timeout: 20000 });
+  await page.getByRole('link', { name: 'Profile' }).first().click();
+  await page.locator('main').getByText(process.env.BK_UPSTREAM_EMAIL).first().waitFor({ timeout: 20000 });
+  await page.screenshot({ path: join(shots, 'okta-profile.png') });
+});
+
 await ctx.close();
 console.log(`${passed} passed, 0 failed`);
