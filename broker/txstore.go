@@ -25,6 +25,7 @@ import (
 type txStore struct {
 	*storage.Store
 	reuseGrace time.Duration // Config.RefreshReuseGrace
+	clients    *clientCache  // nil: no caching
 }
 
 // GetRefreshTokenSession adds the refresh reuse grace period: a refresh
