@@ -107,6 +107,11 @@ func (h *refreshUserCheck) HandleTokenEndpointRequest(ctx context.Context, req f
 	idp, _ := sess.IDTokenClaims().Extra["idp"].(string)
 	if check := h.check.Load(); check != nil && *check != nil {
 		if err := (*check)(ctx, u.ID, idp); errors.Is(err, connectors.ErrIdentityRevoked) {
+			// The upstream identity is gone for good: end the whole grant,
+			// not just this request.
+			if rerr := errors.Join(h.store.RevokeRefreshToken(ctx, req.GetID()), h.store.RevokeAccessToken(ctx, req.GetID())); rerr != nil {
+				return fosite.ErrServerError.WithWrap(rerr).WithDebug(rerr.Error())
+			}
 			return fosite.ErrInvalidGrant.WithHint("The user's identity provider no longer accepts this user.")
 		} else if err != nil {
 			return fosite.ErrTemporarilyUnavailable.WithHint("The user's identity provider could not be reached; try again later.").WithWrap(err).WithDebug(err.Error())

@@ -73,7 +73,8 @@ type Config struct {
 	// RefreshCheck, when set, is called on every refresh_token grant with
 	// the grant's user id and how they logged in (the ID token's idp claim:
 	// "local" or a connector id), before anything is issued. An error that
-	// wraps connectors.ErrIdentityRevoked ends the grant (invalid_grant);
+	// wraps connectors.ErrIdentityRevoked ends the grant (invalid_grant,
+	// and the grant's access and refresh tokens are revoked);
 	// any other error answers temporarily_unavailable and leaves the grant
 	// alone. broker/federation's Refresh fits; SetRefreshCheck sets it later.
 	RefreshCheck RefreshCheck

@@ -1,0 +1,75 @@
+package broker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"sync"
+	"testing"
+
+	"github.com/bridgekeeper/bridgekeeper/connectors"
+	"github.com/bridgekeeper/bridgekeeper/storage/storagetest"
+)
+
+// switchableCheck is a RefreshCheck whose answer the test changes.
+type switchableCheck struct {
+	mu    sync.Mutex
+	err   error
+	calls []string
+}
+
+func (c *switchableCheck) check(_ context.Context, userID, idp string) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.calls = append(c.calls, userID+" "+idp)
+	return c.err
+}
+
+func (c *switchableCheck) set(err error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.err = err
+}
+
+func TestRefreshCheck(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b storagetest.Backend) {
+		e := newTestEnv(t, b, nil)
+		chk := &switchableCheck{}
+		e.srv.SetRefreshCheck(chk.check)
+		ar := spaAuth()
+		first := mustOK(t, e.exchange(e.browser().loginForCode(ar), ar))
+		if len(chk.calls) != 0 {
+			t.Fatalf("check called on the code exchange: %q", chk.calls)
+		}
+
+		// The upstream cannot be reached: try again later, nothing lost.
+		chk.set(fmt.Errorf("upstream: %w", errors.New("connection refused")))
+		tr := e.refresh(first.RefreshToken)
+		if tr.Error != "temporarily_unavailable" || (tr.status != http.StatusServiceUnavailable && tr.status != http.StatusBadRequest) {
+			t.Fatalf("outage: %d %q, want 503 (or 400) temporarily_unavailable", tr.status, tr.Error)
+		}
+		if len(chk.calls) != 1 || chk.calls[0] != e.user.ID+" local" {
+			t.Errorf("check calls %q, want [%s local]", chk.calls, e.user.ID)
+		}
+		chk.set(nil)
+		second := mustOK(t, e.refresh(first.RefreshToken))
+		if !e.active(second.AccessToken) {
+			t.Fatal("access token of the refresh after the outage is inactive")
+		}
+
+		// The upstream revoked the identity: the grant ends.
+		chk.set(fmt.Errorf("account deleted upstream: %w", connectors.ErrIdentityRevoked))
+		wantTokenError(t, e.refresh(second.RefreshToken), http.StatusBadRequest, "invalid_grant")
+		chk.set(nil) // even if the upstream changes its mind, the grant stays ended
+		wantTokenError(t, e.refresh(second.RefreshToken), http.StatusBadRequest, "invalid_grant")
+		if e.active(second.AccessToken) {
+			t.Error("the grant's access token is still active after the identity was revoked")
+		}
+
+		// Other grants of the same user are checked on their own refresh.
+		ar2 := spaAuth()
+		other := mustOK(t, e.exchange(e.browser().loginForCode(ar2), ar2))
+		mustOK(t, e.refresh(other.RefreshToken))
+	})
+}
