@@ -11,6 +11,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/bridgekeeper/bridgekeeper/broker/accounts/policy"
 	"github.com/bridgekeeper/bridgekeeper/internal/password"
 	"github.com/bridgekeeper/bridgekeeper/storage"
 )
@@ -53,16 +54,11 @@ it); pass --inactive to require e-mail activation first. Without
 			}
 			u.Email = addr
 			if passwordStdin {
-				pw, err := readSecretLine(e.stdin)
+				hash, err := e.readPasswordHash(u.Email, u.Name)
 				if err != nil {
-					return fmt.Errorf("read password from standard input: %w", err)
+					return err
 				}
-				if len([]rune(pw)) < 8 {
-					return errors.New("the password must have at least 8 characters")
-				}
-				if u.PasswordHash, err = password.Hash(pw); err != nil {
-					return fmt.Errorf("hash password: %w", err)
-				}
+				u.PasswordHash = hash
 			}
 			u.Active = !inactive
 			u.EmailVerified = !inactive
@@ -216,16 +212,9 @@ func (e *env) userSetPasswordCommand() *cobra.Command {
 		Example: `  echo 'a new long password' | bridgekeeper user set-password --dsn sqlite:data/bk.db ada@example.com`,
 		Args:    exactArgs(1, "the user's e-mail address or id"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			pw, err := readSecretLine(e.stdin)
+			hash, err := e.readPasswordHash(args[0])
 			if err != nil {
-				return fmt.Errorf("read password from standard input: %w", err)
-			}
-			if len([]rune(pw)) < 8 {
-				return errors.New("the password must have at least 8 characters")
-			}
-			hash, err := password.Hash(pw)
-			if err != nil {
-				return fmt.Errorf("hash password: %w", err)
+				return err
 			}
 			return e.withStore(cmd, func(ctx context.Context, store *storage.Store) error {
 				u, err := findUser(ctx, store, args[0])
@@ -263,4 +252,23 @@ func normalizeEmail(s string) (string, error) {
 // newUserID returns a random, URL-safe, stable user id (the sub claim).
 func newUserID() string {
 	return "u_" + strings.ToLower(rand.Text())
+}
+
+// readPasswordHash reads a password from the first line of standard input,
+// checks it against the same policy as the registration page (NIST SP
+// 800-63B: length and a list of common passwords; personal are the user's
+// e-mail and name) and returns its argon2id hash.
+func (e *env) readPasswordHash(personal ...string) (string, error) {
+	pw, err := readSecretLine(e.stdin)
+	if err != nil {
+		return "", fmt.Errorf("read password from standard input: %w", err)
+	}
+	if err := policy.New().Check(pw, personal...); err != nil {
+		return "", fmt.Errorf("password refused: %w", err)
+	}
+	hash, err := password.Hash(pw)
+	if err != nil {
+		return "", fmt.Errorf("hash password: %w", err)
+	}
+	return hash, nil
 }
