@@ -104,6 +104,9 @@ const (
 	storeSession = "session"
 	storePending = "pending"
 	pendingTTL   = 15 * time.Minute
+	// maxPending bounds the logins in progress kept at once (tabs that
+	// started a login and never came back); the oldest go first.
+	maxPending = 8
 )
 
 // Client is the OIDC client. Its methods are safe for concurrent use.
@@ -285,6 +288,21 @@ func (c *Client) loadPending(ctx context.Context) (map[string]any, error) {
 	return m, nil
 }
 
+// dropOldest removes the oldest pending logins until at most keep remain.
+func dropOldest(pending map[string]any, keep int) {
+	for len(pending) > keep {
+		oldest, at := "", 0.0
+		for k, v := range pending {
+			rec, _ := v.(map[string]any)
+			created, _ := num(rec, "created")
+			if oldest == "" || created < at {
+				oldest, at = k, created
+			}
+		}
+		delete(pending, oldest)
+	}
+}
+
 // AuthorizeURL starts a login: it creates the PKCE verifier, state and nonce,
 // stores them, and returns the URL to send the browser to.
 func (c *Client) AuthorizeURL(ctx context.Context, opts AuthOptions) (string, error) {
@@ -341,6 +359,7 @@ func (c *Client) AuthorizeURL(ctx context.Context, opts AuthOptions) (string, er
 	if err != nil {
 		return "", err
 	}
+	dropOldest(pending, maxPending-1)
 	pending[state] = map[string]any{
 		"verifier":     verifier,
 		"nonce":        nonce,

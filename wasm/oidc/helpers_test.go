@@ -162,7 +162,7 @@ const (
 )
 
 type env struct {
-	t      *testing.T
+	t      testing.TB
 	issuer *oidctest.Server
 	url    string
 	clock  *fakeClock
@@ -170,7 +170,7 @@ type env struct {
 	events chan Event
 }
 
-func newEnv(t *testing.T, alg string) *env {
+func newEnv(t testing.TB, alg string) *env {
 	t.Helper()
 	clock := newFakeClock()
 	srv, err := oidctest.New(oidctest.Config{
