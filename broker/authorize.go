@@ -129,6 +129,12 @@ func maxAgeExceeded(form url.Values, authTime, now time.Time) bool {
 // redirect (carrying state) when the client and redirect_uri are known and
 // valid, otherwise with an error page — never a redirect to an unverified URI.
 func (s *Server) writeAuthorizeError(w http.ResponseWriter, r *http.Request, ar fosite.AuthorizeRequester, err error) {
+	if down := outage(err); down != nil {
+		s.log.WarnContext(r.Context(), "authorization request failed: database unavailable", "err", err)
+		s.renderError(w, r, http.StatusServiceUnavailable, "Sign-in is unavailable",
+			"The sign-in service cannot reach its database right now. Please try again in a moment.")
+		return
+	}
 	if ar != nil && ar.IsRedirectURIValid() {
 		s.provider.WriteAuthorizeError(r.Context(), w, ar, err)
 		return

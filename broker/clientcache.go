@@ -2,6 +2,8 @@ package broker
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"sync"
 	"time"
 
@@ -62,11 +64,35 @@ func (c *clientCache) get(ctx context.Context, id string, load func(context.Cont
 // GetClient implements fosite.ClientManager through the cache.
 func (t *txStore) GetClient(ctx context.Context, id string) (fosite.Client, error) {
 	if t.clients == nil {
-		return t.Store.GetClient(ctx, id)
+		c, err := t.Store.GetClient(ctx, id)
+		return c, unavailable(err)
 	}
 	c, err := t.clients.get(ctx, id, t.Store.LookupClient)
 	if err != nil {
-		return nil, err
+		return nil, unavailable(err)
 	}
 	return c, nil
+}
+
+// errStorageUnavailable marks a storage failure other than "not found"
+// (the database is down or restarting). fosite turns any client lookup
+// error into invalid_client; the endpoints turn this one into a 503, so a
+// valid client is not told it is invalid during an outage.
+var errStorageUnavailable = errors.New("the database is unavailable")
+
+func unavailable(err error) error {
+	if err == nil || errors.Is(err, fosite.ErrNotFound) {
+		return err
+	}
+	return fmt.Errorf("%w: %w", errStorageUnavailable, err)
+}
+
+// outage is the answer for a request that failed on errStorageUnavailable
+// (nil when err is something else).
+func outage(err error) error {
+	if !errors.Is(err, errStorageUnavailable) {
+		return nil
+	}
+	return fosite.ErrTemporarilyUnavailable.WithWrap(err).WithDebug(err.Error()).
+		WithHint("The authorization server cannot reach its database right now; try again shortly.")
 }

@@ -21,6 +21,9 @@ func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	var ar fosite.AccessRequester
 	fail := func(err error) {
+		if down := outage(err); down != nil {
+			err = down
+		}
 		outcome = fosite.ErrorToRFC6749Error(err).ErrorField
 		s.logGrantError(ctx, "token", err)
 		if ar == nil {
