@@ -14,7 +14,8 @@ import (
 // example API and the React demo (Vite) — and drives the demo in headless
 // Chromium: log in through the broker's form, the profile page calls the
 // API, a reload keeps the session, logout ends it; then "Continue with
-// Okta" logs in through the connector plugin and fakeidp playing Okta.
+// Okta" logs in through the connector plugin and fakeidp playing Okta, and
+// checkout forces a refresh grant (counted by the broker's metrics).
 func TestDemoInBrowser(t *testing.T) {
 	_, err := os.Stat("/usr/bin/chromium")
 	requireTool(t, err == nil || os.Getenv("CHROMIUM_PATH") != "", "chromium (apt-get install -y chromium)")
@@ -73,7 +74,7 @@ connectors:
 	cmd.Dir = "browser"
 	shots := t.TempDir()
 	cmd.Env = append(os.Environ(), "BK_APP="+app, "BK_EMAIL="+email, "BK_PASSWORD="+password, "BK_SHOTS="+shots,
-		"BK_UPSTREAM_USER=Grace Hopper", "BK_UPSTREAM_EMAIL=grace@example.com")
+		"BK_UPSTREAM_USER=Grace Hopper", "BK_UPSTREAM_EMAIL=grace@example.com", "BK_ISSUER="+issuer)
 	out, err := cmd.CombinedOutput()
 	t.Logf("demo in Chromium:\n%s", out)
 	if err != nil {

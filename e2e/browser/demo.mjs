@@ -80,5 +80,21 @@ await check('"Continue with Okta" logs in through the connector plugin', async (
   await page.screenshot({ path: join(shots, 'okta-profile.png') });
 });
 
+// The broker's Prometheus counter of successful refresh grants.
+async function refreshGrants() {
+  const text = await (await fetch(process.env.BK_ISSUER + '/metrics')).text();
+  const m = text.match(/^bridgekeeper_token_grants_total\{grant_type="refresh_token",outcome="ok"\} (\d+)/m);
+  return m ? Number(m[1]) : 0;
+}
+
+await check('checkout insists on a fresh access token (one refresh grant, counted at the broker)', async () => {
+  await page.getByRole('link', { name: 'Checkout' }).first().click();
+  const before = await refreshGrants();
+  await page.getByRole('button', { name: 'Pay now' }).click({ timeout: 20000 });
+  await page.getByText('Checkout done').waitFor({ timeout: 20000 });
+  assert.equal(await refreshGrants(), before + 1, 'refresh grants at the broker');
+  await page.screenshot({ path: join(shots, 'checkout.png') });
+});
+
 await ctx.close();
 console.log(`${passed} passed, 0 failed`);

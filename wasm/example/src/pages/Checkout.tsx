@@ -53,8 +53,9 @@ export function Checkout({
     setBusy(true);
     onNotice(null);
     try {
-      // A token valid for at least another minute, so it cannot expire mid-payment.
-      await auth.getAccessToken({ minValiditySeconds: 60 });
+      // Paying insists on a freshly issued access token (a refresh grant
+      // now), so a token revoked or narrowed since it was issued is not used.
+      await auth.getAccessToken({ minValiditySeconds: 24 * 3600 });
       const order = await callApi(auth, "/api/checkout", { method: "POST" });
       onNotice({ kind: "success", title: "Checkout done", text: `Your order ${String(order.order_id)} is placed.` });
     } catch (e) {
