@@ -52,8 +52,9 @@ test-browser: wasm-build
 test-go:
 	$(GO) test $(RACE) -count=1 -timeout 20m ./...
 
-bench:
-	$(GO) test -run '^$$' -bench . -benchmem -count=1 ./broker/ ./internal/password/ ./broker/keys/ ./storage/ ./rp/ ./plugins/
+bench: wasm-build
+	$(GO) test -run '^$$' -bench . -benchmem -count=1 ./broker/ ./internal/password/ ./broker/keys/ ./storage/ ./rp/ ./plugins/ ./broker/federation/ ./wasm/oidc/
+	cd wasm && node scripts/budget.mjs
 
 # Load test of a real broker on SQLite and Postgres (BENCHMARKS.md).
 bench-load:
