@@ -72,7 +72,14 @@ connectors:
 	defer cancel()
 	cmd := exec.CommandContext(ctx, node, "demo.mjs")
 	cmd.Dir = "browser"
-	shots := t.TempDir()
+	// Screenshots of the main pages are kept as test artifacts (ignored by git).
+	shots, err := filepath.Abs("../wasm/test-results/demo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(shots, 0o755); err != nil {
+		t.Fatal(err)
+	}
 	cmd.Env = append(os.Environ(), "BK_APP="+app, "BK_EMAIL="+email, "BK_PASSWORD="+password, "BK_SHOTS="+shots,
 		"BK_UPSTREAM_USER=Grace Hopper", "BK_UPSTREAM_EMAIL=grace@example.com", "BK_ISSUER="+issuer)
 	out, err := cmd.CombinedOutput()
