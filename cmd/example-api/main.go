@@ -32,10 +32,25 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	logger := slog.New(slog.NewTextHandler(os.Stderr, nil))
-	if err := run(ctx, os.Args[1:], os.Getenv, logger); err != nil {
+	if err := run(ctx, os.Args[1:], os.Getenv, logger); errors.Is(err, flag.ErrHelp) {
+		fmt.Fprint(os.Stdout, usage())
+	} else if err != nil {
 		logger.Error("example-api", "error", err)
 		os.Exit(1)
 	}
+}
+
+// defineFlags declares the flags on fs, with defaults from the environment.
+func defineFlags(fs *flag.FlagSet, o *options, env func(name, fallback string) string, refetch, wait time.Duration, origins *string) {
+	fs.StringVar(&o.issuer, "issuer", env("ISSUER", ""), "Bridgekeeper issuer URL (required)")
+	fs.StringVar(&o.listen, "listen", env("LISTEN", "127.0.0.1:9090"), "address to listen on")
+	fs.StringVar(&o.audience, "audience", env("AUDIENCE", ""), "audience tokens must carry (empty: any, with a warning)")
+	fs.Func("allowed-origin", "browser origin allowed by CORS (repeatable, or comma-separated)", func(v string) error {
+		*origins += "," + v
+		return nil
+	})
+	fs.DurationVar(&o.refetchInterval, "refetch-interval", refetch, "least time between JWKS fetches for unknown keys")
+	fs.DurationVar(&o.issuerWait, "issuer-wait", wait, "how long to retry reaching the issuer at start-up")
 }
 
 type options struct {
@@ -76,16 +91,8 @@ func parseFlags(args []string, getenv func(string) string) (options, error) {
 	}
 	fs := flag.NewFlagSet("example-api", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
-	fs.StringVar(&o.issuer, "issuer", env("ISSUER", ""), "Bridgekeeper issuer URL (required)")
-	fs.StringVar(&o.listen, "listen", env("LISTEN", "127.0.0.1:9090"), "address to listen on")
-	fs.StringVar(&o.audience, "audience", env("AUDIENCE", ""), "audience tokens must carry (empty: any, with a warning)")
 	origins := env("ALLOWED_ORIGIN", "")
-	fs.Func("allowed-origin", "browser origin allowed by CORS (repeatable, or comma-separated)", func(v string) error {
-		origins += "," + v
-		return nil
-	})
-	fs.DurationVar(&o.refetchInterval, "refetch-interval", refetch, "least time between JWKS fetches for unknown keys")
-	fs.DurationVar(&o.issuerWait, "issuer-wait", wait, "how long to retry reaching the issuer at start-up")
+	defineFlags(fs, &o, env, refetch, wait, &origins)
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
@@ -101,6 +108,28 @@ func parseFlags(args []string, getenv func(string) string) (options, error) {
 		}
 	}
 	return o, nil
+}
+
+// usage is the --help text: what the API serves and every flag.
+func usage() string {
+	var b strings.Builder
+	b.WriteString(`Usage: example-api --issuer URL [flags]
+
+An example API protected by Bridgekeeper access tokens (package rp):
+  GET  /api/health    no token needed
+  GET  /api/profile   any valid access token; answers with the claims it verified
+  POST /api/checkout  needs the scope "checkout"
+Tokens are verified offline against the issuer's JWKS. Every flag can also be
+set as EXAMPLE_API_<NAME> (e.g. EXAMPLE_API_ISSUER).
+
+Flags:
+`)
+	fs := flag.NewFlagSet("example-api", flag.ContinueOnError)
+	var o options
+	defineFlags(fs, &o, func(_, fallback string) string { return fallback }, rp.DefaultRefetchInterval, 30*time.Second, new(string))
+	fs.SetOutput(&b)
+	fs.PrintDefaults()
+	return b.String()
 }
 
 func run(ctx context.Context, args []string, getenv func(string) string, logger *slog.Logger) error {
