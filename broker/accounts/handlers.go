@@ -101,6 +101,40 @@ func (s *Service) checkInbox(w http.ResponseWriter, r *http.Request, p *page, em
 	s.render(w, r, http.StatusOK, "message", p)
 }
 
+// emailRequest reads the e-mail address a resend or reset form posted,
+// counts the attempt against the limits of action and loads the user who
+// has that address (nil when nobody does: the caller answers the same
+// either way). When ok is false the answer (form error, 429, 500) has been
+// written.
+func (s *Service) emailRequest(w http.ResponseWriter, r *http.Request, p *page, tmpl, action string) (email string, u *storage.User, ok bool) {
+	ctx := r.Context()
+	p.Values["email"] = strings.TrimSpace(r.PostFormValue("email"))
+	email, err := parseEmail(r.PostFormValue("email"))
+	if err != nil {
+		p.Error, p.ErrorField = userMessage(err), "email"
+		s.render(w, r, http.StatusBadRequest, tmpl, p)
+		return "", nil, false
+	}
+	allowed, retry, err := s.limiter.Allow(ctx, action, email, s.clientIP(r))
+	if err != nil {
+		s.serverError(w, r, tmpl, err)
+		return "", nil, false
+	}
+	if !allowed {
+		s.tooMany(w, r, retry)
+		return "", nil, false
+	}
+	u, err = s.store.GetUserByEmail(ctx, email)
+	if err != nil && !errors.Is(err, storage.ErrNotFound) {
+		s.serverError(w, r, tmpl+": load user", err)
+		return "", nil, false
+	}
+	if err != nil {
+		u = nil
+	}
+	return email, u, true
+}
+
 func (s *Service) resendForm(w http.ResponseWriter, r *http.Request) {
 	s.render(w, r, http.StatusOK, "resend", s.newPage(w, r, "Send a new activation link"))
 }
@@ -109,29 +143,11 @@ func (s *Service) resend(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	ctx := r.Context()
 	p := s.newPage(w, r, "Send a new activation link")
-	p.Values["email"] = strings.TrimSpace(r.PostFormValue("email"))
-	email, err := parseEmail(r.PostFormValue("email"))
-	if err != nil {
-		p.Error, p.ErrorField = userMessage(err), "email"
-		s.render(w, r, http.StatusBadRequest, "resend", p)
-		return
-	}
-	ok, retry, err := s.limiter.Allow(ctx, ActionRegister, email, s.clientIP(r))
-	if err != nil {
-		s.serverError(w, r, "resend", err)
-		return
-	}
-	if !ok {
-		s.tooMany(w, r, retry)
-		return
-	}
-	u, err := s.store.GetUserByEmail(ctx, email)
+	email, u, ok := s.emailRequest(w, r, p, "resend", ActionRegister)
 	switch {
-	case errors.Is(err, storage.ErrNotFound):
-	case err != nil:
-		s.serverError(w, r, "resend: load user", err)
+	case !ok:
 		return
-	case !u.Disabled && (!u.Active || !u.EmailVerified):
+	case u != nil && !u.Disabled && (!u.Active || !u.EmailVerified):
 		if err := s.sendActivation(ctx, u, p.back()); err != nil {
 			s.log.ErrorContext(ctx, "accounts: resend: activation link", "user", u.ID, "err", err)
 		}
@@ -192,29 +208,11 @@ func (s *Service) reset(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	ctx := r.Context()
 	p := s.newPage(w, r, "Reset your password")
-	p.Values["email"] = strings.TrimSpace(r.PostFormValue("email"))
-	email, err := parseEmail(r.PostFormValue("email"))
-	if err != nil {
-		p.Error, p.ErrorField = userMessage(err), "email"
-		s.render(w, r, http.StatusBadRequest, "reset", p)
-		return
-	}
-	ok, retry, err := s.limiter.Allow(ctx, ActionReset, email, s.clientIP(r))
-	if err != nil {
-		s.serverError(w, r, "reset", err)
-		return
-	}
-	if !ok {
-		s.tooMany(w, r, retry)
-		return
-	}
-	u, err := s.store.GetUserByEmail(ctx, email)
+	email, u, ok := s.emailRequest(w, r, p, "reset", ActionReset)
 	switch {
-	case errors.Is(err, storage.ErrNotFound):
-	case err != nil:
-		s.serverError(w, r, "reset: load user", err)
+	case !ok:
 		return
-	case !u.Disabled:
+	case u != nil && !u.Disabled:
 		if err := s.sendReset(ctx, u, p.back()); err != nil {
 			s.log.ErrorContext(ctx, "accounts: reset link", "user", u.ID, "err", err)
 		}
