@@ -85,6 +85,8 @@ type Plugin struct {
 	cur      *instance
 	restarts int
 	closed   bool
+	// observe, when set, is told about every call (SetCallObserver).
+	observe func(method string, d time.Duration, err error)
 	// stopping counts discarded processes still being stopped.
 	stopping sync.WaitGroup
 }
@@ -160,6 +162,17 @@ func (p *Plugin) Restarts() int {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return p.restarts
+}
+
+// SetCallObserver has fn told the method, duration and outcome of every
+// later call to the plugin (for metrics such as
+// bridgekeeper_plugin_call_duration_seconds). A call that first has to
+// launch the plugin again is timed from after the launch. fn must be cheap
+// and safe for concurrent use; nil removes it.
+func (p *Plugin) SetCallObserver(fn func(method string, d time.Duration, err error)) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.observe = fn
 }
 
 // Close stops the plugin process (and any replaced one still stopping).
@@ -289,13 +302,20 @@ func (p *Plugin) invoke(ctx context.Context, method string, call func(context.Co
 	defer cancel()
 	var trailer metadata.MD
 	err = call(callCtx, inst, grpc.Trailer(&trailer))
-	if err == nil {
-		return nil
+	took := time.Since(start)
+	if err != nil {
+		// The plugin sees the deadline (it travels with the call) a moment
+		// before the host does.
+		timedOut := callCtx.Err() != nil || took >= p.cfg.CallTimeout*9/10
+		err = p.callError(ctx, callerBound, timedOut, inst, method, err, trailer)
 	}
-	// The plugin sees the deadline (it travels with the call) a moment
-	// before the host does.
-	timedOut := callCtx.Err() != nil || time.Since(start) >= p.cfg.CallTimeout*9/10
-	return p.callError(ctx, callerBound, timedOut, inst, method, err, trailer)
+	p.mu.Lock()
+	observe := p.observe
+	p.mu.Unlock()
+	if observe != nil {
+		observe(method, took, err)
+	}
+	return err
 }
 
 func (p *Plugin) callError(ctx context.Context, callerBound, timedOut bool, inst *instance, method string, err error, trailer metadata.MD) error {

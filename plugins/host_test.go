@@ -256,6 +256,20 @@ func TestKilledMidCall(t *testing.T) {
 	ctx := testContext(t)
 	p, sink := launchTest(t, nil)
 	pid := pidOf(t, sink, 1)
+	type observed struct {
+		method string
+		d      time.Duration
+		err    error
+	}
+	var (
+		obsMu sync.Mutex
+		calls []observed
+	)
+	p.SetCallObserver(func(method string, d time.Duration, err error) {
+		obsMu.Lock()
+		defer obsMu.Unlock()
+		calls = append(calls, observed{method, d, err})
+	})
 
 	errc := make(chan error, 1)
 	go func() {
@@ -278,6 +292,14 @@ func TestKilledMidCall(t *testing.T) {
 	if p.Restarts() != 1 {
 		t.Errorf("Restarts() = %d, want 1", p.Restarts())
 	}
+	// The call observer saw both calls: the failed one with its error, the
+	// next one as a success.
+	obsMu.Lock()
+	if len(calls) != 2 || calls[0].method != "LoginURL" || !errors.Is(calls[0].err, ErrPluginUnavailable) ||
+		calls[1].method != "LoginURL" || calls[1].err != nil || calls[0].d <= 0 || calls[1].d <= 0 {
+		t.Errorf("observed calls = %+v, want a failed LoginURL then a successful one", calls)
+	}
+	obsMu.Unlock()
 	if newPID := pidOf(t, sink, 2); newPID == pid {
 		t.Errorf("the new process has the old pid %d", pid)
 	}

@@ -51,6 +51,9 @@ func operations(cfg config.Config, srv *broker.Server, store *storage.Store, km 
 	for _, c := range cfg.Connectors {
 		if p := fed.Plugin(c.ID); p != nil {
 			errs = append(errs, m.RegisterPluginRestarts(c.ID, p.Restarts))
+			p.SetCallObserver(func(method string, d time.Duration, err error) {
+				m.ObservePluginCall(c.ID, method, d, err)
+			})
 		}
 	}
 	if err := errors.Join(errs...); err != nil {

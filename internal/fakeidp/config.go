@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"time"
 
 	"gopkg.in/yaml.v3"
 )
@@ -45,6 +46,11 @@ type Config struct {
 	BaseURL string `yaml:"base_url" json:"base_url"`
 	// SigningAlgorithm is RS256 (the default) or ES256.
 	SigningAlgorithm string `yaml:"signing_algorithm" json:"signing_algorithm"`
+	// OktaRefreshGrace is how long an Okta refresh token the upstream has
+	// already rotated stays usable, as Okta's "grace period for token
+	// rotation" does (0 to 60 s there; 30 s by default). Zero here: a
+	// rotated token is refused at once.
+	OktaRefreshGrace time.Duration `yaml:"okta_refresh_grace" json:"okta_refresh_grace"`
 }
 
 // DemoPassword is the password of every demo user.
@@ -75,7 +81,8 @@ func DemoConfig() Config {
 				GivenName: "Erin", FamilyName: "Evans", HostedDomain: "example.com", Password: DemoPassword,
 				Disabled: true},
 		},
-		Clients: []Client{{ID: "bridgekeeper", Secret: "bridgekeeper-secret", RedirectURIs: redirects}},
+		Clients:          []Client{{ID: "bridgekeeper", Secret: "bridgekeeper-secret", RedirectURIs: redirects}},
+		OktaRefreshGrace: 30 * time.Second, // Okta's default
 	}
 }
 
@@ -122,6 +129,9 @@ func (c Config) validate() error {
 	case "", "RS256", "ES256":
 	default:
 		return errors.New("signing_algorithm must be RS256 or ES256")
+	}
+	if c.OktaRefreshGrace < 0 || c.OktaRefreshGrace > time.Minute {
+		return fmt.Errorf("okta_refresh_grace must be between 0 and 60s (as at Okta), got %s", c.OktaRefreshGrace)
 	}
 	return nil
 }

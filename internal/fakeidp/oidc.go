@@ -14,6 +14,7 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+	"time"
 
 	jose "github.com/go-jose/go-jose/v4"
 )
@@ -303,8 +304,17 @@ func (s *Server) refresh(w http.ResponseWriter, r *http.Request, f flavour, iss 
 		}
 	}
 	if ok && f == flavourOkta {
-		// Okta rotates refresh tokens; Google keeps them.
-		delete(s.refreshTokens, token)
+		// Okta rotates refresh tokens (Google keeps them); the rotated one
+		// stays usable for the grace period.
+		switch now := s.now(); {
+		case s.cfg.OktaRefreshGrace <= 0:
+			delete(s.refreshTokens, token)
+		case g.rotatedAt.IsZero():
+			g.rotatedAt = now
+		case now.Sub(g.rotatedAt) > s.cfg.OktaRefreshGrace:
+			delete(s.refreshTokens, token)
+			ok = false
+		}
 	}
 	s.mu.Unlock()
 	if !ok {
@@ -313,6 +323,7 @@ func (s *Server) refresh(w http.ResponseWriter, r *http.Request, f flavour, iss 
 	}
 	fresh := *g
 	fresh.nonce = ""
+	fresh.rotatedAt = time.Time{}
 	idToken, err := s.mintIDToken(&fresh, user)
 	if err != nil {
 		oauthError(w, http.StatusInternalServerError, "server_error", "could not sign the ID token")

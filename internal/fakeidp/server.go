@@ -90,6 +90,8 @@ type grant struct {
 	idToken     string // minted when the code is issued
 	offline     bool
 	expires     time.Time
+	// rotatedAt is when an Okta refresh token was rotated (zero: not yet).
+	rotatedAt time.Time
 }
 
 type flavour string

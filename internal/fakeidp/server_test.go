@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -22,8 +23,17 @@ const (
 
 func start(t *testing.T) (*Server, string) {
 	t.Helper()
+	return startWith(t, nil)
+}
+
+// startWith is start with changes to the demo config.
+func startWith(t *testing.T, change func(*Config)) (*Server, string) {
+	t.Helper()
 	cfg := DemoConfig()
 	cfg.Clients = append(cfg.Clients, Client{ID: testClient, Secret: testSecret, RedirectURIs: []string{testRedirect}})
+	if change != nil {
+		change(&cfg)
+	}
 	s, err := New(cfg, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -271,6 +281,64 @@ func TestCodeFlow(t *testing.T) {
 	if status, f := postToken(t, tokenURL, form(verifier), true); status != http.StatusBadRequest || f.Error != "temporarily_unavailable" {
 		t.Errorf("forced failure: %d %+v", status, f)
 	}
+}
+
+// TestOktaRefreshGrace: a rotated Okta refresh token stays usable for the
+// grace period, as at Okta, and not after it; with no grace, not at all.
+func TestOktaRefreshGrace(t *testing.T) {
+	var clock atomic.Int64
+	clock.Store(time.Now().UnixNano())
+	s, base := startWith(t, func(c *Config) { c.OktaRefreshGrace = 30 * time.Second })
+	s.now = func() time.Time { return time.Unix(0, clock.Load()) }
+	tokenURL := base + "/oauth2/default/v1/token"
+	refresh := func(token string) (int, tokenAnswer) {
+		return postToken(t, tokenURL, url.Values{"grant_type": {"refresh_token"}, "refresh_token": {token}}, true)
+	}
+	first := oktaTokens(t, base)
+	status, second := refresh(first.RefreshToken)
+	if status != http.StatusOK || second.RefreshToken == "" || second.RefreshToken == first.RefreshToken {
+		t.Fatalf("first refresh: %d %+v", status, second)
+	}
+	clock.Add(int64(20 * time.Second))
+	if status, again := refresh(first.RefreshToken); status != http.StatusOK || again.RefreshToken == "" {
+		t.Errorf("the rotated token within the grace period: %d %+v, want new tokens", status, again)
+	}
+	clock.Add(int64(11 * time.Second))
+	if status, late := refresh(first.RefreshToken); status != http.StatusBadRequest || late.Error != "invalid_grant" {
+		t.Errorf("the rotated token after the grace period: %d %+v, want invalid_grant", status, late)
+	}
+	if status, third := refresh(second.RefreshToken); status != http.StatusOK {
+		t.Errorf("the latest token: %d %+v", status, third)
+	}
+
+	_, strictBase := startWith(t, func(c *Config) { c.OktaRefreshGrace = 0 })
+	first = oktaTokens(t, strictBase)
+	strictURL := strictBase + "/oauth2/default/v1/token"
+	if status, a := postToken(t, strictURL, url.Values{"grant_type": {"refresh_token"}, "refresh_token": {first.RefreshToken}}, true); status != http.StatusOK {
+		t.Fatalf("refresh: %d %+v", status, a)
+	}
+	if status, a := postToken(t, strictURL, url.Values{"grant_type": {"refresh_token"}, "refresh_token": {first.RefreshToken}}, true); status != http.StatusBadRequest || a.Error != "invalid_grant" {
+		t.Errorf("a rotated token with no grace period: %d %+v, want invalid_grant", status, a)
+	}
+
+	if _, err := New(Config{OktaRefreshGrace: 2 * time.Minute}, nil); err == nil {
+		t.Error("a grace period over Okta's 60 s limit was accepted")
+	}
+}
+
+// oktaTokens logs user 1002 in at the Okta flavour and redeems the code.
+func oktaTokens(t *testing.T, base string) tokenAnswer {
+	t.Helper()
+	back, err := Login(context.Background(), authorizeURL(base, "/oauth2/default/v1/authorize", nil), "1002")
+	if err != nil {
+		t.Fatal(err)
+	}
+	status, a := postToken(t, base+"/oauth2/default/v1/token", url.Values{"grant_type": {"authorization_code"},
+		"code": {back.Query().Get("code")}, "redirect_uri": {testRedirect}}, true)
+	if status != http.StatusOK || a.RefreshToken == "" {
+		t.Fatalf("code exchange: %d %+v", status, a)
+	}
+	return a
 }
 
 func TestGraph(t *testing.T) {
