@@ -36,3 +36,47 @@ func TestDatabaseOutageIs503(t *testing.T) {
 		}
 	})
 }
+
+// A code exchange whose writes fail on the database (a restart, a lost
+// connection) answers 5xx and spends nothing: the same code and verifier
+// work once the database does. (fosite deletes the PKCE data while checking
+// the request; the resilience test found codes left unredeemable after a
+// Postgres restart.) A trigger makes the grant's insert fail, as a database
+// going away at that moment would.
+func TestFailedGrantWriteKeepsTheCode(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b storagetest.Backend) {
+		e := newTestEnv(t, b, nil)
+		ctx := t.Context()
+		db := e.store.DB()
+		create, drop := []string{
+			`CREATE TRIGGER bk_fail_grant BEFORE INSERT ON access_tokens BEGIN SELECT RAISE(ABORT, 'simulated database failure'); END`,
+		}, []string{`DROP TRIGGER bk_fail_grant`}
+		if b.Name != "sqlite" {
+			create = []string{
+				`CREATE FUNCTION bk_fail_grant() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'simulated database failure'; END $$`,
+				`CREATE TRIGGER bk_fail_grant BEFORE INSERT ON access_tokens FOR EACH ROW EXECUTE FUNCTION bk_fail_grant()`,
+			}
+			drop = []string{`DROP TRIGGER bk_fail_grant ON access_tokens`, `DROP FUNCTION bk_fail_grant()`}
+		}
+		for _, q := range create {
+			if _, err := db.ExecContext(ctx, q); err != nil {
+				t.Fatalf("%s: %v", q, err)
+			}
+		}
+		ar := spaAuth()
+		code := e.browser().loginForCode(ar)
+		if tr := e.exchange(code, ar); tr.status < 500 {
+			t.Fatalf("exchange with the grant's write failing: %d %q, want a 5xx", tr.status, tr.Error)
+		}
+		for _, q := range drop {
+			if _, err := db.ExecContext(ctx, q); err != nil {
+				t.Fatalf("%s: %v", q, err)
+			}
+		}
+		tr := mustOK(t, e.exchange(code, ar))
+		if !e.active(tr.AccessToken) || !e.active(tr.RefreshToken) {
+			t.Error("the tokens of the retried exchange are not active")
+		}
+		wantTokenError(t, e.exchange(code, ar), http.StatusBadRequest, "invalid_grant")
+	})
+}

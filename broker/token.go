@@ -46,7 +46,17 @@ func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	sess := newSession()
-	ar, err := s.provider.NewAccessRequest(ctx, r, sess)
+	// The request's checks record their writes (the PKCE data they spend)
+	// in buf; they land with the grant, in one transaction.
+	buf := &writeBuffer{}
+	ar, err := s.provider.NewAccessRequest(context.WithValue(ctx, writeBufferKey{}, buf), r, sess)
+	if err != nil && fosite.ErrorToRFC6749Error(err).CodeField < http.StatusInternalServerError {
+		// A refused request (a wrong code_verifier, say) still spends what
+		// the checks spent, so a stolen code gets one guess.
+		if werr := s.withBufferedWrites(ctx, buf, func(context.Context) error { return nil }); werr != nil {
+			s.log.ErrorContext(ctx, "token request: spend the refused request's PKCE data", "err", werr)
+		}
+	}
 	if err != nil && ar != nil && ar.GetClient() != nil && ar.GetClient().IsPublic() &&
 		ar.GetGrantTypes().ExactOne("client_credentials") && errors.Is(err, fosite.ErrInvalidGrant) {
 		// fosite says invalid_grant; RFC 6749 section 5.2 says this.
@@ -66,7 +76,7 @@ func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var resp fosite.AccessResponder
-	err = s.withWrites(ctx, func(ctx context.Context) error {
+	err = s.withBufferedWrites(ctx, buf, func(ctx context.Context) error {
 		var err error
 		resp, err = s.provider.NewAccessResponse(ctx, ar)
 		return err

@@ -155,6 +155,15 @@ func (t *txStore) CreatePKCERequestSession(ctx context.Context, sig string, req 
 	return deferWrite(ctx, func(ctx context.Context) error { return t.Store.CreatePKCERequestSession(ctx, sig, req) })
 }
 
+// DeletePKCERequestSession is deferred too: fosite's PKCE handler deletes
+// the code's PKCE data while checking the token request, before the grant
+// is made. Done at once, a grant that then fails on the database (a
+// restart, a lost connection) would leave the client a code it can never
+// redeem; deferred, the code stays redeemable until a grant succeeds.
+func (t *txStore) DeletePKCERequestSession(ctx context.Context, sig string) error {
+	return deferWrite(ctx, func(ctx context.Context) error { return t.Store.DeletePKCERequestSession(ctx, sig) })
+}
+
 func maybeSnapshot(ctx context.Context, req fosite.Requester) fosite.Requester {
 	if bufferFrom(ctx) == nil {
 		return req
@@ -169,7 +178,12 @@ func maybeSnapshot(ctx context.Context, req fosite.Requester) fosite.Requester {
 // asks the client to retry, anything else is a server error. Nothing is
 // written when fn fails.
 func (s *Server) withWrites(ctx context.Context, fn func(ctx context.Context) error) error {
-	buf := &writeBuffer{}
+	return s.withBufferedWrites(ctx, &writeBuffer{}, fn)
+}
+
+// withBufferedWrites is withWrites adding to writes already recorded in
+// buf (by the token request's checks).
+func (s *Server) withBufferedWrites(ctx context.Context, buf *writeBuffer, fn func(ctx context.Context) error) error {
 	if err := fn(context.WithValue(ctx, writeBufferKey{}, buf)); err != nil {
 		return lostRace(err)
 	}
@@ -178,20 +192,31 @@ func (s *Server) withWrites(ctx context.Context, fn func(ctx context.Context) er
 	}
 	txCtx, err := s.store.Store.BeginTX(ctx)
 	if err != nil {
-		return storageError(err)
+		return s.writeError(ctx, err)
 	}
 	for _, op := range buf.ops {
 		if err := op(txCtx); err != nil {
 			if rbErr := s.store.Store.Rollback(txCtx); rbErr != nil {
 				s.log.ErrorContext(ctx, "rollback", "err", rbErr)
 			}
-			return storageError(err)
+			return s.writeError(ctx, err)
 		}
 	}
 	if err := s.store.Store.Commit(txCtx); err != nil {
-		return storageError(err)
+		return s.writeError(ctx, err)
 	}
 	return nil
+}
+
+// writeError is storageError, except that a write failing because the
+// database cannot be reached is a 503 temporarily_unavailable: the client
+// may retry, and nothing was spent.
+func (s *Server) writeError(ctx context.Context, err error) error {
+	rfc := storageError(err)
+	if errors.Is(rfc, fosite.ErrServerError) && s.store.Store.Ping(ctx) != nil {
+		return outage(unavailable(err))
+	}
+	return rfc
 }
 
 // lostRace turns the server error fosite answers when a concurrent request
