@@ -165,31 +165,75 @@ func (s *Server) PendingLogin(r *http.Request, loginID string) (*storage.Pending
 	return p, nil
 }
 
+// RecordUpstreamState records in the pending login loginID of this browser
+// that the user went to connector connectorID with the state whose hash is
+// stateHash, and the connector's state (see
+// storage.Store.RecordUpstreamState). It fails with an error wrapping
+// storage.ErrNotFound when the pending login is gone, expired or another
+// browser's.
+func (s *Server) RecordUpstreamState(r *http.Request, loginID, connectorID, stateHash string, connectorState []byte) error {
+	if loginID == "" {
+		return fmt.Errorf("pending login: %w", storage.ErrNotFound)
+	}
+	err := s.cfg.Store.RecordUpstreamState(r.Context(), hashToken(loginID), currentBinding(r), connectorID, stateHash, connectorState)
+	if err != nil {
+		return fmt.Errorf("pending login: %w", err)
+	}
+	return nil
+}
+
+// ClaimUpstreamState uses up the upstream state of the pending login
+// loginID of this browser and returns the pending login (see
+// storage.Store.ClaimUpstreamState): an error wrapping storage.ErrNotFound
+// when the state is not the one recorded for connectorID, was used
+// already, or the pending login is gone, expired or another browser's.
+func (s *Server) ClaimUpstreamState(r *http.Request, loginID, connectorID, stateHash string) (*storage.PendingLogin, error) {
+	if loginID == "" {
+		return nil, fmt.Errorf("pending login: %w", storage.ErrNotFound)
+	}
+	p, err := s.cfg.Store.ClaimUpstreamState(r.Context(), hashToken(loginID), currentBinding(r), connectorID, stateHash)
+	if err != nil {
+		return nil, fmt.Errorf("pending login: %w", err)
+	}
+	return p, nil
+}
+
 // CompleteLogin finishes the pending login loginID (the id in the login URL)
 // for userID, authenticated by idp ("local" or a connector id) with the
 // methods amr (e.g. ["pwd"]): it starts the broker session and answers the
 // original authorization request (a redirect to the client). It writes the
 // whole response, an error page included.
 func (s *Server) CompleteLogin(w http.ResponseWriter, r *http.Request, loginID, userID, idp string, amr []string) {
+	s.completeLogin(w, r, loginID, userID, nil, idp, amr)
+}
+
+// CompleteLoginAs is CompleteLogin for a caller that has just loaded the
+// user in this request: the user is not read again (whether it may log in
+// is checked on the given copy).
+func (s *Server) CompleteLoginAs(w http.ResponseWriter, r *http.Request, loginID string, user *storage.User, idp string, amr []string) {
+	s.completeLogin(w, r, loginID, user.ID, user, idp, amr)
+}
+
+func (s *Server) completeLogin(w http.ResponseWriter, r *http.Request, loginID, userID string, user *storage.User, idp string, amr []string) {
 	ctx := r.Context()
-	if _, err := s.PendingLogin(r, loginID); err != nil {
-		s.renderExpiredLogin(w, r, err)
-		return
-	}
-	p, err := s.cfg.Store.TakePendingLogin(ctx, hashToken(loginID))
-	if err != nil { // another request completed it first
-		s.renderExpiredLogin(w, r, err)
-		return
-	}
-	user, err := s.cfg.Store.GetUser(ctx, userID)
-	if errors.Is(err, storage.ErrNotFound) {
-		s.renderError(w, r, http.StatusForbidden, "Sign-in not allowed", "This account cannot sign in.")
-		return
-	}
+	// One statement checks that the pending login is this browser's and
+	// uses it up: of concurrent completions exactly one gets it.
+	p, err := s.cfg.Store.TakeBoundPendingLogin(ctx, hashToken(loginID), currentBinding(r))
 	if err != nil {
-		s.log.ErrorContext(ctx, "complete login: load user", "user", userID, "err", err)
-		s.renderError(w, r, http.StatusInternalServerError, "Sign-in failed", "Something went wrong. Please try again.")
+		s.renderExpiredLogin(w, r, err)
 		return
+	}
+	if user == nil {
+		user, err = s.cfg.Store.GetUser(ctx, userID)
+		if errors.Is(err, storage.ErrNotFound) {
+			s.renderError(w, r, http.StatusForbidden, "Sign-in not allowed", "This account cannot sign in.")
+			return
+		}
+		if err != nil {
+			s.log.ErrorContext(ctx, "complete login: load user", "user", userID, "err", err)
+			s.renderError(w, r, http.StatusInternalServerError, "Sign-in failed", "Something went wrong. Please try again.")
+			return
+		}
 	}
 	if !user.Active || user.Disabled {
 		s.renderError(w, r, http.StatusForbidden, "Sign-in not allowed", "This account cannot sign in.")

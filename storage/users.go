@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"fmt"
 	"strings"
+	"time"
 )
 
 // expectRow turns "no row was affected" into ErrNotFound.
@@ -171,6 +172,50 @@ func (s *Store) UpsertIdentity(ctx context.Context, id *Identity) error {
 	if err != nil {
 		return s.wrap("upsert identity", err)
 	}
+	return nil
+}
+
+// RecordIdentityLogin updates the link of an upstream identity that is
+// linked already with what the upstream said at this login: e-mail
+// address, claims, connector data and LastLoginAt (now when zero). It fills
+// in id.UserID and id.CreatedAt from the link, and fails with ErrNotFound
+// when the identity is not linked. One statement: the login of a known
+// identity needs no read of the link before it.
+func (s *Store) RecordIdentityLogin(ctx context.Context, id *Identity) error {
+	if id.ConnectorID == "" || id.Subject == "" {
+		return fmt.Errorf("storage: record identity login: connector id and subject are required")
+	}
+	if unstorable(id.ConnectorID, id.Subject) {
+		return notFound("identity", id.ConnectorID+"/"+id.Subject)
+	}
+	if id.LastLoginAt.IsZero() {
+		id.LastLoginAt = now()
+	}
+	db, err := s.writer(ctx)
+	if err != nil {
+		return err
+	}
+	var linked struct {
+		UserID    string    `bun:"user_id"`
+		CreatedAt time.Time `bun:"created_at"`
+	}
+	err = db.NewUpdate().Model((*Identity)(nil)).
+		Set("email = ?", id.Email).
+		Set("email_verified = ?", id.EmailVerified).
+		Set("claims = ?", id.Claims).
+		Set("connector_data = ?", id.ConnectorData).
+		Set("last_login_at = ?", id.LastLoginAt).
+		Where("connector_id = ?", id.ConnectorID).
+		Where("subject = ?", id.Subject).
+		Returning("user_id, created_at").
+		Scan(ctx, &linked)
+	if err != nil {
+		if classify(err) == ErrNotFound {
+			return notFound("identity", id.ConnectorID+"/"+id.Subject)
+		}
+		return s.wrap("record identity login", err)
+	}
+	id.UserID, id.CreatedAt = linked.UserID, linked.CreatedAt
 	return nil
 }
 

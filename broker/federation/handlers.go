@@ -1,13 +1,11 @@
 package federation
 
 import (
-	"context"
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/hex"
 	"errors"
-	"fmt"
 	"net/http"
 	"net/url"
 	"slices"
@@ -56,10 +54,7 @@ func (f *Federation) handleConnect(w http.ResponseWriter, r *http.Request) {
 		f.renderConnectorError(w, r, c, err, loginID)
 		return
 	}
-	p.ConnectorID = c.id
-	p.UpstreamStateHash = hashState(state)
-	p.ConnectorState = resp.ConnectorState
-	if err := f.cfg.Store.UpdatePendingLogin(ctx, p); err != nil {
+	if err := f.cfg.Broker.RecordUpstreamState(r, loginID, c.id, hashState(state), resp.ConnectorState); err != nil {
 		if errors.Is(err, storage.ErrNotFound) { // completed or expired meanwhile
 			f.renderPendingError(w, r, err)
 			return
@@ -106,30 +101,22 @@ func (f *Federation) handleCallback(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	loginID := ck.Value
-	p, err := f.cfg.Broker.PendingLogin(r, loginID)
-	if err != nil {
-		f.renderPendingError(w, r, err)
-		return
-	}
-	if state == "" || p.ConnectorID != c.id || p.UpstreamStateHash == "" ||
-		subtle.ConstantTimeCompare([]byte(hashState(state)), []byte(p.UpstreamStateHash)) != 1 {
-		f.log.InfoContext(ctx, "upstream callback with a state this browser did not start", "connector", c.id)
-		f.renderError(w, r, http.StatusBadRequest, "Sign-in could not be verified",
-			"This answer does not belong to the sign-in this browser started, or it was already used. Please sign in again.",
-			f.loginPageURL(loginID))
-		return
-	}
 	// Use the state up before the connector sees the answer: of two
-	// callbacks with the same state, exactly one gets through.
-	if err := f.claimState(ctx, p); err != nil {
-		if errors.Is(err, storage.ErrNotFound) {
-			f.log.InfoContext(ctx, "upstream state replayed", "connector", c.id)
-			f.renderError(w, r, http.StatusBadRequest, "Sign-in could not be verified",
-				"This answer was already used. Please sign in again.", f.loginPageURL(loginID))
+	// callbacks with the same state, exactly one gets through. One
+	// statement checks the browser, connector, state and expiry and
+	// clears the state; only when it finds nothing is the pending login
+	// read, to tell the user what went wrong.
+	var p *storage.PendingLogin
+	if state != "" {
+		p, err = f.cfg.Broker.ClaimUpstreamState(r, loginID, c.id, hashState(state))
+		if err != nil && !errors.Is(err, storage.ErrNotFound) {
+			f.log.ErrorContext(ctx, "claim upstream state", "connector", c.id, "err", err)
+			f.renderError(w, r, http.StatusInternalServerError, "Sign-in failed", "Something went wrong. Please try again.", "")
 			return
 		}
-		f.log.ErrorContext(ctx, "clear upstream state", "connector", c.id, "err", err)
-		f.renderError(w, r, http.StatusInternalServerError, "Sign-in failed", "Something went wrong. Please try again.", "")
+	}
+	if p == nil {
+		f.refuseCallback(w, r, c, loginID, state)
 		return
 	}
 	f.clearCookie(w, c.id)
@@ -147,32 +134,33 @@ func (f *Federation) handleCallback(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	f.log.InfoContext(ctx, "federated login", "connector", c.id, "user", user.ID)
-	f.cfg.Broker.CompleteLogin(w, r, loginID, user.ID, c.id, []string{AMR})
+	f.cfg.Broker.CompleteLoginAs(w, r, loginID, user, c.id, []string{AMR})
 }
 
-// claimState clears the pending login's upstream state, if it is still the
-// one the caller read: storage.ErrNotFound when another request (or a
-// newer /connect) got there first, or the pending login has expired.
-func (f *Federation) claimState(ctx context.Context, p *storage.PendingLogin) error {
-	res, err := f.cfg.Store.DB().NewUpdate().Model((*storage.PendingLogin)(nil)).
-		Set("upstream_state_hash = ''").
-		Set("connector_state = NULL").
-		Where("id = ?", p.ID).
-		Where("connector_id = ?", p.ConnectorID).
-		Where("upstream_state_hash = ?", p.UpstreamStateHash).
-		Where("expires_at > ?", time.Now().UTC()).
-		Exec(ctx)
+// refuseCallback answers a callback whose state could not be claimed,
+// saying why: the pending login is gone, expired or another browser's;
+// the state is not the one this browser's pending login sent upstream; or
+// it was (just) used.
+func (f *Federation) refuseCallback(w http.ResponseWriter, r *http.Request, c *connector, loginID, state string) {
+	ctx := r.Context()
+	p, err := f.cfg.Broker.PendingLogin(r, loginID)
 	if err != nil {
-		return fmt.Errorf("claim upstream state: %w", err)
+		f.renderPendingError(w, r, err)
+		return
 	}
-	n, err := res.RowsAffected()
-	if err != nil {
-		return fmt.Errorf("claim upstream state: %w", err)
+	if state == "" || p.ConnectorID != c.id || p.UpstreamStateHash == "" ||
+		subtle.ConstantTimeCompare([]byte(hashState(state)), []byte(p.UpstreamStateHash)) != 1 {
+		f.log.InfoContext(ctx, "upstream callback with a state this browser did not start", "connector", c.id)
+		f.renderError(w, r, http.StatusBadRequest, "Sign-in could not be verified",
+			"This answer does not belong to the sign-in this browser started, or it was already used. Please sign in again.",
+			f.loginPageURL(loginID))
+		return
 	}
-	if n != 1 {
-		return fmt.Errorf("claim upstream state: %w", storage.ErrNotFound)
-	}
-	return nil
+	// The state matches but could not be claimed: another callback with
+	// it got there between the two statements.
+	f.log.InfoContext(ctx, "upstream state replayed", "connector", c.id)
+	f.renderError(w, r, http.StatusBadRequest, "Sign-in could not be verified",
+		"This answer was already used. Please sign in again.", f.loginPageURL(loginID))
 }
 
 // scopesOf says what the broker's client asked for, for the connector.

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/bridgekeeper/bridgekeeper/connectors"
 	"github.com/bridgekeeper/bridgekeeper/storage"
@@ -58,27 +59,26 @@ func (f *Federation) userFor(ctx context.Context, connectorID string, ident conn
 		LastLoginAt:   now(),
 	}
 
-	existing, err := store.GetIdentity(ctx, connectorID, ident.Subject)
+	// A known identity (the usual case): one statement records this login
+	// and names the user.
+	err = store.RecordIdentityLogin(ctx, link)
 	switch {
 	case err == nil:
-		user, err := store.GetUser(ctx, existing.UserID)
+		user, err := store.GetUser(ctx, link.UserID)
 		if err == nil {
-			link.UserID, link.CreatedAt = user.ID, existing.CreatedAt
-			if err := store.UpsertIdentity(ctx, link); err != nil {
-				return nil, fmt.Errorf("update identity: %w", err)
-			}
 			return f.syncProfile(ctx, user, ident), nil
 		}
 		if !errors.Is(err, storage.ErrNotFound) {
 			return nil, fmt.Errorf("load linked user: %w", err)
 		}
 		// The user was deleted but the link survived: start afresh.
-		f.log.WarnContext(ctx, "identity linked to a missing user; linking it anew", "connector", connectorID, "user", existing.UserID)
+		f.log.WarnContext(ctx, "identity linked to a missing user; linking it anew", "connector", connectorID, "user", link.UserID)
 		if err := f.deleteIdentity(ctx, connectorID, ident.Subject); err != nil {
 			return nil, err
 		}
+		link.UserID, link.CreatedAt = "", time.Time{}
 	case !errors.Is(err, storage.ErrNotFound):
-		return nil, fmt.Errorf("load identity: %w", err)
+		return nil, fmt.Errorf("record identity login: %w", err)
 	}
 
 	if f.cfg.LinkByEmail && link.Email != "" && ident.EmailVerified {

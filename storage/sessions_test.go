@@ -1,0 +1,171 @@
+package storage_test
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/bridgekeeper/bridgekeeper/storage"
+	"github.com/bridgekeeper/bridgekeeper/storage/storagetest"
+)
+
+// TestUpstreamState: the state a /connect records is this browser's, and
+// its claim by the callback is single-use, for the right connector and
+// state only, and never after the pending login expired.
+func TestUpstreamState(t *testing.T) {
+	for _, b := range storagetest.Backends(t) {
+		t.Run(b.Name, func(t *testing.T) {
+			ctx := context.Background()
+			s, _ := b.Open(t)
+			now := time.Now().UTC().Truncate(time.Second)
+			add := func(id string, expires time.Time) {
+				t.Helper()
+				p := &storage.PendingLogin{ID: id, BrowserBinding: "b", ClientID: "spa", Form: "a=b",
+					RequestedAt: now, ExpiresAt: expires}
+				if err := s.CreatePendingLogin(ctx, p); err != nil {
+					t.Fatal(err)
+				}
+			}
+			add("p1", now.Add(time.Minute))
+			for _, binding := range []string{"other", ""} {
+				if err := s.RecordUpstreamState(ctx, "p1", binding, "okta", "h1", []byte("cs")); !errors.Is(err, storage.ErrNotFound) {
+					t.Errorf("record with binding %q: %v, want ErrNotFound", binding, err)
+				}
+			}
+			if err := s.RecordUpstreamState(ctx, "missing", "b", "okta", "h1", []byte("cs")); !errors.Is(err, storage.ErrNotFound) {
+				t.Errorf("record for a missing login: %v, want ErrNotFound", err)
+			}
+			if err := s.RecordUpstreamState(ctx, "p1", "b", "okta", "h1", []byte("opaque\x00state")); err != nil {
+				t.Fatalf("record: %v", err)
+			}
+			got, err := s.GetPendingLogin(ctx, "p1")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got.ConnectorID != "okta" || got.UpstreamStateHash != "h1" || string(got.ConnectorState) != "opaque\x00state" ||
+				got.Form != "a=b" || got.ClientID != "spa" || got.BrowserBinding != "b" {
+				t.Errorf("after recording: %+v", got)
+			}
+
+			for _, c := range []struct{ binding, connector, hash string }{
+				{"other", "okta", "h1"}, {"", "okta", "h1"}, {"b", "google", "h1"}, {"b", "okta", "h2"}, {"b", "okta", ""},
+			} {
+				if _, err := s.ClaimUpstreamState(ctx, "p1", c.binding, c.connector, c.hash); !errors.Is(err, storage.ErrNotFound) {
+					t.Errorf("claim %+v: %v, want ErrNotFound", c, err)
+				}
+			}
+			claimed, err := s.ClaimUpstreamState(ctx, "p1", "b", "okta", "h1")
+			if err != nil {
+				t.Fatalf("claim: %v", err)
+			}
+			if claimed.ID != "p1" || claimed.Form != "a=b" || claimed.ConnectorID != "okta" ||
+				string(claimed.ConnectorState) != "opaque\x00state" || !claimed.ExpiresAt.Equal(now.Add(time.Minute)) {
+				t.Errorf("claimed: %+v", claimed)
+			}
+			if _, err := s.ClaimUpstreamState(ctx, "p1", "b", "okta", "h1"); !errors.Is(err, storage.ErrNotFound) {
+				t.Errorf("second claim: %v, want ErrNotFound", err)
+			}
+			if got, err := s.GetPendingLogin(ctx, "p1"); err != nil || got.UpstreamStateHash != "" {
+				t.Errorf("after the claim: %+v, %v", got, err)
+			}
+
+			// A newer /connect replaced the state: the old one is refused.
+			add("p2", now.Add(time.Minute))
+			if err := s.RecordUpstreamState(ctx, "p2", "b", "okta", "old", nil); err != nil {
+				t.Fatal(err)
+			}
+			if err := s.RecordUpstreamState(ctx, "p2", "b", "okta", "newer", nil); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := s.ClaimUpstreamState(ctx, "p2", "b", "okta", "old"); !errors.Is(err, storage.ErrNotFound) {
+				t.Errorf("claim of a replaced state: %v", err)
+			}
+
+			add("p3", now.Add(-time.Second))
+			if err := s.RecordUpstreamState(ctx, "p3", "b", "okta", "h3", nil); !errors.Is(err, storage.ErrNotFound) {
+				t.Errorf("record on an expired login: %v", err)
+			}
+			expired := &storage.PendingLogin{ID: "p4", BrowserBinding: "b", ClientID: "spa", Form: "a=b", RequestedAt: now,
+				ExpiresAt: now.Add(-time.Second), ConnectorID: "okta", UpstreamStateHash: "h4"}
+			if err := s.CreatePendingLogin(ctx, expired); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := s.ClaimUpstreamState(ctx, "p4", "b", "okta", "h4"); !errors.Is(err, storage.ErrNotFound) {
+				t.Errorf("claim on an expired login: %v", err)
+			}
+		})
+	}
+}
+
+// TestClaimUpstreamStateConcurrently: of callbacks racing with the same
+// state exactly one gets the pending login.
+func TestClaimUpstreamStateConcurrently(t *testing.T) {
+	for _, b := range storagetest.Backends(t) {
+		t.Run(b.Name, func(t *testing.T) {
+			ctx := context.Background()
+			s, _ := b.Open(t)
+			now := time.Now().UTC().Truncate(time.Second)
+			p := &storage.PendingLogin{ID: "p", BrowserBinding: "b", ClientID: "spa", Form: "a=b", RequestedAt: now,
+				ExpiresAt: now.Add(time.Minute), ConnectorID: "okta", UpstreamStateHash: "h"}
+			if err := s.CreatePendingLogin(ctx, p); err != nil {
+				t.Fatal(err)
+			}
+			const n = 8
+			errs := make(chan error, n)
+			for range n {
+				go func() {
+					_, err := s.ClaimUpstreamState(ctx, "p", "b", "okta", "h")
+					errs <- err
+				}()
+			}
+			won := 0
+			for range n {
+				switch err := <-errs; {
+				case err == nil:
+					won++
+				case !errors.Is(err, storage.ErrNotFound):
+					t.Errorf("claim: %v", err)
+				}
+			}
+			if won != 1 {
+				t.Errorf("%d claims got the pending login, want 1", won)
+			}
+		})
+	}
+}
+
+// TestTakeBoundPendingLogin: only the browser that started a pending login
+// takes it; another browser's attempt leaves it in place.
+func TestTakeBoundPendingLogin(t *testing.T) {
+	for _, b := range storagetest.Backends(t) {
+		t.Run(b.Name, func(t *testing.T) {
+			ctx := context.Background()
+			s, _ := b.Open(t)
+			now := time.Now().UTC().Truncate(time.Second)
+			for _, p := range []*storage.PendingLogin{
+				{ID: "p", BrowserBinding: "b", ClientID: "spa", Form: "a=b", RequestedAt: now, ExpiresAt: now.Add(time.Minute)},
+				{ID: "old", BrowserBinding: "b", ClientID: "spa", Form: "a=b", RequestedAt: now, ExpiresAt: now.Add(-time.Second)},
+			} {
+				if err := s.CreatePendingLogin(ctx, p); err != nil {
+					t.Fatal(err)
+				}
+			}
+			for _, binding := range []string{"other", ""} {
+				if _, err := s.TakeBoundPendingLogin(ctx, "p", binding); !errors.Is(err, storage.ErrNotFound) {
+					t.Errorf("take with binding %q: %v, want ErrNotFound", binding, err)
+				}
+			}
+			taken, err := s.TakeBoundPendingLogin(ctx, "p", "b")
+			if err != nil || taken.ID != "p" || taken.Form != "a=b" {
+				t.Fatalf("take = %+v, %v", taken, err)
+			}
+			if _, err := s.TakeBoundPendingLogin(ctx, "p", "b"); !errors.Is(err, storage.ErrNotFound) {
+				t.Errorf("second take: %v, want ErrNotFound", err)
+			}
+			if _, err := s.TakeBoundPendingLogin(ctx, "old", "b"); !errors.Is(err, storage.ErrNotFound) {
+				t.Errorf("take of an expired login: %v, want ErrNotFound", err)
+			}
+		})
+	}
+}

@@ -1,0 +1,60 @@
+package storage_test
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/bridgekeeper/bridgekeeper/storage"
+	"github.com/bridgekeeper/bridgekeeper/storage/storagetest"
+)
+
+// TestRecordIdentityLogin: a login of a linked identity updates what the
+// upstream said and reports the link's user; an unlinked one is not found
+// and creates nothing.
+func TestRecordIdentityLogin(t *testing.T) {
+	for _, b := range storagetest.Backends(t) {
+		t.Run(b.Name, func(t *testing.T) {
+			ctx := context.Background()
+			s, _ := b.Open(t)
+			if err := s.CreateUser(ctx, &storage.User{ID: "u1", Active: true}); err != nil {
+				t.Fatal(err)
+			}
+			created := time.Now().UTC().Add(-time.Hour).Truncate(time.Second)
+			if err := s.CreateIdentity(ctx, &storage.Identity{ConnectorID: "okta", Subject: "s1", UserID: "u1",
+				Email: "old@example.com", Claims: []byte(`{"name":"Old"}`), ConnectorData: []byte("rt-old"),
+				CreatedAt: created, LastLoginAt: created}); err != nil {
+				t.Fatal(err)
+			}
+
+			login := time.Now().UTC().Truncate(time.Second)
+			id := &storage.Identity{ConnectorID: "okta", Subject: "s1", Email: "new@example.com", EmailVerified: true,
+				Claims: []byte(`{"name":"New"}`), ConnectorData: nil, LastLoginAt: login}
+			if err := s.RecordIdentityLogin(ctx, id); err != nil {
+				t.Fatal(err)
+			}
+			if id.UserID != "u1" || !id.CreatedAt.Equal(created) {
+				t.Errorf("filled in user %q, created %v; want u1, %v", id.UserID, id.CreatedAt, created)
+			}
+			got, err := s.GetIdentity(ctx, "okta", "s1")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got.UserID != "u1" || got.Email != "new@example.com" || !got.EmailVerified || string(got.Claims) != `{"name":"New"}` ||
+				got.ConnectorData != nil || !got.LastLoginAt.Equal(login) || !got.CreatedAt.Equal(created) {
+				t.Errorf("after the login: %+v", got)
+			}
+
+			for _, key := range [][2]string{{"okta", "s2"}, {"google", "s1"}, {"okta", "bad\x00"}} {
+				err := s.RecordIdentityLogin(ctx, &storage.Identity{ConnectorID: key[0], Subject: key[1], LastLoginAt: login})
+				if !errors.Is(err, storage.ErrNotFound) {
+					t.Errorf("login of unlinked %v: %v, want ErrNotFound", key, err)
+				}
+			}
+			if ids, err := s.ListIdentities(ctx, "u1"); err != nil || len(ids) != 1 {
+				t.Errorf("identities of u1: %+v, %v", ids, err)
+			}
+		})
+	}
+}
