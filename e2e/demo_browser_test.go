@@ -2,6 +2,8 @@ package e2e
 
 import (
 	"context"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -89,6 +91,20 @@ connectors:
 	}
 	if !strings.Contains(string(out), " passed, 0 failed") {
 		t.Fatal("demo browser test did not finish")
+	}
+
+	// The Okta login went through the plugin: its calls are in the metrics.
+	res, err := http.Get(issuer + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	metrics, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	for _, method := range []string{"LoginURL", "HandleCallback"} {
+		want := `bridgekeeper_plugin_call_duration_seconds_count{connector="okta",method="` + method + `",outcome="ok"} `
+		if !strings.Contains(string(metrics), want) {
+			t.Errorf("/metrics lacks %s…", want)
+		}
 	}
 }
 
