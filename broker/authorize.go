@@ -41,7 +41,7 @@ func (s *Server) handleAuthorize(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if bs != nil && !slices.Contains(prompt, "login") && !maxAgeExceeded(ar.GetRequestForm(), bs.AuthTime, now) {
-		s.finishAuthorize(w, r, ar, user, bs, now)
+		s.finishAuthorize(w, r, ar, user, bs, nil, now)
 		return
 	}
 	if slices.Contains(prompt, "none") {
@@ -243,12 +243,9 @@ func (s *Server) completeLogin(w http.ResponseWriter, r *http.Request, loginID, 
 	if now.Before(p.RequestedAt) {
 		now = p.RequestedAt
 	}
-	bs, err := s.startSession(w, r, userID, idp, amr, now)
-	if err != nil {
-		s.log.ErrorContext(ctx, "complete login", "err", err)
-		s.renderError(w, r, http.StatusInternalServerError, "Sign-in failed", "Something went wrong. Please try again.")
-		return
-	}
+	// The broker session is written in the grant's transaction (one
+	// commit, not two) and its cookie set with the answer.
+	ns := s.prepareSession(r, userID, idp, amr, now)
 
 	// Rebuild the original authorization request from its stored form and
 	// let fosite validate it again.
@@ -262,21 +259,35 @@ func (s *Server) completeLogin(w http.ResponseWriter, r *http.Request, loginID, 
 	orig.Header.Del("Content-Type")
 	ar, err := s.provider.NewAuthorizeRequest(ctx, orig)
 	if err != nil {
+		s.keepSession(w, r, ns)
 		s.writeAuthorizeError(w, r, ar, err)
 		return
 	}
 	if ar.GetClient().GetID() != p.ClientID {
+		s.keepSession(w, r, ns)
 		s.renderError(w, r, http.StatusBadRequest, "Invalid sign-in request", "The sign-in request does not match.")
 		return
 	}
 	if err := requestResources(ar); err != nil {
+		s.keepSession(w, r, ns)
 		s.provider.WriteAuthorizeError(ctx, w, ar, err)
 		return
 	}
 	if req, ok := ar.(*fosite.AuthorizeRequest); ok {
 		req.RequestedAt = p.RequestedAt
 	}
-	s.finishAuthorize(w, r, ar, user, bs, p.RequestedAt)
+	s.finishAuthorize(w, r, ar, user, ns.row, ns, p.RequestedAt)
+}
+
+// keepSession writes the session of a login whose authorization request
+// then failed: the user did log in, so the browser keeps a broker session.
+// A failure is logged; the request's error is answered either way.
+func (s *Server) keepSession(w http.ResponseWriter, r *http.Request, ns *loginSession) {
+	if err := ns.write(r.Context(), s.cfg.Store); err != nil {
+		s.log.ErrorContext(r.Context(), "complete login: create browser session", "err", err)
+		return
+	}
+	s.setCookie(w, sessionCookie, ns.cookie, s.cfg.SessionLifetime)
 }
 
 func (s *Server) renderExpiredLogin(w http.ResponseWriter, r *http.Request, err error) {
@@ -290,8 +301,10 @@ func (s *Server) renderExpiredLogin(w http.ResponseWriter, r *http.Request, err 
 }
 
 // finishAuthorize grants the request for the user of the broker session and
-// sends the authorization response.
-func (s *Server) finishAuthorize(w http.ResponseWriter, r *http.Request, ar fosite.AuthorizeRequester, user *storage.User, bs *storage.BrowserSession, requestedAt time.Time) {
+// sends the authorization response. A login passes the session it starts
+// as ns (bs is ns.row): it is written in the grant's transaction and its
+// cookie set with the answer; nil for an existing session.
+func (s *Server) finishAuthorize(w http.ResponseWriter, r *http.Request, ar fosite.AuthorizeRequester, user *storage.User, bs *storage.BrowserSession, ns *loginSession, requestedAt time.Time) {
 	ctx := r.Context()
 	client := ar.GetClient()
 	for _, scope := range ar.GetRequestedScopes() {
@@ -312,8 +325,12 @@ func (s *Server) finishAuthorize(w http.ResponseWriter, r *http.Request, ar fosi
 		claims.Extra["idp"] = bs.IDP
 	}
 
+	buf := &writeBuffer{}
+	if ns != nil {
+		buf.ops = append(buf.ops, func(ctx context.Context) error { return ns.write(ctx, s.cfg.Store) })
+	}
 	var resp fosite.AuthorizeResponder
-	err := s.withWrites(ctx, func(ctx context.Context) error {
+	err := s.withBufferedWrites(ctx, buf, func(ctx context.Context) error {
 		var err error
 		resp, err = s.provider.NewAuthorizeResponse(ctx, ar, sess)
 		return err
@@ -322,6 +339,9 @@ func (s *Server) finishAuthorize(w http.ResponseWriter, r *http.Request, ar fosi
 		s.logGrantError(ctx, "authorize", err)
 		s.provider.WriteAuthorizeError(ctx, w, ar, err)
 		return
+	}
+	if ns != nil {
+		s.setCookie(w, sessionCookie, ns.cookie, s.cfg.SessionLifetime)
 	}
 	s.provider.WriteAuthorizeResponse(ctx, w, ar, resp)
 }

@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"context"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
@@ -112,33 +113,50 @@ func (s *Server) CurrentUser(r *http.Request) (*storage.User, error) {
 	return u, nil
 }
 
-// startSession creates a broker session for the user and sets its cookie,
-// replacing (and deleting) any session the browser had.
-func (s *Server) startSession(w http.ResponseWriter, r *http.Request, userID, idp string, amr []string, now time.Time) (*storage.BrowserSession, error) {
-	ctx := r.Context()
-	if c, err := r.Cookie(sessionCookie); err == nil && c.Value != "" {
-		if err := s.cfg.Store.DeleteBrowserSession(ctx, hashToken(c.Value)); err != nil {
-			return nil, fmt.Errorf("delete old browser session: %w", err)
-		}
-	}
+// loginSession is a broker session a login starts. Its row is written with
+// the grant (finishAuthorize), replacing the session the browser had; its
+// cookie is set once that succeeded.
+type loginSession struct {
+	row    *storage.BrowserSession
+	cookie string // the cookie's value; row.ID is its hash
+	oldID  string // the browser's previous session, deleted with the write ("" for none)
+}
+
+// prepareSession prepares a broker session for the user; nothing is written.
+func (s *Server) prepareSession(r *http.Request, userID, idp string, amr []string, now time.Time) *loginSession {
 	if amr == nil {
 		amr = []string{}
 	}
 	value := randomToken()
-	bs := &storage.BrowserSession{
-		ID:        hashToken(value),
-		UserID:    userID,
-		AuthTime:  now,
-		IDP:       idp,
-		AMR:       amr,
-		CreatedAt: now,
-		ExpiresAt: now.Add(s.cfg.SessionLifetime),
+	ns := &loginSession{
+		row: &storage.BrowserSession{
+			ID:        hashToken(value),
+			UserID:    userID,
+			AuthTime:  now,
+			IDP:       idp,
+			AMR:       amr,
+			CreatedAt: now,
+			ExpiresAt: now.Add(s.cfg.SessionLifetime),
+		},
+		cookie: value,
 	}
-	if err := s.cfg.Store.CreateBrowserSession(ctx, bs); err != nil {
-		return nil, fmt.Errorf("create browser session: %w", err)
+	if c, err := r.Cookie(sessionCookie); err == nil && c.Value != "" {
+		ns.oldID = hashToken(c.Value)
 	}
-	s.setCookie(w, sessionCookie, value, s.cfg.SessionLifetime)
-	return bs, nil
+	return ns
+}
+
+// write deletes the browser's previous session and creates the new one.
+func (ns *loginSession) write(ctx context.Context, store *storage.Store) error {
+	if ns.oldID != "" {
+		if err := store.DeleteBrowserSession(ctx, ns.oldID); err != nil {
+			return fmt.Errorf("delete old browser session: %w", err)
+		}
+	}
+	if err := store.CreateBrowserSession(ctx, ns.row); err != nil {
+		return fmt.Errorf("create browser session: %w", err)
+	}
+	return nil
 }
 
 // endSession deletes the browser's broker session and its cookie.
