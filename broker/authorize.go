@@ -37,7 +37,7 @@ func (s *Server) handleAuthorize(w http.ResponseWriter, r *http.Request) {
 	bs, user, err := s.browserSession(r)
 	if err != nil && !errors.Is(err, storage.ErrNotFound) {
 		s.log.ErrorContext(ctx, "load browser session", "err", err)
-		s.provider.WriteAuthorizeError(ctx, w, ar, fosite.ErrServerError.WithWrap(err))
+		s.provider.WriteAuthorizeError(ctx, w, ar, serverError(err))
 		return
 	}
 	if bs != nil && !slices.Contains(prompt, "login") && !maxAgeExceeded(ar.GetRequestForm(), bs.AuthTime, now) {
@@ -60,7 +60,7 @@ func (s *Server) handleAuthorize(w http.ResponseWriter, r *http.Request) {
 	}
 	if err := s.cfg.Store.CreatePendingLogin(ctx, p); err != nil {
 		s.log.ErrorContext(ctx, "create pending login", "err", err)
-		s.provider.WriteAuthorizeError(ctx, w, ar, fosite.ErrServerError.WithWrap(err))
+		s.provider.WriteAuthorizeError(ctx, w, ar, serverError(err))
 		return
 	}
 	target := s.url(pathLogin) + "?login=" + url.QueryEscape(loginID)

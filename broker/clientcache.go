@@ -74,6 +74,17 @@ func (t *txStore) GetClient(ctx context.Context, id string) (fosite.Client, erro
 	return c, nil
 }
 
+// serverError is the error for a request that failed on the server side:
+// temporarily_unavailable when the database could not be reached (RFC 6749
+// section 4.1.2.1 defines it for the redirect, where no 503 can travel),
+// else server_error.
+func serverError(err error) error {
+	if down := outage(err); down != nil {
+		return down
+	}
+	return fosite.ErrServerError.WithWrap(err).WithDebug(err.Error())
+}
+
 // errStorageUnavailable marks a storage failure other than "not found"
 // (the database is down or restarting). fosite turns any client lookup
 // error into invalid_client; the endpoints turn this one into a 503, so a
@@ -88,9 +99,9 @@ func unavailable(err error) error {
 }
 
 // outage is the answer for a request that failed on errStorageUnavailable
-// (nil when err is something else).
+// or storage.ErrUnavailable (nil when err is something else).
 func outage(err error) error {
-	if !errors.Is(err, errStorageUnavailable) {
+	if !errors.Is(err, errStorageUnavailable) && !errors.Is(err, storage.ErrUnavailable) {
 		return nil
 	}
 	return fosite.ErrTemporarilyUnavailable.WithWrap(err).WithDebug(err.Error()).

@@ -80,3 +80,27 @@ func TestFailedGrantWriteKeepsTheCode(t *testing.T) {
 		wantTokenError(t, e.exchange(code, ar), http.StatusBadRequest, "invalid_grant")
 	})
 }
+
+// With the database gone after the client was looked up (it is cached), an
+// authorization request that needs the browser session is answered with the
+// redirect error RFC 6749 section 4.1.2.1 keeps for this,
+// temporarily_unavailable, not server_error; a refresh gets a 503.
+func TestOutageAfterClientLookup(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b storagetest.Backend) {
+		e := newTestEnv(t, b, nil)
+		br := e.browser()
+		ar := spaAuth()
+		tr := mustOK(t, e.exchange(br.loginForCode(ar), ar))
+		if err := e.store.Close(); err != nil {
+			t.Fatal(err)
+		}
+		q := redirectParams(t, br.get(e.authURL(spaAuth("prompt", "none"))), spaRedirect)
+		if q.Get("error") != "temporarily_unavailable" || q.Get("state") != testState {
+			t.Errorf("prompt=none with the database down: redirect %v, want error=temporarily_unavailable", q)
+		}
+		r := e.token(url.Values{"grant_type": {"refresh_token"}, "refresh_token": {tr.RefreshToken}, "client_id": {spaID}}, "", "")
+		if r.status != http.StatusServiceUnavailable || r.Error != "temporarily_unavailable" {
+			t.Errorf("refresh with the database down: %d %q, want 503 temporarily_unavailable", r.status, r.Error)
+		}
+	})
+}
