@@ -175,6 +175,10 @@ func (c *Client) LoginUpstream(ctx context.Context, base, connector string, upst
 			return Code{}, &StatusError{Status: res.StatusCode, Step: "upstream login start", Body: string(body)}
 		}
 		if strings.HasPrefix(loc, c.RedirectURI) {
+			if back, err := url.Parse(loc); err == nil && back.Query().Get("error") != "" {
+				q := back.Query()
+				return Code{}, fmt.Errorf("flow: upstream login start: authorization error %s: %s", q.Get("error"), q.Get("error_description"))
+			}
 			return Code{}, errors.New("flow: the broker answered without asking the upstream (a session cookie in the jar?)")
 		}
 		next, err := req.URL.Parse(loc)
