@@ -93,7 +93,7 @@ func LoadConfig(path string) (Config, error) {
 	if err != nil {
 		return Config{}, fmt.Errorf("read fake IdP config: %w", err)
 	}
-	var cfg Config
+	cfg := Config{OktaRefreshGrace: DemoConfig().OktaRefreshGrace} // unless the file says otherwise
 	if err := yaml.Unmarshal(data, &cfg); err != nil {
 		return Config{}, fmt.Errorf("parse fake IdP config %s: %w", path, err)
 	}

@@ -416,4 +416,14 @@ func TestLoadConfig(t *testing.T) {
 	if _, err := LoadConfig(dup); err == nil || !strings.Contains(err.Error(), "twice") {
 		t.Errorf("duplicate subjects: %v", err)
 	}
+	if cfg.OktaRefreshGrace != 30*time.Second {
+		t.Errorf("okta_refresh_grace not in the file: %s, want Okta's default 30s", cfg.OktaRefreshGrace)
+	}
+	strict := t.TempDir() + "/strict.yaml"
+	if err := writeFile(strict, "okta_refresh_grace: 0s\nusers: [{subject: \"1\"}]\n"); err != nil {
+		t.Fatal(err)
+	}
+	if cfg, err := LoadConfig(strict); err != nil || cfg.OktaRefreshGrace != 0 {
+		t.Errorf("okta_refresh_grace: 0s gave %s, %v", cfg.OktaRefreshGrace, err)
+	}
 }
