@@ -31,6 +31,16 @@ import (
 const (
 	DefaultCallTimeout  = 15 * time.Second
 	DefaultStartTimeout = 10 * time.Second
+	DefaultCrashBackoff = time.Second
+)
+
+// A plugin that fails this many times in a row (crashes, failed launches)
+// with no call answered in between is launched again only after a pause,
+// CrashBackoff doubled for each further failure up to maxCrashBackoff, so
+// a crash-looping plugin does not cost a process launch per login.
+const (
+	crashLoopAfter  = 3
+	maxCrashBackoff = 30 * time.Second
 )
 
 // Config says how to run one connector plugin.
@@ -57,6 +67,10 @@ type Config struct {
 	// StartTimeout bounds the plugin's start, up to its handshake line
 	// (DefaultStartTimeout when zero).
 	StartTimeout time.Duration
+	// CrashBackoff is the first pause before launching a plugin again once
+	// it has failed 3 times in a row (DefaultCrashBackoff when zero); calls
+	// in the pause fail at once with ErrPluginUnavailable.
+	CrashBackoff time.Duration
 	// DisableAutoMTLS turns off go-plugin's automatic mutual TLS between
 	// broker and plugin. Plugins built with Serve support it; plugins in
 	// other languages usually do not and need this set.
@@ -85,6 +99,10 @@ type Plugin struct {
 	cur      *instance
 	restarts int
 	closed   bool
+	// failures counts crashes and failed launches since the last call the
+	// plugin answered; past crashLoopAfter, no launch before retryAt.
+	failures int
+	retryAt  time.Time
 	// observe, when set, is told about every call (SetCallObserver).
 	observe func(method string, d time.Duration, err error)
 	// stopping counts discarded processes still being stopped.
@@ -131,6 +149,9 @@ func Launch(ctx context.Context, cfg Config, logger *slog.Logger) (*Plugin, erro
 	}
 	if cfg.StartTimeout <= 0 {
 		cfg.StartTimeout = DefaultStartTimeout
+	}
+	if cfg.CrashBackoff <= 0 {
+		cfg.CrashBackoff = DefaultCrashBackoff
 	}
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
@@ -303,6 +324,13 @@ func (p *Plugin) invoke(ctx context.Context, method string, call func(context.Co
 	var trailer metadata.MD
 	err = call(callCtx, inst, grpc.Trailer(&trailer))
 	took := time.Since(start)
+	switch status.Code(err) {
+	case codes.Unavailable, codes.DeadlineExceeded, codes.Canceled:
+	default:
+		if !inst.hasExited() {
+			p.answered() // OK, or an error the plugin itself returned
+		}
+	}
 	if err != nil {
 		// The plugin sees the deadline (it travels with the call) a moment
 		// before the host does.
@@ -374,14 +402,42 @@ func (p *Plugin) instance(ctx context.Context) (*instance, error) {
 		p.logger.Warn("connector plugin exited; launching it again")
 		p.cur.stop()
 		p.cur = nil
+		p.failedLocked()
+	}
+	if wait := time.Until(p.retryAt); wait > 0 {
+		return nil, fmt.Errorf("connector %q: the plugin failed %d times in a row; it is launched again in %s: %w",
+			p.cfg.ID, p.failures, wait.Round(time.Millisecond), ErrPluginUnavailable)
 	}
 	inst, err := p.start(ctx)
 	if err != nil {
+		p.failedLocked()
 		return nil, err
 	}
 	p.cur = inst
 	p.restarts++
 	return inst, nil
+}
+
+// failedLocked counts a crash or failed launch and, in a crash loop, sets
+// when the next launch may happen. p.mu is held.
+func (p *Plugin) failedLocked() {
+	p.failures++
+	if p.failures < crashLoopAfter {
+		return
+	}
+	backoff := p.cfg.CrashBackoff << min(p.failures-crashLoopAfter, 10)
+	backoff = min(backoff, maxCrashBackoff)
+	p.retryAt = time.Now().Add(backoff)
+	p.logger.Error("connector plugin keeps failing; pausing before the next launch", "failures", p.failures, "pause", backoff)
+}
+
+// answered records that the plugin answered a call: it is not crash
+// looping.
+func (p *Plugin) answered() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.failures = 0
+	p.retryAt = time.Time{}
 }
 
 // discard stops a broken instance; the next call launches a new one.
@@ -390,6 +446,7 @@ func (p *Plugin) discard(inst *instance, why string) {
 	p.mu.Lock()
 	if p.cur == inst {
 		p.cur = nil
+		p.failedLocked()
 	}
 	if p.closed {
 		p.mu.Unlock()

@@ -324,6 +324,54 @@ func TestExitMidCall(t *testing.T) {
 	}
 }
 
+// A plugin that fails three times in a row is not launched again at once:
+// calls fail fast for CrashBackoff (doubling with each further failure),
+// then a launch is tried, and an answered call ends the pause.
+func TestCrashLoopBackoff(t *testing.T) {
+	ctx := testContext(t)
+	const backoff = 300 * time.Millisecond
+	p, _ := launchTest(t, func(c *Config) { c.CrashBackoff = backoff })
+	crash := func() error {
+		_, err := p.LoginURL(ctx, connectors.LoginRequest{State: "s", LoginHint: "exit"})
+		return err
+	}
+	for i := range crashLoopAfter {
+		if err := crash(); !errors.Is(err, ErrPluginUnavailable) {
+			t.Fatalf("crash %d: %v, want ErrPluginUnavailable", i+1, err)
+		}
+	}
+	restarts := p.Restarts()
+	start := time.Now()
+	_, err := p.LoginURL(ctx, connectors.LoginRequest{State: "s"})
+	if !errors.Is(err, ErrPluginUnavailable) || !strings.Contains(err.Error(), "failed 3 times in a row") {
+		t.Fatalf("a call in the pause: %v, want a fast ErrPluginUnavailable", err)
+	}
+	if p.Restarts() != restarts {
+		t.Errorf("a call in the pause launched the plugin (restarts %d → %d)", restarts, p.Restarts())
+	}
+	// After the pause a launch is tried; the plugin crashes again, and the
+	// next pause is twice as long.
+	time.Sleep(time.Until(start.Add(backoff + 50*time.Millisecond)))
+	if err := crash(); !errors.Is(err, ErrPluginUnavailable) || strings.Contains(err.Error(), "in a row") {
+		t.Fatalf("the call after the pause: %v, want a launch that crashes", err)
+	}
+	_, err = p.LoginURL(ctx, connectors.LoginRequest{State: "s"})
+	if err == nil || !strings.Contains(err.Error(), "failed 4 times in a row") {
+		t.Fatalf("a call in the second pause: %v", err)
+	}
+	// Once a launch answers, the count starts over.
+	time.Sleep(2*backoff + 50*time.Millisecond)
+	if _, err := p.LoginURL(ctx, connectors.LoginRequest{State: "s"}); err != nil {
+		t.Fatalf("after the second pause: %v", err)
+	}
+	if err := crash(); !errors.Is(err, ErrPluginUnavailable) {
+		t.Fatal(err)
+	}
+	if _, err := p.LoginURL(ctx, connectors.LoginRequest{State: "s"}); err != nil {
+		t.Errorf("one crash after a good call is relaunched at once: %v", err)
+	}
+}
+
 func TestCrashBetweenCalls(t *testing.T) {
 	ctx := testContext(t)
 	p, sink := launchTest(t, nil)
