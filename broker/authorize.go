@@ -204,26 +204,54 @@ func (s *Server) ClaimUpstreamState(r *http.Request, loginID, connectorID, state
 // original authorization request (a redirect to the client). It writes the
 // whole response, an error page included.
 func (s *Server) CompleteLogin(w http.ResponseWriter, r *http.Request, loginID, userID, idp string, amr []string) {
-	s.completeLogin(w, r, loginID, userID, nil, idp, amr)
+	s.completeLogin(w, r, loginID, nil, userID, nil, idp, amr)
 }
 
-// CompleteLoginAs is CompleteLogin for a caller that has just loaded the
-// user in this request: the user is not read again (whether it may log in
-// is checked on the given copy).
-func (s *Server) CompleteLoginAs(w http.ResponseWriter, r *http.Request, loginID string, user *storage.User, idp string, amr []string) {
-	s.completeLogin(w, r, loginID, user.ID, user, idp, amr)
+// CompleteLoginAs is CompleteLogin for a caller that has read the pending
+// login p (of this browser: see ClaimUpstreamState) and loaded the user in
+// this request: neither is read again (whether the user may log in is
+// checked on the given copy), and the pending login is used up in the
+// grant's transaction, so that a login is written in one commit. Of
+// concurrent completions exactly one still gets through.
+func (s *Server) CompleteLoginAs(w http.ResponseWriter, r *http.Request, loginID string, p *storage.PendingLogin, user *storage.User, idp string, amr []string) {
+	s.completeLogin(w, r, loginID, p, user.ID, user, idp, amr)
 }
 
-func (s *Server) completeLogin(w http.ResponseWriter, r *http.Request, loginID, userID string, user *storage.User, idp string, amr []string) {
+// completeLogin is CompleteLogin and CompleteLoginAs: read is the pending
+// login as the caller read it (nil: take it now), user the user (nil: load
+// it).
+func (s *Server) completeLogin(w http.ResponseWriter, r *http.Request, loginID string, read *storage.PendingLogin, userID string, user *storage.User, idp string, amr []string) {
 	ctx := r.Context()
 	// One statement checks that the pending login is this browser's and
 	// uses it up: of concurrent completions exactly one gets it.
-	p, err := s.cfg.Store.TakeBoundPendingLogin(ctx, hashToken(loginID), currentBinding(r))
-	if err != nil {
-		s.renderExpiredLogin(w, r, err)
-		return
+	id, binding := hashToken(loginID), currentBinding(r)
+	take := func(ctx context.Context) error {
+		_, err := s.cfg.Store.TakeBoundPendingLogin(ctx, id, binding)
+		return err
+	}
+	p := read
+	if p == nil {
+		var err error
+		if p, err = s.cfg.Store.TakeBoundPendingLogin(ctx, id, binding); err != nil {
+			s.renderExpiredLogin(w, r, err)
+			return
+		}
+		take = nil
+	}
+	// spend uses the pending login up on a way out without a grant, as
+	// the grant would have.
+	spend := func() bool {
+		if take == nil {
+			return true
+		}
+		if err := take(ctx); err != nil {
+			s.renderExpiredLogin(w, r, err)
+			return false
+		}
+		return true
 	}
 	if user == nil {
+		var err error
 		user, err = s.cfg.Store.GetUser(ctx, userID)
 		if errors.Is(err, storage.ErrNotFound) {
 			s.renderError(w, r, http.StatusForbidden, "Sign-in not allowed", "This account cannot sign in.")
@@ -236,16 +264,20 @@ func (s *Server) completeLogin(w http.ResponseWriter, r *http.Request, loginID, 
 		}
 	}
 	if !user.Active || user.Disabled {
-		s.renderError(w, r, http.StatusForbidden, "Sign-in not allowed", "This account cannot sign in.")
+		if spend() {
+			s.renderError(w, r, http.StatusForbidden, "Sign-in not allowed", "This account cannot sign in.")
+		}
 		return
 	}
 	now := time.Now().UTC().Truncate(time.Second)
 	if now.Before(p.RequestedAt) {
 		now = p.RequestedAt
 	}
-	// The broker session is written in the grant's transaction (one
-	// commit, not two) and its cookie set with the answer.
+	// The broker session (and, for CompleteLoginAs, the pending login's
+	// use) is written in the grant's transaction and the session's cookie
+	// set with the answer.
 	ns := s.prepareSession(r, userID, idp, amr, now)
+	ns.take = take
 
 	// Rebuild the original authorization request from its stored form and
 	// let fosite validate it again.
@@ -280,11 +312,14 @@ func (s *Server) completeLogin(w http.ResponseWriter, r *http.Request, loginID, 
 }
 
 // keepSession writes the session of a login whose authorization request
-// then failed: the user did log in, so the browser keeps a broker session.
-// A failure is logged; the request's error is answered either way.
+// then failed (using the pending login up): the user did log in, so the
+// browser keeps a broker session. A failure is logged; the request's error
+// is answered either way.
 func (s *Server) keepSession(w http.ResponseWriter, r *http.Request, ns *loginSession) {
 	if err := ns.write(r.Context(), s.cfg.Store); err != nil {
-		s.log.ErrorContext(r.Context(), "complete login: create browser session", "err", err)
+		if !ns.gone {
+			s.log.ErrorContext(r.Context(), "complete login: create browser session", "err", err)
+		}
 		return
 	}
 	s.setCookie(w, sessionCookie, ns.cookie, s.cfg.SessionLifetime)
@@ -335,6 +370,11 @@ func (s *Server) finishAuthorize(w http.ResponseWriter, r *http.Request, ar fosi
 		resp, err = s.provider.NewAuthorizeResponse(ctx, ar, sess)
 		return err
 	})
+	if ns != nil && ns.gone {
+		// Another request completed this login first.
+		s.renderExpiredLogin(w, r, storage.ErrNotFound)
+		return
+	}
 	if err != nil {
 		s.logGrantError(ctx, "authorize", err)
 		s.provider.WriteAuthorizeError(ctx, w, ar, err)

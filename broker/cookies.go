@@ -120,6 +120,11 @@ type loginSession struct {
 	row    *storage.BrowserSession
 	cookie string // the cookie's value; row.ID is its hash
 	oldID  string // the browser's previous session, deleted with the write ("" for none)
+
+	// take, when set, uses the pending login up first; gone records that
+	// it failed because another request had (storage.ErrNotFound).
+	take func(ctx context.Context) error
+	gone bool
 }
 
 // prepareSession prepares a broker session for the user; nothing is written.
@@ -146,8 +151,15 @@ func (s *Server) prepareSession(r *http.Request, userID, idp string, amr []strin
 	return ns
 }
 
-// write deletes the browser's previous session and creates the new one.
+// write uses the pending login up (when ns.take is set), deletes the
+// browser's previous session and creates the new one.
 func (ns *loginSession) write(ctx context.Context, store *storage.Store) error {
+	if ns.take != nil {
+		if err := ns.take(ctx); err != nil {
+			ns.gone = errors.Is(err, storage.ErrNotFound)
+			return fmt.Errorf("take pending login: %w", err)
+		}
+	}
 	if ns.oldID != "" {
 		if err := store.DeleteBrowserSession(ctx, ns.oldID); err != nil {
 			return fmt.Errorf("delete old browser session: %w", err)

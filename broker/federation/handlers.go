@@ -134,7 +134,7 @@ func (f *Federation) handleCallback(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	f.log.InfoContext(ctx, "federated login", "connector", c.id, "user", user.ID)
-	f.cfg.Broker.CompleteLoginAs(w, r, loginID, user, c.id, []string{AMR})
+	f.cfg.Broker.CompleteLoginAs(w, r, loginID, p, user, c.id, []string{AMR})
 }
 
 // refuseCallback answers a callback whose state could not be claimed,
