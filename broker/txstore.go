@@ -76,20 +76,6 @@ func deferWrite(ctx context.Context, op func(ctx context.Context) error) error {
 	return nil
 }
 
-// snapshot copies a request as it is now (fosite keeps changing the shared
-// session after handing it to storage).
-func snapshot(req fosite.Requester) fosite.Requester {
-	keys := make([]string, 0, len(req.GetRequestForm()))
-	for k := range req.GetRequestForm() {
-		keys = append(keys, k)
-	}
-	c := req.Sanitize(keys)
-	if sess := req.GetSession(); sess != nil {
-		c.SetSession(sess.Clone())
-	}
-	return c
-}
-
 func (t *txStore) BeginTX(ctx context.Context) (context.Context, error) {
 	if bufferFrom(ctx) != nil {
 		return ctx, nil
@@ -112,8 +98,7 @@ func (t *txStore) Rollback(ctx context.Context) error {
 }
 
 func (t *txStore) CreateAuthorizeCodeSession(ctx context.Context, sig string, req fosite.Requester) error {
-	req = maybeSnapshot(ctx, req)
-	return deferWrite(ctx, func(ctx context.Context) error { return t.Store.CreateAuthorizeCodeSession(ctx, sig, req) })
+	return deferPrepared(t.Store.PrepareCreateAuthorizeCodeSession(sig, req))(ctx)
 }
 
 func (t *txStore) InvalidateAuthorizeCodeSession(ctx context.Context, sig string) error {
@@ -121,20 +106,20 @@ func (t *txStore) InvalidateAuthorizeCodeSession(ctx context.Context, sig string
 }
 
 func (t *txStore) CreateAccessTokenSession(ctx context.Context, sig string, req fosite.Requester) error {
-	req = maybeSnapshot(ctx, req)
 	if sess, ok := req.GetSession().(*session); ok && sess.AccessAudience != nil {
 		// The access token's row carries its narrowed audience (for
 		// introspection); the refresh token keeps the grant's.
 		if r, ok := req.(*fosite.Request); ok {
-			r.GrantedAudience = slices.Clone(sess.AccessAudience)
+			c := *r // encoded at once: a shallow copy is enough
+			c.GrantedAudience = slices.Clone(sess.AccessAudience)
+			req = &c
 		}
 	}
-	return deferWrite(ctx, func(ctx context.Context) error { return t.Store.CreateAccessTokenSession(ctx, sig, req) })
+	return deferPrepared(t.Store.PrepareCreateAccessTokenSession(sig, req))(ctx)
 }
 
 func (t *txStore) CreateRefreshTokenSession(ctx context.Context, sig, accessSig string, req fosite.Requester) error {
-	req = maybeSnapshot(ctx, req)
-	return deferWrite(ctx, func(ctx context.Context) error { return t.Store.CreateRefreshTokenSession(ctx, sig, accessSig, req) })
+	return deferPrepared(t.Store.PrepareCreateRefreshTokenSession(sig, accessSig, req))(ctx)
 }
 
 func (t *txStore) RotateRefreshToken(ctx context.Context, requestID, sig string) error {
@@ -142,8 +127,7 @@ func (t *txStore) RotateRefreshToken(ctx context.Context, requestID, sig string)
 }
 
 func (t *txStore) CreateOpenIDConnectSession(ctx context.Context, code string, req fosite.Requester) error {
-	req = maybeSnapshot(ctx, req)
-	return deferWrite(ctx, func(ctx context.Context) error { return t.Store.CreateOpenIDConnectSession(ctx, code, req) })
+	return deferPrepared(t.Store.PrepareCreateOpenIDConnectSession(code, req))(ctx)
 }
 
 func (t *txStore) DeleteOpenIDConnectSession(ctx context.Context, code string) error {
@@ -151,8 +135,7 @@ func (t *txStore) DeleteOpenIDConnectSession(ctx context.Context, code string) e
 }
 
 func (t *txStore) CreatePKCERequestSession(ctx context.Context, sig string, req fosite.Requester) error {
-	req = maybeSnapshot(ctx, req)
-	return deferWrite(ctx, func(ctx context.Context) error { return t.Store.CreatePKCERequestSession(ctx, sig, req) })
+	return deferPrepared(t.Store.PrepareCreatePKCERequestSession(sig, req))(ctx)
 }
 
 // DeletePKCERequestSession is deferred too: fosite's PKCE handler deletes
@@ -164,11 +147,17 @@ func (t *txStore) DeletePKCERequestSession(ctx context.Context, sig string) erro
 	return deferWrite(ctx, func(ctx context.Context) error { return t.Store.DeletePKCERequestSession(ctx, sig) })
 }
 
-func maybeSnapshot(ctx context.Context, req fosite.Requester) fosite.Requester {
-	if bufferFrom(ctx) == nil {
-		return req
+// deferPrepared records (or, without a write buffer, runs) a write whose
+// request storage encoded when fosite handed it over: fosite keeps
+// changing the shared session afterwards, and nothing is left to encode
+// once the transaction holds the writer.
+func deferPrepared(w storage.PreparedWrite, err error) func(ctx context.Context) error {
+	return func(ctx context.Context) error {
+		if err != nil {
+			return err
+		}
+		return deferWrite(ctx, w)
 	}
-	return snapshot(req)
 }
 
 // withWrites runs fn (NewAuthorizeResponse or NewAccessResponse) with a

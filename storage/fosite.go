@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/url"
 	"reflect"
@@ -47,6 +48,44 @@ const (
 // as RotateRefreshToken does), so concurrent transactions on Postgres lock
 // rows in one order and cannot deadlock.
 var requestTables = []string{tableCodes, tableRefresh, tableAccess, tablePKCE, tableOIDC}
+
+// The columns of requestRow, and of refreshRow (which adds two), in the
+// order the hand-written statements below bind them.
+const (
+	requestColumns = "signature, request_id, requested_at, client_id, scopes, granted_scopes, audiences, " +
+		"granted_audiences, form, session_data, subject, active, expires_at"
+	refreshColumns = requestColumns + ", access_token_signature, first_used_at"
+)
+
+// tokenQueries are the statements on one token table.
+type tokenQueries struct {
+	insert, selectBySignature, deleteBySignature string
+}
+
+// tokenSQL holds each token table's statements (built once: the statement
+// caches are keyed by the SQL text).
+var tokenSQL = func() map[string]tokenQueries {
+	m := map[string]tokenQueries{}
+	for _, t := range requestTables {
+		cols, n := requestColumns, 13
+		if t == tableRefresh {
+			cols, n = refreshColumns, 15
+		}
+		m[t] = tokenQueries{
+			insert:            "INSERT INTO " + t + " (" + cols + ") VALUES (?" + strings.Repeat(", ?", n-1) + ")",
+			selectBySignature: "SELECT " + cols + " FROM " + t + " WHERE signature = ?",
+			deleteBySignature: "DELETE FROM " + t + " WHERE signature = ?",
+		}
+	}
+	return m
+}()
+
+const (
+	sqlRotateRefresh = "UPDATE refresh_tokens SET active = FALSE, first_used_at = COALESCE(first_used_at, ?) " +
+		"WHERE signature = ? AND request_id = ? AND active = TRUE RETURNING access_token_signature"
+	sqlDeactivateAccess = "UPDATE access_tokens SET active = FALSE WHERE signature = ?"
+	sqlInvalidateCode   = "UPDATE authorize_codes SET active = FALSE WHERE signature = ? AND active = TRUE"
+)
 
 // requestRow is a stored fosite request: one row of a token table.
 type requestRow struct {
@@ -97,11 +136,34 @@ type oidcRow struct {
 }
 
 func (r *requestRow) row() *requestRow { return r }
+func (*codeRow) table() string         { return tableCodes }
+func (*accessRow) table() string       { return tableAccess }
+func (*refreshRow) table() string      { return tableRefresh }
+func (*pkceRow) table() string         { return tablePKCE }
+func (*oidcRow) table() string         { return tableOIDC }
 
 // tokenRow is implemented by pointers to the row types above.
 type tokenRow[T any] interface {
 	*T
 	row() *requestRow
+	table() string
+}
+
+// args are the row's values in requestColumns order.
+func (r *requestRow) args() ([]any, error) {
+	lists := [4]string{}
+	for i, l := range [][]string{r.Scopes, r.GrantedScopes, r.Audiences, r.GrantedAudiences} {
+		var err error
+		if lists[i], err = sqlList(l); err != nil {
+			return nil, err
+		}
+	}
+	var expires any
+	if r.ExpiresAt != nil {
+		expires = sqlTime(*r.ExpiresAt)
+	}
+	return []any{r.Signature, r.RequestID, sqlTime(r.RequestedAt), r.ClientID, lists[0], lists[1], lists[2], lists[3],
+		r.Form, r.SessionData, r.Subject, r.Active, expires}, nil
 }
 
 // sensitiveFormKey reports whether a request parameter must not be stored:
@@ -205,22 +267,35 @@ func (s *Store) toRequest(r *requestRow, session fosite.Session) (*fosite.Reques
 	}, nil
 }
 
-// createRow inserts a token row.
-func createRow[T any, P tokenRow[T]](ctx context.Context, s *Store, kind, signature string, req fosite.Requester, tokenType fosite.TokenType) error {
+// A PreparedWrite stores a fosite request encoded beforehand: the
+// Prepare* methods encode the request (session JSON and all) as it is when
+// they are called, and the write only runs the statement. The broker
+// records prepared writes while it signs and applies them together in one
+// short transaction, with nothing left to encode while it holds SQLite's
+// writer.
+type PreparedWrite func(ctx context.Context) error
+
+// prepareInsert encodes req as a row of table, followed by extra columns.
+func (s *Store) prepareInsert(table, kind, signature string, req fosite.Requester, tokenType fosite.TokenType, extra ...any) (PreparedWrite, error) {
 	r, err := newRequestRow(signature, req, tokenType)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	row := P(new(T))
-	*row.row() = r
-	db, err := s.writer(ctx)
+	args, err := r.args()
 	if err != nil {
-		return err
+		return nil, err
 	}
-	if _, err := db.NewInsert().Model(row).Exec(ctx); err != nil {
-		return s.wrap("create "+kind, err)
-	}
-	return nil
+	args = append(args, extra...)
+	return func(ctx context.Context) error {
+		db, err := s.writer(ctx)
+		if err != nil {
+			return err
+		}
+		if _, err := s.runner(db).exec(ctx, tokenSQL[table].insert, args...); err != nil {
+			return s.wrap("create "+kind, err)
+		}
+		return nil
+	}, nil
 }
 
 // loadRow loads a token row by signature.
@@ -229,7 +304,12 @@ func loadRow[T any, P tokenRow[T]](ctx context.Context, s *Store, kind, signatur
 		return nil, fmt.Errorf("storage: %s: %w", kind, ErrNotFound)
 	}
 	row := P(new(T))
-	if err := s.reader(ctx).NewSelect().Model(row).Where("signature = ?", signature).Scan(ctx); err != nil {
+	db := s.reader(ctx)
+	rows, err := s.runner(db).query(ctx, tokenSQL[row.table()].selectBySignature, signature)
+	if err == nil {
+		err = s.scanOne(ctx, rows, row)
+	}
+	if err != nil {
 		if classify(err) == ErrNotFound {
 			return nil, fmt.Errorf("storage: %s: %w", kind, ErrNotFound)
 		}
@@ -238,21 +318,26 @@ func loadRow[T any, P tokenRow[T]](ctx context.Context, s *Store, kind, signatur
 	return row, nil
 }
 
+// clientOf loads the client of a token row: through the Store's client
+// source when it has one, else from the database.
+func (s *Store) clientOf(ctx context.Context, id string) (*Client, error) {
+	if s.clients != nil {
+		return s.clients(ctx, id)
+	}
+	return s.LookupClient(ctx, id)
+}
+
 // getRequest loads a token row and rebuilds its request. An inactive row
 // comes back WITH inactiveErr, as fosite requires.
 func getRequest[T any, P tokenRow[T]](ctx context.Context, s *Store, kind, signature string, session fosite.Session, inactiveErr error) (fosite.Requester, error) {
-	if unstorable(signature) {
-		return nil, fmt.Errorf("storage: %s: %w", kind, ErrNotFound)
-	}
-	row := P(new(T))
-	err := s.reader(ctx).NewSelect().Model(row).Relation("Client").Where("signature = ?", signature).Scan(ctx)
+	row, err := loadRow[T, P](ctx, s, kind, signature)
 	if err != nil {
-		if classify(err) == ErrNotFound {
-			return nil, fmt.Errorf("storage: %s: %w", kind, ErrNotFound)
-		}
-		return nil, s.wrap("load "+kind, err)
+		return nil, err
 	}
 	r := row.row()
+	if r.Client, err = s.clientOf(ctx, r.ClientID); err != nil && !errors.Is(err, ErrNotFound) {
+		return nil, fmt.Errorf("storage: %s: load its client: %w", kind, err)
+	}
 	req, err := s.toRequest(r, session)
 	if err != nil {
 		return nil, err
@@ -272,7 +357,7 @@ func (s *Store) deleteRow(ctx context.Context, table, signature string) error {
 	if err != nil {
 		return err
 	}
-	if _, err := db.NewDelete().TableExpr(table).Where("signature = ?", signature).Exec(ctx); err != nil {
+	if _, err := s.runner(db).exec(ctx, tokenSQL[table].deleteBySignature, signature); err != nil {
 		return s.wrap("delete from "+table, err)
 	}
 	return nil
@@ -317,7 +402,17 @@ func (s *Store) SetClientAssertionJWT(ctx context.Context, jti string, exp time.
 
 // CreateAuthorizeCodeSession stores an authorization code.
 func (s *Store) CreateAuthorizeCodeSession(ctx context.Context, signature string, req fosite.Requester) error {
-	return createRow[codeRow](ctx, s, "authorize code", signature, req, fosite.AuthorizeCode)
+	w, err := s.PrepareCreateAuthorizeCodeSession(signature, req)
+	if err != nil {
+		return err
+	}
+	return w(ctx)
+}
+
+// PrepareCreateAuthorizeCodeSession is CreateAuthorizeCodeSession encoded
+// now, run later.
+func (s *Store) PrepareCreateAuthorizeCodeSession(signature string, req fosite.Requester) (PreparedWrite, error) {
+	return s.prepareInsert(tableCodes, "authorize code", signature, req, fosite.AuthorizeCode)
 }
 
 // GetAuthorizeCodeSession loads an authorization code; a used one comes
@@ -333,10 +428,7 @@ func (s *Store) InvalidateAuthorizeCodeSession(ctx context.Context, signature st
 	if err != nil {
 		return err
 	}
-	res, err := db.NewUpdate().Model((*codeRow)(nil)).
-		Set("active = ?", false).
-		Where("signature = ?", signature).Where("active = ?", true).
-		Exec(ctx)
+	res, err := s.runner(db).exec(ctx, sqlInvalidateCode, signature)
 	if err != nil {
 		return s.wrap("invalidate authorize code", err)
 	}
@@ -353,7 +445,17 @@ func (s *Store) InvalidateAuthorizeCodeSession(ctx context.Context, signature st
 
 // CreateAccessTokenSession stores an access token.
 func (s *Store) CreateAccessTokenSession(ctx context.Context, signature string, req fosite.Requester) error {
-	return createRow[accessRow](ctx, s, "access token", signature, req, fosite.AccessToken)
+	w, err := s.PrepareCreateAccessTokenSession(signature, req)
+	if err != nil {
+		return err
+	}
+	return w(ctx)
+}
+
+// PrepareCreateAccessTokenSession is CreateAccessTokenSession encoded now,
+// run later.
+func (s *Store) PrepareCreateAccessTokenSession(signature string, req fosite.Requester) (PreparedWrite, error) {
+	return s.prepareInsert(tableAccess, "access token", signature, req, fosite.AccessToken)
 }
 
 // GetAccessTokenSession loads an access token; a revoked one comes back
@@ -370,19 +472,18 @@ func (s *Store) DeleteAccessTokenSession(ctx context.Context, signature string) 
 // CreateRefreshTokenSession stores a refresh token and the signature of
 // the access token issued with it.
 func (s *Store) CreateRefreshTokenSession(ctx context.Context, signature, accessSignature string, req fosite.Requester) error {
-	r, err := newRequestRow(signature, req, fosite.RefreshToken)
+	w, err := s.PrepareCreateRefreshTokenSession(signature, accessSignature, req)
 	if err != nil {
 		return err
 	}
-	row := &refreshRow{requestRow: r, AccessTokenSignature: accessSignature}
-	db, err := s.writer(ctx)
-	if err != nil {
-		return err
-	}
-	if _, err := db.NewInsert().Model(row).Exec(ctx); err != nil {
-		return s.wrap("create refresh token", err)
-	}
-	return nil
+	return w(ctx)
+}
+
+// PrepareCreateRefreshTokenSession is CreateRefreshTokenSession encoded now,
+// run later.
+func (s *Store) PrepareCreateRefreshTokenSession(signature, accessSignature string, req fosite.Requester) (PreparedWrite, error) {
+	// first_used_at: not used yet
+	return s.prepareInsert(tableRefresh, "refresh token", signature, req, fosite.RefreshToken, accessSignature, nil)
 }
 
 // GetRefreshTokenSession loads a refresh token; a rotated or revoked one
@@ -401,21 +502,13 @@ func (s *Store) DeleteRefreshTokenSession(ctx context.Context, signature string)
 // rotations of one token exactly one succeeds; the others get
 // fosite.ErrInactiveToken (or fosite.ErrNotFound when the token is gone).
 func (s *Store) RotateRefreshToken(ctx context.Context, requestID, signature string) error {
-	t := time.Now().UTC()
-	var accessSignatures []string
 	db, err := s.writer(ctx)
 	if err != nil {
 		return err
 	}
-	err = db.NewUpdate().Model((*refreshRow)(nil)).
-		Set("active = ?", false).
-		Set("first_used_at = COALESCE(first_used_at, ?)", t).
-		Where("signature = ?", signature).
-		Where("request_id = ?", requestID).
-		Where("active = ?", true).
-		Returning("access_token_signature").
-		Scan(ctx, &accessSignatures)
-	if err != nil && classify(err) != ErrNotFound {
+	run := s.runner(db)
+	accessSignatures, err := queryStrings(ctx, run, sqlRotateRefresh, sqlTime(time.Now()), signature, requestID)
+	if err != nil {
 		return s.wrap("rotate refresh token", err)
 	}
 	if len(accessSignatures) == 0 {
@@ -431,14 +524,28 @@ func (s *Store) RotateRefreshToken(ctx context.Context, requestID, signature str
 	if accessSignatures[0] == "" {
 		return nil
 	}
-	_, err = db.NewUpdate().Model((*accessRow)(nil)).
-		Set("active = ?", false).
-		Where("signature = ?", accessSignatures[0]).
-		Exec(ctx)
-	if err != nil {
+	if _, err := run.exec(ctx, sqlDeactivateAccess, accessSignatures[0]); err != nil {
 		return s.wrap("rotate refresh token: deactivate its access token", err)
 	}
 	return nil
+}
+
+// queryStrings runs a query that returns one text column.
+func queryStrings(ctx context.Context, run sqlRunner, query string, args ...any) ([]string, error) {
+	rows, err := run.query(ctx, query, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var v string
+		if err := rows.Scan(&v); err != nil {
+			return nil, err
+		}
+		out = append(out, v)
+	}
+	return out, rows.Err()
 }
 
 // RevokeRefreshToken deactivates every refresh token of a grant (the
@@ -478,7 +585,17 @@ func oidcKey(authorizeCode string) string {
 // CreateOpenIDConnectSession stores the OpenID Connect part of an
 // authorization, keyed by a hash of the code.
 func (s *Store) CreateOpenIDConnectSession(ctx context.Context, authorizeCode string, req fosite.Requester) error {
-	return createRow[oidcRow](ctx, s, "openid connect session", oidcKey(authorizeCode), req, fosite.AuthorizeCode)
+	w, err := s.PrepareCreateOpenIDConnectSession(authorizeCode, req)
+	if err != nil {
+		return err
+	}
+	return w(ctx)
+}
+
+// PrepareCreateOpenIDConnectSession is CreateOpenIDConnectSession encoded
+// now, run later.
+func (s *Store) PrepareCreateOpenIDConnectSession(authorizeCode string, req fosite.Requester) (PreparedWrite, error) {
+	return s.prepareInsert(tableOIDC, "openid connect session", oidcKey(authorizeCode), req, fosite.AuthorizeCode)
 }
 
 // GetOpenIDConnectSession loads the OpenID Connect part of an
@@ -499,7 +616,17 @@ func (s *Store) DeleteOpenIDConnectSession(ctx context.Context, authorizeCode st
 
 // CreatePKCERequestSession stores the PKCE challenge of an authorization.
 func (s *Store) CreatePKCERequestSession(ctx context.Context, signature string, req fosite.Requester) error {
-	return createRow[pkceRow](ctx, s, "pkce request", signature, req, fosite.AuthorizeCode)
+	w, err := s.PrepareCreatePKCERequestSession(signature, req)
+	if err != nil {
+		return err
+	}
+	return w(ctx)
+}
+
+// PrepareCreatePKCERequestSession is CreatePKCERequestSession encoded now,
+// run later.
+func (s *Store) PrepareCreatePKCERequestSession(signature string, req fosite.Requester) (PreparedWrite, error) {
+	return s.prepareInsert(tablePKCE, "pkce request", signature, req, fosite.AuthorizeCode)
 }
 
 // GetPKCERequestSession loads the PKCE challenge of an authorization.
