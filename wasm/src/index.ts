@@ -3,7 +3,7 @@
 // runs in a worker (a SharedWorker where the browser has one), so every tab
 // shares one session and one refresh at a time, and the refresh token never
 // reaches the page.
-import type { CoreView, InitParams, Request, WorkerMessage } from "./protocol";
+import { workerName, type CoreView, type InitParams, type Request, type WorkerMessage } from "./protocol";
 import type {
   AuthError,
   AuthEvent,
@@ -67,9 +67,18 @@ interface WorkerLink {
   close(): void;
 }
 
-function startWorker(cfg: BridgekeeperConfig, onMessage: (m: WorkerMessage) => void): WorkerLink {
-  const url = cfg.workerUrl ?? new URL("./worker.js", import.meta.url);
-  const name = `bridgekeeper:${cfg.issuer}|${cfg.clientId}`;
+function startWorker(
+  cfg: BridgekeeperConfig,
+  name: string,
+  wasmUrl: string,
+  onMessage: (m: WorkerMessage) => void,
+): WorkerLink {
+  const url = new URL(cfg.workerUrl ?? new URL("./worker.js", import.meta.url), document.baseURI);
+  // The fragment tells the worker which .wasm to start loading before the
+  // init message reaches it (it is not sent to the server).
+  if (!url.hash && (url.protocol === "https:" || url.protocol === "http:")) {
+    url.hash = new URLSearchParams({ wasm: wasmUrl }).toString();
+  }
   const mode = cfg.worker ?? "auto";
   // A per-tab session cannot be shared between tabs.
   const shared =
@@ -131,7 +140,9 @@ export function createClient(config: BridgekeeperConfig): BridgekeeperClient {
     setState({ ...state, error: e });
   };
 
-  const link = startWorker(config, (m) => {
+  const issuer = config.issuer.replace(/\/+$/, "");
+  const wasmUrl = new URL(config.wasmUrl ?? new URL("./bridgekeeper.wasm", import.meta.url), location.href).href;
+  const link = startWorker(config, workerName({ issuer, clientId: config.clientId }), wasmUrl, (m) => {
     switch (m.kind) {
       case "reply": {
         const p = pending.get(m.id);
@@ -188,7 +199,7 @@ export function createClient(config: BridgekeeperConfig): BridgekeeperClient {
     href.startsWith(redirectUri.split("?")[0]) && /[?&#](code|error)=/.test(href) && /[?&#]state=/.test(href);
   const params: InitParams = {
     config: {
-      issuer: config.issuer.replace(/\/+$/, ""),
+      issuer,
       clientId: config.clientId,
       redirectUri,
       postLogoutRedirectUri,
@@ -197,7 +208,7 @@ export function createClient(config: BridgekeeperConfig): BridgekeeperClient {
       clockSkewSeconds: config.clockSkewSeconds,
     },
     storage,
-    wasmUrl: new URL(config.wasmUrl ?? new URL("./bridgekeeper.wasm", import.meta.url), location.href).href,
+    wasmUrl,
     ...(looksLikeCallback ? { callbackUrl: href } : {}),
     ...(storage === "session" ? { sessionValues } : {}),
   };

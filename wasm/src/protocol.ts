@@ -19,6 +19,17 @@ export interface InitParams {
   sessionValues?: Record<string, string>;
 }
 
+export const workerNamePrefix = "bridgekeeper:";
+
+/**
+ * The worker's name: one worker (and one stored session) per issuer and
+ * client. The worker reads its name to open the session's storage key before
+ * the first message arrives, so both sides must compute it alike.
+ */
+export function workerName(config: { issuer: string; clientId: string }): string {
+  return `${workerNamePrefix}${config.issuer}|${config.clientId}`;
+}
+
 export interface Request {
   id: number;
   method: string;

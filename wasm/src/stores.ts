@@ -62,19 +62,24 @@ async function idb<T>(mode: IDBTransactionMode, fn: (s: IDBObjectStore) => IDBRe
  * object: script (even XSS in the page) can use it only through this worker,
  * and can never read its bytes.
  */
-let keyPromise: Promise<CryptoKey> | null = null;
+const keys = new Map<string, Promise<CryptoKey>>();
 export function storageKey(name: string): Promise<CryptoKey> {
-  keyPromise ??= (async () => {
+  let key = keys.get(name);
+  if (key) return key;
+  key = (async () => {
     const id = "key:" + name;
     const existing = (await idb("readonly", (s) => s.get(id))) as CryptoKey | undefined;
     if (existing) return existing;
-    const key = await crypto.subtle.generateKey({ name: "AES-GCM", length: 256 }, false, ["encrypt", "decrypt"]);
+    const fresh = await crypto.subtle.generateKey({ name: "AES-GCM", length: 256 }, false, ["encrypt", "decrypt"]);
     // Another tab may have raced us: keep whichever landed first.
-    await idb("readwrite", (s) => s.add(key, id)).catch(() => undefined);
+    await idb("readwrite", (s) => s.add(fresh, id)).catch(() => undefined);
     return (await idb("readonly", (s) => s.get(id))) as CryptoKey;
   })();
-  keyPromise.catch(() => (keyPromise = null));
-  return keyPromise;
+  keys.set(name, key);
+  key.catch(() => {
+    if (keys.get(name) === key) keys.delete(name);
+  });
+  return key;
 }
 
 const enc = new TextEncoder();

@@ -4,7 +4,14 @@
 // sessionStorage through the page), and answers the pages' requests. The
 // refresh token never leaves this worker. wasm_exec.js (Go's loader) is
 // prepended to this file by the build.
-import type { CoreView, InitParams, Request, WorkerMessage } from "./protocol";
+import {
+  workerName,
+  workerNamePrefix,
+  type CoreView,
+  type InitParams,
+  type Request,
+  type WorkerMessage,
+} from "./protocol";
 import { EncryptedIDBStore, MemoryStore, SessionMirrorStore, storageKey, type HostStore } from "./stores";
 
 declare const Go: new () => {
@@ -36,10 +43,12 @@ const scope = self as unknown as SharedWorkerGlobalScope & DedicatedWorkerGlobal
 const ports = new Set<Port>();
 let client: Promise<CoreClient> | null = null;
 let clientKey = "";
-let corePromise: Promise<Core> | null = null;
+let loaded: { url: string; promise: Promise<Core> } | null = null;
 
+/** Fetches, compiles and starts the Go core, once per URL. */
 function loadCore(wasmUrl: string): Promise<Core> {
-  corePromise ??= (async () => {
+  if (loaded?.url === wasmUrl) return loaded.promise;
+  const promise = (async () => {
     const go = new Go();
     let result: WebAssembly.WebAssemblyInstantiatedSource;
     try {
@@ -52,7 +61,11 @@ function loadCore(wasmUrl: string): Promise<Core> {
     void go.run(result.instance); // Go's main registers bridgekeeperCore and parks.
     return (globalThis as unknown as { bridgekeeperCore: Core }).bridgekeeperCore;
   })();
-  return corePromise;
+  loaded = { url: wasmUrl, promise };
+  promise.catch(() => {
+    if (loaded?.promise === promise) loaded = null; // a later init tries again
+  });
+  return promise;
 }
 
 function broadcast(msg: WorkerMessage): void {
@@ -73,7 +86,7 @@ function errorOf(e: unknown): { code: string; message: string; description?: str
 
 async function createClient(p: InitParams, port: Port): Promise<CoreClient> {
   const core = await loadCore(p.wasmUrl);
-  const name = `bridgekeeper:${p.config.issuer}|${p.config.clientId}`;
+  const name = workerName(p.config);
   let tokens: HostStore;
   switch (p.storage) {
     case "memory":
@@ -192,4 +205,15 @@ if ("onconnect" in scope) {
   };
 } else {
   serve(scope as unknown as Port & { onmessage: ((ev: MessageEvent) => void) | null });
+}
+
+// Start the slow part now rather than when the page's first message arrives
+// (a SharedWorker's connect event comes only after the browser has linked
+// the page to it): fetching, compiling and starting the Go core, and reading
+// the storage key. The page names the .wasm in the worker URL's fragment and
+// the session in the worker's name; init then finds both promises under way.
+{
+  const wasm = new URLSearchParams(scope.location.hash.slice(1)).get("wasm");
+  if (wasm) void loadCore(wasm).catch(() => undefined);
+  if (scope.name.startsWith(workerNamePrefix)) void storageKey(scope.name).catch(() => undefined);
 }

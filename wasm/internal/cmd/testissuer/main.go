@@ -12,6 +12,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/bridgekeeper/bridgekeeper/wasm/internal/oidctest"
@@ -53,7 +54,15 @@ func run(static, clientID string, ttl time.Duration) error {
 	}
 	files := http.FileServer(http.Dir(static))
 	appHandler := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Cache-Control", "no-store")
+		// The package's files as a server without versioned names would
+		// send them: cached, revalidated on every load (a 304 when
+		// unchanged), so the browser can reuse the compiled .wasm from its
+		// code cache. The test app itself is not cached.
+		if strings.HasPrefix(r.URL.Path, "/dist/") {
+			w.Header().Set("Cache-Control", "no-cache")
+		} else {
+			w.Header().Set("Cache-Control", "no-store")
+		}
 		// The test app is a single page: its routes all serve index.html.
 		if r.URL.Path == "/testapp/callback" || r.URL.Path == "/testapp/profile" {
 			r.URL.Path = "/testapp/"
