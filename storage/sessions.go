@@ -4,7 +4,41 @@ import (
 	"context"
 	"fmt"
 	"time"
+
+	"github.com/uptrace/bun"
 )
+
+// The statements of a login, written by hand so that SQLite parses each
+// once per connection (see hotSQL), not on every call as bun's.
+const (
+	pendingLoginColumns = "id, browser_binding, client_id, form, requested_at, expires_at, " +
+		"connector_id, upstream_state_hash, connector_state"
+
+	sqlInsertPendingLogin = "INSERT INTO pending_logins (" + pendingLoginColumns + ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+	sqlGetPendingLogin    = "SELECT " + pendingLoginColumns + " FROM pending_logins WHERE id = ? AND expires_at > ?"
+	// RETURNING gives the row as deleted or updated.
+	sqlTakePendingLogin      = "DELETE FROM pending_logins WHERE id = ? RETURNING " + pendingLoginColumns
+	sqlTakeBoundPendingLogin = "DELETE FROM pending_logins WHERE id = ? AND browser_binding = ? RETURNING " + pendingLoginColumns
+	sqlRecordUpstreamState   = "UPDATE pending_logins SET connector_id = ?, upstream_state_hash = ?, connector_state = ? " +
+		"WHERE id = ? AND browser_binding = ? AND expires_at > ?"
+	sqlClaimUpstreamState = "UPDATE pending_logins SET upstream_state_hash = '' " +
+		"WHERE id = ? AND browser_binding = ? AND connector_id = ? AND upstream_state_hash = ? AND expires_at > ? " +
+		"RETURNING " + pendingLoginColumns
+	sqlGetBrowserSession = "SELECT id, user_id, auth_time, idp, amr, created_at, expires_at FROM browser_sessions " +
+		"WHERE id = ? AND expires_at > ?"
+	sqlInsertBrowserSession = "INSERT INTO browser_sessions (id, user_id, auth_time, idp, amr, created_at, expires_at) " +
+		"VALUES (?, ?, ?, ?, ?, ?, ?)"
+)
+
+// queryOne runs a hand-written statement that answers at most one row and
+// scans it into dest (a model); no row is sql.ErrNoRows.
+func (s *Store) queryOne(ctx context.Context, db bun.IDB, dest any, query string, args ...any) error {
+	rows, err := s.runner(db).query(ctx, query, args...)
+	if err != nil {
+		return err
+	}
+	return s.scanOne(ctx, rows, dest)
+}
 
 // CreateBrowserSession stores a broker login session (CreatedAt defaults to
 // now).
@@ -18,11 +52,17 @@ func (s *Store) CreateBrowserSession(ctx context.Context, bs *BrowserSession) er
 	if bs.CreatedAt.IsZero() {
 		bs.CreatedAt = now()
 	}
+	amr, err := sqlList(bs.AMR)
+	if err != nil {
+		return err
+	}
 	db, err := s.writer(ctx)
 	if err != nil {
 		return err
 	}
-	if _, err := db.NewInsert().Model(bs).Exec(ctx); err != nil {
+	_, err = s.runner(db).exec(ctx, sqlInsertBrowserSession,
+		bs.ID, bs.UserID, sqlTime(bs.AuthTime), bs.IDP, amr, sqlTime(bs.CreatedAt), sqlTime(bs.ExpiresAt))
+	if err != nil {
 		return s.wrap("create browser session", err)
 	}
 	return nil
@@ -31,7 +71,7 @@ func (s *Store) CreateBrowserSession(ctx context.Context, bs *BrowserSession) er
 // GetBrowserSession loads an unexpired browser session.
 func (s *Store) GetBrowserSession(ctx context.Context, id string) (*BrowserSession, error) {
 	bs := new(BrowserSession)
-	err := s.reader(ctx).NewSelect().Model(bs).Where("id = ?", id).Where("expires_at > ?", time.Now().UTC()).Scan(ctx)
+	err := s.queryOne(ctx, s.reader(ctx), bs, sqlGetBrowserSession, id, sqlTime(time.Now()))
 	if err != nil {
 		if classify(err) == ErrNotFound {
 			return nil, notFound("browser session", "…")
@@ -75,7 +115,9 @@ func (s *Store) CreatePendingLogin(ctx context.Context, p *PendingLogin) error {
 	if err != nil {
 		return err
 	}
-	if _, err := db.NewInsert().Model(p).Exec(ctx); err != nil {
+	_, err = s.runner(db).exec(ctx, sqlInsertPendingLogin, p.ID, p.BrowserBinding, p.ClientID, p.Form,
+		sqlTime(p.RequestedAt), sqlTime(p.ExpiresAt), p.ConnectorID, p.UpstreamStateHash, p.ConnectorState)
+	if err != nil {
 		return s.wrap("create pending login", err)
 	}
 	return nil
@@ -84,7 +126,7 @@ func (s *Store) CreatePendingLogin(ctx context.Context, p *PendingLogin) error {
 // GetPendingLogin loads an unexpired pending login.
 func (s *Store) GetPendingLogin(ctx context.Context, id string) (*PendingLogin, error) {
 	p := new(PendingLogin)
-	err := s.reader(ctx).NewSelect().Model(p).Where("id = ?", id).Where("expires_at > ?", time.Now().UTC()).Scan(ctx)
+	err := s.queryOne(ctx, s.reader(ctx), p, sqlGetPendingLogin, id, sqlTime(time.Now()))
 	if err != nil {
 		if classify(err) == ErrNotFound {
 			return nil, notFound("pending login", "…")
@@ -126,23 +168,26 @@ func (s *Store) TakeBoundPendingLogin(ctx context.Context, id, binding string) (
 }
 
 func (s *Store) takePendingLogin(ctx context.Context, id string, binding *string) (*PendingLogin, error) {
-	var taken []PendingLogin
 	db, err := s.writer(ctx)
 	if err != nil {
 		return nil, err
 	}
-	q := db.NewDelete().Model(&taken).Where("id = ?", id)
-	if binding != nil {
-		q = q.Where("browser_binding = ?", *binding)
+	p := new(PendingLogin)
+	if binding == nil {
+		err = s.queryOne(ctx, db, p, sqlTakePendingLogin, id)
+	} else {
+		err = s.queryOne(ctx, db, p, sqlTakeBoundPendingLogin, id, *binding)
 	}
-	err = q.Returning("*").Scan(ctx)
-	if err != nil && classify(err) != ErrNotFound {
+	if err != nil {
+		if classify(err) == ErrNotFound {
+			return nil, notFound("pending login", "…")
+		}
 		return nil, s.wrap("take pending login", err)
 	}
-	if len(taken) == 0 || !taken[0].ExpiresAt.After(time.Now()) {
+	if !p.ExpiresAt.After(time.Now()) {
 		return nil, notFound("pending login", "…")
 	}
-	return &taken[0], nil
+	return p, nil
 }
 
 // RecordUpstreamState records, in one statement, that the pending login id
@@ -158,14 +203,8 @@ func (s *Store) RecordUpstreamState(ctx context.Context, id, binding, connectorI
 	if err != nil {
 		return err
 	}
-	res, err := db.NewUpdate().Model((*PendingLogin)(nil)).
-		Set("connector_id = ?", connectorID).
-		Set("upstream_state_hash = ?", stateHash).
-		Set("connector_state = ?", connectorState).
-		Where("id = ?", id).
-		Where("browser_binding = ?", binding).
-		Where("expires_at > ?", time.Now().UTC()).
-		Exec(ctx)
+	res, err := s.runner(db).exec(ctx, sqlRecordUpstreamState,
+		connectorID, stateHash, connectorState, id, binding, sqlTime(time.Now()))
 	if err != nil {
 		return s.wrap("record upstream state", err)
 	}
@@ -189,15 +228,7 @@ func (s *Store) ClaimUpstreamState(ctx context.Context, id, binding, connectorID
 	if err != nil {
 		return nil, err
 	}
-	err = db.NewUpdate().Model(p).
-		Set("upstream_state_hash = ''").
-		Where("id = ?", id).
-		Where("browser_binding = ?", binding).
-		Where("connector_id = ?", connectorID).
-		Where("upstream_state_hash = ?", stateHash).
-		Where("expires_at > ?", time.Now().UTC()).
-		Returning("*").
-		Scan(ctx)
+	err = s.queryOne(ctx, db, p, sqlClaimUpstreamState, id, binding, connectorID, stateHash, sqlTime(time.Now()))
 	if err != nil {
 		if classify(err) == ErrNotFound {
 			return nil, notFound("pending login", "…")

@@ -8,6 +8,16 @@ import (
 	"time"
 )
 
+// Hand-written statements of a login (see sessions.go).
+const (
+	userColumns = "id, email, email_verified, password_hash, name, given_name, family_name, picture, " +
+		"active, disabled, created_at, updated_at"
+
+	sqlGetUser             = "SELECT " + userColumns + " FROM users WHERE id = ?"
+	sqlRecordIdentityLogin = "UPDATE identities SET email = ?, email_verified = ?, claims = ?, connector_data = ?, " +
+		"last_login_at = ? WHERE connector_id = ? AND subject = ? RETURNING user_id, created_at"
+)
+
 // expectRow turns "no row was affected" into ErrNotFound.
 func expectRow(res sql.Result, kind, id string) error {
 	n, err := res.RowsAffected()
@@ -46,7 +56,7 @@ func (s *Store) GetUser(ctx context.Context, id string) (*User, error) {
 		return nil, notFound("user", id)
 	}
 	u := new(User)
-	if err := s.reader(ctx).NewSelect().Model(u).Where("id = ?", id).Scan(ctx); err != nil {
+	if err := s.queryOne(ctx, s.reader(ctx), u, sqlGetUser, id); err != nil {
 		if classify(err) == ErrNotFound {
 			return nil, notFound("user", id)
 		}
@@ -199,16 +209,8 @@ func (s *Store) RecordIdentityLogin(ctx context.Context, id *Identity) error {
 		UserID    string    `bun:"user_id"`
 		CreatedAt time.Time `bun:"created_at"`
 	}
-	err = db.NewUpdate().Model((*Identity)(nil)).
-		Set("email = ?", id.Email).
-		Set("email_verified = ?", id.EmailVerified).
-		Set("claims = ?", id.Claims).
-		Set("connector_data = ?", id.ConnectorData).
-		Set("last_login_at = ?", id.LastLoginAt).
-		Where("connector_id = ?", id.ConnectorID).
-		Where("subject = ?", id.Subject).
-		Returning("user_id, created_at").
-		Scan(ctx, &linked)
+	err = s.queryOne(ctx, db, &linked, sqlRecordIdentityLogin, id.Email, id.EmailVerified, id.Claims, id.ConnectorData,
+		sqlTime(id.LastLoginAt), id.ConnectorID, id.Subject)
 	if err != nil {
 		if classify(err) == ErrNotFound {
 			return notFound("identity", id.ConnectorID+"/"+id.Subject)
