@@ -72,6 +72,7 @@ func newClient(config, host js.Value) (js.Value, error) {
 	deps := oidc.Deps{
 		Transport:   Fetch{},
 		Verifier:    SubtleVerifier{},
+		Random:      RandomValues{},
 		Store:       HostStore{host.Get("store")},
 		Locker:      WebLocks{},
 		Broadcaster: Channel{host.Get("channel")},

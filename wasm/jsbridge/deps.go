@@ -38,6 +38,25 @@ func (Fetch) Do(ctx context.Context, req oidc.Request) (oidc.Response, error) {
 	return oidc.Response{Status: resp.Get("status").Int(), Body: []byte(text.String())}, nil
 }
 
+// RandomValues is a random source on crypto.getRandomValues, the same one
+// Go's crypto/rand uses in the browser (which the build leaves out).
+type RandomValues struct{}
+
+// Read implements io.Reader.
+func (RandomValues) Read(p []byte) (int, error) {
+	crypto := js.Global().Get("crypto")
+	for off := 0; off < len(p); {
+		n := min(len(p)-off, 65536) // getRandomValues' limit per call
+		a := js.Global().Get("Uint8Array").New(n)
+		if _, err := call(crypto, "getRandomValues", a); err != nil {
+			return off, err
+		}
+		js.CopyBytesToGo(p[off:off+n], a)
+		off += n
+	}
+	return len(p), nil
+}
+
 // SubtleVerifier is an oidc.SignatureVerifier on crypto.subtle.
 type SubtleVerifier struct{}
 

@@ -6,14 +6,13 @@
 // The package is plain Go and runs on the host for tests. Everything that
 // touches the outside world is an interface in Deps; the WebAssembly build
 // (package wasm/jsbridge) implements them with fetch, WebCrypto, IndexedDB,
-// Web Locks and BroadcastChannel. To keep that build small the package uses
-// neither fmt, net/url, net/http nor encoding/json.
+// Web Locks and BroadcastChannel. To keep that build small and quick to start
+// the package uses neither fmt, net/url, net/http, encoding/json nor anything
+// from crypto/ (see sum256).
 package oidc
 
 import (
 	"context"
-	"crypto/rand"
-	"crypto/sha256"
 	"encoding/base64"
 	"io"
 	"strconv"
@@ -153,7 +152,9 @@ func New(cfg Config, deps Deps) (*Client, error) {
 		deps.Clock = realClock{}
 	}
 	if deps.Random == nil {
-		deps.Random = rand.Reader
+		if deps.Random = defaultRandom(); deps.Random == nil {
+			return nil, newError(CodeConfig, "a random source is required", nil)
+		}
 	}
 	if deps.Store == nil {
 		deps.Store = NewMemoryStore()
@@ -322,7 +323,7 @@ func (c *Client) AuthorizeURL(ctx context.Context, opts AuthOptions) (string, er
 	if err != nil {
 		return "", err
 	}
-	sum := sha256.Sum256([]byte(verifier))
+	sum := sum256([]byte(verifier))
 	challenge := base64.RawURLEncoding.EncodeToString(sum[:])
 
 	scopes := opts.Scopes

@@ -63,7 +63,8 @@ type Broadcaster interface {
 }
 
 // Deps are the client's connections to the outside world. Transport and
-// Verifier are required; the others default to the real clock, crypto/rand,
+// Verifier are required; the others default to the real clock, crypto/rand
+// (Random is required in the js/wasm build, which leaves crypto/rand out),
 // an in-memory store, an in-process lock and no broadcasting.
 type Deps struct {
 	Transport   Transport

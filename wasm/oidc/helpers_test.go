@@ -5,6 +5,7 @@ import (
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/elliptic"
+	"crypto/rand"
 	"crypto/rsa"
 	"crypto/sha256"
 	"encoding/base64"
@@ -191,8 +192,10 @@ func newEnv(t testing.TB, alg string) *env {
 	return &env{t: t, issuer: srv, url: ts.URL, clock: clock, store: NewMemoryStore(), events: make(chan Event, 100)}
 }
 
+// deps names the random source: the js/wasm build has no default (the tests
+// also run there: GOOS=js GOARCH=wasm go test -exec go_js_wasm_exec).
 func (e *env) deps() Deps {
-	return Deps{Transport: httpTransport{http.DefaultClient}, Verifier: stdVerifier{}, Clock: e.clock, Store: e.store}
+	return Deps{Transport: httpTransport{http.DefaultClient}, Verifier: stdVerifier{}, Clock: e.clock, Store: e.store, Random: rand.Reader}
 }
 
 func (e *env) config() Config {

@@ -2,8 +2,6 @@ package oidc
 
 import (
 	"context"
-	"crypto/sha256"
-	"crypto/subtle"
 	"encoding/base64"
 	"errors"
 	"slices"
@@ -121,11 +119,11 @@ func (c *Client) checkClaims(claims map[string]any, alg string, want idTokenChec
 		return errors.New("subject changed")
 	}
 	nonce := str(claims, "nonce")
-	if want.nonce != "" && subtle.ConstantTimeCompare([]byte(nonce), []byte(want.nonce)) != 1 {
+	if want.nonce != "" && !equalConstantTime(nonce, want.nonce) {
 		return errors.New("nonce mismatch")
 	}
 	if atHash := str(claims, "at_hash"); atHash != "" && want.accessToken != "" && strings.HasSuffix(alg, "256") {
-		sum := sha256.Sum256([]byte(want.accessToken))
+		sum := sum256([]byte(want.accessToken))
 		if base64.RawURLEncoding.EncodeToString(sum[:16]) != atHash {
 			return errors.New("at_hash mismatch")
 		}
