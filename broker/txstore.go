@@ -26,6 +26,7 @@ type txStore struct {
 	*storage.Store
 	reuseGrace time.Duration // Config.RefreshReuseGrace
 	clients    *clientCache  // nil: no caching
+	commits    groupCommit   // SQLite: concurrent grants share a commit
 }
 
 // GetRefreshTokenSession adds the refresh reuse grace period: a refresh
@@ -179,6 +180,12 @@ func (s *Server) withBufferedWrites(ctx context.Context, buf *writeBuffer, fn fu
 	if len(buf.ops) == 0 {
 		return nil
 	}
+	if s.store.Store.Dialect() == storage.DialectSQLite {
+		if err := s.store.commits.apply(ctx, s.store.Store, buf.ops); err != nil {
+			return s.writeError(ctx, err)
+		}
+		return nil
+	}
 	txCtx, err := s.store.Store.BeginTX(ctx)
 	if err != nil {
 		return s.writeError(ctx, err)
@@ -232,4 +239,77 @@ func storageError(err error) error {
 	default:
 		return fosite.ErrServerError.WithWrap(err).WithDebug(err.Error())
 	}
+}
+
+// groupCommit applies the recorded writes of concurrent requests on SQLite
+// in shared transactions, each request's writes in a savepoint of their
+// own (storage.InTxEach): one request's failure undoes only its writes.
+// SQLite has one writer connection, so write transactions run one after
+// the other anyway; handing that connection from request to request meant
+// one scheduling hand-over per request, and the next request often
+// waited behind goroutines busy signing while the connection sat idle.
+// Now the first request to arrive leads: it commits everything pending,
+// then hands the lead to a request that arrived meanwhile.
+type groupCommit struct {
+	mu      sync.Mutex
+	leading bool
+	pending []*pendingWrites
+}
+
+type pendingWrites struct {
+	ops  []func(ctx context.Context) error
+	done chan error    // the outcome
+	lead chan struct{} // this request is to commit the pending writes
+}
+
+// maxGroup bounds how many requests share one commit.
+const maxGroup = 32
+
+func (g *groupCommit) apply(ctx context.Context, store *storage.Store, ops []func(ctx context.Context) error) error {
+	p := &pendingWrites{ops: ops, done: make(chan error, 1), lead: make(chan struct{}, 1)}
+	g.mu.Lock()
+	g.pending = append(g.pending, p)
+	if g.leading {
+		g.mu.Unlock()
+		select {
+		case err := <-p.done:
+			return err
+		case <-p.lead:
+		}
+	} else {
+		g.leading = true
+		g.mu.Unlock()
+	}
+
+	// p leads (and is pending): commit a group.
+	g.mu.Lock()
+	n := min(len(g.pending), maxGroup)
+	group := g.pending[:n:n]
+	g.pending = g.pending[n:]
+	g.mu.Unlock()
+	fns := make([]func(ctx context.Context) error, len(group))
+	for i, q := range group {
+		fns[i] = func(ctx context.Context) error {
+			for _, op := range q.ops {
+				if err := op(ctx); err != nil {
+					return err
+				}
+			}
+			return nil
+		}
+	}
+	// The group's writes are not p's alone: p's cancellation must not
+	// abort them.
+	errs := store.InTxEach(context.WithoutCancel(ctx), fns)
+	for i, q := range group {
+		q.done <- errs[i]
+	}
+	g.mu.Lock()
+	if len(g.pending) > 0 {
+		g.pending[0].lead <- struct{}{}
+	} else {
+		g.leading = false
+	}
+	g.mu.Unlock()
+	return <-p.done
 }

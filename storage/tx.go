@@ -175,3 +175,84 @@ func (s *Store) InTx(ctx context.Context, fn func(ctx context.Context) error) er
 	}
 	return s.Commit(txCtx)
 }
+
+// Savepoint statements of InTxEach.
+const (
+	sqlSavepoint         = "SAVEPOINT each"
+	sqlReleaseSavepoint  = "RELEASE SAVEPOINT each"
+	sqlRollbackSavepoint = "ROLLBACK TO SAVEPOINT each"
+)
+
+// InTxEach runs every fn in one transaction, each inside its own
+// savepoint: the writes of a fn that fails are undone and its error is
+// errs[i], while the others commit together. When the transaction itself
+// fails (it cannot begin, a savepoint cannot be rolled back, the commit
+// fails), every fn that had not failed gets that error and nothing is
+// written. ctx must not carry a transaction.
+//
+// It lets concurrent requests share one commit: on SQLite every write
+// transaction waits for the single writer connection anyway.
+func (s *Store) InTxEach(ctx context.Context, fns []func(ctx context.Context) error) (errs []error) {
+	errs = make([]error, len(fns))
+	failAll := func(err error) []error {
+		for i := range errs {
+			if errs[i] == nil {
+				errs[i] = err
+			}
+		}
+		return errs
+	}
+	if txFrom(ctx) != nil {
+		return failAll(errors.New("storage: InTxEach inside a transaction"))
+	}
+	txCtx, err := s.BeginTX(ctx)
+	if err != nil {
+		return failAll(err)
+	}
+	db, err := s.writer(txCtx)
+	if err != nil {
+		return failAll(err)
+	}
+	abort := func(err error) []error {
+		if rbErr := s.Rollback(txCtx); rbErr != nil {
+			err = errors.Join(err, rbErr)
+		}
+		return failAll(err) // nothing is written, not even what succeeded
+	}
+	st := txFrom(txCtx).state
+	run := s.runner(db)
+	savepoints := len(fns) > 1 // one fn: its failure rolls back the transaction
+	for i, fn := range fns {
+		if savepoints {
+			if _, err := run.exec(txCtx, sqlSavepoint); err != nil {
+				return abort(s.wrap("savepoint", err))
+			}
+		}
+		err := fn(txCtx)
+		st.mu.Lock()
+		if st.rollbackOnly && err == nil {
+			err = errors.New("storage: a nested scope rolled back")
+		}
+		st.rollbackOnly = false
+		st.mu.Unlock()
+		if err != nil && !savepoints {
+			errs[i] = err
+			return abort(err)
+		}
+		if err != nil {
+			errs[i] = err
+			if _, rbErr := run.exec(txCtx, sqlRollbackSavepoint); rbErr != nil {
+				return abort(s.wrap("roll back to savepoint", rbErr))
+			}
+		}
+		if savepoints {
+			if _, err := run.exec(txCtx, sqlReleaseSavepoint); err != nil {
+				return abort(s.wrap("release savepoint", err))
+			}
+		}
+	}
+	if err := s.Commit(txCtx); err != nil {
+		return failAll(err)
+	}
+	return errs
+}

@@ -56,6 +56,8 @@ func Run(t *testing.T, open func(t *testing.T) *storage.Store) {
 		{"TxNested", testTxNested},
 		{"TxNestedRollback", testTxNestedRollback},
 		{"TxLazy", testTxLazy},
+		{"TxEach", testTxEach},
+		{"ConcurrentRefreshOneTx", testConcurrentRefreshOneTx},
 		{"ConcurrentRefresh", testConcurrentRefresh},
 		{"ConcurrentCodeExchange", testConcurrentCodeExchange},
 	}

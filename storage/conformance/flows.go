@@ -2,6 +2,7 @@ package conformance
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"testing"
 	"time"
@@ -440,4 +441,72 @@ func testConcurrentCodeExchange(t *testing.T, s *storage.Store) {
 	exactlyOne(t, errs, func(err error) bool {
 		return errorsIs(err, fosite.ErrInvalidatedAuthorizeCode) || errorsIs(err, fosite.ErrSerializationFailure)
 	})
+}
+
+// testTxEach: InTxEach commits the fns that succeed and undoes exactly the
+// writes of the one that fails.
+func testTxEach(t *testing.T, s *storage.Store) {
+	c := ctx(t)
+	must(t, s.CreateClient(c, newClient("app")))
+	client, err := s.GetClient(c, "app")
+	must(t, err)
+	boom := errors.New("boom")
+	errs := s.InTxEach(c, []func(ctx context.Context) error{
+		func(ctx context.Context) error {
+			return s.CreateAccessTokenSession(ctx, "at-1", newRequest(client, "req-1", "u1", time.Now().Add(time.Hour)))
+		},
+		func(ctx context.Context) error {
+			must(t, s.CreateAccessTokenSession(ctx, "at-2", newRequest(client, "req-2", "u1", time.Now().Add(time.Hour))))
+			return boom
+		},
+		func(ctx context.Context) error {
+			// A duplicate key: the statement fails, the transaction goes on.
+			return s.CreateAccessTokenSession(ctx, "at-1", newRequest(client, "req-1", "u1", time.Now().Add(time.Hour)))
+		},
+		func(ctx context.Context) error {
+			return s.CreateAccessTokenSession(ctx, "at-4", newRequest(client, "req-4", "u1", time.Now().Add(time.Hour)))
+		},
+	})
+	if len(errs) != 4 || errs[0] != nil || !errors.Is(errs[1], boom) || errs[2] == nil || errs[3] != nil {
+		t.Fatalf("InTxEach: %v, want [nil boom conflict nil]", errs)
+	}
+	// One fn alone (no savepoints): its failure writes nothing either.
+	errs = s.InTxEach(c, []func(ctx context.Context) error{func(ctx context.Context) error {
+		must(t, s.CreateAccessTokenSession(ctx, "at-5", newRequest(client, "req-5", "u1", time.Now().Add(time.Hour))))
+		return boom
+	}})
+	if len(errs) != 1 || !errors.Is(errs[0], boom) {
+		t.Fatalf("InTxEach of one failing fn: %v, want [boom]", errs)
+	}
+	for sig, want := range map[string]bool{"at-1": true, "at-2": false, "at-4": true, "at-5": false} {
+		_, err := s.GetAccessTokenSession(c, sig, openid.NewDefaultSession())
+		if got := err == nil; got != want {
+			t.Errorf("%s stored: %v, want %v (%v)", sig, got, want, err)
+		}
+	}
+}
+
+// testConcurrentRefreshOneTx: concurrent refreshes of one token committed
+// in one InTxEach (as the broker groups them): exactly one wins.
+func testConcurrentRefreshOneTx(t *testing.T, s *storage.Store) {
+	c := ctx(t)
+	must(t, s.CreateClient(c, newClient("app")))
+	f := issueFamily(t, s, "app", "req-1", "u1")
+	stored, err := s.GetRefreshTokenSession(c, f.refresh, openid.NewDefaultSession())
+	must(t, err)
+	fns := make([]func(ctx context.Context) error, concurrency)
+	for i := range fns {
+		fns[i] = func(ctx context.Context) error {
+			return refresh(ctx, s, "req-1", f.refresh, fmt.Sprintf("at-new-%d", i), fmt.Sprintf("rt-new-%d", i), stored)
+		}
+	}
+	errs := s.InTxEach(c, fns)
+	exactlyOne(t, errs, isRefreshLoser)
+	f.assertInactive(t, s)
+	for i, err := range errs {
+		_, rtErr := s.GetRefreshTokenSession(c, fmt.Sprintf("rt-new-%d", i), openid.NewDefaultSession())
+		if (err == nil) != (rtErr == nil) {
+			t.Errorf("refresh %d: %v, its new refresh token: %v", i, err, rtErr)
+		}
+	}
 }
