@@ -2,6 +2,8 @@ package federation_test
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"net/http"
 	"net/url"
@@ -150,10 +152,22 @@ func TestCallbackFailures(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			loginID := br.cookie(e.issuer+"/callback/okta", "bk_fed")
 			p := br.get(back.String())
 			errorPage(t, br, e, p, http.StatusForbidden, "cancelled or refused")
 			if !strings.Contains(p.body, "/login?login=") {
 				t.Errorf("no way back to the login page: %s", p.body)
+			}
+			// The pending login stays for another try; the spent state and
+			// the connector's secrets for it do not.
+			sum := sha256.Sum256([]byte(loginID))
+			pending, err := e.store.GetPendingLogin(context.Background(), hex.EncodeToString(sum[:]))
+			if err != nil {
+				t.Fatalf("pending login after an upstream error: %v", err)
+			}
+			if pending.UpstreamStateHash != "" || len(pending.ConnectorState) != 0 {
+				t.Errorf("after an upstream error the pending login keeps state %q, connector state %q",
+					pending.UpstreamStateHash, pending.ConnectorState)
 			}
 		})
 		for _, tc := range []struct {

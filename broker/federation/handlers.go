@@ -124,17 +124,31 @@ func (f *Federation) handleCallback(w http.ResponseWriter, r *http.Request) {
 	ident, err := c.conn.HandleCallback(ctx, p.ConnectorState, f.callbackURL(c.id), req)
 	if err != nil {
 		f.log.WarnContext(ctx, "upstream login failed", "connector", c.id, "err", err)
+		f.dropConnectorState(r, c, loginID)
 		f.renderConnectorError(w, r, c, err, loginID)
 		return
 	}
 	user, err := f.userFor(ctx, c.id, ident)
 	if err != nil {
 		f.log.ErrorContext(ctx, "link upstream identity", "connector", c.id, "err", err)
+		f.dropConnectorState(r, c, loginID)
 		f.renderError(w, r, http.StatusInternalServerError, "Sign-in failed", "Something went wrong. Please try again.", f.loginPageURL(loginID))
 		return
 	}
 	f.log.InfoContext(ctx, "federated login", "connector", c.id, "user", user.ID)
 	f.cfg.Broker.CompleteLoginAs(w, r, loginID, p, user, c.id, []string{AMR})
+}
+
+// dropConnectorState clears the connector state (nonce, PKCE verifier) of
+// a pending login whose upstream login failed after its state was claimed:
+// the pending login stays for another try from the login page, the spent
+// state's secrets do not. (A login that succeeds deletes the pending login.)
+// A failure is logged only.
+func (f *Federation) dropConnectorState(r *http.Request, c *connector, loginID string) {
+	err := f.cfg.Broker.RecordUpstreamState(r, loginID, c.id, "", nil)
+	if err != nil && !errors.Is(err, storage.ErrNotFound) {
+		f.log.WarnContext(r.Context(), "clear connector state", "connector", c.id, "err", err)
+	}
 }
 
 // refuseCallback answers a callback whose state could not be claimed,
