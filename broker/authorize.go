@@ -212,15 +212,19 @@ func (s *Server) CompleteLogin(w http.ResponseWriter, r *http.Request, loginID, 
 // this request: neither is read again (whether the user may log in is
 // checked on the given copy), and the pending login is used up in the
 // grant's transaction, so that a login is written in one commit. Of
-// concurrent completions exactly one still gets through.
-func (s *Server) CompleteLoginAs(w http.ResponseWriter, r *http.Request, loginID string, p *storage.PendingLogin, user *storage.User, idp string, amr []string) {
-	s.completeLogin(w, r, loginID, p, user.ID, user, idp, amr)
+// concurrent completions exactly one still gets through. The caller's own
+// writes for this login (also) run in that transaction too, after the
+// broker's: they are made when the user logged in, whether or not the
+// authorization request is then granted, and not when another request
+// completed the login first.
+func (s *Server) CompleteLoginAs(w http.ResponseWriter, r *http.Request, loginID string, p *storage.PendingLogin, user *storage.User, idp string, amr []string, also ...func(ctx context.Context) error) {
+	s.completeLogin(w, r, loginID, p, user.ID, user, idp, amr, also...)
 }
 
 // completeLogin is CompleteLogin and CompleteLoginAs: read is the pending
 // login as the caller read it (nil: take it now), user the user (nil: load
 // it).
-func (s *Server) completeLogin(w http.ResponseWriter, r *http.Request, loginID string, read *storage.PendingLogin, userID string, user *storage.User, idp string, amr []string) {
+func (s *Server) completeLogin(w http.ResponseWriter, r *http.Request, loginID string, read *storage.PendingLogin, userID string, user *storage.User, idp string, amr []string, also ...func(ctx context.Context) error) {
 	ctx := r.Context()
 	// One statement checks that the pending login is this browser's and
 	// uses it up: of concurrent completions exactly one gets it.
@@ -277,7 +281,7 @@ func (s *Server) completeLogin(w http.ResponseWriter, r *http.Request, loginID s
 	// use) is written in the grant's transaction and the session's cookie
 	// set with the answer.
 	ns := s.prepareSession(r, userID, idp, amr, now)
-	ns.take = take
+	ns.take, ns.also = take, also
 
 	// Rebuild the original authorization request from its stored form and
 	// let fosite validate it again.

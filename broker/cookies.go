@@ -125,6 +125,8 @@ type loginSession struct {
 	// it failed because another request had (storage.ErrNotFound).
 	take func(ctx context.Context) error
 	gone bool
+	// also are the caller's writes for this login (CompleteLoginAs).
+	also []func(ctx context.Context) error
 }
 
 // prepareSession prepares a broker session for the user; nothing is written.
@@ -152,7 +154,8 @@ func (s *Server) prepareSession(r *http.Request, userID, idp string, amr []strin
 }
 
 // write uses the pending login up (when ns.take is set), deletes the
-// browser's previous session and creates the new one.
+// browser's previous session, creates the new one and makes the caller's
+// writes (ns.also).
 func (ns *loginSession) write(ctx context.Context, store *storage.Store) error {
 	if ns.take != nil {
 		if err := ns.take(ctx); err != nil {
@@ -167,6 +170,11 @@ func (ns *loginSession) write(ctx context.Context, store *storage.Store) error {
 	}
 	if err := store.CreateBrowserSession(ctx, ns.row); err != nil {
 		return fmt.Errorf("create browser session: %w", err)
+	}
+	for _, op := range ns.also {
+		if err := op(ctx); err != nil {
+			return err
+		}
 	}
 	return nil
 }

@@ -13,7 +13,10 @@ const (
 	userColumns = "id, email, email_verified, password_hash, name, given_name, family_name, picture, " +
 		"active, disabled, created_at, updated_at"
 
-	sqlGetUser             = "SELECT " + userColumns + " FROM users WHERE id = ?"
+	sqlGetUser       = "SELECT " + userColumns + " FROM users WHERE id = ?"
+	sqlGetLinkedUser = "SELECT u.id, u.email, u.email_verified, u.password_hash, u.name, u.given_name, u.family_name, " +
+		"u.picture, u.active, u.disabled, u.created_at, u.updated_at " +
+		"FROM identities i JOIN users u ON u.id = i.user_id WHERE i.connector_id = ? AND i.subject = ?"
 	sqlRecordIdentityLogin = "UPDATE identities SET email = ?, email_verified = ?, claims = ?, connector_data = ?, " +
 		"last_login_at = ? WHERE connector_id = ? AND subject = ? RETURNING user_id, created_at"
 )
@@ -183,6 +186,23 @@ func (s *Store) UpsertIdentity(ctx context.Context, id *Identity) error {
 		return s.wrap("upsert identity", err)
 	}
 	return nil
+}
+
+// GetLinkedUser loads the user an upstream identity is linked to, in one
+// read. ErrNotFound when the identity is not linked, or linked to a user
+// that no longer exists.
+func (s *Store) GetLinkedUser(ctx context.Context, connectorID, subject string) (*User, error) {
+	if unstorable(connectorID, subject) {
+		return nil, notFound("identity", connectorID+"/"+subject)
+	}
+	u := new(User)
+	if err := s.queryOne(ctx, s.reader(ctx), u, sqlGetLinkedUser, connectorID, subject); err != nil {
+		if classify(err) == ErrNotFound {
+			return nil, notFound("user of identity", connectorID+"/"+subject)
+		}
+		return nil, s.wrap("load linked user", err)
+	}
+	return u, nil
 }
 
 // RecordIdentityLogin updates the link of an upstream identity that is

@@ -58,3 +58,39 @@ func TestRecordIdentityLogin(t *testing.T) {
 		})
 	}
 }
+
+// TestGetLinkedUser: the user of a linked identity in one read; not found
+// for an unlinked identity or one whose user is gone.
+func TestGetLinkedUser(t *testing.T) {
+	for _, b := range storagetest.Backends(t) {
+		t.Run(b.Name, func(t *testing.T) {
+			ctx := context.Background()
+			s, _ := b.Open(t)
+			want := &storage.User{ID: "u1", Email: "ann@example.com", EmailVerified: true, Name: "Ann", Active: true}
+			if err := s.CreateUser(ctx, want); err != nil {
+				t.Fatal(err)
+			}
+			for _, id := range []*storage.Identity{
+				{ConnectorID: "okta", Subject: "s1", UserID: "u1"},
+				{ConnectorID: "okta", Subject: "orphan", UserID: "gone"},
+			} {
+				if err := s.CreateIdentity(ctx, id); err != nil {
+					t.Fatal(err)
+				}
+			}
+			got, err := s.GetLinkedUser(ctx, "okta", "s1")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got.ID != "u1" || got.Email != want.Email || !got.EmailVerified || got.Name != "Ann" || !got.Active ||
+				!got.CreatedAt.Equal(want.CreatedAt) || !got.UpdatedAt.Equal(want.UpdatedAt) {
+				t.Errorf("linked user %+v, want %+v", got, want)
+			}
+			for _, key := range [][2]string{{"okta", "orphan"}, {"okta", "s2"}, {"google", "s1"}} {
+				if _, err := s.GetLinkedUser(ctx, key[0], key[1]); !errors.Is(err, storage.ErrNotFound) {
+					t.Errorf("linked user of %v: %v, want ErrNotFound", key, err)
+				}
+			}
+		})
+	}
+}

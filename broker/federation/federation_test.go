@@ -90,10 +90,23 @@ func TestLoginThroughPresets(t *testing.T) {
 		if subs["okta"] == subs["facebook"] {
 			t.Error("okta and facebook identities share a user although linking is off")
 		}
-		// The same upstream identity is the same user next time.
+		// The same upstream identity is the same user next time, and the
+		// login is saved with the link (the upstream's new refresh token).
+		first, err := e.store.GetIdentity(ctx, "okta", "1001")
+		if err != nil {
+			t.Fatal(err)
+		}
 		claims, _ := e.login(e.browser(), "okta", "1001")
 		if claims["sub"] != subs["okta"] {
 			t.Errorf("second okta login: sub %v, want %s", claims["sub"], subs["okta"])
+		}
+		second, err := e.store.GetIdentity(ctx, "okta", "1001")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if second.UserID != subs["okta"] || len(second.ConnectorData) == 0 || string(second.ConnectorData) == string(first.ConnectorData) ||
+			second.LastLoginAt.Before(first.LastLoginAt) || !second.CreatedAt.Equal(first.CreatedAt) {
+			t.Errorf("link after the second login: %+v (first %+v)", second, first)
 		}
 		if claims["name"] != "Alice Anderson" {
 			t.Errorf("name = %v", claims["name"])

@@ -1,6 +1,7 @@
 package federation
 
 import (
+	"context"
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
@@ -128,7 +129,10 @@ func (f *Federation) handleCallback(w http.ResponseWriter, r *http.Request) {
 		f.renderConnectorError(w, r, c, err, loginID)
 		return
 	}
-	user, err := f.userFor(ctx, c.id, ident)
+	user, record, err := f.knownUser(ctx, c.id, ident)
+	if err == nil && user == nil {
+		user, err = f.userFor(ctx, c.id, ident)
+	}
 	if err != nil {
 		f.log.ErrorContext(ctx, "link upstream identity", "connector", c.id, "err", err)
 		f.dropConnectorState(r, c, loginID)
@@ -136,7 +140,11 @@ func (f *Federation) handleCallback(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	f.log.InfoContext(ctx, "federated login", "connector", c.id, "user", user.ID)
-	f.cfg.Broker.CompleteLoginAs(w, r, loginID, p, user, c.id, []string{AMR})
+	var also []func(context.Context) error
+	if record != nil {
+		also = append(also, record)
+	}
+	f.cfg.Broker.CompleteLoginAs(w, r, loginID, p, user, c.id, []string{AMR}, also...)
 }
 
 // dropConnectorState clears the connector state (nonce, PKCE verifier) of

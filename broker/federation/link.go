@@ -39,17 +39,45 @@ func claimsOf(ident connectors.Identity) ([]byte, error) {
 // broker/accounts' NewUserID).
 func newUserID() string { return "u_" + strings.ToLower(rand.Text()) }
 
-// userFor returns the broker user of an upstream identity: the user linked
-// to (connector, subject); else, with LinkByEmail, the user whose verified
-// e-mail address the upstream also says is verified; else a new user. The
-// identity's link is saved (or updated) with its connector data.
-func (f *Federation) userFor(ctx context.Context, connectorID string, ident connectors.Identity) (*storage.User, error) {
+// knownUser returns the user an upstream identity is linked to (nil when
+// it is not linked, or its user is gone: userFor sorts that out) with one
+// read, and record, which saves this login with the link (e-mail, claims,
+// connector data, last login): the caller runs it in the login's
+// transaction. The profile of a user without a local password follows the
+// upstream's at once, as in userFor.
+func (f *Federation) knownUser(ctx context.Context, connectorID string, ident connectors.Identity) (*storage.User, func(context.Context) error, error) {
 	store := f.cfg.Store
+	user, err := store.GetLinkedUser(ctx, connectorID, ident.Subject)
+	if errors.Is(err, storage.ErrNotFound) {
+		return nil, nil, nil
+	}
+	if err != nil {
+		return nil, nil, fmt.Errorf("load linked user: %w", err)
+	}
+	link, err := linkOf(connectorID, ident)
+	if err != nil {
+		return nil, nil, err
+	}
+	record := func(ctx context.Context) error {
+		err := store.RecordIdentityLogin(ctx, link)
+		if errors.Is(err, storage.ErrNotFound) {
+			return nil // unlinked meanwhile: the login was the linked user's
+		}
+		if err != nil {
+			return fmt.Errorf("record identity login: %w", err)
+		}
+		return nil
+	}
+	return f.syncProfile(ctx, user, ident), record, nil
+}
+
+// linkOf is the link of an upstream identity as this login found it.
+func linkOf(connectorID string, ident connectors.Identity) (*storage.Identity, error) {
 	claims, err := claimsOf(ident)
 	if err != nil {
 		return nil, err
 	}
-	link := &storage.Identity{
+	return &storage.Identity{
 		ConnectorID:   connectorID,
 		Subject:       ident.Subject,
 		Email:         strings.ToLower(strings.TrimSpace(ident.Email)),
@@ -57,6 +85,18 @@ func (f *Federation) userFor(ctx context.Context, connectorID string, ident conn
 		Claims:        claims,
 		ConnectorData: ident.ConnectorData,
 		LastLoginAt:   now(),
+	}, nil
+}
+
+// userFor returns the broker user of an upstream identity: the user linked
+// to (connector, subject); else, with LinkByEmail, the user whose verified
+// e-mail address the upstream also says is verified; else a new user. The
+// identity's link is saved (or updated) with its connector data.
+func (f *Federation) userFor(ctx context.Context, connectorID string, ident connectors.Identity) (*storage.User, error) {
+	store := f.cfg.Store
+	link, err := linkOf(connectorID, ident)
+	if err != nil {
+		return nil, err
 	}
 
 	// A known identity (the usual case): one statement records this login
