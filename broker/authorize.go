@@ -28,7 +28,7 @@ func (s *Server) handleAuthorize(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if err := validateEarly(ar); err != nil {
-		s.provider.WriteAuthorizeError(ctx, w, ar, err)
+		s.provider.WriteAuthorizeError(ctx, s.withIssuer(w), ar, err)
 		return
 	}
 	prompt := strings.Fields(ar.GetRequestForm().Get("prompt"))
@@ -37,7 +37,7 @@ func (s *Server) handleAuthorize(w http.ResponseWriter, r *http.Request) {
 	bs, user, err := s.browserSession(r)
 	if err != nil && !errors.Is(err, storage.ErrNotFound) {
 		s.log.ErrorContext(ctx, "load browser session", "err", err)
-		s.provider.WriteAuthorizeError(ctx, w, ar, serverError(err))
+		s.provider.WriteAuthorizeError(ctx, s.withIssuer(w), ar, serverError(err))
 		return
 	}
 	if bs != nil && !slices.Contains(prompt, "login") && !maxAgeExceeded(ar.GetRequestForm(), bs.AuthTime, now) {
@@ -45,7 +45,7 @@ func (s *Server) handleAuthorize(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if slices.Contains(prompt, "none") {
-		s.provider.WriteAuthorizeError(ctx, w, ar, fosite.ErrLoginRequired.WithHint("The user is not logged in to the broker (prompt=none)."))
+		s.provider.WriteAuthorizeError(ctx, s.withIssuer(w), ar, fosite.ErrLoginRequired.WithHint("The user is not logged in to the broker (prompt=none)."))
 		return
 	}
 
@@ -60,7 +60,7 @@ func (s *Server) handleAuthorize(w http.ResponseWriter, r *http.Request) {
 	}
 	if err := s.cfg.Store.CreatePendingLogin(ctx, p); err != nil {
 		s.log.ErrorContext(ctx, "create pending login", "err", err)
-		s.provider.WriteAuthorizeError(ctx, w, ar, serverError(err))
+		s.provider.WriteAuthorizeError(ctx, s.withIssuer(w), ar, serverError(err))
 		return
 	}
 	target := s.url(pathLogin) + "?login=" + url.QueryEscape(loginID)
@@ -136,7 +136,7 @@ func (s *Server) writeAuthorizeError(w http.ResponseWriter, r *http.Request, ar 
 		return
 	}
 	if ar != nil && ar.IsRedirectURIValid() {
-		s.provider.WriteAuthorizeError(r.Context(), w, ar, err)
+		s.provider.WriteAuthorizeError(r.Context(), s.withIssuer(w), ar, err)
 		return
 	}
 	rfc := fosite.ErrorToRFC6749Error(err)
@@ -306,7 +306,7 @@ func (s *Server) completeLogin(w http.ResponseWriter, r *http.Request, loginID s
 	}
 	if err := requestResources(ar); err != nil {
 		s.keepSession(w, r, ns)
-		s.provider.WriteAuthorizeError(ctx, w, ar, err)
+		s.provider.WriteAuthorizeError(ctx, s.withIssuer(w), ar, err)
 		return
 	}
 	if req, ok := ar.(*fosite.AuthorizeRequest); ok {
@@ -381,13 +381,13 @@ func (s *Server) finishAuthorize(w http.ResponseWriter, r *http.Request, ar fosi
 	}
 	if err != nil {
 		s.logGrantError(ctx, "authorize", err)
-		s.provider.WriteAuthorizeError(ctx, w, ar, err)
+		s.provider.WriteAuthorizeError(ctx, s.withIssuer(w), ar, err)
 		return
 	}
 	if ns != nil {
 		s.setCookie(w, sessionCookie, ns.cookie, s.cfg.SessionLifetime)
 	}
-	s.provider.WriteAuthorizeResponse(ctx, w, ar, resp)
+	s.provider.WriteAuthorizeResponse(ctx, s.withIssuer(w), ar, resp)
 }
 
 // grantAudience grants the audiences the client asked for (fosite checked
@@ -430,4 +430,34 @@ func idTokenClaims(u *storage.User, scopes fosite.Arguments) map[string]any {
 		c["email_verified"] = u.EmailVerified
 	}
 	return c
+}
+
+// withIssuer has the authorization response fosite writes (a redirect to
+// the client, with a code or an error) carry the broker's issuer in an iss
+// parameter (RFC 9207), so a client that talks to several authorization
+// servers can tell which one answered (mix-up attacks, RFC 9700 §4.4).
+func (s *Server) withIssuer(w http.ResponseWriter) http.ResponseWriter {
+	return issuerRedirect{ResponseWriter: w, iss: s.cfg.Issuer}
+}
+
+type issuerRedirect struct {
+	http.ResponseWriter
+	iss string
+}
+
+func (w issuerRedirect) WriteHeader(code int) {
+	if code >= 300 && code < 400 {
+		if loc := w.Header().Get("Location"); loc != "" {
+			if u, err := url.Parse(loc); err == nil && !u.Query().Has("iss") {
+				param := "iss=" + url.QueryEscape(w.iss)
+				if u.RawQuery == "" {
+					u.RawQuery = param
+				} else {
+					u.RawQuery += "&" + param
+				}
+				w.Header().Set("Location", u.String())
+			}
+		}
+	}
+	w.ResponseWriter.WriteHeader(code)
 }

@@ -39,7 +39,7 @@ func (s *Server) discoveryDocument() ([]byte, error) {
 		"claims_parameter_supported":                     false,
 		"frontchannel_logout_supported":                  false,
 		"backchannel_logout_supported":                   false,
-		"authorization_response_iss_parameter_supported": false,
+		"authorization_response_iss_parameter_supported": true, // RFC 9207
 	}
 	b, err := json.MarshalIndent(doc, "", "  ")
 	if err != nil {

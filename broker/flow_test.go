@@ -614,3 +614,33 @@ func TestUserinfoErrors(t *testing.T) {
 		}
 	})
 }
+
+// Authorization responses, codes and errors alike, carry the issuer in iss
+// (RFC 9207), and discovery says so.
+func TestAuthorizationResponseIssuer(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b storagetest.Backend) {
+		e := newTestEnv(t, b, nil)
+		br := e.browser()
+		q := redirectParams(t, br.get(e.authURL(spaAuth("prompt", "none"))), spaRedirect)
+		if q.Get("error") != "login_required" || q.Get("iss") != e.issuer {
+			t.Errorf("error response %v, want login_required with iss=%s", q, e.issuer)
+		}
+		br.loginForCode(spaAuth())
+		q = redirectParams(t, br.get(e.authURL(spaAuth())), spaRedirect)
+		if q.Get("code") == "" || q.Get("iss") != e.issuer || q.Get("state") != testState {
+			t.Errorf("code response %v, want a code, state and iss=%s", q, e.issuer)
+		}
+		var doc map[string]any
+		resp, err := http.Get(e.issuer + "/.well-known/openid-configuration")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		if err := json.NewDecoder(resp.Body).Decode(&doc); err != nil {
+			t.Fatal(err)
+		}
+		if doc["authorization_response_iss_parameter_supported"] != true {
+			t.Error("discovery does not say authorization_response_iss_parameter_supported")
+		}
+	})
+}

@@ -195,6 +195,10 @@ func (c *Connector) HandleCallback(ctx context.Context, connectorState []byte, c
 	if err != nil {
 		return connectors.Identity{}, fmt.Errorf("oidc: %w", err)
 	}
+	if doc.IssParameter && params.Get("iss") == "" {
+		// RFC 9207 section 2.4: a provider that says it sends iss must.
+		return connectors.Identity{}, fmt.Errorf("oidc: %w: the upstream says it sends iss (RFC 9207) but the callback has none", connectors.ErrInvalidCallback)
+	}
 	form := url.Values{
 		"grant_type":   {"authorization_code"},
 		"code":         {code},

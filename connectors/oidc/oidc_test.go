@@ -650,3 +650,37 @@ func TestCachesAndExpiresKeys(t *testing.T) {
 		t.Errorf("keys older than the TTL were not refetched (%d fetches)", counter.paths[jwks])
 	}
 }
+
+// An upstream whose discovery says it sends iss (RFC 9207) must: a callback
+// without it is refused before the code is redeemed.
+func TestIssParameterRequiredWhenAdvertised(t *testing.T) {
+	mux := http.NewServeMux()
+	srv := httptest.NewServer(mux)
+	defer srv.Close()
+	redeemed := 0
+	mux.HandleFunc("/.well-known/openid-configuration", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(map[string]any{
+			"issuer": srv.URL, "authorization_endpoint": srv.URL + "/auth", "token_endpoint": srv.URL + "/token",
+			"jwks_uri": srv.URL + "/keys", "authorization_response_iss_parameter_supported": true,
+		})
+	})
+	mux.HandleFunc("/token", func(w http.ResponseWriter, _ *http.Request) {
+		redeemed++
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusBadRequest)
+		_, _ = w.Write([]byte(`{"error":"invalid_grant"}`))
+	})
+	c := newConnector(t, Config{Issuer: srv.URL})
+	resp := start(t, c, connectors.Scopes{})
+	ctx := context.Background()
+	q := url.Values{"code": {"c"}, "state": {testState}}
+	_, err := c.HandleCallback(ctx, resp.ConnectorState, testCallback, connectors.CallbackRequest{Query: q})
+	if !errors.Is(err, connectors.ErrInvalidCallback) || !strings.Contains(err.Error(), "RFC 9207") || redeemed != 0 {
+		t.Errorf("callback without iss: %v (code redeemed %d times), want ErrInvalidCallback before redeeming", err, redeemed)
+	}
+	q.Set("iss", srv.URL)
+	if _, err := c.HandleCallback(ctx, resp.ConnectorState, testCallback, connectors.CallbackRequest{Query: q}); !errors.Is(err, connectors.ErrUpstreamDenied) || redeemed != 1 {
+		t.Errorf("callback with iss: %v (code redeemed %d times), want the code redeemed (and refused upstream)", err, redeemed)
+	}
+}

@@ -39,6 +39,9 @@ type discovery struct {
 	JWKSURI               string   `json:"jwks_uri"`
 	UserinfoEndpoint      string   `json:"userinfo_endpoint"`
 	TokenAuthMethods      []string `json:"token_endpoint_auth_methods_supported"`
+	// IssParameter says the upstream puts iss in its authorization
+	// responses (RFC 9207).
+	IssParameter bool `json:"authorization_response_iss_parameter_supported"`
 }
 
 // provider caches the upstream's discovery document and keys.

@@ -68,6 +68,8 @@ type Discovery struct {
 	RevocationEndpoint    string
 	EndSessionEndpoint    string
 	JWKSURI               string
+	// IssParameter says authorization responses carry iss (RFC 9207).
+	IssParameter bool
 }
 
 // AuthOptions are the per-login options of AuthorizeURL.
@@ -242,6 +244,7 @@ func (c *Client) Discovery(ctx context.Context) (*Discovery, error) {
 		RevocationEndpoint:    str(m, "revocation_endpoint"),
 		EndSessionEndpoint:    str(m, "end_session_endpoint"),
 		JWKSURI:               str(m, "jwks_uri"),
+		IssParameter:          m["authorization_response_iss_parameter_supported"] == true,
 	}
 	if d.Issuer != c.cfg.Issuer {
 		return nil, newError(CodeInvalidResponse, "discovery issuer "+d.Issuer+" is not "+c.cfg.Issuer, nil)
@@ -442,6 +445,11 @@ func (c *Client) HandleCallback(ctx context.Context, callbackURL string) (*View,
 	d, err := c.Discovery(ctx)
 	if err != nil {
 		return nil, err
+	}
+	if d.IssParameter && p["iss"] == "" {
+		// RFC 9207 section 2.4: the broker says it sends iss, so a
+		// response without it did not come from the broker.
+		return nil, newError(CodeInvalidResponse, "callback has no iss, which the broker always sends", nil)
 	}
 	var form params
 	form.add("grant_type", "authorization_code")

@@ -117,6 +117,34 @@ func TestCallbackErrors(t *testing.T) {
 	}
 }
 
+// The test issuer, like the broker, says it sends iss (RFC 9207): a
+// callback without it, or with another issuer's, is refused.
+func TestCallbackIssuer(t *testing.T) {
+	e := newEnv(t, "RS256")
+	c := e.client(e.deps())
+	ctx := context.Background()
+	for name, change := range map[string]func(string) string{
+		"missing": func(cb string) string { return strings.Replace(cb, "iss=", "x-iss=", 1) },
+		"foreign": func(cb string) string { return strings.Replace(cb, "iss=", "iss=https%3A%2F%2Fevil.example&x=", 1) },
+	} {
+		u, _ := c.AuthorizeURL(ctx, AuthOptions{})
+		cb := e.authorize(u)
+		if !strings.Contains(cb, "iss=") {
+			t.Fatalf("the test issuer sent no iss: %s", cb)
+		}
+		if _, err := c.HandleCallback(ctx, change(cb)); ErrorCode(err) != CodeInvalidResponse {
+			t.Errorf("%s iss: %v, want %s", name, err, CodeInvalidResponse)
+		}
+	}
+	if c.Status() == StatusAuthenticated {
+		t.Error("authenticated from a callback with a bad iss")
+	}
+	u, _ := c.AuthorizeURL(ctx, AuthOptions{})
+	if _, err := c.HandleCallback(ctx, e.authorize(u)); err != nil {
+		t.Errorf("callback with the right iss: %v", err)
+	}
+}
+
 func TestTamperedIDTokenIsRejected(t *testing.T) {
 	e := newEnv(t, "RS256")
 	c := e.client(e.deps())

@@ -220,16 +220,17 @@ func oauthError(w http.ResponseWriter, status int, code, desc string) {
 func (s *Server) discovery(w http.ResponseWriter, r *http.Request) {
 	i := s.cfg.Issuer
 	writeJSON(w, 200, map[string]any{
-		"issuer":                                i,
-		"authorization_endpoint":                i + "/oauth2/auth",
-		"token_endpoint":                        i + "/oauth2/token",
-		"userinfo_endpoint":                     i + "/userinfo",
-		"revocation_endpoint":                   i + "/oauth2/revoke",
-		"end_session_endpoint":                  i + "/oauth2/logout",
-		"jwks_uri":                              i + "/.well-known/jwks.json",
-		"response_types_supported":              []string{"code"},
-		"code_challenge_methods_supported":      []string{"S256"},
-		"id_token_signing_alg_values_supported": []string{s.cfg.Alg},
+		"issuer":                                         i,
+		"authorization_endpoint":                         i + "/oauth2/auth",
+		"token_endpoint":                                 i + "/oauth2/token",
+		"userinfo_endpoint":                              i + "/userinfo",
+		"revocation_endpoint":                            i + "/oauth2/revoke",
+		"end_session_endpoint":                           i + "/oauth2/logout",
+		"jwks_uri":                                       i + "/.well-known/jwks.json",
+		"response_types_supported":                       []string{"code"},
+		"code_challenge_methods_supported":               []string{"S256"},
+		"id_token_signing_alg_values_supported":          []string{s.cfg.Alg},
+		"authorization_response_iss_parameter_supported": true,
 	})
 }
 
