@@ -281,7 +281,13 @@ func (g *groupCommit) apply(ctx context.Context, store *storage.Store, ops []fun
 		g.mu.Unlock()
 	}
 
-	// p leads (and is pending): commit a group.
+	g.commitGroup(ctx, store) // p leads, and is pending: it is in the group
+	return <-p.done
+}
+
+// commitGroup commits up to maxGroup pending requests' writes, then hands
+// the lead to the next pending request, if any.
+func (g *groupCommit) commitGroup(ctx context.Context, store *storage.Store) {
 	g.mu.Lock()
 	n := min(len(g.pending), maxGroup)
 	group := g.pending[:n:n]
@@ -298,18 +304,29 @@ func (g *groupCommit) apply(ctx context.Context, store *storage.Store, ops []fun
 			return nil
 		}
 	}
-	// The group's writes are not p's alone: p's cancellation must not
-	// abort them.
-	errs := store.InTxEach(context.WithoutCancel(ctx), fns)
-	for i, q := range group {
-		q.done <- errs[i]
-	}
-	g.mu.Lock()
-	if len(g.pending) > 0 {
-		g.pending[0].lead <- struct{}{}
-	} else {
-		g.leading = false
-	}
-	g.mu.Unlock()
-	return <-p.done
+	var errs []error
+	defer func() {
+		// Even if a write panicked: answer the group and pass the lead on,
+		// or every later grant would wait forever.
+		if r := recover(); r != nil {
+			errs = make([]error, len(group))
+			for i := range errs {
+				errs[i] = fmt.Errorf("broker: a write of a grant committed with this one panicked: %v", r)
+			}
+			defer panic(r)
+		}
+		for i, q := range group {
+			q.done <- errs[i]
+		}
+		g.mu.Lock()
+		if len(g.pending) > 0 {
+			g.pending[0].lead <- struct{}{}
+		} else {
+			g.leading = false
+		}
+		g.mu.Unlock()
+	}()
+	// The group's writes are not the leader's alone: its cancellation
+	// must not abort them.
+	errs = store.InTxEach(context.WithoutCancel(ctx), fns)
 }

@@ -55,3 +55,37 @@ func TestGroupCommit(t *testing.T) {
 		t.Errorf("after the requests: leading %v, %d pending", g.leading, len(g.pending))
 	}
 }
+
+// A write that panics fails its group, re-panics in its request, and
+// leaves neither the lead nor SQLite's writer taken.
+func TestGroupCommitPanic(t *testing.T) {
+	store, _ := storagetest.Backend{Name: "sqlite"}.Open(t)
+	ctx := context.Background()
+	var g groupCommit
+	func() {
+		defer func() {
+			if r := recover(); r != "boom" {
+				t.Errorf("recovered %v, want the write's panic", r)
+			}
+		}()
+		_ = g.apply(ctx, store, []func(ctx context.Context) error{
+			func(ctx context.Context) error {
+				if err := store.CreateClient(ctx, &storage.Client{ID: "before-panic"}); err != nil {
+					return err
+				}
+				panic("boom")
+			},
+		})
+	}()
+	if g.leading {
+		t.Error("the lead is still taken after the panic")
+	}
+	if err := g.apply(ctx, store, []func(ctx context.Context) error{
+		func(ctx context.Context) error { return store.CreateClient(ctx, &storage.Client{ID: "after-panic"}) },
+	}); err != nil {
+		t.Fatalf("a grant after the panic: %v", err)
+	}
+	if _, err := store.LookupClient(ctx, "before-panic"); !errors.Is(err, storage.ErrNotFound) {
+		t.Errorf("the panicking grant's write: %v, want it rolled back", err)
+	}
+}

@@ -213,6 +213,12 @@ func (s *Store) InTxEach(ctx context.Context, fns []func(ctx context.Context) er
 	if err != nil {
 		return failAll(err)
 	}
+	defer func() {
+		if r := recover(); r != nil {
+			_ = s.Rollback(txCtx) // do not keep the writer: the panic goes on
+			panic(r)
+		}
+	}()
 	abort := func(err error) []error {
 		if rbErr := s.Rollback(txCtx); rbErr != nil {
 			err = errors.Join(err, rbErr)
