@@ -3,7 +3,15 @@
 // runs in a worker (a SharedWorker where the browser has one), so every tab
 // shares one session and one refresh at a time, and the refresh token never
 // reaches the page.
-import { workerName, type CoreView, type InitParams, type Request, type WorkerMessage } from "./protocol";
+import {
+  workerName,
+  type CoreView,
+  type InitParams,
+  type InitResult,
+  type Request,
+  type WorkerMessage,
+} from "./protocol";
+import { readSnapshot, snapshotArea, snapshotOf, writeSnapshot, type Snapshot } from "./snapshot";
 import type {
   AuthError,
   AuthEvent,
@@ -28,8 +36,18 @@ export class BridgekeeperError extends Error {
 }
 
 export interface BridgekeeperClient {
-  /** Settles once the worker has started and any login callback in the URL was handled. */
+  /**
+   * Settles once the login state is known: at once when the snapshot of the
+   * previous page load is usable (see AuthState.confirmed), else when the
+   * worker has started and any login callback in the URL was handled.
+   */
   readonly ready: Promise<AuthState>;
+  /**
+   * Settles once the worker has started, read the session and handled any
+   * login callback: the state is then the worker's own (confirmed), and
+   * tokens are available without waiting for start-up.
+   */
+  readonly confirmed: Promise<AuthState>;
   /** The current state (stable object until it changes). */
   getState(): AuthState;
   /** Calls listener on every state change; returns the unsubscribe function. */
@@ -60,7 +78,23 @@ const loadingState: AuthState = {
   user: null,
   scope: "",
   error: null,
+  confirmed: false,
 };
+
+function snapshotState(s: Snapshot): AuthState {
+  const authenticated = s.status === "authenticated";
+  return {
+    status: authenticated ? "authenticated" : "login_required",
+    isLoading: false,
+    isAuthenticated: authenticated,
+    user: s.user,
+    scope: s.scope ?? "",
+    ...(s.expiresAt !== undefined ? { expiresAt: s.expiresAt } : {}),
+    ...(s.authTime !== undefined ? { authTime: s.authTime } : {}),
+    error: null,
+    confirmed: false,
+  };
+}
 
 interface WorkerLink {
   post(msg: Request): void;
@@ -107,10 +141,19 @@ function toState(v: CoreView, error: AuthError | null): AuthState {
     expiresAt: v.expiresAt,
     authTime: v.authTime,
     error: v.error ?? error,
+    confirmed: v.status !== "loading",
   };
 }
 
 const sessionPrefix = "bridgekeeper:";
+
+const loggedOutView: CoreView = {
+  status: "login_required",
+  isAuthenticated: false,
+  user: null,
+  scope: "",
+  appState: "",
+};
 
 /** Creates a client. The worker and the .wasm load at once, off the main thread. */
 export function createClient(config: BridgekeeperConfig): BridgekeeperClient {
@@ -123,7 +166,22 @@ export function createClient(config: BridgekeeperConfig): BridgekeeperClient {
   const storage = config.storage ?? "indexeddb";
   const storageSlot = `${sessionPrefix}${config.issuer}|${config.clientId}:`;
 
-  let state: AuthState = loadingState;
+  const issuer = config.issuer.replace(/\/+$/, "");
+  const href = location.href;
+  const looksLikeCallback =
+    href.startsWith(redirectUri.split("?")[0]) && /[?&#](code|error)=/.test(href) && /[?&#]state=/.test(href);
+
+  // The snapshot of the login state (snapshot.ts): none in memory mode,
+  // whose sessions end with the worker; the tab's own in session mode.
+  const area =
+    config.snapshot === false || storage === "memory" ? null : snapshotArea(storage === "session" ? "session" : "local");
+  // A login callback is the worker's to handle: no snapshot can say its outcome.
+  const snap = area && !looksLikeCallback ? readSnapshot(area, issuer, config.clientId) : null;
+  // The page was told "authenticated" by the snapshot and the worker has
+  // not yet said otherwise.
+  let unconfirmedLogin = snap?.status === "authenticated";
+
+  let state: AuthState = snap ? snapshotState(snap) : loadingState;
   let lastError: AuthError | null = null;
   const listeners = new Set<() => void>();
   const handlers = new Map<string, Set<(e?: AuthError) => void>>();
@@ -134,13 +192,32 @@ export function createClient(config: BridgekeeperConfig): BridgekeeperClient {
     state = s;
     for (const l of listeners) l();
   };
-  const setView = (v: CoreView) => setState(toState(v, lastError));
+  const emit = (event: string, error?: AuthError) => {
+    for (const h of handlers.get(event) ?? []) h(error);
+  };
+  // A view from the worker: the real state. It replaces the snapshot's.
+  const setView = (v: CoreView, at: number, event?: string) => {
+    if (area) {
+      const s = snapshotOf(issuer, config.clientId, v, at);
+      if (s) writeSnapshot(area, s);
+    }
+    setState(toState(v, lastError));
+    if (v.status === "loading") return;
+    if (v.isAuthenticated || event === "sessionExpired" || event === "loggedOut") {
+      unconfirmedLogin = false;
+    } else if (unconfirmedLogin) {
+      // The snapshot said logged in, but the session is gone (ended while
+      // no page was open to hear of it): tell the app, as it would be told
+      // had it been running.
+      unconfirmedLogin = false;
+      emit("sessionExpired", { code: "login_required", message: "the session has ended" });
+    }
+  };
   const setError = (e: AuthError) => {
     lastError = e;
     setState({ ...state, error: e });
   };
 
-  const issuer = config.issuer.replace(/\/+$/, "");
   const wasmUrl = new URL(config.wasmUrl ?? new URL("./bridgekeeper.wasm", import.meta.url), location.href).href;
   const link = startWorker(config, workerName({ issuer, clientId: config.clientId }), wasmUrl, (m) => {
     switch (m.kind) {
@@ -155,8 +232,8 @@ export function createClient(config: BridgekeeperConfig): BridgekeeperClient {
       case "event":
         if (m.event !== "error") lastError = null;
         else if (m.error) lastError = m.error;
-        if (m.view) setView(m.view as CoreView);
-        for (const h of handlers.get(m.event) ?? []) h(m.error);
+        if (m.view) setView(m.view as CoreView, m.at, m.event);
+        emit(m.event, m.error);
         return;
       case "persist":
         if (m.value === null) sessionStorage.removeItem(storageSlot + m.key);
@@ -194,9 +271,6 @@ export function createClient(config: BridgekeeperConfig): BridgekeeperClient {
       if (k?.startsWith(storageSlot)) sessionValues[k.slice(storageSlot.length)] = sessionStorage.getItem(k)!;
     }
   }
-  const href = location.href;
-  const looksLikeCallback =
-    href.startsWith(redirectUri.split("?")[0]) && /[?&#](code|error)=/.test(href) && /[?&#]state=/.test(href);
   const params: InitParams = {
     config: {
       issuer,
@@ -213,10 +287,10 @@ export function createClient(config: BridgekeeperConfig): BridgekeeperClient {
     ...(storage === "session" ? { sessionValues } : {}),
   };
 
-  const ready = call<{ view: CoreView; handledCallback: boolean; callbackError: AuthError | null }>("init", params)
+  const confirmed = call<InitResult>("init", params)
     .then((r) => {
       if (r.callbackError) lastError = r.callbackError;
-      setView(r.view);
+      setView(r.view, r.at);
       if (looksLikeCallback) {
         const appState = (r.handledCallback && (r.view.appState || "/")) || "/";
         if (config.onRedirectCallback) config.onRedirectCallback(appState);
@@ -230,14 +304,17 @@ export function createClient(config: BridgekeeperConfig): BridgekeeperClient {
           ? { code: e.code, message: e.message }
           : { code: "worker_failed", message: "the Bridgekeeper worker failed to start: " + String(e) };
       lastError = err;
-      setState({ ...loadingState, status: "login_required", isLoading: false, error: err });
+      setState({ ...loadingState, status: "login_required", isLoading: false, error: err, confirmed: true });
       return state;
     });
+  // With a usable snapshot the state is known now; the worker confirms or
+  // corrects it when it is up (setView).
+  const ready = snap ? Promise.resolve(state) : confirmed;
 
   // Timers in background tabs and sleeping devices are unreliable: check
   // the token whenever the page becomes visible or the network returns.
   const wake = () => {
-    if (document.visibilityState === "visible") void ready.then(() => call("wake").catch(() => undefined));
+    if (document.visibilityState === "visible") void confirmed.then(() => call("wake").catch(() => undefined));
   };
   document.addEventListener("visibilitychange", wake);
   addEventListener("online", wake);
@@ -246,6 +323,7 @@ export function createClient(config: BridgekeeperConfig): BridgekeeperClient {
 
   const client: BridgekeeperClient = {
     ready,
+    confirmed,
     getState: () => state,
     subscribe(listener) {
       listeners.add(listener);
@@ -258,7 +336,7 @@ export function createClient(config: BridgekeeperConfig): BridgekeeperClient {
       return () => set.delete(handler);
     },
     async login(options = {}) {
-      await ready;
+      await confirmed;
       const url = await track(
         call<string>("authorizeUrl", {
           ...options,
@@ -268,14 +346,20 @@ export function createClient(config: BridgekeeperConfig): BridgekeeperClient {
       location.assign(url);
     },
     async logout(options = {}) {
-      await ready;
+      // Logged out from now on for any reload, whatever happens next: the
+      // worker's logout always ends the session, even when the broker
+      // cannot be reached.
+      if (area) {
+        writeSnapshot(area, snapshotOf(issuer, config.clientId, loggedOutView, Date.now())!);
+      }
+      await confirmed;
       const url = await track(
         call<string>("logout", { postLogoutRedirectUri: options.returnTo ?? postLogoutRedirectUri }),
       );
       if (url && options.redirect !== false) location.assign(url);
     },
     async getAccessToken(options = {}) {
-      await ready;
+      await confirmed;
       return track(call<string>("getAccessToken", options.minValiditySeconds));
     },
     async fetchWithAuth(input, init = {}) {
@@ -298,7 +382,7 @@ export function createClient(config: BridgekeeperConfig): BridgekeeperClient {
       return send(fresh);
     },
     async getUserInfo() {
-      await ready;
+      await confirmed;
       return track(call<Record<string, unknown>>("userinfo"));
     },
     close() {

@@ -39,8 +39,17 @@ export interface Request {
 export type WorkerMessage =
   | { kind: "reply"; id: number; ok: true; result: unknown }
   | { kind: "reply"; id: number; ok: false; error: { code: string; message: string; description?: string } }
-  | { kind: "event"; event: string; error?: { code: string; message: string }; view: unknown }
+  | { kind: "event"; event: string; error?: { code: string; message: string }; view: unknown; at: number }
   | { kind: "persist"; key: string; value: string | null };
+
+/** The init method's result. */
+export interface InitResult {
+  view: CoreView;
+  handledCallback: boolean;
+  callbackError: { code: string; message: string; description?: string } | null;
+  /** When the worker took the view (Date.now() in the worker). */
+  at: number;
+}
 
 /** The view object produced by the Go core (oidc.View.ToMap). */
 export interface CoreView {

@@ -44,6 +44,8 @@ export interface UseAuth {
   scope: string;
   /** Time of the last login at the broker (Unix ms). */
   authTime?: number;
+  /** False while the state comes from the previous load's snapshot, before the worker confirmed it. */
+  confirmed: boolean;
   login(options?: LoginOptions): Promise<void>;
   logout(options?: LogoutOptions): Promise<void>;
   getAccessToken(options?: { minValiditySeconds?: number }): Promise<string>;
@@ -65,6 +67,7 @@ export function useAuth(): UseAuth {
       status: s.status,
       scope: s.scope,
       authTime: s.authTime,
+      confirmed: s.confirmed,
       login: c.login,
       logout: c.logout,
       getAccessToken: c.getAccessToken,

@@ -27,6 +27,15 @@ export interface BridgekeeperConfig {
   workerUrl?: string | URL;
   /** URL of bridgekeeper.wasm; default: next to this module. */
   wasmUrl?: string | URL;
+  /**
+   * Default true (except with storage "memory", which never has one): the
+   * page keeps a non-secret snapshot of the login state (status, the ID
+   * token's claims, no token) in localStorage ("session" storage: in
+   * sessionStorage), so that after a reload the client is ready at once,
+   * before the worker has started. Set false to keep the claims out of
+   * Web Storage; ready then waits for the worker.
+   */
+  snapshot?: boolean;
   /** Renew the access token this many seconds before it expires. Default 60. */
   refreshBeforeSeconds?: number;
   /** Clock skew tolerated on ID-token times. Default 60. */
@@ -84,6 +93,12 @@ export interface AuthState {
   authTime?: number;
   /** The last error that did not end the session, or the last failed call. */
   error: AuthError | null;
+  /**
+   * False while the state comes from the snapshot of the previous page load
+   * (the worker has not started yet); true once the worker has read the
+   * session and confirmed or corrected it.
+   */
+  confirmed: boolean;
 }
 
 export type AuthEvent = "tokenRefreshed" | "sessionExpired" | "loggedOut" | "loggedIn" | "error";

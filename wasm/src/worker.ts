@@ -9,6 +9,7 @@ import {
   workerNamePrefix,
   type CoreView,
   type InitParams,
+  type InitResult,
   type Request,
   type WorkerMessage,
 } from "./protocol";
@@ -123,6 +124,9 @@ async function createClient(p: InitParams, port: Port): Promise<CoreClient> {
         event: type,
         ...(error ? { error: errorOf(error) } : {}),
         view,
+        // The pages keep a snapshot of each view (see snapshot.ts); the
+        // time orders them.
+        at: Date.now(),
       });
     },
   });
@@ -130,7 +134,7 @@ async function createClient(p: InitParams, port: Port): Promise<CoreClient> {
   return c;
 }
 
-async function init(p: InitParams, port: Port): Promise<unknown> {
+async function init(p: InitParams, port: Port): Promise<InitResult> {
   const key = JSON.stringify([p.config, p.storage]);
   if (client && key !== clientKey) {
     throw Object.assign(new Error("this worker already serves another configuration"), { code: "invalid_config" });
@@ -143,7 +147,7 @@ async function init(p: InitParams, port: Port): Promise<unknown> {
     });
   }
   const c = await client;
-  let callbackError: unknown = null;
+  let callbackError: InitResult["callbackError"] = null;
   let handledCallback = false;
   if (p.callbackUrl && c.isCallback(p.callbackUrl)) {
     try {
@@ -154,7 +158,7 @@ async function init(p: InitParams, port: Port): Promise<unknown> {
     }
   }
   const view = await c.start();
-  return { view, handledCallback, callbackError };
+  return { view, handledCallback, callbackError, at: Date.now() };
 }
 
 async function dispatch(port: Port, req: Request): Promise<unknown> {

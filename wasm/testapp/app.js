@@ -13,6 +13,19 @@ const bk = createClient({
   worker: t.worker,
 });
 window.bk = bk;
+// What the page knew before the worker could have answered (its messages
+// arrive as tasks after this script).
+window.initialState = bk.getState();
+window.states = [bk.getState()];
+bk.subscribe(() => window.states.push(bk.getState()));
+if (t.measureToken) {
+  // The budget's "tokens available": an access token in hand (or the
+  // worker's answer that there is none).
+  bk.getAccessToken().then(
+    () => (window.tokenMs = performance.now() - started),
+    () => (window.tokenMs = performance.now() - started),
+  );
+}
 const $ = (id) => document.getElementById(id);
 const events = [];
 for (const ev of ["tokenRefreshed", "sessionExpired", "loggedOut", "loggedIn", "error"]) {
@@ -31,6 +44,9 @@ bk.subscribe(render);
 render();
 bk.ready.then(() => {
   window.readyMs = performance.now() - started;
+});
+bk.confirmed.then(() => {
+  window.confirmedMs = performance.now() - started;
 });
 $("login").onclick = () => bk.login().catch(() => undefined);
 $("logout").onclick = () => bk.logout().catch(() => undefined);
