@@ -100,6 +100,24 @@ async function login(page, env) {
   await page.waitForFunction(() => window.readyMs !== undefined);
 }
 
+/** The snapshots in the page's localStorage and sessionStorage: [[area, key, value]]. */
+const snapshots = (page) =>
+  page.evaluate(() =>
+    [
+      ["local", localStorage],
+      ["session", sessionStorage],
+    ].flatMap(([area, st]) =>
+      Object.keys(st)
+        .filter((k) => k.startsWith("bridgekeeper:snapshot:"))
+        .map((k) => [area, k, st.getItem(k)]),
+    ),
+  );
+
+/** The state the page had right after createClient, before any message from the worker. */
+const initial = (page) => page.evaluate(() => window.initialState);
+
+const waitConfirmed = (page) => page.waitForFunction(() => window.confirmedMs !== undefined);
+
 const token = (page, minValiditySeconds) =>
   page.evaluate((m) => window.bk.getAccessToken({ minValiditySeconds: m }).catch((e) => "error:" + e.code), minValiditySeconds);
 
@@ -185,6 +203,18 @@ describe("browser client", { skip, timeout: 600_000 }, () => {
         assert.ok((await tab2.locator("#events").textContent()).includes("loggedOut"));
         assert.ok((await env.stats()).revocations >= 1);
         assert.equal(await token(tab2), "error:login_required");
+
+        // Back from the broker's logout, and reloaded: never "authenticated",
+        // not even before the worker answers.
+        await tab1.waitForFunction(() => window.readyMs !== undefined);
+        await tab2.reload();
+        await tab2.waitForFunction(() => window.readyMs !== undefined);
+        for (const tab of [tab1, tab2]) {
+          await waitConfirmed(tab);
+          assert.equal((await initial(tab)).status, "login_required");
+          const seen = await tab.evaluate(() => window.states.map((s) => s.status));
+          assert.ok(!seen.includes("authenticated"), "a state after logout: " + seen.join(" "));
+        }
       } finally {
         await ctx.close();
         env.stop();
@@ -208,6 +238,123 @@ describe("browser client", { skip, timeout: 600_000 }, () => {
       assert.equal(await page.locator("#error").textContent(), "");
       assert.deepEqual(page.errors, []);
       await page.screenshot({ path: join(artifacts, "session-expired.png") });
+    } finally {
+      await ctx.close();
+      env.stop();
+    }
+  });
+
+  test("a reload is ready from the snapshot before the worker answers, then the worker agrees", async () => {
+    const env = await startIssuer();
+    const ctx = await browser(env);
+    try {
+      const page = await openApp(ctx, env);
+      await login(page, env);
+      await page.reload();
+      await page.waitForFunction(() => window.readyMs !== undefined);
+      const first = await initial(page);
+      assert.equal(first.status, "authenticated");
+      assert.equal(first.isLoading, false);
+      assert.equal(first.confirmed, false, "the state came from the snapshot, not from the worker");
+      assert.equal(first.user.email, "ada@example.com");
+
+      await waitConfirmed(page);
+      const states = await page.evaluate(() => window.states);
+      assert.deepEqual(states.map((s) => s.status), states.map(() => "authenticated"), "the worker agreed");
+      assert.equal(states.at(-1).confirmed, true);
+      assert.equal(states.at(-1).user.sub, first.user.sub);
+      assert.equal(await status(page), "authenticated");
+
+      // The snapshot holds no token and nothing else secret.
+      const at = await token(page);
+      const snaps = await snapshots(page);
+      assert.equal(snaps.length, 1);
+      const [area, key, raw] = snaps[0];
+      assert.equal(area, "local");
+      assert.equal(key, `bridgekeeper:snapshot:${env.issuer}|test-spa`);
+      assert.ok(!raw.includes(at), "the snapshot holds the access token");
+      assert.ok(!/token|key/i.test(raw.replace(/"at_hash":"[^"]*"/, "")), raw);
+      const snap = JSON.parse(raw);
+      assert.deepEqual(Object.keys(snap).sort(), [
+        "at", "authTime", "clientId", "expiresAt", "issuer", "scope", "status", "user", "v", "validUntil",
+      ]);
+      assert.equal(snap.status, "authenticated");
+      assert.ok(snap.validUntil > Date.now());
+      assert.deepEqual(page.errors, []);
+    } finally {
+      await ctx.close();
+      env.stop();
+    }
+  });
+
+  test("a stale authenticated snapshot after the refresh token was revoked ends in login_required with sessionExpired", async () => {
+    const env = await startIssuer();
+    const ctx = await browser(env);
+    try {
+      let page = await openApp(ctx, env);
+      await login(page, env);
+      await env.post("/test/ttl?ttl=2s");
+      assert.ok(!(await token(page, 3600)).startsWith("error:")); // now holds a 2 s token
+      const expiry = await page.evaluate(() => window.bk.getState().expiresAt);
+      // No tab is open when the broker revokes the session: nobody
+      // updates the snapshot, which still says "authenticated".
+      await page.close();
+      await env.post("/test/revoke-all");
+      while (Date.now() <= expiry + 100) await new Promise((r) => setTimeout(r, expiry + 100 - Date.now() + 1));
+
+      page = await openApp(ctx, env);
+      assert.equal((await initial(page)).status, "authenticated", "the stale snapshot");
+      await page.waitForFunction(() => document.getElementById("status").textContent === "login_required");
+      await waitConfirmed(page);
+      assert.ok((await page.locator("#events").textContent()).includes("sessionExpired"));
+      assert.equal(await page.locator("#error").textContent(), "");
+      assert.equal(await token(page), "error:login_required");
+      const [[, , raw]] = await snapshots(page);
+      assert.equal(JSON.parse(raw).status, "unauthenticated");
+      assert.deepEqual(page.errors, []);
+    } finally {
+      await ctx.close();
+      env.stop();
+    }
+  });
+
+  test("a corrupt, foreign, expired or forged snapshot is ignored or gains nothing", async () => {
+    const env = await startIssuer();
+    const ctx = await browser(env);
+    try {
+      const page = await openApp(ctx, env);
+      await login(page, env);
+      const key = `bridgekeeper:snapshot:${env.issuer}|test-spa`;
+      const good = JSON.parse((await snapshots(page))[0][2]);
+      const tampered = {
+        "garbage JSON": "{not json",
+        "another issuer": JSON.stringify({ ...good, issuer: "https://evil.example" }),
+        "another client": JSON.stringify({ ...good, clientId: "other" }),
+        "another version": JSON.stringify({ ...good, v: 99 }),
+        "expired": JSON.stringify({ ...good, validUntil: Date.now() - 1000 }),
+        "no user": JSON.stringify({ ...good, user: null }),
+      };
+      for (const [what, value] of Object.entries(tampered)) {
+        await page.evaluate(([k, v]) => localStorage.setItem(k, v), [key, value]);
+        await page.reload();
+        await page.waitForFunction(() => window.readyMs !== undefined);
+        assert.equal((await initial(page)).status, "loading", what + ": ready waited for the worker");
+        assert.equal(await status(page), "authenticated", what);
+        // The worker's view replaced it.
+        assert.equal(JSON.parse((await snapshots(page))[0][2]).status, "authenticated", what);
+      }
+
+      // Script writing a fake "authenticated" snapshot for a logged-out
+      // browser gets a page that says so until the worker answers, and no token.
+      await page.evaluate(() => window.bk.logout({ redirect: false }));
+      await page.evaluate(([k, v]) => localStorage.setItem(k, v), [key, JSON.stringify({ ...good, at: Date.now() })]);
+      await page.reload();
+      await page.waitForFunction(() => window.readyMs !== undefined);
+      assert.equal((await initial(page)).status, "authenticated");
+      assert.equal(await token(page), "error:login_required");
+      assert.equal(await status(page), "login_required");
+      assert.ok((await page.locator("#events").textContent()).includes("sessionExpired"));
+      assert.deepEqual(page.errors, []);
     } finally {
       await ctx.close();
       env.stop();
@@ -262,9 +409,18 @@ describe("browser client", { skip, timeout: 600_000 }, () => {
         await page.reload();
         await page.waitForFunction(() => window.readyMs !== undefined);
         assert.equal(await status(page), after, storage);
+        const snaps = await snapshots(page);
         if (storage === "session") {
           const stored = await page.evaluate(() => Object.values(sessionStorage).join(" "));
           assert.ok(stored.length > 0 && !stored.includes("access_token"), "sessionStorage holds ciphertext only");
+          // The tab's own snapshot, in sessionStorage like its session.
+          assert.deepEqual(snaps.map(([area]) => area), ["session"]);
+          assert.equal((await initial(page)).status, "authenticated");
+        } else {
+          // Nothing survives a reload in memory mode, not even a snapshot:
+          // ready waits for the worker.
+          assert.deepEqual(snaps, []);
+          assert.equal((await initial(page)).status, "loading");
         }
       } finally {
         await ctx.close();
