@@ -85,23 +85,21 @@ func serverError(err error) error {
 	return fosite.ErrServerError.WithWrap(err).WithDebug(err.Error())
 }
 
-// errStorageUnavailable marks a storage failure other than "not found"
-// (the database is down or restarting). fosite turns any client lookup
-// error into invalid_client; the endpoints turn this one into a 503, so a
-// valid client is not told it is invalid during an outage.
-var errStorageUnavailable = errors.New("the database is unavailable")
-
+// unavailable marks any failure of a client lookup other than "not found"
+// as storage.ErrUnavailable: fosite turns every client lookup error into
+// invalid_client, and a valid client must not be told it is invalid while
+// the database is down or restarting.
 func unavailable(err error) error {
-	if err == nil || errors.Is(err, fosite.ErrNotFound) {
+	if err == nil || errors.Is(err, fosite.ErrNotFound) || errors.Is(err, storage.ErrUnavailable) {
 		return err
 	}
-	return fmt.Errorf("%w: %w", errStorageUnavailable, err)
+	return fmt.Errorf("%w: %w", storage.ErrUnavailable, err)
 }
 
-// outage is the answer for a request that failed on errStorageUnavailable
-// or storage.ErrUnavailable (nil when err is something else).
+// outage is the answer for a request that failed on storage.ErrUnavailable
+// (nil when err is something else).
 func outage(err error) error {
-	if !errors.Is(err, errStorageUnavailable) && !errors.Is(err, storage.ErrUnavailable) {
+	if !errors.Is(err, storage.ErrUnavailable) {
 		return nil
 	}
 	return fosite.ErrTemporarilyUnavailable.WithWrap(err).WithDebug(err.Error()).

@@ -324,12 +324,11 @@ func (p *Plugin) invoke(ctx context.Context, method string, call func(context.Co
 	var trailer metadata.MD
 	err = call(callCtx, inst, grpc.Trailer(&trailer))
 	took := time.Since(start)
+	// OK, or an error the plugin itself returned: it is not crash looping.
+	answered := !inst.hasExited()
 	switch status.Code(err) {
 	case codes.Unavailable, codes.DeadlineExceeded, codes.Canceled:
-	default:
-		if !inst.hasExited() {
-			p.answered() // OK, or an error the plugin itself returned
-		}
+		answered = false
 	}
 	if err != nil {
 		// The plugin sees the deadline (it travels with the call) a moment
@@ -338,6 +337,9 @@ func (p *Plugin) invoke(ctx context.Context, method string, call func(context.Co
 		err = p.callError(ctx, callerBound, timedOut, inst, method, err, trailer)
 	}
 	p.mu.Lock()
+	if answered {
+		p.failures, p.retryAt = 0, time.Time{}
+	}
 	observe := p.observe
 	p.mu.Unlock()
 	if observe != nil {
@@ -429,15 +431,6 @@ func (p *Plugin) failedLocked() {
 	backoff = min(backoff, maxCrashBackoff)
 	p.retryAt = time.Now().Add(backoff)
 	p.logger.Error("connector plugin keeps failing; pausing before the next launch", "failures", p.failures, "pause", backoff)
-}
-
-// answered records that the plugin answered a call: it is not crash
-// looping.
-func (p *Plugin) answered() {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.failures = 0
-	p.retryAt = time.Time{}
 }
 
 // discard stops a broken instance; the next call launches a new one.

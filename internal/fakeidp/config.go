@@ -53,6 +53,11 @@ type Config struct {
 	OktaRefreshGrace time.Duration `yaml:"okta_refresh_grace" json:"okta_refresh_grace"`
 }
 
+// oktaDefaultRefreshGrace is Okta's default grace period for rotated
+// refresh tokens, used by the demo config and by users files that do not
+// set okta_refresh_grace.
+const oktaDefaultRefreshGrace = 30 * time.Second
+
 // DemoPassword is the password of every demo user.
 const DemoPassword = "password"
 
@@ -82,7 +87,7 @@ func DemoConfig() Config {
 				Disabled: true},
 		},
 		Clients:          []Client{{ID: "bridgekeeper", Secret: "bridgekeeper-secret", RedirectURIs: redirects}},
-		OktaRefreshGrace: 30 * time.Second, // Okta's default
+		OktaRefreshGrace: oktaDefaultRefreshGrace,
 	}
 }
 
@@ -93,7 +98,7 @@ func LoadConfig(path string) (Config, error) {
 	if err != nil {
 		return Config{}, fmt.Errorf("read fake IdP config: %w", err)
 	}
-	cfg := Config{OktaRefreshGrace: DemoConfig().OktaRefreshGrace} // unless the file says otherwise
+	cfg := Config{OktaRefreshGrace: oktaDefaultRefreshGrace} // unless the file says otherwise
 	if err := yaml.Unmarshal(data, &cfg); err != nil {
 		return Config{}, fmt.Errorf("parse fake IdP config %s: %w", path, err)
 	}
