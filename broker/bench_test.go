@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -26,9 +27,16 @@ import (
 
 const benchParallelism = 4
 
+// newBenchEnv is a broker on SQLite signing with RS256, or with the
+// algorithm in BENCH_ALGORITHM (ES256 shows the cost of everything but
+// the signatures).
 func newBenchEnv(b *testing.B) *testEnv {
 	b.Helper()
-	return newTestEnv(b, storagetest.Backend{Name: "sqlite"}, nil)
+	alg := os.Getenv("BENCH_ALGORITHM")
+	if alg == "" {
+		alg = "RS256"
+	}
+	return newTestEnvAlg(b, storagetest.Backend{Name: "sqlite"}, alg, nil)
 }
 
 // serve runs one request through the handler (no network) and checks the status.

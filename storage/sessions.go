@@ -2,6 +2,7 @@ package storage
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"time"
 
@@ -16,19 +17,49 @@ const (
 
 	sqlInsertPendingLogin = "INSERT INTO pending_logins (" + pendingLoginColumns + ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
 	sqlGetPendingLogin    = "SELECT " + pendingLoginColumns + " FROM pending_logins WHERE id = ? AND expires_at > ?"
-	// RETURNING gives the row as deleted or updated.
+	// RETURNING gives the row as deleted or updated (on Postgres; SQLite
+	// reads it first, see readThenWrite).
 	sqlTakePendingLogin      = "DELETE FROM pending_logins WHERE id = ? RETURNING " + pendingLoginColumns
 	sqlTakeBoundPendingLogin = "DELETE FROM pending_logins WHERE id = ? AND browser_binding = ? RETURNING " + pendingLoginColumns
+	sqlGetAnyPendingLogin    = "SELECT " + pendingLoginColumns + " FROM pending_logins WHERE id = ?"
+	sqlGetBoundPendingLogin  = "SELECT " + pendingLoginColumns + " FROM pending_logins WHERE id = ? AND browser_binding = ?"
+	sqlDeletePendingLogin    = "DELETE FROM pending_logins WHERE id = ?"
+	sqlDeleteBoundPending    = "DELETE FROM pending_logins WHERE id = ? AND browser_binding = ?"
 	sqlRecordUpstreamState   = "UPDATE pending_logins SET connector_id = ?, upstream_state_hash = ?, connector_state = ? " +
 		"WHERE id = ? AND browser_binding = ? AND expires_at > ?"
 	sqlClaimUpstreamState = "UPDATE pending_logins SET upstream_state_hash = '' " +
 		"WHERE id = ? AND browser_binding = ? AND connector_id = ? AND upstream_state_hash = ? AND expires_at > ? " +
 		"RETURNING " + pendingLoginColumns
-	sqlGetBrowserSession = "SELECT id, user_id, auth_time, idp, amr, created_at, expires_at FROM browser_sessions " +
+	upstreamStateWhere    = "WHERE id = ? AND browser_binding = ? AND connector_id = ? AND upstream_state_hash = ? AND expires_at > ?"
+	sqlGetUpstreamState   = "SELECT " + pendingLoginColumns + " FROM pending_logins " + upstreamStateWhere
+	sqlClearUpstreamState = "UPDATE pending_logins SET upstream_state_hash = '' " + upstreamStateWhere
+	sqlGetBrowserSession  = "SELECT id, user_id, auth_time, idp, amr, created_at, expires_at FROM browser_sessions " +
 		"WHERE id = ? AND expires_at > ?"
 	sqlInsertBrowserSession = "INSERT INTO browser_sessions (id, user_id, auth_time, idp, amr, created_at, expires_at) " +
 		"VALUES (?, ?, ?, ?, ?, ?, ?)"
 )
+
+// readThenWrite stands in on SQLite for an UPDATE or DELETE … RETURNING
+// of at most one row, which SQLite answers through a temporary table (its
+// pages allocated and freed on every call: dear on the hot path). It reads
+// the row with query, then runs write, whose WHERE clause and arguments must
+// be query's: when the row changed in between (another connection took it),
+// write finds nothing and the row counts as not found (sql.ErrNoRows).
+func (s *Store) readThenWrite(ctx context.Context, db bun.IDB, dest any, query, write string, args ...any) error {
+	if err := s.queryOne(ctx, db, dest, query, args...); err != nil {
+		return err
+	}
+	res, err := s.runner(db).exec(ctx, write, args...)
+	if err != nil {
+		return err
+	}
+	if n, err := res.RowsAffected(); err != nil {
+		return err
+	} else if n == 0 {
+		return sql.ErrNoRows
+	}
+	return nil
+}
 
 // queryOne runs a hand-written statement that answers at most one row and
 // scans it into dest (a model); no row is sql.ErrNoRows.
@@ -173,9 +204,14 @@ func (s *Store) takePendingLogin(ctx context.Context, id string, binding *string
 		return nil, err
 	}
 	p := new(PendingLogin)
-	if binding == nil {
+	switch {
+	case binding == nil && s.dialect == DialectSQLite:
+		err = s.readThenWrite(ctx, db, p, sqlGetAnyPendingLogin, sqlDeletePendingLogin, id)
+	case binding == nil:
 		err = s.queryOne(ctx, db, p, sqlTakePendingLogin, id)
-	} else {
+	case s.dialect == DialectSQLite:
+		err = s.readThenWrite(ctx, db, p, sqlGetBoundPendingLogin, sqlDeleteBoundPending, id, *binding)
+	default:
 		err = s.queryOne(ctx, db, p, sqlTakeBoundPendingLogin, id, *binding)
 	}
 	if err != nil {
@@ -228,7 +264,13 @@ func (s *Store) ClaimUpstreamState(ctx context.Context, id, binding, connectorID
 	if err != nil {
 		return nil, err
 	}
-	err = s.queryOne(ctx, db, p, sqlClaimUpstreamState, id, binding, connectorID, stateHash, sqlTime(time.Now()))
+	args := []any{id, binding, connectorID, stateHash, sqlTime(time.Now())}
+	if s.dialect == DialectSQLite {
+		err = s.readThenWrite(ctx, db, p, sqlGetUpstreamState, sqlClearUpstreamState, args...)
+		p.UpstreamStateHash = ""
+	} else {
+		err = s.queryOne(ctx, db, p, sqlClaimUpstreamState, args...)
+	}
 	if err != nil {
 		if classify(err) == ErrNotFound {
 			return nil, notFound("pending login", "…")

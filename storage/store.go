@@ -53,6 +53,9 @@ type Store struct {
 	// hot runs the hot path's hand-written statements: prepared once per
 	// SQLite connection, with bound arguments on Postgres.
 	hot *hotSQL
+	// checkpoints copies SQLite's write-ahead log into the database file
+	// off the commit path (nil on Postgres).
+	checkpoints *checkpointer
 	// clients, when set, gives token rows their client (a cache, say)
 	// instead of a query. See WithClientSource.
 	clients func(ctx context.Context, id string) (*Client, error)
@@ -64,6 +67,13 @@ var sqlitePragmas = []string{
 	"journal_mode(WAL)",
 	"synchronous(NORMAL)",
 	"foreign_keys(1)",
+}
+
+// sqliteWriterPragmas are applied to the writer connection only: it never
+// checkpoints itself (see checkpointer).
+var sqliteWriterPragmas = []string{
+	"wal_autocheckpoint(0)",
+	fmt.Sprintf("journal_size_limit(%d)", walSizeLimit),
 }
 
 // Open connects to the database named by dsn:
@@ -140,11 +150,18 @@ func openSQLite(ctx context.Context, spec string) (*Store, error) {
 	reader.SetConnMaxLifetime(0)
 	reader.SetConnMaxIdleTime(0)
 
+	checkpoints, err := sql.Open("sqlite", sqliteDSN(path, extraQuery, false, "", ""))
+	if err != nil {
+		writer.Close()
+		reader.Close()
+		return nil, fmt.Errorf("storage: open sqlite: %w", err)
+	}
 	return &Store{
-		dialect: DialectSQLite,
-		db:      bun.NewDB(writer, sqlitedialect.New()),
-		rdb:     bun.NewDB(reader, sqlitedialect.New()),
-		hot:     newHotSQL(writer, reader, false),
+		dialect:     DialectSQLite,
+		db:          bun.NewDB(writer, sqlitedialect.New()),
+		rdb:         bun.NewDB(reader, sqlitedialect.New()),
+		hot:         newHotSQL(writer, reader, false),
+		checkpoints: startCheckpointer(checkpoints),
 	}, nil
 }
 
@@ -170,20 +187,30 @@ func pingSQLite(ctx context.Context, db *sql.DB) error {
 	}
 }
 
-func sqliteDSN(path string, extra url.Values, journal bool, key, value string) string {
+// sqliteDSN is the DSN of a connection to path: the shared pragmas, the
+// writer's own when writer is set, the DSN's extra options, and key=value
+// when key is not empty.
+func sqliteDSN(path string, extra url.Values, writer bool, key, value string) string {
 	q := url.Values{}
 	for _, p := range sqlitePragmas {
-		if !journal && strings.HasPrefix(p, "journal_mode") {
+		if !writer && strings.HasPrefix(p, "journal_mode") {
 			continue
 		}
 		q.Add("_pragma", p)
+	}
+	if writer {
+		for _, p := range sqliteWriterPragmas {
+			q.Add("_pragma", p)
+		}
 	}
 	for k, vs := range extra {
 		for _, v := range vs {
 			q.Add(k, v)
 		}
 	}
-	q.Add(key, value)
+	if key != "" {
+		q.Add(key, value)
+	}
 	return path + "?" + q.Encode()
 }
 
@@ -227,8 +254,9 @@ func redactDSN(dsn string) string {
 
 // Close closes every connection.
 func (s *Store) Close() error {
+	err := s.checkpoints.close()
 	s.hot.close()
-	err := s.db.Close()
+	err = errors.Join(err, s.db.Close())
 	if s.rdb != s.db {
 		err = errors.Join(err, s.rdb.Close())
 	}

@@ -130,6 +130,7 @@ func (s *Store) Commit(ctx context.Context) error {
 	if err := st.tx.Commit(); err != nil {
 		return s.wrap("commit", err)
 	}
+	s.checkpoints.committed()
 	return nil
 }
 

@@ -19,6 +19,11 @@ const (
 		"FROM identities i JOIN users u ON u.id = i.user_id WHERE i.connector_id = ? AND i.subject = ?"
 	sqlRecordIdentityLogin = "UPDATE identities SET email = ?, email_verified = ?, claims = ?, connector_data = ?, " +
 		"last_login_at = ? WHERE connector_id = ? AND subject = ? RETURNING user_id, created_at"
+	// SQLite reads the link first (see readThenWrite); these two columns
+	// never change.
+	sqlGetIdentityLink     = "SELECT user_id, created_at FROM identities WHERE connector_id = ? AND subject = ?"
+	sqlUpdateIdentityLogin = "UPDATE identities SET email = ?, email_verified = ?, claims = ?, connector_data = ?, " +
+		"last_login_at = ? WHERE connector_id = ? AND subject = ?"
 )
 
 // expectRow turns "no row was affected" into ErrNotFound.
@@ -229,8 +234,20 @@ func (s *Store) RecordIdentityLogin(ctx context.Context, id *Identity) error {
 		UserID    string    `bun:"user_id"`
 		CreatedAt time.Time `bun:"created_at"`
 	}
-	err = s.queryOne(ctx, db, &linked, sqlRecordIdentityLogin, id.Email, id.EmailVerified, id.Claims, id.ConnectorData,
-		sqlTime(id.LastLoginAt), id.ConnectorID, id.Subject)
+	if s.dialect == DialectSQLite {
+		err = s.queryOne(ctx, db, &linked, sqlGetIdentityLink, id.ConnectorID, id.Subject)
+		if err == nil {
+			var res sql.Result
+			res, err = s.runner(db).exec(ctx, sqlUpdateIdentityLogin, id.Email, id.EmailVerified, id.Claims,
+				id.ConnectorData, sqlTime(id.LastLoginAt), id.ConnectorID, id.Subject)
+			if err == nil {
+				err = expectRow(res, "identity", id.ConnectorID+"/"+id.Subject)
+			}
+		}
+	} else {
+		err = s.queryOne(ctx, db, &linked, sqlRecordIdentityLogin, id.Email, id.EmailVerified, id.Claims, id.ConnectorData,
+			sqlTime(id.LastLoginAt), id.ConnectorID, id.Subject)
+	}
 	if err != nil {
 		if classify(err) == ErrNotFound {
 			return notFound("identity", id.ConnectorID+"/"+id.Subject)
