@@ -94,8 +94,8 @@ func TestLoginRoundTrip(t *testing.T) {
 
 	// The plugin's own log lines reach the host's logger, tagged.
 	r := sink.wait(ctx, t, messageIs("login started"))
-	if r.Level != 0 || r.Attrs["connector"] != "test" || r.Attrs["source"] != "plugin" || r.Attrs["state"] != "st-1" {
-		t.Errorf("plugin log record = %+v, want info with connector=test source=plugin state=st-1", r)
+	if r.Level != -4 || r.Attrs["connector"] != "test" || r.Attrs["source"] != "plugin" || r.Attrs["state"] != "st-1" {
+		t.Errorf("plugin log record = %+v, want debug with connector=test source=plugin state=st-1", r)
 	}
 	r = sink.wait(ctx, t, messageIs("test connector configured"))
 	if r.Attrs["connector"] != "test" || r.Attrs["issuer"] != "https://idp.test" {
