@@ -221,3 +221,44 @@ func TestWriteWhileTransactionOpen(t *testing.T) {
 		})
 	}
 }
+
+// InTxEach runs the fns once when all succeed; when one fails, the others
+// run a second time (each in a savepoint) and only their writes commit.
+func TestInTxEachRunsAgainOnlyAfterAFailure(t *testing.T) {
+	s, _ := storagetest.Backend{Name: storage.DialectSQLite}.Open(t)
+	ctx := t.Context()
+	var runs [3]int
+	prefix := "a"
+	user := func(i int, fail bool) func(ctx context.Context) error {
+		return func(ctx context.Context) error {
+			runs[i]++
+			if err := s.CreateUser(ctx, &storage.User{ID: fmt.Sprintf("%s-%d-%d", prefix, i, runs[i]), Active: true}); err != nil {
+				return err
+			}
+			if fail {
+				return errors.New("boom")
+			}
+			return nil
+		}
+	}
+	errs := s.InTxEach(ctx, []func(context.Context) error{user(0, false), user(1, false), user(2, false)})
+	if errs[0] != nil || errs[1] != nil || errs[2] != nil || runs != [3]int{1, 1, 1} {
+		t.Fatalf("all succeed: errs %v, runs %v; want no errors, one run each", errs, runs)
+	}
+	runs, prefix = [3]int{}, "b"
+	errs = s.InTxEach(ctx, []func(context.Context) error{user(0, false), user(1, true), user(2, false)})
+	if errs[0] != nil || errs[1] == nil || errs[2] != nil {
+		t.Fatalf("one fails: errs %v", errs)
+	}
+	if runs[0] != 2 || runs[1] != 2 {
+		t.Fatalf("one fails: runs %v; want the fns before the failure run twice", runs)
+	}
+	// The second run's writes of the good fns commit; neither run of the
+	// failing fn's, nor the first run's of the others, does.
+	for id, want := range map[string]bool{"b-0-1": false, "b-0-2": true, "b-1-1": false, "b-1-2": false, "b-2-1": true} {
+		_, err := s.GetUser(ctx, id)
+		if got := err == nil; got != want {
+			t.Errorf("user %s stored = %v (err %v), want %v", id, got, err, want)
+		}
+	}
+}

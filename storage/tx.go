@@ -184,7 +184,7 @@ const (
 	sqlRollbackSavepoint = "ROLLBACK TO SAVEPOINT each"
 )
 
-// InTxEach runs every fn in one transaction, each inside its own
+// InTxEach runs every fn in one transaction, each as if inside its own
 // savepoint: the writes of a fn that fails are undone and its error is
 // errs[i], while the others commit together. When the transaction itself
 // fails (it cannot begin, a savepoint cannot be rolled back, the commit
@@ -193,18 +193,43 @@ const (
 //
 // It lets concurrent requests share one commit: on SQLite every write
 // transaction waits for the single writer connection anyway.
-func (s *Store) InTxEach(ctx context.Context, fns []func(ctx context.Context) error) (errs []error) {
+//
+// Savepoints are not free (SQLite copies every page a savepoint touches
+// into a statement journal), and a fn seldom fails: InTxEach first runs
+// the fns without them. Only when one fails does it roll everything back
+// and run them all again, each in a savepoint. A fn may therefore run
+// twice; the first run's writes are undone, but its effects outside the
+// database are not.
+func (s *Store) InTxEach(ctx context.Context, fns []func(ctx context.Context) error) []error {
+	if txFrom(ctx) != nil {
+		errs := make([]error, len(fns))
+		for i := range errs {
+			errs[i] = errors.New("storage: InTxEach inside a transaction")
+		}
+		return errs
+	}
+	if len(fns) > 1 {
+		if errs, ok := s.inTxEach(ctx, fns, false); ok {
+			return errs
+		}
+	}
+	errs, _ := s.inTxEach(ctx, fns, len(fns) > 1)
+	return errs
+}
+
+// inTxEach is InTxEach's transaction, with a savepoint around each fn or
+// none. Without savepoints, a fn that fails rolls the transaction back and
+// inTxEach reports !ok, unless it was the only fn: then its error is its
+// outcome.
+func (s *Store) inTxEach(ctx context.Context, fns []func(ctx context.Context) error, savepoints bool) (errs []error, ok bool) {
 	errs = make([]error, len(fns))
-	failAll := func(err error) []error {
+	failAll := func(err error) ([]error, bool) {
 		for i := range errs {
 			if errs[i] == nil {
 				errs[i] = err
 			}
 		}
-		return errs
-	}
-	if txFrom(ctx) != nil {
-		return failAll(errors.New("storage: InTxEach inside a transaction"))
+		return errs, true
 	}
 	txCtx, err := s.BeginTX(ctx)
 	if err != nil {
@@ -220,7 +245,7 @@ func (s *Store) InTxEach(ctx context.Context, fns []func(ctx context.Context) er
 			panic(r)
 		}
 	}()
-	abort := func(err error) []error {
+	abort := func(err error) ([]error, bool) {
 		if rbErr := s.Rollback(txCtx); rbErr != nil {
 			err = errors.Join(err, rbErr)
 		}
@@ -228,7 +253,6 @@ func (s *Store) InTxEach(ctx context.Context, fns []func(ctx context.Context) er
 	}
 	st := txFrom(txCtx).state
 	run := s.runner(db)
-	savepoints := len(fns) > 1 // one fn: its failure rolls back the transaction
 	for i, fn := range fns {
 		if savepoints {
 			if _, err := run.exec(txCtx, sqlSavepoint); err != nil {
@@ -242,11 +266,16 @@ func (s *Store) InTxEach(ctx context.Context, fns []func(ctx context.Context) er
 		}
 		st.rollbackOnly = false
 		st.mu.Unlock()
-		if err != nil && !savepoints {
+		switch {
+		case err != nil && !savepoints && len(fns) > 1:
+			if rbErr := s.Rollback(txCtx); rbErr != nil {
+				return failAll(errors.Join(err, rbErr))
+			}
+			return nil, false // run them again, each in a savepoint
+		case err != nil && !savepoints:
 			errs[i] = err
 			return abort(err)
-		}
-		if err != nil {
+		case err != nil:
 			errs[i] = err
 			if _, rbErr := run.exec(txCtx, sqlRollbackSavepoint); rbErr != nil {
 				return abort(s.wrap("roll back to savepoint", rbErr))
@@ -261,5 +290,5 @@ func (s *Store) InTxEach(ctx context.Context, fns []func(ctx context.Context) er
 	if err := s.Commit(txCtx); err != nil {
 		return failAll(err)
 	}
-	return errs
+	return errs, true
 }
