@@ -188,27 +188,46 @@ func (c *pingCollector) Collect(ch chan<- prometheus.Metric) {
 }
 
 // MuxRoute names requests by the path template of the gorilla/mux route
-// they match (e.g. "/oauth2/token"); requests that match no route are
-// "unmatched". Pass the broker's root router (broker.Server.Handler()
-// is one).
-func MuxRoute(router interface {
-	Match(*http.Request, *mux.RouteMatch) bool
-}) func(*http.Request) string {
-	return func(r *http.Request) string {
-		var match mux.RouteMatch
-		if !router.Match(r, &match) || match.Route == nil {
-			return "unmatched"
-		}
-		tpl, err := match.Route.GetPathTemplate()
-		if err != nil {
-			if name := match.Route.GetName(); name != "" {
-				return name
+// that served them (e.g. "/oauth2/token"); requests that matched no route
+// are "unmatched". It adds a middleware to router that notes the route
+// gorilla/mux matched, so a request is not matched a second time for its
+// name. Pass the broker's root router (broker.Server.Handler() is one).
+func MuxRoute(router *mux.Router) func(*http.Request) string {
+	router.Use(func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if slot, ok := r.Context().Value(routeSlotKey{}).(*routeSlot); ok {
+				slot.name = routeTemplate(mux.CurrentRoute(r))
 			}
-			return "unnamed"
+			next.ServeHTTP(w, r)
+		})
+	})
+	return func(r *http.Request) string {
+		if slot, ok := r.Context().Value(routeSlotKey{}).(*routeSlot); ok && slot.name != "" {
+			return slot.name
 		}
-		return tpl
+		return "unmatched"
 	}
 }
+
+func routeTemplate(route *mux.Route) string {
+	if route == nil {
+		return "unmatched"
+	}
+	tpl, err := route.GetPathTemplate()
+	if err != nil {
+		if name := route.GetName(); name != "" {
+			return name
+		}
+		return "unnamed"
+	}
+	return tpl
+}
+
+// routeSlot is where a router notes the route of the request observe is
+// timing (see MuxRoute).
+type routeSlot struct{ name string }
+
+type routeSlotKey struct{}
 
 func knownMethod(m string) string {
 	switch m {

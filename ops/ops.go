@@ -12,6 +12,7 @@
 package ops
 
 import (
+	"context"
 	"log/slog"
 	"net/http"
 	"net/netip"
@@ -108,6 +109,7 @@ func observe(next http.Handler, o Options) http.Handler {
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		rec := &recorder{ResponseWriter: w}
+		r = r.WithContext(context.WithValue(r.Context(), routeSlotKey{}, &routeSlot{}))
 		start := time.Now()
 		defer func() {
 			if v := recover(); v != nil {
