@@ -242,8 +242,8 @@ func storageError(err error) error {
 }
 
 // groupCommit applies the recorded writes of concurrent requests on SQLite
-// in shared transactions, each request's writes in a savepoint of their
-// own (storage.InTxEach): one request's failure undoes only its writes.
+// in shared transactions (storage.InTxEach): one request's failure undoes
+// only its writes.
 // SQLite has one writer connection, so write transactions run one after
 // the other anyway; handing that connection from request to request meant
 // one scheduling hand-over per request, and the next request often
