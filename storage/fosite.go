@@ -84,8 +84,8 @@ var tokenSQL = func() map[string]tokenQueries {
 const (
 	sqlRotateRefresh = "UPDATE refresh_tokens SET active = FALSE, first_used_at = COALESCE(first_used_at, ?) " +
 		"WHERE signature = ? AND request_id = ? AND active = TRUE RETURNING access_token_signature"
-	// SQLite reads the row first (see readThenWrite); the update repeats
-	// the conditions, so of two rotations exactly one changes the row.
+	// SQLite reads the row first (as readThenWrite does); the update
+	// repeats the conditions, so of two rotations exactly one changes it.
 	sqlActiveRefreshAccess = "SELECT access_token_signature FROM refresh_tokens " +
 		"WHERE signature = ? AND request_id = ? AND active = TRUE"
 	sqlDeactivateRefresh = "UPDATE refresh_tokens SET active = FALSE, first_used_at = COALESCE(first_used_at, ?) " +
@@ -518,12 +518,9 @@ func (s *Store) RotateRefreshToken(ctx context.Context, requestID, signature str
 	if s.dialect == DialectSQLite {
 		accessSignatures, err = queryStrings(ctx, run, sqlActiveRefreshAccess, signature, requestID)
 		if err == nil && len(accessSignatures) > 0 {
-			var res sql.Result
-			res, err = run.exec(ctx, sqlDeactivateRefresh, sqlTime(time.Now()), signature, requestID)
-			if n, rerr := rowsAffected(res, err); rerr == nil && n == 0 {
-				accessSignatures = nil // another rotation came first
-			} else {
-				err = rerr
+			err = s.execOne(ctx, db, sqlDeactivateRefresh, sqlTime(time.Now()), signature, requestID)
+			if errors.Is(err, sql.ErrNoRows) {
+				accessSignatures, err = nil, nil // another rotation came first
 			}
 		}
 	} else {
@@ -549,14 +546,6 @@ func (s *Store) RotateRefreshToken(ctx context.Context, requestID, signature str
 		return s.wrap("rotate refresh token: deactivate its access token", err)
 	}
 	return nil
-}
-
-// rowsAffected is the row count of an exec's result, or its error.
-func rowsAffected(res sql.Result, err error) (int64, error) {
-	if err != nil {
-		return 0, err
-	}
-	return res.RowsAffected()
 }
 
 // queryStrings runs a query that returns one text column.

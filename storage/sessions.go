@@ -49,13 +49,21 @@ func (s *Store) readThenWrite(ctx context.Context, db bun.IDB, dest any, query, 
 	if err := s.queryOne(ctx, db, dest, query, args...); err != nil {
 		return err
 	}
-	res, err := s.runner(db).exec(ctx, write, args...)
+	return s.execOne(ctx, db, write, args...)
+}
+
+// execOne runs a hand-written write that must change a row; when it
+// changes none, it fails with sql.ErrNoRows.
+func (s *Store) execOne(ctx context.Context, db bun.IDB, query string, args ...any) error {
+	res, err := s.runner(db).exec(ctx, query, args...)
 	if err != nil {
 		return err
 	}
-	if n, err := res.RowsAffected(); err != nil {
+	n, err := res.RowsAffected()
+	if err != nil {
 		return err
-	} else if n == 0 {
+	}
+	if n == 0 {
 		return sql.ErrNoRows
 	}
 	return nil

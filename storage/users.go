@@ -237,12 +237,8 @@ func (s *Store) RecordIdentityLogin(ctx context.Context, id *Identity) error {
 	if s.dialect == DialectSQLite {
 		err = s.queryOne(ctx, db, &linked, sqlGetIdentityLink, id.ConnectorID, id.Subject)
 		if err == nil {
-			var res sql.Result
-			res, err = s.runner(db).exec(ctx, sqlUpdateIdentityLogin, id.Email, id.EmailVerified, id.Claims,
+			err = s.execOne(ctx, db, sqlUpdateIdentityLogin, id.Email, id.EmailVerified, id.Claims,
 				id.ConnectorData, sqlTime(id.LastLoginAt), id.ConnectorID, id.Subject)
-			if err == nil {
-				err = expectRow(res, "identity", id.ConnectorID+"/"+id.Subject)
-			}
 		}
 	} else {
 		err = s.queryOne(ctx, db, &linked, sqlRecordIdentityLogin, id.Email, id.EmailVerified, id.Claims, id.ConnectorData,
