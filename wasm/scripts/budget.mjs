@@ -16,35 +16,22 @@
 // shared. The cost of
 // building an authorize URL is a Go benchmark: go test -bench AuthorizeURL
 // ./wasm/oidc. Run from wasm/ after npm run build: node scripts/budget.mjs
-import { execFileSync, spawn } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { availableParallelism, loadavg, tmpdir } from "node:os";
-import { dirname, join } from "node:path";
-import { createInterface } from "node:readline";
-import { fileURLToPath } from "node:url";
+import { join } from "node:path";
+import { buildTestIssuer, chromiumPath, launchChromium, pkg, startTestIssuer, submitLogin } from "./browser-harness.mjs";
 
-const pkg = join(dirname(fileURLToPath(import.meta.url)), "..");
 const mb = (n) => (n / 1e6).toFixed(2) + " MB";
 const sizes = JSON.parse(readFileSync(join(pkg, "dist", "sizes.json"), "utf8"));
 console.log(`wasm size: raw ${mb(sizes.raw)}, gzip ${mb(sizes.gzip)} (target ≤ 1.00 MB), brotli ${mb(sizes.brotli)}`);
 
-const chromiumPath = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
 if (!existsSync(chromiumPath)) {
   console.log(`load to ready: skipped, chromium not found at ${chromiumPath}`);
   process.exit(0);
 }
-const { chromium } = await import("playwright-core");
 const tmp = mkdtempSync(join(tmpdir(), "bk-budget-"));
-const issuerBin = join(tmp, "testissuer");
-execFileSync("go", ["build", "-o", issuerBin, "./wasm/internal/cmd/testissuer"], { cwd: join(pkg, ".."), stdio: "inherit" });
-const issuer = spawn(issuerBin, ["-static", pkg], { stdio: ["pipe", "pipe", "inherit"] });
-const env = JSON.parse(await new Promise((resolve) => createInterface({ input: issuer.stdout }).once("line", resolve)));
-const ctx = await chromium.launchPersistentContext(join(tmp, "profile"), {
-  executablePath: chromiumPath,
-  args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync"],
-});
-await ctx.addInitScript((t) => { window.__BK_TEST__ = t; }, { issuer: env.issuer, measureToken: true });
+const { env, proc: issuer } = await startTestIssuer(buildTestIssuer(tmp));
+const ctx = await launchChromium(join(tmp, "profile"), { issuer: env.issuer, measureToken: true });
 // Opens the test app in a new tab and returns its times from the page
 // script's start: ready (the state is known: from the snapshot, or from the
 // worker when there is none), confirmed (the worker has read the session)
@@ -89,12 +76,7 @@ const out = await cold();
   const page = await ctx.newPage();
   await page.goto(env.app + "/testapp/");
   await page.waitForFunction(() => window.confirmedMs !== undefined);
-  await page.click("#login");
-  await page.waitForURL((u) => u.href.startsWith(env.issuer + "/oauth2/auth"));
-  await page.fill("input[name=email]", "ada@example.com");
-  await page.fill("input[name=password]", "correct horse");
-  await page.click("button[type=submit]");
-  await page.waitForURL((u) => u.href.startsWith(env.app + "/testapp/"));
+  await submitLogin(page, env);
   await page.waitForFunction(() => window.confirmedMs !== undefined && document.getElementById("status").textContent === "authenticated");
   await page.close();
 }

@@ -4,15 +4,18 @@
 // Skips when chromium (CHROMIUM_PATH, default /usr/bin/chromium) is missing.
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { execFileSync, spawn } from "node:child_process";
 import { existsSync, mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { dirname, join } from "node:path";
-import { createInterface } from "node:readline";
-import { fileURLToPath } from "node:url";
+import { join } from "node:path";
+import {
+  buildTestIssuer,
+  chromiumPath,
+  launchChromium,
+  pkg,
+  startTestIssuer,
+  submitLogin,
+} from "../scripts/browser-harness.mjs";
 
-const pkg = join(dirname(fileURLToPath(import.meta.url)), "..");
-const chromiumPath = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
 const artifacts = join(pkg, "test-results");
 const skip = !existsSync(chromiumPath)
   ? `chromium not found at ${chromiumPath} (apt-get install -y chromium)`
@@ -20,15 +23,12 @@ const skip = !existsSync(chromiumPath)
     ? "the package is not built (npm run build)"
     : false;
 
-let chromium;
 let issuerBin;
 const tmp = mkdtempSync(join(tmpdir(), "bk-browser-"));
 
 before(async () => {
   if (skip) return;
-  ({ chromium } = await import("playwright-core"));
-  issuerBin = join(tmp, "testissuer");
-  execFileSync("go", ["build", "-o", issuerBin, "./wasm/internal/cmd/testissuer"], { cwd: join(pkg, ".."), stdio: "inherit" });
+  issuerBin = buildTestIssuer(tmp);
   mkdirSync(artifacts, { recursive: true });
 });
 
@@ -36,14 +36,8 @@ after(() => rmSync(tmp, { recursive: true, force: true }));
 
 /** Starts a fresh issuer + app server; resolves to {issuer, app, stop}. */
 async function startIssuer() {
-  const p = spawn(issuerBin, ["-static", pkg], { stdio: ["pipe", "pipe", "inherit"] });
-  const line = await new Promise((resolve, reject) => {
-    const rl = createInterface({ input: p.stdout });
-    rl.once("line", resolve);
-    p.once("exit", (code) => reject(new Error("testissuer exited " + code)));
-  });
-  const env = JSON.parse(line);
-  env.stop = () => p.stdin.end();
+  const { env, proc } = await startTestIssuer(issuerBin);
+  env.stop = () => proc.stdin.end();
   env.post = async (path) => {
     const r = await fetch(env.issuer + path, { method: "POST" });
     assert.ok(r.ok, `${path}: HTTP ${r.status}`);
@@ -55,24 +49,7 @@ async function startIssuer() {
 let dirCount = 0;
 /** A fresh browser with its own profile; resolves to a Playwright context. */
 async function browser(env, modes = {}) {
-  const dir = join(tmp, "profile-" + dirCount++);
-  const ctx = await chromium.launchPersistentContext(dir, {
-    executablePath: chromiumPath,
-    args: [
-      "--headless",
-      "--no-sandbox",
-      "--disable-gpu",
-      "--disable-quic",
-      "--no-first-run",
-      "--disable-background-networking",
-      "--disable-component-update",
-      "--disable-sync",
-    ],
-  });
-  await ctx.addInitScript((t) => {
-    window.__BK_TEST__ = t;
-  }, { issuer: env.issuer, ...modes });
-  return ctx;
+  return launchChromium(join(tmp, "profile-" + dirCount++), { issuer: env.issuer, ...modes });
 }
 
 /** Opens the test app in a new tab and waits until the client is ready. */
@@ -91,12 +68,7 @@ async function status(page) {
 
 /** Logs in through the issuer's form and waits for the app to be back. */
 async function login(page, env) {
-  await page.click("#login");
-  await page.waitForURL((u) => u.href.startsWith(env.issuer + "/oauth2/auth"));
-  await page.fill("input[name=email]", "ada@example.com");
-  await page.fill("input[name=password]", "correct horse");
-  await page.click("button[type=submit]");
-  await page.waitForURL((u) => u.href.startsWith(env.app + "/testapp/"));
+  await submitLogin(page, env);
   await page.waitForFunction(() => window.readyMs !== undefined);
 }
 
