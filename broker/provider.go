@@ -23,14 +23,6 @@ import (
 // newProvider composes fosite by hand with exactly the grants the broker
 // supports (no implicit, hybrid, password, RFC 7523 or PAR).
 func newProvider(cfg Config, store *txStore, check *atomic.Pointer[RefreshCheck]) *fosite.Fosite {
-	if store.clients != nil {
-		// Token rows get their client from the cache too (fosite
-		// authenticated the same client a moment earlier).
-		base, cache := store.Store, store.clients
-		store.Store = base.WithClientSource(func(ctx context.Context, id string) (*storage.Client, error) {
-			return cache.get(ctx, id, base.LookupClient)
-		})
-	}
 	fcfg := &fosite.Config{
 		IDTokenIssuer:         cfg.Issuer,
 		AccessTokenIssuer:     cfg.Issuer,

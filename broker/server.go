@@ -198,7 +198,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	s := &Server{
 		cfg:      cfg,
 		log:      cfg.Logger,
-		store:    &txStore{Store: cfg.Store, reuseGrace: cfg.RefreshReuseGrace, clients: newClientCache(clientCacheTTL)},
+		store:    newTxStore(cfg.Store, cfg.RefreshReuseGrace),
 		keys:     cfg.Keys,
 		tmpl:     tmpl,
 		secure:   issuer.Scheme == "https",

@@ -29,6 +29,20 @@ type txStore struct {
 	commits    groupCommit   // SQLite: concurrent grants share a commit
 }
 
+// newTxStore wraps store with a client cache, which the token rows it
+// loads take their client from too (fosite authenticated the same client
+// a moment earlier).
+func newTxStore(store *storage.Store, reuseGrace time.Duration) *txStore {
+	cache := newClientCache(clientCacheTTL)
+	return &txStore{
+		Store: store.WithClientSource(func(ctx context.Context, id string) (*storage.Client, error) {
+			return cache.get(ctx, id, store.LookupClient)
+		}),
+		reuseGrace: reuseGrace,
+		clients:    cache,
+	}
+}
+
 // GetRefreshTokenSession adds the refresh reuse grace period: a refresh
 // token rotated less than reuseGrace ago is reported as unknown rather than
 // inactive, so fosite refuses it (invalid_grant) without revoking the grant
