@@ -106,6 +106,11 @@ connectors:
 			t.Errorf("/metrics lacks %s…", want)
 		}
 	}
+	// connector-oidc reports the time it waited for the upstream (the code
+	// redemption at fakeidp).
+	if want := `bridgekeeper_plugin_upstream_duration_seconds_count{connector="okta",method="HandleCallback"} `; !strings.Contains(string(metrics), want) {
+		t.Errorf("/metrics lacks %s…", want)
+	}
 }
 
 func writeFile(t *testing.T, path, content string) {

@@ -20,11 +20,12 @@ const namespace = "bridgekeeper"
 // uses its own registry (no global state), with the Go runtime and process
 // collectors registered.
 type Metrics struct {
-	reg         *prometheus.Registry
-	requests    *prometheus.CounterVec
-	durations   *prometheus.HistogramVec
-	grants      *prometheus.CounterVec
-	pluginCalls *prometheus.HistogramVec
+	reg            *prometheus.Registry
+	requests       *prometheus.CounterVec
+	durations      *prometheus.HistogramVec
+	grants         *prometheus.CounterVec
+	pluginCalls    *prometheus.HistogramVec
+	pluginUpstream *prometheus.HistogramVec
 }
 
 // NewMetrics builds a registry with the broker's instruments.
@@ -49,11 +50,16 @@ func NewMetrics() *Metrics {
 			Help:    "Time of calls to connector plugins, by connector, method and outcome (ok or error).",
 			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
 		}, []string{"connector", "method", "outcome"}),
+		pluginUpstream: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Namespace: namespace, Name: "plugin_upstream_duration_seconds",
+			Help:    "Part of connector plugin calls spent waiting for the upstream identity provider, as the plugin reports it, by connector and method.",
+			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
+		}, []string{"connector", "method"}),
 	}
 	m.reg.MustRegister(
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		m.requests, m.durations, m.grants, m.pluginCalls,
+		m.requests, m.durations, m.grants, m.pluginCalls, m.pluginUpstream,
 	)
 	return m
 }
@@ -80,15 +86,19 @@ func (m *Metrics) ObserveGrant(grantType, outcome string) {
 	m.grants.WithLabelValues(knownGrantType(grantType), knownOutcome(outcome)).Inc()
 }
 
-// ObservePluginCall records one call to a connector plugin. The connector
-// id and method come from the configuration and the code, not from
-// requests.
-func (m *Metrics) ObservePluginCall(connector, method string, d time.Duration, err error) {
+// ObservePluginCall records one call to a connector plugin: its duration
+// and, when the plugin reported it, the part spent waiting for the
+// upstream identity provider. The connector id and method come from the
+// configuration and the code, not from requests.
+func (m *Metrics) ObservePluginCall(connector, method string, d, upstream time.Duration, err error) {
 	outcome := "ok"
 	if err != nil {
 		outcome = "error"
 	}
 	m.pluginCalls.WithLabelValues(connector, method, outcome).Observe(d.Seconds())
+	if upstream > 0 {
+		m.pluginUpstream.WithLabelValues(connector, method).Observe(upstream.Seconds())
+	}
 }
 
 // RegisterPluginRestarts exports a connector plugin's restart count (e.g.

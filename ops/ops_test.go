@@ -157,8 +157,9 @@ func TestCollectorsForDatabasePluginsAndKeys(t *testing.T) {
 	if err := m.RegisterSigningKeyAge(func(context.Context) (time.Time, error) { return created, nil }); err != nil {
 		t.Fatal(err)
 	}
-	m.ObservePluginCall("okta", "HandleCallback", 3*time.Millisecond, nil)
-	m.ObservePluginCall("okta", "HandleCallback", 7*time.Millisecond, errors.New("unavailable"))
+	m.ObservePluginCall("okta", "HandleCallback", 3*time.Millisecond, 2*time.Millisecond, nil)
+	m.ObservePluginCall("okta", "HandleCallback", 7*time.Millisecond, 0, errors.New("unavailable"))
+	m.ObservePluginCall("okta", "LoginURL", time.Millisecond, 0, nil)
 	restarts = 2
 
 	srv := httptest.NewServer(m.Handler())
@@ -171,11 +172,17 @@ func TestCollectorsForDatabasePluginsAndKeys(t *testing.T) {
 		`bridgekeeper_plugin_restarts_total{connector="okta"} 2`,
 		`bridgekeeper_plugin_call_duration_seconds_count{connector="okta",method="HandleCallback",outcome="ok"} 1`,
 		`bridgekeeper_plugin_call_duration_seconds_count{connector="okta",method="HandleCallback",outcome="error"} 1`,
+		`bridgekeeper_plugin_upstream_duration_seconds_count{connector="okta",method="HandleCallback"} 1`,
+		`bridgekeeper_plugin_upstream_duration_seconds_sum{connector="okta",method="HandleCallback"} 0.002`,
 		"bridgekeeper_signing_key_age_seconds 5400",
 	} {
 		if !strings.Contains(body, want) {
 			t.Errorf("metrics lack %q", want)
 		}
+	}
+
+	if strings.Contains(body, `bridgekeeper_plugin_upstream_duration_seconds_count{connector="okta",method="LoginURL"}`) {
+		t.Error("a call without upstream time is in the upstream histogram")
 	}
 
 	store.Close() // the database goes away: up turns 0, the scrape still works

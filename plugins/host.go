@@ -104,7 +104,7 @@ type Plugin struct {
 	failures int
 	retryAt  time.Time
 	// observe, when set, is told about every call (SetCallObserver).
-	observe func(method string, d time.Duration, err error)
+	observe func(Call)
 	// stopping counts discarded processes still being stopped.
 	stopping sync.WaitGroup
 }
@@ -185,12 +185,23 @@ func (p *Plugin) Restarts() int {
 	return p.restarts
 }
 
-// SetCallObserver has fn told the method, duration and outcome of every
-// later call to the plugin (for metrics such as
-// bridgekeeper_plugin_call_duration_seconds). A call that first has to
-// launch the plugin again is timed from after the launch. fn must be cheap
-// and safe for concurrent use; nil removes it.
-func (p *Plugin) SetCallObserver(fn func(method string, d time.Duration, err error)) {
+// Call describes one finished call to a plugin, for SetCallObserver.
+type Call struct {
+	Method   string        // the connector method: LoginURL, HandleCallback, Refresh
+	Duration time.Duration // as the broker saw it, the round trip included
+	// Upstream is the part of Duration the plugin spent waiting for its
+	// upstream identity provider, as the plugin reports it (the SDK does
+	// for connectors whose HTTP client uses upstreamtime.Transport); zero
+	// when it reports nothing.
+	Upstream time.Duration
+	Err      error
+}
+
+// SetCallObserver has fn told about every later call to the plugin (for
+// metrics such as bridgekeeper_plugin_call_duration_seconds). A call that
+// first has to launch the plugin again is timed from after the launch. fn
+// must be cheap and safe for concurrent use; nil removes it.
+func (p *Plugin) SetCallObserver(fn func(Call)) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.observe = fn
@@ -343,7 +354,7 @@ func (p *Plugin) invoke(ctx context.Context, method string, call func(context.Co
 	observe := p.observe
 	p.mu.Unlock()
 	if observe != nil {
-		observe(method, took, err)
+		observe(Call{Method: method, Duration: took, Upstream: min(upstreamTime(trailer), took), Err: err})
 	}
 	return err
 }

@@ -3,6 +3,9 @@ package plugins
 import (
 	"context"
 	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -265,10 +268,10 @@ func TestKilledMidCall(t *testing.T) {
 		obsMu sync.Mutex
 		calls []observed
 	)
-	p.SetCallObserver(func(method string, d time.Duration, err error) {
+	p.SetCallObserver(func(c Call) {
 		obsMu.Lock()
 		defer obsMu.Unlock()
-		calls = append(calls, observed{method, d, err})
+		calls = append(calls, observed{c.Method, c.Duration, c.Err})
 	})
 
 	errc := make(chan error, 1)
@@ -594,5 +597,39 @@ func TestStoppedPluginIsReplaced(t *testing.T) {
 	}
 	if err := syscall.Kill(pid, 0); !errors.Is(err, syscall.ESRCH) {
 		t.Errorf("the frozen process %d is still there: %v", pid, err)
+	}
+}
+
+func TestUpstreamTimeReported(t *testing.T) {
+	ctx := testContext(t)
+	const upstreamDelay = 20 * time.Millisecond
+	upstream := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		time.Sleep(upstreamDelay)
+		io.WriteString(w, `{"ok":true}`)
+	}))
+	defer upstream.Close()
+	p, _ := launchTest(t, nil)
+	calls := make(chan Call, 4)
+	p.SetCallObserver(func(c Call) { calls <- c })
+
+	login, err := p.LoginURL(ctx, connectors.LoginRequest{State: "st-up"})
+	if err != nil {
+		t.Fatalf("LoginURL: %v", err)
+	}
+	if c := <-calls; c.Method != "LoginURL" || c.Upstream != 0 || c.Err != nil {
+		t.Errorf("LoginURL, which asks nothing upstream, was observed as %+v", c)
+	}
+	_, err = p.HandleCallback(ctx, login.ConnectorState, "https://broker.test/callback/test", connectors.CallbackRequest{
+		Query: url.Values{"code": {"ann"}, "upstream": {upstream.URL}},
+	})
+	if err != nil {
+		t.Fatalf("HandleCallback: %v", err)
+	}
+	c := <-calls
+	if c.Method != "HandleCallback" || c.Err != nil {
+		t.Fatalf("observed %+v", c)
+	}
+	if c.Upstream < upstreamDelay || c.Upstream > c.Duration {
+		t.Errorf("upstream time %v of a %v call, want at least the upstream's %v and at most the call", c.Upstream, c.Duration, upstreamDelay)
 	}
 }

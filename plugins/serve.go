@@ -44,7 +44,7 @@ func Serve(open connectors.OpenFunc) {
 			pluginName: &grpcPlugin{server: newServer(open, slog.New(newPluginLogHandler(stderr, level)))},
 		},
 		GRPCServer: func(opts []grpc.ServerOption) *grpc.Server {
-			opts = append(opts, grpc.ChainUnaryInterceptor(recoverPanics(stderr)))
+			opts = append(opts, grpc.ChainUnaryInterceptor(recoverPanics(stderr), reportUpstreamTime))
 			return grpc.NewServer(opts...)
 		},
 		Logger: hclog.New(&hclog.LoggerOptions{

@@ -17,6 +17,7 @@ import (
 	"github.com/bridgekeeper/bridgekeeper/broker/keys"
 	"github.com/bridgekeeper/bridgekeeper/internal/config"
 	"github.com/bridgekeeper/bridgekeeper/ops"
+	"github.com/bridgekeeper/bridgekeeper/plugins"
 	"github.com/bridgekeeper/bridgekeeper/storage"
 )
 
@@ -51,8 +52,8 @@ func operations(cfg config.Config, srv *broker.Server, store *storage.Store, km 
 	for _, c := range cfg.Connectors {
 		if p := fed.Plugin(c.ID); p != nil {
 			errs = append(errs, m.RegisterPluginRestarts(c.ID, p.Restarts))
-			p.SetCallObserver(func(method string, d time.Duration, err error) {
-				m.ObservePluginCall(c.ID, method, d, err)
+			p.SetCallObserver(func(call plugins.Call) {
+				m.ObservePluginCall(c.ID, call.Method, call.Duration, call.Upstream, call.Err)
 			})
 		}
 	}

@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/bridgekeeper/bridgekeeper/connectors"
+	"github.com/bridgekeeper/bridgekeeper/connectors/upstreamtime"
 )
 
 // Defaults.
@@ -141,7 +142,7 @@ func New(_ context.Context, cfg Config, logger *slog.Logger) (*Connector, error)
 		cfg:     cfg,
 		dialog:  strings.TrimSuffix(cfg.DialogURL, "/") + "/" + cfg.APIVersion + "/dialog/oauth",
 		graph:   strings.TrimSuffix(cfg.GraphURL, "/") + "/" + cfg.APIVersion,
-		http:    &http.Client{Timeout: timeout, Transport: http.DefaultTransport.(*http.Transport).Clone()},
+		http:    &http.Client{Timeout: timeout, Transport: upstreamtime.Transport(http.DefaultTransport.(*http.Transport).Clone())},
 		logger:  logger,
 		timeout: timeout,
 	}, nil

@@ -24,6 +24,7 @@ import (
 	"github.com/go-jose/go-jose/v4/jwt"
 
 	"github.com/bridgekeeper/bridgekeeper/connectors"
+	"github.com/bridgekeeper/bridgekeeper/connectors/upstreamtime"
 )
 
 // Connector logs users in at an OpenID Connect provider.
@@ -60,7 +61,8 @@ func New(_ context.Context, cfg Config, logger *slog.Logger) (*Connector, error)
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	transport := http.DefaultTransport.(*http.Transport).Clone()
+	// Timed, so that the broker can tell the upstream's time from ours.
+	transport := upstreamtime.Transport(http.DefaultTransport.(*http.Transport).Clone())
 	client := &http.Client{Timeout: s.timeout, Transport: transport}
 	c := &Connector{cfg: s, http: client, logger: logger, now: time.Now}
 	c.provider = &provider{

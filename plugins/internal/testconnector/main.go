@@ -5,8 +5,9 @@
 // Login hints: "hang" blocks until the call's deadline, "exit" ends the
 // process mid-call, "panic" panics. Callback codes: "no-email" is a policy
 // refusal, "internal" a plain error, "no-subject" an identity without a
-// subject; an error parameter is an upstream refusal; any other code logs
-// the user "sub-<code>" in. Refresh refuses identities whose connector data
+// subject; an error parameter is an upstream refusal; an upstream
+// parameter is a URL fetched (through upstreamtime.Transport) before
+// answering; any other code logs the user "sub-<code>" in. Refresh refuses identities whose connector data
 // is "refresh-revoked".
 package main
 
@@ -15,12 +16,15 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
+	"net/http"
 	"net/url"
 	"os"
 	"strings"
 
 	"github.com/bridgekeeper/bridgekeeper/connectors"
+	"github.com/bridgekeeper/bridgekeeper/connectors/upstreamtime"
 	"github.com/bridgekeeper/bridgekeeper/plugins"
 )
 
@@ -97,12 +101,17 @@ func (c *connector) LoginURL(ctx context.Context, req connectors.LoginRequest) (
 	}, nil
 }
 
-func (c *connector) HandleCallback(_ context.Context, state []byte, callbackURL string, req connectors.CallbackRequest) (connectors.Identity, error) {
+func (c *connector) HandleCallback(ctx context.Context, state []byte, callbackURL string, req connectors.CallbackRequest) (connectors.Identity, error) {
 	if e := req.Query.Get("error"); e != "" {
 		return connectors.Identity{}, fmt.Errorf("upstream answered %s: %w", e, connectors.ErrUpstreamDenied)
 	}
 	if !strings.HasPrefix(string(state), "nonce-") {
 		return connectors.Identity{}, fmt.Errorf("unknown connector state %q: %w", state, connectors.ErrInvalidCallback)
+	}
+	if u := req.Query.Get("upstream"); u != "" {
+		if err := fetch(ctx, u); err != nil {
+			return connectors.Identity{}, err
+		}
 	}
 	code := req.Query.Get("code")
 	if code == "" {
@@ -141,4 +150,19 @@ func (c *connector) Refresh(_ context.Context, scopes connectors.Scopes, id conn
 		id.Groups = append(id.Groups, "refreshed")
 	}
 	return id, nil
+}
+
+// fetch reads u as a connector reads its upstream's answers.
+func fetch(ctx context.Context, u string) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		return fmt.Errorf("upstream request: %w", err)
+	}
+	resp, err := (&http.Client{Transport: upstreamtime.Transport(nil)}).Do(req)
+	if err != nil {
+		return fmt.Errorf("upstream: %w", err)
+	}
+	defer resp.Body.Close()
+	_, err = io.Copy(io.Discard, resp.Body)
+	return err
 }
