@@ -58,18 +58,35 @@ func (s *Server) handleAuthorize(w http.ResponseWriter, r *http.Request) {
 		RequestedAt:    now,
 		ExpiresAt:      now.Add(s.cfg.PendingLoginLifetime),
 	}
+	target := s.url(pathLogin) + "?login=" + url.QueryEscape(loginID)
+	if hint := ar.GetRequestForm().Get("idp_hint"); hint != "" {
+		if o, ok := s.loginOption(hint); ok {
+			target = s.startOption(w, r, o, loginID, p)
+		}
+	}
 	if err := s.cfg.Store.CreatePendingLogin(ctx, p); err != nil {
 		s.log.ErrorContext(ctx, "create pending login", "err", err)
 		s.provider.WriteAuthorizeError(ctx, s.withIssuer(w), ar, serverError(err))
 		return
 	}
-	target := s.url(pathLogin) + "?login=" + url.QueryEscape(loginID)
-	if hint := ar.GetRequestForm().Get("idp_hint"); hint != "" {
-		if o, ok := s.loginOption(hint); ok {
-			target = o.URL(loginID)
-		}
-	}
 	http.Redirect(w, r, target, http.StatusSeeOther)
+}
+
+// startOption starts the login option an idp_hint named for the pending
+// login p (not yet stored) and says where the browser goes next.
+func (s *Server) startOption(w http.ResponseWriter, r *http.Request, o LoginOption, loginID string, p *storage.PendingLogin) string {
+	if o.Start == nil {
+		return o.URL(loginID)
+	}
+	start := *p
+	target, err := o.Start(w, r, loginID, &start)
+	if err != nil {
+		// URL tries again, and shows the user what went wrong if it fails.
+		s.log.WarnContext(r.Context(), "start login option", "option", o.ID, "err", err)
+		return o.URL(loginID)
+	}
+	*p = start
+	return target
 }
 
 // validateEarly checks what fosite only checks in NewAuthorizeResponse

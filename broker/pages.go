@@ -8,6 +8,8 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+
+	"github.com/bridgekeeper/bridgekeeper/storage"
 )
 
 //go:embed templates/*.html
@@ -47,6 +49,14 @@ type LoginOption struct {
 	ID    string
 	Label string
 	URL   func(loginID string) string
+	// Start, when set, starts an idp_hint login at once, saving the
+	// browser the trip through URL: it gets the pending login before it
+	// is stored, may fill in its connector fields (ConnectorID,
+	// UpstreamStateHash, ConnectorState) and set cookies, and returns
+	// where to send the browser. The broker then stores the pending
+	// login. When Start fails the broker logs it and sends the browser to
+	// URL, which tries again and shows what went wrong.
+	Start func(w http.ResponseWriter, r *http.Request, loginID string, p *storage.PendingLogin) (string, error)
 }
 
 // LoginLink is a link under the login form ("Create account", "Forgot

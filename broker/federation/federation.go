@@ -121,6 +121,7 @@ func New(ctx context.Context, cfg Config) (*Federation, error) {
 			ID:    c.id,
 			Label: c.name,
 			URL:   func(loginID string) string { return f.connectURL(c.id, loginID) },
+			Start: f.startLogin(c),
 		})
 	}
 	r := cfg.Broker.Router()

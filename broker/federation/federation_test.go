@@ -114,11 +114,18 @@ func TestLoginThroughPresets(t *testing.T) {
 	})
 }
 
-// TestIDPHintGoesStraightUpstream: idp_hint skips the login page.
+// TestIDPHintGoesStraightUpstream: idp_hint skips the login page, and the
+// authorization request itself sends the browser upstream.
 func TestIDPHintGoesStraightUpstream(t *testing.T) {
 	e := newEnv(t, envOptions{})
 	br := e.browser()
-	up := e.startUpstream(br, spaAuth(), "google")
+	ar := spaAuth()
+	ar.params.Set("idp_hint", "google")
+	p := br.get(e.authURL(ar))
+	if !strings.HasSuffix(p.url.Path, "/oauth2/auth") {
+		t.Errorf("the browser went upstream from %s, not from the authorization request", p.url.Path)
+	}
+	up := p.location(t)
 	if !strings.HasPrefix(up.String(), e.idpTS.URL+"/o/oauth2/v2/auth?") {
 		t.Fatalf("idp_hint=google went to %s", up)
 	}
@@ -133,11 +140,60 @@ func TestIDPHintGoesStraightUpstream(t *testing.T) {
 		t.Error("the login cookie is sent beyond the callback path")
 	}
 	// An unknown hint shows the login page.
-	ar := spaAuth()
+	ar = spaAuth()
 	ar.params.Set("idp_hint", "nope")
 	if p := br.get(e.authURL(ar)); p.status != http.StatusOK || !strings.Contains(p.body, "Continue with Okta") {
 		t.Errorf("unknown idp_hint: %d %s", p.status, p.url)
 	}
+}
+
+// TestIDPHintWhenTheConnectorFailsToStart: when the connector cannot start
+// the login at the authorization request (here: the upstream's discovery
+// document fails), the browser goes through /connect, which tries again;
+// when that fails too, the user gets the connector's error page with a way
+// back to the login page, never a 5xx without explanation.
+func TestIDPHintWhenTheConnectorFailsToStart(t *testing.T) {
+	// newEnvFailing has the upstream's discovery document fail n times
+	// (the connector fetches it on its first login, then keeps it).
+	newEnvFailing := func(n int32) *env {
+		var failures atomic.Int32
+		failures.Store(n)
+		return newEnv(t, envOptions{
+			connectors: oktaOnly,
+			upstream: func(h http.Handler) http.Handler {
+				return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+					if strings.HasSuffix(r.URL.Path, "/openid-configuration") && failures.Add(-1) >= 0 {
+						http.Error(w, "down for maintenance", http.StatusServiceUnavailable)
+						return
+					}
+					h.ServeHTTP(w, r)
+				})
+			},
+		})
+	}
+	ar := spaAuth()
+	ar.params.Set("idp_hint", "okta")
+
+	t.Run("the start fails, /connect works", func(t *testing.T) {
+		e := newEnvFailing(1)
+		br := e.browser()
+		p := br.get(e.authURL(ar))
+		if !strings.HasPrefix(p.url.Path, "/connect/okta") {
+			t.Errorf("after a failed start the browser went upstream from %s, want /connect/okta", p.url.Path)
+		}
+		back := e.upstreamLogin(p.location(t), "1001")
+		tr := e.exchange(codeFrom(t, br.get(back.String())), ar)
+		checkFederated(t, e.idClaims(tr.IDToken), "okta")
+	})
+	t.Run("both fail", func(t *testing.T) {
+		e := newEnvFailing(2)
+		br := e.browser()
+		p := br.get(e.authURL(ar))
+		errorPage(t, br, e, p, http.StatusBadGateway, "Signing in with Okta did not work")
+		if !slices.ContainsFunc(hrefs(p.body), func(h string) bool { return strings.Contains(h, "/login?login=") }) {
+			t.Errorf("the error page has no way back to the login page: %.1500s", p.body)
+		}
+	})
 }
 
 // TestCallbackFailures: every way the upstream's answer can be wrong ends

@@ -42,6 +42,51 @@ func (f *Federation) handleConnect(w http.ResponseWriter, r *http.Request) {
 		f.renderPendingError(w, r, err)
 		return
 	}
+	up, err := f.beginUpstream(ctx, c, p)
+	if err != nil {
+		f.log.ErrorContext(ctx, "start upstream login", "connector", c.id, "err", err)
+		f.renderConnectorError(w, r, c, err, loginID)
+		return
+	}
+	if err := f.cfg.Broker.RecordUpstreamState(r, loginID, c.id, up.stateHash, up.connectorState); err != nil {
+		if errors.Is(err, storage.ErrNotFound) { // completed or expired meanwhile
+			f.renderPendingError(w, r, err)
+			return
+		}
+		f.log.ErrorContext(ctx, "record upstream state", "connector", c.id, "err", err)
+		f.renderError(w, r, http.StatusInternalServerError, "Sign-in failed", "Something went wrong. Please try again.", "")
+		return
+	}
+	f.setCookie(w, c.id, loginID, min(time.Until(p.ExpiresAt), maxCookieAge))
+	http.Redirect(w, r, up.url, http.StatusSeeOther)
+}
+
+// startLogin is the connector's broker.LoginOption.Start: for an idp_hint
+// the broker stores the pending login with the upstream state at once and
+// the browser goes straight upstream, without the trip through /connect.
+func (f *Federation) startLogin(c *connector) func(http.ResponseWriter, *http.Request, string, *storage.PendingLogin) (string, error) {
+	return func(w http.ResponseWriter, r *http.Request, loginID string, p *storage.PendingLogin) (string, error) {
+		up, err := f.beginUpstream(r.Context(), c, p)
+		if err != nil {
+			return "", err
+		}
+		p.ConnectorID, p.UpstreamStateHash, p.ConnectorState = c.id, up.stateHash, up.connectorState
+		f.setCookie(w, c.id, loginID, min(time.Until(p.ExpiresAt), maxCookieAge))
+		return up.url, nil
+	}
+}
+
+// upstreamStart is a login sent to a connector: where the browser goes,
+// the hash of the fresh state it carries, and the connector's own state.
+type upstreamStart struct {
+	url            string
+	stateHash      string
+	connectorState []byte
+}
+
+// beginUpstream asks the connector where to send the browser for the
+// pending login p, with a fresh state.
+func (f *Federation) beginUpstream(ctx context.Context, c *connector, p *storage.PendingLogin) (upstreamStart, error) {
 	form, _ := url.ParseQuery(p.Form) // the broker stored it from url.Values.Encode
 	state := rand.Text()
 	resp, err := c.conn.LoginURL(ctx, connectors.LoginRequest{
@@ -51,22 +96,9 @@ func (f *Federation) handleConnect(w http.ResponseWriter, r *http.Request) {
 		LoginHint:   form.Get("login_hint"),
 	})
 	if err != nil {
-		f.log.ErrorContext(ctx, "start upstream login", "connector", c.id, "err", err)
-		f.renderConnectorError(w, r, c, err, loginID)
-		return
+		return upstreamStart{}, err
 	}
-	if err := f.cfg.Broker.RecordUpstreamState(r, loginID, c.id, hashState(state), resp.ConnectorState); err != nil {
-		if errors.Is(err, storage.ErrNotFound) { // completed or expired meanwhile
-			f.renderPendingError(w, r, err)
-			return
-		}
-		f.log.ErrorContext(ctx, "record upstream state", "connector", c.id, "err", err)
-		f.renderError(w, r, http.StatusInternalServerError, "Sign-in failed", "Something went wrong. Please try again.", "")
-		return
-	}
-	age := min(time.Until(p.ExpiresAt), maxCookieAge)
-	f.setCookie(w, c.id, loginID, age)
-	http.Redirect(w, r, resp.URL, http.StatusSeeOther)
+	return upstreamStart{url: resp.URL, stateHash: hashState(state), connectorState: resp.ConnectorState}, nil
 }
 
 // handleCallback takes the upstream's answer. It accepts only the state
