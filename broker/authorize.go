@@ -247,8 +247,7 @@ func (s *Server) completeLogin(w http.ResponseWriter, r *http.Request, loginID s
 	// uses it up: of concurrent completions exactly one gets it.
 	id, binding := hashToken(loginID), currentBinding(r)
 	take := func(ctx context.Context) error {
-		_, err := s.cfg.Store.TakeBoundPendingLogin(ctx, id, binding)
-		return err
+		return s.cfg.Store.UsePendingLogin(ctx, id, binding)
 	}
 	p := read
 	if p == nil {

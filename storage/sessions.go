@@ -25,6 +25,7 @@ const (
 	sqlGetBoundPendingLogin  = "SELECT " + pendingLoginColumns + " FROM pending_logins WHERE id = ? AND browser_binding = ?"
 	sqlDeletePendingLogin    = "DELETE FROM pending_logins WHERE id = ?"
 	sqlDeleteBoundPending    = "DELETE FROM pending_logins WHERE id = ? AND browser_binding = ?"
+	sqlUsePendingLogin       = "DELETE FROM pending_logins WHERE id = ? AND browser_binding = ? AND expires_at > ?"
 	sqlRecordUpstreamState   = "UPDATE pending_logins SET connector_id = ?, upstream_state_hash = ?, connector_state = ? " +
 		"WHERE id = ? AND browser_binding = ? AND expires_at > ?"
 	sqlClaimUpstreamState = "UPDATE pending_logins SET upstream_state_hash = '' " +
@@ -204,6 +205,28 @@ func (s *Store) TakeBoundPendingLogin(ctx context.Context, id, binding string) (
 		return nil, notFound("pending login", "…")
 	}
 	return s.takePendingLogin(ctx, id, &binding)
+}
+
+// UsePendingLogin deletes the unexpired pending login id of the browser
+// binding, for a caller that has read it already: one statement, and of
+// concurrent callers exactly one succeeds. The others, another browser's
+// binding, an empty binding and an expired or missing login get
+// ErrNotFound.
+func (s *Store) UsePendingLogin(ctx context.Context, id, binding string) error {
+	if binding == "" {
+		return notFound("pending login", "…")
+	}
+	db, err := s.writer(ctx)
+	if err != nil {
+		return err
+	}
+	if err := s.execOne(ctx, db, sqlUsePendingLogin, id, binding, sqlTime(time.Now())); err != nil {
+		if classify(err) == ErrNotFound {
+			return notFound("pending login", "…")
+		}
+		return s.wrap("use pending login", err)
+	}
+	return nil
 }
 
 func (s *Store) takePendingLogin(ctx context.Context, id string, binding *string) (*PendingLogin, error) {

@@ -169,3 +169,43 @@ func TestTakeBoundPendingLogin(t *testing.T) {
 		})
 	}
 }
+
+// TestUsePendingLogin: only the browser that started a pending login uses
+// it up, once, before it expires.
+func TestUsePendingLogin(t *testing.T) {
+	for _, b := range storagetest.Backends(t) {
+		t.Run(b.Name, func(t *testing.T) {
+			ctx := context.Background()
+			s, _ := b.Open(t)
+			now := time.Now().UTC().Truncate(time.Second)
+			for _, p := range []*storage.PendingLogin{
+				{ID: "p", BrowserBinding: "b", ClientID: "spa", Form: "a=b", RequestedAt: now, ExpiresAt: now.Add(time.Minute)},
+				{ID: "old", BrowserBinding: "b", ClientID: "spa", Form: "a=b", RequestedAt: now, ExpiresAt: now.Add(-time.Second)},
+			} {
+				if err := s.CreatePendingLogin(ctx, p); err != nil {
+					t.Fatal(err)
+				}
+			}
+			for _, binding := range []string{"other", ""} {
+				if err := s.UsePendingLogin(ctx, "p", binding); !errors.Is(err, storage.ErrNotFound) {
+					t.Errorf("use with binding %q: %v, want ErrNotFound", binding, err)
+				}
+			}
+			if _, err := s.GetPendingLogin(ctx, "p"); err != nil {
+				t.Fatalf("another browser's attempt removed the pending login: %v", err)
+			}
+			if err := s.UsePendingLogin(ctx, "p", "b"); err != nil {
+				t.Fatalf("use: %v", err)
+			}
+			if _, err := s.GetPendingLogin(ctx, "p"); !errors.Is(err, storage.ErrNotFound) {
+				t.Errorf("a used pending login can still be read: %v", err)
+			}
+			if err := s.UsePendingLogin(ctx, "p", "b"); !errors.Is(err, storage.ErrNotFound) {
+				t.Errorf("second use: %v, want ErrNotFound", err)
+			}
+			if err := s.UsePendingLogin(ctx, "old", "b"); !errors.Is(err, storage.ErrNotFound) {
+				t.Errorf("use of an expired login: %v, want ErrNotFound", err)
+			}
+		})
+	}
+}

@@ -35,6 +35,7 @@ func Run(t *testing.T, open func(t *testing.T) *storage.Store) {
 		{"BrowserSessions", testBrowserSessions},
 		{"PendingLogins", testPendingLogins},
 		{"TakePendingLoginConcurrently", testTakePendingLoginConcurrently},
+		{"UsePendingLoginConcurrently", testUsePendingLoginConcurrently},
 		{"SigningKeys", testSigningKeys},
 		{"ActionTokens", testActionTokens},
 		{"UseActionTokenConcurrently", testUseActionTokenConcurrently},

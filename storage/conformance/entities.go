@@ -363,6 +363,15 @@ func testTakePendingLoginConcurrently(t *testing.T, s *storage.Store) {
 	exactlyOne(t, errs, func(err error) bool { return isNotFound(err) })
 }
 
+func testUsePendingLoginConcurrently(t *testing.T, s *storage.Store) {
+	c := ctx(t)
+	must(t, s.CreatePendingLogin(c, &storage.PendingLogin{ID: "p", BrowserBinding: "b", ExpiresAt: time.Now().Add(time.Hour)}))
+	errs := race(concurrency, func(int) error {
+		return s.UsePendingLogin(c, "p", "b")
+	})
+	exactlyOne(t, errs, func(err error) bool { return isNotFound(err) })
+}
+
 func testSigningKeys(t *testing.T, s *storage.Store) {
 	c := ctx(t)
 	base := time.Now().Add(-time.Hour)
