@@ -11,7 +11,7 @@ RACE ?= $(shell command -v gcc >/dev/null 2>&1 && echo -race)
 
 CMDS := bridgekeeper connector-oidc connector-facebook fakeidp example-api
 
-.PHONY: all build run test test-go wasm-build test-browser bench bench-load test-resilience lint fmt clean npm-deps generate
+.PHONY: all build run test test-go wasm-build test-browser bench bench-load bench-wrk test-resilience lint fmt clean npm-deps generate
 
 all: build
 
@@ -59,6 +59,11 @@ bench: wasm-build
 # Load test of a real broker on SQLite and Postgres (BENCHMARKS.md).
 bench-load:
 	./scripts/bench-load.sh
+
+# client_credentials (beside its signing floor), JWKS and discovery driven
+# by wrk, a lighter load generator (needs the wrk package).
+bench-wrk:
+	./scripts/bench-wrk.sh
 
 # Mixed load on two replicas while a plugin is killed every 20 s and
 # Postgres restarts once (about 2 minutes; it restarts the cluster, so run
