@@ -24,6 +24,7 @@ const (
 	sqlGetIdentityLink     = "SELECT user_id, created_at FROM identities WHERE connector_id = ? AND subject = ?"
 	sqlUpdateIdentityLogin = "UPDATE identities SET email = ?, email_verified = ?, claims = ?, connector_data = ?, " +
 		"last_login_at = ? WHERE connector_id = ? AND subject = ?"
+	sqlUpdateIdentityLoginOf = sqlUpdateIdentityLogin + " AND user_id = ?"
 )
 
 // expectRow turns "no row was affected" into ErrNotFound.
@@ -216,6 +217,10 @@ func (s *Store) GetLinkedUser(ctx context.Context, connectorID, subject string) 
 // in id.UserID and id.CreatedAt from the link, and fails with ErrNotFound
 // when the identity is not linked. One statement: the login of a known
 // identity needs no read of the link before it.
+//
+// A caller that has found the link's user already sets id.UserID: the
+// login is then recorded only while the identity is still linked to that
+// user (ErrNotFound otherwise), and nothing is read back.
 func (s *Store) RecordIdentityLogin(ctx context.Context, id *Identity) error {
 	if id.ConnectorID == "" || id.Subject == "" {
 		return fmt.Errorf("storage: record identity login: connector id and subject are required")
@@ -234,13 +239,20 @@ func (s *Store) RecordIdentityLogin(ctx context.Context, id *Identity) error {
 		UserID    string    `bun:"user_id"`
 		CreatedAt time.Time `bun:"created_at"`
 	}
-	if s.dialect == DialectSQLite {
+	switch {
+	case id.UserID != "":
+		err = s.execOne(ctx, db, sqlUpdateIdentityLoginOf, id.Email, id.EmailVerified, id.Claims,
+			id.ConnectorData, sqlTime(id.LastLoginAt), id.ConnectorID, id.Subject, id.UserID)
+		if err == nil {
+			return nil
+		}
+	case s.dialect == DialectSQLite:
 		err = s.queryOne(ctx, db, &linked, sqlGetIdentityLink, id.ConnectorID, id.Subject)
 		if err == nil {
 			err = s.execOne(ctx, db, sqlUpdateIdentityLogin, id.Email, id.EmailVerified, id.Claims,
 				id.ConnectorData, sqlTime(id.LastLoginAt), id.ConnectorID, id.Subject)
 		}
-	} else {
+	default:
 		err = s.queryOne(ctx, db, &linked, sqlRecordIdentityLogin, id.Email, id.EmailVerified, id.Claims, id.ConnectorData,
 			sqlTime(id.LastLoginAt), id.ConnectorID, id.Subject)
 	}

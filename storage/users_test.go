@@ -46,6 +46,27 @@ func TestRecordIdentityLogin(t *testing.T) {
 				t.Errorf("after the login: %+v", got)
 			}
 
+			// A caller that names the user records the login only while the
+			// link is that user's, and gets nothing read back.
+			again := login.Add(time.Minute)
+			err = s.RecordIdentityLogin(ctx, &storage.Identity{ConnectorID: "okta", Subject: "s1", UserID: "u2",
+				Email: "other@example.com", LastLoginAt: again})
+			if !errors.Is(err, storage.ErrNotFound) {
+				t.Errorf("login recorded for another user: %v, want ErrNotFound", err)
+			}
+			if got, err := s.GetIdentity(ctx, "okta", "s1"); err != nil || got.Email != "new@example.com" || !got.LastLoginAt.Equal(login) {
+				t.Errorf("a refused login changed the link: %+v, %v", got, err)
+			}
+			named := &storage.Identity{ConnectorID: "okta", Subject: "s1", UserID: "u1", Email: "newer@example.com",
+				ConnectorData: []byte("rt-new"), LastLoginAt: again}
+			if err := s.RecordIdentityLogin(ctx, named); err != nil {
+				t.Fatalf("login of the named user: %v", err)
+			}
+			if got, err := s.GetIdentity(ctx, "okta", "s1"); err != nil || got.Email != "newer@example.com" ||
+				string(got.ConnectorData) != "rt-new" || !got.LastLoginAt.Equal(again) || got.UserID != "u1" {
+				t.Errorf("after the named user's login: %+v, %v", got, err)
+			}
+
 			for _, key := range [][2]string{{"okta", "s2"}, {"google", "s1"}, {"okta", "bad\x00"}} {
 				err := s.RecordIdentityLogin(ctx, &storage.Identity{ConnectorID: key[0], Subject: key[1], LastLoginAt: login})
 				if !errors.Is(err, storage.ErrNotFound) {

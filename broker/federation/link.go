@@ -58,10 +58,11 @@ func (f *Federation) knownUser(ctx context.Context, connectorID string, ident co
 	if err != nil {
 		return nil, nil, err
 	}
+	link.UserID = user.ID // recorded only while the link names this user
 	record := func(ctx context.Context) error {
 		err := store.RecordIdentityLogin(ctx, link)
 		if errors.Is(err, storage.ErrNotFound) {
-			return nil // unlinked meanwhile: the login was the linked user's
+			return nil // unlinked or relinked meanwhile: the login was the linked user's
 		}
 		if err != nil {
 			return fmt.Errorf("record identity login: %w", err)
