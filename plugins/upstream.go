@@ -2,6 +2,7 @@ package plugins
 
 import (
 	"context"
+	"math"
 	"strconv"
 	"time"
 
@@ -38,7 +39,7 @@ func upstreamTime(trailer metadata.MD) time.Duration {
 		return 0
 	}
 	us, err := strconv.ParseInt(vs[0], 10, 64)
-	if err != nil || us < 0 {
+	if err != nil || us < 0 || us > int64(math.MaxInt64/time.Microsecond) {
 		return 0
 	}
 	return time.Duration(us) * time.Microsecond
