@@ -28,6 +28,10 @@ type Metrics struct {
 	pluginUpstream *prometheus.HistogramVec
 }
 
+// pluginBuckets are the histogram buckets of plugin calls and of their
+// upstream part, 0.5 ms to 10 s.
+var pluginBuckets = []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10}
+
 // NewMetrics builds a registry with the broker's instruments.
 func NewMetrics() *Metrics {
 	m := &Metrics{
@@ -48,12 +52,12 @@ func NewMetrics() *Metrics {
 		pluginCalls: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Namespace: namespace, Name: "plugin_call_duration_seconds",
 			Help:    "Time of calls to connector plugins, by connector, method and outcome (ok or error).",
-			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
+			Buckets: pluginBuckets,
 		}, []string{"connector", "method", "outcome"}),
 		pluginUpstream: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Namespace: namespace, Name: "plugin_upstream_duration_seconds",
 			Help:    "Part of connector plugin calls spent waiting for the upstream identity provider, as the plugin reports it, by connector and method.",
-			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
+			Buckets: pluginBuckets,
 		}, []string{"connector", "method"}),
 	}
 	m.reg.MustRegister(

@@ -2,7 +2,6 @@ package plugins
 
 import (
 	"context"
-	"io"
 	"log/slog"
 	"slices"
 	"testing"
@@ -24,12 +23,7 @@ func BenchmarkCallRoundTrip(b *testing.B) {
 		idle  time.Duration
 	}{{"automtls", false, 0}, {"plaintext", true, 0}, {"automtls-after-idle", false, 5 * time.Millisecond}} {
 		b.Run(tc.name, func(b *testing.B) {
-			cfg := Config{ID: "test", Path: testConnectorPath, Config: []byte(`{"issuer":"https://idp.test"}`), DisableAutoMTLS: tc.plain}
-			p, err := Launch(context.Background(), cfg, slog.New(slog.NewTextHandler(io.Discard, &slog.HandlerOptions{Level: slog.LevelInfo})))
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer p.Close()
+			p, _ := launchTestAt(b, slog.LevelInfo, func(c *Config) { c.DisableAutoMTLS = tc.plain })
 			ctx := context.Background()
 			req := connectors.LoginRequest{State: "bench-state", CallbackURL: "https://broker.test/callback/test"}
 			if _, err := p.LoginURL(ctx, req); err != nil {

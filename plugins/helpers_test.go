@@ -133,8 +133,15 @@ func (h *sinkHandler) WithAttrs(attrs []slog.Attr) slog.Handler {
 func (h *sinkHandler) WithGroup(string) slog.Handler { return h }
 
 // launchTest launches the test connector with the given changes to a
-// default config and closes it when the test ends.
+// default config and closes it when the test ends. The broker's logger
+// records everything, debug included.
 func launchTest(t testing.TB, change func(*Config)) (*Plugin, *logSink) {
+	t.Helper()
+	return launchTestAt(t, slog.LevelDebug, change)
+}
+
+// launchTestAt is launchTest with the broker's log level set to level.
+func launchTestAt(t testing.TB, level slog.Level, change func(*Config)) (*Plugin, *logSink) {
 	t.Helper()
 	sink := newLogSink()
 	cfg := Config{
@@ -145,7 +152,7 @@ func launchTest(t testing.TB, change func(*Config)) (*Plugin, *logSink) {
 	if change != nil {
 		change(&cfg)
 	}
-	p, err := Launch(context.Background(), cfg, slog.New(&sinkHandler{sink: sink, level: slog.LevelDebug}))
+	p, err := Launch(context.Background(), cfg, slog.New(&sinkHandler{sink: sink, level: level}))
 	if err != nil {
 		t.Fatalf("Launch: %v", err)
 	}

@@ -142,15 +142,7 @@ func TestTakeBoundPendingLogin(t *testing.T) {
 		t.Run(b.Name, func(t *testing.T) {
 			ctx := context.Background()
 			s, _ := b.Open(t)
-			now := time.Now().UTC().Truncate(time.Second)
-			for _, p := range []*storage.PendingLogin{
-				{ID: "p", BrowserBinding: "b", ClientID: "spa", Form: "a=b", RequestedAt: now, ExpiresAt: now.Add(time.Minute)},
-				{ID: "old", BrowserBinding: "b", ClientID: "spa", Form: "a=b", RequestedAt: now, ExpiresAt: now.Add(-time.Second)},
-			} {
-				if err := s.CreatePendingLogin(ctx, p); err != nil {
-					t.Fatal(err)
-				}
-			}
+			createBoundPendingLogins(t, s)
 			for _, binding := range []string{"other", ""} {
 				if _, err := s.TakeBoundPendingLogin(ctx, "p", binding); !errors.Is(err, storage.ErrNotFound) {
 					t.Errorf("take with binding %q: %v, want ErrNotFound", binding, err)
@@ -177,15 +169,7 @@ func TestUsePendingLogin(t *testing.T) {
 		t.Run(b.Name, func(t *testing.T) {
 			ctx := context.Background()
 			s, _ := b.Open(t)
-			now := time.Now().UTC().Truncate(time.Second)
-			for _, p := range []*storage.PendingLogin{
-				{ID: "p", BrowserBinding: "b", ClientID: "spa", Form: "a=b", RequestedAt: now, ExpiresAt: now.Add(time.Minute)},
-				{ID: "old", BrowserBinding: "b", ClientID: "spa", Form: "a=b", RequestedAt: now, ExpiresAt: now.Add(-time.Second)},
-			} {
-				if err := s.CreatePendingLogin(ctx, p); err != nil {
-					t.Fatal(err)
-				}
-			}
+			createBoundPendingLogins(t, s)
 			for _, binding := range []string{"other", ""} {
 				if err := s.UsePendingLogin(ctx, "p", binding); !errors.Is(err, storage.ErrNotFound) {
 					t.Errorf("use with binding %q: %v, want ErrNotFound", binding, err)
@@ -207,5 +191,20 @@ func TestUsePendingLogin(t *testing.T) {
 				t.Errorf("use of an expired login: %v, want ErrNotFound", err)
 			}
 		})
+	}
+}
+
+// createBoundPendingLogins stores two pending logins of the browser binding
+// "b": "p", which lasts a minute, and "old", which has expired.
+func createBoundPendingLogins(t *testing.T, s *storage.Store) {
+	t.Helper()
+	now := time.Now().UTC().Truncate(time.Second)
+	for _, p := range []*storage.PendingLogin{
+		{ID: "p", BrowserBinding: "b", ClientID: "spa", Form: "a=b", RequestedAt: now, ExpiresAt: now.Add(time.Minute)},
+		{ID: "old", BrowserBinding: "b", ClientID: "spa", Form: "a=b", RequestedAt: now, ExpiresAt: now.Add(-time.Second)},
+	} {
+		if err := s.CreatePendingLogin(t.Context(), p); err != nil {
+			t.Fatal(err)
+		}
 	}
 }
