@@ -3,6 +3,7 @@ package storage
 import (
 	"context"
 	"database/sql"
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -17,30 +18,54 @@ import (
 // is 0) and a goroutine with its own connection runs passive checkpoints,
 // which never block the writer or readers, after every checkpointEvery
 // commits and once per checkpointInterval while anything was written.
+//
+// A passive checkpoint never starts the log over: only the writer does,
+// when it begins a transaction with every frame already copied. Under
+// sustained writes that moment never comes (there are always frames
+// committed since the last checkpoint), and the log would grow for as long
+// as the load lasts. So when a passive checkpoint leaves a log of
+// walRestartFrames or more, the checkpointer runs a RESTART checkpoint on
+// the writer connection (taking its turn in the writers' queue: from its
+// own connection, SQLite's busy handler would poll for a write lock that
+// back-to-back commits never leave free): it copies the few frames still
+// to copy and waits for readers to move past the log, so that the next
+// commit starts it over. Writers wait for that (milliseconds, once per
+// walRestartFrames pages written) instead of for every checkpoint.
 const (
-	checkpointEvery    = 64
+	checkpointEvery    = 256
 	checkpointInterval = time.Second
+	walRestartFrames   = 8192 // pages: 32 MiB of 4 KiB pages
 	// walSizeLimit bounds the log file left behind after a burst: when
 	// the writer starts the log over, it truncates a longer file to this.
 	walSizeLimit = 64 << 20
 )
 
-type checkpointer struct {
-	db      *sql.DB
-	commits atomic.Int64
-	kick    chan struct{}
-	stop    chan struct{}
-	done    chan struct{}
-	closing sync.Once
-	err     error // of close
+// checkpointPolicy says when the checkpointer runs: the constants above,
+// smaller in tests.
+type checkpointPolicy struct {
+	every         int64 // commits between passive checkpoints
+	restartFrames int   // a log this long is started over
 }
 
-func startCheckpointer(db *sql.DB) *checkpointer {
+type checkpointer struct {
+	db       *sql.DB // the checkpointer's own connection
+	writer   *sql.DB // the store's writer
+	policy   checkpointPolicy
+	commits  atomic.Int64
+	restarts atomic.Int64 // RESTART checkpoints that succeeded
+	kick     chan struct{}
+	stop     chan struct{}
+	done     chan struct{}
+	closing  sync.Once
+	err      error // of close
+}
+
+func startCheckpointer(db, writer *sql.DB, policy checkpointPolicy) *checkpointer {
 	db.SetMaxOpenConns(1)
 	db.SetMaxIdleConns(1)
 	db.SetConnMaxLifetime(0)
 	db.SetConnMaxIdleTime(0)
-	c := &checkpointer{db: db, kick: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}
+	c := &checkpointer{db: db, writer: writer, policy: policy, kick: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}
 	go c.run()
 	return c
 }
@@ -51,7 +76,7 @@ func (c *checkpointer) committed() {
 	if c == nil {
 		return
 	}
-	if c.commits.Add(1)%checkpointEvery == 0 {
+	if c.commits.Add(1)%c.policy.every == 0 {
 		select {
 		case c.kick <- struct{}{}:
 		default: // one is already due
@@ -73,9 +98,24 @@ func (c *checkpointer) run() {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		// A failed checkpoint (the database is busy being migrated, say)
 		// is retried with the next one; nothing is lost meanwhile.
-		_, _ = c.db.ExecContext(ctx, "PRAGMA wal_checkpoint(PASSIVE)")
+		if logFrames, err := checkpoint(ctx, c.db, "PASSIVE"); err == nil && logFrames >= c.policy.restartFrames {
+			if _, err := checkpoint(ctx, c.writer, "RESTART"); err == nil {
+				c.restarts.Add(1)
+			}
+		}
 		cancel()
 	}
+}
+
+// checkpoint runs one checkpoint in mode on db and returns the number of
+// frames the log held.
+func checkpoint(ctx context.Context, db *sql.DB, mode string) (logFrames int, err error) {
+	var busy, copied int
+	err = db.QueryRowContext(ctx, "PRAGMA wal_checkpoint("+mode+")").Scan(&busy, &logFrames, &copied)
+	if err == nil && busy != 0 {
+		err = fmt.Errorf("storage: %s checkpoint: the database is busy", mode)
+	}
+	return logFrames, err
 }
 
 // close stops the goroutine and closes its connection. Safe on nil and

@@ -2,9 +2,12 @@ package storage
 
 import (
 	"context"
+	"database/sql"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 )
@@ -72,5 +75,79 @@ func TestCloseStopsCheckpointer(t *testing.T) {
 	}
 	if err := s.checkpoints.close(); err != nil {
 		t.Fatalf("second close: %v", err)
+	}
+}
+
+// Under writes without a pause, a passive checkpoint never catches up with
+// the writer, so the log is never started over: the checkpointer restarts
+// it once it is long, and the log file stays bounded however much is
+// written.
+func TestLogStartsOverUnderSustainedWrites(t *testing.T) {
+	ctx := t.Context()
+	path := filepath.Join(t.TempDir(), "bk.db")
+	s, err := Open(ctx, "sqlite:"+path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if err := s.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// The store's checkpointer, with thresholds small enough for a test.
+	if err := s.checkpoints.close(); err != nil {
+		t.Fatal(err)
+	}
+	conn, err := sql.Open("sqlite", sqliteDSN(path, nil, false, "", ""))
+	if err != nil {
+		t.Fatal(err)
+	}
+	const restartFrames = 64
+	s.checkpoints = startCheckpointer(conn, s.db.DB, checkpointPolicy{every: 8, restartFrames: restartFrames})
+
+	// Two writers and a reader, none pausing.
+	const commits = 3000
+	var wg sync.WaitGroup
+	for w := range 2 {
+		wg.Go(func() {
+			for i := range commits / 2 {
+				u := &User{ID: fmt.Sprintf("u%d-%d", w, i), Email: fmt.Sprintf("u%d-%d@example.com", w, i), Active: true}
+				if err := s.InTx(ctx, func(ctx context.Context) error { return s.CreateUser(ctx, u) }); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		})
+	}
+	stop := make(chan struct{})
+	var reader sync.WaitGroup
+	reader.Go(func() {
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			if _, err := s.GetUser(ctx, "u0-0"); err != nil && !errors.Is(err, ErrNotFound) {
+				t.Error(err)
+				return
+			}
+		}
+	})
+	wg.Wait()
+	close(stop)
+	reader.Wait()
+
+	if s.checkpoints.restarts.Load() == 0 {
+		t.Fatal("no RESTART checkpoint ran")
+	}
+	fi, err := os.Stat(path + "-wal")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Each commit adds a handful of pages; without restarts the log holds
+	// every one of them (thousands of pages).
+	const pageSize = 4096
+	if frames := fi.Size() / (pageSize + 24); frames > 16*restartFrames {
+		t.Fatalf("log file holds %d frames after %d commits, want at most %d: it was not started over", frames, commits, 16*restartFrames)
 	}
 }

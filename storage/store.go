@@ -161,7 +161,7 @@ func openSQLite(ctx context.Context, spec string) (*Store, error) {
 		db:          bun.NewDB(writer, sqlitedialect.New()),
 		rdb:         bun.NewDB(reader, sqlitedialect.New()),
 		hot:         newHotSQL(writer, reader, false),
-		checkpoints: startCheckpointer(checkpoints),
+		checkpoints: startCheckpointer(checkpoints, writer, checkpointPolicy{every: checkpointEvery, restartFrames: walRestartFrames}),
 	}, nil
 }
 
