@@ -25,6 +25,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/ory/fosite/token/jwt"
 
+	"github.com/bridgekeeper/bridgekeeper/storage"
 	"github.com/bridgekeeper/bridgekeeper/storage/storagetest"
 )
 
@@ -32,14 +33,24 @@ const benchParallelism = 4
 
 // newBenchEnv is a broker on SQLite signing with RS256, or with the
 // algorithm in BENCH_ALGORITHM (ES256 shows the cost of everything but
-// the signatures).
+// the signatures), or on Postgres when BENCH_BACKEND is "postgres" (and
+// BRIDGEKEEPER_TEST_POSTGRES names the server): the database's work then
+// runs in its own processes, so the broker's CPU time (cpu-cost-x) is its
+// own.
 func newBenchEnv(b *testing.B) *testEnv {
 	b.Helper()
 	alg := os.Getenv("BENCH_ALGORITHM")
 	if alg == "" {
 		alg = "RS256"
 	}
-	return newTestEnvAlg(b, storagetest.Backend{Name: "sqlite"}, alg, nil)
+	backend := storagetest.Backend{Name: storage.DialectSQLite}
+	if os.Getenv("BENCH_BACKEND") == storage.DialectPostgres {
+		if os.Getenv(storagetest.PostgresEnv) == "" {
+			b.Skipf("BENCH_BACKEND=postgres needs %s", storagetest.PostgresEnv)
+		}
+		backend.Name = storage.DialectPostgres
+	}
+	return newTestEnvAlg(b, backend, alg, nil)
 }
 
 // serve runs one request through the handler (no network) and checks the status.
