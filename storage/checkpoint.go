@@ -3,6 +3,8 @@ package storage
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
+	"errors"
 	"fmt"
 	"sync"
 	"sync/atomic"
@@ -30,11 +32,15 @@ import (
 // back-to-back commits never leave free): it copies the few frames still
 // to copy and waits for readers to move past the log, so that the next
 // commit starts it over. Writers wait for that (milliseconds, once per
-// walRestartFrames pages written) instead of for every checkpoint.
+// walRestartFrames pages written) instead of for every checkpoint. A
+// reader that keeps a snapshot open (a backup, say) would make the
+// RESTART wait, and every writer with it: it waits at most restartWait,
+// and is tried again after the next passive checkpoint.
 const (
 	checkpointEvery    = 256
 	checkpointInterval = time.Second
 	walRestartFrames   = 8192 // pages: 32 MiB of 4 KiB pages
+	restartWait        = 20 * time.Millisecond
 	// walSizeLimit bounds the log file left behind after a burst: when
 	// the writer starts the log over, it truncates a longer file to this.
 	walSizeLimit = 64 << 20
@@ -99,7 +105,7 @@ func (c *checkpointer) run() {
 		// A failed checkpoint (the database is busy being migrated, say)
 		// is retried with the next one; nothing is lost meanwhile.
 		if logFrames, err := checkpoint(ctx, c.db, "PASSIVE"); err == nil && logFrames >= c.policy.restartFrames {
-			if _, err := checkpoint(ctx, c.writer, "RESTART"); err == nil {
+			if err := c.restart(ctx); err == nil {
 				c.restarts.Add(1)
 			}
 		}
@@ -107,9 +113,37 @@ func (c *checkpointer) run() {
 	}
 }
 
-// checkpoint runs one checkpoint in mode on db and returns the number of
-// frames the log held.
-func checkpoint(ctx context.Context, db *sql.DB, mode string) (logFrames int, err error) {
+// restart runs a RESTART checkpoint on the writer connection, waiting for
+// readers at most restartWait (SQLite's busy timeout, set on that
+// connection for the checkpoint and put back after it).
+func (c *checkpointer) restart(ctx context.Context) error {
+	conn, err := c.writer.Conn(ctx)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	if _, err := conn.ExecContext(ctx, busyTimeoutPragma(restartWait)); err != nil {
+		return err
+	}
+	_, err = checkpoint(ctx, conn, "RESTART")
+	if _, resetErr := conn.ExecContext(context.WithoutCancel(ctx), busyTimeoutPragma(busyTimeout)); resetErr != nil {
+		// Never leave the writer with the short timeout: the pool drops
+		// a connection that says it is bad and opens a fresh one.
+		_ = conn.Raw(func(any) error { return driver.ErrBadConn })
+		return errors.Join(err, resetErr)
+	}
+	return err
+}
+
+func busyTimeoutPragma(d time.Duration) string {
+	return fmt.Sprintf("PRAGMA busy_timeout = %d", d.Milliseconds())
+}
+
+// checkpoint runs one checkpoint in mode on db (a pool or one of its
+// connections) and returns the number of frames the log held.
+func checkpoint(ctx context.Context, db interface {
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}, mode string) (logFrames int, err error) {
 	var busy, copied int
 	err = db.QueryRowContext(ctx, "PRAGMA wal_checkpoint("+mode+")").Scan(&busy, &logFrames, &copied)
 	if err == nil && busy != 0 {

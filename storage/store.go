@@ -61,9 +61,13 @@ type Store struct {
 	clients func(ctx context.Context, id string) (*Client, error)
 }
 
+// busyTimeout is how long a SQLite connection waits for a lock another
+// process holds.
+const busyTimeout = 5 * time.Second
+
 // sqlitePragmas are applied to every SQLite connection.
 var sqlitePragmas = []string{
-	"busy_timeout(5000)",
+	fmt.Sprintf("busy_timeout(%d)", busyTimeout.Milliseconds()),
 	"journal_mode(WAL)",
 	"synchronous(NORMAL)",
 	"foreign_keys(1)",
