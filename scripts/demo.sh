@@ -72,7 +72,7 @@ pids+=($!)
 pids+=($!)
 if [ -d wasm/example ]; then
 	(cd wasm/example && VITE_BK_ISSUER="$ISSUER" VITE_BK_CLIENT_ID=demo VITE_BK_API="$API" \
-		exec npx vite --host 127.0.0.1 --port 5173 --strictPort) >data/demo/app.log 2>&1 &
+		exec ./node_modules/.bin/vite --host 127.0.0.1 --port 5173 --strictPort) >data/demo/app.log 2>&1 &
 	pids+=($!)
 fi
 
