@@ -9,6 +9,8 @@ import (
 	"strings"
 
 	"github.com/ory/fosite"
+
+	"github.com/bridgekeeper/bridgekeeper/storage"
 )
 
 // handleToken is the token endpoint: authorization_code (+PKCE),
@@ -46,6 +48,11 @@ func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	sess := newSession()
+	// A token row read twice is read from the database once: fosite reads
+	// the authorization code again before redeeming it, and the recorded
+	// invalidation, which commits only while the code is still unused, is
+	// what catches a concurrent use.
+	ctx = storage.WithReadMemo(ctx)
 	// The request's checks record their writes (the PKCE data they spend)
 	// in buf; they land with the grant, in one transaction.
 	buf := &writeBuffer{}

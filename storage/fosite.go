@@ -10,7 +10,9 @@ import (
 	"fmt"
 	"net/url"
 	"reflect"
+	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/ory/fosite"
@@ -154,6 +156,20 @@ type tokenRow[T any] interface {
 	*T
 	row() *requestRow
 	table() string
+}
+
+// detach gives the row its own copies of the lists and times it shares
+// with the row it was copied from (the client is shared: it is not
+// changed once loaded).
+func (r *requestRow) detach() {
+	r.Scopes = slices.Clone(r.Scopes)
+	r.GrantedScopes = slices.Clone(r.GrantedScopes)
+	r.Audiences = slices.Clone(r.Audiences)
+	r.GrantedAudiences = slices.Clone(r.GrantedAudiences)
+	if r.ExpiresAt != nil {
+		exp := *r.ExpiresAt
+		r.ExpiresAt = &exp
+	}
 }
 
 // args are the row's values in requestColumns order.
@@ -311,6 +327,14 @@ func loadRow[T any, P tokenRow[T]](ctx context.Context, s *Store, kind, signatur
 		return nil, fmt.Errorf("storage: %s: %w", kind, ErrNotFound)
 	}
 	row := P(new(T))
+	memo := readMemoFrom(ctx)
+	if memo != nil {
+		if cached, ok := memo.get(row.table(), signature); ok {
+			*(*T)(row) = *(*T)(cached.(P))
+			row.row().detach()
+			return row, nil
+		}
+	}
 	db := s.reader(ctx)
 	rows, err := s.runner(db).query(ctx, tokenSQL[row.table()].selectBySignature, signature)
 	if err == nil {
@@ -322,7 +346,55 @@ func loadRow[T any, P tokenRow[T]](ctx context.Context, s *Store, kind, signatur
 		}
 		return nil, s.wrap("load "+kind, err)
 	}
+	if memo != nil {
+		kept := P(new(T))
+		*(*T)(kept) = *(*T)(row)
+		kept.row().detach()
+		memo.put(row.table(), signature, kept)
+	}
 	return row, nil
+}
+
+type readMemoKey struct{}
+
+// readMemo holds the token rows one request read outside a transaction.
+type readMemo struct {
+	mu   sync.Mutex
+	rows map[[2]string]any // {table, signature} → a private copy of the row
+}
+
+// WithReadMemo returns a context in which a token row read outside a
+// transaction is read from the database once: reading it again returns a
+// copy of what the first read found. It is for one request whose writes
+// are checked when they commit (the broker's token endpoint: fosite reads
+// an authorization code twice during its exchange, and the commit's
+// conditional invalidation catches a concurrent use), never for a
+// long-lived context. Reads inside a transaction always query.
+func WithReadMemo(ctx context.Context) context.Context {
+	return context.WithValue(ctx, readMemoKey{}, &readMemo{rows: map[[2]string]any{}})
+}
+
+// readMemoFrom is the context's memo, or nil inside a transaction or
+// without one.
+func readMemoFrom(ctx context.Context) *readMemo {
+	m, _ := ctx.Value(readMemoKey{}).(*readMemo)
+	if m == nil || txFrom(ctx) != nil {
+		return nil
+	}
+	return m
+}
+
+func (m *readMemo) get(table, signature string) (any, bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	row, ok := m.rows[[2]string{table, signature}]
+	return row, ok
+}
+
+func (m *readMemo) put(table, signature string, row any) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.rows[[2]string{table, signature}] = row
 }
 
 // clientOf loads the client of a token row: through the Store's client
