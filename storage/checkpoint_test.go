@@ -84,25 +84,9 @@ func TestCloseStopsCheckpointer(t *testing.T) {
 // written.
 func TestLogStartsOverUnderSustainedWrites(t *testing.T) {
 	ctx := t.Context()
-	path := filepath.Join(t.TempDir(), "bk.db")
-	s, err := Open(ctx, "sqlite:"+path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	if err := s.Migrate(ctx); err != nil {
-		t.Fatal(err)
-	}
-	// The store's checkpointer, with thresholds small enough for a test.
-	if err := s.checkpoints.close(); err != nil {
-		t.Fatal(err)
-	}
-	conn, err := sql.Open("sqlite", sqliteDSN(path, nil, false, "", ""))
-	if err != nil {
-		t.Fatal(err)
-	}
+	s, path := storeWithoutCheckpointer(t)
 	const restartFrames = 64
-	s.checkpoints = startCheckpointer(conn, s.db.DB, checkpointPolicy{every: 8, restartFrames: restartFrames})
+	startTestCheckpointer(t, s, path, checkpointPolicy{every: 8, restartFrames: restartFrames})
 
 	// Two writers and a reader, none pausing.
 	const commits = 3000
@@ -157,20 +141,7 @@ func TestLogStartsOverUnderSustainedWrites(t *testing.T) {
 // next restart succeeds.
 func TestRestartWaitsOutALongReader(t *testing.T) {
 	ctx := t.Context()
-	path := filepath.Join(t.TempDir(), "bk.db")
-	s, err := Open(ctx, "sqlite:"+path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	if err := s.Migrate(ctx); err != nil {
-		t.Fatal(err)
-	}
-	// No checkpointer until the reader holds its snapshot.
-	if err := s.checkpoints.close(); err != nil {
-		t.Fatal(err)
-	}
-	s.checkpoints = nil
+	s, path := storeWithoutCheckpointer(t) // until the reader holds its snapshot
 
 	n := 0
 	write := func(count int) {
@@ -199,11 +170,7 @@ func TestRestartWaitsOutALongReader(t *testing.T) {
 	if err := snapshot.QueryRowContext(ctx, "SELECT count(*) FROM users").Scan(&before); err != nil {
 		t.Fatal(err)
 	}
-	conn, err := sql.Open("sqlite", sqliteDSN(path, nil, false, "", ""))
-	if err != nil {
-		t.Fatal(err)
-	}
-	s.checkpoints = startCheckpointer(conn, s.db.DB, checkpointPolicy{every: 8, restartFrames: 32})
+	startTestCheckpointer(t, s, path, checkpointPolicy{every: 8, restartFrames: 32})
 
 	write(200) // dozens of checkpoints, and restarts that cannot finish
 	if got := s.checkpoints.restarts.Load(); got != 0 {
@@ -224,4 +191,35 @@ func TestRestartWaitsOutALongReader(t *testing.T) {
 		}
 	}
 	t.Fatal("no restart succeeded after the reader let go")
+}
+
+// storeWithoutCheckpointer is a migrated SQLite store whose checkpointer is
+// stopped, and the path of its file.
+func storeWithoutCheckpointer(t *testing.T) (*Store, string) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "bk.db")
+	s, err := Open(t.Context(), "sqlite:"+path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	if err := s.Migrate(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.checkpoints.close(); err != nil {
+		t.Fatal(err)
+	}
+	s.checkpoints = nil
+	return s, path
+}
+
+// startTestCheckpointer gives s a checkpointer with policy (thresholds
+// small enough for a test); the store's Close stops it.
+func startTestCheckpointer(t *testing.T, s *Store, path string, policy checkpointPolicy) {
+	t.Helper()
+	conn, err := sql.Open("sqlite", sqliteDSN(path, nil, false, "", ""))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.checkpoints = startCheckpointer(conn, s.db.DB, policy)
 }
