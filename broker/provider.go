@@ -57,6 +57,7 @@ func newProvider(cfg Config, store *txStore, check *atomic.Pointer[RefreshCheck]
 	hmacStrategy := oauth2.NewHMACSHAStrategyUnPrefixed(&hmac.HMACStrategy{Config: fcfg}, fcfg)
 	jwtStrategy := compose.NewOAuth2JWTStrategy(keyGetter, hmacStrategy, fcfg)
 	jwtStrategy.Signer = signer
+	store.useCodeSignature(func(code string) string { return jwtStrategy.AuthorizeCodeSignature(context.Background(), code) })
 	oidcStrategy := compose.NewOpenIDConnectStrategy(keyGetter, fcfg)
 	oidcStrategy.Signer = signer
 

@@ -27,6 +27,17 @@ type txStore struct {
 	reuseGrace time.Duration // Config.RefreshReuseGrace
 	clients    *clientCache  // nil: no caching
 	commits    groupCommit   // SQLite: concurrent grants share a commit
+	// codeSignature gives the signature an authorization code is stored
+	// under (fosite's strategy; set by newProvider).
+	codeSignature func(code string) string
+}
+
+// useCodeSignature tells the store how fosite signs authorization codes,
+// so that a code's row can carry its OpenID Connect session. Called once,
+// before the server serves.
+func (t *txStore) useCodeSignature(sig func(code string) string) {
+	t.codeSignature = sig
+	t.Store = t.Store.WithAuthorizeCodeSignature(sig)
 }
 
 // newTxStore wraps store with a client cache, which the token rows it
@@ -72,6 +83,30 @@ type writeBufferKey struct{}
 type writeBuffer struct {
 	mu  sync.Mutex
 	ops []func(ctx context.Context) error
+	// codes are the authorization codes recorded, by signature, with the
+	// parts recorded after them (see CreateAuthorizeCodeSession).
+	codes map[string]*codeBundle
+}
+
+// codeBundle is an authorization code and the PKCE request and OpenID
+// Connect session fosite stores for it, each encoded when fosite handed
+// it over; storage writes them as one row when they agree.
+type codeBundle struct {
+	code       storage.EncodedRequest
+	pkce, oidc *storage.EncodedRequest
+}
+
+// attach records part as what set names in the bundle of the code with
+// this signature, and reports whether there is one.
+func (b *writeBuffer) attach(signature string, part storage.EncodedRequest, set func(*codeBundle, *storage.EncodedRequest)) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	bundle := b.codes[signature]
+	if bundle == nil {
+		return false
+	}
+	set(bundle, &part)
+	return true
 }
 
 func bufferFrom(ctx context.Context) *writeBuffer {
@@ -112,8 +147,34 @@ func (t *txStore) Rollback(ctx context.Context) error {
 	return t.Store.Rollback(ctx)
 }
 
+// CreateAuthorizeCodeSession records the code in the write buffer as a
+// bundle: fosite's OpenID Connect and PKCE handlers store their parts of
+// the same authorization next (CreateOpenIDConnectSession,
+// CreatePKCERequestSession), and the three are written together.
 func (t *txStore) CreateAuthorizeCodeSession(ctx context.Context, sig string, req fosite.Requester) error {
-	return deferPrepared(t.Store.PrepareCreateAuthorizeCodeSession(sig, req))(ctx)
+	b := bufferFrom(ctx)
+	if b == nil {
+		return t.Store.CreateAuthorizeCodeSession(ctx, sig, req)
+	}
+	code, err := storage.EncodeAuthorizeCodeSession(sig, req)
+	if err != nil {
+		return err
+	}
+	bundle := &codeBundle{code: code}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.codes == nil {
+		b.codes = map[string]*codeBundle{}
+	}
+	b.codes[sig] = bundle
+	b.ops = append(b.ops, func(ctx context.Context) error {
+		w, err := t.Store.PrepareCreateAuthorizeCode(bundle.code, bundle.pkce, bundle.oidc)
+		if err != nil {
+			return err
+		}
+		return w(ctx)
+	})
+	return nil
 }
 
 func (t *txStore) InvalidateAuthorizeCodeSession(ctx context.Context, sig string) error {
@@ -142,6 +203,15 @@ func (t *txStore) RotateRefreshToken(ctx context.Context, requestID, sig string)
 }
 
 func (t *txStore) CreateOpenIDConnectSession(ctx context.Context, code string, req fosite.Requester) error {
+	if b := bufferFrom(ctx); b != nil && t.codeSignature != nil {
+		part, err := storage.EncodeOpenIDConnectSession(code, req)
+		if err != nil {
+			return err
+		}
+		if b.attach(t.codeSignature(code), part, func(c *codeBundle, p *storage.EncodedRequest) { c.oidc = p }) {
+			return nil
+		}
+	}
 	return deferPrepared(t.Store.PrepareCreateOpenIDConnectSession(code, req))(ctx)
 }
 
@@ -150,6 +220,15 @@ func (t *txStore) DeleteOpenIDConnectSession(ctx context.Context, code string) e
 }
 
 func (t *txStore) CreatePKCERequestSession(ctx context.Context, sig string, req fosite.Requester) error {
+	if b := bufferFrom(ctx); b != nil {
+		part, err := storage.EncodePKCERequestSession(sig, req)
+		if err != nil {
+			return err
+		}
+		if b.attach(sig, part, func(c *codeBundle, p *storage.EncodedRequest) { c.pkce = p }) {
+			return nil
+		}
+	}
 	return deferPrepared(t.Store.PrepareCreatePKCERequestSession(sig, req))(ctx)
 }
 

@@ -58,6 +58,7 @@ const (
 	requestColumns = "signature, request_id, requested_at, client_id, scopes, granted_scopes, audiences, " +
 		"granted_audiences, form, session_data, subject, active, expires_at"
 	refreshColumns = requestColumns + ", access_token_signature, first_used_at"
+	codeColumns    = requestColumns + ", pkce_form, oidc_form"
 )
 
 // tokenQueries are the statements on one token table.
@@ -74,9 +75,13 @@ var tokenSQL = func() map[string]tokenQueries {
 		if t == tableRefresh {
 			cols, n = refreshColumns, 15
 		}
+		selected := cols
+		if t == tableCodes {
+			selected = codeColumns // a plain insert leaves the parts NULL (codeparts.go)
+		}
 		m[t] = tokenQueries{
 			insert:            "INSERT INTO " + t + " (" + cols + ") VALUES (?" + strings.Repeat(", ?", n-1) + ")",
-			selectBySignature: "SELECT " + cols + " FROM " + t + " WHERE signature = ?",
+			selectBySignature: "SELECT " + selected + " FROM " + t + " WHERE signature = ?",
 			deleteBySignature: "DELETE FROM " + t + " WHERE signature = ?",
 		}
 	}
@@ -120,6 +125,11 @@ type requestRow struct {
 type codeRow struct {
 	bun.BaseModel `bun:"table:authorize_codes"`
 	requestRow
+	// The form of the authorization's PKCE request and of its OpenID
+	// Connect session when the row stands for them too (codeparts.go);
+	// nil when it does not.
+	PKCEForm *string `bun:"pkce_form"`
+	OIDCForm *string `bun:"oidc_form"`
 }
 
 type accessRow struct {
@@ -304,6 +314,12 @@ func (s *Store) prepareInsert(table, kind, signature string, req fosite.Requeste
 	if err != nil {
 		return nil, err
 	}
+	return s.prepareRowInsert(kind, tokenSQL[table].insert, r, extra...)
+}
+
+// prepareRowInsert binds an encoded row, followed by extra columns, to an
+// insert statement.
+func (s *Store) prepareRowInsert(kind, insert string, r requestRow, extra ...any) (PreparedWrite, error) {
 	args, err := r.args()
 	if err != nil {
 		return nil, err
@@ -314,7 +330,7 @@ func (s *Store) prepareInsert(table, kind, signature string, req fosite.Requeste
 		if err != nil {
 			return err
 		}
-		if _, err := s.runner(db).exec(ctx, tokenSQL[table].insert, args...); err != nil {
+		if _, err := s.runner(db).exec(ctx, insert, args...); err != nil {
 			return s.wrap("create "+kind, err)
 		}
 		return nil
@@ -695,12 +711,22 @@ func (s *Store) GetOpenIDConnectSession(ctx context.Context, authorizeCode strin
 	if requester != nil {
 		session = requester.GetSession()
 	}
+	if s.codeSignature != nil {
+		if req, ok, err := s.codePart(ctx, s.codeSignature(authorizeCode), oidcForm, session); ok || err != nil {
+			return req, err
+		}
+	}
 	return getRequest[oidcRow](ctx, s, "openid connect session", oidcKey(authorizeCode), session, nil)
 }
 
 // DeleteOpenIDConnectSession removes the OpenID Connect part of an
 // authorization.
 func (s *Store) DeleteOpenIDConnectSession(ctx context.Context, authorizeCode string) error {
+	if s.codeSignature != nil {
+		if err := s.clearCodePart(ctx, s.codeSignature(authorizeCode), sqlClearCodeOIDC); err != nil {
+			return err
+		}
+	}
 	return s.deleteRow(ctx, tableOIDC, oidcKey(authorizeCode))
 }
 
@@ -721,10 +747,16 @@ func (s *Store) PrepareCreatePKCERequestSession(signature string, req fosite.Req
 
 // GetPKCERequestSession loads the PKCE challenge of an authorization.
 func (s *Store) GetPKCERequestSession(ctx context.Context, signature string, session fosite.Session) (fosite.Requester, error) {
+	if req, ok, err := s.codePart(ctx, signature, pkceForm, session); ok || err != nil {
+		return req, err
+	}
 	return getRequest[pkceRow](ctx, s, "pkce request", signature, session, nil)
 }
 
 // DeletePKCERequestSession removes the PKCE challenge of an authorization.
 func (s *Store) DeletePKCERequestSession(ctx context.Context, signature string) error {
+	if err := s.clearCodePart(ctx, signature, sqlClearCodePKCE); err != nil {
+		return err
+	}
 	return s.deleteRow(ctx, tablePKCE, signature)
 }

@@ -18,7 +18,7 @@ func TestHandWrittenColumnsMatchBun(t *testing.T) {
 	}{
 		{Client{}, clientColumns},
 		{accessRow{}, requestColumns},
-		{codeRow{}, requestColumns},
+		{codeRow{}, codeColumns},
 		{refreshRow{}, refreshColumns},
 	} {
 		var want []string

@@ -163,4 +163,10 @@ CREATE TABLE oidc_requests (` + requestTableColumns + `
 );
 CREATE INDEX oidc_requests_expires_at_idx ON oidc_requests (expires_at)`,
 	},
+	{
+		version: 2,
+		name:    "authorization codes carry their PKCE and OpenID Connect parts",
+		sql: `ALTER TABLE authorize_codes ADD COLUMN pkce_form TEXT;
+ALTER TABLE authorize_codes ADD COLUMN oidc_form TEXT`,
+	},
 }

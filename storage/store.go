@@ -59,6 +59,9 @@ type Store struct {
 	// clients, when set, gives token rows their client (a cache, say)
 	// instead of a query. See WithClientSource.
 	clients func(ctx context.Context, id string) (*Client, error)
+	// codeSignature, when set, gives the signature an authorization code
+	// is stored under. See WithAuthorizeCodeSignature.
+	codeSignature func(code string) string
 }
 
 // busyTimeout is how long a SQLite connection waits for a lock another
