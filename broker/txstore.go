@@ -96,17 +96,22 @@ type codeBundle struct {
 	pkce, oidc *storage.EncodedRequest
 }
 
-// attach records part as what set names in the bundle of the code with
-// this signature, and reports whether there is one.
-func (b *writeBuffer) attach(signature string, part storage.EncodedRequest, set func(*codeBundle, *storage.EncodedRequest)) bool {
+// attach encodes a part of the authorization of the code with this
+// signature and records it in the code's bundle with set; it reports
+// false, having encoded nothing, when the buffer holds no such code.
+func (b *writeBuffer) attach(signature string, encode func() (storage.EncodedRequest, error), set func(*codeBundle, *storage.EncodedRequest)) (bool, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	bundle := b.codes[signature]
 	if bundle == nil {
-		return false
+		return false, nil
+	}
+	part, err := encode()
+	if err != nil {
+		return false, err
 	}
 	set(bundle, &part)
-	return true
+	return true, nil
 }
 
 func bufferFrom(ctx context.Context) *writeBuffer {
@@ -204,12 +209,9 @@ func (t *txStore) RotateRefreshToken(ctx context.Context, requestID, sig string)
 
 func (t *txStore) CreateOpenIDConnectSession(ctx context.Context, code string, req fosite.Requester) error {
 	if b := bufferFrom(ctx); b != nil && t.codeSignature != nil {
-		part, err := storage.EncodeOpenIDConnectSession(code, req)
-		if err != nil {
+		encode := func() (storage.EncodedRequest, error) { return storage.EncodeOpenIDConnectSession(code, req) }
+		if ok, err := b.attach(t.codeSignature(code), encode, func(c *codeBundle, p *storage.EncodedRequest) { c.oidc = p }); ok || err != nil {
 			return err
-		}
-		if b.attach(t.codeSignature(code), part, func(c *codeBundle, p *storage.EncodedRequest) { c.oidc = p }) {
-			return nil
 		}
 	}
 	return deferPrepared(t.Store.PrepareCreateOpenIDConnectSession(code, req))(ctx)
@@ -221,12 +223,9 @@ func (t *txStore) DeleteOpenIDConnectSession(ctx context.Context, code string) e
 
 func (t *txStore) CreatePKCERequestSession(ctx context.Context, sig string, req fosite.Requester) error {
 	if b := bufferFrom(ctx); b != nil {
-		part, err := storage.EncodePKCERequestSession(sig, req)
-		if err != nil {
+		encode := func() (storage.EncodedRequest, error) { return storage.EncodePKCERequestSession(sig, req) }
+		if ok, err := b.attach(sig, encode, func(c *codeBundle, p *storage.EncodedRequest) { c.pkce = p }); ok || err != nil {
 			return err
-		}
-		if b.attach(sig, part, func(c *codeBundle, p *storage.EncodedRequest) { c.pkce = p }) {
-			return nil
 		}
 	}
 	return deferPrepared(t.Store.PrepareCreatePKCERequestSession(sig, req))(ctx)

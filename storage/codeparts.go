@@ -3,7 +3,6 @@ package storage
 import (
 	"context"
 	"errors"
-	"fmt"
 	"slices"
 	"strings"
 	"time"
@@ -54,7 +53,7 @@ func EncodeOpenIDConnectSession(authorizeCode string, req fosite.Requester) (Enc
 // CreateOpenIDConnectSession would.
 func (s *Store) PrepareCreateAuthorizeCode(code EncodedRequest, pkce, oidc *EncodedRequest) (PreparedWrite, error) {
 	var forms [2]*string // pkce_form, oidc_form
-	writes := make([]PreparedWrite, 1, 3)
+	var apart []PreparedWrite
 	for i, part := range []struct {
 		req         *EncodedRequest
 		table, kind string
@@ -68,14 +67,14 @@ func (s *Store) PrepareCreateAuthorizeCode(code EncodedRequest, pkce, oidc *Enco
 			if err != nil {
 				return nil, err
 			}
-			writes = append(writes, w)
+			apart = append(apart, w)
 		}
 	}
 	w, err := s.prepareRowInsert("authorize code", sqlInsertCodeWithParts, code.row, forms[0], forms[1])
 	if err != nil {
 		return nil, err
 	}
-	writes[0] = w
+	writes := append([]PreparedWrite{w}, apart...)
 	return func(ctx context.Context) error {
 		for _, w := range writes {
 			if err := w(ctx); err != nil {
@@ -122,10 +121,7 @@ func (s *Store) codePart(ctx context.Context, codeSignature string, form func(*c
 	}
 	r := row.requestRow
 	r.Form = *f
-	if r.Client, err = s.clientOf(ctx, r.ClientID); err != nil && !errors.Is(err, ErrNotFound) {
-		return nil, false, fmt.Errorf("storage: authorize code: load its client: %w", err)
-	}
-	req, err = s.toRequest(&r, session)
+	req, err = s.requestOf(ctx, "authorize code", &r, session)
 	return req, err == nil, err
 }
 

@@ -267,6 +267,15 @@ func isNilSession(session fosite.Session) bool {
 	return v.Kind() == reflect.Pointer && v.IsNil()
 }
 
+// requestOf gives a loaded row its client and rebuilds its request.
+func (s *Store) requestOf(ctx context.Context, kind string, r *requestRow, session fosite.Session) (*fosite.Request, error) {
+	var err error
+	if r.Client, err = s.clientOf(ctx, r.ClientID); err != nil && !errors.Is(err, ErrNotFound) {
+		return nil, fmt.Errorf("storage: %s: load its client: %w", kind, err)
+	}
+	return s.toRequest(r, session)
+}
+
 // toRequest rebuilds the fosite request of a row loaded with its client (a
 // deleted client is ErrNotFound), decoding the stored session data into
 // session unless session is nil.
@@ -387,7 +396,7 @@ type readMemo struct {
 // conditional invalidation catches a concurrent use), never for a
 // long-lived context. Reads inside a transaction always query.
 func WithReadMemo(ctx context.Context) context.Context {
-	return context.WithValue(ctx, readMemoKey{}, &readMemo{rows: map[[2]string]any{}})
+	return context.WithValue(ctx, readMemoKey{}, &readMemo{})
 }
 
 // readMemoFrom is the context's memo, or nil inside a transaction or
@@ -410,6 +419,9 @@ func (m *readMemo) get(table, signature string) (any, bool) {
 func (m *readMemo) put(table, signature string, row any) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	if m.rows == nil { // a client_credentials request reads no token row
+		m.rows = map[[2]string]any{}
+	}
 	m.rows[[2]string{table, signature}] = row
 }
 
@@ -430,10 +442,7 @@ func getRequest[T any, P tokenRow[T]](ctx context.Context, s *Store, kind, signa
 		return nil, err
 	}
 	r := row.row()
-	if r.Client, err = s.clientOf(ctx, r.ClientID); err != nil && !errors.Is(err, ErrNotFound) {
-		return nil, fmt.Errorf("storage: %s: load its client: %w", kind, err)
-	}
-	req, err := s.toRequest(r, session)
+	req, err := s.requestOf(ctx, kind, r, session)
 	if err != nil {
 		return nil, err
 	}
