@@ -95,6 +95,8 @@ type env struct {
 	linkByEmail bool
 	// smtp receives the account e-mails (envOptions.accounts).
 	smtp *mailtest.Server
+	// dataKey encrypts connector data (federation.Config.DataKey).
+	dataKey []byte
 }
 
 type envOptions struct {
@@ -147,6 +149,7 @@ func newEnv(t testing.TB, o envOptions) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
+	e.dataKey = sec.Derive(secret.PurposeConnectorData)
 	bc := broker.Config{Issuer: e.issuer, Store: store, Secret: sec, Logger: slog.New(e.logs)}
 	if o.brokerConfig != nil {
 		o.brokerConfig(e, &bc)
@@ -171,6 +174,7 @@ func newEnv(t testing.TB, o envOptions) *env {
 	e.fed, err = federation.New(ctx, federation.Config{
 		Broker: e.srv, Store: store, Logger: slog.New(e.logs), Issuer: e.issuer,
 		LinkByEmail: o.linkByEmail || e.linkByEmail, Connectors: conns,
+		DataKey: e.dataKey,
 	})
 	if err != nil {
 		t.Fatalf("federation.New: %v", err)

@@ -149,6 +149,9 @@ func TestUntrustedConnectorDoesNotLinkByEmail(t *testing.T) {
 		// A local account with a password: the hostile connector's
 		// login does not get its sub either.
 		local := e.createLocalUser("erin@example.com", true)
+		if err := e.idp.SetUserDisabled("1005", false); err != nil {
+			t.Fatal(err)
+		}
 		ar := spaAuth()
 		p := e.upstreamCallback(e.browser(), ar, "google", "1005")
 		if loc := p.header.Get("Location"); strings.HasPrefix(loc, spaRedirect) {
