@@ -85,6 +85,7 @@ type env struct {
 	srv     *broker.Server
 	ts      *httptest.Server
 	store   *storage.Store
+	dsn     string
 	issuer  string
 	fed     *federation.Federation
 	idp     *fakeidp.Server
@@ -123,9 +124,9 @@ func newEnv(t testing.TB, o envOptions) *env {
 	if o.backend.Name == "" {
 		o.backend = sqlite()
 	}
-	store, _ := o.backend.Open(t)
+	store, dsn := o.backend.Open(t)
 	ts := httptest.NewUnstartedServer(nil)
-	e := &env{t: t, ts: ts, store: store, issuer: "http://" + ts.Listener.Addr().String(), logs: &logSink{}}
+	e := &env{t: t, ts: ts, store: store, dsn: dsn, issuer: "http://" + ts.Listener.Addr().String(), logs: &logSink{}}
 
 	cfg := fakeidp.DemoConfig()
 	var redirects []string
