@@ -116,7 +116,8 @@ func TestConnectorDataEncryptedAtRest(t *testing.T) {
 
 // TestConnectorDataWrittenInClearStillReads: identities stored before the
 // broker encrypted connector data hold it in clear; they still refresh
-// upstream, and the refresh stores the data encrypted.
+// upstream, the refresh stores the data encrypted, and so does the start
+// of a broker (federation.New).
 func TestConnectorDataWrittenInClearStillReads(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, b storagetest.Backend) {
 		ctx := context.Background()
@@ -149,6 +150,31 @@ func TestConnectorDataWrittenInClearStillReads(t *testing.T) {
 		// And it keeps working.
 		if err := e.fed.Refresh(ctx, claims["sub"].(string), "okta"); err != nil {
 			t.Fatalf("second refresh: %v", err)
+		}
+
+		// A broker starting over rows written in clear encrypts them
+		// at once, and they still refresh.
+		id, err = e.store.GetIdentity(ctx, "okta", "1002")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if id.ConnectorData, err = federation.OpenConnectorData(e.fed, id); err != nil {
+			t.Fatal(err)
+		}
+		if err := e.store.UpsertIdentity(ctx, id); err != nil {
+			t.Fatal(err)
+		}
+		restarted, err := federation.New(ctx, federation.Config{Broker: e.srv, Store: e.store, Issuer: e.issuer, DataKey: e.dataKey})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { restarted.Close() })
+		raw = rawConnectorData(t, e)
+		if len(raw) != 1 || bytes.Contains(raw[0], []byte("refresh_token")) {
+			t.Fatalf("after a start the connector data is still in clear: %q", raw)
+		}
+		if err := e.fed.Refresh(ctx, claims["sub"].(string), "okta"); err != nil {
+			t.Fatalf("refresh after the start encrypted the data: %v", err)
 		}
 	})
 }

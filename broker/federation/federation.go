@@ -122,6 +122,7 @@ func New(ctx context.Context, cfg Config) (*Federation, error) {
 		basePath:   strings.TrimRight(issuer.Path, "/"),
 		connectors: map[string]*connector{},
 	}
+	f.sealStored(ctx)
 	for _, c := range cfg.Connectors {
 		if err := f.launch(ctx, c); err != nil {
 			_ = f.Close()
