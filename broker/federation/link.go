@@ -95,15 +95,16 @@ func (f *Federation) linkOf(connectorID string, ident connectors.Identity) (*sto
 }
 
 // userFor returns the broker user of an upstream identity: the user linked
-// to (connector, subject); else, with LinkByEmail and an address the
-// upstream says is verified, the user with that verified address, if
-// linking to it needs no more proof; else a new user. The identity's link
-// is saved (or updated) with its connector data.
+// to (connector, subject); else, with LinkByEmail, a connector trusted for
+// e-mail (trust_email) and an address the upstream says is verified, the
+// user with that verified address, if joining it needs no more proof;
+// else a new user. The identity's link is saved (or updated) with its
+// connector data.
 //
-// Joining an existing user by e-mail needs no more proof only when the
-// connector is trusted for e-mail (trust_email) and the user has no
-// password: its only ways in are upstream identities that vouched for the
-// same address. A user with a password may have been registered by
+// An untrusted connector's addresses join no one (and are not shown to
+// tell whether an account has them). Joining a user with no password needs
+// no more proof: its only ways in are upstream identities that vouched
+// for the same address. A user with a password may have been registered by
 // someone else with the address of the person now signing in (a
 // pre-hijacked account): then confirm is that user, nothing is linked, and
 // the caller asks the person to prove control of the account (its
@@ -137,12 +138,12 @@ func (f *Federation) userFor(ctx context.Context, c *connector, ident connectors
 		return nil, nil, fmt.Errorf("record identity login: %w", err)
 	}
 
-	if f.cfg.LinkByEmail && link.Email != "" && ident.EmailVerified {
+	if f.cfg.LinkByEmail && c.trustEmail && link.Email != "" && ident.EmailVerified {
 		user, err := store.GetUserByEmail(ctx, link.Email)
 		switch {
 		case err == nil && user.EmailVerified && user.PasswordHash != "":
 			return nil, user, nil // its owner proves control first
-		case err == nil && user.EmailVerified && c.trustEmail:
+		case err == nil && user.EmailVerified:
 			link.UserID = user.ID
 			won, err := f.createIdentity(ctx, link)
 			if err != nil {

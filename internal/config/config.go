@@ -100,7 +100,7 @@ type UI struct {
 type Accounts struct {
 	RequireActivation bool   `yaml:"require_activation" help:"refuse login until the e-mail address is confirmed"`
 	AllowRegistration bool   `yaml:"allow_registration" help:"let people create accounts on /register"`
-	LinkByEmail       bool   `yaml:"link_by_email" help:"link the first login of an upstream identity to the existing user with the same verified e-mail: at once for a connector with trust_email and a user without a password, after the person enters the account's password otherwise"`
+	LinkByEmail       bool   `yaml:"link_by_email" help:"link the first login through a connector with trust_email to the existing user with the same verified e-mail: at once when the user has no password, after the person enters the account's password when it has one"`
 	SMTP              SMTP   `yaml:"smtp"`
 	MailFrom          string `yaml:"mail_from" help:"sender address of account e-mails"`
 }
