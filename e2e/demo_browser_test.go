@@ -50,6 +50,7 @@ connectors:
   - id: okta
     name: Okta
     path: `+binary(t, "connector-oidc")+`
+    trust_email: true
     config: {preset: okta, domain: example.okta.com, issuer: "`+upstream+`/oauth2/default", client_id: bridgekeeper, client_secret: bridgekeeper-secret}
 `)
 	email, password := "ada@example.com", "correct horse battery staple"

@@ -41,6 +41,8 @@ const (
 // Store is the Bridgekeeper database. It is safe for concurrent use.
 type Store struct {
 	dialect string
+	// path is the SQLite database file ("" on Postgres).
+	path string
 	// db takes every write. On SQLite it holds a single connection, so
 	// writers queue in database/sql instead of sleeping in SQLite's busy
 	// handler; its transactions start with BEGIN IMMEDIATE.
@@ -128,6 +130,9 @@ func openSQLite(ctx context.Context, spec string) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("storage: sqlite DSN options: %w", err)
 	}
+	if err := createPrivate(path); err != nil {
+		return nil, err
+	}
 
 	writer, err := sql.Open("sqlite", sqliteDSN(path, extraQuery, true, "_txlock", "immediate"))
 	if err != nil {
@@ -165,11 +170,28 @@ func openSQLite(ctx context.Context, spec string) (*Store, error) {
 	}
 	return &Store{
 		dialect:     DialectSQLite,
+		path:        path,
 		db:          bun.NewDB(writer, sqlitedialect.New()),
 		rdb:         bun.NewDB(reader, sqlitedialect.New()),
 		hot:         newHotSQL(writer, reader, false),
 		checkpoints: startCheckpointer(checkpoints, writer, checkpointPolicy{every: checkpointEvery, restartFrames: walRestartFrames}),
 	}, nil
+}
+
+// createPrivate creates the database file, empty, readable and writable
+// by its owner only, unless it exists. SQLite gives its write-ahead log
+// and shared-memory index the database file's permissions, so they are
+// private too. An existing file keeps its permissions (the broker warns
+// at start when others may read it).
+func createPrivate(path string) error {
+	f, err := os.OpenFile(path, os.O_RDONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if errors.Is(err, os.ErrExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("storage: create database file: %w", err)
+	}
+	return f.Close()
 }
 
 // pingSQLite opens the first connection. Switching a new file to WAL takes
@@ -520,4 +542,14 @@ func (s *Store) scanOne(ctx context.Context, rows *sql.Rows, dest any) error {
 		return err
 	}
 	return rows.Close()
+}
+
+// Files returns the files of an SQLite database: the database, its
+// write-ahead log and its shared-memory index (nil on Postgres), for a
+// check of their permissions.
+func (s *Store) Files() []string {
+	if s.path == "" {
+		return nil
+	}
+	return []string{s.path, s.path + "-wal", s.path + "-shm"}
 }

@@ -7,8 +7,10 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -108,6 +110,38 @@ func TestOpenSQLiteCreatesDirectory(t *testing.T) {
 	var fk int
 	if err := s.DB().NewRaw("PRAGMA foreign_keys").Scan(ctx, &fk); err != nil || fk != 1 {
 		t.Errorf("foreign_keys = %d, %v; want 1", fk, err)
+	}
+}
+
+// TestSQLiteFilesArePrivate: the SQLite database holds tokens, sessions
+// and password hashes: its file, write-ahead log and shared-memory index
+// are created readable by their owner only (0600), whatever the umask, and
+// Files names them.
+func TestSQLiteFilesArePrivate(t *testing.T) {
+	old := syscall.Umask(0o022) // the usual umask: would give 0644
+	defer syscall.Umask(old)
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "bk.db")
+	s, err := storage.Open(ctx, "sqlite:"+path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if err := s.Migrate(ctx); err != nil { // writes: the log and index exist
+		t.Fatal(err)
+	}
+	files := s.Files()
+	if want := []string{path, path + "-wal", path + "-shm"}; !slices.Equal(files, want) {
+		t.Fatalf("Files() = %v, want %v", files, want)
+	}
+	for _, f := range files {
+		fi, err := os.Stat(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fi.Mode().Perm() != 0o600 {
+			t.Errorf("%s: mode %v, want -rw-------", f, fi.Mode().Perm())
+		}
 	}
 }
 

@@ -30,13 +30,15 @@ import (
 const (
 	pathConnect  = "/connect/"
 	pathCallback = "/callback/"
+	pathLink     = "/link/"
 	pathLogin    = "/login"
 )
 
 // AMR is the authentication method reference of a federated login.
 const AMR = "fed"
 
-// Config configures federation. Broker, Store and Issuer are required.
+// Config configures federation. Broker, Store, Issuer and DataKey are
+// required.
 type Config struct {
 	Broker *broker.Server
 	Store  *storage.Store
@@ -45,9 +47,15 @@ type Config struct {
 	Issuer string
 	// LinkByEmail links a first login through a connector to the existing
 	// user with the same e-mail address, when both the upstream and the
-	// broker say the address is verified. Off: every new upstream identity
-	// gets a user of its own.
+	// broker say the address is verified: at once when the connector is
+	// trusted for e-mail (config.Connector.TrustEmail) and the user has no
+	// password; after the user proves control of the account (its
+	// password) when it has one. Off: every new upstream identity gets a
+	// user of its own.
 	LinkByEmail bool
+	// DataKey is the 32-byte AES-256-GCM key that encrypts connector data
+	// (upstream tokens) at rest: derive it with secret.PurposeConnectorData.
+	DataKey []byte
 	// Connectors are the upstream providers, each served by a plugin.
 	Connectors []config.Connector
 }
@@ -57,6 +65,9 @@ type connector struct {
 	id, name string
 	conn     connectors.Connector
 	plugin   *plugins.Plugin
+	// trustEmail: the provider is trusted to verify e-mail addresses
+	// (config.Connector.TrustEmail).
+	trustEmail bool
 }
 
 // Federation serves the connector routes of one broker.
@@ -88,6 +99,8 @@ func New(ctx context.Context, cfg Config) (*Federation, error) {
 		return nil, errors.New("federation: store is required")
 	case cfg.Issuer == "":
 		return nil, errors.New("federation: issuer is required")
+	case len(cfg.DataKey) != 32:
+		return nil, errors.New("federation: a 32-byte connector data key is required")
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
@@ -109,6 +122,7 @@ func New(ctx context.Context, cfg Config) (*Federation, error) {
 		basePath:   strings.TrimRight(issuer.Path, "/"),
 		connectors: map[string]*connector{},
 	}
+	f.sealStored(ctx)
 	for _, c := range cfg.Connectors {
 		if err := f.launch(ctx, c); err != nil {
 			_ = f.Close()
@@ -127,6 +141,7 @@ func New(ctx context.Context, cfg Config) (*Federation, error) {
 	r := cfg.Broker.Router()
 	r.HandleFunc(pathConnect+"{connector}", f.handleConnect).Methods(http.MethodGet)
 	r.HandleFunc(pathCallback+"{connector}", f.handleCallback).Methods(http.MethodGet, http.MethodPost)
+	r.Handle(pathLink+"{connector}", http.NewCrossOriginProtection().Handler(http.HandlerFunc(f.handleLink))).Methods(http.MethodPost)
 	return f, nil
 }
 
@@ -168,7 +183,7 @@ func (f *Federation) launch(ctx context.Context, c config.Connector) error {
 	if name == "" {
 		name = c.ID
 	}
-	f.connectors[c.ID] = &connector{id: c.ID, name: name, conn: p, plugin: p}
+	f.connectors[c.ID] = &connector{id: c.ID, name: name, conn: p, plugin: p, trustEmail: c.TrustEmail}
 	f.order = append(f.order, c.ID)
 	return nil
 }
@@ -211,6 +226,10 @@ func (f *Federation) connectURL(id, loginID string) string {
 
 func (f *Federation) callbackURL(id string) string {
 	return f.cfg.Issuer + pathCallback + url.PathEscape(id)
+}
+
+func (f *Federation) linkURL(id string) string {
+	return f.cfg.Issuer + pathLink + url.PathEscape(id)
 }
 
 func (f *Federation) loginPageURL(loginID string) string {

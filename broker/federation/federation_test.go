@@ -12,9 +12,11 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/bridgekeeper/bridgekeeper/broker/federation"
 	"github.com/bridgekeeper/bridgekeeper/connectors"
 	"github.com/bridgekeeper/bridgekeeper/internal/config"
 	"github.com/bridgekeeper/bridgekeeper/internal/fakeidp"
+	"github.com/bridgekeeper/bridgekeeper/storage"
 	"github.com/bridgekeeper/bridgekeeper/storage/storagetest"
 )
 
@@ -104,7 +106,15 @@ func TestLoginThroughPresets(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if second.UserID != subs["okta"] || len(second.ConnectorData) == 0 || string(second.ConnectorData) == string(first.ConnectorData) ||
+		firstData, err := federation.OpenConnectorData(e.fed, first)
+		if err != nil {
+			t.Fatal(err)
+		}
+		secondData, err := federation.OpenConnectorData(e.fed, second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if second.UserID != subs["okta"] || len(secondData) == 0 || string(secondData) == string(firstData) ||
 			second.LastLoginAt.Before(first.LastLoginAt) || !second.CreatedAt.Equal(first.CreatedAt) {
 			t.Errorf("link after the second login: %+v (first %+v)", second, first)
 		}
@@ -357,36 +367,59 @@ func TestConcurrentCallbacks(t *testing.T) {
 	}
 }
 
-// TestLinkByEmail: a first federated login joins the existing user only
-// when linking is on and both sides have the address verified; otherwise a
-// new user is made, without taking the address.
+// TestLinkByEmail: a first federated login through a connector trusted
+// for e-mail joins the existing user at once only when linking is on, both
+// sides have the address verified and the user has no password; a user
+// with a password is joined only after its owner proves control (the link
+// page, TestPreRegistrationTakeover); otherwise a new user is made,
+// without taking the address.
 func TestLinkByEmail(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, b storagetest.Backend) {
 		ctx := context.Background()
 		for _, tc := range []struct {
-			name          string
-			link          bool
-			localVerified bool
-			subject       string // fakeidp: 1001 alice (verified), 1003 carol (unverified)
-			email         string
-			wantLinked    bool
+			name     string
+			link     bool
+			verified bool
+			password bool
+			subject  string // fakeidp: 1001 alice (verified), 1003 carol (unverified)
+			email    string
+			want     string // "linked", "new" or "ask"
 		}{
-			{"on, both verified", true, true, "1001", "alice@example.com", true},
-			{"off", false, true, "1001", "alice@example.com", false},
-			{"on, local unverified", true, false, "1001", "alice@example.com", false},
-			{"on, upstream unverified", true, true, "1003", "carol@example.net", false},
+			{"on, both verified", true, true, false, "1001", "alice@example.com", "linked"},
+			{"on, both verified, user has a password", true, true, true, "1001", "alice@example.com", "ask"},
+			{"off", false, true, false, "1001", "alice@example.com", "new"},
+			{"off, user has a password", false, true, true, "1001", "alice@example.com", "new"},
+			{"on, user unverified", true, false, false, "1001", "alice@example.com", "new"},
+			{"on, upstream unverified", true, true, false, "1003", "carol@example.net", "new"},
+			{"on, upstream unverified, user has a password", true, true, true, "1003", "carol@example.net", "new"},
 		} {
 			t.Run(tc.name, func(t *testing.T) {
 				e := newEnv(t, envOptions{backend: b, linkByEmail: tc.link, connectors: func(e *env) []config.Connector {
 					return []config.Connector{e.oktaConnector("okta")}
 				}})
-				local := e.createLocalUser(tc.email, tc.localVerified)
-				claims, _ := e.login(e.browser(), "okta", tc.subject)
-				checkFederated(t, claims, "okta")
-				if linked := claims["sub"] == local.ID; linked != tc.wantLinked {
-					t.Fatalf("sub = %v, local user %s: linked %v, want %v", claims["sub"], local.ID, linked, tc.wantLinked)
+				existing := &storage.User{ID: "u_existing", Email: tc.email, EmailVerified: tc.verified, Name: "Existing", Active: true}
+				if tc.password {
+					existing = e.createLocalUser(tc.email, tc.verified)
+				} else if err := e.store.CreateUser(ctx, existing); err != nil {
+					t.Fatal(err)
 				}
-				if tc.wantLinked {
+				ar := spaAuth()
+				p := e.upstreamCallback(e.browser(), ar, "okta", tc.subject)
+				if tc.want == "ask" {
+					if !isLinkPage(p) {
+						t.Fatalf("no link page: %d %.800s", p.status, p.body)
+					}
+					if _, err := e.store.GetIdentity(ctx, "okta", tc.subject); err == nil {
+						t.Error("the identity was linked before its owner proved control")
+					}
+					return
+				}
+				claims := e.idClaims(e.exchange(codeFrom(t, p), ar).IDToken)
+				checkFederated(t, claims, "okta")
+				if linked := claims["sub"] == existing.ID; linked != (tc.want == "linked") {
+					t.Fatalf("sub = %v, existing user %s: linked %v, want %s", claims["sub"], existing.ID, linked, tc.want)
+				}
+				if tc.want == "linked" {
 					return
 				}
 				u, err := e.store.GetUser(ctx, claims["sub"].(string))
@@ -396,10 +429,10 @@ func TestLinkByEmail(t *testing.T) {
 				if u.Email != "" {
 					t.Errorf("the new user took the address %q of the existing user", u.Email)
 				}
-				// The local account is untouched.
+				// The existing account is untouched.
 				l, err := e.store.GetUserByEmail(ctx, tc.email)
-				if err != nil || l.ID != local.ID || l.Name != local.Name {
-					t.Errorf("local user now %+v, %v", l, err)
+				if err != nil || l.ID != existing.ID || l.Name != existing.Name {
+					t.Errorf("existing user now %+v, %v", l, err)
 				}
 			})
 		}
@@ -448,7 +481,15 @@ func TestRefreshRevokedUpstream(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if string(after.ConnectorData) == string(before.ConnectorData) {
+		beforeData, err := federation.OpenConnectorData(e.fed, before)
+		if err != nil {
+			t.Fatal(err)
+		}
+		afterData, err := federation.OpenConnectorData(e.fed, after)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if string(afterData) == string(beforeData) {
 			t.Error("the rotated upstream refresh token was not saved")
 		}
 		if err := e.fed.Refresh(ctx, userID, "local"); err != nil {

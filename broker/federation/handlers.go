@@ -162,8 +162,13 @@ func (f *Federation) handleCallback(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	user, record, err := f.knownUser(ctx, c.id, ident)
+	var confirm *storage.User
 	if err == nil && user == nil {
-		user, err = f.userFor(ctx, c.id, ident)
+		user, confirm, err = f.userFor(ctx, c, ident)
+	}
+	if err == nil && confirm != nil {
+		f.askLink(w, r, c, loginID, confirm, ident)
+		return
 	}
 	if err != nil {
 		f.log.ErrorContext(ctx, "link upstream identity", "connector", c.id, "err", err)

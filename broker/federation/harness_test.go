@@ -25,6 +25,9 @@ import (
 	jose "github.com/go-jose/go-jose/v4"
 
 	"github.com/bridgekeeper/bridgekeeper/broker"
+	"github.com/bridgekeeper/bridgekeeper/broker/accounts"
+	"github.com/bridgekeeper/bridgekeeper/broker/accounts/mail"
+	"github.com/bridgekeeper/bridgekeeper/broker/accounts/mail/mailtest"
 	"github.com/bridgekeeper/bridgekeeper/broker/federation"
 	"github.com/bridgekeeper/bridgekeeper/broker/keys"
 	"github.com/bridgekeeper/bridgekeeper/internal/config"
@@ -82,6 +85,7 @@ type env struct {
 	srv     *broker.Server
 	ts      *httptest.Server
 	store   *storage.Store
+	dsn     string
 	issuer  string
 	fed     *federation.Federation
 	idp     *fakeidp.Server
@@ -90,11 +94,18 @@ type env struct {
 	brokerC broker.Config
 	// linkByEmail may be set by envOptions.connectors (from a config file).
 	linkByEmail bool
+	// smtp receives the account e-mails (envOptions.accounts).
+	smtp *mailtest.Server
+	// dataKey encrypts connector data (federation.Config.DataKey).
+	dataKey []byte
 }
 
 type envOptions struct {
 	backend     storagetest.Backend
 	linkByEmail bool
+	// accounts mounts the local-account pages (registration, activation,
+	// reset) as serve does, mailing through a loopback SMTP server.
+	accounts bool
 	// connectors to configure; nil means okta, google and facebook.
 	connectors func(e *env) []config.Connector
 	// brokerConfig adjusts the broker's configuration.
@@ -113,9 +124,9 @@ func newEnv(t testing.TB, o envOptions) *env {
 	if o.backend.Name == "" {
 		o.backend = sqlite()
 	}
-	store, _ := o.backend.Open(t)
+	store, dsn := o.backend.Open(t)
 	ts := httptest.NewUnstartedServer(nil)
-	e := &env{t: t, ts: ts, store: store, issuer: "http://" + ts.Listener.Addr().String(), logs: &logSink{}}
+	e := &env{t: t, ts: ts, store: store, dsn: dsn, issuer: "http://" + ts.Listener.Addr().String(), logs: &logSink{}}
 
 	cfg := fakeidp.DemoConfig()
 	var redirects []string
@@ -139,6 +150,7 @@ func newEnv(t testing.TB, o envOptions) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
+	e.dataKey = sec.Derive(secret.PurposeConnectorData)
 	bc := broker.Config{Issuer: e.issuer, Store: store, Secret: sec, Logger: slog.New(e.logs)}
 	if o.brokerConfig != nil {
 		o.brokerConfig(e, &bc)
@@ -163,9 +175,13 @@ func newEnv(t testing.TB, o envOptions) *env {
 	e.fed, err = federation.New(ctx, federation.Config{
 		Broker: e.srv, Store: store, Logger: slog.New(e.logs), Issuer: e.issuer,
 		LinkByEmail: o.linkByEmail || e.linkByEmail, Connectors: conns,
+		DataKey: e.dataKey,
 	})
 	if err != nil {
 		t.Fatalf("federation.New: %v", err)
+	}
+	if o.accounts {
+		e.mountAccounts()
 	}
 	ts.Config.Handler = e.srv.Handler()
 	if o.brokerHandler != nil {
@@ -182,10 +198,30 @@ func newEnv(t testing.TB, o envOptions) *env {
 	return e
 }
 
+// mountAccounts adds the local-account pages to the broker, as serve does.
+func (e *env) mountAccounts() {
+	e.smtp = mailtest.Start(e.t, mailtest.Options{})
+	m, err := mail.NewSMTP(mail.SMTPConfig{Host: e.smtp.Host, Port: e.smtp.Port, TLS: mail.TLSNone, From: "Bridgekeeper <no-reply@example.test>"})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	svc, err := accounts.New(accounts.Config{
+		Store: e.store, Logger: slog.New(e.logs), Issuer: e.issuer, Mailer: m,
+		AllowRegistration: true, RequireActivation: true, MinResponseTime: time.Millisecond,
+		CurrentUser: e.srv.CurrentUser,
+	})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	e.t.Cleanup(func() { svc.Close() })
+	svc.Routes(e.srv.Router())
+	e.srv.SetLoginLimiter(svc.Limiter())
+}
+
 func (e *env) defaultConnectors() []config.Connector {
 	return []config.Connector{
 		e.oktaConnector("okta"),
-		{ID: "google", Name: "Google", Path: pluginPath(e.t, "connector-oidc"), Config: map[string]any{
+		{ID: "google", Name: "Google", Path: pluginPath(e.t, "connector-oidc"), TrustEmail: true, Config: map[string]any{
 			"preset": "google", "issuer": e.idpTS.URL, "client_id": idpClient, "client_secret": idpSecret,
 		}},
 		{ID: "facebook", Name: "Facebook", Path: pluginPath(e.t, "connector-facebook"), Config: map[string]any{
@@ -195,7 +231,7 @@ func (e *env) defaultConnectors() []config.Connector {
 }
 
 func (e *env) oktaConnector(id string) config.Connector {
-	return config.Connector{ID: id, Name: "Okta", Path: pluginPath(e.t, "connector-oidc"), Config: map[string]any{
+	return config.Connector{ID: id, Name: "Okta", Path: pluginPath(e.t, "connector-oidc"), TrustEmail: true, Config: map[string]any{
 		"preset": "okta", "domain": "example.okta.com", "issuer": e.idpTS.URL + "/oauth2/default",
 		"client_id": idpClient, "client_secret": idpSecret,
 	}}

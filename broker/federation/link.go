@@ -54,7 +54,7 @@ func (f *Federation) knownUser(ctx context.Context, connectorID string, ident co
 	if err != nil {
 		return nil, nil, fmt.Errorf("load linked user: %w", err)
 	}
-	link, err := linkOf(connectorID, ident)
+	link, err := f.linkOf(connectorID, ident)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -72,9 +72,14 @@ func (f *Federation) knownUser(ctx context.Context, connectorID string, ident co
 	return f.syncProfile(ctx, user, ident), record, nil
 }
 
-// linkOf is the link of an upstream identity as this login found it.
-func linkOf(connectorID string, ident connectors.Identity) (*storage.Identity, error) {
+// linkOf is the link of an upstream identity as this login found it, its
+// connector data encrypted.
+func (f *Federation) linkOf(connectorID string, ident connectors.Identity) (*storage.Identity, error) {
 	claims, err := claimsOf(ident)
+	if err != nil {
+		return nil, err
+	}
+	data, err := f.sealData(connectorID, ident.Subject, ident.ConnectorData)
 	if err != nil {
 		return nil, err
 	}
@@ -84,20 +89,31 @@ func linkOf(connectorID string, ident connectors.Identity) (*storage.Identity, e
 		Email:         strings.ToLower(strings.TrimSpace(ident.Email)),
 		EmailVerified: ident.EmailVerified,
 		Claims:        claims,
-		ConnectorData: ident.ConnectorData,
+		ConnectorData: data,
 		LastLoginAt:   now(),
 	}, nil
 }
 
 // userFor returns the broker user of an upstream identity: the user linked
-// to (connector, subject); else, with LinkByEmail, the user whose verified
-// e-mail address the upstream also says is verified; else a new user. The
-// identity's link is saved (or updated) with its connector data.
-func (f *Federation) userFor(ctx context.Context, connectorID string, ident connectors.Identity) (*storage.User, error) {
+// to (connector, subject); else, with LinkByEmail, a connector trusted for
+// e-mail (trust_email) and an address the upstream says is verified, the
+// user with that verified address, if joining it needs no more proof;
+// else a new user. The identity's link is saved (or updated) with its
+// connector data.
+//
+// An untrusted connector's addresses join no one (and are not shown to
+// tell whether an account has them). Joining a user with no password needs
+// no more proof: its only ways in are upstream identities that vouched
+// for the same address. A user with a password may have been registered by
+// someone else with the address of the person now signing in (a
+// pre-hijacked account): then confirm is that user, nothing is linked, and
+// the caller asks the person to prove control of the account (its
+// password) or to go on with a new user.
+func (f *Federation) userFor(ctx context.Context, c *connector, ident connectors.Identity) (user, confirm *storage.User, err error) {
 	store := f.cfg.Store
-	link, err := linkOf(connectorID, ident)
+	link, err := f.linkOf(c.id, ident)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 
 	// A known identity (the usual case): one statement records this login
@@ -107,48 +123,53 @@ func (f *Federation) userFor(ctx context.Context, connectorID string, ident conn
 	case err == nil:
 		user, err := store.GetUser(ctx, link.UserID)
 		if err == nil {
-			return f.syncProfile(ctx, user, ident), nil
+			return f.syncProfile(ctx, user, ident), nil, nil
 		}
 		if !errors.Is(err, storage.ErrNotFound) {
-			return nil, fmt.Errorf("load linked user: %w", err)
+			return nil, nil, fmt.Errorf("load linked user: %w", err)
 		}
 		// The user was deleted but the link survived: start afresh.
-		f.log.WarnContext(ctx, "identity linked to a missing user; linking it anew", "connector", connectorID, "user", link.UserID)
-		if err := f.deleteIdentity(ctx, connectorID, ident.Subject); err != nil {
-			return nil, err
+		f.log.WarnContext(ctx, "identity linked to a missing user; linking it anew", "connector", c.id, "user", link.UserID)
+		if err := f.deleteIdentity(ctx, c.id, ident.Subject); err != nil {
+			return nil, nil, err
 		}
 		link.UserID, link.CreatedAt = "", time.Time{}
 	case !errors.Is(err, storage.ErrNotFound):
-		return nil, fmt.Errorf("record identity login: %w", err)
+		return nil, nil, fmt.Errorf("record identity login: %w", err)
 	}
 
-	if f.cfg.LinkByEmail && link.Email != "" && ident.EmailVerified {
+	if f.cfg.LinkByEmail && c.trustEmail && link.Email != "" && ident.EmailVerified {
 		user, err := store.GetUserByEmail(ctx, link.Email)
 		switch {
+		case err == nil && user.EmailVerified && user.PasswordHash != "":
+			return nil, user, nil // its owner proves control first
 		case err == nil && user.EmailVerified:
 			link.UserID = user.ID
 			won, err := f.createIdentity(ctx, link)
 			if err != nil {
-				return nil, err
+				return nil, nil, err
 			}
 			if won {
-				f.log.InfoContext(ctx, "upstream identity linked to an existing user by verified e-mail", "connector", connectorID, "user", user.ID)
-				return user, nil
+				f.log.InfoContext(ctx, "upstream identity linked to an existing user by verified e-mail", "connector", c.id, "user", user.ID)
+				return user, nil, nil
 			}
-			return f.userFor(ctx, connectorID, ident) // a concurrent login linked it first
+			return f.userFor(ctx, c, ident) // a concurrent login linked it first
 		case err != nil && !errors.Is(err, storage.ErrNotFound):
-			return nil, fmt.Errorf("look up user by e-mail: %w", err)
+			return nil, nil, fmt.Errorf("look up user by e-mail: %w", err)
 		}
 	}
-	return f.newUser(ctx, link, ident)
+	user, err = f.newUser(ctx, c, link, ident)
+	return user, nil, err
 }
 
 // newUser creates a user for an upstream identity seen for the first time.
-// The e-mail address goes with it only when the upstream says it is
-// verified and no other user has it: an unverified address on a broker
-// account would let whoever typed it upstream squat it (and be handed the
-// account by a later password reset). The identity keeps it either way.
-func (f *Federation) newUser(ctx context.Context, link *storage.Identity, ident connectors.Identity) (*storage.User, error) {
+// The e-mail address goes with it only when the connector is trusted for
+// e-mail, the upstream says the address is verified and no other user has
+// it: an address on a broker account that its owner did not prove would
+// let whoever typed it upstream squat it (and be joined by the owner's
+// later login, or be handed the account by a password reset). The
+// identity keeps the address either way.
+func (f *Federation) newUser(ctx context.Context, c *connector, link *storage.Identity, ident connectors.Identity) (*storage.User, error) {
 	store := f.cfg.Store
 	user := &storage.User{
 		ID:         newUserID(),
@@ -158,7 +179,7 @@ func (f *Federation) newUser(ctx context.Context, link *storage.Identity, ident 
 		Picture:    ident.Picture,
 		Active:     true,
 	}
-	if ident.EmailVerified {
+	if ident.EmailVerified && c.trustEmail {
 		user.Email, user.EmailVerified = link.Email, link.Email != ""
 	}
 	err := store.CreateUser(ctx, user)
@@ -181,7 +202,11 @@ func (f *Federation) newUser(ctx context.Context, link *storage.Identity, ident 
 		if err := f.dropUser(ctx, user.ID); err != nil {
 			return nil, err
 		}
-		return f.userFor(ctx, link.ConnectorID, ident)
+		user, confirm, err := f.userFor(ctx, c, ident)
+		if err == nil && confirm != nil {
+			err = errors.New("identity linked and unlinked concurrently")
+		}
+		return user, err
 	}
 	f.log.InfoContext(ctx, "user created for an upstream identity", "connector", link.ConnectorID, "user", user.ID)
 	return user, nil

@@ -10,9 +10,19 @@ import (
 	"github.com/bridgekeeper/bridgekeeper/storage/storagetest"
 )
 
+// testDataKey encrypts connector data in the package's tests.
+var testDataKey = []byte("0123456789abcdef0123456789abcdef")
+
+// newLinker is a Federation for the linking functions, with connectors
+// "okta" and "google" trusted for e-mail and "untrusted" not.
 func newLinker(t *testing.T, b storagetest.Backend, linkByEmail bool) (*Federation, *storage.Store) {
 	store, _ := b.Open(t)
-	return &Federation{cfg: Config{Store: store, LinkByEmail: linkByEmail}, log: slog.New(slog.DiscardHandler)}, store
+	return &Federation{cfg: Config{Store: store, LinkByEmail: linkByEmail, DataKey: testDataKey}, log: slog.New(slog.DiscardHandler),
+		connectors: map[string]*connector{
+			"okta":      {id: "okta", name: "Okta", trustEmail: true},
+			"google":    {id: "google", name: "Google", trustEmail: true},
+			"untrusted": {id: "untrusted", name: "Untrusted"},
+		}}, store
 }
 
 // TestUserForProfile: a user without a local password follows the
@@ -24,7 +34,7 @@ func TestUserForProfile(t *testing.T) {
 			f, store := newLinker(t, b, true)
 			ident := connectors.Identity{Subject: "s1", Email: "Ann@Example.com", EmailVerified: true, Name: "Ann", Picture: "https://p/1",
 				ConnectorData: []byte("rt-1")}
-			u, err := f.userFor(ctx, "okta", ident)
+			u, _, err := f.userFor(ctx, f.connectors["okta"], ident)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -32,7 +42,7 @@ func TestUserForProfile(t *testing.T) {
 				t.Errorf("new user %+v", u)
 			}
 			ident.Name, ident.Picture, ident.ConnectorData = "Ann Smith", "https://p/2", []byte("rt-2")
-			again, err := f.userFor(ctx, "okta", ident)
+			again, _, err := f.userFor(ctx, f.connectors["okta"], ident)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -44,8 +54,11 @@ func TestUserForProfile(t *testing.T) {
 				t.Errorf("after a second login: %+v", stored)
 			}
 			link, err := store.GetIdentity(ctx, "okta", "s1")
-			if err != nil || string(link.ConnectorData) != "rt-2" {
-				t.Errorf("identity %+v, %v", link, err)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if data, err := f.openData("okta", "s1", link.ConnectorData); err != nil || string(data) != "rt-2" {
+				t.Errorf("identity %+v: connector data %q, %v", link, data, err)
 			}
 
 			// Linked by e-mail to a user with a password: the profile stays.
@@ -53,8 +66,15 @@ func TestUserForProfile(t *testing.T) {
 			if err := store.CreateUser(ctx, local); err != nil {
 				t.Fatal(err)
 			}
+			g1 := connectors.Identity{Subject: "g1", Email: "bo@example.com", EmailVerified: true, Name: "Bo Upstream"}
+			if got, confirm, err := f.userFor(ctx, f.connectors["google"], g1); err != nil || got != nil || confirm == nil || confirm.ID != local.ID {
+				t.Fatalf("a user with a password was joined without proof: %+v, confirm %+v, %v", got, confirm, err)
+			}
+			if err := f.linkConfirmed(ctx, f.connectors["google"], local, g1); err != nil {
+				t.Fatal(err)
+			}
 			for range 2 {
-				got, err := f.userFor(ctx, "google", connectors.Identity{Subject: "g1", Email: "bo@example.com", EmailVerified: true, Name: "Bo Upstream"})
+				got, _, err := f.userFor(ctx, f.connectors["google"], g1)
 				if err != nil || got.ID != local.ID {
 					t.Fatalf("linked user %+v, %v", got, err)
 				}
@@ -74,12 +94,12 @@ func TestNewUserLosesRace(t *testing.T) {
 			ctx := context.Background()
 			f, store := newLinker(t, b, false)
 			ident := connectors.Identity{Subject: "s1", Email: "ann@example.com", EmailVerified: true}
-			winner, err := f.userFor(ctx, "okta", ident)
+			winner, _, err := f.userFor(ctx, f.connectors["okta"], ident)
 			if err != nil {
 				t.Fatal(err)
 			}
 			link := &storage.Identity{ConnectorID: "okta", Subject: "s1", Email: ident.Email, EmailVerified: true}
-			got, err := f.newUser(ctx, link, ident) // as if it had not seen the winner's link
+			got, err := f.newUser(ctx, f.connectors["okta"], link, ident) // as if it had not seen the winner's link
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -104,7 +124,7 @@ func TestUserForStaleLink(t *testing.T) {
 	if err := store.UpsertIdentity(ctx, &storage.Identity{ConnectorID: "okta", Subject: "s1", UserID: "u_gone"}); err != nil {
 		t.Fatal(err)
 	}
-	u, err := f.userFor(ctx, "okta", connectors.Identity{Subject: "s1"})
+	u, _, err := f.userFor(ctx, f.connectors["okta"], connectors.Identity{Subject: "s1"})
 	if err != nil {
 		t.Fatal(err)
 	}

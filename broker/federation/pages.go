@@ -37,6 +37,16 @@ func (f *Federation) renderError(w http.ResponseWriter, r *http.Request, status 
 }
 
 func (f *Federation) render(w http.ResponseWriter, r *http.Request, status int, page errorPage) {
+	f.renderTemplate(w, r, status, "error.html", page)
+}
+
+// renderLink shows the page that asks whether an existing account is the
+// person's own (see askLink).
+func (f *Federation) renderLink(w http.ResponseWriter, r *http.Request, status int, page linkPage) {
+	f.renderTemplate(w, r, status, "link.html", page)
+}
+
+func (f *Federation) renderTemplate(w http.ResponseWriter, r *http.Request, status int, name string, data any) {
 	h := w.Header()
 	h.Set("Content-Type", "text/html; charset=utf-8")
 	h.Set("Cache-Control", "no-store")
@@ -45,8 +55,8 @@ func (f *Federation) render(w http.ResponseWriter, r *http.Request, status int, 
 	h.Set("X-Content-Type-Options", "nosniff")
 	h.Set("Referrer-Policy", "no-referrer")
 	var buf bytes.Buffer
-	if err := f.tmpl.ExecuteTemplate(&buf, "error.html", page); err != nil {
-		f.log.ErrorContext(r.Context(), "render federation error page", "err", err)
+	if err := f.tmpl.ExecuteTemplate(&buf, name, data); err != nil {
+		f.log.ErrorContext(r.Context(), "render federation page", "page", name, "err", err)
 		w.WriteHeader(http.StatusInternalServerError)
 		_, _ = w.Write([]byte("<!doctype html><title>Error</title><p>Something went wrong.</p>\n"))
 		return

@@ -86,7 +86,7 @@ func TestRefusedPlugins(t *testing.T) {
 
 	bad := e.oktaConnector("okta")
 	bad.SHA256 = strings.Repeat("ab", 32)
-	_, err := federation.New(ctx, federation.Config{Broker: e.srv, Store: e.store, Issuer: e.issuer, Logger: slog.New(e.logs),
+	_, err := federation.New(ctx, federation.Config{Broker: e.srv, Store: e.store, Issuer: e.issuer, DataKey: e.dataKey, Logger: slog.New(e.logs),
 		Connectors: []config.Connector{good, bad}})
 	if !errors.Is(err, plugins.ErrChecksumMismatch) || !strings.Contains(err.Error(), `"okta"`) || !strings.Contains(err.Error(), sha256Hex(t, oidc)) {
 		t.Errorf("wrong checksum: %v", err)
@@ -103,14 +103,14 @@ func TestRefusedPlugins(t *testing.T) {
 	if err := os.WriteFile(script, []byte("#!/bin/sh\necho 'cannot open /etc/acme.conf' >&2\nexit 3\n"), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	_, err = federation.New(ctx, federation.Config{Broker: e.srv, Store: e.store, Issuer: e.issuer,
+	_, err = federation.New(ctx, federation.Config{Broker: e.srv, Store: e.store, Issuer: e.issuer, DataKey: e.dataKey,
 		Connectors: []config.Connector{{ID: "acme", Name: "ACME", Path: script}}})
 	if err == nil || !strings.Contains(err.Error(), `connector "acme"`) || !strings.Contains(err.Error(), "cannot open /etc/acme.conf") {
 		t.Errorf("plugin that does not start: %v", err)
 	}
 
 	for _, c := range []config.Connector{{ID: "local", Path: oidc}, {ID: "a/b", Path: oidc}, {ID: "x"}} {
-		if _, err := federation.New(ctx, federation.Config{Broker: e.srv, Store: e.store, Issuer: e.issuer,
+		if _, err := federation.New(ctx, federation.Config{Broker: e.srv, Store: e.store, Issuer: e.issuer, DataKey: e.dataKey,
 			Connectors: []config.Connector{c}}); err == nil {
 			t.Errorf("connector %+v accepted", c)
 		}
@@ -255,7 +255,7 @@ func TestBridgekeeperUpstream(t *testing.T) {
 			PasswordHash: ph, Name: "Uma Upstream", Active: true}); err != nil {
 			t.Fatal(err)
 		}
-		return []config.Connector{{ID: "bk", Name: "Upstream Bridgekeeper", Path: pluginPath(t, "connector-oidc"),
+		return []config.Connector{{ID: "bk", Name: "Upstream Bridgekeeper", Path: pluginPath(t, "connector-oidc"), TrustEmail: true,
 			Config: map[string]any{"issuer": upIssuer, "client_id": "downstream", "client_secret": clientSecret}}}
 	}})
 
@@ -283,7 +283,14 @@ func TestBridgekeeperUpstream(t *testing.T) {
 		t.Errorf("Refresh through the upstream broker: %v", err)
 	}
 	after, err := e.store.GetIdentity(ctx, "bk", "u_upstream_uma")
-	if err != nil || string(after.ConnectorData) == string(link.ConnectorData) {
+	if err != nil {
+		t.Fatal(err)
+	}
+	before, err := federation.OpenConnectorData(e.fed, link)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if now, err := federation.OpenConnectorData(e.fed, after); err != nil || string(now) == string(before) {
 		t.Errorf("the upstream broker's rotated refresh token was not kept: %v", err)
 	}
 }
@@ -304,14 +311,21 @@ func TestConfigFile(t *testing.T) {
 			t.Fatal(err)
 		}
 		e.linkByEmail = cfg.Accounts.LinkByEmail
+		for _, c := range cfg.Connectors {
+			if want := c.ID != "facebook"; c.TrustEmail != want {
+				t.Errorf("connector %s: trust_email %v, want %v", c.ID, c.TrustEmail, want)
+			}
+		}
 		return cfg.Connectors
 	}})
-	local := e.createLocalUser("alice@example.com", true)
+	// Both trusted for e-mail (trust_email in the file): alice's okta
+	// login joins the user her google login made (link_by_email).
+	first, _ := e.login(e.browser(), "google", "1001")
 	claims, _ := e.login(e.browser(), "okta", "1001")
-	if claims["sub"] != local.ID {
-		t.Errorf("link_by_email from the file: sub %v, want the local user %s", claims["sub"], local.ID)
+	if claims["sub"] != first["sub"] {
+		t.Errorf("link_by_email from the file: sub %v, want the google user %v", claims["sub"], first["sub"])
 	}
-	for _, c := range []struct{ id, subject string }{{"google", "1002"}, {"facebook", "1002"}} {
+	for _, c := range []struct{ id, subject string }{{"okta", "1002"}, {"facebook", "1002"}} {
 		claims, _ := e.login(e.browser(), c.id, c.subject)
 		checkFederated(t, claims, c.id)
 	}

@@ -50,7 +50,7 @@ func (f *Federation) Refresh(ctx context.Context, userID, idp string) error {
 	if link == nil {
 		return fmt.Errorf("refresh: user %s has no %s identity: %w", userID, idp, connectors.ErrIdentityRevoked)
 	}
-	ident, err := identityOf(link)
+	ident, err := f.identityOf(link)
 	if err != nil {
 		return fmt.Errorf("refresh: %w", err)
 	}
@@ -77,8 +77,15 @@ func (f *Federation) Refresh(ctx context.Context, userID, idp string) error {
 		return fmt.Errorf("refresh: %w", err)
 	}
 	link.Email, link.EmailVerified, link.Claims = next.Email, next.EmailVerified, claims
-	if next.ConnectorData != nil {
-		link.ConnectorData = next.ConnectorData
+	// The new connector data, encrypted; the old data is encrypted too
+	// when it was written in clear (before the broker encrypted it).
+	if data := next.ConnectorData; data != nil || !isSealed(link.ConnectorData) {
+		if data == nil {
+			data = ident.ConnectorData
+		}
+		if link.ConnectorData, err = f.sealData(link.ConnectorID, link.Subject, data); err != nil {
+			return fmt.Errorf("refresh: %w", err)
+		}
 	}
 	if err := f.cfg.Store.UpsertIdentity(ctx, link); err != nil {
 		return fmt.Errorf("refresh: save identity: %w", err)
@@ -118,13 +125,18 @@ func (f *Federation) refreshedElsewhere(ctx context.Context, link *storage.Ident
 	return false
 }
 
-// identityOf rebuilds a connector identity from its stored link.
-func identityOf(link *storage.Identity) (connectors.Identity, error) {
+// identityOf rebuilds a connector identity from its stored link, its
+// connector data in clear.
+func (f *Federation) identityOf(link *storage.Identity) (connectors.Identity, error) {
 	var c storedClaims
 	if len(link.Claims) > 0 {
 		if err := json.Unmarshal(link.Claims, &c); err != nil {
 			return connectors.Identity{}, fmt.Errorf("stored claims of %s/%s: %w", link.ConnectorID, link.Subject, err)
 		}
+	}
+	data, err := f.openData(link.ConnectorID, link.Subject, link.ConnectorData)
+	if err != nil {
+		return connectors.Identity{}, err
 	}
 	return connectors.Identity{
 		Subject:       link.Subject,
@@ -136,7 +148,7 @@ func identityOf(link *storage.Identity) (connectors.Identity, error) {
 		Picture:       c.Picture,
 		Groups:        c.Groups,
 		Claims:        c.Extra,
-		ConnectorData: link.ConnectorData,
+		ConnectorData: data,
 	}, nil
 }
 

@@ -53,13 +53,13 @@ func TestRefreshRaceAcrossReplicas(t *testing.T) {
 			up := &rotatingUpstream{current: "rt-a"}
 			replica := func() *Federation {
 				return &Federation{
-					cfg:        Config{Store: store},
+					cfg:        Config{Store: store, DataKey: testDataKey},
 					log:        slog.New(slog.DiscardHandler),
 					connectors: map[string]*connector{"okta": {id: "okta", name: "Okta", conn: up}},
 				}
 			}
 			a, bb := replica(), replica()
-			u, err := a.userFor(ctx, "okta", connectors.Identity{Subject: "s1", Email: "ann@example.com", EmailVerified: true, ConnectorData: []byte("rt-a")})
+			u, _, err := a.userFor(ctx, a.connectors["okta"], connectors.Identity{Subject: "s1", Email: "ann@example.com", EmailVerified: true, ConnectorData: []byte("rt-a")})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -76,7 +76,11 @@ func TestRefreshRaceAcrossReplicas(t *testing.T) {
 			}
 			// B refreshing with what it read: the upstream refuses rt-a,
 			// but B sees A's newer data and accepts.
-			if _, err := up.Refresh(ctx, connectors.Scopes{}, connectors.Identity{ConnectorData: stale.ConnectorData}); !errors.Is(err, connectors.ErrIdentityRevoked) {
+			staleData, err := bb.openData("okta", "s1", stale.ConnectorData)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := up.Refresh(ctx, connectors.Scopes{}, connectors.Identity{ConnectorData: staleData}); !errors.Is(err, connectors.ErrIdentityRevoked) {
 				t.Fatalf("upstream accepted a used refresh token: %v", err)
 			}
 			if err := bb.Refresh(ctx, u.ID, "okta"); err != nil {

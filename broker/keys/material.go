@@ -2,8 +2,6 @@ package keys
 
 import (
 	"crypto"
-	"crypto/aes"
-	"crypto/cipher"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -19,6 +17,7 @@ import (
 	josev3 "github.com/go-jose/go-jose/v3"
 	jose "github.com/go-jose/go-jose/v4"
 
+	"github.com/bridgekeeper/bridgekeeper/internal/secret"
 	"github.com/bridgekeeper/bridgekeeper/storage"
 )
 
@@ -127,43 +126,23 @@ func newMaterial(kid, alg string, priv crypto.Signer) (*keyMaterial, error) {
 // seal encrypts plaintext with AES-256-GCM under key, binding it to kid;
 // the result is nonce || ciphertext.
 func seal(key []byte, kid string, plaintext []byte) ([]byte, error) {
-	aead, err := newAEAD(key)
+	sealed, err := secret.Seal(key, plaintext, []byte(kid))
 	if err != nil {
-		return nil, err
-	}
-	nonce := make([]byte, aead.NonceSize(), aead.NonceSize()+len(plaintext)+aead.Overhead())
-	if _, err := rand.Read(nonce); err != nil {
 		return nil, fmt.Errorf("encrypt signing key: %w", err)
 	}
-	return aead.Seal(nonce, nonce, plaintext, []byte(kid)), nil
+	return sealed, nil
 }
 
 // open reverses seal.
 func open(key []byte, kid string, sealed []byte) ([]byte, error) {
-	aead, err := newAEAD(key)
-	if err != nil {
-		return nil, err
-	}
-	if len(sealed) < aead.NonceSize()+aead.Overhead() {
-		return nil, fmt.Errorf("cannot decrypt signing key %s: stored value too short", kid)
-	}
-	n := aead.NonceSize()
-	plain, err := aead.Open(nil, sealed[:n], sealed[n:], []byte(kid))
-	if err != nil {
+	plain, err := secret.Open(key, sealed, []byte(kid))
+	if errors.Is(err, secret.ErrOpen) {
 		return nil, fmt.Errorf("cannot decrypt signing key %s: wrong system secret?", kid)
 	}
-	return plain, nil
-}
-
-func newAEAD(key []byte) (cipher.AEAD, error) {
-	if len(key) != 32 {
-		return nil, errors.New("signing key encryption key must be 32 bytes")
-	}
-	block, err := aes.NewCipher(key)
 	if err != nil {
-		return nil, fmt.Errorf("signing key encryption: %w", err)
+		return nil, fmt.Errorf("cannot decrypt signing key %s: %w", kid, err)
 	}
-	return cipher.NewGCM(block)
+	return plain, nil
 }
 
 // keyState is an immutable snapshot of the published keys.

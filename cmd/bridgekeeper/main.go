@@ -132,5 +132,27 @@ func (e *env) openStore(ctx context.Context, cfg config.Config, log *slog.Logger
 		store.Close()
 		return nil, nil, fmt.Errorf("migrate database: %w", err)
 	}
+	files := store.Files()
+	if sec.Path != "" {
+		files = append(files, sec.Path)
+	}
+	warnExposed(log, files)
 	return store, sec, nil
+}
+
+// warnExposed warns about each file that users other than its owner may
+// read or write: the SQLite database (tokens, sessions, password hashes)
+// and the system secret (the key to all of them). The broker creates them
+// private (0600); an older or copied file may not be.
+func warnExposed(log *slog.Logger, files []string) {
+	for _, f := range files {
+		fi, err := os.Stat(f)
+		if err != nil {
+			continue // absent (a log not written yet) or unreadable: nothing to say
+		}
+		if perm := fi.Mode().Perm(); perm&0o077 != 0 {
+			log.Warn("this file holds secrets but other users may access it: chmod 600 it (and its directory 700)",
+				"file", f, "mode", fmt.Sprintf("%#o", perm))
+		}
+	}
 }

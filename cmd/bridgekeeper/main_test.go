@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/spf13/cobra"
@@ -156,4 +157,45 @@ func TestConfigFlagsAreDocumentedInREADME(t *testing.T) {
 			t.Errorf("README.md does not document --%s", f.Name)
 		}
 	})
+}
+
+// TestWarnsAboutExposedFiles: the database file and the generated secret
+// file are created private (0600); when an existing one is readable by
+// other users, every command that opens them warns at start, naming it.
+func TestWarnsAboutExposedFiles(t *testing.T) {
+	old := syscall.Umask(0o022)
+	defer syscall.Umask(old)
+	t.Setenv("BRIDGEKEEPER_SYSTEM_SECRET", "")
+	dir := t.TempDir()
+	db, sec := filepath.Join(dir, "bk.db"), filepath.Join(dir, "bridgekeeper.secret")
+	_, stderr, err := run(t, "", "key", "list", "--dsn", "sqlite:"+db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []string{db, sec} { // (the log and index: storage TestSQLiteFilesArePrivate)
+		fi, err := os.Stat(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fi.Mode().Perm() != 0o600 {
+			t.Errorf("%s: mode %v; want -rw-------", f, fi.Mode().Perm())
+		}
+	}
+	if strings.Contains(stderr, "other users") {
+		t.Errorf("warned about private files:\n%s", stderr)
+	}
+	for _, f := range []string{db, sec} {
+		if err := os.Chmod(f, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_, stderr, err = run(t, "", "key", "list", "--dsn", "sqlite:"+db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []string{db, sec} {
+		if !strings.Contains(stderr, "level=WARN") || !strings.Contains(stderr, "file="+f) {
+			t.Errorf("no warning about %s (mode 0644):\n%s", f, stderr)
+		}
+	}
 }

@@ -87,6 +87,7 @@ func (e *env) serve(ctx context.Context, cfg config.Config) error {
 		Logger:      log.With("component", "federation"),
 		Issuer:      cfg.Issuer,
 		LinkByEmail: cfg.Accounts.LinkByEmail,
+		DataKey:     sec.Derive(secret.PurposeConnectorData),
 		Connectors:  cfg.Connectors,
 	})
 	if err != nil {

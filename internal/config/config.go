@@ -100,7 +100,7 @@ type UI struct {
 type Accounts struct {
 	RequireActivation bool   `yaml:"require_activation" help:"refuse login until the e-mail address is confirmed"`
 	AllowRegistration bool   `yaml:"allow_registration" help:"let people create accounts on /register"`
-	LinkByEmail       bool   `yaml:"link_by_email" help:"link an upstream identity to an existing user when both have the same verified e-mail"`
+	LinkByEmail       bool   `yaml:"link_by_email" help:"link the first login through a connector with trust_email to the existing user with the same verified e-mail: at once when the user has no password, after the person enters the account's password when it has one"`
 	SMTP              SMTP   `yaml:"smtp"`
 	MailFrom          string `yaml:"mail_from" help:"sender address of account e-mails"`
 }
@@ -133,8 +133,14 @@ type Connector struct {
 	// AutoMTLS secures the broker–plugin gRPC connection with mutual TLS
 	// (default true; plugins that are not built on go-plugin, such as the
 	// Node.js example, need false).
-	AutoMTLS *bool          `yaml:"auto_mtls"`
-	Config   map[string]any `yaml:"config"`
+	AutoMTLS *bool `yaml:"auto_mtls"`
+	// TrustEmail says the provider behind this connector is trusted to
+	// verify e-mail addresses (default false): only then does a user it
+	// creates get its verified e-mail address, and only then may that
+	// address link a first login to an existing user without the user
+	// proving control of that account (accounts.link_by_email).
+	TrustEmail bool           `yaml:"trust_email"`
+	Config     map[string]any `yaml:"config"`
 }
 
 // MTLS reports whether the connection to the plugin uses mutual TLS.

@@ -10,6 +10,8 @@
 package secret
 
 import (
+	"crypto/aes"
+	"crypto/cipher"
 	"crypto/hkdf"
 	"crypto/rand"
 	"crypto/sha256"
@@ -33,6 +35,9 @@ const (
 	PurposeKeyEncryption = "bridgekeeper signing key encryption v1"
 	PurposeClientSecret  = "bridgekeeper client secret hash v1"
 	PurposeCookie        = "bridgekeeper cookie v1"
+	// PurposeConnectorData is the AES-256-GCM key of what connectors keep
+	// with an identity (upstream refresh and access tokens) at rest.
+	PurposeConnectorData = "bridgekeeper connector data encryption v1"
 )
 
 // System is the root secret.
@@ -135,4 +140,53 @@ func sqlitePath(dsn string) (string, bool) {
 		return "", false
 	}
 	return rest, true
+}
+
+// ErrOpen is returned by Open when a sealed value does not decrypt: it was
+// sealed under another key (another system secret) or for other associated
+// data, or it was altered.
+var ErrOpen = errors.New("sealed value does not decrypt (wrong system secret, or altered)")
+
+// Seal encrypts plaintext with AES-256-GCM under key (32 bytes, from
+// Derive), binding it to the associated data ad, which Open must be given
+// again. The result is the random nonce followed by the ciphertext.
+func Seal(key, plaintext, ad []byte) ([]byte, error) {
+	aead, err := newAEAD(key)
+	if err != nil {
+		return nil, err
+	}
+	nonce := make([]byte, aead.NonceSize(), aead.NonceSize()+len(plaintext)+aead.Overhead())
+	if _, err := rand.Read(nonce); err != nil {
+		return nil, fmt.Errorf("seal: %w", err)
+	}
+	return aead.Seal(nonce, nonce, plaintext, ad), nil
+}
+
+// Open reverses Seal; it fails with ErrOpen when sealed was not sealed
+// under key for ad.
+func Open(key, sealed, ad []byte) ([]byte, error) {
+	aead, err := newAEAD(key)
+	if err != nil {
+		return nil, err
+	}
+	n := aead.NonceSize()
+	if len(sealed) < n+aead.Overhead() {
+		return nil, fmt.Errorf("%w: too short", ErrOpen)
+	}
+	plain, err := aead.Open(nil, sealed[:n], sealed[n:], ad)
+	if err != nil {
+		return nil, ErrOpen
+	}
+	return plain, nil
+}
+
+func newAEAD(key []byte) (cipher.AEAD, error) {
+	if len(key) != 32 {
+		return nil, errors.New("seal: the key must be 32 bytes")
+	}
+	block, err := aes.NewCipher(key)
+	if err != nil {
+		return nil, fmt.Errorf("seal: %w", err)
+	}
+	return cipher.NewGCM(block)
 }
