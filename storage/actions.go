@@ -92,3 +92,86 @@ func (s *Store) ResetRateCounter(ctx context.Context, key string) error {
 	}
 	return nil
 }
+
+// GetActionToken loads an unused, unexpired token of the given kind without
+// using it. Any other token is ErrNotFound.
+func (s *Store) GetActionToken(ctx context.Context, id, kind string, now time.Time) (*ActionToken, error) {
+	if unstorable(id, kind) {
+		return nil, notFound(kind+" token", "…")
+	}
+	t := new(ActionToken)
+	err := s.reader(ctx).NewSelect().Model(t).
+		Where("id = ?", id).
+		Where("kind = ?", kind).
+		Where("used_at IS NULL").
+		Where("expires_at > ?", now.UTC()).
+		Scan(ctx)
+	if err != nil {
+		if classify(err) == ErrNotFound {
+			return nil, notFound(kind+" token", "…")
+		}
+		return nil, s.wrap("load action token", err)
+	}
+	return t, nil
+}
+
+// RedeemActionToken uses a token of the given kind and applies it to its
+// user, in one transaction: apply sees the used token and the user's
+// current row and changes the user; the user is written back when apply
+// returns nil. When apply reports a security change (a new password or
+// e-mail address), every other outstanding token of the user ends in the
+// same transaction, as with ChangeUserSecurity. When apply fails, nothing
+// is written and the token stays unused; its error is returned as is.
+//
+// A token that is unknown, of another kind, used, expired or ended by a
+// security change — also one that ends while this call waits for the
+// user's row — is ErrNotFound.
+func (s *Store) RedeemActionToken(ctx context.Context, id, kind string, now time.Time,
+	apply func(t *ActionToken, u *User) (securityChange bool, err error)) (*ActionToken, *User, error) {
+	t, err := s.GetActionToken(ctx, id, kind, now)
+	if err != nil {
+		return nil, nil, err
+	}
+	var u *User
+	err = s.InTx(ctx, func(ctx context.Context) error {
+		if err := s.lockUser(ctx, t.UserID); err != nil {
+			return err
+		}
+		// Under the user's lock: a security change that committed
+		// meanwhile has ended the token, and one that comes later waits.
+		if t, err = s.UseActionToken(ctx, id, kind, now); err != nil {
+			return err
+		}
+		if u, err = s.GetUser(ctx, t.UserID); err != nil {
+			return err
+		}
+		security, err := apply(t, u)
+		if err != nil {
+			return err
+		}
+		if err := s.UpdateUser(ctx, u); err != nil {
+			return err
+		}
+		if security {
+			return s.endActionTokens(ctx, u.ID)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	return t, u, nil
+}
+
+// endActionTokens deletes every unused token of a user (the links in
+// e-mails sent before a security change).
+func (s *Store) endActionTokens(ctx context.Context, userID string) error {
+	db, err := s.writer(ctx)
+	if err != nil {
+		return err
+	}
+	if _, err := db.NewDelete().Model((*ActionToken)(nil)).Where("user_id = ?", userID).Where("used_at IS NULL").Exec(ctx); err != nil {
+		return s.wrap(fmt.Sprintf("end action tokens of user %q", userID), err)
+	}
+	return nil
+}
