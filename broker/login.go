@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/bridgekeeper/bridgekeeper/storage"
 )
@@ -17,8 +18,19 @@ const (
 	msgBadCredentials = "The e-mail address or password is incorrect."
 	msgInactive       = "This account is not activated yet. Follow the link in the activation e-mail first."
 	msgDisabled       = "This account has been disabled. Contact your administrator."
-	msgRateLimited    = "Too many sign-in attempts. Please wait a little and try again."
 )
+
+// rateLimitedMessage answers an attempt over a limit of the login form.
+func rateLimitedMessage(secs int) string {
+	wait := strconv.Itoa(secs) + " seconds"
+	switch {
+	case secs == 1:
+		wait = "1 second"
+	case secs >= 120:
+		wait = strconv.Itoa((secs+59)/60) + " minutes"
+	}
+	return "Too many sign-in attempts. Try again in " + wait + "."
+}
 
 // handleLogin serves the login page (GET) and checks e-mail and password
 // of local accounts (POST). The POST is protected against CSRF by
@@ -59,10 +71,9 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 		if err != nil {
 			s.log.ErrorContext(ctx, "login limiter", "err", err)
 		} else if !ok {
-			if retry > 0 {
-				w.Header().Set("Retry-After", strconv.Itoa(int(retry.Seconds()+0.5)))
-			}
-			s.renderLogin(w, r, http.StatusTooManyRequests, loginID, email, msgRateLimited)
+			secs := max(1, int((retry+time.Second-1)/time.Second))
+			w.Header().Set("Retry-After", strconv.Itoa(secs))
+			s.renderLogin(w, r, http.StatusTooManyRequests, loginID, email, rateLimitedMessage(secs))
 			return
 		}
 	}
@@ -96,7 +107,7 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if lim != nil {
-		s.loginSucceeded(ctx, lim, account)
+		s.loginSucceeded(ctx, lim, account, clientIP(r))
 	}
 	s.rehashPassword(ctx, user, pw)
 	s.CompleteLogin(w, r, loginID, user.ID, "local", []string{"pwd"})

@@ -175,3 +175,79 @@ func (s *Store) endActionTokens(ctx context.Context, userID string) error {
 	}
 	return nil
 }
+
+// HitBackoffCounter counts one attempt under key for a growing delay
+// between attempts (rate_counters row: count is the attempts so far,
+// window_start the last one; the row is forgotten forget after it). With
+// wait nil the attempt is always counted. Otherwise it is counted only
+// when wait(count) has passed since the last attempt; if not, nothing is
+// counted and retryAfter says how long is left. count is the number of
+// attempts after this one (or so far, when refused). The check and the
+// count are one compare-and-set, so that of concurrent attempts on every
+// replica only one takes a free slot.
+func (s *Store) HitBackoffCounter(ctx context.Context, key string, now time.Time, forget time.Duration,
+	wait func(count int) time.Duration) (count int, retryAfter time.Duration, err error) {
+	if forget <= 0 {
+		return 0, 0, fmt.Errorf("storage: backoff counter %q: forget must be positive", key)
+	}
+	now = now.UTC()
+	db, err := s.writer(ctx)
+	if err != nil {
+		return 0, 0, err
+	}
+	if wait == nil {
+		c := &RateCounter{Key: key, Count: 1, WindowStart: now, ExpiresAt: now.Add(forget)}
+		err = db.NewInsert().Model(c).
+			On(`CONFLICT ("key") DO UPDATE`).
+			Set(`"count" = CASE WHEN rate_counter.expires_at <= EXCLUDED.window_start THEN 1 ELSE rate_counter."count" + 1 END`).
+			Set("window_start = EXCLUDED.window_start").
+			Set("expires_at = EXCLUDED.expires_at").
+			Returning(`"count"`).
+			Scan(ctx, &c.Count)
+		if err != nil {
+			return 0, 0, s.wrap(fmt.Sprintf("hit backoff counter %q", key), err)
+		}
+		return c.Count, 0, nil
+	}
+	for range 5 {
+		var cur RateCounter
+		found := true
+		if err := db.NewSelect().Model(&cur).Where(`"key" = ?`, key).Scan(ctx); err != nil {
+			if classify(err) != ErrNotFound {
+				return 0, 0, s.wrap(fmt.Sprintf("read backoff counter %q", key), err)
+			}
+			found = false
+		}
+		n := cur.Count
+		if !found || !cur.ExpiresAt.After(now) {
+			n = 0
+		}
+		if n > 0 {
+			if next := cur.WindowStart.Add(wait(n)); now.Before(next) {
+				return n, next.Sub(now), nil
+			}
+		}
+		expect := cur.Count
+		if !found {
+			expect = -1 // a row written meanwhile is someone else's attempt
+		}
+		c := &RateCounter{Key: key, Count: n + 1, WindowStart: now, ExpiresAt: now.Add(forget)}
+		var got []int
+		err := db.NewInsert().Model(c).
+			On(`CONFLICT ("key") DO UPDATE`).
+			Set(`"count" = EXCLUDED."count"`).
+			Set("window_start = EXCLUDED.window_start").
+			Set("expires_at = EXCLUDED.expires_at").
+			Where(`rate_counter."count" = ?`, expect).
+			Returning(`"count"`).
+			Scan(ctx, &got)
+		if err != nil && classify(err) != ErrNotFound {
+			return 0, 0, s.wrap(fmt.Sprintf("hit backoff counter %q", key), err)
+		}
+		if len(got) == 1 {
+			return got[0], 0, nil
+		}
+		// Another attempt counted first: look again.
+	}
+	return 0, time.Second, nil
+}

@@ -177,7 +177,7 @@ func New(cfg Config) (*Service, error) {
 		store:    cfg.Store,
 		log:      cfg.Logger,
 		mailer:   cfg.Mailer,
-		limiter:  NewLimiter(cfg.Store, cfg.Limits, cfg.Now),
+		limiter:  NewLimiter(cfg.Store, cfg.Limits, cfg.Now, cfg.Logger),
 		policy:   policy.New(),
 		tmpl:     tmpl,
 		issuer:   strings.TrimSuffix(issuer.String(), "/"),

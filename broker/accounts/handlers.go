@@ -279,7 +279,7 @@ func (s *Service) resetConfirm(w http.ResponseWriter, r *http.Request) {
 		s.serverError(w, r, "reset", err)
 		return
 	}
-	if err := s.limiter.Succeeded(ctx, ActionLogin, u.Email); err != nil {
+	if err := s.limiter.Succeeded(ctx, ActionLogin, u.Email, ""); err != nil {
 		s.log.WarnContext(ctx, "accounts: reset: clear login limit", "user", u.ID, "err", err)
 	}
 	s.log.InfoContext(ctx, "accounts: password reset", "user", u.ID)
@@ -355,7 +355,7 @@ func (s *Service) reauthenticate(w http.ResponseWriter, r *http.Request, p *page
 		s.render(w, r, http.StatusBadRequest, tmpl, p)
 		return false
 	}
-	if err := s.limiter.Succeeded(ctx, ActionLogin, u.Email); err != nil {
+	if err := s.limiter.Succeeded(ctx, ActionLogin, u.Email, s.clientIP(r)); err != nil {
 		s.log.WarnContext(ctx, "accounts: clear login limit", "user", u.ID, "err", err)
 	}
 	return true
@@ -531,7 +531,7 @@ func (s *Service) emailConfirm(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	// The login limit follows the address.
-	if err := s.limiter.Succeeded(ctx, ActionLogin, old); err != nil {
+	if err := s.limiter.Succeeded(ctx, ActionLogin, old, ""); err != nil {
 		s.log.WarnContext(ctx, "accounts: clear login limit", "user", u.ID, "err", err)
 	}
 	s.log.InfoContext(ctx, "accounts: e-mail changed", "user", u.ID)
