@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/bridgekeeper/bridgekeeper/storage"
 )
@@ -18,6 +19,7 @@ const (
 	msgBadCredentials = "The e-mail address or password is incorrect."
 	msgInactive       = "This account is not activated yet. Follow the link in the activation e-mail first."
 	msgDisabled       = "This account has been disabled. Contact your administrator."
+	msgUnusable       = "The e-mail address or password contains a character that can't be used here (a NUL byte, or text that is not valid UTF-8)."
 )
 
 // rateLimitedMessage answers an attempt over a limit of the login form.
@@ -58,6 +60,15 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 	pw := r.PostForm.Get("password")
 	if _, err := s.PendingLogin(r, loginID); err != nil {
 		s.renderExpiredLogin(w, r, err)
+		return
+	}
+	// A NUL byte or invalid UTF-8 is nobody's address or password: no
+	// column holds it, so it is refused before it counts as an attempt.
+	if !usableText(email) || !usableText(pw) {
+		if !usableText(email) {
+			email = "" // not shown again
+		}
+		s.renderLogin(w, r, http.StatusBadRequest, loginID, email, msgUnusable)
 		return
 	}
 	if email == "" || pw == "" {
@@ -139,6 +150,10 @@ func (s *Server) renderLogin(w http.ResponseWriter, r *http.Request, status int,
 	s.mu.RUnlock()
 	s.renderPage(w, r, status, "login.html", data)
 }
+
+// usableText reports whether v is text a form field may hold: valid UTF-8
+// without NUL bytes.
+func usableText(v string) bool { return utf8.ValidString(v) && strings.IndexByte(v, 0) < 0 }
 
 // clientIP is the host of r.RemoteAddr. The broker reads no forwarding
 // headers itself: ops.Wrap's trusted-proxy middleware, when configured, has

@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/cookiejar"
+	"net/url"
 	"strconv"
 	"strings"
 	"sync"
@@ -165,5 +166,39 @@ func TestLoginDelayGrowsAcrossAddresses(t *testing.T) {
 				t.Fatalf("waits %v, want %v", waits, want)
 			}
 		}
+	})
+}
+
+// A NUL byte or invalid UTF-8 in the login form's fields is a 400 with the
+// form and an error, not a 500 and not a counted password attempt.
+func TestLoginFormRefusesUnusableCharacters(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b storagetest.Backend) {
+		e := newTestEnv(t, b, nil)
+		lim := &succeedingLimiter{}
+		e.srv.SetLoginLimiter(lim)
+		br := e.browser()
+		p := br.get(e.authURL(spaAuth()))
+		for _, bad := range []string{"\x00", "\xff\xfe"} {
+			for _, tc := range []struct{ email, pw string }{
+				{"alice" + bad + "@example.com", userPassword},
+				{userEmail, "correct horse" + bad + " battery staple"},
+			} {
+				r := br.submitLogin(p, tc.email, tc.pw)
+				if r.status != http.StatusBadRequest || !strings.Contains(r.body, `role="alert"`) ||
+					!strings.Contains(r.body, "be used here") || !strings.Contains(r.body, `name="login"`) {
+					t.Fatalf("email %q password %q: %d\n%.600s", tc.email, tc.pw, r.status, r.body)
+				}
+			}
+		}
+		for _, bad := range []string{"\x00", "\xff\xfe"} {
+			r := br.postForm(e.issuer+pathLogin, url.Values{"login": {loginID(t, p) + bad}, "email": {userEmail}, "password": {userPassword}})
+			if r.status >= 500 || r.status < 400 {
+				t.Fatalf("login id with %q: %d\n%.600s", bad, r.status, r.body)
+			}
+		}
+		if len(lim.calls) != 0 {
+			t.Errorf("refused forms counted as password attempts: %q", lim.calls)
+		}
+		redirectParams(t, br.submitLogin(p, userEmail, userPassword), spaRedirect)
 	})
 }
