@@ -284,7 +284,7 @@ func (s *Service) resetConfirm(w http.ResponseWriter, r *http.Request) {
 	}
 	s.log.InfoContext(ctx, "accounts: password reset", "user", u.ID)
 	s.message(w, r, http.StatusOK, "Your password has been changed",
-		"Your password has been changed and you have been signed out everywhere. Sign in with your new password.", "")
+		"Your password has been changed and you have been signed out everywhere; links in e-mails sent before no longer work. Sign in with your new password.", "")
 }
 
 // ---- account page ----
@@ -398,7 +398,7 @@ func (s *Service) changePassword(w http.ResponseWriter, r *http.Request) {
 	}
 	s.log.InfoContext(ctx, "accounts: password changed", "user", u.ID)
 	s.message(w, r, http.StatusOK, "Your password has been changed",
-		"Your password has been changed and you have been signed out everywhere. Sign in again with your new password.", "")
+		"Your password has been changed and you have been signed out everywhere; links in e-mails sent before no longer work. Sign in again with your new password.", "")
 }
 
 func (s *Service) changeEmail(w http.ResponseWriter, r *http.Request) {
