@@ -666,3 +666,29 @@ func TestLoginDelayOneSlotAcrossReplicas(t *testing.T) {
 		}
 	})
 }
+
+// An owner who mistyped shares the account's delay with a guesser; a
+// password reset clears it for the address that completed the reset.
+func TestResetClearsTheOwnersDelay(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, store *storage.Store) {
+		h := newHarness(t, store, func(c *accounts.Config) {
+			c.Limits.Login.AccountDelay = accounts.Backoff{Free: 2, Base: time.Minute}
+		})
+		activeAda(t, h)
+		ctx := context.Background()
+		lim := h.svc.Limiter()
+		for i, ip := range []string{"127.0.0.1", "127.0.0.1", "203.0.113.5"} {
+			if ok, _, err := lim.Allow(ctx, accounts.ActionLogin, adaEmail, ip); err != nil || !ok {
+				t.Fatalf("attempt %d: ok=%v err=%v", i, ok, err)
+			}
+		}
+		if ok, retry, _ := lim.Allow(ctx, accounts.ActionLogin, adaEmail, "127.0.0.1"); ok || retry <= 0 {
+			t.Fatalf("a delayed attempt from an address that had failed: ok=%v retry=%v", ok, retry)
+		}
+		h.submit("/reset", "", url.Values{"email": {adaEmail}})
+		wantStatus(t, "reset", h.followLink(h.mailLink(adaEmail, "Reset", "/reset/confirm"), url.Values{"password": {adaPass2}}), http.StatusOK)
+		if ok, _, err := lim.Allow(ctx, accounts.ActionLogin, adaEmail, "127.0.0.1"); err != nil || !ok {
+			t.Fatalf("after the reset, from the address that completed it: ok=%v err=%v", ok, err)
+		}
+	})
+}

@@ -279,7 +279,9 @@ func (s *Service) resetConfirm(w http.ResponseWriter, r *http.Request) {
 		s.serverError(w, r, "reset", err)
 		return
 	}
-	if err := s.limiter.Succeeded(ctx, ActionLogin, u.Email, ""); err != nil {
+	// The address that completed the reset is the owner's: it signs in
+	// undelayed.
+	if err := s.limiter.Succeeded(ctx, ActionLogin, u.Email, s.clientIP(r)); err != nil {
 		s.log.WarnContext(ctx, "accounts: reset: clear login limit", "user", u.ID, "err", err)
 	}
 	s.log.InfoContext(ctx, "accounts: password reset", "user", u.ID)

@@ -251,7 +251,7 @@ func (s *Service) tooMany(w http.ResponseWriter, r *http.Request, retryAfter tim
 	secs := retryAfterSeconds(retryAfter)
 	w.Header().Set("Retry-After", strconv.Itoa(secs))
 	s.message(w, r, http.StatusTooManyRequests, "Too many attempts", "",
-		fmt.Sprintf("Too many attempts. For your security, please wait %s and try again.", humanDuration(time.Duration(secs)*time.Second)))
+		fmt.Sprintf("Too many attempts. For your security, try again in %s.", humanDuration(time.Duration(secs)*time.Second)))
 }
 
 // userMessage turns an error meant for people into a sentence.
