@@ -7,6 +7,8 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"time"
+	"unicode/utf8"
 
 	"github.com/bridgekeeper/bridgekeeper/storage"
 )
@@ -17,8 +19,20 @@ const (
 	msgBadCredentials = "The e-mail address or password is incorrect."
 	msgInactive       = "This account is not activated yet. Follow the link in the activation e-mail first."
 	msgDisabled       = "This account has been disabled. Contact your administrator."
-	msgRateLimited    = "Too many sign-in attempts. Please wait a little and try again."
+	msgUnusable       = "The e-mail address or password contains a character that can't be used here (a NUL byte, or text that is not valid UTF-8)."
 )
+
+// rateLimitedMessage answers an attempt over a limit of the login form.
+func rateLimitedMessage(secs int) string {
+	wait := strconv.Itoa(secs) + " seconds"
+	switch {
+	case secs == 1:
+		wait = "1 second"
+	case secs >= 120:
+		wait = strconv.Itoa((secs+59)/60) + " minutes"
+	}
+	return "Too many sign-in attempts. Try again in " + wait + "."
+}
 
 // handleLogin serves the login page (GET) and checks e-mail and password
 // of local accounts (POST). The POST is protected against CSRF by
@@ -48,6 +62,15 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 		s.renderExpiredLogin(w, r, err)
 		return
 	}
+	// A NUL byte or invalid UTF-8 is nobody's address or password: no
+	// column holds it, so it is refused before it counts as an attempt.
+	if !usableText(email) || !usableText(pw) {
+		if !usableText(email) {
+			email = "" // not shown again
+		}
+		s.renderLogin(w, r, http.StatusBadRequest, loginID, email, msgUnusable)
+		return
+	}
 	if email == "" || pw == "" {
 		s.renderLogin(w, r, http.StatusBadRequest, loginID, email, "Enter your e-mail address and password.")
 		return
@@ -59,10 +82,9 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 		if err != nil {
 			s.log.ErrorContext(ctx, "login limiter", "err", err)
 		} else if !ok {
-			if retry > 0 {
-				w.Header().Set("Retry-After", strconv.Itoa(int(retry.Seconds()+0.5)))
-			}
-			s.renderLogin(w, r, http.StatusTooManyRequests, loginID, email, msgRateLimited)
+			secs := max(1, int((retry+time.Second-1)/time.Second))
+			w.Header().Set("Retry-After", strconv.Itoa(secs))
+			s.renderLogin(w, r, http.StatusTooManyRequests, loginID, email, rateLimitedMessage(secs))
 			return
 		}
 	}
@@ -96,7 +118,7 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if lim != nil {
-		s.loginSucceeded(ctx, lim, account)
+		s.loginSucceeded(ctx, lim, account, clientIP(r))
 	}
 	s.rehashPassword(ctx, user, pw)
 	s.CompleteLogin(w, r, loginID, user.ID, "local", []string{"pwd"})
@@ -128,6 +150,10 @@ func (s *Server) renderLogin(w http.ResponseWriter, r *http.Request, status int,
 	s.mu.RUnlock()
 	s.renderPage(w, r, status, "login.html", data)
 }
+
+// usableText reports whether v is text a form field may hold: valid UTF-8
+// without NUL bytes.
+func usableText(v string) bool { return utf8.ValidString(v) && strings.IndexByte(v, 0) < 0 }
 
 // clientIP is the host of r.RemoteAddr. The broker reads no forwarding
 // headers itself: ops.Wrap's trusted-proxy middleware, when configured, has

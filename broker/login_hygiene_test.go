@@ -26,10 +26,10 @@ type succeedingLimiter struct {
 	succeeded []string
 }
 
-func (l *succeedingLimiter) Succeeded(_ context.Context, action, account string) error {
+func (l *succeedingLimiter) Succeeded(_ context.Context, action, account, ip string) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	l.succeeded = append(l.succeeded, action+" "+account)
+	l.succeeded = append(l.succeeded, action+" "+account+" "+ip)
 	return nil
 }
 
@@ -49,8 +49,8 @@ func TestLoginTellsTheLimiterAboutSuccess(t *testing.T) {
 		t.Fatalf("success hook called for failed logins: %q", lim.succeeded)
 	}
 	redirectParams(t, br.submitLogin(p, "Alice@Example.com", userPassword), spaRedirect)
-	if len(lim.succeeded) != 1 || lim.succeeded[0] != "login alice@example.com" {
-		t.Errorf("success hook calls %q, want [login alice@example.com]", lim.succeeded)
+	if len(lim.succeeded) != 1 || lim.succeeded[0] != "login alice@example.com 127.0.0.1" {
+		t.Errorf("success hook calls %q, want [login alice@example.com 127.0.0.1]", lim.succeeded)
 	}
 	if len(lim.calls) != 3 {
 		t.Errorf("Allow calls %q, want 3", lim.calls)

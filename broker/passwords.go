@@ -65,15 +65,15 @@ func (s *Server) rehashPassword(ctx context.Context, u *storage.User, pw string)
 }
 
 // loginSucceeded tells the limiter, when it can be told, that the account
-// logged in, so earlier failures do not count towards a lockout.
-func (s *Server) loginSucceeded(ctx context.Context, lim LoginLimiter, email string) {
+// logged in from ip, so earlier failures there do not slow it down.
+func (s *Server) loginSucceeded(ctx context.Context, lim LoginLimiter, email, ip string) {
 	hook, ok := lim.(interface {
-		Succeeded(ctx context.Context, action, account string) error
+		Succeeded(ctx context.Context, action, account, ip string) error
 	})
 	if !ok {
 		return
 	}
-	if err := hook.Succeeded(ctx, "login", email); err != nil {
+	if err := hook.Succeeded(ctx, "login", email, ip); err != nil {
 		s.log.WarnContext(ctx, "login limiter: success hook", "err", err)
 	}
 }

@@ -39,7 +39,7 @@ func (s *Server) CheckPassword(r *http.Request, u *storage.User, pw string) (boo
 		return false, 0, err
 	}
 	if lim != nil && account != "" {
-		s.loginSucceeded(ctx, lim, account)
+		s.loginSucceeded(ctx, lim, account, clientIP(r))
 	}
 	s.rehashPassword(ctx, u, pw)
 	return true, 0, nil

@@ -315,3 +315,53 @@ func (s *Store) ListIdentities(ctx context.Context, userID string) ([]Identity, 
 	}
 	return ids, nil
 }
+
+// ChangeUserSecurity changes a user's password or e-mail address: change
+// sees the user's current row (locked) and modifies it, and the user is
+// written back together with the end of every outstanding action token of
+// the user (activation, reset and e-mail-change links), in one
+// transaction. A link used concurrently either is used before the change
+// or fails after it. When change fails nothing is written and its error is
+// returned as is.
+func (s *Store) ChangeUserSecurity(ctx context.Context, userID string, change func(u *User) error) (*User, error) {
+	var u *User
+	err := s.InTx(ctx, func(ctx context.Context) error {
+		if err := s.lockUser(ctx, userID); err != nil {
+			return err
+		}
+		var err error
+		if u, err = s.GetUser(ctx, userID); err != nil {
+			return err
+		}
+		if err := change(u); err != nil {
+			return err
+		}
+		if err := s.UpdateUser(ctx, u); err != nil {
+			return err
+		}
+		return s.endActionTokens(ctx, userID)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return u, nil
+}
+
+// lockUser begins the transaction in ctx with a write to the user's row,
+// so that changes to one user (and to its action tokens) run one after
+// the other: Postgres holds the row lock, SQLite the only writer, until
+// the transaction ends. ErrNotFound when there is no such user.
+func (s *Store) lockUser(ctx context.Context, id string) error {
+	if unstorable(id) {
+		return notFound("user", id)
+	}
+	db, err := s.writer(ctx)
+	if err != nil {
+		return err
+	}
+	res, err := db.NewUpdate().Model((*User)(nil)).Set("updated_at = updated_at").Where("id = ?", id).Exec(ctx)
+	if err != nil {
+		return s.wrap(fmt.Sprintf("lock user %q", id), err)
+	}
+	return expectRow(res, "user", id)
+}

@@ -177,7 +177,7 @@ func New(cfg Config) (*Service, error) {
 		store:    cfg.Store,
 		log:      cfg.Logger,
 		mailer:   cfg.Mailer,
-		limiter:  NewLimiter(cfg.Store, cfg.Limits, cfg.Now),
+		limiter:  NewLimiter(cfg.Store, cfg.Limits, cfg.Now, cfg.Logger),
 		policy:   policy.New(),
 		tmpl:     tmpl,
 		issuer:   strings.TrimSuffix(issuer.String(), "/"),
@@ -199,24 +199,27 @@ func New(cfg Config) (*Service, error) {
 // Routes adds the pages to r, which must serve the issuer's path (a page at
 // /register is linked as Issuer + "/register").
 func (s *Service) Routes(r *mux.Router) {
-	handle := func(path string, h http.HandlerFunc, methods ...string) {
-		r.Handle(path, s.protect(h)).Methods(methods...)
+	get := func(path string, h http.HandlerFunc) {
+		r.Handle(path, s.protect(h, form{})).Methods(http.MethodGet, http.MethodHead)
 	}
-	handle("/register", s.registerForm, http.MethodGet, http.MethodHead)
-	handle("/register", s.register, http.MethodPost)
-	handle("/register/resend", s.resendForm, http.MethodGet, http.MethodHead)
-	handle("/register/resend", s.resend, http.MethodPost)
-	handle("/activate", s.activateForm, http.MethodGet, http.MethodHead)
-	handle("/activate", s.activate, http.MethodPost)
-	handle("/reset", s.resetForm, http.MethodGet, http.MethodHead)
-	handle("/reset", s.reset, http.MethodPost)
-	handle("/reset/confirm", s.resetConfirmForm, http.MethodGet, http.MethodHead)
-	handle("/reset/confirm", s.resetConfirm, http.MethodPost)
-	handle("/account", s.account, http.MethodGet, http.MethodHead)
-	handle("/account/password", s.changePassword, http.MethodPost)
-	handle("/account/email", s.changeEmail, http.MethodPost)
-	handle("/account/email/confirm", s.emailConfirmForm, http.MethodGet, http.MethodHead)
-	handle("/account/email/confirm", s.emailConfirm, http.MethodPost)
+	post := func(path string, h http.HandlerFunc, f form) {
+		r.Handle(path, s.protect(h, f)).Methods(http.MethodPost)
+	}
+	get("/register", s.registerForm)
+	post("/register", s.register, form{"register", "Create your account"})
+	get("/register/resend", s.resendForm)
+	post("/register/resend", s.resend, form{"resend", "Send a new activation link"})
+	get("/activate", s.activateForm)
+	post("/activate", s.activate, form{"activate", "Activate your account"})
+	get("/reset", s.resetForm)
+	post("/reset", s.reset, form{"reset", "Reset your password"})
+	get("/reset/confirm", s.resetConfirmForm)
+	post("/reset/confirm", s.resetConfirm, form{"reset_confirm", "Choose a new password"})
+	get("/account", s.account)
+	post("/account/password", s.changePassword, form{"account", "Your account"})
+	post("/account/email", s.changeEmail, form{"account", "Your account"})
+	get("/account/email/confirm", s.emailConfirmForm)
+	post("/account/email/confirm", s.emailConfirm, form{"email_confirm", "Sign in to confirm your new address"})
 }
 
 // Limiter returns the brute-force limiter; the broker's login form calls

@@ -3,6 +3,7 @@ package accounts_test
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"net/http"
 	"net/url"
 	"os"
@@ -300,7 +301,7 @@ func TestLimits(t *testing.T) {
 		h := newHarness(t, store, func(c *accounts.Config) {
 			c.Limits.Reset.PerAccount = accounts.Limit{Max: 2, Window: time.Hour}
 			c.Limits.Register.PerIP = accounts.Limit{Max: 3, Window: 10 * time.Minute}
-			c.Limits.Login.PerAccount = accounts.Limit{Max: 3, Window: 15 * time.Minute}
+			c.Limits.Login.PerAccountIP = accounts.Limit{Max: 3, Window: 15 * time.Minute}
 		})
 		for i := range 2 {
 			wantStatus(t, "reset "+strconv.Itoa(i), h.submit("/reset", "", url.Values{"email": {adaEmail}}), http.StatusOK)
@@ -330,7 +331,8 @@ func TestLimits(t *testing.T) {
 			t.Fatalf("a limited registration created the user: %v", err)
 		}
 
-		// The login limiter the broker uses, and its reset after a success.
+		// The login limiter the broker uses: per (account, address), and
+		// its reset after a success.
 		ctx := context.Background()
 		lim := h.svc.Limiter()
 		for i := range 3 {
@@ -338,11 +340,14 @@ func TestLimits(t *testing.T) {
 				t.Fatalf("login attempt %d refused: %v", i, err)
 			}
 		}
-		ok, retry, err := lim.Allow(ctx, accounts.ActionLogin, "ADA@example.test", "198.51.100.1")
+		ok, retry, err := lim.Allow(ctx, accounts.ActionLogin, "ADA@example.test", "192.0.2.7")
 		if err != nil || ok || retry <= 0 || retry > 15*time.Minute {
 			t.Fatalf("fourth login attempt: ok=%v retry=%v err=%v", ok, retry, err)
 		}
-		if err := lim.Succeeded(ctx, accounts.ActionLogin, adaEmail); err != nil {
+		if ok, _, err := lim.Allow(ctx, accounts.ActionLogin, adaEmail, "198.51.100.1"); err != nil || !ok {
+			t.Fatalf("another address refused: ok=%v err=%v", ok, err)
+		}
+		if err := lim.Succeeded(ctx, accounts.ActionLogin, adaEmail, "192.0.2.7"); err != nil {
 			t.Fatal(err)
 		}
 		if ok, _, err := lim.Allow(ctx, accounts.ActionLogin, adaEmail, "192.0.2.7"); err != nil || !ok {
@@ -356,9 +361,9 @@ func TestLimits(t *testing.T) {
 
 func TestLimitsCountAcrossReplicas(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, store *storage.Store) {
-		limits := accounts.Limits{Login: accounts.ActionLimits{PerIP: accounts.Limit{Max: 4, Window: time.Minute}}}
-		a := accounts.NewLimiter(store, limits, nil)
-		b := accounts.NewLimiter(store, limits, nil)
+		limits := accounts.Limits{Login: accounts.LoginLimits{PerIP: accounts.Limit{Max: 4, Window: time.Minute}}}
+		a := accounts.NewLimiter(store, limits, nil, nil)
+		b := accounts.NewLimiter(store, limits, nil, nil)
 		ctx := context.Background()
 		for i := range 4 {
 			l := a
@@ -517,7 +522,7 @@ func TestAccountPage(t *testing.T) {
 		if got := h.user("countess@example.test"); got.ID != u.ID || !got.EmailVerified {
 			t.Fatalf("after confirmation: %+v", got)
 		}
-		wantStatus(t, "reused e-mail link", h.followLink(link, nil), http.StatusBadRequest)
+		wantStatus(t, "reused e-mail link", h.get(link), http.StatusBadRequest) // the page checks the link before it asks for anything
 
 		// Password change with the right current password signs out everywhere.
 		refresh := giveRefreshToken(t, store, u.ID)
@@ -616,6 +621,74 @@ func TestActivationMailCarriesNoRegistrantText(t *testing.T) {
 		m := h.smtp.Next(t)
 		if strings.Contains(m.Text, "spam.example") || strings.Contains(m.HTML, "spam.example") {
 			t.Fatalf("activation mail carries the registrant's name:\n%s", m.Text)
+		}
+	})
+}
+
+// Concurrent guesses on a delayed account, through two limiters sharing the
+// database (two replicas), take one slot between them.
+func TestLoginDelayOneSlotAcrossReplicas(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, store *storage.Store) {
+		c := &clock{now: time.Now().UTC()}
+		limits := accounts.Limits{Login: accounts.LoginLimits{AccountDelay: accounts.Backoff{Free: 1, Base: time.Minute}}}
+		quiet := slog.New(slog.DiscardHandler)
+		replicas := []*accounts.Limiter{accounts.NewLimiter(store, limits, c.Now, quiet), accounts.NewLimiter(store, limits, c.Now, quiet)}
+		ctx := context.Background()
+		ips := []string{"192.0.2.1", "192.0.2.2", "192.0.2.3", "192.0.2.4"}
+		for _, ip := range ips { // each address tries once (not delayed: it had not tried)
+			if ok, _, err := replicas[0].Allow(ctx, accounts.ActionLogin, adaEmail, ip); err != nil || !ok {
+				t.Fatalf("first attempt from %s: ok=%v err=%v", ip, ok, err)
+			}
+		}
+		c.Advance(5 * time.Minute) // four attempts: 1m doubled thrice, at most Max (5m)
+		results := make(chan bool, 8)
+		for i := range 8 {
+			go func() {
+				ok, retry, err := replicas[i%2].Allow(ctx, accounts.ActionLogin, adaEmail, ips[i%4])
+				if err != nil || (!ok && retry <= 0) {
+					t.Errorf("attempt %d: ok=%v retry=%v err=%v", i, ok, retry, err)
+				}
+				results <- ok
+			}()
+		}
+		allowed := 0
+		for range 8 {
+			if <-results {
+				allowed++
+			}
+		}
+		if allowed != 1 {
+			t.Fatalf("%d of 8 concurrent delayed attempts allowed, want 1", allowed)
+		}
+		// A new address is not delayed.
+		if ok, _, err := replicas[1].Allow(ctx, accounts.ActionLogin, adaEmail, "198.51.100.9"); err != nil || !ok {
+			t.Fatalf("an address that had not tried: ok=%v err=%v", ok, err)
+		}
+	})
+}
+
+// An owner who mistyped shares the account's delay with a guesser; a
+// password reset clears it for the address that completed the reset.
+func TestResetClearsTheOwnersDelay(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, store *storage.Store) {
+		h := newHarness(t, store, func(c *accounts.Config) {
+			c.Limits.Login.AccountDelay = accounts.Backoff{Free: 2, Base: time.Minute}
+		})
+		activeAda(t, h)
+		ctx := context.Background()
+		lim := h.svc.Limiter()
+		for i, ip := range []string{"127.0.0.1", "127.0.0.1", "203.0.113.5"} {
+			if ok, _, err := lim.Allow(ctx, accounts.ActionLogin, adaEmail, ip); err != nil || !ok {
+				t.Fatalf("attempt %d: ok=%v err=%v", i, ok, err)
+			}
+		}
+		if ok, retry, _ := lim.Allow(ctx, accounts.ActionLogin, adaEmail, "127.0.0.1"); ok || retry <= 0 {
+			t.Fatalf("a delayed attempt from an address that had failed: ok=%v retry=%v", ok, retry)
+		}
+		h.submit("/reset", "", url.Values{"email": {adaEmail}})
+		wantStatus(t, "reset", h.followLink(h.mailLink(adaEmail, "Reset", "/reset/confirm"), url.Values{"password": {adaPass2}}), http.StatusOK)
+		if ok, _, err := lim.Allow(ctx, accounts.ActionLogin, adaEmail, "127.0.0.1"); err != nil || !ok {
+			t.Fatalf("after the reset, from the address that completed it: ok=%v err=%v", ok, err)
 		}
 	})
 }

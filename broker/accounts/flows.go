@@ -33,25 +33,42 @@ func (s *Service) issueToken(ctx context.Context, kind, userID, data string, ttl
 	return raw, nil
 }
 
-// useToken consumes a token of kind and returns it with its user. Every
-// failure that the link's holder caused is errBadLink.
-func (s *Service) useToken(ctx context.Context, raw, kind string) (*storage.ActionToken, *storage.User, error) {
+// peekToken loads an unused, unexpired token of kind without using it.
+// Every failure that the link's holder caused is errBadLink.
+func (s *Service) peekToken(ctx context.Context, raw, kind string) (*storage.ActionToken, error) {
+	if !validTokenFormat(raw) {
+		return nil, errBadLink
+	}
+	t, err := s.store.GetActionToken(ctx, hashToken(raw), kind, s.now())
+	if errors.Is(err, storage.ErrNotFound) {
+		return nil, errBadLink
+	}
+	if err != nil {
+		return nil, fmt.Errorf("load %s token: %w", kind, err)
+	}
+	return t, nil
+}
+
+// redeemToken uses a token of kind and applies it to its user in one
+// transaction (storage.RedeemActionToken): apply changes the user, and
+// reports whether that is a security change, which ends the user's other
+// outstanding links. Every failure that the link's holder caused is
+// errBadLink; apply's own errors come back as they are.
+func (s *Service) redeemToken(ctx context.Context, raw, kind string,
+	apply func(t *storage.ActionToken, u *storage.User) (bool, error)) (*storage.ActionToken, *storage.User, error) {
 	if !validTokenFormat(raw) {
 		return nil, nil, errBadLink
 	}
-	t, err := s.store.UseActionToken(ctx, hashToken(raw), kind, s.now())
+	t, u, err := s.store.RedeemActionToken(ctx, hashToken(raw), kind, s.now(), func(t *storage.ActionToken, u *storage.User) (bool, error) {
+		security, err := apply(t, u)
+		u.UpdatedAt = s.now()
+		return security, err
+	})
 	if errors.Is(err, storage.ErrNotFound) {
 		return nil, nil, errBadLink
 	}
 	if err != nil {
 		return nil, nil, fmt.Errorf("use %s token: %w", kind, err)
-	}
-	u, err := s.store.GetUser(ctx, t.UserID)
-	if errors.Is(err, storage.ErrNotFound) {
-		return nil, nil, errBadLink
-	}
-	if err != nil {
-		return nil, nil, fmt.Errorf("load user: %w", err)
 	}
 	return t, u, nil
 }

@@ -171,21 +171,19 @@ func (s *Service) activateForm(w http.ResponseWriter, r *http.Request) {
 
 func (s *Service) activate(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
-	t, u, err := s.useToken(ctx, r.PostFormValue("token"), kindActivate)
-	if err == nil && (u.Email != t.Data || u.Disabled) {
-		err = errBadLink // the address changed since, or an operator disabled the account
-	}
+	_, u, err := s.redeemToken(ctx, r.PostFormValue("token"), kindActivate, func(t *storage.ActionToken, u *storage.User) (bool, error) {
+		if u.Email != t.Data || u.Disabled {
+			return false, errBadLink // the address changed since, or an operator disabled the account
+		}
+		u.Active, u.EmailVerified = true, true
+		return false, nil
+	})
 	if errors.Is(err, errBadLink) {
 		s.badLink(w, r, "/register/resend", "Send a new activation link")
 		return
 	}
 	if err != nil {
 		s.serverError(w, r, "activate", err)
-		return
-	}
-	u.Active, u.EmailVerified, u.UpdatedAt = true, true, s.now()
-	if err := s.store.UpdateUser(ctx, u); err != nil {
-		s.serverError(w, r, "activate: update user", err)
 		return
 	}
 	s.log.InfoContext(ctx, "accounts: user activated", "user", u.ID)
@@ -246,15 +244,10 @@ func (s *Service) resetConfirm(w http.ResponseWriter, r *http.Request) {
 		s.render(w, r, http.StatusBadRequest, "reset_confirm", p)
 		return
 	}
-	t, u, err := s.useToken(ctx, p.Token, kindReset)
-	if err == nil && (u.Email != t.Data || u.Disabled) {
-		err = errBadLink
-	}
-	if errors.Is(err, errBadLink) {
+	if _, err := s.peekToken(ctx, p.Token, kindReset); errors.Is(err, errBadLink) {
 		s.badLink(w, r, "/reset", "Ask for a new link")
 		return
-	}
-	if err != nil {
+	} else if err != nil {
 		s.serverError(w, r, "reset", err)
 		return
 	}
@@ -264,22 +257,36 @@ func (s *Service) resetConfirm(w http.ResponseWriter, r *http.Request) {
 		s.serverError(w, r, "reset: hash password", err)
 		return
 	}
-	// Following the link proves the address: a reset also activates.
-	u.PasswordHash, u.Active, u.EmailVerified, u.UpdatedAt = hash, true, true, s.now()
-	if err := s.store.UpdateUser(ctx, u); err != nil {
-		s.serverError(w, r, "reset: update user", err)
+	// The new password ends every other link of the user (reset,
+	// activation, e-mail change) in the same transaction.
+	_, u, err := s.redeemToken(ctx, p.Token, kindReset, func(t *storage.ActionToken, u *storage.User) (bool, error) {
+		if u.Email != t.Data || u.Disabled {
+			return false, errBadLink
+		}
+		// Following the link proves the address: a reset also activates.
+		u.PasswordHash, u.Active, u.EmailVerified = hash, true, true
+		return true, nil
+	})
+	if errors.Is(err, errBadLink) {
+		s.badLink(w, r, "/reset", "Ask for a new link")
+		return
+	}
+	if err != nil {
+		s.serverError(w, r, "reset", err)
 		return
 	}
 	if err := s.revokeEverything(ctx, u.ID); err != nil {
 		s.serverError(w, r, "reset", err)
 		return
 	}
-	if err := s.limiter.Succeeded(ctx, ActionLogin, u.Email); err != nil {
+	// The address that completed the reset is the owner's: it signs in
+	// undelayed.
+	if err := s.limiter.Succeeded(ctx, ActionLogin, u.Email, s.clientIP(r)); err != nil {
 		s.log.WarnContext(ctx, "accounts: reset: clear login limit", "user", u.ID, "err", err)
 	}
 	s.log.InfoContext(ctx, "accounts: password reset", "user", u.ID)
 	s.message(w, r, http.StatusOK, "Your password has been changed",
-		"Your password has been changed and you have been signed out everywhere. Sign in with your new password.", "")
+		"Your password has been changed and you have been signed out everywhere; links in e-mails sent before no longer work. Sign in with your new password.", "")
 }
 
 // ---- account page ----
@@ -321,9 +328,10 @@ func (s *Service) account(w http.ResponseWriter, r *http.Request) {
 	s.render(w, r, http.StatusOK, "account", p)
 }
 
-// reauthenticate checks the current password on the account page (counted
-// as a login attempt). It answers the request itself when it returns false.
-func (s *Service) reauthenticate(w http.ResponseWriter, r *http.Request, p *page, u *storage.User, field string) bool {
+// reauthenticate checks u's current password, posted in field of the form
+// of template tmpl (counted as a login attempt). It answers the request
+// itself, with the form and an error, when it returns false.
+func (s *Service) reauthenticate(w http.ResponseWriter, r *http.Request, p *page, u *storage.User, field, tmpl string) bool {
 	ctx := r.Context()
 	ok, retry, err := s.limiter.Allow(ctx, ActionLogin, u.Email, s.clientIP(r))
 	if err != nil {
@@ -336,7 +344,7 @@ func (s *Service) reauthenticate(w http.ResponseWriter, r *http.Request, p *page
 	}
 	if u.PasswordHash == "" {
 		p.Error, p.ErrorField = "Your account has no password yet. Use \"Forgot password\" to set one.", field
-		s.render(w, r, http.StatusBadRequest, "account", p)
+		s.render(w, r, http.StatusBadRequest, tmpl, p)
 		return false
 	}
 	good, err := password.Verify(u.PasswordHash, r.PostFormValue(field))
@@ -346,10 +354,10 @@ func (s *Service) reauthenticate(w http.ResponseWriter, r *http.Request, p *page
 	}
 	if !good {
 		p.Error, p.ErrorField = "Your current password is not correct.", field
-		s.render(w, r, http.StatusBadRequest, "account", p)
+		s.render(w, r, http.StatusBadRequest, tmpl, p)
 		return false
 	}
-	if err := s.limiter.Succeeded(ctx, ActionLogin, u.Email); err != nil {
+	if err := s.limiter.Succeeded(ctx, ActionLogin, u.Email, s.clientIP(r)); err != nil {
 		s.log.WarnContext(ctx, "accounts: clear login limit", "user", u.ID, "err", err)
 	}
 	return true
@@ -363,7 +371,7 @@ func (s *Service) changePassword(w http.ResponseWriter, r *http.Request) {
 	}
 	p := s.newPage(w, r, "Your account")
 	p.User = u
-	if !s.reauthenticate(w, r, p, u, "current_password") {
+	if !s.reauthenticate(w, r, p, u, "current_password", "account") {
 		return
 	}
 	pw := r.PostFormValue("new_password")
@@ -377,8 +385,12 @@ func (s *Service) changePassword(w http.ResponseWriter, r *http.Request) {
 		s.serverError(w, r, "account: hash password", err)
 		return
 	}
-	u.PasswordHash, u.UpdatedAt = hash, s.now()
-	if err := s.store.UpdateUser(ctx, u); err != nil {
+	// The new password ends every outstanding link of the user in the
+	// same transaction.
+	if _, err := s.store.ChangeUserSecurity(ctx, u.ID, func(u *storage.User) error {
+		u.PasswordHash, u.UpdatedAt = hash, s.now()
+		return nil
+	}); err != nil {
 		s.serverError(w, r, "account: update user", err)
 		return
 	}
@@ -388,7 +400,7 @@ func (s *Service) changePassword(w http.ResponseWriter, r *http.Request) {
 	}
 	s.log.InfoContext(ctx, "accounts: password changed", "user", u.ID)
 	s.message(w, r, http.StatusOK, "Your password has been changed",
-		"Your password has been changed and you have been signed out everywhere. Sign in again with your new password.", "")
+		"Your password has been changed and you have been signed out everywhere; links in e-mails sent before no longer work. Sign in again with your new password.", "")
 }
 
 func (s *Service) changeEmail(w http.ResponseWriter, r *http.Request) {
@@ -411,7 +423,7 @@ func (s *Service) changeEmail(w http.ResponseWriter, r *http.Request) {
 		s.render(w, r, http.StatusBadRequest, "account", p)
 		return
 	}
-	if !s.reauthenticate(w, r, p, u, "email_password") {
+	if !s.reauthenticate(w, r, p, u, "email_password", "account") {
 		return
 	}
 	// An address that belongs to another account gets no mail, and the
@@ -432,21 +444,50 @@ func (s *Service) changeEmail(w http.ResponseWriter, r *http.Request) {
 	s.render(w, r, http.StatusOK, "account", p)
 }
 
+// emailConfirmForm shows the button that confirms a new address. The link
+// alone is not enough: in a browser that is not signed in to the account,
+// the page asks for the account's password as well (see emailConfirm).
 func (s *Service) emailConfirmForm(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
 	p := s.newPage(w, r, "Confirm your new address")
 	p.Token = r.URL.Query().Get("token")
-	if p.Token == "" {
+	t, err := s.peekToken(ctx, p.Token, kindEmailChange)
+	if errors.Is(err, errBadLink) {
 		s.badLink(w, r, "/account", "Go to your account")
 		return
+	}
+	if err != nil {
+		s.serverError(w, r, "confirm e-mail", err)
+		return
+	}
+	cu, err := s.currentUser(r)
+	if err != nil {
+		s.serverError(w, r, "confirm e-mail: current user", err)
+		return
+	}
+	if cu != nil && cu.ID == t.UserID {
+		p.User = cu // signed in to the account: no password asked
+	} else {
+		p.Title = "Sign in to confirm your new address"
 	}
 	s.render(w, r, http.StatusOK, "email_confirm", p)
 }
 
+// emailConfirm changes the address to the one the link was sent to. It
+// takes the account's browser session or its current password (counted
+// as a login attempt): whoever holds the link but not the account — say
+// someone who knew an old password and asked for the change before the
+// owner reset it — changes nothing.
 func (s *Service) emailConfirm(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
-	t, u, err := s.useToken(ctx, r.PostFormValue("token"), kindEmailChange)
-	if err == nil && u.Disabled {
-		err = errBadLink
+	raw := r.PostFormValue("token")
+	t, err := s.peekToken(ctx, raw, kindEmailChange)
+	var u *storage.User
+	if err == nil {
+		u, err = s.store.GetUser(ctx, t.UserID)
+		if errors.Is(err, storage.ErrNotFound) || (err == nil && u.Disabled) {
+			err = errBadLink
+		}
 	}
 	if errors.Is(err, errBadLink) {
 		s.badLink(w, r, "/account", "Go to your account")
@@ -456,9 +497,33 @@ func (s *Service) emailConfirm(w http.ResponseWriter, r *http.Request) {
 		s.serverError(w, r, "confirm e-mail", err)
 		return
 	}
+	cu, err := s.currentUser(r)
+	if err != nil {
+		s.serverError(w, r, "confirm e-mail: current user", err)
+		return
+	}
+	if cu == nil || cu.ID != u.ID {
+		p := s.newPage(w, r, "Sign in to confirm your new address")
+		p.Token = raw
+		if !s.reauthenticate(w, r, p, u, "password", "email_confirm") {
+			return
+		}
+	}
+	// The new address ends every other outstanding link of the user, in
+	// the same transaction; a password reset or change that came first
+	// has ended this one.
 	old := u.Email
-	u.Email, u.EmailVerified, u.UpdatedAt = t.Data, true, s.now()
-	switch err := s.store.UpdateUser(ctx, u); {
+	_, u, err = s.redeemToken(ctx, raw, kindEmailChange, func(t *storage.ActionToken, u *storage.User) (bool, error) {
+		if u.Disabled {
+			return false, errBadLink
+		}
+		u.Email, u.EmailVerified = t.Data, true
+		return true, nil
+	})
+	switch {
+	case errors.Is(err, errBadLink):
+		s.badLink(w, r, "/account", "Go to your account")
+		return
 	case errors.Is(err, storage.ErrConflict):
 		s.message(w, r, http.StatusConflict, "This address is taken", "",
 			"Another account uses "+t.Data+" now, so your address was not changed.")
@@ -468,7 +533,7 @@ func (s *Service) emailConfirm(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	// The login limit follows the address.
-	if err := s.limiter.Succeeded(ctx, ActionLogin, old); err != nil {
+	if err := s.limiter.Succeeded(ctx, ActionLogin, old, ""); err != nil {
 		s.log.WarnContext(ctx, "accounts: clear login limit", "user", u.ID, "err", err)
 	}
 	s.log.InfoContext(ctx, "accounts: e-mail changed", "user", u.ID)

@@ -5,8 +5,11 @@ import (
 	"crypto/subtle"
 	"errors"
 	"fmt"
+	"maps"
 	"net/http"
 	"net/mail"
+	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -72,9 +75,14 @@ func (s *Service) newPage(w http.ResponseWriter, r *http.Request, title string) 
 	}
 }
 
+// form is the page a POST handler answers with its form: the template and
+// its title.
+type form struct{ tmpl, title string }
+
 // protect wraps every page: security headers, cross-origin protection, a
-// bounded form and the double-submit token on POST.
-func (s *Service) protect(h http.HandlerFunc) http.Handler {
+// bounded form, the double-submit token, and text every field can hold on
+// POST (f is the form shown again when a field cannot be used).
+func (s *Service) protect(h http.HandlerFunc, f form) http.Handler {
 	checked := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method == http.MethodPost {
 			r.Body = http.MaxBytesReader(w, r.Body, maxForm)
@@ -85,6 +93,10 @@ func (s *Service) protect(h http.HandlerFunc) http.Handler {
 			if !s.csrfValid(r) {
 				s.message(w, r, http.StatusForbidden, "This form has expired", "",
 					"This form has expired or was sent from another site. Go back, reload the page and try again.")
+				return
+			}
+			if field := unusableField(r.PostForm); field != "" {
+				s.unusableInput(w, r, f, field)
 				return
 			}
 		}
@@ -100,6 +112,68 @@ func (s *Service) protect(h http.HandlerFunc) http.Handler {
 		hdr.Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; img-src * data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
 		protected.ServeHTTP(w, r)
 	})
+}
+
+// unusableField returns the name of the first field (in name order) whose
+// value is no text: a NUL byte or invalid UTF-8, which no column can hold
+// and no one types. "" when every field is fine.
+func unusableField(form url.Values) string {
+	names := slices.Sorted(maps.Keys(form))
+	for _, name := range names {
+		if !usableText(name) {
+			return name
+		}
+		for _, v := range form[name] {
+			if !usableText(v) {
+				return name
+			}
+		}
+	}
+	return ""
+}
+
+func usableText(v string) bool { return utf8.ValidString(v) && strings.IndexByte(v, 0) < 0 }
+
+// fieldLabels name the inputs in messages.
+var fieldLabels = map[string]string{
+	"name":             "Your name",
+	"email":            "The e-mail address",
+	"new_email":        "The new e-mail address",
+	"password":         "The password",
+	"current_password": "The current password",
+	"new_password":     "The new password",
+	"email_password":   "The current password",
+}
+
+// unusableInput answers a form with a field that holds no text: 400, the
+// form again with an error on that field, and nothing done.
+func (s *Service) unusableInput(w http.ResponseWriter, r *http.Request, f form, field string) {
+	if f.tmpl == "" || (f.tmpl == "register" && !s.cfg.AllowRegistration) {
+		s.message(w, r, http.StatusBadRequest, "Check what you entered", "",
+			"The form contains a character that can't be used here. Go back, correct it and try again.")
+		return
+	}
+	label, ok := fieldLabels[field]
+	if !ok {
+		label, field = "The form", ""
+	}
+	p := s.newPage(w, r, f.title)
+	p.Error = label + " contains a character that can't be used here (a NUL byte, or text that is not valid UTF-8). Correct it and try again."
+	p.ErrorField = field
+	for _, name := range []string{"name", "email", "new_email"} {
+		if v := r.PostForm.Get(name); usableText(v) {
+			p.Values[name] = strings.TrimSpace(v)
+		}
+	}
+	if tok := r.PostForm.Get("token"); validTokenFormat(tok) {
+		p.Token = tok
+	}
+	if f.tmpl == "account" {
+		if p.User = s.signedInUser(w, r); p.User == nil {
+			return
+		}
+	}
+	s.render(w, r, http.StatusBadRequest, f.tmpl, p)
 }
 
 func (s *Service) crossOriginDenied(w http.ResponseWriter, r *http.Request) {
@@ -177,7 +251,7 @@ func (s *Service) tooMany(w http.ResponseWriter, r *http.Request, retryAfter tim
 	secs := retryAfterSeconds(retryAfter)
 	w.Header().Set("Retry-After", strconv.Itoa(secs))
 	s.message(w, r, http.StatusTooManyRequests, "Too many attempts", "",
-		fmt.Sprintf("Too many attempts. For your security, please wait %s and try again.", humanDuration(time.Duration(secs)*time.Second)))
+		fmt.Sprintf("Too many attempts. For your security, try again in %s.", humanDuration(time.Duration(secs)*time.Second)))
 }
 
 // userMessage turns an error meant for people into a sentence.

@@ -208,7 +208,7 @@ func (e *env) userDeleteCommand() *cobra.Command {
 func (e *env) userSetPasswordCommand() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:     "set-password EMAIL|ID",
-		Short:   "Set a user's password from standard input; revokes their sessions",
+		Short:   "Set a user's password from standard input; revokes their sessions and e-mailed links",
 		Example: `  echo 'a new long password' | bridgekeeper user set-password --dsn sqlite:data/bk.db ada@example.com`,
 		Args:    exactArgs(1, "the user's e-mail address or id"),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -221,14 +221,18 @@ func (e *env) userSetPasswordCommand() *cobra.Command {
 				if err != nil {
 					return err
 				}
-				u.PasswordHash = hash
-				if err := store.UpdateUser(ctx, u); err != nil {
+				// A security change like a reset: the links mailed before
+				// it (activation, reset, e-mail change) end with it.
+				if _, err := store.ChangeUserSecurity(ctx, u.ID, func(u *storage.User) error {
+					u.PasswordHash = hash
+					return nil
+				}); err != nil {
 					return fmt.Errorf("update user: %w", err)
 				}
 				if err := revokeUser(ctx, store, u.ID); err != nil {
 					return err
 				}
-				fmt.Fprintf(e.stdout, "password set for %s; their sessions and refresh tokens were revoked\n", u.Email)
+				fmt.Fprintf(e.stdout, "password set for %s; their sessions, refresh tokens and outstanding e-mail links were revoked\n", u.Email)
 				return nil
 			})
 		},
