@@ -172,7 +172,7 @@ func TestNodeConnector(t *testing.T) {
 	script := filepath.Join(dir, "connector.js")
 	e := newEnv(t, envOptions{
 		connectors: func(*env) []config.Connector {
-			return []config.Connector{{ID: "node", Name: "Node example", Path: script, SHA256: sha256Hex(t, script), AutoMTLS: new(bool),
+			return []config.Connector{{ID: "node", Name: "Node example", Path: script, SHA256: sha256Hex(t, script), AutoMTLS: new(bool), TrustEmail: true,
 				Config: map[string]any{"issuer": "https://node-idp.test", "users": map[string]any{
 					"ann":     map[string]any{"sub": "node-ann", "email": "ann@example.test", "name": "Ann"},
 					"noemail": map[string]any{"sub": "node-x"},
