@@ -7,10 +7,12 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
+	"github.com/bridgekeeper/bridgekeeper/broker"
 	"github.com/bridgekeeper/bridgekeeper/internal/config"
 )
 
@@ -156,4 +158,19 @@ func TestConfigFlagsAreDocumentedInREADME(t *testing.T) {
 			t.Errorf("README.md does not document --%s", f.Name)
 		}
 	})
+}
+
+// The config's tokens.refresh_reuse_grace reaches the broker; its 0 (off)
+// becomes the broker's negative (off), not the broker's zero (default).
+func TestBrokerConfigRefreshReuseGrace(t *testing.T) {
+	for value, want := range map[time.Duration]time.Duration{10 * time.Second: 10 * time.Second, 0: -1, time.Minute: time.Minute} {
+		cfg := config.Default()
+		cfg.Tokens.RefreshReuseGrace = value
+		if got := brokerConfig(cfg, nil, nil, nil).RefreshReuseGrace; got != want {
+			t.Errorf("tokens.refresh_reuse_grace %v: broker gets %v, want %v", value, got, want)
+		}
+	}
+	if got := brokerConfig(config.Default(), nil, nil, nil).RefreshReuseGrace; got != broker.DefaultRefreshReuseGrace {
+		t.Errorf("default: broker gets %v, want %v", got, broker.DefaultRefreshReuseGrace)
+	}
 }
