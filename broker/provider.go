@@ -78,8 +78,8 @@ func newProvider(cfg Config, store *txStore, check *atomic.Pointer[RefreshCheck]
 		compose.OAuth2PKCEFactory,
 	)
 	// Before fosite's code and refresh handlers, which revoke a grant on
-	// any replay.
-	guard := &replayGuard{store: store, hmac: enigma, tokens: jwtStrategy, reuseGrace: cfg.RefreshReuseGrace}
+	// any replay (replay.go).
+	guard := &replayGuard{hmac: enigma}
 	fcfg.TokenEndpointHandlers = append(fosite.TokenEndpointHandlers{guard}, fcfg.TokenEndpointHandlers...)
 	for i, h := range fcfg.RevocationHandlers {
 		fcfg.RevocationHandlers[i] = &authenticRevocation{next: h, hmac: enigma, signer: signer}

@@ -3,87 +3,59 @@ package broker
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/ory/fosite"
-	"github.com/ory/fosite/handler/oauth2"
 	"github.com/ory/fosite/token/hmac"
 	"github.com/ory/fosite/token/jwt"
 
 	"github.com/bridgekeeper/bridgekeeper/storage"
 )
 
-// replayGuard is the first token endpoint handler of the code and refresh
-// grants. fosite revokes a whole grant when a spent authorization code or a
-// rotated refresh token is presented again, and it does so before checking
+// A spent authorization code or rotated refresh token presented again
+// makes fosite revoke the whole grant, and fosite does so before it checks
 // the token's HMAC or the client presenting it: the signature half of a
 // token (all a log line, a proxy or a database reader may have) in a
-// request naming any client would end someone else's grant. The guard
-// lets a replay reach fosite only when it is a real one:
+// request naming any client would end someone else's grant. Two pieces
+// let only a real replay through:
 //
-//   - the token is authentic: its HMAC checks, whatever its state, else
-//     invalid_grant before anything is read;
-//   - a spent code or rotated refresh token presented by another client
-//     than the one it was issued to is invalid_grant, nothing revoked;
-//   - a refresh token rotated less than reuseGrace ago is invalid_grant,
-//     nothing revoked: the loser of two concurrent refreshes (two tabs)
-//     must not end the grant the winner just renewed.
+//   - replayGuard, the first token endpoint handler of the code and
+//     refresh grants, refuses a token whose HMAC does not check
+//     (invalid_grant), before anything is read;
+//   - txStore's GetAuthorizeCodeSession and GetRefreshTokenSession, which
+//     report the spent token to fosite, report it as not found instead
+//     (fosite answers invalid_grant and revokes nothing) when the client
+//     presenting it is not the one it was issued to, or when a refresh
+//     token was rotated less than the reuse grace ago — the loser of two
+//     concurrent refreshes (two tabs) must not end the grant the winner
+//     just renewed.
 //
-// Everything else (a live token, an unknown one, an authentic replay by
-// its own client after the grace window) is fosite's to handle. The token
-// row the guard reads is the one fosite reads next: the token endpoint's
-// read memo serves it, so the guard costs no database round trip.
+// Only an authentic token, presented by its own client (past the grace
+// window, for a refresh token) reaches fosite's replay revocation. The
+// decision is taken on the row fosite reads anyway: no extra database read
+// on any path.
+
+// Why txStore reported a replay as not found; handleToken words the answer.
+var (
+	errReplayByOtherClient = fmt.Errorf("a spent code or rotated refresh token presented by another client than its own: %w", fosite.ErrNotFound)
+	errReuseWithinGrace    = fmt.Errorf("a refresh token reused within the reuse grace period: %w", fosite.ErrNotFound)
+)
+
+// replayGuard is the first token endpoint handler of the code and refresh
+// grants: a code or refresh token whose HMAC does not check is
+// invalid_grant, whatever its state (fosite would call a live one's
+// forgery invalid_request, and a spent one's a replay).
 type replayGuard struct {
-	store      oauth2.CoreStorage
-	hmac       *hmac.HMACStrategy
-	tokens     oauth2.CoreStrategy // the signatures codes and refresh tokens are stored under
-	reuseGrace time.Duration       // <= 0: every reuse is a replay
+	hmac *hmac.HMACStrategy
 }
 
 func (g *replayGuard) HandleTokenEndpointRequest(ctx context.Context, req fosite.AccessRequester) error {
-	var (
-		stored fosite.Requester
-		err    error
-	)
-	form := req.GetRequestForm()
-	switch {
-	case req.GetGrantTypes().ExactOne("refresh_token"):
-		token := form.Get("refresh_token")
-		if err := g.authentic(ctx, token); err != nil {
-			return err
-		}
-		stored, err = g.store.GetRefreshTokenSession(ctx, g.tokens.RefreshTokenSignature(ctx, token), nil)
-	case req.GetGrantTypes().ExactOne("authorization_code"):
-		token := form.Get("code")
-		if err := g.authentic(ctx, token); err != nil {
-			return err
-		}
-		stored, err = g.store.GetAuthorizeCodeSession(ctx, g.tokens.AuthorizeCodeSignature(ctx, token), nil)
-	default:
-		return fosite.ErrUnknownRequest
+	param := "code"
+	if req.GetGrantTypes().ExactOne("refresh_token") {
+		param = "refresh_token"
 	}
-	if !errors.Is(err, fosite.ErrInactiveToken) && !errors.Is(err, fosite.ErrInvalidatedAuthorizeCode) {
-		return nil // live, unknown or unreadable: fosite answers
-	}
-	if stored == nil || stored.GetClient() == nil || req.GetClient() == nil ||
-		stored.GetClient().GetID() != req.GetClient().GetID() {
-		return fosite.ErrInvalidGrant.WithHint("The authorization code or refresh token was not issued to this client.")
-	}
-	var rotated *storage.RotatedError
-	if g.reuseGrace > 0 && errors.As(err, &rotated) {
-		if since := time.Since(rotated.At); since <= g.reuseGrace {
-			return fosite.ErrInvalidGrant.
-				WithHint("The refresh token was used a moment ago by another request; use the refresh token that request received.").
-				WithDebugf("Refresh token rotated %s ago, within the reuse grace period; nothing was revoked.", since.Round(time.Millisecond))
-		}
-	}
-	return nil // a replay by the token's own client: fosite revokes the grant
-}
-
-// authentic refuses a token whose HMAC does not check (a made-up key part
-// beside a stolen signature, or garbage).
-func (g *replayGuard) authentic(ctx context.Context, token string) error {
-	if err := g.hmac.Validate(ctx, token); err != nil {
+	if err := g.hmac.Validate(ctx, req.GetRequestForm().Get(param)); err != nil {
 		return fosite.ErrInvalidGrant.WithHint("The authorization code or refresh token is malformed or not valid.").WithWrap(err).WithDebug(err.Error())
 	}
 	return nil
@@ -99,6 +71,61 @@ func (g *replayGuard) CanSkipClientAuth(context.Context, fosite.AccessRequester)
 
 func (g *replayGuard) CanHandleTokenEndpointRequest(_ context.Context, req fosite.AccessRequester) bool {
 	return req.GetGrantTypes().ExactOne("refresh_token") || req.GetGrantTypes().ExactOne("authorization_code")
+}
+
+// GetAuthorizeCodeSession reports a spent code as a replay only when its
+// own client presents it (see above).
+func (t *txStore) GetAuthorizeCodeSession(ctx context.Context, sig string, sess fosite.Session) (fosite.Requester, error) {
+	req, err := t.Store.GetAuthorizeCodeSession(ctx, sig, sess)
+	if errors.Is(err, fosite.ErrInvalidatedAuthorizeCode) {
+		return t.replay(ctx, req, err)
+	}
+	return req, err
+}
+
+// GetRefreshTokenSession reports a rotated or revoked refresh token as a
+// replay only when its own client presents it, and a rotated one only once
+// the reuse grace has passed since its rotation (see above).
+func (t *txStore) GetRefreshTokenSession(ctx context.Context, sig string, sess fosite.Session) (fosite.Requester, error) {
+	req, err := t.Store.GetRefreshTokenSession(ctx, sig, sess)
+	if errors.Is(err, fosite.ErrInactiveToken) {
+		return t.replay(ctx, req, err)
+	}
+	return req, err
+}
+
+// replay decides about a spent token (stored, with its inactive error)
+// read on behalf of a token request. Reads for anything else (revocation,
+// introspection) carry no token request and get the token as it is.
+func (t *txStore) replay(ctx context.Context, stored fosite.Requester, err error) (fosite.Requester, error) {
+	presented, ok := ctx.Value(fosite.AccessRequestContextKey).(fosite.AccessRequester)
+	if !ok || stored == nil {
+		return stored, err
+	}
+	if presented.GetClient() == nil || stored.GetClient() == nil || presented.GetClient().GetID() != stored.GetClient().GetID() {
+		return nil, errReplayByOtherClient
+	}
+	var rotated *storage.RotatedError
+	if t.reuseGrace > 0 && errors.As(err, &rotated) {
+		if since := time.Since(rotated.At); since <= t.reuseGrace {
+			return nil, fmt.Errorf("rotated %s ago: %w", since.Round(time.Millisecond), errReuseWithinGrace)
+		}
+	}
+	return stored, err
+}
+
+// replayAnswer words the invalid_grant fosite gives for a replay that
+// txStore did not count.
+func replayAnswer(err error) error {
+	switch {
+	case errors.Is(err, errReuseWithinGrace):
+		return fosite.ErrInvalidGrant.WithHint("The refresh token was used a moment ago by another request; use the refresh token that request received.").
+			WithWrap(err).WithDebug(err.Error())
+	case errors.Is(err, errReplayByOtherClient):
+		return fosite.ErrInvalidGrant.WithHint("The authorization code or refresh token was not issued to this client.").
+			WithWrap(err).WithDebug(err.Error())
+	}
+	return err
 }
 
 // authenticRevocation wraps fosite's revocation handler: fosite looks a

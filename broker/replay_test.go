@@ -84,7 +84,15 @@ func TestReplayRevokesOnlyForItsClient(t *testing.T) {
 			v := newVictimGrant(t, e) // each attack on a grant of its own
 			a := attacks(v)[i]
 			t.Run(a.name, func(t *testing.T) {
-				wantTokenError(t, e.token(a.form, a.user, a.pass), http.StatusBadRequest, "invalid_grant")
+				tr := e.token(a.form, a.user, a.pass)
+				wantTokenError(t, tr, http.StatusBadRequest, "invalid_grant")
+				want := "malformed or not valid"
+				if !strings.Contains(a.name, "signature half") {
+					want = "not issued to this client"
+				}
+				if !strings.Contains(tr.Description, want) {
+					t.Errorf("description %q does not say %q", tr.Description, want)
+				}
 				v.stillWorks(t, e, a.name)
 			})
 		}
@@ -203,7 +211,11 @@ func TestRefreshReuseGraceWindow(t *testing.T) {
 		first := mustOK(t, e.exchange(e.browser().loginForCode(ar), ar))
 		second := mustOK(t, e.refresh(first.RefreshToken))
 		// Within the window: refused, nothing revoked.
-		wantTokenError(t, e.refresh(first.RefreshToken), http.StatusBadRequest, "invalid_grant")
+		loser := e.refresh(first.RefreshToken)
+		wantTokenError(t, loser, http.StatusBadRequest, "invalid_grant")
+		if !strings.Contains(loser.Description, "used a moment ago by another request") {
+			t.Errorf("a reuse within the window: %q does not say what happened", loser.Description)
+		}
 		if !e.active(second.RefreshToken) || !e.active(second.AccessToken) {
 			t.Fatal("reuse within the grace window revoked the grant")
 		}

@@ -212,7 +212,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	s := &Server{
 		cfg:      cfg,
 		log:      cfg.Logger,
-		store:    newTxStore(cfg.Store),
+		store:    newTxStore(cfg.Store, cfg.RefreshReuseGrace),
 		keys:     cfg.Keys,
 		tmpl:     tmpl,
 		secure:   issuer.Scheme == "https",

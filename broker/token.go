@@ -26,6 +26,7 @@ func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) {
 		if down := outage(err); down != nil {
 			err = down
 		}
+		err = replayAnswer(err)
 		outcome = fosite.ErrorToRFC6749Error(err).ErrorField
 		s.logGrantError(ctx, "token", err)
 		if ar == nil {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"sync"
+	"time"
 
 	"github.com/ory/fosite"
 
@@ -22,8 +23,9 @@ import (
 // SQLite's only writer connection (or Postgres row locks).
 type txStore struct {
 	*storage.Store
-	clients *clientCache // nil: no caching
-	commits groupCommit  // SQLite: concurrent grants share a commit
+	reuseGrace time.Duration // Config.RefreshReuseGrace (replay.go)
+	clients    *clientCache  // nil: no caching
+	commits    groupCommit   // SQLite: concurrent grants share a commit
 	// codeSignature gives the signature an authorization code is stored
 	// under (fosite's strategy; set by newProvider).
 	codeSignature func(code string) string
@@ -40,13 +42,14 @@ func (t *txStore) useCodeSignature(sig func(code string) string) {
 // newTxStore wraps store with a client cache, which the token rows it
 // loads take their client from too (fosite authenticated the same client
 // a moment earlier).
-func newTxStore(store *storage.Store) *txStore {
+func newTxStore(store *storage.Store, reuseGrace time.Duration) *txStore {
 	cache := newClientCache(clientCacheTTL)
 	return &txStore{
 		Store: store.WithClientSource(func(ctx context.Context, id string) (*storage.Client, error) {
 			return cache.get(ctx, id, store.LookupClient)
 		}),
-		clients: cache,
+		reuseGrace: reuseGrace,
+		clients:    cache,
 	}
 }
 
