@@ -293,29 +293,6 @@ func TestLogoutWithoutHintAsksFirst(t *testing.T) {
 	})
 }
 
-func TestRefreshReuseGrace(t *testing.T) {
-	forEachBackend(t, func(t *testing.T, b storagetest.Backend) {
-		e := newTestEnv(t, b, func(c *Config) { c.RefreshReuseGrace = time.Minute })
-		ar := spaAuth()
-		first := mustOK(t, e.exchange(e.browser().loginForCode(ar), ar))
-		second := mustOK(t, e.refresh(first.RefreshToken))
-		// Within the grace period: refused, the grant survives.
-		wantTokenError(t, e.refresh(first.RefreshToken), http.StatusBadRequest, "invalid_grant")
-		if !e.active(second.RefreshToken) || !e.active(second.AccessToken) {
-			t.Fatal("reuse within the grace period revoked the grant")
-		}
-		// Past it (rotation backdated): the grant is revoked.
-		if _, err := e.store.DB().NewUpdate().Table("refresh_tokens").Set("first_used_at = ?", time.Now().Add(-time.Hour)).
-			Where("first_used_at IS NOT NULL").Exec(t.Context()); err != nil {
-			t.Fatal(err)
-		}
-		wantTokenError(t, e.refresh(first.RefreshToken), http.StatusBadRequest, "invalid_grant")
-		if e.active(second.RefreshToken) || e.active(second.AccessToken) {
-			t.Fatal("reuse after the grace period did not revoke the grant")
-		}
-	})
-}
-
 func TestES256Keys(t *testing.T) {
 	e := newTestEnvAlg(t, storagetest.Backend{Name: "sqlite"}, "ES256", nil)
 	ar := spaAuth()

@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/url"
@@ -117,7 +118,9 @@ func TestConfidentialClientCodeFlow(t *testing.T) {
 
 func TestRefreshRotationAndReuse(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, b storagetest.Backend) {
-		e := newTestEnv(t, b, nil)
+		// Without the reuse grace, so that an immediate reuse counts
+		// (TestRefreshReuseGraceWindow tests reuse after the window).
+		e := newTestEnv(t, b, func(c *Config) { c.RefreshReuseGrace = -1 })
 		ar := spaAuth()
 		first := mustOK(t, e.exchange(e.browser().loginForCode(ar), ar))
 
@@ -204,13 +207,37 @@ func TestIntrospection(t *testing.T) {
 		if e.introspect(tr.RefreshToken)["active"] != false {
 			t.Error("api may not introspect the SPA's refresh token")
 		}
-		// An access token with no granted audience is visible to any
-		// confidential client.
+		// An access token with no granted audience is meant for its own
+		// client (its aud is that client): nobody else may introspect it,
+		// neither a user's token nor another client's client_credentials
+		// token.
 		war := spaAuth("client_id", webID, "redirect_uri", webRedirect, "code_challenge", "", "code_challenge_method", "")
 		wcode := e.browser().loginForCode(war)
 		wtr := mustOK(t, e.token(url.Values{"grant_type": {"authorization_code"}, "code": {wcode}, "redirect_uri": {webRedirect}}, webID, webSecret))
-		if e.introspect(wtr.AccessToken)["active"] != true {
-			t.Error("an access token without audience should be visible to api")
+		if _, at := e.verifyJWT(wtr.AccessToken); fmt.Sprint(at["aud"]) != "["+webID+"]" {
+			t.Fatalf("aud of web's token: %v", at["aud"])
+		}
+		if m := e.introspect(wtr.AccessToken); m["active"] != false || len(m) != 1 {
+			t.Errorf("api may introspect web's access token (aud web): %v", m)
+		}
+		wcc := mustOK(t, e.token(url.Values{"grant_type": {"client_credentials"}}, webID, webSecret))
+		if m := e.introspect(wcc.AccessToken); m["active"] != false || len(m) != 1 {
+			t.Errorf("api may introspect web's client_credentials token: %v", m)
+		}
+		acc := mustOK(t, e.token(url.Values{"grant_type": {"client_credentials"}, "scope": {"read"}, "audience": {"reports"}}, apiID, apiSecret))
+		for _, tok := range []string{acc.AccessToken, tr.RefreshToken} {
+			if resp, body := e.post(pathIntrospect, url.Values{"token": {tok}}, webID, webSecret); strings.TrimSpace(string(body)) != `{"active":false}` {
+				t.Errorf("web may introspect another client's token: %d %s", resp.StatusCode, body)
+			}
+		}
+		// Each client still sees its own tokens.
+		for _, tok := range []string{wtr.AccessToken, wcc.AccessToken} {
+			if resp, body := e.post(pathIntrospect, url.Values{"token": {tok}}, webID, webSecret); !strings.Contains(string(body), `"active":true`) {
+				t.Errorf("web cannot introspect its own token: %d %s", resp.StatusCode, body)
+			}
+		}
+		if m := e.introspect(acc.AccessToken); m["active"] != true || m["client_id"] != apiID {
+			t.Errorf("api cannot introspect its own client_credentials token: %v", m)
 		}
 		if e.introspect(wtr.RefreshToken)["active"] != false {
 			t.Error("web's refresh token is visible to api")

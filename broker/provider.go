@@ -54,7 +54,8 @@ func newProvider(cfg Config, store *txStore, check *atomic.Pointer[RefreshCheck]
 		return k, nil
 	}
 	signer := &kidSigner{DefaultSigner: &jwt.DefaultSigner{GetPrivateKey: keyGetter}, keys: cfg.Keys}
-	hmacStrategy := oauth2.NewHMACSHAStrategyUnPrefixed(&hmac.HMACStrategy{Config: fcfg}, fcfg)
+	enigma := &hmac.HMACStrategy{Config: fcfg}
+	hmacStrategy := oauth2.NewHMACSHAStrategyUnPrefixed(enigma, fcfg)
 	jwtStrategy := compose.NewOAuth2JWTStrategy(keyGetter, hmacStrategy, fcfg)
 	jwtStrategy.Signer = signer
 	store.useCodeSignature(func(code string) string { return jwtStrategy.AuthorizeCodeSignature(context.Background(), code) })
@@ -76,7 +77,16 @@ func newProvider(cfg Config, store *txStore, check *atomic.Pointer[RefreshCheck]
 		compose.OAuth2TokenIntrospectionFactory,
 		compose.OAuth2PKCEFactory,
 	)
-	// After fosite's refresh handler has restored the grant's session.
+	// Before fosite's code and refresh handlers, which revoke a grant on
+	// any replay (replay.go).
+	guard := &replayGuard{hmac: enigma}
+	fcfg.TokenEndpointHandlers = append(fosite.TokenEndpointHandlers{guard}, fcfg.TokenEndpointHandlers...)
+	for i, h := range fcfg.RevocationHandlers {
+		fcfg.RevocationHandlers[i] = &authenticRevocation{next: h, hmac: enigma, signer: signer}
+	}
+	// After fosite's refresh handler has restored the grant's session; the
+	// scope first, so the user check builds the ID token for the narrowed one.
+	fcfg.TokenEndpointHandlers.Append(refreshScope{})
 	fcfg.TokenEndpointHandlers.Append(&refreshUserCheck{store: store.Store, check: check})
 	return provider.(*fosite.Fosite)
 }

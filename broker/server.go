@@ -41,6 +41,14 @@ const (
 	pathHealth     = "/healthz"
 )
 
+// The refresh reuse grace (Config.RefreshReuseGrace): its default, and the
+// longest one allowed. A longer window would let a stolen refresh token be
+// replayed without revoking the grant for longer (RFC 9700 section 4.14).
+const (
+	DefaultRefreshReuseGrace = 10 * time.Second
+	MaxRefreshReuseGrace     = 5 * time.Minute
+)
+
 // Config configures the broker. Issuer, Store, Keys and Secret are required;
 // zero durations take the documented defaults.
 type Config struct {
@@ -58,7 +66,10 @@ type Config struct {
 	PendingLoginLifetime  time.Duration // default 10m
 	// RefreshReuseGrace: a refresh token presented again within this time
 	// after its rotation is refused (invalid_grant) without revoking the
-	// grant. Default 0 (off): any reuse revokes the whole family. At most 5m.
+	// grant, so the loser of two concurrent refreshes does not end the
+	// grant the winner renewed; later reuse revokes the whole family.
+	// Zero takes the default, DefaultRefreshReuseGrace; a negative value
+	// turns it off (any reuse revokes). At most 5m.
 	RefreshReuseGrace time.Duration
 	TemplateDir       string // optional directory whose *.html override the embedded templates (else Theme.TemplateDir)
 
@@ -118,6 +129,9 @@ func (c *Config) setDefaults() {
 	def(&c.AuthorizeCodeLifetime, 2*time.Minute)
 	def(&c.SessionLifetime, 24*time.Hour)
 	def(&c.PendingLoginLifetime, 10*time.Minute)
+	if c.RefreshReuseGrace == 0 {
+		c.RefreshReuseGrace = DefaultRefreshReuseGrace
+	}
 	c.Issuer = strings.TrimRight(c.Issuer, "/")
 	if c.Theme.ProductName == "" {
 		c.Theme.ProductName = "Bridgekeeper"
@@ -178,8 +192,8 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	case cfg.Secret == nil:
 		return nil, errors.New("broker: system secret is required")
 	}
-	if cfg.RefreshReuseGrace < 0 || cfg.RefreshReuseGrace > 5*time.Minute {
-		return nil, fmt.Errorf("broker: refresh reuse grace %v must be between 0 (off) and 5m", cfg.RefreshReuseGrace)
+	if cfg.RefreshReuseGrace > MaxRefreshReuseGrace {
+		return nil, fmt.Errorf("broker: refresh reuse grace %v must be at most %v", cfg.RefreshReuseGrace, MaxRefreshReuseGrace)
 	}
 	if !colorRE.MatchString(cfg.Theme.PrimaryColor) {
 		return nil, fmt.Errorf("broker: theme primary colour %q: want #rgb, #rrggbb or a colour name", cfg.Theme.PrimaryColor)

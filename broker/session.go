@@ -24,6 +24,11 @@ type session struct {
 	// issued: a subset of the grant's, asked for with resource or audience
 	// on the token request. Never stored: the grant keeps its audience.
 	AccessAudience []string `json:"-"`
+
+	// GrantScopes, when set, are the grant's scopes while a refresh
+	// request's scope parameter narrowed the tokens being issued
+	// (refreshScope): the rotated refresh token keeps these. Never stored.
+	GrantScopes []string `json:"-"`
 }
 
 var (

@@ -26,6 +26,7 @@ func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) {
 		if down := outage(err); down != nil {
 			err = down
 		}
+		err = replayAnswer(err)
 		outcome = fosite.ErrorToRFC6749Error(err).ErrorField
 		s.logGrantError(ctx, "token", err)
 		if ar == nil {
@@ -145,6 +146,13 @@ func (s *Server) handleRevoke(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		s.logGrantError(ctx, "revoke", err)
 	}
+	if errors.Is(err, fosite.ErrUnauthorizedClient) {
+		// RFC 7009 section 2.1: a token issued to another client is
+		// refused with an error (fosite would answer 200); nothing is
+		// revoked.
+		writeOAuthError(w, http.StatusBadRequest, "unauthorized_client", "The token was not issued to this client.")
+		return
+	}
 	s.provider.WriteRevocationResponse(ctx, w, err)
 }
 
@@ -211,14 +219,13 @@ func (s *Server) handleIntrospect(w http.ResponseWriter, r *http.Request) {
 	_ = json.NewEncoder(w).Encode(resp)
 }
 
-// mayIntrospect is the introspection policy. A confidential client sees:
-//   - every token issued to itself;
-//   - access tokens whose audience names it (it is their resource server);
-//   - access tokens with no granted audience (not restricted to any
-//     resource server; their aud claim is the client they were issued to).
-//
-// Refresh tokens are visible only to their own client, and access tokens
-// restricted to other audiences are reported inactive.
+// mayIntrospect is the introspection policy. A confidential client sees
+// the tokens issued to itself, and access tokens whose audience names it
+// (it is their resource server). An access token with no granted audience
+// is meant for its own client (its aud claim is that client), so no other
+// client sees it: neither a user's token nor another client's
+// client_credentials token. Refresh tokens are visible only to their own
+// client. Every other token is reported inactive.
 func mayIntrospect(client fosite.Client, use fosite.TokenUse, ar fosite.AccessRequester) bool {
 	if ar == nil || ar.GetClient() == nil {
 		return false
@@ -226,11 +233,7 @@ func mayIntrospect(client fosite.Client, use fosite.TokenUse, ar fosite.AccessRe
 	if ar.GetClient().GetID() == client.GetID() {
 		return true
 	}
-	if use != fosite.AccessToken {
-		return false
-	}
-	aud := ar.GetGrantedAudience()
-	return len(aud) == 0 || slices.Contains(aud, client.GetID())
+	return use == fosite.AccessToken && slices.Contains(ar.GetGrantedAudience(), client.GetID())
 }
 
 // noClientCredentials reports whether a token or revocation request (form

@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/ory/fosite"
-	"github.com/uptrace/bun"
 
 	"github.com/bridgekeeper/bridgekeeper/storage"
 )
@@ -24,7 +23,7 @@ import (
 // SQLite's only writer connection (or Postgres row locks).
 type txStore struct {
 	*storage.Store
-	reuseGrace time.Duration // Config.RefreshReuseGrace
+	reuseGrace time.Duration // Config.RefreshReuseGrace (replay.go)
 	clients    *clientCache  // nil: no caching
 	commits    groupCommit   // SQLite: concurrent grants share a commit
 	// codeSignature gives the signature an authorization code is stored
@@ -52,29 +51,6 @@ func newTxStore(store *storage.Store, reuseGrace time.Duration) *txStore {
 		reuseGrace: reuseGrace,
 		clients:    cache,
 	}
-}
-
-// GetRefreshTokenSession adds the refresh reuse grace period: a refresh
-// token rotated less than reuseGrace ago is reported as unknown rather than
-// inactive, so fosite refuses it (invalid_grant) without revoking the grant
-// — two tabs refreshing at once do not log the user out. Past the grace
-// period, reuse revokes the whole grant.
-func (t *txStore) GetRefreshTokenSession(ctx context.Context, sig string, sess fosite.Session) (fosite.Requester, error) {
-	req, err := t.Store.GetRefreshTokenSession(ctx, sig, sess)
-	if t.reuseGrace <= 0 || !errors.Is(err, fosite.ErrInactiveToken) {
-		return req, err
-	}
-	// storage's API has no accessor for the rotation time: read the
-	// refresh_tokens.first_used_at column that RotateRefreshToken sets.
-	var firstUsed bun.NullTime
-	if qerr := t.Store.DB().NewSelect().Table("refresh_tokens").Column("first_used_at").
-		Where("signature = ?", sig).Scan(ctx, &firstUsed); qerr != nil || firstUsed.IsZero() {
-		return req, err // revoked, not rotated: fosite's reuse handling applies
-	}
-	if since := time.Since(firstUsed.Time); since <= t.reuseGrace {
-		return nil, fmt.Errorf("refresh token rotated %s ago, within the reuse grace period: %w", since.Round(time.Millisecond), fosite.ErrNotFound)
-	}
-	return req, err
 }
 
 type writeBufferKey struct{}
@@ -200,6 +176,15 @@ func (t *txStore) CreateAccessTokenSession(ctx context.Context, sig string, req 
 }
 
 func (t *txStore) CreateRefreshTokenSession(ctx context.Context, sig, accessSig string, req fosite.Requester) error {
+	if sess, ok := req.GetSession().(*session); ok && sess.GrantScopes != nil {
+		// A refresh narrowed the scope of what it issued; the refresh
+		// token keeps the grant's (RFC 6749 section 6).
+		if r, ok := req.(*fosite.Request); ok {
+			c := *r // encoded at once: a shallow copy is enough
+			c.GrantedScope = slices.Clone(sess.GrantScopes)
+			req = &c
+		}
+	}
 	return deferPrepared(t.Store.PrepareCreateRefreshTokenSession(sig, accessSig, req))(ctx)
 }
 

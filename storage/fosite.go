@@ -591,10 +591,39 @@ func (s *Store) PrepareCreateRefreshTokenSession(signature, accessSignature stri
 }
 
 // GetRefreshTokenSession loads a refresh token; a rotated or revoked one
-// comes back with fosite.ErrInactiveToken.
+// comes back with fosite.ErrInactiveToken — for a rotated one, inside a
+// *RotatedError that says when it was rotated.
 func (s *Store) GetRefreshTokenSession(ctx context.Context, signature string, session fosite.Session) (fosite.Requester, error) {
-	return getRequest[refreshRow](ctx, s, "refresh token", signature, session, fosite.ErrInactiveToken)
+	row, err := loadRow[refreshRow](ctx, s, "refresh token", signature)
+	if err != nil {
+		return nil, err
+	}
+	req, err := s.requestOf(ctx, "refresh token", &row.requestRow, session)
+	if err != nil {
+		return nil, err
+	}
+	switch {
+	case row.Active:
+		return req, nil
+	case row.FirstUsedAt != nil:
+		return req, &RotatedError{At: row.FirstUsedAt.UTC()}
+	default:
+		return req, fmt.Errorf("storage: refresh token: %w", fosite.ErrInactiveToken)
+	}
 }
+
+// RotatedError is GetRefreshTokenSession's error for a refresh token that
+// was rotated (used to get new tokens), whether or not its grant was revoked
+// since. It is a fosite.ErrInactiveToken.
+type RotatedError struct {
+	At time.Time // when it was rotated, by the clock of the rotating broker
+}
+
+func (e *RotatedError) Error() string {
+	return "storage: refresh token: rotated at " + e.At.Format(time.RFC3339Nano) + ": " + fosite.ErrInactiveToken.Error()
+}
+
+func (e *RotatedError) Unwrap() error { return fosite.ErrInactiveToken }
 
 // DeleteRefreshTokenSession removes a refresh token.
 func (s *Store) DeleteRefreshTokenSession(ctx context.Context, signature string) error {

@@ -252,3 +252,46 @@ func TestFositeFlows(t *testing.T) {
 		})
 	}
 }
+
+// TestRotatedRefreshTokenSaysWhen: a rotated refresh token comes back as a
+// *storage.RotatedError (a fosite.ErrInactiveToken) carrying the rotation
+// time, which stays when its grant is revoked later; a token revoked
+// without being rotated is plainly inactive.
+func TestRotatedRefreshTokenSaysWhen(t *testing.T) {
+	for _, b := range storagetest.Backends(t) {
+		t.Run(b.Name, func(t *testing.T) {
+			r := newFositeRig(t, b)
+			ctx := context.Background()
+			first, err := r.exchange(r.authorize(t, "user-1"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			before := time.Now()
+			second, err := r.refresh(refreshTokenOf(t, first))
+			if err != nil {
+				t.Fatal(err)
+			}
+			sig := func(resp fosite.AccessResponder) string {
+				return r.strategy.RefreshTokenSignature(ctx, refreshTokenOf(t, resp))
+			}
+			req, err := r.store.GetRefreshTokenSession(ctx, sig(first), nil)
+			var rot *storage.RotatedError
+			if !errors.As(err, &rot) || !errors.Is(err, fosite.ErrInactiveToken) || req == nil {
+				t.Fatalf("rotated token: %v %v, want a RotatedError with its request", req, err)
+			}
+			if d := rot.At.Sub(before); d < -time.Second || d > 5*time.Second {
+				t.Errorf("rotated at %v, the refresh ran at %v", rot.At, before)
+			}
+			if err := r.store.RevokeRefreshToken(ctx, req.GetID()); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := r.store.GetRefreshTokenSession(ctx, sig(first), nil); !errors.As(err, &rot) {
+				t.Errorf("rotated, then revoked: %v, want a RotatedError", err)
+			}
+			_, err = r.store.GetRefreshTokenSession(ctx, sig(second), nil)
+			if !errors.Is(err, fosite.ErrInactiveToken) || errors.As(err, &rot) {
+				t.Errorf("revoked, never rotated: %v, want inactive without a rotation time", err)
+			}
+		})
+	}
+}

@@ -8,10 +8,12 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
+	"github.com/bridgekeeper/bridgekeeper/broker"
 	"github.com/bridgekeeper/bridgekeeper/internal/config"
 )
 
@@ -197,5 +199,20 @@ func TestWarnsAboutExposedFiles(t *testing.T) {
 		if !strings.Contains(stderr, "level=WARN") || !strings.Contains(stderr, "file="+f) {
 			t.Errorf("no warning about %s (mode 0644):\n%s", f, stderr)
 		}
+	}
+}
+
+// The config's tokens.refresh_reuse_grace reaches the broker; its 0 (off)
+// becomes the broker's negative (off), not the broker's zero (default).
+func TestBrokerConfigRefreshReuseGrace(t *testing.T) {
+	for value, want := range map[time.Duration]time.Duration{10 * time.Second: 10 * time.Second, 0: -1, time.Minute: time.Minute} {
+		cfg := config.Default()
+		cfg.Tokens.RefreshReuseGrace = value
+		if got := brokerConfig(cfg, nil, nil, nil).RefreshReuseGrace; got != want {
+			t.Errorf("tokens.refresh_reuse_grace %v: broker gets %v, want %v", value, got, want)
+		}
+	}
+	if got := brokerConfig(config.Default(), nil, nil, nil).RefreshReuseGrace; got != broker.DefaultRefreshReuseGrace {
+		t.Errorf("default: broker gets %v, want %v", got, broker.DefaultRefreshReuseGrace)
 	}
 }

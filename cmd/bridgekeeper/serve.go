@@ -158,6 +158,10 @@ func (e *env) serve(ctx context.Context, cfg config.Config) error {
 }
 
 func brokerConfig(cfg config.Config, store *storage.Store, sec *secret.System, log *slog.Logger) broker.Config {
+	reuseGrace := cfg.Tokens.RefreshReuseGrace
+	if reuseGrace == 0 {
+		reuseGrace = -1 // the config's 0 is off; the broker's zero is its default
+	}
 	return broker.Config{
 		Issuer:                cfg.Issuer,
 		Store:                 store,
@@ -167,6 +171,7 @@ func brokerConfig(cfg config.Config, store *storage.Store, sec *secret.System, l
 		IDTokenLifetime:       cfg.Tokens.IDTokenLifetime,
 		RefreshTokenLifetime:  cfg.Tokens.RefreshTokenLifetime,
 		AuthorizeCodeLifetime: cfg.Tokens.AuthorizeCodeLifetime,
+		RefreshReuseGrace:     reuseGrace,
 		SessionLifetime:       cfg.Session.Lifetime,
 		PendingLoginLifetime:  cfg.Session.PendingLoginLifetime,
 		TemplateDir:           cfg.UI.TemplateDir,

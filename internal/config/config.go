@@ -68,6 +68,7 @@ type Tokens struct {
 	IDTokenLifetime       time.Duration `yaml:"id_token_lifetime" help:"lifetime of ID tokens"`
 	RefreshTokenLifetime  time.Duration `yaml:"refresh_token_lifetime" help:"lifetime of a refresh token (renewed on every rotation)"`
 	AuthorizeCodeLifetime time.Duration `yaml:"authorize_code_lifetime" help:"lifetime of authorization codes"`
+	RefreshReuseGrace     time.Duration `yaml:"refresh_reuse_grace" help:"a refresh token used again this soon after its rotation is refused without revoking its grant (concurrent refreshes); later reuse revokes it (0: off, at most 5m)"`
 }
 
 // Session configures the broker's browser session.
@@ -158,6 +159,7 @@ func Default() Config {
 			IDTokenLifetime:       time.Hour,
 			RefreshTokenLifetime:  30 * 24 * time.Hour,
 			AuthorizeCodeLifetime: 2 * time.Minute,
+			RefreshReuseGrace:     10 * time.Second,
 		},
 		Session:  Session{Lifetime: 24 * time.Hour, PendingLoginLifetime: 10 * time.Minute},
 		Log:      Log{Level: "info", Format: "text"},
@@ -253,6 +255,9 @@ func (c *Config) Validate() error {
 		if d <= 0 {
 			errs = append(errs, fmt.Errorf("%s must be positive", name))
 		}
+	}
+	if g := c.Tokens.RefreshReuseGrace; g < 0 || g > 5*time.Minute {
+		errs = append(errs, fmt.Errorf("tokens.refresh_reuse_grace %v must be between 0 (off) and 5m", g))
 	}
 	if (c.TLS.CertFile == "") != (c.TLS.KeyFile == "") {
 		errs = append(errs, errors.New("tls.cert_file and tls.key_file go together"))

@@ -92,3 +92,25 @@ func TestValidate(t *testing.T) {
 		}
 	}
 }
+
+func TestRefreshReuseGrace(t *testing.T) {
+	if got := Default().Tokens.RefreshReuseGrace; got != 10*time.Second {
+		t.Errorf("default tokens.refresh_reuse_grace %v, want 10s", got)
+	}
+	for _, tc := range []struct {
+		value string
+		ok    bool
+	}{{"0", true}, {"10s", true}, {"5m", true}, {"6m", false}, {"-1s", false}} {
+		cfg := Default()
+		fs := pflag.NewFlagSet("x", pflag.ContinueOnError)
+		flags := BindFlags(fs, cfg)
+		if err := fs.Parse([]string{"--tokens.refresh-reuse-grace", tc.value}); err != nil {
+			t.Fatal(err)
+		}
+		flags.Apply(&cfg)
+		err := cfg.Validate()
+		if (err == nil) != tc.ok {
+			t.Errorf("tokens.refresh_reuse_grace %s: %v", tc.value, err)
+		}
+	}
+}

@@ -1,0 +1,165 @@
+package broker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/ory/fosite"
+	"github.com/ory/fosite/token/hmac"
+	"github.com/ory/fosite/token/jwt"
+
+	"github.com/bridgekeeper/bridgekeeper/storage"
+)
+
+// A spent authorization code or rotated refresh token presented again
+// makes fosite revoke the whole grant, and fosite does so before it checks
+// the token's HMAC or the client presenting it: the signature half of a
+// token (all a log line, a proxy or a database reader may have) in a
+// request naming any client would end someone else's grant. Two pieces
+// let only a real replay through:
+//
+//   - replayGuard, the first token endpoint handler of the code and
+//     refresh grants, refuses a token whose HMAC does not check
+//     (invalid_grant), before anything is read;
+//   - txStore's GetAuthorizeCodeSession and GetRefreshTokenSession, which
+//     report the spent token to fosite, report it as not found instead
+//     (fosite answers invalid_grant and revokes nothing) when the client
+//     presenting it is not the one it was issued to, or when a refresh
+//     token was rotated less than the reuse grace ago — the loser of two
+//     concurrent refreshes (two tabs) must not end the grant the winner
+//     just renewed.
+//
+// Only an authentic token, presented by its own client (past the grace
+// window, for a refresh token) reaches fosite's replay revocation. The
+// decision is taken on the row fosite reads anyway: no extra database read
+// on any path.
+
+// Why txStore reported a replay as not found; handleToken words the answer.
+var (
+	errReplayByOtherClient = fmt.Errorf("a spent code or rotated refresh token presented by another client than its own: %w", fosite.ErrNotFound)
+	errReuseWithinGrace    = fmt.Errorf("a refresh token reused within the reuse grace period: %w", fosite.ErrNotFound)
+)
+
+// replayGuard is the first token endpoint handler of the code and refresh
+// grants: a code or refresh token whose HMAC does not check is
+// invalid_grant, whatever its state (fosite would call a live one's
+// forgery invalid_request, and a spent one's a replay).
+type replayGuard struct {
+	hmac *hmac.HMACStrategy
+}
+
+func (g *replayGuard) HandleTokenEndpointRequest(ctx context.Context, req fosite.AccessRequester) error {
+	param := "code"
+	if req.GetGrantTypes().ExactOne("refresh_token") {
+		param = "refresh_token"
+	}
+	if err := g.hmac.Validate(ctx, req.GetRequestForm().Get(param)); err != nil {
+		return fosite.ErrInvalidGrant.WithHint("The authorization code or refresh token is malformed or not valid.").WithWrap(err).WithDebug(err.Error())
+	}
+	return nil
+}
+
+func (g *replayGuard) PopulateTokenEndpointResponse(context.Context, fosite.AccessRequester, fosite.AccessResponder) error {
+	return fosite.ErrUnknownRequest
+}
+
+func (g *replayGuard) CanSkipClientAuth(context.Context, fosite.AccessRequester) bool {
+	return false
+}
+
+func (g *replayGuard) CanHandleTokenEndpointRequest(_ context.Context, req fosite.AccessRequester) bool {
+	return req.GetGrantTypes().ExactOne("refresh_token") || req.GetGrantTypes().ExactOne("authorization_code")
+}
+
+// GetAuthorizeCodeSession reports a spent code as a replay only when its
+// own client presents it (see above).
+func (t *txStore) GetAuthorizeCodeSession(ctx context.Context, sig string, sess fosite.Session) (fosite.Requester, error) {
+	req, err := t.Store.GetAuthorizeCodeSession(ctx, sig, sess)
+	if errors.Is(err, fosite.ErrInvalidatedAuthorizeCode) {
+		return t.replay(ctx, req, err)
+	}
+	return req, err
+}
+
+// GetRefreshTokenSession reports a rotated or revoked refresh token as a
+// replay only when its own client presents it, and a rotated one only once
+// the reuse grace has passed since its rotation (see above).
+func (t *txStore) GetRefreshTokenSession(ctx context.Context, sig string, sess fosite.Session) (fosite.Requester, error) {
+	req, err := t.Store.GetRefreshTokenSession(ctx, sig, sess)
+	if errors.Is(err, fosite.ErrInactiveToken) {
+		return t.replay(ctx, req, err)
+	}
+	return req, err
+}
+
+// replay decides about a spent token (stored, with its inactive error)
+// read on behalf of a token request. Reads for anything else (revocation,
+// introspection) carry no token request and get the token as it is.
+func (t *txStore) replay(ctx context.Context, stored fosite.Requester, err error) (fosite.Requester, error) {
+	presented, ok := ctx.Value(fosite.AccessRequestContextKey).(fosite.AccessRequester)
+	if !ok || stored == nil {
+		return stored, err
+	}
+	if presented.GetClient() == nil || stored.GetClient() == nil || presented.GetClient().GetID() != stored.GetClient().GetID() {
+		return nil, errReplayByOtherClient
+	}
+	var rotated *storage.RotatedError
+	if t.reuseGrace > 0 && errors.As(err, &rotated) {
+		if since := time.Since(rotated.At); since <= t.reuseGrace {
+			return nil, fmt.Errorf("rotated %s ago: %w", since.Round(time.Millisecond), errReuseWithinGrace)
+		}
+	}
+	return stored, err
+}
+
+// replayAnswer words the invalid_grant fosite gives for a replay that
+// txStore did not count.
+func replayAnswer(err error) error {
+	switch {
+	case errors.Is(err, errReuseWithinGrace):
+		return fosite.ErrInvalidGrant.WithHint("The refresh token was used a moment ago by another request; use the refresh token that request received.").
+			WithWrap(err).WithDebug(err.Error())
+	case errors.Is(err, errReplayByOtherClient):
+		return fosite.ErrInvalidGrant.WithHint("The authorization code or refresh token was not issued to this client.").
+			WithWrap(err).WithDebug(err.Error())
+	}
+	return err
+}
+
+// authenticRevocation wraps fosite's revocation handler: fosite looks a
+// token up by its signature part alone, so the signature half of a token
+// named with a public client's id (which anyone can send) revoked that
+// client's grant. Only an authentic token — a refresh token whose HMAC
+// checks, or an access token whose JWT signature verifies with one of the
+// broker's keys — is looked up; anything else is an invalid token, which
+// RFC 7009 section 2.2 answers with 200 and nothing revoked.
+type authenticRevocation struct {
+	next   fosite.RevocationHandler
+	hmac   *hmac.HMACStrategy
+	signer interface {
+		Decode(ctx context.Context, token string) (*jwt.Token, error)
+	}
+}
+
+func (a *authenticRevocation) RevokeToken(ctx context.Context, token string, hint fosite.TokenType, client fosite.Client) error {
+	if a.hmac.Validate(ctx, token) != nil && !a.signedJWT(ctx, token) {
+		return nil
+	}
+	return a.next.RevokeToken(ctx, token, hint, client)
+}
+
+// signedJWT reports whether token is a JWT signed by one of the broker's
+// keys; its claims (an expired access token, say) do not matter here.
+func (a *authenticRevocation) signedJWT(ctx context.Context, token string) bool {
+	_, err := a.signer.Decode(ctx, token)
+	if err == nil {
+		return true
+	}
+	// Only the time checks run after the signature verified; every other
+	// error (ClaimsInvalid too) may come before it.
+	const timeOnly = jwt.ValidationErrorExpired | jwt.ValidationErrorIssuedAt | jwt.ValidationErrorNotValidYet
+	var ve *jwt.ValidationError
+	return errors.As(err, &ve) && ve.Errors != 0 && ve.Errors&^timeOnly == 0
+}
