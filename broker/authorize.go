@@ -22,7 +22,7 @@ import (
 // to the login page.
 func (s *Server) handleAuthorize(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
-	ar, err := s.provider.NewAuthorizeRequest(ctx, r)
+	ar, err := s.newAuthorizeRequest(ctx, r)
 	if err != nil {
 		s.writeAuthorizeError(w, r, ar, err)
 		return
@@ -152,7 +152,7 @@ func (s *Server) writeAuthorizeError(w http.ResponseWriter, r *http.Request, ar 
 			"The sign-in service cannot reach its database right now. Please try again in a moment.")
 		return
 	}
-	if ar != nil && ar.IsRedirectURIValid() {
+	if ar != nil && ar.IsRedirectURIValid() && redirectMatches(ar) {
 		s.provider.WriteAuthorizeError(r.Context(), s.withIssuer(w), ar, err)
 		return
 	}
@@ -309,7 +309,7 @@ func (s *Server) completeLogin(w http.ResponseWriter, r *http.Request, loginID s
 	orig.Form, orig.PostForm, orig.MultipartForm = nil, nil, nil
 	orig.Header = orig.Header.Clone()
 	orig.Header.Del("Content-Type")
-	ar, err := s.provider.NewAuthorizeRequest(ctx, orig)
+	ar, err := s.newAuthorizeRequest(ctx, orig)
 	if err != nil {
 		s.keepSession(w, r, ns)
 		s.writeAuthorizeError(w, r, ar, err)
