@@ -261,12 +261,12 @@ func (s *Server) routes() {
 	}
 	s.router = r
 
-	cors := s.cors
+	cors, corsPerClient := s.cors(false), s.cors(true)
 	r.Handle(pathAuth, limitBody(http.HandlerFunc(s.handleAuthorize))).Methods(http.MethodGet, http.MethodPost)
-	r.Handle(pathToken, cors(limitBody(http.HandlerFunc(s.handleToken)))).Methods(http.MethodPost, http.MethodOptions)
-	r.Handle(pathRevoke, cors(limitBody(http.HandlerFunc(s.handleRevoke)))).Methods(http.MethodPost, http.MethodOptions)
+	r.Handle(pathToken, corsPerClient(limitBody(http.HandlerFunc(s.handleToken)))).Methods(http.MethodPost, http.MethodOptions)
+	r.Handle(pathRevoke, corsPerClient(limitBody(http.HandlerFunc(s.handleRevoke)))).Methods(http.MethodPost, http.MethodOptions)
 	r.Handle(pathIntrospect, limitBody(http.HandlerFunc(s.handleIntrospect))).Methods(http.MethodPost)
-	r.Handle(pathUserinfo, cors(http.HandlerFunc(s.handleUserinfo))).Methods(http.MethodGet, http.MethodPost, http.MethodOptions)
+	r.Handle(pathUserinfo, corsPerClient(http.HandlerFunc(s.handleUserinfo))).Methods(http.MethodGet, http.MethodPost, http.MethodOptions)
 	r.Handle(pathDiscovery, cors(http.HandlerFunc(s.handleDiscovery))).Methods(http.MethodGet, http.MethodHead, http.MethodOptions)
 	r.Handle(pathJWKS, cors(http.HandlerFunc(s.handleJWKS))).Methods(http.MethodGet, http.MethodHead, http.MethodOptions)
 	r.Handle(pathLogout, http.HandlerFunc(s.handleLogout)).Methods(http.MethodGet, http.MethodPost)
