@@ -104,7 +104,14 @@ func validateEarly(ar fosite.AuthorizeRequester) error {
 	prompt := strings.Fields(form.Get("prompt"))
 	for _, p := range prompt {
 		switch p {
-		case "none", "login", "consent", "select_account":
+		case "none", "login":
+		case "consent":
+			// The broker has no consent page: clients are registered by
+			// the operator. Refused, not ignored (OpenID Connect Core
+			// §3.1.2.1: the server must not pretend it asked).
+			return fosite.ErrConsentRequired.WithHint("The broker does not ask for consent (prompt=consent is not supported).")
+		case "select_account":
+			return errAccountSelectionRequired.WithHint("The broker does not offer account selection (prompt=select_account is not supported); use prompt=login to sign in as another user.")
 		default:
 			return fosite.ErrInvalidRequest.WithHintf("Unknown prompt value %q.", p)
 		}
@@ -121,6 +128,14 @@ func validateEarly(ar fosite.AuthorizeRequester) error {
 		return fosite.ErrInsufficientEntropy.WithHint("The nonce must be at least 8 characters long.")
 	}
 	return requestResources(ar)
+}
+
+// errAccountSelectionRequired is OpenID Connect Core §3.1.2.6's error for
+// a prompt=select_account the server cannot honour (fosite has none).
+var errAccountSelectionRequired = &fosite.RFC6749Error{
+	ErrorField:       "account_selection_required",
+	DescriptionField: "The End-User is required to select a session at the Authorization Server.",
+	CodeField:        http.StatusBadRequest,
 }
 
 // maxAgeExceeded reports whether the request's max_age demands a fresh login.
@@ -446,34 +461,4 @@ func idTokenClaims(u *storage.User, scopes fosite.Arguments) map[string]any {
 		c["email_verified"] = u.EmailVerified
 	}
 	return c
-}
-
-// withIssuer has the authorization response fosite writes (a redirect to
-// the client, with a code or an error) carry the broker's issuer in an iss
-// parameter (RFC 9207), so a client that talks to several authorization
-// servers can tell which one answered (mix-up attacks, RFC 9700 §4.4).
-func (s *Server) withIssuer(w http.ResponseWriter) http.ResponseWriter {
-	return issuerRedirect{ResponseWriter: w, iss: s.cfg.Issuer}
-}
-
-type issuerRedirect struct {
-	http.ResponseWriter
-	iss string
-}
-
-func (w issuerRedirect) WriteHeader(code int) {
-	if code >= 300 && code < 400 {
-		if loc := w.Header().Get("Location"); loc != "" {
-			if u, err := url.Parse(loc); err == nil && !u.Query().Has("iss") {
-				param := "iss=" + url.QueryEscape(w.iss)
-				if u.RawQuery == "" {
-					u.RawQuery = param
-				} else {
-					u.RawQuery += "&" + param
-				}
-				w.Header().Set("Location", u.String())
-			}
-		}
-	}
-	w.ResponseWriter.WriteHeader(code)
 }
