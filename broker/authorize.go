@@ -191,7 +191,7 @@ func (s *Server) PendingLogin(r *http.Request, loginID string) (*storage.Pending
 	if err != nil {
 		return nil, fmt.Errorf("pending login: %w", err)
 	}
-	if b := currentBinding(r); b == "" || b != p.BrowserBinding {
+	if b := s.currentBinding(r); b == "" || b != p.BrowserBinding {
 		return nil, fmt.Errorf("pending login belongs to another browser: %w", storage.ErrNotFound)
 	}
 	return p, nil
@@ -207,7 +207,7 @@ func (s *Server) RecordUpstreamState(r *http.Request, loginID, connectorID, stat
 	if loginID == "" {
 		return fmt.Errorf("pending login: %w", storage.ErrNotFound)
 	}
-	err := s.cfg.Store.RecordUpstreamState(r.Context(), hashToken(loginID), currentBinding(r), connectorID, stateHash, connectorState)
+	err := s.cfg.Store.RecordUpstreamState(r.Context(), hashToken(loginID), s.currentBinding(r), connectorID, stateHash, connectorState)
 	if err != nil {
 		return fmt.Errorf("pending login: %w", err)
 	}
@@ -223,7 +223,7 @@ func (s *Server) ClaimUpstreamState(r *http.Request, loginID, connectorID, state
 	if loginID == "" {
 		return nil, fmt.Errorf("pending login: %w", storage.ErrNotFound)
 	}
-	p, err := s.cfg.Store.ClaimUpstreamState(r.Context(), hashToken(loginID), currentBinding(r), connectorID, stateHash)
+	p, err := s.cfg.Store.ClaimUpstreamState(r.Context(), hashToken(loginID), s.currentBinding(r), connectorID, stateHash)
 	if err != nil {
 		return nil, fmt.Errorf("pending login: %w", err)
 	}
@@ -260,7 +260,7 @@ func (s *Server) completeLogin(w http.ResponseWriter, r *http.Request, loginID s
 	ctx := r.Context()
 	// One statement checks that the pending login is this browser's and
 	// uses it up: of concurrent completions exactly one gets it.
-	id, binding := hashToken(loginID), currentBinding(r)
+	id, binding := hashToken(loginID), s.currentBinding(r)
 	take := func(ctx context.Context) error {
 		return s.cfg.Store.UsePendingLogin(ctx, id, binding)
 	}

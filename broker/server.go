@@ -23,6 +23,7 @@ import (
 	"github.com/ory/fosite"
 
 	"github.com/bridgekeeper/bridgekeeper/broker/keys"
+	"github.com/bridgekeeper/bridgekeeper/internal/cookie"
 	"github.com/bridgekeeper/bridgekeeper/internal/secret"
 	"github.com/bridgekeeper/bridgekeeper/storage"
 )
@@ -150,7 +151,8 @@ type Server struct {
 	router   *mux.Router
 	handler  http.Handler
 	tmpl     *template.Template
-	secure   bool // issuer is https: cookies get Secure
+	secure   bool // issuer is https: pages get HSTS
+	cookies  cookie.Policy
 	basePath string
 
 	discovery []byte
@@ -202,6 +204,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		keys:     cfg.Keys,
 		tmpl:     tmpl,
 		secure:   issuer.Scheme == "https",
+		cookies:  cookie.For(cfg.Issuer),
 		basePath: strings.TrimRight(issuer.Path, "/"),
 		origins:  newOriginCache(cfg.Store, 10*time.Second),
 		limiter:  cfg.LoginLimiter,
