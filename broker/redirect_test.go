@@ -107,6 +107,22 @@ func TestRedirectURIMatching(t *testing.T) {
 		other.params.Set("redirect_uri", spaRedirect)
 		wantTokenError(t, e.exchange(code, other), http.StatusBadRequest, "invalid_grant")
 		ar = auth(spaID, "http://127.0.0.1:1234/callback")
-		mustOK(t, e.exchange(e.browser().loginForCode(ar), ar))
+		tr := mustOK(t, e.exchange(e.browser().loginForCode(ar), ar))
+
+		// post_logout_redirect_uri: byte for byte, no port exception (the
+		// SPA is a public client), no userinfo; an error page, no redirect.
+		for _, uri := range []string{
+			"http://127.0.0.1:1234/logged-out",
+			"http://evil@127.0.0.1:9999/logged-out",
+			"http://127.0.0.1:9999/%6Cogged-out",
+			"http://127.0.0.1:9999/logged-out?x=1",
+		} {
+			q := url.Values{"id_token_hint": {tr.IDToken}, "post_logout_redirect_uri": {uri}}
+			if p := e.browser().get(e.issuer + pathLogout + "?" + q.Encode()); p.status != http.StatusBadRequest || p.header.Get("Location") != "" {
+				t.Errorf("post_logout_redirect_uri %s: %d %q, want the error page", uri, p.status, p.header.Get("Location"))
+			}
+		}
+		q := url.Values{"id_token_hint": {tr.IDToken}, "post_logout_redirect_uri": {spaLogout}}
+		redirectParams(t, e.browser().get(e.issuer+pathLogout+"?"+q.Encode()), spaLogout)
 	})
 }

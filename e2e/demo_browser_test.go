@@ -84,7 +84,7 @@ connectors:
 		t.Fatal(err)
 	}
 	cmd.Env = append(os.Environ(), "BK_APP="+app, "BK_EMAIL="+email, "BK_PASSWORD="+password, "BK_SHOTS="+shots,
-		"BK_UPSTREAM_USER=Grace Hopper", "BK_UPSTREAM_EMAIL=grace@example.com", "BK_ISSUER="+issuer)
+		"BK_UPSTREAM_USER=Grace Hopper", "BK_UPSTREAM_EMAIL=grace@example.com", "BK_ISSUER="+issuer, "BK_METRICS=http://"+metricsAddr)
 	out, err := cmd.CombinedOutput()
 	t.Logf("demo in Chromium:\n%s", out)
 	if err != nil {
