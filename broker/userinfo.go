@@ -29,7 +29,11 @@ func (s *Server) handleUserinfo(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	// Only the token's client's origins may read what follows.
-	corsClient(w, ar.GetClient().GetID())
+	clientID := ""
+	if c := ar.GetClient(); c != nil {
+		clientID = c.GetID()
+	}
+	corsClient(w, clientID)
 	if !ar.GetGrantedScopes().Has("openid") {
 		writeBearerError(w, http.StatusForbidden, "insufficient_scope", "The access token was not granted the openid scope.")
 		return
