@@ -94,8 +94,10 @@ func loopbackParts(raw string) (host, rest string, ok bool) {
 	return "", "", false
 }
 
+// validPort accepts a port number 1–65535 written without leading zeros
+// (one way to write each port: "0001" is not "1").
 func validPort(s string) bool {
-	if s == "" || len(s) > 5 {
+	if s == "" || len(s) > 5 || s[0] == '0' {
 		return false
 	}
 	n := 0

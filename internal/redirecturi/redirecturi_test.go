@@ -18,6 +18,7 @@ func TestMatch(t *testing.T) {
 		{"http://127.0.0.1:9999/cb", "http://127.0.0.1:1/cb", false, false},
 		{"http://127.0.0.1:9999/cb", "http://127.0.0.1:65536/cb", true, false},
 		{"http://127.0.0.1:9999/cb", "http://127.0.0.1:0/cb", true, false},
+		{"http://127.0.0.1:9999/cb", "http://127.0.0.1:0001/cb", true, false},
 		{"http://127.0.0.1:9999/cb", "http://127.0.0.1:+1/cb", true, false},
 		{"http://127.0.0.1:9999/cb", "http://127.0.0.1:1/%63b", true, false},
 		{"http://127.0.0.1:9999/cb", "http://x@127.0.0.1:1/cb", true, false},
