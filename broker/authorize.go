@@ -22,7 +22,7 @@ import (
 // to the login page.
 func (s *Server) handleAuthorize(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
-	ar, err := s.provider.NewAuthorizeRequest(ctx, r)
+	ar, err := s.newAuthorizeRequest(ctx, r)
 	if err != nil {
 		s.writeAuthorizeError(w, r, ar, err)
 		return
@@ -104,7 +104,14 @@ func validateEarly(ar fosite.AuthorizeRequester) error {
 	prompt := strings.Fields(form.Get("prompt"))
 	for _, p := range prompt {
 		switch p {
-		case "none", "login", "consent", "select_account":
+		case "none", "login":
+		case "consent":
+			// The broker has no consent page: clients are registered by
+			// the operator. Refused, not ignored (OpenID Connect Core
+			// §3.1.2.1: the server must not pretend it asked).
+			return fosite.ErrConsentRequired.WithHint("The broker does not ask for consent (prompt=consent is not supported).")
+		case "select_account":
+			return errAccountSelectionRequired.WithHint("The broker does not offer account selection (prompt=select_account is not supported); use prompt=login to sign in as another user.")
 		default:
 			return fosite.ErrInvalidRequest.WithHintf("Unknown prompt value %q.", p)
 		}
@@ -121,6 +128,14 @@ func validateEarly(ar fosite.AuthorizeRequester) error {
 		return fosite.ErrInsufficientEntropy.WithHint("The nonce must be at least 8 characters long.")
 	}
 	return requestResources(ar)
+}
+
+// errAccountSelectionRequired is OpenID Connect Core §3.1.2.6's error for
+// a prompt=select_account the server cannot honour (fosite has none).
+var errAccountSelectionRequired = &fosite.RFC6749Error{
+	ErrorField:       "account_selection_required",
+	DescriptionField: "The End-User is required to select a session at the Authorization Server.",
+	CodeField:        http.StatusBadRequest,
 }
 
 // maxAgeExceeded reports whether the request's max_age demands a fresh login.
@@ -152,7 +167,7 @@ func (s *Server) writeAuthorizeError(w http.ResponseWriter, r *http.Request, ar 
 			"The sign-in service cannot reach its database right now. Please try again in a moment.")
 		return
 	}
-	if ar != nil && ar.IsRedirectURIValid() {
+	if ar != nil && ar.IsRedirectURIValid() && redirectMatches(ar) {
 		s.provider.WriteAuthorizeError(r.Context(), s.withIssuer(w), ar, err)
 		return
 	}
@@ -176,7 +191,7 @@ func (s *Server) PendingLogin(r *http.Request, loginID string) (*storage.Pending
 	if err != nil {
 		return nil, fmt.Errorf("pending login: %w", err)
 	}
-	if b := currentBinding(r); b == "" || b != p.BrowserBinding {
+	if b := s.currentBinding(r); b == "" || b != p.BrowserBinding {
 		return nil, fmt.Errorf("pending login belongs to another browser: %w", storage.ErrNotFound)
 	}
 	return p, nil
@@ -192,7 +207,7 @@ func (s *Server) RecordUpstreamState(r *http.Request, loginID, connectorID, stat
 	if loginID == "" {
 		return fmt.Errorf("pending login: %w", storage.ErrNotFound)
 	}
-	err := s.cfg.Store.RecordUpstreamState(r.Context(), hashToken(loginID), currentBinding(r), connectorID, stateHash, connectorState)
+	err := s.cfg.Store.RecordUpstreamState(r.Context(), hashToken(loginID), s.currentBinding(r), connectorID, stateHash, connectorState)
 	if err != nil {
 		return fmt.Errorf("pending login: %w", err)
 	}
@@ -208,7 +223,7 @@ func (s *Server) ClaimUpstreamState(r *http.Request, loginID, connectorID, state
 	if loginID == "" {
 		return nil, fmt.Errorf("pending login: %w", storage.ErrNotFound)
 	}
-	p, err := s.cfg.Store.ClaimUpstreamState(r.Context(), hashToken(loginID), currentBinding(r), connectorID, stateHash)
+	p, err := s.cfg.Store.ClaimUpstreamState(r.Context(), hashToken(loginID), s.currentBinding(r), connectorID, stateHash)
 	if err != nil {
 		return nil, fmt.Errorf("pending login: %w", err)
 	}
@@ -245,7 +260,7 @@ func (s *Server) completeLogin(w http.ResponseWriter, r *http.Request, loginID s
 	ctx := r.Context()
 	// One statement checks that the pending login is this browser's and
 	// uses it up: of concurrent completions exactly one gets it.
-	id, binding := hashToken(loginID), currentBinding(r)
+	id, binding := hashToken(loginID), s.currentBinding(r)
 	take := func(ctx context.Context) error {
 		return s.cfg.Store.UsePendingLogin(ctx, id, binding)
 	}
@@ -309,7 +324,7 @@ func (s *Server) completeLogin(w http.ResponseWriter, r *http.Request, loginID s
 	orig.Form, orig.PostForm, orig.MultipartForm = nil, nil, nil
 	orig.Header = orig.Header.Clone()
 	orig.Header.Del("Content-Type")
-	ar, err := s.provider.NewAuthorizeRequest(ctx, orig)
+	ar, err := s.newAuthorizeRequest(ctx, orig)
 	if err != nil {
 		s.keepSession(w, r, ns)
 		s.writeAuthorizeError(w, r, ar, err)
@@ -446,34 +461,4 @@ func idTokenClaims(u *storage.User, scopes fosite.Arguments) map[string]any {
 		c["email_verified"] = u.EmailVerified
 	}
 	return c
-}
-
-// withIssuer has the authorization response fosite writes (a redirect to
-// the client, with a code or an error) carry the broker's issuer in an iss
-// parameter (RFC 9207), so a client that talks to several authorization
-// servers can tell which one answered (mix-up attacks, RFC 9700 §4.4).
-func (s *Server) withIssuer(w http.ResponseWriter) http.ResponseWriter {
-	return issuerRedirect{ResponseWriter: w, iss: s.cfg.Issuer}
-}
-
-type issuerRedirect struct {
-	http.ResponseWriter
-	iss string
-}
-
-func (w issuerRedirect) WriteHeader(code int) {
-	if code >= 300 && code < 400 {
-		if loc := w.Header().Get("Location"); loc != "" {
-			if u, err := url.Parse(loc); err == nil && !u.Query().Has("iss") {
-				param := "iss=" + url.QueryEscape(w.iss)
-				if u.RawQuery == "" {
-					u.RawQuery = param
-				} else {
-					u.RawQuery += "&" + param
-				}
-				w.Header().Set("Location", u.String())
-			}
-		}
-	}
-	w.ResponseWriter.WriteHeader(code)
 }

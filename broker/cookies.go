@@ -34,35 +34,28 @@ func hashToken(v string) string {
 	return hex.EncodeToString(h[:])
 }
 
+// setCookie sets one of the broker's cookies under the issuer's path (on
+// an https issuer: __Host- prefixed, Path=/; see package cookie).
 func (s *Server) setCookie(w http.ResponseWriter, name, value string, maxAge time.Duration) {
-	path := s.basePath
-	if path == "" {
-		path = "/"
-	}
-	http.SetCookie(w, &http.Cookie{
-		Name:     name,
-		Value:    value,
-		Path:     path,
-		MaxAge:   int(maxAge / time.Second),
-		HttpOnly: true,
-		Secure:   s.secure,
-		SameSite: http.SameSiteLaxMode,
-	})
+	s.cookies.Set(w, &http.Cookie{Name: name, Value: value, Path: s.cookiePath(), MaxAge: int(maxAge / time.Second)})
 }
 
 func (s *Server) clearCookie(w http.ResponseWriter, name string) {
-	path := s.basePath
-	if path == "" {
-		path = "/"
+	s.cookies.Clear(w, name, s.cookiePath())
+}
+
+func (s *Server) cookiePath() string {
+	if s.basePath == "" {
+		return "/"
 	}
-	http.SetCookie(w, &http.Cookie{Name: name, Value: "", Path: path, MaxAge: -1, HttpOnly: true, Secure: s.secure, SameSite: http.SameSiteLaxMode})
+	return s.basePath
 }
 
 // browserBinding returns the hash of the browser's binding cookie, setting
 // a new cookie when there is none.
 func (s *Server) browserBinding(w http.ResponseWriter, r *http.Request) string {
 	v := randomToken()
-	if c, err := r.Cookie(bindingCookie); err == nil && len(c.Value) >= 32 {
+	if c, err := s.cookies.Get(r, bindingCookie); err == nil && len(c.Value) >= 32 {
 		v = c.Value // keep it, with a fresh expiry
 	}
 	s.setCookie(w, bindingCookie, v, s.cfg.PendingLoginLifetime)
@@ -70,8 +63,8 @@ func (s *Server) browserBinding(w http.ResponseWriter, r *http.Request) string {
 }
 
 // currentBinding returns the hash of the binding cookie ("" without one).
-func currentBinding(r *http.Request) string {
-	if c, err := r.Cookie(bindingCookie); err == nil && len(c.Value) >= 32 {
+func (s *Server) currentBinding(r *http.Request) string {
+	if c, err := s.cookies.Get(r, bindingCookie); err == nil && len(c.Value) >= 32 {
 		return hashToken(c.Value)
 	}
 	return ""
@@ -81,7 +74,7 @@ func currentBinding(r *http.Request) string {
 // and its user, or storage.ErrNotFound. A session whose user is gone,
 // inactive or disabled is deleted and reported as not found.
 func (s *Server) browserSession(r *http.Request) (*storage.BrowserSession, *storage.User, error) {
-	c, err := r.Cookie(sessionCookie)
+	c, err := s.cookies.Get(r, sessionCookie)
 	if err != nil || c.Value == "" {
 		return nil, nil, storage.ErrNotFound
 	}
@@ -147,7 +140,7 @@ func (s *Server) prepareSession(r *http.Request, userID, idp string, amr []strin
 		},
 		cookie: value,
 	}
-	if c, err := r.Cookie(sessionCookie); err == nil && c.Value != "" {
+	if c, err := s.cookies.Get(r, sessionCookie); err == nil && c.Value != "" {
 		ns.oldID = hashToken(c.Value)
 	}
 	return ns
@@ -181,7 +174,7 @@ func (ns *loginSession) write(ctx context.Context, store *storage.Store) error {
 
 // endSession deletes the browser's broker session and its cookie.
 func (s *Server) endSession(w http.ResponseWriter, r *http.Request) error {
-	c, err := r.Cookie(sessionCookie)
+	c, err := s.cookies.Get(r, sessionCookie)
 	if err != nil || c.Value == "" {
 		return nil
 	}

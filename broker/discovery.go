@@ -22,7 +22,7 @@ func (s *Server) discoveryDocument() ([]byte, error) {
 		"introspection_endpoint":                        s.url(pathIntrospect),
 		"end_session_endpoint":                          s.url(pathLogout),
 		"response_types_supported":                      []string{"code"},
-		"response_modes_supported":                      []string{"query"},
+		"response_modes_supported":                      []string{"query", "fragment", "form_post"},
 		"grant_types_supported":                         []string{"authorization_code", "refresh_token", "client_credentials"},
 		"subject_types_supported":                       []string{"public"},
 		"id_token_signing_alg_values_supported":         []string{s.keys.Algorithm()},

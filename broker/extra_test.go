@@ -15,6 +15,7 @@ import (
 
 	"github.com/ory/fosite/token/jwt"
 
+	"github.com/bridgekeeper/bridgekeeper/internal/cookie"
 	"github.com/bridgekeeper/bridgekeeper/storage/storagetest"
 )
 
@@ -206,11 +207,11 @@ func TestTemplateDirOverrides(t *testing.T) {
 }
 
 func TestSecureCookiesForHTTPSIssuer(t *testing.T) {
-	s := &Server{secure: true, cfg: Config{PendingLoginLifetime: time.Minute}}
+	s := &Server{secure: true, cookies: cookie.For("https://id.example/auth"), basePath: "/auth", cfg: Config{PendingLoginLifetime: time.Minute}}
 	rec := httptest.NewRecorder()
 	s.browserBinding(rec, httptest.NewRequest(http.MethodGet, "/", nil))
 	c := rec.Result().Cookies()
-	if len(c) != 1 || !c[0].Secure || !c[0].HttpOnly || c[0].SameSite != http.SameSiteLaxMode || c[0].Path != "/" {
+	if len(c) != 1 || c[0].Name != "__Host-"+bindingCookie || !c[0].Secure || !c[0].HttpOnly || c[0].SameSite != http.SameSiteLaxMode || c[0].Path != "/" {
 		t.Fatalf("cookie %+v", c)
 	}
 }

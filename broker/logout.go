@@ -10,6 +10,7 @@ import (
 	jose "github.com/go-jose/go-jose/v4"
 	josejwt "github.com/go-jose/go-jose/v4/jwt"
 
+	"github.com/bridgekeeper/bridgekeeper/internal/redirecturi"
 	"github.com/bridgekeeper/bridgekeeper/storage"
 )
 
@@ -58,7 +59,7 @@ func (s *Server) handleLogout(w http.ResponseWriter, r *http.Request) {
 			s.renderError(w, r, http.StatusInternalServerError, "Sign-out failed", "Something went wrong. Please try again.")
 			return
 		}
-		if err != nil || !slices.Contains(client.PostLogoutRedirectURIs, redirect) {
+		if err != nil || !redirecturi.Match(client.PostLogoutRedirectURIs, redirect, false) {
 			s.renderError(w, r, http.StatusBadRequest, "Sign-out failed", "The address to return to after sign-out is not registered for this application.")
 			return
 		}

@@ -43,7 +43,10 @@ func newProvider(cfg Config, store *txStore, check *atomic.Pointer[RefreshCheck]
 		SendDebugMessagesToClients:     false,
 		RefreshTokenScopes:             []string{"offline_access", "offline"},
 		JWTScopeClaimKey:               jwt.JWTScopeFieldString, // RFC 9068: scope is a space-separated string
-		AllowedPromptValues:            []string{"login", "none", "consent", "select_account"},
+		// consent and select_account pass fosite's check so that
+		// validateEarly refuses them with OpenID Connect's errors.
+		AllowedPromptValues:  []string{"login", "none", "consent", "select_account"},
+		FormPostHTMLTemplate: formPostTemplate(cfg.Issuer),
 	}
 
 	keyGetter := func(context.Context) (any, error) {

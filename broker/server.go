@@ -23,6 +23,7 @@ import (
 	"github.com/ory/fosite"
 
 	"github.com/bridgekeeper/bridgekeeper/broker/keys"
+	"github.com/bridgekeeper/bridgekeeper/internal/cookie"
 	"github.com/bridgekeeper/bridgekeeper/internal/secret"
 	"github.com/bridgekeeper/bridgekeeper/storage"
 )
@@ -164,7 +165,8 @@ type Server struct {
 	router   *mux.Router
 	handler  http.Handler
 	tmpl     *template.Template
-	secure   bool // issuer is https: cookies get Secure
+	secure   bool // issuer is https: pages get HSTS
+	cookies  cookie.Policy
 	basePath string
 
 	discovery []byte
@@ -216,6 +218,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		keys:     cfg.Keys,
 		tmpl:     tmpl,
 		secure:   issuer.Scheme == "https",
+		cookies:  cookie.For(cfg.Issuer),
 		basePath: strings.TrimRight(issuer.Path, "/"),
 		origins:  newOriginCache(cfg.Store, 10*time.Second),
 		limiter:  cfg.LoginLimiter,
@@ -275,12 +278,12 @@ func (s *Server) routes() {
 	}
 	s.router = r
 
-	cors := s.cors
+	cors, corsPerClient := s.cors(false), s.cors(true)
 	r.Handle(pathAuth, limitBody(http.HandlerFunc(s.handleAuthorize))).Methods(http.MethodGet, http.MethodPost)
-	r.Handle(pathToken, cors(limitBody(http.HandlerFunc(s.handleToken)))).Methods(http.MethodPost, http.MethodOptions)
-	r.Handle(pathRevoke, cors(limitBody(http.HandlerFunc(s.handleRevoke)))).Methods(http.MethodPost, http.MethodOptions)
+	r.Handle(pathToken, corsPerClient(limitBody(http.HandlerFunc(s.handleToken)))).Methods(http.MethodPost, http.MethodOptions)
+	r.Handle(pathRevoke, corsPerClient(limitBody(http.HandlerFunc(s.handleRevoke)))).Methods(http.MethodPost, http.MethodOptions)
 	r.Handle(pathIntrospect, limitBody(http.HandlerFunc(s.handleIntrospect))).Methods(http.MethodPost)
-	r.Handle(pathUserinfo, cors(http.HandlerFunc(s.handleUserinfo))).Methods(http.MethodGet, http.MethodPost, http.MethodOptions)
+	r.Handle(pathUserinfo, corsPerClient(http.HandlerFunc(s.handleUserinfo))).Methods(http.MethodGet, http.MethodPost, http.MethodOptions)
 	r.Handle(pathDiscovery, cors(http.HandlerFunc(s.handleDiscovery))).Methods(http.MethodGet, http.MethodHead, http.MethodOptions)
 	r.Handle(pathJWKS, cors(http.HandlerFunc(s.handleJWKS))).Methods(http.MethodGet, http.MethodHead, http.MethodOptions)
 	r.Handle(pathLogout, http.HandlerFunc(s.handleLogout)).Methods(http.MethodGet, http.MethodPost)

@@ -36,6 +36,9 @@ func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) {
 	}
 
 	if err := r.ParseMultipartForm(1 << 20); err == nil || errors.Is(err, http.ErrNotMultipart) {
+		if id := requestClientID(r); id != "" {
+			corsClient(w, id)
+		}
 		switch gt := r.PostForm.Get("grant_type"); gt {
 		case "", "authorization_code", "refresh_token", "client_credentials":
 		default:
@@ -138,9 +141,12 @@ func (s *Server) logGrantError(ctx context.Context, endpoint string, err error) 
 // revokes the grant's access and refresh tokens.
 func (s *Server) handleRevoke(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
-	if err := r.ParseMultipartForm(1 << 20); (err == nil || errors.Is(err, http.ErrNotMultipart)) && noClientCredentials(r) {
-		writeNoClient(w)
-		return
+	if err := r.ParseMultipartForm(1 << 20); err == nil || errors.Is(err, http.ErrNotMultipart) {
+		if noClientCredentials(r) {
+			writeNoClient(w)
+			return
+		}
+		corsClient(w, requestClientID(r))
 	}
 	err := s.provider.NewRevocationRequest(ctx, r)
 	if err != nil {

@@ -28,6 +28,12 @@ func (s *Server) handleUserinfo(w http.ResponseWriter, r *http.Request) {
 		writeBearerError(w, http.StatusUnauthorized, "invalid_token", "The access token is invalid, expired or revoked.")
 		return
 	}
+	// Only the token's client's origins may read what follows.
+	clientID := ""
+	if c := ar.GetClient(); c != nil {
+		clientID = c.GetID()
+	}
+	corsClient(w, clientID)
 	if !ar.GetGrantedScopes().Has("openid") {
 		writeBearerError(w, http.StatusForbidden, "insufficient_scope", "The access token was not granted the openid scope.")
 		return

@@ -30,7 +30,7 @@ func TestDemoInBrowser(t *testing.T) {
 	env := []string{"BRIDGEKEEPER_SYSTEM_SECRET=" + strings.Repeat("demo-secret-", 4)}
 	dir := t.TempDir()
 	dsn := "sqlite:" + filepath.Join(dir, "bk.db")
-	brokerAddr, apiAddr, appAddr, idpAddr := freeAddr(t), freeAddr(t), freeAddr(t), freeAddr(t)
+	brokerAddr, apiAddr, appAddr, idpAddr, metricsAddr := freeAddr(t), freeAddr(t), freeAddr(t), freeAddr(t), freeAddr(t)
 	issuer, api, app, upstream := "http://"+brokerAddr, "http://"+apiAddr, "http://"+appAddr, "http://"+idpAddr
 
 	// fakeidp plays Okta; the broker reaches it through the connector-oidc plugin.
@@ -46,6 +46,7 @@ clients:
 	writeFile(t, config, `issuer: `+issuer+`
 listen: `+brokerAddr+`
 dsn: `+dsn+`
+metrics: {listen: "`+metricsAddr+`"}
 connectors:
   - id: okta
     name: Okta
@@ -84,7 +85,7 @@ connectors:
 		t.Fatal(err)
 	}
 	cmd.Env = append(os.Environ(), "BK_APP="+app, "BK_EMAIL="+email, "BK_PASSWORD="+password, "BK_SHOTS="+shots,
-		"BK_UPSTREAM_USER=Grace Hopper", "BK_UPSTREAM_EMAIL=grace@example.com", "BK_ISSUER="+issuer)
+		"BK_UPSTREAM_USER=Grace Hopper", "BK_UPSTREAM_EMAIL=grace@example.com", "BK_ISSUER="+issuer, "BK_METRICS=http://"+metricsAddr)
 	out, err := cmd.CombinedOutput()
 	t.Logf("demo in Chromium:\n%s", out)
 	if err != nil {
@@ -94,8 +95,9 @@ connectors:
 		t.Fatal("demo browser test did not finish")
 	}
 
-	// The Okta login went through the plugin: its calls are in the metrics.
-	res, err := http.Get(issuer + "/metrics")
+	// The Okta login went through the plugin: its calls are in the metrics
+	// (served on metrics.listen, not on the public listener).
+	res, err := http.Get("http://" + metricsAddr + "/metrics")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -12,6 +12,7 @@ import (
 var (
 	_ fosite.Client              = (*Client)(nil)
 	_ fosite.OpenIDConnectClient = (*Client)(nil)
+	_ fosite.ResponseModeClient  = (*Client)(nil)
 )
 
 // GetID returns the client id.
@@ -39,6 +40,12 @@ func (c *Client) GetResponseTypes() fosite.Arguments {
 		return fosite.Arguments{"code"}
 	}
 	return c.ResponseTypes
+}
+
+// GetResponseModes returns the response modes every client may ask for:
+// query (the default for code), fragment and form_post.
+func (c *Client) GetResponseModes() []fosite.ResponseModeType {
+	return []fosite.ResponseModeType{fosite.ResponseModeQuery, fosite.ResponseModeFragment, fosite.ResponseModeFormPost}
 }
 
 // GetScopes returns the scopes the client may request.

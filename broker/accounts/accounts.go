@@ -28,6 +28,7 @@ import (
 
 	"github.com/bridgekeeper/bridgekeeper/broker/accounts/mail"
 	"github.com/bridgekeeper/bridgekeeper/broker/accounts/policy"
+	"github.com/bridgekeeper/bridgekeeper/internal/cookie"
 	"github.com/bridgekeeper/bridgekeeper/storage"
 )
 
@@ -114,7 +115,7 @@ type Service struct {
 	tmpl     *templates
 	issuer   string // without a trailing slash
 	base     string // the issuer's path, without a trailing slash
-	secure   bool   // the issuer is https: cookies are Secure
+	cookies  cookie.Policy
 	now      func() time.Time
 	clientIP func(r *http.Request) string
 	cop      *http.CrossOriginProtection
@@ -182,7 +183,7 @@ func New(cfg Config) (*Service, error) {
 		tmpl:     tmpl,
 		issuer:   strings.TrimSuffix(issuer.String(), "/"),
 		base:     strings.TrimSuffix(issuer.EscapedPath(), "/"),
-		secure:   issuer.Scheme == "https",
+		cookies:  cookie.For(issuer.String()),
 		now:      cfg.Now,
 		clientIP: cfg.ClientIP,
 		cop:      http.NewCrossOriginProtection(),

@@ -77,12 +77,12 @@ func newHarness(t testing.TB, store *storage.Store, modify func(*accounts.Config
 		t.Fatal(err)
 	}
 	router := mux.NewRouter()
-	h.srv = httptest.NewServer(router)
+	h.srv = httptest.NewUnstartedServer(router)
 	t.Cleanup(h.srv.Close)
 	cfg := accounts.Config{
 		Store:             store,
 		Logger:            slog.New(slog.DiscardHandler),
-		Issuer:            h.srv.URL,
+		Issuer:            "http://" + h.srv.Listener.Addr().String(),
 		Mailer:            mailer,
 		AllowRegistration: true,
 		RequireActivation: true,
@@ -104,6 +104,11 @@ func newHarness(t testing.TB, store *storage.Store, modify func(*accounts.Config
 	if modify != nil {
 		modify(&cfg)
 	}
+	if strings.HasPrefix(cfg.Issuer, "https://") {
+		h.srv.StartTLS() // modify made the issuer https
+	} else {
+		h.srv.Start()
+	}
 	h.svc, err = accounts.New(cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -116,7 +121,8 @@ func newHarness(t testing.TB, store *storage.Store, modify func(*accounts.Config
 
 func (h *harness) newBrowser() *http.Client {
 	jar, _ := cookiejar.New(nil)
-	return &http.Client{Jar: jar, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	return &http.Client{Jar: jar, Transport: h.srv.Client().Transport,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 }
 
 type response struct {

@@ -185,19 +185,18 @@ func (s *Service) crossOriginDenied(w http.ResponseWriter, r *http.Request) {
 
 // csrfToken returns the browser's form token, setting the cookie when it has none.
 func (s *Service) csrfToken(w http.ResponseWriter, r *http.Request) string {
-	if c, err := r.Cookie(csrfCookie); err == nil && validTokenFormat(c.Value) {
+	if c, err := s.cookies.Get(r, csrfCookie); err == nil && validTokenFormat(c.Value) {
 		return c.Value
 	}
 	v := rand.Text()
-	path := s.base + "/"
-	http.SetCookie(w, &http.Cookie{Name: csrfCookie, Value: v, Path: path, HttpOnly: true, Secure: s.secure, SameSite: http.SameSiteLaxMode})
+	s.cookies.Set(w, &http.Cookie{Name: csrfCookie, Value: v, Path: s.base + "/"})
 	// Requests later in this exchange (a page rendered after a POST) see it too.
-	r.AddCookie(&http.Cookie{Name: csrfCookie, Value: v})
+	r.AddCookie(&http.Cookie{Name: s.cookies.Name(csrfCookie), Value: v})
 	return v
 }
 
 func (s *Service) csrfValid(r *http.Request) bool {
-	c, err := r.Cookie(csrfCookie)
+	c, err := s.cookies.Get(r, csrfCookie)
 	if err != nil || !validTokenFormat(c.Value) {
 		return false
 	}

@@ -22,6 +22,7 @@ import (
 	"github.com/bridgekeeper/bridgekeeper/broker"
 	"github.com/bridgekeeper/bridgekeeper/connectors"
 	"github.com/bridgekeeper/bridgekeeper/internal/config"
+	"github.com/bridgekeeper/bridgekeeper/internal/cookie"
 	"github.com/bridgekeeper/bridgekeeper/plugins"
 	"github.com/bridgekeeper/bridgekeeper/storage"
 )
@@ -75,7 +76,7 @@ type Federation struct {
 	cfg        Config
 	log        *slog.Logger
 	tmpl       *template.Template
-	secure     bool   // issuer is https: cookies get Secure
+	cookies    cookie.Policy
 	basePath   string // the issuer's path
 	connectors map[string]*connector
 	order      []string
@@ -118,7 +119,7 @@ func New(ctx context.Context, cfg Config) (*Federation, error) {
 		cfg:        cfg,
 		log:        cfg.Logger,
 		tmpl:       tmpl,
-		secure:     issuer.Scheme == "https",
+		cookies:    cookie.For(cfg.Issuer),
 		basePath:   strings.TrimRight(issuer.Path, "/"),
 		connectors: map[string]*connector{},
 	}

@@ -126,7 +126,7 @@ func (f *Federation) handleCallback(w http.ResponseWriter, r *http.Request) {
 		state = req.Form.Get("state")
 	}
 
-	ck, err := r.Cookie(loginCookie)
+	ck, err := f.cookies.Get(r, f.loginCookieName(c.id))
 	if err != nil || ck.Value == "" {
 		f.log.InfoContext(ctx, "upstream callback without a login cookie", "connector", c.id)
 		f.renderError(w, r, http.StatusBadRequest, "Sign-in expired",
@@ -241,24 +241,25 @@ func (f *Federation) cookiePath(connectorID string) string {
 }
 
 func (f *Federation) setCookie(w http.ResponseWriter, connectorID, value string, maxAge time.Duration) {
-	http.SetCookie(w, &http.Cookie{
-		Name:     loginCookie,
-		Value:    value,
-		Path:     f.cookiePath(connectorID),
-		MaxAge:   max(int(maxAge/time.Second), 1),
-		HttpOnly: true,
-		Secure:   f.secure,
-		SameSite: http.SameSiteLaxMode,
+	f.cookies.Set(w, &http.Cookie{
+		Name:   f.loginCookieName(connectorID),
+		Value:  value,
+		Path:   f.cookiePath(connectorID),
+		MaxAge: max(int(maxAge/time.Second), 1),
 	})
 }
 
 func (f *Federation) clearCookie(w http.ResponseWriter, connectorID string) {
-	http.SetCookie(w, &http.Cookie{
-		Name:     loginCookie,
-		Path:     f.cookiePath(connectorID),
-		MaxAge:   -1,
-		HttpOnly: true,
-		Secure:   f.secure,
-		SameSite: http.SameSiteLaxMode,
-	})
+	f.cookies.Clear(w, f.loginCookieName(connectorID), f.cookiePath(connectorID))
+}
+
+// loginCookieName is the login cookie's name for a connector: on http one
+// name, scoped to each connector's callback path; on https a __Host-
+// cookie has Path=/, so the connector goes into the name instead (logins
+// through two connectors at once keep one cookie each).
+func (f *Federation) loginCookieName(connectorID string) string {
+	if f.cookies.Secure() {
+		return loginCookie + "_" + connectorID
+	}
+	return loginCookie
 }

@@ -113,6 +113,8 @@ type envOptions struct {
 	// upstream wraps the fake IdP's handler, brokerHandler the broker's.
 	upstream      func(http.Handler) http.Handler
 	brokerHandler func(http.Handler) http.Handler
+	// https serves the broker over TLS with an https issuer.
+	https bool
 }
 
 func sqlite() storagetest.Backend { return storagetest.Backend{Name: storage.DialectSQLite} }
@@ -127,6 +129,9 @@ func newEnv(t testing.TB, o envOptions) *env {
 	store, dsn := o.backend.Open(t)
 	ts := httptest.NewUnstartedServer(nil)
 	e := &env{t: t, ts: ts, store: store, dsn: dsn, issuer: "http://" + ts.Listener.Addr().String(), logs: &logSink{}}
+	if o.https {
+		e.issuer = "https://" + ts.Listener.Addr().String()
+	}
 
 	cfg := fakeidp.DemoConfig()
 	var redirects []string
@@ -187,7 +192,11 @@ func newEnv(t testing.TB, o envOptions) *env {
 	if o.brokerHandler != nil {
 		ts.Config.Handler = o.brokerHandler(ts.Config.Handler)
 	}
-	ts.Start()
+	if o.https {
+		ts.StartTLS()
+	} else {
+		ts.Start()
+	}
 	t.Cleanup(func() {
 		ts.Close()
 		if err := e.fed.Close(); err != nil {
@@ -279,7 +288,7 @@ func (e *env) browser(extraHosts ...string) *browser {
 	for _, h := range extraHosts {
 		b.hosts[h] = true
 	}
-	b.c = &http.Client{Jar: jar, Timeout: 30 * time.Second, CheckRedirect: func(req *http.Request, _ []*http.Request) error {
+	b.c = &http.Client{Jar: jar, Timeout: 30 * time.Second, Transport: e.ts.Client().Transport, CheckRedirect: func(req *http.Request, _ []*http.Request) error {
 		if !b.hosts[req.URL.Host] {
 			return http.ErrUseLastResponse
 		}

@@ -15,6 +15,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/bridgekeeper/bridgekeeper/internal/password"
+	"github.com/bridgekeeper/bridgekeeper/internal/redirecturi"
 	"github.com/bridgekeeper/bridgekeeper/internal/secret"
 	"github.com/bridgekeeper/bridgekeeper/storage"
 )
@@ -46,9 +47,12 @@ PKCE with S256. A confidential client authenticates with a secret: give one
 on standard input (--secret-stdin) or let the broker generate one, which is
 printed once and stored only as a keyed hash.
 
-Redirect URIs match exactly (http loopback IPs match any port). Allowed
-origins are the browser origins that may call the token, userinfo and
-revocation endpoints (CORS), matched exactly.`,
+Redirect URIs match exactly, byte for byte; the one exception is a public
+client's http redirect URI on 127.0.0.1 or [::1], which matches any port
+(RFC 8252 native apps; localhost gets no such exception). A redirect URI
+may not carry userinfo (user@host). Allowed origins are the browser origins
+that may call the token, userinfo and revocation endpoints (CORS) for this
+client only, matched exactly.`,
 		Example: `  bridgekeeper client create --dsn sqlite:data/bk.db --id spa --public \
       --redirect-uri http://127.0.0.1:5173/callback --allowed-origin http://127.0.0.1:5173 \
       --post-logout-redirect-uri http://127.0.0.1:5173/
@@ -206,22 +210,7 @@ func validateClient(c *storage.Client) error {
 	return errors.Join(errs...)
 }
 
-func checkRedirectURI(raw string) error {
-	u, err := url.Parse(raw)
-	switch {
-	case err != nil:
-		return errors.New("not a URL")
-	case u.Scheme == "" || !u.IsAbs():
-		return errors.New("must be absolute")
-	case u.Fragment != "":
-		return errors.New("must not have a fragment")
-	case u.Scheme == "http" && !isLoopback(u.Hostname()):
-		return errors.New("http is allowed only for loopback hosts; use https")
-	}
-	return nil
-}
-
-func isLoopback(h string) bool { return h == "localhost" || h == "::1" || strings.HasPrefix(h, "127.") }
+func checkRedirectURI(raw string) error { return redirecturi.Check(raw) }
 
 func trimOrigins(in []string) []string {
 	out := make([]string, 0, len(in))

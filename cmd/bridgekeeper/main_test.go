@@ -65,6 +65,10 @@ func TestClientCreateValidates(t *testing.T) {
 		{[]string{"--id", "x", "--grant", "password", "--redirect-uri", "https://a.example/cb"}, `"password"`},
 		{[]string{"--id", "x", "--public", "--redirect-uri", "http://app.example.com/cb"}, "use https"},
 		{[]string{"--id", "x", "--public", "--redirect-uri", "https://a.example/cb#frag"}, "fragment"},
+		{[]string{"--id", "x", "--public", "--redirect-uri", "http://evil@127.0.0.1:5173/cb"}, "userinfo"},
+		{[]string{"--id", "x", "--public", "--redirect-uri", "https://user:pw@a.example/cb"}, "userinfo"},
+		{[]string{"--id", "x", "--public", "--redirect-uri", "https://a.example/cb", "--post-logout-redirect-uri", "https://u@a.example/"}, "userinfo"},
+		{[]string{"--id", "x", "--public", "--redirect-uri", "http://127.evil.example/cb"}, "use https"},
 		{[]string{"--id", "x", "--public", "--redirect-uri", "https://a.example/cb", "--allowed-origin", "https://a.example/path"}, "no path"},
 	} {
 		_, _, err := run(t, "", append([]string{"client", "create", "--dsn", dsn}, tc.args...)...)

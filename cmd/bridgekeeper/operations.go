@@ -23,8 +23,8 @@ import (
 
 // operations wraps the broker in what operators need: trusted-proxy
 // handling, request ids, the access log, Prometheus metrics and the
-// health endpoints. It returns the main handler and, when metrics get a
-// listener of their own, that listener's handler.
+// health endpoints. It returns the main handler and, when metrics.listen
+// is set (and metrics.off is not), the metrics listener's handler.
 func operations(cfg config.Config, srv *broker.Server, store *storage.Store, km *keys.Manager, fed *federation.Federation, m *ops.Metrics, log *slog.Logger) (http.Handler, http.Handler, error) {
 	proxies, err := ops.ParseCIDRs(splitList(cfg.TrustedProxies))
 	if err != nil {
@@ -75,14 +75,14 @@ func operations(cfg config.Config, srv *broker.Server, store *storage.Store, km 
 	if router, ok := srv.Handler().(*mux.Router); ok {
 		opts.Route = ops.MuxRoute(router)
 	}
+	// /metrics is never on the public listener: it tells anyone the
+	// clients' error rates, the connectors and the database's health.
+	// metrics.listen serves it on an address of its own.
 	var metricsHandler http.Handler
-	switch {
-	case cfg.Metrics.Off:
+	if cfg.Metrics.Off || cfg.Metrics.Listen == "" {
 		opts.Metrics = nil
-	case cfg.Metrics.Listen != "":
+	} else {
 		metricsHandler = m.Handler()
-	default:
-		opts.MetricsPath = "/metrics"
 	}
 	return ops.Wrap(srv.Handler(), opts), metricsHandler, nil
 }

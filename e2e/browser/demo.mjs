@@ -80,9 +80,10 @@ await check('"Continue with Okta" logs in through the connector plugin', async (
   await page.screenshot({ path: join(shots, 'okta-profile.png') });
 });
 
-// The broker's Prometheus counter of successful refresh grants.
+// The broker's Prometheus counter of successful refresh grants (metrics
+// are served on their own listener, BK_METRICS, not on the issuer's).
 async function refreshGrants() {
-  const text = await (await fetch(process.env.BK_ISSUER + '/metrics')).text();
+  const text = await (await fetch(process.env.BK_METRICS + '/metrics')).text();
   const m = text.match(/^bridgekeeper_token_grants_total\{grant_type="refresh_token",outcome="ok"\} (\d+)/m);
   return m ? Number(m[1]) : 0;
 }

@@ -47,8 +47,8 @@ type Config struct {
 
 // Metrics configures the Prometheus endpoint.
 type Metrics struct {
-	Listen string `yaml:"listen" help:"serve /metrics on this separate address (e.g. 127.0.0.1:9100) instead of the main listener"`
-	Off    bool   `yaml:"off" help:"serve no /metrics at all"`
+	Listen string `yaml:"listen" help:"serve /metrics on this address of its own (e.g. 127.0.0.1:9100); unset: no /metrics (never on the main listener)"`
+	Off    bool   `yaml:"off" help:"serve no /metrics even when metrics.listen is set"`
 }
 
 // Secrets holds the root secret.

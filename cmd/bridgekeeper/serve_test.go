@@ -1,0 +1,95 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"net"
+	"net/http"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// serveInProcess runs `bridgekeeper serve` with args until the test ends.
+func serveInProcess(t *testing.T, args ...string) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	var out, errOut bytes.Buffer
+	root := newRootCommand(strings.NewReader(""), &out, &errOut)
+	root.SetArgs(append([]string{"serve"}, args...))
+	go func() { done <- root.ExecuteContext(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("serve: %v", err)
+			}
+		case <-time.After(20 * time.Second):
+			t.Error("serve did not stop")
+		}
+	})
+}
+
+func getStatus(t *testing.T, url string) (int, string) {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		res, err := http.Get(url)
+		if err == nil {
+			b, _ := io.ReadAll(res.Body)
+			res.Body.Close()
+			return res.StatusCode, string(b)
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("GET %s: %v", url, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// TestMetricsOffThePublicListener backs docs/ops.md and SECURITY.md: by
+// default /metrics is not on the public listener (it tells anyone the
+// clients' error rates, the connectors and the database's health); with
+// metrics.listen it is served on that address only.
+func TestMetricsOffThePublicListener(t *testing.T) {
+	t.Setenv("BRIDGEKEEPER_SYSTEM_SECRET", "")
+	for _, withListener := range []bool{false, true} {
+		dir := t.TempDir()
+		addr := freeAddr(t)
+		issuer := "http://" + addr
+		args := []string{"--issuer", issuer, "--listen", addr, "--dsn", "sqlite:" + filepath.Join(dir, "bk.db")}
+		metricsAddr := ""
+		if withListener {
+			metricsAddr = freeAddr(t)
+			args = append(args, "--metrics.listen", metricsAddr)
+		}
+		serveInProcess(t, args...)
+		if status, _ := getStatus(t, issuer+"/healthz"); status != http.StatusOK {
+			t.Fatalf("healthz: %d", status)
+		}
+		getStatus(t, issuer+"/.well-known/openid-configuration")
+		if status, body := getStatus(t, issuer+"/metrics"); status == http.StatusOK || strings.Contains(body, "bridgekeeper_") {
+			t.Errorf("metrics.listen=%q: /metrics on the public listener: %d", metricsAddr, status)
+		}
+		if withListener {
+			status, body := getStatus(t, "http://"+metricsAddr+"/metrics")
+			if status != http.StatusOK || !strings.Contains(body, "bridgekeeper_http_requests_total") {
+				t.Errorf("/metrics on metrics.listen: %d %.200s", status, body)
+			}
+		}
+	}
+}
