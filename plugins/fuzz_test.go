@@ -29,14 +29,12 @@ func FuzzIdentityReply(f *testing.F) {
 		{Subject: "", Email: "no-subject@example.com"},
 		{Subject: "sub-4", ClaimsJson: []byte(`{"a":`)},
 		{Subject: "sub-5", Name: "\x00", Picture: "javascript:alert(1)"},
-		// At the limits, and one over.
-		{Subject: strings.Repeat("s", MaxSubjectBytes), Email: strings.Repeat("e", MaxEmailBytes), Name: strings.Repeat("n", MaxNameBytes),
-			Picture: strings.Repeat("p", MaxPictureBytes), Groups: slices.Repeat([]string{strings.Repeat("g", MaxGroupBytes)}, 3),
-			ConnectorData: make([]byte, MaxConnectorDataBytes)},
+		// At a limit and one over (small seeds: large ones slow the
+		// fuzzer down; TestIdentityLimits checks every boundary).
+		{Subject: strings.Repeat("s", MaxSubjectBytes), Email: strings.Repeat("e", MaxEmailBytes), Groups: []string{strings.Repeat("g", MaxGroupBytes)}},
 		{Subject: strings.Repeat("s", MaxSubjectBytes+1)},
-		{Subject: "sub-6", Groups: slices.Repeat([]string{"g"}, MaxGroups+1)},
-		{Subject: "sub-7", ConnectorData: make([]byte, MaxConnectorDataBytes+1)},
-		{Subject: "sub-8", FamilyName: "a\x00b"},
+		{Subject: "sub-6", Email: strings.Repeat("e", MaxEmailBytes+1)},
+		{Subject: "sub-7", FamilyName: "a\x00b"},
 	} {
 		b, err := proto.Marshal(&connectorpb.HandleCallbackResponse{Identity: id})
 		if err != nil {

@@ -491,14 +491,14 @@ func (p *Plugin) discard(inst *instance, why string) {
 func (p *Plugin) start(ctx context.Context) (*instance, error) {
 	cmd := exec.Command(p.cfg.Path, p.cfg.Args...)
 	cmd.Env = p.env()
+	// The checked file stays open until the process has started: on Linux
+	// the kernel executes it, not the path.
+	var checked *os.File
 	if p.cfg.SHA256 != "" {
-		f, err := p.checkBinary(cmd)
-		if err != nil {
+		var err error
+		if checked, err = p.checkBinary(cmd); err != nil {
 			return nil, err
 		}
-		// The file stays open until the process runs: on Linux the
-		// kernel executes it, not the path.
-		defer f.Close()
 	}
 	stderr := &lineLogger{logger: p.logger.With("source", "plugin"), plain: slog.LevelInfo}
 	ccfg := &goplugin.ClientConfig{
@@ -530,6 +530,9 @@ func (p *Plugin) start(ctx context.Context) (*instance, error) {
 		return nil, fmt.Errorf("connector %q: starting plugin %s: %w", p.cfg.ID, p.cfg.Path, err)
 	}
 	rpcClient, err := client.Client()
+	if checked != nil {
+		checked.Close()
+	}
 	if err != nil {
 		return fail(err)
 	}

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/bridgekeeper/bridgekeeper/connectors"
+	connectorpb "github.com/bridgekeeper/bridgekeeper/plugins/proto"
 )
 
 // TestHostileReplies launches the hostile test plugin (built with the SDK)
@@ -71,6 +72,14 @@ func TestHostileReplies(t *testing.T) {
 			}
 		})
 	}
+	t.Run("HandleCallback long-error", func(t *testing.T) {
+		// A 1 MiB error message breaks the 64 KiB limit on trailers.
+		_, err := callback("long-error")
+		refused(t, err, "HandleCallback")
+		if len(err.Error()) > MaxReplyHeaderBytes {
+			t.Errorf("an error of %d bytes came through", len(err.Error()))
+		}
+	})
 	for _, tc := range []struct{ subject, field, limit string }{
 		{"sub-refresh-huge", "reply", limit(MaxReplyBytes)},
 		{"sub-refresh-long-data", "connector_data", limit(MaxConnectorDataBytes)},
@@ -91,5 +100,59 @@ func TestHostileReplies(t *testing.T) {
 	}
 	if n := p.Restarts(); n != 0 {
 		t.Errorf("Restarts() = %d, want 0: a refused answer is not a crash", n)
+	}
+}
+
+// TestIdentityLimits checks each limit at its boundary: at the limit an
+// identity passes, one byte (or group) over it is refused naming the
+// field.
+func TestIdentityLimits(t *testing.T) {
+	p := &Plugin{cfg: Config{ID: "limits"}}
+	at := func(n int) string { return strings.Repeat("x", n) }
+	for _, tc := range []struct {
+		field string
+		set   func(id *connectorpb.Identity, over int)
+	}{
+		{"subject", func(id *connectorpb.Identity, over int) { id.Subject = at(MaxSubjectBytes + over) }},
+		{"email", func(id *connectorpb.Identity, over int) { id.Email = at(MaxEmailBytes + over) }},
+		{"name", func(id *connectorpb.Identity, over int) { id.Name = at(MaxNameBytes + over) }},
+		{"given_name", func(id *connectorpb.Identity, over int) { id.GivenName = at(MaxNameBytes + over) }},
+		{"family_name", func(id *connectorpb.Identity, over int) { id.FamilyName = at(MaxNameBytes + over) }},
+		{"picture", func(id *connectorpb.Identity, over int) { id.Picture = at(MaxPictureBytes + over) }},
+		{"groups", func(id *connectorpb.Identity, over int) { id.Groups = make([]string, MaxGroups+over) }},
+		{"groups[0]", func(id *connectorpb.Identity, over int) { id.Groups = []string{at(MaxGroupBytes + over)} }},
+		{"claims_json", func(id *connectorpb.Identity, over int) {
+			id.ClaimsJson = []byte(`{"a":"` + at(MaxClaimsJSONBytes-8+over) + `"}`)
+		}},
+		{"connector_data", func(id *connectorpb.Identity, over int) { id.ConnectorData = make([]byte, MaxConnectorDataBytes+over) }},
+	} {
+		t.Run(tc.field, func(t *testing.T) {
+			id := &connectorpb.Identity{Subject: "sub"}
+			tc.set(id, 0)
+			if _, err := p.identity("HandleCallback", id); err != nil {
+				t.Errorf("at the limit: %v", err)
+			}
+			id = &connectorpb.Identity{Subject: "sub"}
+			tc.set(id, 1)
+			_, err := p.identity("HandleCallback", id)
+			if !errors.Is(err, ErrPluginFailed) || !strings.Contains(err.Error(), tc.field) || !strings.Contains(err.Error(), "over the limit") {
+				t.Errorf("one over the limit: %v", err)
+			}
+		})
+	}
+	login := func(u string, state []byte) error {
+		return checkLogin(&connectorpb.LoginURLResponse{Url: u, ConnectorState: state})
+	}
+	if err := login(at(MaxLoginURLBytes), make([]byte, MaxConnectorStateBytes)); err != nil {
+		t.Errorf("login answer at the limits: %v", err)
+	}
+	if err := login(at(MaxLoginURLBytes+1), nil); err == nil || !strings.Contains(err.Error(), "url is") {
+		t.Errorf("login URL over the limit: %v", err)
+	}
+	if err := login("https://x", make([]byte, MaxConnectorStateBytes+1)); err == nil || !strings.Contains(err.Error(), "connector_state is") {
+		t.Errorf("connector state over the limit: %v", err)
+	}
+	if err := login("https://x/\x00", nil); err == nil || !strings.Contains(err.Error(), "NUL") {
+		t.Errorf("login URL with a NUL: %v", err)
 	}
 }

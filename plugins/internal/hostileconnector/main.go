@@ -12,7 +12,8 @@
 // "long-subject", "long-email", "long-name", "long-given-name",
 // "long-family-name", "long-picture", "many-groups", "long-group",
 // "long-claims" and "long-data" exceed one limit by one byte (or one
-// group); "nul-name" puts a NUL byte in the name; any other code logs the
+// group); "nul-name" puts a NUL byte in the name; "long-error" fails with
+// a message of 1 MiB (it travels in the trailers); any other code logs the
 // user "sub-<code>" in (so "refresh-huge" logs in "sub-refresh-huge").
 // Refresh, by subject: "sub-refresh-huge" answers with 40 MiB of connector
 // data, "sub-refresh-long-data" with connector data one byte over the
@@ -70,8 +71,11 @@ func (c *connector) HandleCallback(_ context.Context, state []byte, _ string, re
 		return connectors.Identity{}, fmt.Errorf("unknown connector state: %w", connectors.ErrInvalidCallback)
 	}
 	code := req.Query.Get("code")
-	if code == "" {
+	switch code {
+	case "":
 		return connectors.Identity{}, errors.New("no code")
+	case "long-error":
+		return connectors.Identity{}, errors.New(strings.Repeat("e", 1<<20))
 	}
 	id := connectors.Identity{
 		Subject:       "sub-" + code,
