@@ -3,6 +3,7 @@ package plugins
 import (
 	"errors"
 	"slices"
+	"strings"
 	"testing"
 
 	"google.golang.org/grpc/codes"
@@ -15,8 +16,8 @@ import (
 )
 
 // Fuzz targets for what a plugin sends back: whatever bytes arrive as a
-// reply, the host turns them into an identity that keeps the contract or
-// into an error, without a panic. `go test` runs the seeds; `go test
+// reply, the host turns them into an identity that keeps the contract and
+// the reply limits (limits.go) or into an error, without a panic. `go test` runs the seeds; `go test
 // -fuzz FuzzIdentityReply ./plugins/` explores.
 
 func FuzzIdentityReply(f *testing.F) {
@@ -28,6 +29,12 @@ func FuzzIdentityReply(f *testing.F) {
 		{Subject: "", Email: "no-subject@example.com"},
 		{Subject: "sub-4", ClaimsJson: []byte(`{"a":`)},
 		{Subject: "sub-5", Name: "\x00", Picture: "javascript:alert(1)"},
+		// At a limit and one over (small seeds: large ones slow the
+		// fuzzer down; TestIdentityLimits checks every boundary).
+		{Subject: strings.Repeat("s", MaxSubjectBytes), Email: strings.Repeat("e", MaxEmailBytes), Groups: []string{strings.Repeat("g", MaxGroupBytes)}},
+		{Subject: strings.Repeat("s", MaxSubjectBytes+1)},
+		{Subject: "sub-6", Email: strings.Repeat("e", MaxEmailBytes+1)},
+		{Subject: "sub-7", FamilyName: "a\x00b"},
 	} {
 		b, err := proto.Marshal(&connectorpb.HandleCallbackResponse{Identity: id})
 		if err != nil {
@@ -52,6 +59,30 @@ func FuzzIdentityReply(f *testing.F) {
 		}
 		if id.Subject == "" {
 			t.Fatal("an identity without a subject passed")
+		}
+		for _, f := range []struct {
+			name  string
+			value string
+			limit int
+		}{
+			{"subject", id.Subject, MaxSubjectBytes}, {"email", id.Email, MaxEmailBytes},
+			{"name", id.Name, MaxNameBytes}, {"given_name", id.GivenName, MaxNameBytes}, {"family_name", id.FamilyName, MaxNameBytes},
+			{"picture", id.Picture, MaxPictureBytes}, {"connector_data", string(id.ConnectorData), MaxConnectorDataBytes},
+		} {
+			if len(f.value) > f.limit || (f.name != "connector_data" && strings.Contains(f.value, "\x00")) {
+				t.Fatalf("%s of %d bytes (limit %d) or with a NUL passed", f.name, len(f.value), f.limit)
+			}
+		}
+		if len(id.Groups) > MaxGroups {
+			t.Fatalf("%d groups passed", len(id.Groups))
+		}
+		for _, g := range id.Groups {
+			if len(g) > MaxGroupBytes || strings.Contains(g, "\x00") {
+				t.Fatalf("group of %d bytes or with a NUL passed", len(g))
+			}
+		}
+		if n := len(resp.GetIdentity().GetClaimsJson()); n > MaxClaimsJSONBytes {
+			t.Fatalf("claims_json of %d bytes passed", n)
 		}
 		pid := resp.GetIdentity()
 		if id.Subject != pid.GetSubject() || id.Email != pid.GetEmail() || id.EmailVerified != pid.GetEmailVerified() ||

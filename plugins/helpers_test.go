@@ -15,8 +15,9 @@ import (
 	"testing"
 )
 
-// testConnectorPath is the test plugin, built once by TestMain.
-var testConnectorPath string
+// testConnectorPath is the test plugin, hostileConnectorPath the plugin
+// that breaks the reply limits; TestMain builds both once.
+var testConnectorPath, hostileConnectorPath string
 
 func TestMain(m *testing.M) {
 	os.Exit(run(m))
@@ -30,10 +31,11 @@ func run(m *testing.M) int {
 	}
 	defer os.RemoveAll(dir)
 	testConnectorPath = filepath.Join(dir, "testconnector")
-	build := exec.Command("go", "build", "-o", testConnectorPath, "./internal/testconnector")
+	hostileConnectorPath = filepath.Join(dir, "hostileconnector")
+	build := exec.Command("go", "build", "-o", dir+string(os.PathSeparator), "./internal/testconnector", "./internal/hostileconnector")
 	build.Stdout, build.Stderr = os.Stderr, os.Stderr
 	if err := build.Run(); err != nil {
-		fmt.Fprintln(os.Stderr, "building the test connector:", err)
+		fmt.Fprintln(os.Stderr, "building the test connectors:", err)
 		return 1
 	}
 	return m.Run()

@@ -1,12 +1,13 @@
 package plugins
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"hash"
+	"io"
 	"log/slog"
 	"os"
 	"os/exec"
@@ -14,6 +15,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	goplugin "github.com/hashicorp/go-plugin"
@@ -57,7 +59,9 @@ type Config struct {
 	// PATH, HOME, TMPDIR, TZ, LANG, LC_ALL, SSL_CERT_FILE and SSL_CERT_DIR.
 	Env []string
 	// SHA256 is the expected hex SHA-256 of the executable. When set, the
-	// file is checked before every launch and refused on a mismatch.
+	// file is checked before every launch and refused on a mismatch; on
+	// Linux the host then executes the very file it hashed (through
+	// /proc/self/fd), so swapping the file after the check changes nothing.
 	SHA256 string
 	// Config is the connector's configuration as JSON, sent in Configure.
 	Config []byte
@@ -75,6 +79,10 @@ type Config struct {
 	// broker and plugin. Plugins built with Serve support it; plugins in
 	// other languages usually do not and need this set.
 	DisableAutoMTLS bool
+
+	// afterCheck, when set, runs between the checksum check and the
+	// launch (tests swap the file there).
+	afterCheck func()
 }
 
 // Info describes a running plugin.
@@ -252,6 +260,9 @@ func (p *Plugin) LoginURL(ctx context.Context, req connectors.LoginRequest) (con
 	if err != nil {
 		return connectors.LoginResponse{}, err
 	}
+	if err := checkLogin(resp); err != nil {
+		return connectors.LoginResponse{}, fmt.Errorf("connector %q: LoginURL: %w: %w", p.cfg.ID, ErrPluginFailed, err)
+	}
 	if resp.GetUrl() == "" {
 		return connectors.LoginResponse{}, fmt.Errorf("connector %q: LoginURL: the plugin returned no URL: %w", p.cfg.ID, ErrPluginFailed)
 	}
@@ -308,6 +319,9 @@ func (p *Plugin) Refresh(ctx context.Context, scopes connectors.Scopes, identity
 }
 
 func (p *Plugin) identity(method string, pid *connectorpb.Identity) (connectors.Identity, error) {
+	if err := checkIdentity(pid); err != nil {
+		return connectors.Identity{}, fmt.Errorf("connector %q: %s: %w: %w", p.cfg.ID, method, ErrPluginFailed, err)
+	}
 	id, err := identityFromProto(pid)
 	if err != nil {
 		return connectors.Identity{}, fmt.Errorf("connector %q: %s: %w: %w", p.cfg.ID, method, ErrPluginFailed, err)
@@ -378,6 +392,11 @@ func (p *Plugin) callError(ctx context.Context, callerBound, timedOut bool, inst
 			p.discard(inst, "it stopped answering")
 		}
 		return fmt.Errorf("connector %q: %s: the plugin did not answer within %s: %w", p.cfg.ID, method, p.cfg.CallTimeout, context.DeadlineExceeded)
+	case st.Code() == codes.ResourceExhausted && strings.HasPrefix(st.Message(), "grpc: received message larger than max"):
+		// gRPC refused the reply before decoding it (MaxReplyBytes); the
+		// plugin is fine, the answer is not.
+		return fmt.Errorf("connector %q: %s: the plugin's reply is over the limit of %d bytes (%s): %w",
+			p.cfg.ID, method, MaxReplyBytes, st.Message(), ErrPluginFailed)
 	case st.Code() == codes.Unavailable:
 		if !inst.hasExited() && p.answers(inst) {
 			// The plugin itself answered Unavailable.
@@ -472,25 +491,34 @@ func (p *Plugin) discard(inst *instance, why string) {
 func (p *Plugin) start(ctx context.Context) (*instance, error) {
 	cmd := exec.Command(p.cfg.Path, p.cfg.Args...)
 	cmd.Env = p.env()
+	// The checked file stays open until the process has started: on Linux
+	// the kernel executes it, not the path.
+	var checked *os.File
+	if p.cfg.SHA256 != "" {
+		var err error
+		if checked, err = p.checkBinary(cmd); err != nil {
+			return nil, err
+		}
+	}
 	stderr := &lineLogger{logger: p.logger.With("source", "plugin"), plain: slog.LevelInfo}
 	ccfg := &goplugin.ClientConfig{
 		HandshakeConfig:  handshake,
 		Plugins:          goplugin.PluginSet{pluginName: &grpcPlugin{}},
 		Cmd:              cmd,
 		AllowedProtocols: []goplugin.Protocol{goplugin.ProtocolGRPC},
-		Logger:           newHCLogger(p.logger, filepath.Base(cmd.Path)),
+		Logger:           newHCLogger(p.logger, filepath.Base(p.cfg.Path)),
 		Stderr:           stderr,
 		SyncStdout:       &lineLogger{logger: p.logger.With("source", "plugin", "stream", "stdout"), plain: slog.LevelInfo},
 		SyncStderr:       &lineLogger{logger: p.logger.With("source", "plugin", "stream", "stderr"), plain: slog.LevelInfo},
 		StartTimeout:     p.cfg.StartTimeout,
 		AutoMTLS:         !p.cfg.DisableAutoMTLS,
 		SkipHostEnv:      true,
-	}
-	var sum *recordingHash
-	if p.cfg.SHA256 != "" {
-		want, _ := hex.DecodeString(p.cfg.SHA256) // checked in Launch
-		sum = &recordingHash{Hash: sha256.New()}
-		ccfg.SecureConfig = &goplugin.SecureConfig{Checksum: want, Hash: sum}
+		// A reply over MaxReplyBytes is refused before it is decoded
+		// (go-plugin's own default is 2 GiB).
+		GRPCDialOptions: []grpc.DialOption{
+			grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(MaxReplyBytes)),
+			grpc.WithMaxHeaderListSize(MaxReplyHeaderBytes),
+		},
 	}
 	client := goplugin.NewClient(ccfg)
 	fail := func(err error) (*instance, error) {
@@ -502,10 +530,8 @@ func (p *Plugin) start(ctx context.Context) (*instance, error) {
 		return nil, fmt.Errorf("connector %q: starting plugin %s: %w", p.cfg.ID, p.cfg.Path, err)
 	}
 	rpcClient, err := client.Client()
-	if errors.Is(err, goplugin.ErrChecksumsDoNotMatch) {
-		client.Kill()
-		return nil, fmt.Errorf("connector %q: refusing to start plugin %s: its SHA-256 is %s, the configuration expects %s: %w",
-			p.cfg.ID, cmd.Path, hex.EncodeToString(sum.sum), strings.ToLower(p.cfg.SHA256), ErrChecksumMismatch)
+	if checked != nil {
+		checked.Close()
 	}
 	if err != nil {
 		return fail(err)
@@ -550,7 +576,7 @@ func (p *Plugin) start(ctx context.Context) (*instance, error) {
 		return nil, fmt.Errorf("connector %q: the plugin %s refused its configuration: %s", p.cfg.ID, p.cfg.Path, st.Message())
 	}
 	inst.info.Refresh = resp.GetCapabilities().GetRefresh()
-	p.logger.Info("connector plugin started", "path", cmd.Path, "pid", client.ID(),
+	p.logger.Info("connector plugin started", "path", p.cfg.Path, "pid", client.ID(),
 		"plugin", inst.info.Name, "version", inst.info.Version, "sdk", inst.info.SDK, "refresh", inst.info.Refresh)
 	return inst, nil
 }
@@ -623,15 +649,55 @@ func (i *instance) stop() {
 // wait) before the host kills the process itself.
 const stopGrace = 3 * time.Second
 
-// recordingHash keeps the sum go-plugin's checksum check computed, so a
-// mismatch can name it.
-type recordingHash struct {
-	hash.Hash
-	sum []byte
-}
-
-func (h *recordingHash) Sum(b []byte) []byte {
-	out := h.Hash.Sum(b)
-	h.sum = append([]byte(nil), out[len(b):]...)
-	return out
+// checkBinary opens the plugin's executable, checks that it is a regular
+// file with the configured SHA-256 and points cmd at that open file
+// (execChecked), so what runs is what was hashed, whatever happens to the
+// path meanwhile. The caller closes the file once the process has started.
+func (p *Plugin) checkBinary(cmd *exec.Cmd) (*os.File, error) {
+	if cmd.Err != nil {
+		return nil, fmt.Errorf("connector %q: starting plugin %s: %w", p.cfg.ID, p.cfg.Path, cmd.Err)
+	}
+	// Non-blocking, so a named pipe in its place cannot stall the launch.
+	f, err := os.OpenFile(cmd.Path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		return nil, fmt.Errorf("connector %q: starting plugin %s: %w", p.cfg.ID, p.cfg.Path, err)
+	}
+	fail := func(err error) (*os.File, error) {
+		f.Close()
+		return nil, err
+	}
+	fi, err := f.Stat()
+	if err != nil {
+		return fail(fmt.Errorf("connector %q: starting plugin %s: %w", p.cfg.ID, p.cfg.Path, err))
+	}
+	if !fi.Mode().IsRegular() {
+		return fail(fmt.Errorf("connector %q: refusing to start plugin %s: it is not a regular file (%s)", p.cfg.ID, p.cfg.Path, fi.Mode().Type()))
+	}
+	h := sha256.New()
+	var head [2]byte
+	n, _ := io.ReadFull(f, head[:])
+	h.Write(head[:n])
+	if _, err := io.Copy(h, f); err != nil {
+		return fail(fmt.Errorf("connector %q: starting plugin %s: hashing it: %w", p.cfg.ID, p.cfg.Path, err))
+	}
+	want, _ := hex.DecodeString(p.cfg.SHA256) // checked in Launch
+	if sum := h.Sum(nil); !bytes.Equal(sum, want) {
+		return fail(fmt.Errorf("connector %q: refusing to start plugin %s: its SHA-256 is %s, the configuration expects %s: %w",
+			p.cfg.ID, p.cfg.Path, hex.EncodeToString(sum), strings.ToLower(p.cfg.SHA256), ErrChecksumMismatch))
+	}
+	if p.cfg.afterCheck != nil {
+		p.cfg.afterCheck()
+	}
+	if string(head[:n]) == "#!" {
+		// The kernel cannot run a script from a close-on-exec descriptor,
+		// and the interpreter would read it again by its path anyway.
+		p.logger.Warn("connector plugin is a script: its interpreter reads it again by its path, so the sha256 check does not rule out a swap after it; keep the script and its directory writable only by the broker's owner",
+			"path", p.cfg.Path)
+		return f, nil
+	}
+	f, err = execChecked(cmd, f)
+	if err != nil {
+		return fail(fmt.Errorf("connector %q: starting plugin %s: %w", p.cfg.ID, p.cfg.Path, err))
+	}
+	return f, nil
 }

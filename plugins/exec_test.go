@@ -1,0 +1,135 @@
+package plugins
+
+import (
+	"errors"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+
+	"github.com/bridgekeeper/bridgekeeper/connectors"
+)
+
+// swapSetup prepares a plugin directory: good, a copy of the test
+// connector, and other, a program that leaves a mark and then runs the
+// real plugin (so a launch of it would even succeed). ran reports whether
+// other ran.
+func swapSetup(t *testing.T) (dir, good, other, sum string, ran func() bool) {
+	t.Helper()
+	dir = t.TempDir()
+	good = filepath.Join(dir, "good")
+	copyFile(t, testConnectorPath, good)
+	marker := filepath.Join(dir, "other-ran")
+	other = filepath.Join(dir, "other")
+	if err := os.WriteFile(other, []byte("#!/bin/sh\necho ran >> "+marker+"\nexec "+good+"\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return dir, good, other, sha256File(t, good), func() bool {
+		_, err := os.Stat(marker)
+		return err == nil
+	}
+}
+
+// replace puts a new link to src at path in one rename.
+func replace(t *testing.T, src, path string) {
+	t.Helper()
+	tmp := path + ".next"
+	if err := os.Link(src, tmp); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestChecksumSwappedAfterCheck swaps the plugin file for another program
+// right after the host checked its SHA-256 and before it runs it: the
+// checked binary runs, not the other program (the host executes the very
+// file it hashed).
+func TestChecksumSwappedAfterCheck(t *testing.T) {
+	ctx := testContext(t)
+	dir, good, other, sum, otherRan := swapSetup(t)
+	path := filepath.Join(dir, "connector")
+	replace(t, good, path)
+	swaps := 0
+	p, sink := launchTest(t, func(c *Config) {
+		c.Path, c.SHA256 = path, sum
+		c.afterCheck = func() { swaps++; replace(t, other, path) }
+	})
+	if swaps != 1 || otherRan() {
+		t.Fatalf("swaps %d; the swapped-in program ran: %v", swaps, otherRan())
+	}
+	if p.Info().Name == "" || p.Info().SDK != sdkName {
+		t.Errorf("Info() = %+v, want the test connector's", p.Info())
+	}
+	// Each relaunch checks again: the file at the path is now the other
+	// program, which is refused.
+	replace(t, other, path)
+	if err := syscall.Kill(pidOf(t, sink, 1), syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	waitExited(ctx, t, p)
+	if _, err := p.LoginURL(ctx, connectors.LoginRequest{State: "s"}); !errors.Is(err, ErrChecksumMismatch) {
+		t.Errorf("relaunch with the other program in place: %v, want ErrChecksumMismatch", err)
+	}
+	if otherRan() {
+		t.Error("the other program ran")
+	}
+}
+
+// TestChecksumFIFOSwap plays the swap deterministically: the plugin's path
+// is a named pipe that feeds the checked binary's bytes to whoever hashes
+// it, and is renamed over by the other program before the hash ends. The
+// launch must be refused (a plugin is a regular file) and the other
+// program must not run.
+func TestChecksumFIFOSwap(t *testing.T) {
+	ctx := testContext(t)
+	dir, good, other, sum, otherRan := swapSetup(t)
+	path := filepath.Join(dir, "connector")
+	if err := syscall.Mkfifo(path, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	fed := make(chan error, 1)
+	go func() {
+		w, err := os.OpenFile(path, os.O_WRONLY, 0) // waits for a reader
+		if err != nil {
+			fed <- err
+			return
+		}
+		defer w.Close()
+		f, err := os.Open(good)
+		if err != nil {
+			fed <- err
+			return
+		}
+		defer f.Close()
+		if _, err := io.Copy(w, f); err != nil {
+			fed <- err // the reader stopped reading: nothing to swap
+			return
+		}
+		// Swap before the reader sees the end of the file.
+		tmp := path + ".next"
+		if err := os.Link(other, tmp); err != nil {
+			fed <- err
+			return
+		}
+		fed <- os.Rename(tmp, path)
+	}()
+	p, err := Launch(ctx, Config{ID: "test", Path: path, SHA256: sum, Config: []byte(`{"issuer":"https://idp.test"}`)}, nil)
+	if err == nil {
+		_ = p.Close()
+	}
+	// Release the writer if nobody opened the pipe, and wait for it.
+	if r, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0); err == nil {
+		r.Close()
+	}
+	t.Logf("the pipe's writer: %v", <-fed)
+	if otherRan() {
+		t.Fatalf("the program swapped in after the check ran (launch error: %v)", err)
+	}
+	if err == nil || !strings.Contains(err.Error(), "not a regular file") {
+		t.Errorf("launch from a named pipe: %v, want a refusal", err)
+	}
+}
