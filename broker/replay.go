@@ -51,9 +51,12 @@ type replayGuard struct {
 }
 
 func (g *replayGuard) HandleTokenEndpointRequest(ctx context.Context, req fosite.AccessRequester) error {
-	param := "code"
+	grant, param := "authorization_code", "code"
 	if req.GetGrantTypes().ExactOne("refresh_token") {
-		param = "refresh_token"
+		grant, param = "refresh_token", "refresh_token"
+	}
+	if !req.GetClient().GetGrantTypes().Has(grant) {
+		return nil // fosite's grant handler refuses it: unauthorized_client
 	}
 	if err := g.hmac.Validate(ctx, req.GetRequestForm().Get(param)); err != nil {
 		return fosite.ErrInvalidGrant.WithHint("The authorization code or refresh token is malformed or not valid.").WithWrap(err).WithDebug(err.Error())

@@ -17,6 +17,7 @@ import (
 	"testing"
 
 	"github.com/bridgekeeper/bridgekeeper/broker"
+	"github.com/bridgekeeper/bridgekeeper/broker/federation"
 	"github.com/bridgekeeper/bridgekeeper/internal/config"
 	"github.com/bridgekeeper/bridgekeeper/storage"
 	"github.com/bridgekeeper/bridgekeeper/storage/storagetest"
@@ -139,8 +140,11 @@ func TestHostilePluginRepliesBounded(t *testing.T) {
 			t.Errorf("refresh with a 40 MiB re-check: %d %q, want 503 temporarily_unavailable", r.status, r.Error)
 		}
 		link, err := e.store.GetIdentity(ctx, "hostile", "sub-refresh-huge")
-		if err != nil || string(link.ConnectorData) != "data-refresh-huge" {
-			t.Errorf("identity after the refused re-check: %d bytes of connector data, %v", len(link.ConnectorData), err)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if data, err := federation.OpenConnectorData(e.fed, link); err != nil || string(data) != "data-refresh-huge" {
+			t.Errorf("identity after the refused re-check: connector data %q, %v", data, err)
 		}
 	})
 }
