@@ -69,6 +69,7 @@ type Server struct {
 	nextFault     Fault
 	tokenError    string
 	thinIDTokens  bool
+	sso           map[string]*ssoSession // by the SHA-256 of the cookie's value
 	now           func() time.Time
 }
 
@@ -92,6 +93,9 @@ type grant struct {
 	expires     time.Time
 	// rotatedAt is when an Okta refresh token was rotated (zero: not yet).
 	rotatedAt time.Time
+	// authTime is when the user entered a credential (the ID token's
+	// auth_time; zero: when the token is minted).
+	authTime time.Time
 }
 
 type flavour string
@@ -119,6 +123,7 @@ func New(cfg Config, logger *slog.Logger) (*Server, error) {
 		codes:         map[string]*grant{},
 		accessTokens:  map[string]*grant{},
 		refreshTokens: map[string]*grant{},
+		sso:           map[string]*ssoSession{},
 		now:           time.Now,
 	}
 	if cfg.SigningAlgorithm == "ES256" {
