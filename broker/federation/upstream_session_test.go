@@ -151,6 +151,23 @@ func TestFreshLoginRefusedByIncapableConnector(t *testing.T) {
 			t.Errorf("%s=%s through a connector that cannot force a sign-in: error %q, want login_required", fresh[0], fresh[1], got)
 		}
 	}
+	// From the login page: the connector's button says it cannot, and
+	// nothing goes upstream.
+	p := e.authorize(b, spaAuth("prompt", "login"))
+	var connect string
+	for _, h := range hrefs(p.body) {
+		if strings.Contains(h, "/connect/test") {
+			connect = h
+		}
+	}
+	if connect == "" {
+		t.Fatalf("login page without the test connector's button: %d %.800s", p.status, p.body)
+	}
+	cu, err := p.url.Parse(connect)
+	if err != nil {
+		t.Fatal(err)
+	}
+	errorPage(t, b, e, b.get(cu.String()), http.StatusForbidden, "cannot confirm")
 }
 
 // TestUpstreamRevocationEndsSessions: a user disabled upstream loses the
@@ -243,4 +260,35 @@ func (e *env) userinfoStatus(accessToken string) int {
 	}
 	resp.Body.Close()
 	return resp.StatusCode
+}
+
+// TestSessionThatCannotBeRechecked: a federated session whose identity
+// cannot be re-checked upstream (no offline access: no upstream refresh
+// token) is not reused silently once its check is due; an interactive
+// request goes through its connector again, where the upstream's own
+// session signs a valid user in.
+func TestSessionThatCannotBeRechecked(t *testing.T) {
+	e := newEnv(t, envOptions{connectors: oktaOnly, recheckInterval: new(time.Duration)})
+	b := e.idpBrowser()
+	online := func(extra ...string) authRequest {
+		ar := spaAuth(extra...)
+		ar.params.Set("scope", "openid profile email")
+		return ar
+	}
+	ar := online("idp_hint", "okta")
+	e.exchange(codeFrom(t, e.enterCredential(b, e.authorize(b, ar), "1002")), ar)
+
+	if got := authError(t, e.authorize(b, online("prompt", "none"))); got != "login_required" {
+		t.Errorf("prompt=none with a session that cannot be re-checked: error %q, want login_required", got)
+	}
+	// Interactive, without idp_hint: straight to the session's connector,
+	// whose upstream session answers at once.
+	ar2 := online()
+	e.exchange(codeFrom(t, e.authorize(b, ar2)), ar2)
+	if err := e.idp.SetUserDisabled("1002", true); err != nil {
+		t.Fatal(err)
+	}
+	if p := e.authorize(b, online()); !e.isUpstreamLoginPage(p) {
+		t.Errorf("a user disabled upstream: %d at %s (Location %q), want the upstream's login page", p.status, p.url, p.header.Get("Location"))
+	}
 }

@@ -512,6 +512,8 @@ func (s *Server) mintIDToken(g *grant, u User) (string, error) {
 		claims["iat"] = now.Add(-2 * idLifetime).Unix()
 		claims["auth_time"] = claims["iat"]
 		claims["exp"] = now.Add(-idLifetime).Unix()
+	case FaultNoAuthTime:
+		delete(claims, "auth_time")
 	case FaultWrongNonce:
 		claims["nonce"] = "not-" + g.nonce
 	case FaultWrongAudience:

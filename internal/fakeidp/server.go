@@ -44,6 +44,9 @@ const (
 	// FaultHS256: signed with HS256 keyed by the client secret (an
 	// algorithm-confusion attempt).
 	FaultHS256
+	// FaultNoAuthTime: the ID token has no auth_time (the claim is
+	// optional unless max_age was asked for).
+	FaultNoAuthTime
 )
 
 const (
