@@ -292,3 +292,58 @@ func TestSessionThatCannotBeRechecked(t *testing.T) {
 		t.Errorf("a user disabled upstream: %d at %s (Location %q), want the upstream's login page", p.status, p.url, p.header.Get("Location"))
 	}
 }
+
+// TestBridgekeeperUpstreamFreshLogin: the review's Dex case with another
+// Bridgekeeper as the upstream (it keeps a session of its own and honours
+// prompt=login and max_age): after one sign-in there, prompt=login and
+// max_age=0 through idp_hint make the user enter the password there again.
+func TestBridgekeeperUpstreamFreshLogin(t *testing.T) {
+	e, u := newBridgekeeperUpstream(t, envOptions{})
+	br := e.browser(u.host)
+	ar := spaAuth("idp_hint", "bk")
+	first := e.authTime(e.exchange(codeFrom(t, u.signIn(br, br.get(e.authURL(ar)))), ar).IDToken)
+	time.Sleep(1100 * time.Millisecond)
+	for _, fresh := range [][]string{{"prompt", "login"}, {"max_age", "0"}} {
+		ar := spaAuth("idp_hint", "bk", fresh[0], fresh[1])
+		p := br.get(e.authURL(ar))
+		if !u.isLoginPage(p) {
+			t.Fatalf("%s=%s: the upstream Bridgekeeper signed the user in from its session: %d at %s (Location %q)",
+				fresh[0], fresh[1], p.status, p.url, p.header.Get("Location"))
+		}
+		tr := e.exchange(codeFrom(t, u.signIn(br, p)), ar)
+		if at := e.authTime(tr.IDToken); !at.After(first) {
+			t.Errorf("%s=%s: auth_time %s, want the new sign-in (after %s)", fresh[0], fresh[1], at, first)
+		}
+	}
+}
+
+// TestBridgekeeperUpstreamRevocation: a user disabled at the upstream
+// Bridgekeeper loses the session here at the next silent sign-in (the
+// re-check uses the upstream's refresh token) and the grants from it.
+func TestBridgekeeperUpstreamRevocation(t *testing.T) {
+	ctx := context.Background()
+	e, u := newBridgekeeperUpstream(t, envOptions{recheckInterval: new(time.Duration)})
+	br := e.browser(u.host)
+	ar := spaAuth("idp_hint", "bk")
+	tr := e.exchange(codeFrom(t, u.signIn(br, br.get(e.authURL(ar)))), ar)
+	ar2 := spaAuth("prompt", "none")
+	e.exchange(codeFrom(t, br.get(e.authURL(ar2))), ar2) // re-checked upstream, still valid
+
+	user, err := u.store.GetUser(ctx, "u_upstream_uma")
+	if err != nil {
+		t.Fatal(err)
+	}
+	user.Disabled = true
+	if err := u.store.UpdateUser(ctx, user); err != nil {
+		t.Fatal(err)
+	}
+	if got := authError(t, br.get(e.authURL(spaAuth("prompt", "none")))); got != "login_required" {
+		t.Errorf("prompt=none for a user disabled at the upstream Bridgekeeper: error %q, want login_required", got)
+	}
+	if e.userinfoStatus(tr.AccessToken) != http.StatusUnauthorized {
+		t.Error("the grant from the revoked identity still has a working access token")
+	}
+	if r := e.refresh(tr.RefreshToken); r.Error != "invalid_grant" {
+		t.Errorf("refresh of the grant from the revoked identity: %d %q, want invalid_grant", r.status, r.Error)
+	}
+}
