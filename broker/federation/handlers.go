@@ -45,6 +45,11 @@ func (f *Federation) handleConnect(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	up, err := f.beginUpstream(ctx, c, p)
+	if errors.Is(err, broker.ErrLoginRequired) {
+		f.log.InfoContext(ctx, "upstream login refused: the connector cannot force a new sign-in", "connector", c.id)
+		f.renderConnectorError(w, r, c, err, loginID)
+		return
+	}
 	if err != nil {
 		f.log.ErrorContext(ctx, "start upstream login", "connector", c.id, "err", err)
 		f.renderConnectorError(w, r, c, err, loginID)
