@@ -40,9 +40,18 @@ func (s *Server) handleAuthorize(w http.ResponseWriter, r *http.Request) {
 		s.provider.WriteAuthorizeError(ctx, s.withIssuer(w), ar, serverError(err))
 		return
 	}
-	if bs != nil && !slices.Contains(prompt, "login") && !maxAgeExceeded(ar.GetRequestForm(), bs.AuthTime, now) {
-		s.finishAuthorize(w, r, ar, user, bs, nil, now)
-		return
+	// A federated session is re-checked upstream before it is reused
+	// silently (when a check is due); one that cannot be sends the user
+	// through its connector again.
+	hint := ar.GetRequestForm().Get("idp_hint")
+	if reusable(bs, ar.GetRequestForm(), now) {
+		if s.recheckSession(ctx, bs) == nil {
+			s.finishAuthorize(w, r, ar, user, bs, nil, now)
+			return
+		}
+		if hint == "" {
+			hint = bs.IDP
+		}
 	}
 	if slices.Contains(prompt, "none") {
 		s.provider.WriteAuthorizeError(ctx, s.withIssuer(w), ar, fosite.ErrLoginRequired.WithHint("The user is not logged in to the broker (prompt=none)."))
@@ -59,9 +68,13 @@ func (s *Server) handleAuthorize(w http.ResponseWriter, r *http.Request) {
 		ExpiresAt:      now.Add(s.cfg.PendingLoginLifetime),
 	}
 	target := s.url(pathLogin) + "?login=" + url.QueryEscape(loginID)
-	if hint := ar.GetRequestForm().Get("idp_hint"); hint != "" {
+	if hint != "" {
 		if o, ok := s.loginOption(hint); ok {
-			target = s.startOption(w, r, o, loginID, p)
+			var err error
+			if target, err = s.startOption(w, r, o, loginID, p); err != nil {
+				s.provider.WriteAuthorizeError(ctx, s.withIssuer(w), ar, fosite.ErrLoginRequired.WithHintf("The sign-in method %q cannot confirm a new sign-in (prompt=login or max_age).", o.ID))
+				return
+			}
 		}
 	}
 	if err := s.cfg.Store.CreatePendingLogin(ctx, p); err != nil {
@@ -73,20 +86,25 @@ func (s *Server) handleAuthorize(w http.ResponseWriter, r *http.Request) {
 }
 
 // startOption starts the login option an idp_hint named for the pending
-// login p (not yet stored) and says where the browser goes next.
-func (s *Server) startOption(w http.ResponseWriter, r *http.Request, o LoginOption, loginID string, p *storage.PendingLogin) string {
+// login p (not yet stored) and says where the browser goes next. It fails
+// only when the option cannot give the new sign-in the request asks for
+// (ErrLoginRequired).
+func (s *Server) startOption(w http.ResponseWriter, r *http.Request, o LoginOption, loginID string, p *storage.PendingLogin) (string, error) {
 	if o.Start == nil {
-		return o.URL(loginID)
+		return o.URL(loginID), nil
 	}
 	start := *p
 	target, err := o.Start(w, r, loginID, &start)
+	if errors.Is(err, ErrLoginRequired) {
+		return "", err
+	}
 	if err != nil {
 		// URL tries again, and shows the user what went wrong if it fails.
 		s.log.WarnContext(r.Context(), "start login option", "option", o.ID, "err", err)
-		return o.URL(loginID)
+		return o.URL(loginID), nil
 	}
 	*p = start
-	return target
+	return target, nil
 }
 
 // validateEarly checks what fosite only checks in NewAuthorizeResponse
@@ -136,25 +154,6 @@ var errAccountSelectionRequired = &fosite.RFC6749Error{
 	ErrorField:       "account_selection_required",
 	DescriptionField: "The End-User is required to select a session at the Authorization Server.",
 	CodeField:        http.StatusBadRequest,
-}
-
-// maxAgeExceeded reports whether the request's max_age demands a fresh login.
-func maxAgeExceeded(form url.Values, authTime, now time.Time) bool {
-	v := form.Get("max_age")
-	if v == "" {
-		return false
-	}
-	maxAge, err := strconv.ParseInt(v, 10, 64)
-	if err != nil || maxAge < 0 {
-		return false // validateEarly refused it
-	}
-	if maxAge == 0 {
-		return true // max_age=0 is prompt=login
-	}
-	if maxAge > int64(100*365*24*time.Hour/time.Second) {
-		return false // longer than any session; avoids overflow
-	}
-	return authTime.Add(time.Duration(maxAge) * time.Second).Before(now)
 }
 
 // writeAuthorizeError answers a failed authorization request: with a
@@ -236,7 +235,7 @@ func (s *Server) ClaimUpstreamState(r *http.Request, loginID, connectorID, state
 // original authorization request (a redirect to the client). It writes the
 // whole response, an error page included.
 func (s *Server) CompleteLogin(w http.ResponseWriter, r *http.Request, loginID, userID, idp string, amr []string) {
-	s.completeLogin(w, r, loginID, nil, userID, nil, idp, amr)
+	s.completeLogin(w, r, loginID, nil, userID, nil, idp, amr, nil)
 }
 
 // CompleteLoginAs is CompleteLogin for a caller that has read the pending
@@ -250,13 +249,14 @@ func (s *Server) CompleteLogin(w http.ResponseWriter, r *http.Request, loginID, 
 // authorization request is then granted, and not when another request
 // completed the login first.
 func (s *Server) CompleteLoginAs(w http.ResponseWriter, r *http.Request, loginID string, p *storage.PendingLogin, user *storage.User, idp string, amr []string, also ...func(ctx context.Context) error) {
-	s.completeLogin(w, r, loginID, p, user.ID, user, idp, amr, also...)
+	s.completeLogin(w, r, loginID, p, user.ID, user, idp, amr, nil, also...)
 }
 
-// completeLogin is CompleteLogin and CompleteLoginAs: read is the pending
-// login as the caller read it (nil: take it now), user the user (nil: load
-// it).
-func (s *Server) completeLogin(w http.ResponseWriter, r *http.Request, loginID string, read *storage.PendingLogin, userID string, user *storage.User, idp string, amr []string, also ...func(ctx context.Context) error) {
+// completeLogin is CompleteLogin, CompleteLoginAs and
+// CompleteFederatedLogin: read is the pending login as the caller read it
+// (nil: take it now), user the user (nil: load it), up the upstream login
+// (nil for a local one).
+func (s *Server) completeLogin(w http.ResponseWriter, r *http.Request, loginID string, read *storage.PendingLogin, userID string, user *storage.User, idp string, amr []string, up *UpstreamLogin, also ...func(ctx context.Context) error) {
 	ctx := r.Context()
 	// One statement checks that the pending login is this browser's and
 	// uses it up: of concurrent completions exactly one gets it.
@@ -313,6 +313,11 @@ func (s *Server) completeLogin(w http.ResponseWriter, r *http.Request, loginID s
 	// set with the answer.
 	ns := s.prepareSession(r, userID, idp, amr, now)
 	ns.take, ns.also = take, also
+	var stale error // a federated login older than the request asked for
+	if up != nil {
+		form, _ := url.ParseQuery(p.Form) // the broker stored it from url.Values.Encode
+		stale = upstreamAuthTime(ns.row, up, form, p.RequestedAt, now)
+	}
 
 	// Rebuild the original authorization request from its stored form and
 	// let fosite validate it again.
@@ -338,6 +343,14 @@ func (s *Server) completeLogin(w http.ResponseWriter, r *http.Request, loginID s
 	if err := requestResources(ar); err != nil {
 		s.keepSession(w, r, ns)
 		s.provider.WriteAuthorizeError(ctx, s.withIssuer(w), ar, err)
+		return
+	}
+	if stale != nil {
+		// The user did sign in (upstream, at the time it says): keep
+		// that session, but it is not the new sign-in asked for.
+		s.log.InfoContext(ctx, "federated login refused: not a new enough sign-in", "connector", idp, "err", stale)
+		s.keepSession(w, r, ns)
+		s.provider.WriteAuthorizeError(ctx, s.withIssuer(w), ar, fosite.ErrLoginRequired.WithHint("The identity provider did not confirm the new sign-in the request asked for."))
 		return
 	}
 	if req, ok := ar.(*fosite.AuthorizeRequest); ok {
@@ -394,6 +407,7 @@ func (s *Server) finishAuthorize(w http.ResponseWriter, r *http.Request, ar fosi
 	if bs.IDP != "" {
 		claims.Extra["idp"] = bs.IDP
 	}
+	sess.IDPSubject = bs.IDPSubject
 
 	buf := &writeBuffer{}
 	if ns != nil {

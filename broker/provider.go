@@ -22,7 +22,7 @@ import (
 
 // newProvider composes fosite by hand with exactly the grants the broker
 // supports (no implicit, hybrid, password, RFC 7523 or PAR).
-func newProvider(cfg Config, store *txStore, check *atomic.Pointer[RefreshCheck]) *fosite.Fosite {
+func newProvider(cfg Config, store *txStore, check *atomic.Pointer[RefreshCheck], endIdentity func(ctx context.Context, userID, idp, subject string) error) *fosite.Fosite {
 	fcfg := &fosite.Config{
 		IDTokenIssuer:         cfg.Issuer,
 		AccessTokenIssuer:     cfg.Issuer,
@@ -90,7 +90,7 @@ func newProvider(cfg Config, store *txStore, check *atomic.Pointer[RefreshCheck]
 	// After fosite's refresh handler has restored the grant's session; the
 	// scope first, so the user check builds the ID token for the narrowed one.
 	fcfg.TokenEndpointHandlers.Append(refreshScope{})
-	fcfg.TokenEndpointHandlers.Append(&refreshUserCheck{store: store.Store, check: check})
+	fcfg.TokenEndpointHandlers.Append(&refreshUserCheck{store: store.Store, check: check, endIdentity: endIdentity})
 	return provider.(*fosite.Fosite)
 }
 
@@ -101,6 +101,9 @@ func newProvider(cfg Config, store *txStore, check *atomic.Pointer[RefreshCheck]
 type refreshUserCheck struct {
 	store *storage.Store
 	check *atomic.Pointer[RefreshCheck] // the upstream re-check, if any
+	// endIdentity ends the sessions and grants of an upstream identity
+	// the re-check found revoked (Server.EndUpstreamIdentity).
+	endIdentity func(ctx context.Context, userID, idp, subject string) error
 }
 
 func (h *refreshUserCheck) HandleTokenEndpointRequest(ctx context.Context, req fosite.AccessRequester) error {
@@ -122,9 +125,15 @@ func (h *refreshUserCheck) HandleTokenEndpointRequest(ctx context.Context, req f
 	if check := h.check.Load(); check != nil && *check != nil {
 		if err := (*check)(ctx, u.ID, idp); errors.Is(err, connectors.ErrIdentityRevoked) {
 			// The upstream identity is gone for good: end the whole grant,
-			// not just this request.
+			// not just this request, and every broker session and other
+			// grant that came from that identity.
 			if rerr := errors.Join(h.store.RevokeRefreshToken(ctx, req.GetID()), h.store.RevokeAccessToken(ctx, req.GetID())); rerr != nil {
 				return fosite.ErrServerError.WithWrap(rerr).WithDebug(rerr.Error())
+			}
+			if idp != "" && idp != "local" && h.endIdentity != nil {
+				if rerr := h.endIdentity(ctx, u.ID, idp, sess.IDPSubject); rerr != nil {
+					return fosite.ErrServerError.WithWrap(rerr).WithDebug(rerr.Error())
+				}
 			}
 			return fosite.ErrInvalidGrant.WithHint("The user's identity provider no longer accepts this user.")
 		} else if err != nil {

@@ -178,6 +178,7 @@ type Server struct {
 	loginLinks   []LoginLink
 	limiter      LoginLimiter
 	refreshCheck atomic.Pointer[RefreshCheck]
+	sessionCheck atomic.Pointer[SessionCheck]
 	argon        argonSlots // caps concurrent password verifications
 }
 
@@ -232,7 +233,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	if cfg.RefreshCheck != nil {
 		s.SetRefreshCheck(cfg.RefreshCheck)
 	}
-	s.provider = newProvider(cfg, s.store, &s.refreshCheck)
+	s.provider = newProvider(cfg, s.store, &s.refreshCheck, s.EndUpstreamIdentity)
 	if s.discovery, err = s.discoveryDocument(); err != nil {
 		return nil, fmt.Errorf("broker: discovery document: %w", err)
 	}

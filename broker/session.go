@@ -20,6 +20,10 @@ type session struct {
 	// client_id claim of access tokens (fosite does not add it).
 	ClientID string `json:"client_id"`
 
+	// IDPSubject is the upstream subject of a federated login (the
+	// identity the grant came from), so that the grant ends with it.
+	IDPSubject string `json:"idp_sub,omitempty"`
+
 	// AccessAudience, when set, is the audience of the access token being
 	// issued: a subset of the grant's, asked for with resource or audience
 	// on the token request. Never stored: the grant keeps its audience.

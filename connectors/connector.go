@@ -12,6 +12,7 @@ import (
 	"errors"
 	"log/slog"
 	"net/url"
+	"time"
 )
 
 // Identity is what an upstream provider says about the user who logged in.
@@ -29,8 +30,14 @@ type Identity struct {
 	Claims map[string]any
 	// ConnectorData is opaque to the broker: the connector stores what it
 	// needs for Refresh (an upstream refresh token, say). It is kept
-	// server side and never sent to clients.
+	// server side and never sent to clients. An identity without connector
+	// data cannot be re-checked upstream (see RefreshConnector).
 	ConnectorData []byte
+	// AuthTime is when the user last authenticated at the upstream (an
+	// OpenID Connect ID token's auth_time), as the upstream says; zero
+	// when it does not say. It becomes the auth_time of the broker's
+	// session. A connector that reports it must not guess it.
+	AuthTime time.Time
 }
 
 // Scopes are the scopes the broker's client asked for, so a connector can
@@ -58,6 +65,30 @@ type LoginRequest struct {
 	Scopes      Scopes
 	// LoginHint is passed upstream when the provider supports it.
 	LoginHint string
+
+	// ForceLogin asks for a new sign-in upstream: the user must enter a
+	// credential there now, even with a session of the upstream's own
+	// (the broker's client sent prompt=login or max_age=0).
+	ForceLogin bool
+	// MaxAge, when set, is the oldest upstream sign-in the broker accepts
+	// (the client's max_age): an older upstream session must sign the
+	// user in again.
+	MaxAge *time.Duration
+}
+
+// Fresh reports whether the request asks the upstream for a recent sign-in.
+func (r LoginRequest) Fresh() bool { return r.ForceLogin || r.MaxAge != nil }
+
+// ReauthConnector is implemented by connectors that honour
+// LoginRequest.ForceLogin and MaxAge: they make the upstream ask for a
+// credential when the request says so (OpenID Connect's prompt=login and
+// max_age, Facebook's auth_type=reauthenticate), verify the upstream's
+// answer against it (an ID token's auth_time: missing or too old is an
+// ErrInvalidCallback) and report Identity.AuthTime. The broker refuses
+// prompt=login and max_age (login_required) through any other connector,
+// rather than claim a sign-in that may not have happened.
+type ReauthConnector interface {
+	CanReauthenticate() bool
 }
 
 // LoginResponse says where to send the browser.
@@ -77,8 +108,13 @@ type CallbackConnector interface {
 }
 
 // RefreshConnector is implemented by connectors that can re-check a user
-// upstream. The broker calls Refresh on every refresh grant; an error that
-// wraps ErrIdentityRevoked ends the grant (invalid_grant).
+// upstream. The broker calls Refresh on every refresh grant, and before it
+// reuses a federated browser session silently once the session's last
+// check is older than federation.recheck_interval. An error that wraps
+// ErrIdentityRevoked ends the grant (invalid_grant), every broker session
+// of that identity and every grant that came from it. Refresh is only
+// called for identities with ConnectorData (what the connector re-checks
+// with); the broker cannot re-check the others.
 type RefreshConnector interface {
 	Refresh(ctx context.Context, scopes Scopes, identity Identity) (Identity, error)
 }

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/url"
+	"time"
 
 	"github.com/bridgekeeper/bridgekeeper/connectors"
 	connectorpb "github.com/bridgekeeper/bridgekeeper/plugins/proto"
@@ -16,6 +17,41 @@ func scopesToProto(s connectors.Scopes) *connectorpb.Scopes {
 func scopesFromProto(s *connectorpb.Scopes) connectors.Scopes {
 	return connectors.Scopes{OfflineAccess: s.GetOfflineAccess(), Groups: s.GetGroups()}
 }
+
+func loginURLToProto(req connectors.LoginRequest) *connectorpb.LoginURLRequest {
+	p := &connectorpb.LoginURLRequest{
+		State:       req.State,
+		CallbackUrl: req.CallbackURL,
+		Scopes:      scopesToProto(req.Scopes),
+		LoginHint:   req.LoginHint,
+		PromptLogin: req.ForceLogin,
+	}
+	if req.MaxAge != nil {
+		secs := int64(*req.MaxAge / time.Second)
+		p.MaxAgeSeconds = &secs
+	}
+	return p
+}
+
+func loginURLFromProto(p *connectorpb.LoginURLRequest) connectors.LoginRequest {
+	req := connectors.LoginRequest{
+		State:       p.GetState(),
+		CallbackURL: p.GetCallbackUrl(),
+		Scopes:      scopesFromProto(p.GetScopes()),
+		LoginHint:   p.GetLoginHint(),
+		ForceLogin:  p.GetPromptLogin(),
+	}
+	if p.MaxAgeSeconds != nil {
+		// Bounded so that the duration cannot overflow.
+		secs := min(max(p.GetMaxAgeSeconds(), 0), maxAgeLimit)
+		d := time.Duration(secs) * time.Second
+		req.MaxAge = &d
+	}
+	return req
+}
+
+// maxAgeLimit bounds max_age_seconds (100 years).
+const maxAgeLimit = 100 * 365 * 24 * 3600
 
 func valuesToProto(v url.Values) map[string]*connectorpb.Values {
 	if len(v) == 0 {
@@ -58,6 +94,7 @@ func identityToProto(id connectors.Identity) (*connectorpb.Identity, error) {
 		Groups:        id.Groups,
 		ClaimsJson:    claims,
 		ConnectorData: id.ConnectorData,
+		AuthTime:      unixSeconds(id.AuthTime),
 	}, nil
 }
 
@@ -76,10 +113,24 @@ func identityFromProto(p *connectorpb.Identity) (connectors.Identity, error) {
 		Groups:        p.GetGroups(),
 		ConnectorData: p.GetConnectorData(),
 	}
+	if at := p.GetAuthTime(); at > 0 && at < maxAuthTime {
+		id.AuthTime = time.Unix(at, 0).UTC()
+	}
 	if len(p.GetClaimsJson()) > 0 {
 		if err := json.Unmarshal(p.GetClaimsJson(), &id.Claims); err != nil {
 			return connectors.Identity{}, fmt.Errorf("decoding the identity's claims_json: %w", err)
 		}
 	}
 	return id, nil
+}
+
+// maxAuthTime bounds auth_time (the year 9999): anything later is not a
+// time and is ignored.
+const maxAuthTime = 253402300799
+
+func unixSeconds(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.Unix()
 }

@@ -93,6 +93,9 @@ type Info struct {
 	SDK     string
 	// Refresh says whether the connector can refresh identities.
 	Refresh bool
+	// Reauthenticate says whether the connector honours
+	// LoginRequest.ForceLogin and MaxAge (connectors.ReauthConnector).
+	Reauthenticate bool
 }
 
 // Plugin is a connector that runs in a plugin process. It implements
@@ -249,12 +252,12 @@ func (p *Plugin) Healthy(ctx context.Context) error {
 func (p *Plugin) LoginURL(ctx context.Context, req connectors.LoginRequest) (connectors.LoginResponse, error) {
 	var resp *connectorpb.LoginURLResponse
 	err := p.invoke(ctx, "LoginURL", func(ctx context.Context, inst *instance, opts ...grpc.CallOption) (err error) {
-		resp, err = inst.rpc.LoginURL(ctx, &connectorpb.LoginURLRequest{
-			State:       req.State,
-			CallbackUrl: req.CallbackURL,
-			Scopes:      scopesToProto(req.Scopes),
-			LoginHint:   req.LoginHint,
-		}, opts...)
+		if req.Fresh() && !inst.info.Reauthenticate {
+			// A plugin that does not understand the fields would ignore
+			// them; the broker checks CanReauthenticate first.
+			return fmt.Errorf("connector %q: LoginURL: the plugin cannot force a new sign-in upstream", p.cfg.ID)
+		}
+		resp, err = inst.rpc.LoginURL(ctx, loginURLToProto(req), opts...)
 		return err
 	})
 	if err != nil {
@@ -268,6 +271,10 @@ func (p *Plugin) LoginURL(ctx context.Context, req connectors.LoginRequest) (con
 	}
 	return connectors.LoginResponse{URL: resp.GetUrl(), ConnectorState: resp.GetConnectorState()}, nil
 }
+
+// CanReauthenticate implements connectors.ReauthConnector: whether the
+// plugin, as it said at its latest launch, honours ForceLogin and MaxAge.
+func (p *Plugin) CanReauthenticate() bool { return p.Info().Reauthenticate }
 
 // HandleCallback implements connectors.CallbackConnector.
 func (p *Plugin) HandleCallback(ctx context.Context, connectorState []byte, callbackURL string, req connectors.CallbackRequest) (connectors.Identity, error) {
@@ -576,6 +583,7 @@ func (p *Plugin) start(ctx context.Context) (*instance, error) {
 		return nil, fmt.Errorf("connector %q: the plugin %s refused its configuration: %s", p.cfg.ID, p.cfg.Path, st.Message())
 	}
 	inst.info.Refresh = resp.GetCapabilities().GetRefresh()
+	inst.info.Reauthenticate = resp.GetCapabilities().GetReauthenticate()
 	p.logger.Info("connector plugin started", "path", p.cfg.Path, "pid", client.ID(),
 		"plugin", inst.info.Name, "version", inst.info.Version, "sdk", inst.info.SDK, "refresh", inst.info.Refresh)
 	return inst, nil

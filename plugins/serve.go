@@ -93,7 +93,8 @@ func (s *server) current() (connectors.Connector, error) {
 
 func capabilities(c connectors.Connector) *connectorpb.Capabilities {
 	_, refresh := c.(connectors.RefreshConnector)
-	return &connectorpb.Capabilities{Refresh: refresh}
+	rc, ok := c.(connectors.ReauthConnector)
+	return &connectorpb.Capabilities{Refresh: refresh, Reauthenticate: ok && rc.CanReauthenticate()}
 }
 
 func (s *server) GetInfo(context.Context, *connectorpb.GetInfoRequest) (*connectorpb.GetInfoResponse, error) {
@@ -138,12 +139,7 @@ func (s *server) LoginURL(ctx context.Context, req *connectorpb.LoginURLRequest)
 	if err != nil {
 		return nil, toStatus(ctx, err)
 	}
-	resp, err := c.LoginURL(ctx, connectors.LoginRequest{
-		State:       req.GetState(),
-		CallbackURL: req.GetCallbackUrl(),
-		Scopes:      scopesFromProto(req.GetScopes()),
-		LoginHint:   req.GetLoginHint(),
-	})
+	resp, err := c.LoginURL(ctx, loginURLFromProto(req))
 	if err != nil {
 		return nil, toStatus(ctx, err)
 	}

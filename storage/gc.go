@@ -31,6 +31,53 @@ func (s *Store) RevokeSubjectTokens(ctx context.Context, subject string) error {
 	})
 }
 
+// SubjectGrant is a grant of a subject that still holds an active code,
+// access token or refresh token: its request id (which names the grant
+// across rotations) and its session as stored (the caller's JSON).
+type SubjectGrant struct {
+	RequestID   string `bun:"request_id"`
+	SessionData string `bun:"session_data"`
+}
+
+// SubjectGrants lists the grants of subject that still hold an active
+// code, access token or refresh token (one entry per grant and session).
+// It is for the rare revocation of an upstream identity, not a hot path.
+func (s *Store) SubjectGrants(ctx context.Context, subject string) ([]SubjectGrant, error) {
+	if subject == "" {
+		return nil, fmt.Errorf("storage: grants of a subject: empty subject")
+	}
+	var out []SubjectGrant
+	seen := map[SubjectGrant]bool{}
+	for _, table := range []string{tableCodes, tableRefresh, tableAccess} {
+		var rows []SubjectGrant
+		err := s.reader(ctx).NewSelect().TableExpr(table).ColumnExpr("DISTINCT request_id, session_data").
+			Where("subject = ?", subject).Where("active = ?", true).Scan(ctx, &rows)
+		if err != nil {
+			return nil, s.wrap("grants of a subject: "+table, err)
+		}
+		for _, g := range rows {
+			if !seen[g] {
+				seen[g] = true
+				out = append(out, g)
+			}
+		}
+	}
+	return out, nil
+}
+
+// RevokeGrant deactivates every code, refresh token and access token of
+// the grant requestID.
+func (s *Store) RevokeGrant(ctx context.Context, requestID string) error {
+	return s.InTx(ctx, func(ctx context.Context) error {
+		for _, table := range []string{tableCodes, tableRefresh, tableAccess} {
+			if err := s.revokeFamily(ctx, table, requestID); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
 // expiringTables maps each table DeleteExpired sweeps (every one has an
 // indexed expires_at) to its key column.
 var expiringTables = []struct{ table, key string }{

@@ -169,4 +169,11 @@ CREATE INDEX oidc_requests_expires_at_idx ON oidc_requests (expires_at)`,
 		sql: `ALTER TABLE authorize_codes ADD COLUMN pkce_form TEXT;
 ALTER TABLE authorize_codes ADD COLUMN oidc_form TEXT`,
 	},
+	{
+		version: 3,
+		name:    "browser sessions know the upstream identity they came from",
+		sql: `ALTER TABLE browser_sessions ADD COLUMN idp_subject TEXT NOT NULL DEFAULT '';
+ALTER TABLE browser_sessions ADD COLUMN auth_time_unknown BOOLEAN NOT NULL DEFAULT FALSE;
+ALTER TABLE browser_sessions ADD COLUMN checked_at {ts}`,
+	},
 }

@@ -96,6 +96,26 @@ type BrowserSession struct {
 	AMR       []string  `bun:"amr,type:text,notnull"` // e.g. ["pwd"] or ["fed"]
 	CreatedAt time.Time `bun:"created_at,notnull"`
 	ExpiresAt time.Time `bun:"expires_at,notnull"`
+
+	// IDPSubject is the upstream subject of a federated login (the
+	// identity the session came from); empty for local logins and for
+	// sessions written before it was recorded.
+	IDPSubject string `bun:"idp_subject,notnull"`
+	// AuthTimeUnknown: the upstream did not say when the user
+	// authenticated, so AuthTime is when the broker received its answer
+	// and cannot satisfy max_age or prompt=login.
+	AuthTimeUnknown bool `bun:"auth_time_unknown,notnull"`
+	// CheckedAt is when the upstream last confirmed the identity (nil:
+	// at CreatedAt).
+	CheckedAt *time.Time `bun:"checked_at"`
+}
+
+// LastChecked is when the upstream last confirmed the session's identity.
+func (bs *BrowserSession) LastChecked() time.Time {
+	if bs.CheckedAt != nil {
+		return *bs.CheckedAt
+	}
+	return bs.CreatedAt
 }
 
 // PendingLogin is an authorization request waiting for the user to log in.

@@ -34,10 +34,11 @@ const (
 	upstreamStateWhere    = "WHERE id = ? AND browser_binding = ? AND connector_id = ? AND upstream_state_hash = ? AND expires_at > ?"
 	sqlGetUpstreamState   = "SELECT " + pendingLoginColumns + " FROM pending_logins " + upstreamStateWhere
 	sqlClearUpstreamState = "UPDATE pending_logins SET upstream_state_hash = '' " + upstreamStateWhere
-	sqlGetBrowserSession  = "SELECT id, user_id, auth_time, idp, amr, created_at, expires_at FROM browser_sessions " +
+	browserSessionColumns = "id, user_id, auth_time, idp, amr, created_at, expires_at, idp_subject, auth_time_unknown, checked_at"
+	sqlGetBrowserSession  = "SELECT " + browserSessionColumns + " FROM browser_sessions " +
 		"WHERE id = ? AND expires_at > ?"
-	sqlInsertBrowserSession = "INSERT INTO browser_sessions (id, user_id, auth_time, idp, amr, created_at, expires_at) " +
-		"VALUES (?, ?, ?, ?, ?, ?, ?)"
+	sqlInsertBrowserSession = "INSERT INTO browser_sessions (" + browserSessionColumns + ") " +
+		"VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 
 // readThenWrite stands in on SQLite for an UPDATE or DELETE … RETURNING
@@ -100,8 +101,13 @@ func (s *Store) CreateBrowserSession(ctx context.Context, bs *BrowserSession) er
 	if err != nil {
 		return err
 	}
+	var checked any
+	if bs.CheckedAt != nil {
+		checked = sqlTime(*bs.CheckedAt)
+	}
 	_, err = s.runner(db).exec(ctx, sqlInsertBrowserSession,
-		bs.ID, bs.UserID, sqlTime(bs.AuthTime), bs.IDP, amr, sqlTime(bs.CreatedAt), sqlTime(bs.ExpiresAt))
+		bs.ID, bs.UserID, sqlTime(bs.AuthTime), bs.IDP, amr, sqlTime(bs.CreatedAt), sqlTime(bs.ExpiresAt),
+		bs.IDPSubject, bs.AuthTimeUnknown, checked)
 	if err != nil {
 		return s.wrap("create browser session", err)
 	}
@@ -144,6 +150,42 @@ func (s *Store) DeleteUserBrowserSessions(ctx context.Context, userID string) er
 		return s.wrap("delete browser sessions of a user", err)
 	}
 	return nil
+}
+
+// DeleteIdentityBrowserSessions removes every browser session of user
+// userID that came from the upstream identity subject of connector idp. An
+// empty subject matches every identity of that connector, and sessions
+// recorded without their subject count as the identity's.
+func (s *Store) DeleteIdentityBrowserSessions(ctx context.Context, userID, idp, subject string) error {
+	if userID == "" || idp == "" {
+		return fmt.Errorf("storage: delete identity browser sessions: user and idp are required")
+	}
+	db, err := s.writer(ctx)
+	if err != nil {
+		return err
+	}
+	q := db.NewDelete().Model((*BrowserSession)(nil)).Where("user_id = ?", userID).Where("idp = ?", idp)
+	if subject != "" {
+		q = q.Where("idp_subject IN (?, '')", subject)
+	}
+	if _, err := q.Exec(ctx); err != nil {
+		return s.wrap("delete browser sessions of an identity", err)
+	}
+	return nil
+}
+
+// MarkBrowserSessionChecked records that the upstream confirmed the
+// identity of browser session id at checkedAt.
+func (s *Store) MarkBrowserSessionChecked(ctx context.Context, id string, checkedAt time.Time) error {
+	db, err := s.writer(ctx)
+	if err != nil {
+		return err
+	}
+	res, err := db.NewUpdate().Model((*BrowserSession)(nil)).Set("checked_at = ?", checkedAt.UTC()).Where("id = ?", id).Exec(ctx)
+	if err != nil {
+		return s.wrap("mark browser session checked", err)
+	}
+	return expectRow(res, "browser session", "…")
 }
 
 // CreatePendingLogin stores an authorization request waiting for a login.

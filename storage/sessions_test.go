@@ -208,3 +208,66 @@ func createBoundPendingLogins(t *testing.T, s *storage.Store) {
 		}
 	}
 }
+
+// TestIdentityBrowserSessions: a browser session keeps the upstream
+// identity it came from and its last upstream check, and ending an
+// identity deletes that identity's sessions only (and those recorded
+// without a subject), not the user's local or other identities' ones.
+func TestIdentityBrowserSessions(t *testing.T) {
+	for _, b := range storagetest.Backends(t) {
+		t.Run(b.Name, func(t *testing.T) {
+			ctx := context.Background()
+			s, _ := b.Open(t)
+			now := time.Now().UTC().Truncate(time.Second)
+			add := func(id, user, idp, sub string) {
+				t.Helper()
+				bs := &storage.BrowserSession{ID: id, UserID: user, AuthTime: now.Add(-time.Hour), IDP: idp, IDPSubject: sub,
+					AMR: []string{"fed"}, CreatedAt: now, ExpiresAt: now.Add(time.Hour), AuthTimeUnknown: sub == "s2"}
+				if err := s.CreateBrowserSession(ctx, bs); err != nil {
+					t.Fatal(err)
+				}
+			}
+			add("a", "u1", "okta", "s1")
+			add("b", "u1", "okta", "s2")
+			add("c", "u1", "okta", "") // written before the subject was recorded
+			add("d", "u1", "local", "")
+			add("e", "u2", "okta", "s1")
+
+			got, err := s.GetBrowserSession(ctx, "b")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got.IDPSubject != "s2" || !got.AuthTimeUnknown || got.CheckedAt != nil || !got.LastChecked().Equal(now) {
+				t.Errorf("stored session: %+v", got)
+			}
+			if err := s.MarkBrowserSessionChecked(ctx, "b", now.Add(time.Minute)); err != nil {
+				t.Fatal(err)
+			}
+			if got, err = s.GetBrowserSession(ctx, "b"); err != nil || !got.LastChecked().Equal(now.Add(time.Minute)) {
+				t.Errorf("after the check: %+v, %v", got, err)
+			}
+			if err := s.MarkBrowserSessionChecked(ctx, "gone", now); !errors.Is(err, storage.ErrNotFound) {
+				t.Errorf("check of a missing session: %v, want ErrNotFound", err)
+			}
+
+			if err := s.DeleteIdentityBrowserSessions(ctx, "u1", "okta", "s1"); err != nil {
+				t.Fatal(err)
+			}
+			for id, want := range map[string]bool{"a": false, "b": true, "c": false, "d": true, "e": true} {
+				_, err := s.GetBrowserSession(ctx, id)
+				if have := err == nil; have != want {
+					t.Errorf("session %s kept = %v, want %v (%v)", id, have, want, err)
+				}
+			}
+			if err := s.DeleteIdentityBrowserSessions(ctx, "u1", "okta", ""); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := s.GetBrowserSession(ctx, "b"); !errors.Is(err, storage.ErrNotFound) {
+				t.Errorf("every okta session of u1 ended, b: %v", err)
+			}
+			if _, err := s.GetBrowserSession(ctx, "d"); err != nil {
+				t.Errorf("the local session went too: %v", err)
+			}
+		})
+	}
+}

@@ -59,7 +59,17 @@ type Config struct {
 	DataKey []byte
 	// Connectors are the upstream providers, each served by a plugin.
 	Connectors []config.Connector
+	// RecheckInterval is how old a federated browser session's last
+	// upstream check may be before the broker reuses the session silently
+	// (prompt=none, or any request it answers from the session): an older
+	// one is re-checked upstream first (connectors.RefreshConnector). Zero
+	// means DefaultRecheckInterval; a negative value re-checks on every
+	// silent reuse.
+	RecheckInterval time.Duration
 }
+
+// DefaultRecheckInterval is Config.RecheckInterval's default.
+const DefaultRecheckInterval = 5 * time.Minute
 
 // connector is one launched upstream.
 type connector struct {
@@ -106,6 +116,9 @@ func New(ctx context.Context, cfg Config) (*Federation, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
+	if cfg.RecheckInterval == 0 {
+		cfg.RecheckInterval = DefaultRecheckInterval
+	}
 	cfg.Issuer = strings.TrimRight(cfg.Issuer, "/")
 	issuer, err := url.Parse(cfg.Issuer)
 	if err != nil || (issuer.Scheme != "http" && issuer.Scheme != "https") || issuer.Host == "" {
@@ -139,6 +152,7 @@ func New(ctx context.Context, cfg Config) (*Federation, error) {
 			Start: f.startLogin(c),
 		})
 	}
+	cfg.Broker.SetSessionCheck(f.SessionCheck)
 	r := cfg.Broker.Router()
 	r.HandleFunc(pathConnect+"{connector}", f.handleConnect).Methods(http.MethodGet)
 	r.HandleFunc(pathCallback+"{connector}", f.handleCallback).Methods(http.MethodGet, http.MethodPost)

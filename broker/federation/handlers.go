@@ -7,6 +7,7 @@ import (
 	"crypto/subtle"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/url"
 	"slices"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/gorilla/mux"
 
+	"github.com/bridgekeeper/bridgekeeper/broker"
 	"github.com/bridgekeeper/bridgekeeper/connectors"
 	"github.com/bridgekeeper/bridgekeeper/storage"
 )
@@ -43,6 +45,11 @@ func (f *Federation) handleConnect(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	up, err := f.beginUpstream(ctx, c, p)
+	if errors.Is(err, broker.ErrLoginRequired) {
+		f.log.InfoContext(ctx, "upstream login refused: the connector cannot force a new sign-in", "connector", c.id)
+		f.renderConnectorError(w, r, c, err, loginID)
+		return
+	}
 	if err != nil {
 		f.log.ErrorContext(ctx, "start upstream login", "connector", c.id, "err", err)
 		f.renderConnectorError(w, r, c, err, loginID)
@@ -89,12 +96,19 @@ type upstreamStart struct {
 func (f *Federation) beginUpstream(ctx context.Context, c *connector, p *storage.PendingLogin) (upstreamStart, error) {
 	form, _ := url.ParseQuery(p.Form) // the broker stored it from url.Values.Encode
 	state := rand.Text()
-	resp, err := c.conn.LoginURL(ctx, connectors.LoginRequest{
+	req := connectors.LoginRequest{
 		State:       state,
 		CallbackURL: f.callbackURL(c.id),
 		Scopes:      scopesOf(form),
 		LoginHint:   form.Get("login_hint"),
-	})
+	}
+	req.ForceLogin, req.MaxAge = broker.LoginFreshness(form)
+	if req.Fresh() && !canReauthenticate(c.conn) {
+		// The connector would let the upstream answer from a session of
+		// its own, of any age: refuse rather than claim a new sign-in.
+		return upstreamStart{}, fmt.Errorf("connector %s: %w", c.id, broker.ErrLoginRequired)
+	}
+	resp, err := c.conn.LoginURL(ctx, req)
 	if err != nil {
 		return upstreamStart{}, err
 	}
@@ -181,7 +195,15 @@ func (f *Federation) handleCallback(w http.ResponseWriter, r *http.Request) {
 	if record != nil {
 		also = append(also, record)
 	}
-	f.cfg.Broker.CompleteLoginAs(w, r, loginID, p, user, c.id, []string{AMR}, also...)
+	f.cfg.Broker.CompleteFederatedLogin(w, r, loginID, p, user,
+		broker.UpstreamLogin{IDP: c.id, Subject: ident.Subject, AuthTime: ident.AuthTime}, also...)
+}
+
+// canReauthenticate reports whether a connector honours ForceLogin and
+// MaxAge (connectors.ReauthConnector).
+func canReauthenticate(c connectors.Connector) bool {
+	rc, ok := c.(connectors.ReauthConnector)
+	return ok && rc.CanReauthenticate()
 }
 
 // dropConnectorState clears the connector state (nonce, PKCE verifier) of

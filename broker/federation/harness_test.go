@@ -63,7 +63,8 @@ func TestMain(m *testing.M) {
 }
 
 var buildOnce = sync.OnceValue(func() error {
-	cmd := exec.Command("go", "build", "-o", binDir+string(os.PathSeparator), "../../cmd/connector-oidc", "../../cmd/connector-facebook")
+	cmd := exec.Command("go", "build", "-o", binDir+string(os.PathSeparator), "../../cmd/connector-oidc", "../../cmd/connector-facebook",
+		"../../plugins/internal/testconnector")
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return fmt.Errorf("build connector plugins: %v\n%s", err, out)
 	}
@@ -115,6 +116,8 @@ type envOptions struct {
 	brokerHandler func(http.Handler) http.Handler
 	// https serves the broker over TLS with an https issuer.
 	https bool
+	// recheckInterval, when set, is federation.Config.RecheckInterval.
+	recheckInterval *time.Duration
 }
 
 func sqlite() storagetest.Backend { return storagetest.Backend{Name: storage.DialectSQLite} }
@@ -177,11 +180,18 @@ func newEnv(t testing.TB, o envOptions) *env {
 	if o.connectors != nil {
 		conns = o.connectors(e)
 	}
-	e.fed, err = federation.New(ctx, federation.Config{
+	fc := federation.Config{
 		Broker: e.srv, Store: store, Logger: slog.New(e.logs), Issuer: e.issuer,
 		LinkByEmail: o.linkByEmail || e.linkByEmail, Connectors: conns,
 		DataKey: e.dataKey,
-	})
+	}
+	if o.recheckInterval != nil {
+		fc.RecheckInterval = *o.recheckInterval
+		if fc.RecheckInterval == 0 {
+			fc.RecheckInterval = -1 // every silent reuse
+		}
+	}
+	e.fed, err = federation.New(ctx, fc)
 	if err != nil {
 		t.Fatalf("federation.New: %v", err)
 	}
@@ -237,6 +247,13 @@ func (e *env) defaultConnectors() []config.Connector {
 			"client_id": idpClient, "client_secret": idpSecret, "dialog_url": e.idpTS.URL, "graph_url": e.idpTS.URL,
 		}},
 	}
+}
+
+// testConnectorOnly configures the SDK's test plugin (an "old" plugin: it
+// declares no capability to force a sign-in upstream) as connector "test".
+func testConnectorOnly(e *env) []config.Connector {
+	return []config.Connector{{ID: "test", Name: "Test", Path: pluginPath(e.t, "testconnector"),
+		Config: map[string]any{"issuer": e.idpTS.URL}}}
 }
 
 func (e *env) oktaConnector(id string) config.Connector {

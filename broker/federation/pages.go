@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"strings"
 
+	"github.com/bridgekeeper/bridgekeeper/broker"
 	"github.com/bridgekeeper/bridgekeeper/connectors"
 	"github.com/bridgekeeper/bridgekeeper/plugins"
 	"github.com/bridgekeeper/bridgekeeper/storage"
@@ -83,6 +84,10 @@ func (f *Federation) renderConnectorError(w http.ResponseWriter, r *http.Request
 	page := errorPage{Retry: f.loginPageURL(loginID)}
 	status := http.StatusBadGateway
 	switch {
+	case errors.Is(err, broker.ErrLoginRequired):
+		status = http.StatusForbidden
+		page.Title = "Sign-in method not available"
+		page.Message = fmt.Sprintf("The application asked for a new sign-in, which %s cannot confirm. Please choose another way to sign in.", c.name)
 	case errors.Is(err, connectors.ErrUpstreamDenied):
 		status = http.StatusForbidden
 		page.Title = "Sign-in cancelled"

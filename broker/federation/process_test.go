@@ -206,71 +206,15 @@ func TestNodeConnector(t *testing.T) {
 // TestBridgekeeperUpstream: another Bridgekeeper is the upstream of this
 // one through connector-oidc (a confidential client registered on it).
 func TestBridgekeeperUpstream(t *testing.T) {
-	const (
-		clientSecret = "downstream-secret-0123456789abcdefghijklmnop"
-		email        = "uma@upstream.example"
-		pw           = "upstream password 0123"
-	)
 	ctx := context.Background()
-	// The upstream's issuer has a path, so its cookies (same host, other
-	// port) do not collide with this broker's in the browser.
-	up := httptest.NewUnstartedServer(nil)
-	upIssuer := "http://" + up.Listener.Addr().String() + "/upstream"
-	upStore, _ := sqlite().Open(t)
-
-	e := newEnv(t, envOptions{connectors: func(e *env) []config.Connector {
-		sec, err := secret.Parse("VVBTVFJFQU0tc2VjcmV0LTAxMjM0NTY3ODlhYmNkZWY=")
-		if err != nil {
-			t.Fatal(err)
-		}
-		km, err := keys.New(ctx, upStore, keys.Options{EncryptionKey: sec.Derive(secret.PurposeKeyEncryption),
-			MaxTokenLifetime: broker.MaxTokenLifetime(broker.Config{})})
-		if err != nil {
-			t.Fatal(err)
-		}
-		srv, err := broker.New(ctx, broker.Config{Issuer: upIssuer, Store: upStore, Keys: km, Secret: sec})
-		if err != nil {
-			t.Fatal(err)
-		}
-		up.Config.Handler = srv.Handler()
-		up.Start()
-		t.Cleanup(up.Close)
-		hash, err := password.ClientSecretHasher{Key: sec.Derive(secret.PurposeClientSecret)}.Hash(ctx, []byte(clientSecret))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := upStore.CreateClient(ctx, &storage.Client{
-			ID: "downstream", Name: "Downstream broker", SecretHash: hash, TokenEndpointAuthMethod: "client_secret_basic",
-			RedirectURIs: []string{e.issuer + "/callback/bk"}, PostLogoutRedirectURIs: []string{}, AllowedOrigins: []string{},
-			GrantTypes: []string{"authorization_code", "refresh_token"}, ResponseTypes: []string{"code"},
-			Scopes: []string{"openid", "profile", "email", "offline_access"}, Audiences: []string{}, DefaultAudiences: []string{},
-		}); err != nil {
-			t.Fatal(err)
-		}
-		ph, err := password.Hash(pw)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := upStore.CreateUser(ctx, &storage.User{ID: "u_upstream_uma", Email: email, EmailVerified: true,
-			PasswordHash: ph, Name: "Uma Upstream", Active: true}); err != nil {
-			t.Fatal(err)
-		}
-		return []config.Connector{{ID: "bk", Name: "Upstream Bridgekeeper", Path: pluginPath(t, "connector-oidc"), TrustEmail: true,
-			Config: map[string]any{"issuer": upIssuer, "client_id": "downstream", "client_secret": clientSecret}}}
-	}})
-
-	br := e.browser(up.Listener.Addr().String())
+	e, u := newBridgekeeperUpstream(t, envOptions{})
+	br := e.browser(u.host)
 	ar := spaAuth()
 	ar.params.Set("idp_hint", "bk")
-	login := br.get(e.authURL(ar)) // through /connect/bk to the upstream's login page
-	if login.status != http.StatusOK || !strings.HasPrefix(login.url.String(), upIssuer+"/login?login=") {
-		t.Fatalf("expected the upstream's login page, got %d at %s", login.status, login.url)
-	}
-	p := br.postForm(upIssuer+"/login", url.Values{"login": {login.url.Query().Get("login")}, "email": {email}, "password": {pw}})
-	tr := e.exchange(codeFrom(t, p), ar)
+	tr := e.exchange(codeFrom(t, u.signIn(br, br.get(e.authURL(ar)))), ar)
 	claims := e.idClaims(tr.IDToken)
 	checkFederated(t, claims, "bk")
-	if claims["email"] != email || claims["email_verified"] != true || claims["name"] != "Uma Upstream" {
+	if claims["email"] != u.email || claims["email_verified"] != true || claims["name"] != "Uma Upstream" {
 		t.Errorf("claims %v", claims)
 	}
 	link, err := e.store.GetIdentity(ctx, "bk", "u_upstream_uma")
@@ -293,6 +237,87 @@ func TestBridgekeeperUpstream(t *testing.T) {
 	if now, err := federation.OpenConnectorData(e.fed, after); err != nil || string(now) == string(before) {
 		t.Errorf("the upstream broker's rotated refresh token was not kept: %v", err)
 	}
+}
+
+// bridgekeeperUpstream is another Bridgekeeper serving as the upstream of
+// a test broker (connector "bk"), with one local user.
+type bridgekeeperUpstream struct {
+	issuer, host string
+	store        *storage.Store
+	email, pw    string
+}
+
+// newBridgekeeperUpstream starts a broker with connector "bk" whose
+// upstream is another Bridgekeeper (a confidential client registered on
+// it, offline access allowed).
+func newBridgekeeperUpstream(t *testing.T, o envOptions) (*env, *bridgekeeperUpstream) {
+	t.Helper()
+	const clientSecret = "downstream-secret-0123456789abcdefghijklmnop"
+	ctx := context.Background()
+	// The upstream's issuer has a path, so its cookies (same host, other
+	// port) do not collide with this broker's in the browser.
+	up := httptest.NewUnstartedServer(nil)
+	u := &bridgekeeperUpstream{issuer: "http://" + up.Listener.Addr().String() + "/upstream", host: up.Listener.Addr().String(),
+		email: "uma@upstream.example", pw: "upstream password 0123"}
+	u.store, _ = sqlite().Open(t)
+	upStore := u.store
+
+	o.connectors = func(e *env) []config.Connector {
+		sec, err := secret.Parse("VVBTVFJFQU0tc2VjcmV0LTAxMjM0NTY3ODlhYmNkZWY=")
+		if err != nil {
+			t.Fatal(err)
+		}
+		km, err := keys.New(ctx, upStore, keys.Options{EncryptionKey: sec.Derive(secret.PurposeKeyEncryption),
+			MaxTokenLifetime: broker.MaxTokenLifetime(broker.Config{})})
+		if err != nil {
+			t.Fatal(err)
+		}
+		srv, err := broker.New(ctx, broker.Config{Issuer: u.issuer, Store: upStore, Keys: km, Secret: sec})
+		if err != nil {
+			t.Fatal(err)
+		}
+		up.Config.Handler = srv.Handler()
+		up.Start()
+		t.Cleanup(up.Close)
+		hash, err := password.ClientSecretHasher{Key: sec.Derive(secret.PurposeClientSecret)}.Hash(ctx, []byte(clientSecret))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := upStore.CreateClient(ctx, &storage.Client{
+			ID: "downstream", Name: "Downstream broker", SecretHash: hash, TokenEndpointAuthMethod: "client_secret_basic",
+			RedirectURIs: []string{e.issuer + "/callback/bk"}, PostLogoutRedirectURIs: []string{}, AllowedOrigins: []string{},
+			GrantTypes: []string{"authorization_code", "refresh_token"}, ResponseTypes: []string{"code"},
+			Scopes: []string{"openid", "profile", "email", "offline_access"}, Audiences: []string{}, DefaultAudiences: []string{},
+		}); err != nil {
+			t.Fatal(err)
+		}
+		ph, err := password.Hash(u.pw)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := upStore.CreateUser(ctx, &storage.User{ID: "u_upstream_uma", Email: u.email, EmailVerified: true,
+			PasswordHash: ph, Name: "Uma Upstream", Active: true}); err != nil {
+			t.Fatal(err)
+		}
+		return []config.Connector{{ID: "bk", Name: "Upstream Bridgekeeper", Path: pluginPath(t, "connector-oidc"), TrustEmail: true,
+			Config: map[string]any{"issuer": u.issuer, "client_id": "downstream", "client_secret": clientSecret}}}
+	}
+	return newEnv(t, o), u
+}
+
+// isLoginPage reports whether p is the upstream broker's login page.
+func (u *bridgekeeperUpstream) isLoginPage(p page) bool {
+	return p.status == http.StatusOK && strings.HasPrefix(p.url.String(), u.issuer+"/login?login=")
+}
+
+// signIn enters the user's password on the upstream broker's login page
+// and follows the redirects back through the test broker.
+func (u *bridgekeeperUpstream) signIn(br *browser, login page) page {
+	br.t.Helper()
+	if !u.isLoginPage(login) {
+		br.t.Fatalf("expected the upstream's login page, got %d at %s (Location %q)", login.status, login.url, login.header.Get("Location"))
+	}
+	return br.postForm(u.issuer+"/login", url.Values{"login": {login.url.Query().Get("login")}, "email": {u.email}, "password": {u.pw}})
 }
 
 // TestConfigFile reads connectors and the linking policy from a broker

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/bridgekeeper/bridgekeeper/connectors"
+	"github.com/bridgekeeper/bridgekeeper/plugins"
 	"github.com/bridgekeeper/bridgekeeper/storage"
 )
 
@@ -23,12 +24,55 @@ import (
 // say nothing about the user. An idp that names no configured connector
 // ("local", or a connector removed from the configuration) passes.
 func (f *Federation) Refresh(ctx context.Context, userID, idp string) error {
+	return f.refresh(ctx, userID, idp, "", false)
+}
+
+// errCannotRecheck: the identity cannot be re-checked upstream (the
+// connector has no Refresh, or the identity nothing to refresh with).
+var errCannotRecheck = errors.New("the identity cannot be re-checked upstream")
+
+// SessionCheck is the broker's session re-check (broker.SessionCheck):
+// before a federated browser session is reused silently, the identity it
+// came from is re-checked upstream when the session's last check is older
+// than Config.RecheckInterval. A session whose connector cannot re-check it
+// (no Refresh, or no connector data such as an upstream refresh token) is
+// not reused once its check is due: the user goes through the upstream,
+// whose own session signs a valid user in again. A connector no longer
+// configured passes, as on the refresh grant.
+func (f *Federation) SessionCheck(ctx context.Context, bs *storage.BrowserSession) error {
+	c := f.connectors[bs.IDP]
+	if c == nil {
+		return nil
+	}
+	if f.cfg.RecheckInterval > 0 && time.Since(bs.LastChecked()) < f.cfg.RecheckInterval {
+		return nil
+	}
+	if err := f.refresh(ctx, bs.UserID, bs.IDP, bs.IDPSubject, true); err != nil {
+		return err
+	}
+	if err := f.cfg.Store.MarkBrowserSessionChecked(ctx, bs.ID, time.Now()); err != nil && !errors.Is(err, storage.ErrNotFound) {
+		f.log.WarnContext(ctx, "record session re-check", "connector", bs.IDP, "err", err)
+	}
+	return nil
+}
+
+// refresh is Refresh for the identity subject of connector idp ("": the
+// one the user last logged in with). strict (the session re-check) fails
+// with errCannotRecheck where Refresh passes: no Refresh capability, or no
+// connector data to refresh with.
+func (f *Federation) refresh(ctx context.Context, userID, idp, subject string, strict bool) error {
 	c := f.connectors[idp]
 	if c == nil {
 		return nil
 	}
 	rc, ok := c.conn.(connectors.RefreshConnector)
+	if p, isPlugin := c.conn.(*plugins.Plugin); ok && isPlugin && !p.Info().Refresh {
+		ok = false
+	}
 	if !ok {
+		if strict {
+			return fmt.Errorf("connector %s: %w", idp, errCannotRecheck)
+		}
 		return nil
 	}
 	// One refresh per user and connector at a time in this process:
@@ -43,12 +87,18 @@ func (f *Federation) Refresh(ctx context.Context, userID, idp string) error {
 	// The identity of this connector the user last logged in with.
 	var link *storage.Identity
 	for i := range links {
-		if links[i].ConnectorID == idp && (link == nil || links[i].LastLoginAt.After(link.LastLoginAt)) {
+		if links[i].ConnectorID != idp || (subject != "" && links[i].Subject != subject) {
+			continue
+		}
+		if link == nil || links[i].LastLoginAt.After(link.LastLoginAt) {
 			link = &links[i]
 		}
 	}
 	if link == nil {
 		return fmt.Errorf("refresh: user %s has no %s identity: %w", userID, idp, connectors.ErrIdentityRevoked)
+	}
+	if strict && len(link.ConnectorData) == 0 {
+		return fmt.Errorf("connector %s: no connector data: %w", idp, errCannotRecheck)
 	}
 	ident, err := f.identityOf(link)
 	if err != nil {

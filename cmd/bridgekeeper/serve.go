@@ -82,13 +82,14 @@ func (e *env) serve(ctx context.Context, cfg config.Config) error {
 	// (they live in the database, so they hold across replicas).
 	srv.SetLoginLimiter(acc.Limiter())
 	fed, err := federation.New(ctx, federation.Config{
-		Broker:      srv,
-		Store:       store,
-		Logger:      log.With("component", "federation"),
-		Issuer:      cfg.Issuer,
-		LinkByEmail: cfg.Accounts.LinkByEmail,
-		DataKey:     sec.Derive(secret.PurposeConnectorData),
-		Connectors:  cfg.Connectors,
+		Broker:          srv,
+		Store:           store,
+		Logger:          log.With("component", "federation"),
+		Issuer:          cfg.Issuer,
+		LinkByEmail:     cfg.Accounts.LinkByEmail,
+		DataKey:         sec.Derive(secret.PurposeConnectorData),
+		Connectors:      cfg.Connectors,
+		RecheckInterval: recheckInterval(cfg.Federation.RecheckInterval),
 	})
 	if err != nil {
 		return fmt.Errorf("connectors: %w", err)
@@ -207,4 +208,14 @@ func collectGarbage(ctx context.Context, store *storage.Store, every time.Durati
 			}
 		}
 	}
+}
+
+// recheckInterval maps federation.recheck_interval to
+// federation.Config.RecheckInterval, where 0 means the default: a
+// configured 0 (or less) re-checks on every silent reuse.
+func recheckInterval(d time.Duration) time.Duration {
+	if d <= 0 {
+		return -1
+	}
+	return d
 }

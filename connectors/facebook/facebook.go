@@ -164,8 +164,19 @@ func checkBaseURL(base string) error {
 	return fmt.Errorf("%q must use https (http is allowed on loopback only)", base)
 }
 
+// reauthState is the connector state of a login that asked Facebook to
+// make the person enter their password again.
+const reauthState = "reauthenticate"
+
+// CanReauthenticate implements connectors.ReauthConnector: Facebook's
+// login dialog takes auth_type=reauthenticate, which always asks for the
+// password, even of a person signed in to Facebook.
+func (c *Connector) CanReauthenticate() bool { return true }
+
 // LoginURL builds the login dialog URL. Facebook keeps no per-login secret
-// beyond the broker's state, so the connector state is empty.
+// beyond the broker's state, so the connector state is empty but for a
+// login that must be a new sign-in (ForceLogin or MaxAge: Facebook reports
+// no sign-in time, so any max_age asks for the password again).
 func (c *Connector) LoginURL(_ context.Context, req connectors.LoginRequest) (connectors.LoginResponse, error) {
 	if req.State == "" || req.CallbackURL == "" {
 		return connectors.LoginResponse{}, errors.New("facebook: LoginURL needs a state and a callback URL")
@@ -177,7 +188,12 @@ func (c *Connector) LoginURL(_ context.Context, req connectors.LoginRequest) (co
 		"response_type": {"code"},
 		"scope":         {strings.Join(c.cfg.Scopes, ",")},
 	}
-	return connectors.LoginResponse{URL: c.dialog + "?" + q.Encode()}, nil
+	var state []byte
+	if req.Fresh() {
+		q.Set("auth_type", "reauthenticate")
+		state = []byte(reauthState)
+	}
+	return connectors.LoginResponse{URL: c.dialog + "?" + q.Encode(), ConnectorState: state}, nil
 }
 
 // connectorData is kept with the identity for Refresh.
@@ -187,7 +203,7 @@ type connectorData struct {
 
 // HandleCallback redeems the code, reads the profile and applies the
 // e-mail policy.
-func (c *Connector) HandleCallback(ctx context.Context, _ []byte, callbackURL string, req connectors.CallbackRequest) (connectors.Identity, error) {
+func (c *Connector) HandleCallback(ctx context.Context, state []byte, callbackURL string, req connectors.CallbackRequest) (connectors.Identity, error) {
 	q := req.Query
 	if e := q.Get("error"); e != "" {
 		reason := q.Get("error_reason")
@@ -221,6 +237,12 @@ func (c *Connector) HandleCallback(ctx context.Context, _ []byte, callbackURL st
 		return connectors.Identity{}, fmt.Errorf("facebook: encode connector data: %w", err)
 	}
 	ident.ConnectorData = data
+	if string(state) == reauthState {
+		// The dialog asked for the password after LoginURL: the person
+		// signed in between then and now. Otherwise Facebook does not say
+		// when they did, and AuthTime stays unknown.
+		ident.AuthTime = time.Now().UTC().Truncate(time.Second)
+	}
 	return ident, nil
 }
 

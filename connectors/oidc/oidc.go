@@ -18,6 +18,7 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -84,7 +85,17 @@ type loginState struct {
 	Nonce    string `json:"n"`
 	Verifier string `json:"v,omitempty"`
 	Groups   bool   `json:"g,omitempty"`
+	// NotBefore, when set, is the oldest upstream sign-in (Unix seconds)
+	// the login accepts: the LoginURL time for ForceLogin, that minus
+	// MaxAge for a max_age. The ID token's auth_time must say so.
+	NotBefore int64 `json:"nb,omitempty"`
 }
+
+// CanReauthenticate implements connectors.ReauthConnector: the connector
+// sends prompt=login and max_age upstream (max_age=0 for Google, which
+// documents max_age but not prompt=login) and checks the ID token's
+// auth_time against them.
+func (c *Connector) CanReauthenticate() bool { return true }
 
 // connectorData is kept with the identity for Refresh.
 type connectorData struct {
@@ -120,6 +131,23 @@ func (c *Connector) LoginURL(ctx context.Context, req connectors.LoginRequest) (
 	}
 	if req.LoginHint != "" {
 		q.Set("login_hint", req.LoginHint)
+	}
+	if req.Fresh() {
+		now := c.now()
+		notBefore := now
+		if !req.ForceLogin {
+			notBefore = now.Add(-*req.MaxAge)
+		}
+		// At least 1: zero means no freshness asked.
+		st.NotBefore = max(notBefore.Unix(), 1)
+		maxAge := int64(0)
+		if !req.ForceLogin {
+			maxAge = int64(*req.MaxAge / time.Second)
+		}
+		q.Set("max_age", strconv.FormatInt(maxAge, 10))
+		if req.ForceLogin && c.cfg.Preset != PresetGoogle {
+			q.Set("prompt", "login")
+		}
 	}
 	if c.cfg.Preset == PresetGoogle {
 		if req.Scopes.OfflineAccess {
@@ -223,10 +251,15 @@ func (c *Connector) HandleCallback(ctx context.Context, connectorState []byte, c
 	if err != nil {
 		return connectors.Identity{}, err
 	}
+	authTime, err := c.checkAuthTime(claims, st.NotBefore)
+	if err != nil {
+		return connectors.Identity{}, err
+	}
 	ident, err := c.identity(ctx, doc, claims, tok.AccessToken, st.Groups)
 	if err != nil {
 		return connectors.Identity{}, err
 	}
+	ident.AuthTime = authTime
 	if tok.RefreshToken != "" {
 		data, err := json.Marshal(connectorData{RefreshToken: tok.RefreshToken})
 		if err != nil {
@@ -409,6 +442,29 @@ func (c *Connector) verifyIDToken(ctx context.Context, doc *discovery, raw, nonc
 		}
 	}
 	return claims, nil
+}
+
+// checkAuthTime reads the ID token's auth_time (zero when absent) and,
+// for a login that asked for a recent sign-in (notBefore, Unix seconds, not
+// zero), requires it, no older than notBefore (less the clock skew
+// allowance): an upstream that answered from an older session of its own
+// did not do what was asked.
+func (c *Connector) checkAuthTime(claims map[string]any, notBefore int64) (time.Time, error) {
+	var at time.Time
+	if v, ok := claims["auth_time"].(float64); ok && v > 0 && v < 253402300800 {
+		at = time.Unix(int64(v), 0).UTC()
+	}
+	if notBefore == 0 {
+		return at, nil
+	}
+	if at.IsZero() {
+		return time.Time{}, fmt.Errorf("oidc: %w: a new sign-in was asked for, but the ID token has no auth_time", connectors.ErrInvalidCallback)
+	}
+	if oldest := time.Unix(notBefore, 0).Add(-c.cfg.clockSkew); at.Before(oldest) {
+		return time.Time{}, fmt.Errorf("oidc: %w: a sign-in after %s was asked for, but the upstream's is from %s",
+			connectors.ErrInvalidCallback, time.Unix(notBefore, 0).UTC().Format(time.RFC3339), at.Format(time.RFC3339))
+	}
+	return at, nil
 }
 
 // issuerMatches compares an ID token's iss with the configured issuer.

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/bridgekeeper/bridgekeeper/connectors"
 	"github.com/bridgekeeper/bridgekeeper/internal/fakeidp"
@@ -682,5 +683,68 @@ func TestIssParameterRequiredWhenAdvertised(t *testing.T) {
 	q.Set("iss", srv.URL)
 	if _, err := c.HandleCallback(ctx, resp.ConnectorState, testCallback, connectors.CallbackRequest{Query: q}); !errors.Is(err, connectors.ErrUpstreamDenied) || redeemed != 1 {
 		t.Errorf("callback with iss: %v (code redeemed %d times), want the code redeemed (and refused upstream)", err, redeemed)
+	}
+}
+
+// TestFreshLogin: ForceLogin and MaxAge reach the upstream as prompt=login
+// and max_age (max_age=0 for Google), the identity reports the upstream's
+// auth_time, and an answer whose auth_time is missing or older than asked
+// is refused.
+func TestFreshLogin(t *testing.T) {
+	idp, base := startIdP(t, "")
+	c := oktaConnector(t, base)
+	if !c.CanReauthenticate() {
+		t.Fatal("the OIDC connector does not declare it can force a sign-in")
+	}
+	hour := time.Hour
+	startFresh := func(c *Connector, force bool, maxAge *time.Duration) connectors.LoginResponse {
+		t.Helper()
+		resp, err := c.LoginURL(context.Background(), connectors.LoginRequest{State: testState, CallbackURL: testCallback,
+			ForceLogin: force, MaxAge: maxAge})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp
+	}
+	for _, tc := range []struct {
+		c               *Connector
+		force           bool
+		maxAge          *time.Duration
+		prompt, maxAgeQ string
+	}{
+		{c, true, nil, "login", "0"},
+		{c, false, &hour, "", "3600"},
+		{newConnector(t, Config{Preset: PresetGoogle, Issuer: base}), true, nil, "", "0"},
+	} {
+		resp := startFresh(tc.c, tc.force, tc.maxAge)
+		u, _ := url.Parse(resp.URL)
+		if q := u.Query(); q.Get("prompt") != tc.prompt || q.Get("max_age") != tc.maxAgeQ {
+			t.Errorf("%s force=%v: prompt %q max_age %q, want %q %q", tc.c.cfg.Preset, tc.force, q.Get("prompt"), q.Get("max_age"), tc.prompt, tc.maxAgeQ)
+		}
+	}
+	before := time.Now().Truncate(time.Second)
+	ident, err := callback(t, c, startFresh(c, true, nil), "1002")
+	if err != nil {
+		t.Fatalf("fresh login: %v", err)
+	}
+	if ident.AuthTime.Before(before) || ident.AuthTime.After(time.Now()) {
+		t.Errorf("AuthTime %s, want the upstream's sign-in just now", ident.AuthTime)
+	}
+
+	idp.BreakNextIDToken(fakeidp.FaultNoAuthTime)
+	if _, err := callback(t, c, startFresh(c, true, nil), "1002"); !errors.Is(err, connectors.ErrInvalidCallback) {
+		t.Errorf("fresh login without auth_time: %v, want ErrInvalidCallback", err)
+	}
+	// Without freshness asked, a missing auth_time is no error.
+	idp.BreakNextIDToken(fakeidp.FaultNoAuthTime)
+	if ident, err := login(t, c, "1002", connectors.Scopes{}); err != nil || !ident.AuthTime.IsZero() {
+		t.Errorf("plain login without auth_time: %v, AuthTime %s", err, ident.AuthTime)
+	}
+	// An upstream sign-in older than asked for (the connector's clock is
+	// ten minutes ahead: the upstream's session looks ten minutes old).
+	late := oktaConnector(t, base)
+	late.now = func() time.Time { return time.Now().Add(10 * time.Minute) }
+	if _, err := callback(t, late, startFresh(late, true, nil), "1002"); !errors.Is(err, connectors.ErrInvalidCallback) || !strings.Contains(err.Error(), "the upstream's is from") {
+		t.Errorf("an upstream sign-in older than asked: %v, want ErrInvalidCallback", err)
 	}
 }

@@ -37,6 +37,7 @@ type Config struct {
 	UI         UI          `yaml:"ui"`
 	Accounts   Accounts    `yaml:"accounts"`
 	Connectors []Connector `yaml:"connectors"`
+	Federation Federation  `yaml:"federation"`
 	GC         GC          `yaml:"gc"`
 	Metrics    Metrics     `yaml:"metrics"`
 
@@ -115,6 +116,13 @@ type SMTP struct {
 	TLS      string `yaml:"tls" help:"SMTP transport security: starttls, tls or none"`
 }
 
+// Federation configures logins through connectors.
+type Federation struct {
+	// RecheckInterval bounds how old the upstream check of a federated
+	// session may be when the broker reuses the session silently.
+	RecheckInterval time.Duration `yaml:"recheck_interval" help:"re-check a federated user upstream before reusing their broker session silently when the last check is older than this (0: on every reuse)"`
+}
+
 // GC configures the collection of expired rows.
 type GC struct {
 	Interval time.Duration `yaml:"interval" help:"how often expired codes, tokens and sessions are deleted (0: never)"`
@@ -161,11 +169,12 @@ func Default() Config {
 			AuthorizeCodeLifetime: 2 * time.Minute,
 			RefreshReuseGrace:     10 * time.Second,
 		},
-		Session:  Session{Lifetime: 24 * time.Hour, PendingLoginLifetime: 10 * time.Minute},
-		Log:      Log{Level: "info", Format: "text"},
-		UI:       UI{ProductName: "Bridgekeeper"},
-		Accounts: Accounts{RequireActivation: true, AllowRegistration: true, SMTP: SMTP{Port: 587, TLS: "starttls"}, MailFrom: "Bridgekeeper <no-reply@localhost>"},
-		GC:       GC{Interval: 10 * time.Minute},
+		Session:    Session{Lifetime: 24 * time.Hour, PendingLoginLifetime: 10 * time.Minute},
+		Log:        Log{Level: "info", Format: "text"},
+		UI:         UI{ProductName: "Bridgekeeper"},
+		Accounts:   Accounts{RequireActivation: true, AllowRegistration: true, SMTP: SMTP{Port: 587, TLS: "starttls"}, MailFrom: "Bridgekeeper <no-reply@localhost>"},
+		GC:         GC{Interval: 10 * time.Minute},
+		Federation: Federation{RecheckInterval: 5 * time.Minute},
 	}
 }
 

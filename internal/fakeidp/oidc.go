@@ -107,6 +107,23 @@ func (s *Server) handleAuthorize(f flavour) http.HandlerFunc {
 			return
 		}
 		if r.Method == http.MethodGet {
+			// The IdP's own single sign-on: a browser that signed in here
+			// before is sent back at once, unless the client asks for a
+			// fresh login (prompt=login, max_age, Facebook's
+			// auth_type=reauthenticate), as Okta, Google and Dex do.
+			fresh, bad := freshness(f, q)
+			if bad != "" {
+				s.redirectError(w, r, f, redirectURI, state, "invalid_request", bad)
+				return
+			}
+			if user, authTime := s.ssoUser(r); user != nil && fresh.allows(authTime, s.now()) {
+				s.issueCode(w, r, f, client, user, authTime, scopes, challenge)
+				return
+			}
+			if slices.Contains(strings.Fields(q.Get("prompt")), "none") {
+				s.redirectError(w, r, f, redirectURI, state, "login_required", "the user is not signed in")
+				return
+			}
 			s.renderLogin(w, r, f, client.ID, http.StatusOK, "")
 			return
 		}
@@ -119,39 +136,50 @@ func (s *Server) handleAuthorize(f flavour) http.HandlerFunc {
 			s.renderLogin(w, r, f, client.ID, http.StatusUnauthorized, problem)
 			return
 		}
-		g := &grant{
-			flavour:     f,
-			clientID:    client.ID,
-			subject:     user.Subject,
-			redirectURI: redirectURI,
-			scopes:      scopes,
-			nonce:       q.Get("nonce"),
-			challenge:   challenge,
-			offline:     slices.Contains(scopes, "offline_access") || q.Get("access_type") == "offline",
-			expires:     s.now().Add(codeLifetime),
-		}
-		if f != flavourFacebook {
-			g.issuer = s.issuer(r, f)
-			idToken, err := s.mintIDToken(g, *user)
-			if err != nil {
-				s.logger.Error("fakeidp: mint ID token", "err", err)
-				s.renderError(w, http.StatusInternalServerError, "Could not sign the ID token.")
-				return
-			}
-			g.idToken = idToken
-		}
-		code := randomToken(24)
-		s.mu.Lock()
-		s.pruneLocked(s.codes)
-		s.codes[code] = g
-		s.mu.Unlock()
-		s.logger.Info("fakeidp: login", "flavour", f, "subject", user.Subject, "client", client.ID)
-		back := url.Values{"code": {code}}
-		if state != "" {
-			back.Set("state", state)
-		}
-		redirect(w, redirectURI, back)
+		authTime := s.now()
+		s.startSSO(w, user.Subject, authTime)
+		s.issueCode(w, r, f, client, user, authTime, scopes, challenge)
 	}
+}
+
+// issueCode sends the browser back to the client with a code for user,
+// who authenticated at authTime.
+func (s *Server) issueCode(w http.ResponseWriter, r *http.Request, f flavour, client Client, user *User, authTime time.Time, scopes []string, challenge string) {
+	q := r.Form
+	redirectURI, state := q.Get("redirect_uri"), q.Get("state")
+	g := &grant{
+		flavour:     f,
+		clientID:    client.ID,
+		subject:     user.Subject,
+		redirectURI: redirectURI,
+		scopes:      scopes,
+		nonce:       q.Get("nonce"),
+		challenge:   challenge,
+		offline:     slices.Contains(scopes, "offline_access") || q.Get("access_type") == "offline",
+		expires:     s.now().Add(codeLifetime),
+		authTime:    authTime,
+	}
+	if f != flavourFacebook {
+		g.issuer = s.issuer(r, f)
+		idToken, err := s.mintIDToken(g, *user)
+		if err != nil {
+			s.logger.Error("fakeidp: mint ID token", "err", err)
+			s.renderError(w, http.StatusInternalServerError, "Could not sign the ID token.")
+			return
+		}
+		g.idToken = idToken
+	}
+	code := randomToken(24)
+	s.mu.Lock()
+	s.pruneLocked(s.codes)
+	s.codes[code] = g
+	s.mu.Unlock()
+	s.logger.Info("fakeidp: login", "flavour", f, "subject", user.Subject, "client", client.ID)
+	back := url.Values{"code": {code}}
+	if state != "" {
+		back.Set("state", state)
+	}
+	redirect(w, redirectURI, back)
 }
 
 // authenticate picks the user the login form names: a "subject" button, or
@@ -468,6 +496,9 @@ func (s *Server) mintIDToken(g *grant, u User) (string, error) {
 	claims["iat"] = now.Unix()
 	claims["exp"] = now.Add(idLifetime).Unix()
 	claims["auth_time"] = now.Unix()
+	if !g.authTime.IsZero() {
+		claims["auth_time"] = g.authTime.Unix()
+	}
 	if g.flavour == flavourGoogle {
 		claims["azp"] = g.clientID
 	}
@@ -481,6 +512,8 @@ func (s *Server) mintIDToken(g *grant, u User) (string, error) {
 		claims["iat"] = now.Add(-2 * idLifetime).Unix()
 		claims["auth_time"] = claims["iat"]
 		claims["exp"] = now.Add(-idLifetime).Unix()
+	case FaultNoAuthTime:
+		delete(claims, "auth_time")
 	case FaultWrongNonce:
 		claims["nonce"] = "not-" + g.nonce
 	case FaultWrongAudience:

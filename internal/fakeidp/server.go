@@ -44,6 +44,9 @@ const (
 	// FaultHS256: signed with HS256 keyed by the client secret (an
 	// algorithm-confusion attempt).
 	FaultHS256
+	// FaultNoAuthTime: the ID token has no auth_time (the claim is
+	// optional unless max_age was asked for).
+	FaultNoAuthTime
 )
 
 const (
@@ -69,6 +72,7 @@ type Server struct {
 	nextFault     Fault
 	tokenError    string
 	thinIDTokens  bool
+	sso           map[string]*ssoSession // by the SHA-256 of the cookie's value
 	now           func() time.Time
 }
 
@@ -92,6 +96,9 @@ type grant struct {
 	expires     time.Time
 	// rotatedAt is when an Okta refresh token was rotated (zero: not yet).
 	rotatedAt time.Time
+	// authTime is when the user entered a credential (the ID token's
+	// auth_time; zero: when the token is minted).
+	authTime time.Time
 }
 
 type flavour string
@@ -119,6 +126,7 @@ func New(cfg Config, logger *slog.Logger) (*Server, error) {
 		codes:         map[string]*grant{},
 		accessTokens:  map[string]*grant{},
 		refreshTokens: map[string]*grant{},
+		sso:           map[string]*ssoSession{},
 		now:           time.Now,
 	}
 	if cfg.SigningAlgorithm == "ES256" {

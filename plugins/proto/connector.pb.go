@@ -182,9 +182,17 @@ func (x *GetInfoResponse) GetCapabilities() *Capabilities {
 type Capabilities struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The connector implements Refresh.
-	Refresh       bool `protobuf:"varint,1,opt,name=refresh,proto3" json:"refresh,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Refresh bool `protobuf:"varint,1,opt,name=refresh,proto3" json:"refresh,omitempty"`
+	// The connector honours LoginURLRequest.prompt_login and max_age_seconds
+	// (it makes the upstream ask for a credential when they say so and
+	// checks the upstream's answer against them) and reports
+	// Identity.auth_time. A plugin that leaves it false (every plugin
+	// written before it existed) makes the broker refuse prompt=login and
+	// max_age with login_required rather than claim a sign-in that may not
+	// have happened.
+	Reauthenticate bool `protobuf:"varint,2,opt,name=reauthenticate,proto3" json:"reauthenticate,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *Capabilities) Reset() {
@@ -220,6 +228,13 @@ func (*Capabilities) Descriptor() ([]byte, []int) {
 func (x *Capabilities) GetRefresh() bool {
 	if x != nil {
 		return x.Refresh
+	}
+	return false
+}
+
+func (x *Capabilities) GetReauthenticate() bool {
+	if x != nil {
+		return x.Reauthenticate
 	}
 	return false
 }
@@ -383,7 +398,15 @@ type LoginURLRequest struct {
 	CallbackUrl string  `protobuf:"bytes,2,opt,name=callback_url,json=callbackUrl,proto3" json:"callback_url,omitempty"`
 	Scopes      *Scopes `protobuf:"bytes,3,opt,name=scopes,proto3" json:"scopes,omitempty"`
 	// Passed upstream when the provider supports it; may be empty.
-	LoginHint     string `protobuf:"bytes,4,opt,name=login_hint,json=loginHint,proto3" json:"login_hint,omitempty"`
+	LoginHint string `protobuf:"bytes,4,opt,name=login_hint,json=loginHint,proto3" json:"login_hint,omitempty"`
+	// The user must enter a credential upstream now, even with a session of
+	// the upstream's own (the broker's client sent prompt=login or
+	// max_age=0). Sent only to plugins that declare reauthenticate.
+	PromptLogin bool `protobuf:"varint,5,opt,name=prompt_login,json=promptLogin,proto3" json:"prompt_login,omitempty"`
+	// When present, the oldest upstream sign-in the broker accepts, in
+	// seconds (the client's max_age). Sent only to plugins that declare
+	// reauthenticate.
+	MaxAgeSeconds *int64 `protobuf:"varint,6,opt,name=max_age_seconds,json=maxAgeSeconds,proto3,oneof" json:"max_age_seconds,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -444,6 +467,20 @@ func (x *LoginURLRequest) GetLoginHint() string {
 		return x.LoginHint
 	}
 	return ""
+}
+
+func (x *LoginURLRequest) GetPromptLogin() bool {
+	if x != nil {
+		return x.PromptLogin
+	}
+	return false
+}
+
+func (x *LoginURLRequest) GetMaxAgeSeconds() int64 {
+	if x != nil && x.MaxAgeSeconds != nil {
+		return *x.MaxAgeSeconds
+	}
+	return 0
 }
 
 type LoginURLResponse struct {
@@ -774,6 +811,11 @@ type Identity struct {
 	ClaimsJson []byte `protobuf:"bytes,9,opt,name=claims_json,json=claimsJson,proto3" json:"claims_json,omitempty"`
 	// Opaque to the broker; kept server side for Refresh.
 	ConnectorData []byte `protobuf:"bytes,10,opt,name=connector_data,json=connectorData,proto3" json:"connector_data,omitempty"`
+	// When the user last authenticated at the upstream, in seconds since
+	// 1970 (an ID token's auth_time), as the upstream says; 0 when it does
+	// not say. A plugin that declares reauthenticate must set it whenever
+	// prompt_login or max_age_seconds was sent.
+	AuthTime      int64 `protobuf:"varint,11,opt,name=auth_time,json=authTime,proto3" json:"auth_time,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -878,6 +920,13 @@ func (x *Identity) GetConnectorData() []byte {
 	return nil
 }
 
+func (x *Identity) GetAuthTime() int64 {
+	if x != nil {
+		return x.AuthTime
+	}
+	return 0
+}
+
 var File_connector_proto protoreflect.FileDescriptor
 
 const file_connector_proto_rawDesc = "" +
@@ -892,9 +941,10 @@ const file_connector_proto_rawDesc = "" +
 	"\n" +
 	"configured\x18\x05 \x01(\bR\n" +
 	"configured\x12K\n" +
-	"\fcapabilities\x18\x06 \x01(\v2'.bridgekeeper.connector.v1.CapabilitiesR\fcapabilities\"(\n" +
+	"\fcapabilities\x18\x06 \x01(\v2'.bridgekeeper.connector.v1.CapabilitiesR\fcapabilities\"P\n" +
 	"\fCapabilities\x12\x18\n" +
-	"\arefresh\x18\x01 \x01(\bR\arefresh\"V\n" +
+	"\arefresh\x18\x01 \x01(\bR\arefresh\x12&\n" +
+	"\x0ereauthenticate\x18\x02 \x01(\bR\x0ereauthenticate\"V\n" +
 	"\x10ConfigureRequest\x12\x1f\n" +
 	"\vconfig_json\x18\x01 \x01(\fR\n" +
 	"configJson\x12!\n" +
@@ -903,13 +953,16 @@ const file_connector_proto_rawDesc = "" +
 	"\fcapabilities\x18\x01 \x01(\v2'.bridgekeeper.connector.v1.CapabilitiesR\fcapabilities\"G\n" +
 	"\x06Scopes\x12%\n" +
 	"\x0eoffline_access\x18\x01 \x01(\bR\rofflineAccess\x12\x16\n" +
-	"\x06groups\x18\x02 \x01(\bR\x06groups\"\xa4\x01\n" +
+	"\x06groups\x18\x02 \x01(\bR\x06groups\"\x88\x02\n" +
 	"\x0fLoginURLRequest\x12\x14\n" +
 	"\x05state\x18\x01 \x01(\tR\x05state\x12!\n" +
 	"\fcallback_url\x18\x02 \x01(\tR\vcallbackUrl\x129\n" +
 	"\x06scopes\x18\x03 \x01(\v2!.bridgekeeper.connector.v1.ScopesR\x06scopes\x12\x1d\n" +
 	"\n" +
-	"login_hint\x18\x04 \x01(\tR\tloginHint\"M\n" +
+	"login_hint\x18\x04 \x01(\tR\tloginHint\x12!\n" +
+	"\fprompt_login\x18\x05 \x01(\bR\vpromptLogin\x12+\n" +
+	"\x0fmax_age_seconds\x18\x06 \x01(\x03H\x00R\rmaxAgeSeconds\x88\x01\x01B\x12\n" +
+	"\x10_max_age_seconds\"M\n" +
 	"\x10LoginURLResponse\x12\x10\n" +
 	"\x03url\x18\x01 \x01(\tR\x03url\x12'\n" +
 	"\x0fconnector_state\x18\x02 \x01(\fR\x0econnectorState\" \n" +
@@ -933,7 +986,7 @@ const file_connector_proto_rawDesc = "" +
 	"\x06scopes\x18\x01 \x01(\v2!.bridgekeeper.connector.v1.ScopesR\x06scopes\x12?\n" +
 	"\bidentity\x18\x02 \x01(\v2#.bridgekeeper.connector.v1.IdentityR\bidentity\"R\n" +
 	"\x0fRefreshResponse\x12?\n" +
-	"\bidentity\x18\x01 \x01(\v2#.bridgekeeper.connector.v1.IdentityR\bidentity\"\xaf\x02\n" +
+	"\bidentity\x18\x01 \x01(\v2#.bridgekeeper.connector.v1.IdentityR\bidentity\"\xcc\x02\n" +
 	"\bIdentity\x12\x18\n" +
 	"\asubject\x18\x01 \x01(\tR\asubject\x12\x14\n" +
 	"\x05email\x18\x02 \x01(\tR\x05email\x12%\n" +
@@ -948,7 +1001,8 @@ const file_connector_proto_rawDesc = "" +
 	"\vclaims_json\x18\t \x01(\fR\n" +
 	"claimsJson\x12%\n" +
 	"\x0econnector_data\x18\n" +
-	" \x01(\fR\rconnectorData2\x93\x04\n" +
+	" \x01(\fR\rconnectorData\x12\x1b\n" +
+	"\tauth_time\x18\v \x01(\x03R\bauthTime2\x93\x04\n" +
 	"\tConnector\x12`\n" +
 	"\aGetInfo\x12).bridgekeeper.connector.v1.GetInfoRequest\x1a*.bridgekeeper.connector.v1.GetInfoResponse\x12f\n" +
 	"\tConfigure\x12+.bridgekeeper.connector.v1.ConfigureRequest\x1a,.bridgekeeper.connector.v1.ConfigureResponse\x12c\n" +
@@ -1021,6 +1075,7 @@ func file_connector_proto_init() {
 	if File_connector_proto != nil {
 		return
 	}
+	file_connector_proto_msgTypes[6].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{

@@ -71,7 +71,10 @@ type ConnectorClient interface {
 	LoginURL(ctx context.Context, in *LoginURLRequest, opts ...grpc.CallOption) (*LoginURLResponse, error)
 	// HandleCallback turns the upstream's redirect back into an identity.
 	HandleCallback(ctx context.Context, in *HandleCallbackRequest, opts ...grpc.CallOption) (*HandleCallbackResponse, error)
-	// Refresh re-checks a user upstream on a refresh grant. UNIMPLEMENTED when
+	// Refresh re-checks a user upstream: on a refresh grant, and before the
+	// broker reuses a federated session silently once its last check is
+	// older than federation.recheck_interval. IDENTITY_REVOKED ends the
+	// grant and every session and grant of that identity. UNIMPLEMENTED when
 	// the connector has no way to do so (capabilities.refresh is false).
 	Refresh(ctx context.Context, in *RefreshRequest, opts ...grpc.CallOption) (*RefreshResponse, error)
 }
@@ -146,7 +149,10 @@ type ConnectorServer interface {
 	LoginURL(context.Context, *LoginURLRequest) (*LoginURLResponse, error)
 	// HandleCallback turns the upstream's redirect back into an identity.
 	HandleCallback(context.Context, *HandleCallbackRequest) (*HandleCallbackResponse, error)
-	// Refresh re-checks a user upstream on a refresh grant. UNIMPLEMENTED when
+	// Refresh re-checks a user upstream: on a refresh grant, and before the
+	// broker reuses a federated session silently once its last check is
+	// older than federation.recheck_interval. IDENTITY_REVOKED ends the
+	// grant and every session and grant of that identity. UNIMPLEMENTED when
 	// the connector has no way to do so (capabilities.refresh is false).
 	Refresh(context.Context, *RefreshRequest) (*RefreshResponse, error)
 	mustEmbedUnimplementedConnectorServer()
