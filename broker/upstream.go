@@ -47,6 +47,9 @@ type UpstreamLogin struct {
 	// AuthTime is when the user authenticated upstream, as the upstream
 	// says (connectors.Identity.AuthTime); zero when it does not say.
 	AuthTime time.Time
+	// AMR lists the methods the user proved at the broker besides the
+	// upstream login ("pwd" when linking asked for the account's password).
+	AMR []string
 }
 
 // CompleteFederatedLogin is CompleteLoginAs for a login through a
@@ -55,7 +58,8 @@ type UpstreamLogin struct {
 // request that asked for a new sign-in (prompt=login, max_age) is answered
 // login_required when the upstream's time does not satisfy it.
 func (s *Server) CompleteFederatedLogin(w http.ResponseWriter, r *http.Request, loginID string, p *storage.PendingLogin, user *storage.User, up UpstreamLogin, also ...func(ctx context.Context) error) {
-	s.completeLogin(w, r, loginID, p, user.ID, user, up.IDP, []string{"fed"}, &up, also...)
+	amr := append([]string{"fed"}, up.AMR...)
+	s.completeLogin(w, r, loginID, p, user.ID, user, up.IDP, amr, &up, also...)
 }
 
 // freshnessSkew is how much earlier than the authorization request an

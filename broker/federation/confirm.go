@@ -131,7 +131,7 @@ func (f *Federation) handleLink(w http.ResponseWriter, r *http.Request) {
 
 	var (
 		user *storage.User
-		amr  = []string{AMR}
+		amr  []string // besides the upstream login
 	)
 	switch action {
 	case "new":
@@ -207,7 +207,8 @@ func (f *Federation) handleLink(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	f.log.InfoContext(ctx, "federated login", "connector", c.id, "user", user.ID)
-	f.cfg.Broker.CompleteLoginAs(w, r, loginID, claimed, user, c.id, amr)
+	f.cfg.Broker.CompleteFederatedLogin(w, r, loginID, claimed, user,
+		broker.UpstreamLogin{IDP: c.id, Subject: pl.Identity.Subject, AuthTime: pl.Identity.AuthTime, AMR: amr})
 }
 
 // linkConfirmed links the identity to the user whose owner proved control
