@@ -36,14 +36,18 @@ func TestCertifiedRelyingParty(t *testing.T) {
 
 			cli(t, env, "", "client", "create", "--dsn", dsn, "--id", "spa", "--public",
 				"--redirect-uri", redirect, "--allowed-origin", "http://127.0.0.1:5173",
-				"--post-logout-redirect-uri", postLogout)
+				"--post-logout-redirect-uri", postLogout,
+				// Its access tokens are meant for the backend, which may
+				// therefore introspect them.
+				"--audience", "backend", "--default-audience", "backend")
 			cli(t, env, confSecret+"\n", "client", "create", "--dsn", dsn, "--id", "backend", "--secret-stdin",
 				"--grant", "client_credentials", "--grant", "authorization_code", "--grant", "refresh_token",
 				"--redirect-uri", "http://127.0.0.1:5174/callback")
 			cli(t, env, "correct horse battery staple\n", "user", "create", "--dsn", dsn,
 				"--email", "ada@example.com", "--password-stdin")
 
-			srv := start(t, env, binary(t, "bridgekeeper"), "serve", "--issuer", issuer, "--listen", addr, "--dsn", dsn)
+			srv := start(t, env, binary(t, "bridgekeeper"), "serve", "--issuer", issuer, "--listen", addr, "--dsn", dsn,
+				"--tokens.refresh-reuse-grace", "1s")
 			waitHTTP(t, issuer+"/.well-known/openid-configuration", srv)
 
 			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
@@ -59,6 +63,7 @@ func TestCertifiedRelyingParty(t *testing.T) {
 				"BK_CONF_SECRET="+confSecret,
 				"BK_EMAIL=ada@example.com",
 				"BK_PASSWORD=correct horse battery staple",
+				"BK_REUSE_GRACE_MS=1000",
 			)
 			out, err := cmd.CombinedOutput()
 			t.Logf("openid-client:\n%s", out)
