@@ -106,6 +106,7 @@ function startWorker(
   name: string,
   wasmUrl: string,
   onMessage: (m: WorkerMessage) => void,
+  onFail: (why: string) => void,
 ): WorkerLink {
   const url = new URL(cfg.workerUrl ?? new URL("./worker.js", import.meta.url), document.baseURI);
   // The fragment tells the worker which .wasm to start loading before the
@@ -120,13 +121,20 @@ function startWorker(
   if (mode === "shared" && !shared) {
     throw new BridgekeeperError({ code: "invalid_config", message: "SharedWorker is not available" });
   }
+  // The script named by url could not be loaded or run (a 404, a dev
+  // server refusing a file outside server.fs.allow, a CSP, a syntax error):
+  // browsers report it only as an error event on the worker object.
+  const script = url.href.split("#")[0];
   if (shared) {
     const w = new SharedWorker(url, { name });
+    w.onerror = () => onFail(`the worker script ${script} could not be loaded or started`);
     w.port.onmessage = (ev) => onMessage(ev.data as WorkerMessage);
     w.port.start();
     return { post: (m) => w.port.postMessage(m), close: () => w.port.close() };
   }
   const w = new Worker(url, { name });
+  w.onerror = (ev) =>
+    onFail(`the worker script ${script} could not be loaded or started` + (ev.message ? ": " + ev.message : ""));
   w.onmessage = (ev) => onMessage(ev.data as WorkerMessage);
   return { post: (m) => w.postMessage(m), close: () => w.terminate() };
 }
@@ -218,6 +226,16 @@ export function createClient(config: BridgekeeperConfig): BridgekeeperClient {
     setState({ ...state, error: e });
   };
 
+  // Set once the worker is known not to start: every call fails with it.
+  let failure: BridgekeeperError | null = null;
+  const fail = (why: string) => {
+    if (failure || started) return;
+    failure = new BridgekeeperError({ code: "worker_failed", message: "the Bridgekeeper worker failed to start: " + why });
+    for (const p of pending.values()) p.reject(failure);
+    pending.clear();
+  };
+  let started = false;
+
   const wasmUrl = new URL(config.wasmUrl ?? new URL("./bridgekeeper.wasm", import.meta.url), location.href).href;
   const link = startWorker(config, workerName({ issuer, clientId: config.clientId }), wasmUrl, (m) => {
     switch (m.kind) {
@@ -240,10 +258,11 @@ export function createClient(config: BridgekeeperConfig): BridgekeeperClient {
         else sessionStorage.setItem(storageSlot + m.key, m.value);
         return;
     }
-  });
+  }, fail);
 
   const call = <T>(method: string, ...args: unknown[]): Promise<T> =>
     new Promise<T>((resolve, reject) => {
+      if (failure) return reject(failure);
       const id = nextId++;
       pending.set(id, { resolve: resolve as (v: unknown) => void, reject });
       link.post({ id, method, args });
@@ -287,7 +306,18 @@ export function createClient(config: BridgekeeperConfig): BridgekeeperClient {
     ...(storage === "session" ? { sessionValues } : {}),
   };
 
+  // A worker that never answers (its script or the .wasm hangs) is a
+  // failure too, once the start-up timeout has passed.
+  const timeout = (config.startTimeoutSeconds ?? 30) * 1000;
+  const timer = setTimeout(
+    () => fail(`no answer within ${timeout / 1000} s (the worker script or bridgekeeper.wasm did not load)`),
+    timeout,
+  );
   const confirmed = call<InitResult>("init", params)
+    .finally(() => {
+      started = true;
+      clearTimeout(timer);
+    })
     .then((r) => {
       if (r.callbackError) lastError = r.callbackError;
       setView(r.view, r.at);
@@ -304,7 +334,11 @@ export function createClient(config: BridgekeeperConfig): BridgekeeperClient {
           ? { code: e.code, message: e.message }
           : { code: "worker_failed", message: "the Bridgekeeper worker failed to start: " + String(e) };
       lastError = err;
+      // Every later call fails at once with the same error.
+      failure ??= new BridgekeeperError(err);
+      unconfirmedLogin = false;
       setState({ ...loadingState, status: "login_required", isLoading: false, error: err, confirmed: true });
+      emit("error", err);
       return state;
     });
   // With a usable snapshot the state is known now; the worker confirms or

@@ -41,6 +41,13 @@ export interface BridgekeeperConfig {
   /** Clock skew tolerated on ID-token times. Default 60. */
   clockSkewSeconds?: number;
   /**
+   * How long the worker may take to start (load worker.js and
+   * bridgekeeper.wasm, read the session) before the client gives up with
+   * the error worker_failed. Default 30. A worker script or .wasm that
+   * fails to load is reported as soon as the browser says so.
+   */
+  startTimeoutSeconds?: number;
+  /**
    * Called after a login redirect was handled, with the appState given to
    * login(). Default: history.replaceState to appState (or "/").
    */
@@ -72,7 +79,11 @@ export interface LogoutOptions {
 }
 
 export interface AuthError {
-  /** "login_required", "network_error", "broker_unavailable", "invalid_id_token", OAuth codes… */
+  /**
+   * "login_required", "network_error", "broker_unavailable",
+   * "invalid_id_token", "worker_failed" (the worker script or
+   * bridgekeeper.wasm could not be loaded or started), OAuth codes…
+   */
   code: string;
   message: string;
   description?: string;

@@ -11,6 +11,9 @@ const bk = createClient({
   postLogoutRedirectUri: location.origin + "/testapp/",
   storage: t.storage,
   worker: t.worker,
+  ...(t.workerUrl ? { workerUrl: t.workerUrl } : {}),
+  ...(t.wasmUrl ? { wasmUrl: t.wasmUrl } : {}),
+  ...(t.startTimeoutSeconds ? { startTimeoutSeconds: t.startTimeoutSeconds } : {}),
 });
 window.bk = bk;
 // What the page knew before the worker could have answered (its messages
