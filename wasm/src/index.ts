@@ -320,12 +320,17 @@ export function createClient(config: BridgekeeperConfig): BridgekeeperClient {
     })
     .then((r) => {
       if (r.callbackError) lastError = r.callbackError;
-      setView(r.view, r.at);
-      if (looksLikeCallback) {
-        const appState = (r.handledCallback && (r.view.appState || "/")) || "/";
-        if (config.onRedirectCallback) config.onRedirectCallback(appState);
-        else history.replaceState(null, "", appState);
+      const appState = looksLikeCallback ? (r.handledCallback && (r.view.appState || "/")) || "/" : null;
+      if (appState !== null && !config.onRedirectCallback) {
+        // The URL is the page's own again before anyone renders the new
+        // state. Routers keep their own copy of the location and do not see
+        // history.replaceState: the popstate event tells them (React
+        // Router's BrowserRouter and most others listen to it).
+        history.replaceState(history.state, "", appState);
+        dispatchEvent(new PopStateEvent("popstate", { state: history.state }));
       }
+      setView(r.view, r.at);
+      if (appState !== null && config.onRedirectCallback) config.onRedirectCallback(appState);
       return state;
     })
     .catch((e: unknown) => {

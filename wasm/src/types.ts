@@ -48,8 +48,12 @@ export interface BridgekeeperConfig {
    */
   startTimeoutSeconds?: number;
   /**
-   * Called after a login redirect was handled, with the appState given to
-   * login(). Default: history.replaceState to appState (or "/").
+   * Called after a login redirect was handled (the state is then the new
+   * one), with the appState given to login(): navigate there with your
+   * router, replacing the callback URL (React Router:
+   * `(to) => router.navigate(to, { replace: true })`). Default:
+   * history.replaceState to appState (or "/"), then a popstate event so
+   * that routers listening to it see the new URL.
    */
   onRedirectCallback?: (appState: string) => void;
 }

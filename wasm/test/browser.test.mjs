@@ -104,6 +104,8 @@ describe("browser client", { skip, timeout: 600_000 }, () => {
       assert.equal(await status(page), "authenticated");
       assert.equal(await page.locator("#email").textContent(), "ada@example.com");
       assert.ok(!page.url().includes("code="), "the callback parameters are removed from the URL: " + page.url());
+      // Routers that keep their own copy of the location hear of it.
+      assert.deepEqual(await page.evaluate(() => window.popstates), ["/testapp/"]);
       await page.screenshot({ path: join(artifacts, "logged-in.png") });
 
       // Reload: still logged in, and the browser never visits the broker's login.
