@@ -76,6 +76,44 @@ async function loginFrom(page) {
   await page.getByTestId("whoami").waitFor();
 }
 
+describe("React demo, dev server", { skip, timeout: 120_000 }, () => {
+  // docs/react.md's setting for a locally installed package left out: the
+  // dev server refuses worker.js (outside server.fs.allow, HTTP 403). The
+  // app says so within the start-up time instead of "Loading…" for ever.
+  test("a dev server refusing worker.js shows an error, not Loading… for ever", async () => {
+    const { createServer } = await import(join(example, "node_modules", "vite", "dist", "node", "index.js"));
+    process.env.VITE_BK_ISSUER = env.issuer;
+    process.env.VITE_BK_CLIENT_ID = "test-spa";
+    const server = await createServer({
+      root: example,
+      configFile: false,
+      logLevel: "silent",
+      esbuild: { jsx: "automatic" },
+      optimizeDeps: { exclude: ["@bridgekeeper/client"] },
+      resolve: { dedupe: ["react", "react-dom"] },
+      server: { host: "127.0.0.1", port: 0, fs: { allow: ["."] } },
+    });
+    await server.listen();
+    const ctx = await launchChromium(join(tmp, "profile-" + profiles++), {});
+    try {
+      const page = await ctx.newPage();
+      const t0 = Date.now();
+      await page.goto(server.resolvedUrls.local[0]);
+      await page.getByRole("alert").filter({ hasText: "Login is unavailable" }).waitFor({ timeout: 15_000 });
+      assert.ok(Date.now() - t0 < 15_000);
+      // The message names the script; the dev server refuses it indeed.
+      const text = await page.getByRole("alert").first().innerText();
+      const script = text.match(/the worker script (\S+worker\.js)/)?.[1];
+      assert.ok(script, text);
+      assert.equal((await fetch(script)).status, 403, script);
+      assert.equal(await page.getByText("Loading…").count(), 0);
+    } finally {
+      await ctx.close();
+      await server.close();
+    }
+  });
+});
+
 describe("React demo, production build", { skip, timeout: 300_000 }, () => {
   test("the built page renders the app (one React in the bundle)", async () => {
     const { ctx, page } = await openDemo("/");
