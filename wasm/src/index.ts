@@ -125,6 +125,24 @@ function startWorker(
   // server refusing a file outside server.fs.allow, a CSP, a syntax error):
   // browsers report it only as an error event on the worker object.
   const script = url.href.split("#")[0];
+  try {
+    return connect(url, name, shared, script, onMessage, onFail);
+  } catch (e) {
+    // The browser refused to create it (a cross-origin URL, say): the same
+    // error state, reported after createClient returns.
+    queueMicrotask(() => onFail(`the worker ${script} could not be created: ${String(e)}`));
+    return { post: () => undefined, close: () => undefined };
+  }
+}
+
+function connect(
+  url: URL,
+  name: string,
+  shared: boolean,
+  script: string,
+  onMessage: (m: WorkerMessage) => void,
+  onFail: (why: string) => void,
+): WorkerLink {
   if (shared) {
     const w = new SharedWorker(url, { name });
     w.onerror = () => onFail(`the worker script ${script} could not be loaded or started`);

@@ -239,10 +239,14 @@ describe("browser client", { skip, timeout: 600_000 }, () => {
     ["a .wasm that 404s", { wasmUrl: "/dist/missing.wasm" }, "HTTP 404"],
     ["a .wasm that is not WebAssembly", { wasmUrl: "/testapp/index.html" }, "not a WebAssembly module"],
     ["a worker that never answers", { workerUrl: "/testapp/idle-worker.js", startTimeoutSeconds: 2 }, "no answer within 2 s"],
+    ["a worker script on another origin", { workerUrl: "issuer:/worker.js" }, "could not be created"],
   ]) {
     test(`${what} is the error worker_failed`, async () => {
       const env = await startIssuer();
-      const ctx = await browser(env, { ...modes, ...(modes.workerUrl ? { workerUrl: env.app + modes.workerUrl } : {}) });
+      const workerUrl = modes.workerUrl?.startsWith("issuer:")
+        ? env.issuer + modes.workerUrl.slice("issuer:".length)
+        : modes.workerUrl && env.app + modes.workerUrl;
+      const ctx = await browser(env, { ...modes, ...(workerUrl ? { workerUrl } : {}) });
       try {
         const page = await ctx.newPage();
         page.errors = [];
