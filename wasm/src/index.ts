@@ -430,10 +430,15 @@ export function createClient(config: BridgekeeperConfig): BridgekeeperClient {
       if (resp.status !== 401) return resp;
       // The API refused the token (revoked, key rotated, clock skew): renew
       // once — concurrent callers share one refresh — and retry once.
+      // A refused refresh ends the session at once (the worker emits
+      // sessionExpired and the state becomes login_required): that is the
+      // news, not an error. Anything else (the broker is down) is an error.
       let fresh: string;
       try {
-        fresh = await track(call<string>("renew", token));
-      } catch {
+        fresh = await call<string>("renew", token);
+      } catch (e) {
+        const ended = e instanceof BridgekeeperError && e.code === "login_required";
+        if (!ended) await track(Promise.reject(e)).catch(() => undefined);
         return resp;
       }
       return send(fresh);

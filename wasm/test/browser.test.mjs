@@ -221,6 +221,7 @@ describe("browser client", { skip, timeout: 600_000 }, () => {
       assert.equal(res.status, 401);
       assert.equal(res.state, "login_required");
       assert.ok((await page.locator("#events").textContent()).includes("sessionExpired"));
+      assert.equal(await page.locator("#error").textContent(), "", "the end of the session is not an error");
       assert.equal(await token(page), "error:login_required");
       assert.deepEqual(page.errors, []);
     } finally {
