@@ -248,7 +248,8 @@ export function createClient(config: BridgekeeperConfig): BridgekeeperClient {
   let failure: BridgekeeperError | null = null;
   const fail = (why: string) => {
     if (failure || started) return;
-    failure = new BridgekeeperError({ code: "worker_failed", message: "the Bridgekeeper worker failed to start: " + why });
+    const prefix = "the Bridgekeeper worker failed to start: ";
+    failure = new BridgekeeperError({ code: "worker_failed", message: why.startsWith(prefix) ? why : prefix + why });
     for (const p of pending.values()) p.reject(failure);
     pending.clear();
   };
@@ -324,18 +325,26 @@ export function createClient(config: BridgekeeperConfig): BridgekeeperClient {
     ...(storage === "session" ? { sessionValues } : {}),
   };
 
-  // A worker that never answers (its script or the .wasm hangs) is a
-  // failure too, once the start-up timeout has passed.
+  // A worker that does not start (its script or the .wasm hangs) is a
+  // failure too, once the start-up timeout has passed. The timeout covers
+  // the worker and the Go core starting, not init's requests to the broker
+  // (a login callback's code exchange, a refresh), which have their own.
   const timeout = (config.startTimeoutSeconds ?? 30) * 1000;
   const timer = setTimeout(
     () => fail(`no answer within ${timeout / 1000} s (the worker script or bridgekeeper.wasm did not load)`),
     timeout,
   );
-  const confirmed = call<InitResult>("init", params)
-    .finally(() => {
+  call("loaded", wasmUrl).then(
+    () => {
       started = true;
       clearTimeout(timer);
-    })
+    },
+    (e: unknown) => {
+      clearTimeout(timer);
+      fail(e instanceof BridgekeeperError ? e.message : String(e));
+    },
+  );
+  const confirmed = call<InitResult>("init", params)
     .then((r) => {
       if (r.callbackError) lastError = r.callbackError;
       const appState = looksLikeCallback ? (r.handledCallback && (r.view.appState || "/")) || "/" : null;
@@ -357,8 +366,9 @@ export function createClient(config: BridgekeeperConfig): BridgekeeperClient {
           ? { code: e.code, message: e.message }
           : { code: "worker_failed", message: "the Bridgekeeper worker failed to start: " + String(e) };
       lastError = err;
-      // Every later call fails at once with the same error.
-      failure ??= new BridgekeeperError(err);
+      // A worker that did not start: every later call fails at once with
+      // the same error.
+      if (err.code === "worker_failed") failure ??= new BridgekeeperError(err);
       unconfirmedLogin = false;
       setState({ ...loadingState, status: "login_required", isLoading: false, error: err, confirmed: true });
       emit("error", err);

@@ -42,8 +42,9 @@ export interface BridgekeeperConfig {
   clockSkewSeconds?: number;
   /**
    * How long the worker may take to start (load worker.js and
-   * bridgekeeper.wasm, read the session) before the client gives up with
-   * the error worker_failed. Default 30. A worker script or .wasm that
+   * bridgekeeper.wasm, start the Go core) before the client gives up with
+   * the error worker_failed. Default 30. Requests to the broker at start-up
+   * (a login callback's code exchange) are not counted. A worker script or .wasm that
    * fails to load is reported as soon as the browser says so.
    */
   startTimeoutSeconds?: number;

@@ -183,6 +183,9 @@ async function init(p: InitParams, port: Port): Promise<InitResult> {
 }
 
 async function dispatch(port: Port, req: Request): Promise<unknown> {
+  // The page's start-up check: answered once the Go core runs (whatever
+  // init then waits for at the broker).
+  if (req.method === "loaded") return loadCore(req.args[0] as string).then(() => null);
   if (req.method === "init") return init(req.args[0] as InitParams, port);
   if (req.method === "bye") {
     ports.delete(port);

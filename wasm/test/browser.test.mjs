@@ -273,6 +273,23 @@ describe("browser client", { skip, timeout: 600_000 }, () => {
     });
   }
 
+  // The start-up timeout bounds the worker's own start, not the broker's
+  // answers that init waits for (here the login callback's code exchange).
+  test("a slow broker at start-up is not worker_failed", async () => {
+    const env = await startIssuer();
+    const ctx = await browser(env, { startTimeoutSeconds: 1 });
+    try {
+      const page = await openApp(ctx, env);
+      await env.post("/test/slow?delay=2500ms");
+      await login(page, env);
+      assert.equal(await status(page), "authenticated");
+      assert.equal(await page.locator("#error").textContent(), "");
+    } finally {
+      await ctx.close();
+      env.stop();
+    }
+  });
+
   test("a revoked refresh token at start-up is the state login_required", async () => {
     const env = await startIssuer();
     const ctx = await browser(env);
