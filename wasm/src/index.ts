@@ -341,6 +341,12 @@ export function createClient(config: BridgekeeperConfig): BridgekeeperClient {
     },
     (e: unknown) => {
       clearTimeout(timer);
+      if (e instanceof BridgekeeperError && e.code !== "worker_failed") {
+        // The worker answered: it runs (a SharedWorker of an earlier
+        // version, still serving another tab, does not know "loaded").
+        started = true;
+        return;
+      }
       fail(e instanceof BridgekeeperError ? e.message : String(e));
     },
   );
