@@ -21,9 +21,10 @@ export function buildTestIssuer(dir) {
 /**
  * Starts the test issuer serving the package; resolves to the environment
  * it prints ({issuer, app, …}) and the process (its stdin's end stops it).
+ * args: more flags (-demo DIR serves a built app on its own port).
  */
-export async function startTestIssuer(bin) {
-  const proc = spawn(bin, ["-static", pkg], { stdio: ["pipe", "pipe", "inherit"] });
+export async function startTestIssuer(bin, args = []) {
+  const proc = spawn(bin, ["-static", pkg, ...args], { stdio: ["pipe", "pipe", "inherit"] });
   const line = await new Promise((resolve, reject) => {
     createInterface({ input: proc.stdout }).once("line", resolve);
     proc.once("exit", (code) => reject(new Error("testissuer exited " + code)));

@@ -106,6 +106,7 @@ function startWorker(
   name: string,
   wasmUrl: string,
   onMessage: (m: WorkerMessage) => void,
+  onFail: (why: string) => void,
 ): WorkerLink {
   const url = new URL(cfg.workerUrl ?? new URL("./worker.js", import.meta.url), document.baseURI);
   // The fragment tells the worker which .wasm to start loading before the
@@ -120,13 +121,38 @@ function startWorker(
   if (mode === "shared" && !shared) {
     throw new BridgekeeperError({ code: "invalid_config", message: "SharedWorker is not available" });
   }
+  // The script named by url could not be loaded or run (a 404, a dev
+  // server refusing a file outside server.fs.allow, a CSP, a syntax error):
+  // browsers report it only as an error event on the worker object.
+  const script = url.href.split("#")[0];
+  try {
+    return connect(url, name, shared, script, onMessage, onFail);
+  } catch (e) {
+    // The browser refused to create it (a cross-origin URL, say): the same
+    // error state, reported after createClient returns.
+    queueMicrotask(() => onFail(`the worker ${script} could not be created: ${String(e)}`));
+    return { post: () => undefined, close: () => undefined };
+  }
+}
+
+function connect(
+  url: URL,
+  name: string,
+  shared: boolean,
+  script: string,
+  onMessage: (m: WorkerMessage) => void,
+  onFail: (why: string) => void,
+): WorkerLink {
   if (shared) {
     const w = new SharedWorker(url, { name });
+    w.onerror = () => onFail(`the worker script ${script} could not be loaded or started`);
     w.port.onmessage = (ev) => onMessage(ev.data as WorkerMessage);
     w.port.start();
     return { post: (m) => w.port.postMessage(m), close: () => w.port.close() };
   }
   const w = new Worker(url, { name });
+  w.onerror = (ev) =>
+    onFail(`the worker script ${script} could not be loaded or started` + (ev.message ? ": " + ev.message : ""));
   w.onmessage = (ev) => onMessage(ev.data as WorkerMessage);
   return { post: (m) => w.postMessage(m), close: () => w.terminate() };
 }
@@ -218,6 +244,17 @@ export function createClient(config: BridgekeeperConfig): BridgekeeperClient {
     setState({ ...state, error: e });
   };
 
+  // Set once the worker is known not to start: every call fails with it.
+  let failure: BridgekeeperError | null = null;
+  const fail = (why: string) => {
+    if (failure || started) return;
+    const prefix = "the Bridgekeeper worker failed to start: ";
+    failure = new BridgekeeperError({ code: "worker_failed", message: why.startsWith(prefix) ? why : prefix + why });
+    for (const p of pending.values()) p.reject(failure);
+    pending.clear();
+  };
+  let started = false;
+
   const wasmUrl = new URL(config.wasmUrl ?? new URL("./bridgekeeper.wasm", import.meta.url), location.href).href;
   const link = startWorker(config, workerName({ issuer, clientId: config.clientId }), wasmUrl, (m) => {
     switch (m.kind) {
@@ -240,10 +277,11 @@ export function createClient(config: BridgekeeperConfig): BridgekeeperClient {
         else sessionStorage.setItem(storageSlot + m.key, m.value);
         return;
     }
-  });
+  }, fail);
 
   const call = <T>(method: string, ...args: unknown[]): Promise<T> =>
     new Promise<T>((resolve, reject) => {
+      if (failure) return reject(failure);
       const id = nextId++;
       pending.set(id, { resolve: resolve as (v: unknown) => void, reject });
       link.post({ id, method, args });
@@ -287,15 +325,45 @@ export function createClient(config: BridgekeeperConfig): BridgekeeperClient {
     ...(storage === "session" ? { sessionValues } : {}),
   };
 
+  // A worker that does not start (its script or the .wasm hangs) is a
+  // failure too, once the start-up timeout has passed. The timeout covers
+  // the worker and the Go core starting, not init's requests to the broker
+  // (a login callback's code exchange, a refresh), which have their own.
+  const timeout = (config.startTimeoutSeconds ?? 30) * 1000;
+  const timer = setTimeout(
+    () => fail(`no answer within ${timeout / 1000} s (the worker script or bridgekeeper.wasm did not load)`),
+    timeout,
+  );
+  call("loaded", wasmUrl).then(
+    () => {
+      started = true;
+      clearTimeout(timer);
+    },
+    (e: unknown) => {
+      clearTimeout(timer);
+      if (e instanceof BridgekeeperError && e.code !== "worker_failed") {
+        // The worker answered: it runs (a SharedWorker of an earlier
+        // version, still serving another tab, does not know "loaded").
+        started = true;
+        return;
+      }
+      fail(e instanceof BridgekeeperError ? e.message : String(e));
+    },
+  );
   const confirmed = call<InitResult>("init", params)
     .then((r) => {
       if (r.callbackError) lastError = r.callbackError;
-      setView(r.view, r.at);
-      if (looksLikeCallback) {
-        const appState = (r.handledCallback && (r.view.appState || "/")) || "/";
-        if (config.onRedirectCallback) config.onRedirectCallback(appState);
-        else history.replaceState(null, "", appState);
+      const appState = looksLikeCallback ? (r.handledCallback && (r.view.appState || "/")) || "/" : null;
+      if (appState !== null && !config.onRedirectCallback) {
+        // The URL is the page's own again before anyone renders the new
+        // state. Routers keep their own copy of the location and do not see
+        // history.replaceState: the popstate event tells them (React
+        // Router's BrowserRouter and most others listen to it).
+        history.replaceState(history.state, "", appState);
+        dispatchEvent(new PopStateEvent("popstate", { state: history.state }));
       }
+      setView(r.view, r.at);
+      if (appState !== null && config.onRedirectCallback) config.onRedirectCallback(appState);
       return state;
     })
     .catch((e: unknown) => {
@@ -304,7 +372,12 @@ export function createClient(config: BridgekeeperConfig): BridgekeeperClient {
           ? { code: e.code, message: e.message }
           : { code: "worker_failed", message: "the Bridgekeeper worker failed to start: " + String(e) };
       lastError = err;
+      // A worker that did not start: every later call fails at once with
+      // the same error.
+      if (err.code === "worker_failed") failure ??= new BridgekeeperError(err);
+      unconfirmedLogin = false;
       setState({ ...loadingState, status: "login_required", isLoading: false, error: err, confirmed: true });
+      emit("error", err);
       return state;
     });
   // With a usable snapshot the state is known now; the worker confirms or
@@ -373,10 +446,15 @@ export function createClient(config: BridgekeeperConfig): BridgekeeperClient {
       if (resp.status !== 401) return resp;
       // The API refused the token (revoked, key rotated, clock skew): renew
       // once — concurrent callers share one refresh — and retry once.
+      // A refused refresh ends the session at once (the worker emits
+      // sessionExpired and the state becomes login_required): that is the
+      // news, not an error. Anything else (the broker is down) is an error.
       let fresh: string;
       try {
-        fresh = await track(call<string>("renew", token));
-      } catch {
+        fresh = await call<string>("renew", token);
+      } catch (e) {
+        const ended = e instanceof BridgekeeperError && e.code === "login_required";
+        if (!ended) await track(Promise.reject(e)).catch(() => undefined);
         return resp;
       }
       return send(fresh);

@@ -41,8 +41,20 @@ export interface BridgekeeperConfig {
   /** Clock skew tolerated on ID-token times. Default 60. */
   clockSkewSeconds?: number;
   /**
-   * Called after a login redirect was handled, with the appState given to
-   * login(). Default: history.replaceState to appState (or "/").
+   * How long the worker may take to start (load worker.js and
+   * bridgekeeper.wasm, start the Go core) before the client gives up with
+   * the error worker_failed. Default 30. Requests to the broker at start-up
+   * (a login callback's code exchange) are not counted. A worker script or .wasm that
+   * fails to load is reported as soon as the browser says so.
+   */
+  startTimeoutSeconds?: number;
+  /**
+   * Called after a login redirect was handled (the state is then the new
+   * one), with the appState given to login(): navigate there with your
+   * router, replacing the callback URL (React Router:
+   * `(to) => router.navigate(to, { replace: true })`). Default:
+   * history.replaceState to appState (or "/"), then a popstate event so
+   * that routers listening to it see the new URL.
    */
   onRedirectCallback?: (appState: string) => void;
 }
@@ -72,7 +84,11 @@ export interface LogoutOptions {
 }
 
 export interface AuthError {
-  /** "login_required", "network_error", "broker_unavailable", "invalid_id_token", OAuth codes… */
+  /**
+   * "login_required", "network_error", "broker_unavailable",
+   * "invalid_id_token", "worker_failed" (the worker script or
+   * bridgekeeper.wasm could not be loaded or started), OAuth codes…
+   */
   code: string;
   message: string;
   description?: string;

@@ -51,16 +51,37 @@ function loadCore(wasmUrl: string): Promise<Core> {
   if (loaded?.url === wasmUrl) return loaded.promise;
   const promise = (async () => {
     const go = new Go();
+    // Every way this can fail (no answer, an HTTP error such as a dev
+    // server's 403 for a file outside what it may serve, bytes that are
+    // not WebAssembly) is the error worker_failed, naming the URL.
+    const failed = (why: string) =>
+      Object.assign(new Error(`bridgekeeper.wasm (${wasmUrl}) ${why}`), { code: "worker_failed" });
+    const get = async () => {
+      let resp: Response;
+      try {
+        resp = await fetch(wasmUrl);
+      } catch (e) {
+        throw failed("could not be fetched: " + String(e));
+      }
+      if (!resp.ok) throw failed(`could not be loaded: HTTP ${resp.status}`);
+      return resp;
+    };
     let result: WebAssembly.WebAssemblyInstantiatedSource;
+    const resp = await get();
     try {
-      result = await WebAssembly.instantiateStreaming(fetch(wasmUrl), go.importObject);
+      result = await WebAssembly.instantiateStreaming(resp, go.importObject);
     } catch {
       // Servers that send the wrong MIME type: compile from the bytes.
-      const bytes = await (await fetch(wasmUrl)).arrayBuffer();
-      result = await WebAssembly.instantiate(bytes, go.importObject);
+      try {
+        result = await WebAssembly.instantiate(await (await get()).arrayBuffer(), go.importObject);
+      } catch (e) {
+        throw (e as { code?: string }).code ? e : failed("is not a WebAssembly module this worker can run: " + String(e));
+      }
     }
     void go.run(result.instance); // Go's main registers bridgekeeperCore and parks.
-    return (globalThis as unknown as { bridgekeeperCore: Core }).bridgekeeperCore;
+    const core = (globalThis as unknown as { bridgekeeperCore?: Core }).bridgekeeperCore;
+    if (!core) throw failed("started but did not register the client core");
+    return core;
   })();
   loaded = { url: wasmUrl, promise };
   promise.catch(() => {
@@ -162,6 +183,9 @@ async function init(p: InitParams, port: Port): Promise<InitResult> {
 }
 
 async function dispatch(port: Port, req: Request): Promise<unknown> {
+  // The page's start-up check: answered once the Go core runs (whatever
+  // init then waits for at the broker).
+  if (req.method === "loaded") return loadCore(req.args[0] as string).then(() => null);
   if (req.method === "init") return init(req.args[0] as InitParams, port);
   if (req.method === "bye") {
     ports.delete(port);

@@ -104,6 +104,8 @@ describe("browser client", { skip, timeout: 600_000 }, () => {
       assert.equal(await status(page), "authenticated");
       assert.equal(await page.locator("#email").textContent(), "ada@example.com");
       assert.ok(!page.url().includes("code="), "the callback parameters are removed from the URL: " + page.url());
+      // Routers that keep their own copy of the location hear of it.
+      assert.deepEqual(await page.evaluate(() => window.popstates), ["/testapp/"]);
       await page.screenshot({ path: join(artifacts, "logged-in.png") });
 
       // Reload: still logged in, and the browser never visits the broker's login.
@@ -193,6 +195,100 @@ describe("browser client", { skip, timeout: 600_000 }, () => {
       }
     });
   }
+
+  // "Signed out everywhere" at the broker (a password reset): the refresh
+  // token is revoked; an API that checks the access token (introspection,
+  // or here the issuer's userinfo) refuses it at once. fetchWithAuth's
+  // refresh then fails, and the session ends there and then.
+  test("a 401 from fetchWithAuth whose refresh fails ends the session with sessionExpired at once", async () => {
+    const env = await startIssuer();
+    const ctx = await browser(env);
+    try {
+      const page = await openApp(ctx, env);
+      await login(page, env);
+      const res = await page.evaluate(async (issuer) => {
+        const at = await window.bk.getAccessToken();
+        await fetch(issuer + "/test/revoke-all", { method: "POST" });
+        await fetch(issuer + "/oauth2/revoke", {
+          method: "POST",
+          headers: { "Content-Type": "application/x-www-form-urlencoded" },
+          body: "client_id=test-spa&token=" + encodeURIComponent(at),
+        });
+        const r = await window.bk.fetchWithAuth(issuer + "/userinfo");
+        // Right after the call: no waiting for a timer or the next refresh.
+        return { status: r.status, state: window.bk.getState().status };
+      }, env.issuer);
+      assert.equal(res.status, 401);
+      assert.equal(res.state, "login_required");
+      assert.ok((await page.locator("#events").textContent()).includes("sessionExpired"));
+      assert.equal(await page.locator("#error").textContent(), "", "the end of the session is not an error");
+      assert.equal(await token(page), "error:login_required");
+      assert.deepEqual(page.errors, []);
+    } finally {
+      await ctx.close();
+      env.stop();
+    }
+  });
+
+  // A worker or .wasm that cannot load (a 404, a dev server refusing a
+  // file outside its server.fs.allow, bytes that are not WebAssembly, a
+  // script that never answers) is the error worker_failed within a bounded
+  // time, never "loading" for ever; every call fails with it.
+  for (const [what, modes, says] of [
+    ["a SharedWorker script that 404s", { worker: "shared", workerUrl: "/dist/missing-worker.js" }, "missing-worker.js"],
+    ["a Worker script that 404s", { worker: "dedicated", workerUrl: "/dist/missing-worker.js" }, "missing-worker.js"],
+    ["a .wasm that 404s", { wasmUrl: "/dist/missing.wasm" }, "HTTP 404"],
+    ["a .wasm that is not WebAssembly", { wasmUrl: "/testapp/index.html" }, "not a WebAssembly module"],
+    ["a worker that never answers", { workerUrl: "/testapp/idle-worker.js", startTimeoutSeconds: 2 }, "no answer within 2 s"],
+    ["a worker script on another origin", { workerUrl: "issuer:/worker.js" }, "could not be created"],
+  ]) {
+    test(`${what} is the error worker_failed`, async () => {
+      const env = await startIssuer();
+      const workerUrl = modes.workerUrl?.startsWith("issuer:")
+        ? env.issuer + modes.workerUrl.slice("issuer:".length)
+        : modes.workerUrl && env.app + modes.workerUrl;
+      const ctx = await browser(env, { ...modes, ...(workerUrl ? { workerUrl } : {}) });
+      try {
+        const page = await ctx.newPage();
+        page.errors = [];
+        page.on("pageerror", (e) => page.errors.push(e));
+        const t0 = Date.now();
+        await page.goto(env.app + "/testapp/");
+        await page.waitForFunction(() => window.confirmedMs !== undefined, null, { timeout: 10_000 });
+        assert.ok(Date.now() - t0 < 10_000);
+        assert.equal(await status(page), "login_required");
+        assert.equal(await page.locator("#error").textContent(), "worker_failed");
+        assert.ok((await page.locator("#events").textContent()).includes("error"));
+        const msg = await page.evaluate(() => window.bk.getState().error.message);
+        assert.ok(msg.includes(says), msg);
+        // Calls fail at once with the same error instead of waiting for ever.
+        assert.equal(await token(page), "error:worker_failed");
+        const login = await page.evaluate(() => window.bk.login().then(() => "ok", (e) => "error:" + e.code));
+        assert.equal(login, "error:worker_failed");
+        assert.deepEqual(page.errors, []);
+      } finally {
+        await ctx.close();
+        env.stop();
+      }
+    });
+  }
+
+  // The start-up timeout bounds the worker's own start, not the broker's
+  // answers that init waits for (here the login callback's code exchange).
+  test("a slow broker at start-up is not worker_failed", async () => {
+    const env = await startIssuer();
+    const ctx = await browser(env, { startTimeoutSeconds: 1 });
+    try {
+      const page = await openApp(ctx, env);
+      await env.post("/test/slow?delay=2500ms");
+      await login(page, env);
+      assert.equal(await status(page), "authenticated");
+      assert.equal(await page.locator("#error").textContent(), "");
+    } finally {
+      await ctx.close();
+      env.stop();
+    }
+  });
 
   test("a revoked refresh token at start-up is the state login_required", async () => {
     const env = await startIssuer();

@@ -3,6 +3,10 @@
 import { createClient } from "/dist/index.js";
 
 const t = window.__BK_TEST__ ?? {};
+// What a router listening to popstate sees (the client's default after a
+// login callback replaces the URL and dispatches popstate).
+window.popstates = [];
+addEventListener("popstate", () => window.popstates.push(location.pathname + location.search));
 const started = performance.now();
 const bk = createClient({
   issuer: t.issuer,
@@ -11,6 +15,9 @@ const bk = createClient({
   postLogoutRedirectUri: location.origin + "/testapp/",
   storage: t.storage,
   worker: t.worker,
+  ...(t.workerUrl ? { workerUrl: t.workerUrl } : {}),
+  ...(t.wasmUrl ? { wasmUrl: t.wasmUrl } : {}),
+  ...(t.startTimeoutSeconds ? { startTimeoutSeconds: t.startTimeoutSeconds } : {}),
 });
 window.bk = bk;
 // What the page knew before the worker could have answered (its messages

@@ -1,6 +1,7 @@
 // Demo configuration, from Vite's environment (VITE_BK_*), with defaults
 // matching scripts/demo.sh.
 import type { BridgekeeperConfig } from "@bridgekeeper/client";
+import { navigate } from "./router";
 
 const env = import.meta.env;
 
@@ -21,6 +22,9 @@ export const clientConfig: BridgekeeperConfig = {
   redirectUri: location.origin + "/callback",
   postLogoutRedirectUri: location.origin + "/",
   scopes,
+  // Back from the broker's login: show the page the login started on
+  // (login's appState), through the router, replacing /callback?code=….
+  onRedirectCallback: (appState) => navigate(appState, { replace: true }),
 };
 
 /** Where the broker's sign-up and reset pages send the user back to. */

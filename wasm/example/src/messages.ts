@@ -7,9 +7,12 @@ export type Notice = { kind: "success" | "info" | "warning" | "error"; title: st
 /** The notice for an error the client reported (login, refresh, logout). */
 export function authNotice(e: AuthError): Notice {
   switch (e.code) {
+    case "worker_failed":
+      // The app's own files (worker.js, bridgekeeper.wasm) did not load:
+      // a deployment problem, not the login server.
+      return { kind: "error", title: "Login is unavailable", text: "This page could not start its login: " + e.message };
     case "network_error":
     case "broker_unavailable":
-    case "worker_failed":
       return {
         kind: "error",
         title: "The login server is down",

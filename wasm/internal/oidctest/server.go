@@ -62,6 +62,8 @@ type Server struct {
 	stats    Stats
 	down     bool
 	tamper   bool
+	// slow delays every token endpoint answer.
+	slow time.Duration
 	// Nonce overrides the nonce put in the next ID token when set.
 	nextNonce *string
 }
@@ -129,6 +131,7 @@ func New(cfg Config) (*Server, error) {
 	m.HandleFunc("POST /test/revoke-all", s.cors(s.revokeAll))
 	m.HandleFunc("POST /test/tamper", s.cors(s.setTamper))
 	m.HandleFunc("POST /test/ttl", s.cors(s.setTTL))
+	m.HandleFunc("POST /test/slow", s.cors(s.setSlow))
 	s.mux = m
 	return s, nil
 }
@@ -347,6 +350,10 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) {
 		oauthError(w, 401, "invalid_client", "unknown client")
 		return
 	}
+	s.mu.Lock()
+	slow := s.slow
+	s.mu.Unlock()
+	time.Sleep(slow)
 	now := s.cfg.Now()
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -540,6 +547,19 @@ func (s *Server) setTTL(w http.ResponseWriter, r *http.Request) {
 	}
 	s.mu.Lock()
 	s.cfg.AccessTokenTTL = d
+	s.mu.Unlock()
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// setSlow makes the token endpoint answer after ?delay= (0 to stop).
+func (s *Server) setSlow(w http.ResponseWriter, r *http.Request) {
+	d, err := time.ParseDuration(r.URL.Query().Get("delay"))
+	if err != nil || d < 0 {
+		http.Error(w, "delay must be a duration", http.StatusBadRequest)
+		return
+	}
+	s.mu.Lock()
+	s.slow = d
 	s.mu.Unlock()
 	w.WriteHeader(http.StatusNoContent)
 }
