@@ -1,0 +1,137 @@
+package broker
+
+import (
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+
+	"github.com/bridgekeeper/bridgekeeper/storage/storagetest"
+)
+
+// TestPKCENoDowngrade backs SECURITY.md's RFC 9700 §2.1.1/4.8 row: a code
+// issued without a challenge cannot be redeemed with a verifier (a
+// downgrade would let an attacker who strips the challenge from the
+// authorization request pass the token endpoint's PKCE check), a code
+// issued with one needs the verifier, and the public client cannot
+// authorize without one.
+func TestPKCENoDowngrade(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b storagetest.Backend) {
+		e := newTestEnv(t, b, nil)
+		br := e.browser()
+
+		// The confidential client without a challenge: a verifier at the
+		// token endpoint is refused, and nothing is issued.
+		ar := spaAuth("client_id", webID, "redirect_uri", webRedirect, "code_challenge", "", "code_challenge_method", "")
+		code := br.loginForCode(ar)
+		form := url.Values{"grant_type": {"authorization_code"}, "code": {code}, "redirect_uri": {webRedirect}, "code_verifier": {newVerifier()}}
+		tr := e.token(form, webID, webSecret)
+		if tr.status != http.StatusBadRequest || tr.Error != "invalid_grant" || !strings.Contains(tr.Description, "PKCE") || tr.AccessToken != "" {
+			t.Fatalf("a verifier for a code without a challenge: %d %s (%s), want 400 invalid_grant (PKCE)", tr.status, tr.Error, tr.Description)
+		}
+
+		// With a challenge: the code needs its verifier.
+		ar = spaAuth("client_id", webID, "redirect_uri", webRedirect)
+		code = redirectParams(t, br.get(e.authURL(ar)), webRedirect).Get("code")
+		form = url.Values{"grant_type": {"authorization_code"}, "code": {code}, "redirect_uri": {webRedirect}}
+		wantTokenError(t, e.token(form, webID, webSecret), http.StatusBadRequest, "invalid_grant")
+
+		// The public client: no challenge, no code.
+		q := redirectParams(t, br.get(e.authURL(spaAuth("code_challenge", "", "code_challenge_method", ""))), spaRedirect)
+		if q.Get("error") != "invalid_request" || q.Get("code") != "" {
+			t.Fatalf("the SPA without a challenge: %v", q)
+		}
+	})
+}
+
+// TestLoginReplacesThePlantedSession backs SECURITY.md's attacker 1
+// (session fixation): a session cookie planted in the victim's browser
+// before the login is never adopted: the login sets a new random value,
+// and the planted value signs no one in. A new login in a browser also ends
+// the browser's previous session.
+func TestLoginReplacesThePlantedSession(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b storagetest.Backend) {
+		e := newTestEnv(t, b, nil)
+		u, _ := url.Parse(e.issuer)
+		sessionValue := func(br *browser) string {
+			for _, c := range br.c.Jar.Cookies(u) {
+				if c.Name == sessionCookie {
+					return c.Value
+				}
+			}
+			return ""
+		}
+		withSession := func(v string) *browser {
+			br := e.browser()
+			br.c.Jar.SetCookies(u, []*http.Cookie{{Name: sessionCookie, Value: v, Path: "/"}})
+			return br
+		}
+		silent := func(br *browser) url.Values {
+			return redirectParams(t, br.get(e.authURL(spaAuth("prompt", "none"))), spaRedirect)
+		}
+
+		const planted = "attacker-chosen-session-value-0123456789"
+		victim := withSession(planted)
+		victim.loginForCode(spaAuth())
+		got := sessionValue(victim)
+		if got == "" || got == planted {
+			t.Fatalf("after the login the session cookie is %q: the planted value was kept", got)
+		}
+		if q := silent(withSession(planted)); q.Get("error") != "login_required" {
+			t.Fatalf("the planted value after the victim's login: %v, want login_required", q)
+		}
+		if q := silent(withSession(got)); q.Get("code") == "" {
+			t.Fatalf("the victim's own session: %v", q)
+		}
+
+		// A second login in the same browser ends the first session.
+		p := victim.get(e.authURL(spaAuth("prompt", "login")))
+		redirectParams(t, victim.submitLogin(p, userEmail, userPassword), spaRedirect)
+		second := sessionValue(victim)
+		if second == got {
+			t.Fatal("a new login kept the session value")
+		}
+		if q := silent(withSession(got)); q.Get("error") != "login_required" {
+			t.Errorf("the browser's previous session after a new login: %v, want login_required", q)
+		}
+	})
+}
+
+// TestHSTSOnHTTPSIssuers backs SECURITY.md's attacker 3: an https issuer's
+// pages carry Strict-Transport-Security; a plain http (loopback
+// development) issuer sends none.
+func TestHSTSOnHTTPSIssuers(t *testing.T) {
+	sqlite := storagetest.Backend{Name: "sqlite"}
+	secure := newTestEnv(t, sqlite, func(c *Config) { c.Issuer = strings.Replace(c.Issuer, "http://", "https://", 1) })
+	if p := secure.browser().get(secure.authURL(spaAuth())); p.status != http.StatusOK ||
+		!strings.HasPrefix(p.header.Get("Strict-Transport-Security"), "max-age=") {
+		t.Errorf("https issuer's login page: %d, Strict-Transport-Security %q", p.status, p.header.Get("Strict-Transport-Security"))
+	}
+	plain := newTestEnv(t, sqlite, nil)
+	if p := plain.browser().get(plain.authURL(spaAuth())); p.header.Get("Strict-Transport-Security") != "" {
+		t.Errorf("http issuer sends Strict-Transport-Security %q", p.header.Get("Strict-Transport-Security"))
+	}
+}
+
+// TestAccessTokenLifetimeAndAudience backs SECURITY.md's attacker 4 and
+// RFC 9700 §4.9: by default an access token lives 15 minutes and names its
+// audience, and a refreshed one likewise.
+func TestAccessTokenLifetimeAndAudience(t *testing.T) {
+	e := newTestEnv(t, storagetest.Backend{Name: "sqlite"}, nil)
+	ar := spaAuth()
+	tr := mustOK(t, e.exchange(e.browser().loginForCode(ar), ar))
+	for name, tok := range map[string]tokenResponse{"issued": tr, "refreshed": mustOK(t, e.refresh(tr.RefreshToken))} {
+		if tok.ExpiresIn < 895 || tok.ExpiresIn > 900 {
+			t.Errorf("%s: expires_in %d, want 900", name, tok.ExpiresIn)
+		}
+		_, at := e.verifyJWT(tok.AccessToken)
+		exp, _ := at["exp"].(float64)
+		iat, _ := at["iat"].(float64)
+		if exp-iat != 900 {
+			t.Errorf("%s: exp - iat = %v s, want 900", name, exp-iat)
+		}
+		if aud, _ := at["aud"].([]any); len(aud) != 1 || aud[0] != apiID {
+			t.Errorf("%s: aud %v, want [%s]", name, at["aud"], apiID)
+		}
+	}
+}
