@@ -135,3 +135,40 @@ func TestAccessTokenLifetimeAndAudience(t *testing.T) {
 		}
 	}
 }
+
+// TestLogoutRedirectMatching backs SECURITY.md's RFC 9700 §4.1 row: a
+// post_logout_redirect_uri must be registered for the client the verified
+// id_token_hint names, byte for byte, with no loopback port exception and
+// no userinfo; anything else is an error page, no redirect, and the
+// session lives on.
+func TestLogoutRedirectMatching(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b storagetest.Backend) {
+		e := newTestEnv(t, b, nil)
+		br := e.browser()
+		ar := spaAuth()
+		tr := mustOK(t, e.exchange(br.loginForCode(ar), ar))
+		for name, params := range map[string]url.Values{
+			"loopback, other port":    {"id_token_hint": {tr.IDToken}, "post_logout_redirect_uri": {"http://127.0.0.1:1234/logged-out"}},
+			"userinfo":                {"id_token_hint": {tr.IDToken}, "post_logout_redirect_uri": {"http://evil@127.0.0.1:9999/logged-out"}},
+			"percent-encoded path":    {"id_token_hint": {tr.IDToken}, "post_logout_redirect_uri": {"http://127.0.0.1:9999/%6Cogged-out"}},
+			"added query":             {"id_token_hint": {tr.IDToken}, "post_logout_redirect_uri": {spaLogout + "?x=1"}},
+			"the redirect URI":        {"id_token_hint": {tr.IDToken}, "post_logout_redirect_uri": {spaRedirect}},
+			"hint for another client": {"id_token_hint": {tr.IDToken}, "client_id": {webID}, "post_logout_redirect_uri": {spaLogout}},
+			"client_id, no hint":      {"client_id": {webID}, "post_logout_redirect_uri": {spaLogout}},
+			"no client at all":        {"post_logout_redirect_uri": {spaLogout}},
+		} {
+			p := br.get(e.issuer + pathLogout + "?" + params.Encode())
+			if p.status != http.StatusBadRequest || p.header.Get("Location") != "" {
+				t.Errorf("%s: %d Location %q, want 400 and no redirect", name, p.status, p.header.Get("Location"))
+			}
+		}
+		if q := redirectParams(t, br.get(e.authURL(spaAuth("prompt", "none"))), spaRedirect); q.Get("code") == "" {
+			t.Fatalf("the session did not survive the refused logouts: %v", q)
+		}
+		// The registered URI, exactly: the redirect.
+		q := redirectParams(t, br.get(e.issuer+pathLogout+"?"+url.Values{"id_token_hint": {tr.IDToken}, "post_logout_redirect_uri": {spaLogout}}.Encode()), spaLogout)
+		if len(q) != 0 {
+			t.Errorf("logout redirect carries %v", q)
+		}
+	})
+}
