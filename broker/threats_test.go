@@ -5,6 +5,7 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/bridgekeeper/bridgekeeper/storage/storagetest"
 )
@@ -171,4 +172,43 @@ func TestLogoutRedirectMatching(t *testing.T) {
 			t.Errorf("logout redirect carries %v", q)
 		}
 	})
+}
+
+// TestNonceNeedsEntropy backs SECURITY.md's RFC 9700 §2.1.1 row: a nonce
+// shorter than 8 characters is refused before the login, and the nonce
+// sent is the ID token's.
+func TestNonceNeedsEntropy(t *testing.T) {
+	e := newTestEnv(t, storagetest.Backend{Name: "sqlite"}, nil)
+	br := e.browser()
+	q := redirectParams(t, br.get(e.authURL(spaAuth("nonce", "1234567"))), spaRedirect)
+	if q.Get("error") != "insufficient_entropy" || q.Get("code") != "" {
+		t.Fatalf("a 7-character nonce: %v, want insufficient_entropy", q)
+	}
+	ar := spaAuth("nonce", "12345678")
+	tr := mustOK(t, e.exchange(br.loginForCode(ar), ar))
+	if _, id := e.verifyJWT(tr.IDToken); id["nonce"] != "12345678" {
+		t.Errorf("ID token nonce %v", id["nonce"])
+	}
+}
+
+// TestCodeLifetime backs SECURITY.md's RFC 9700 §4.3 row: a code lives 2
+// minutes by default (tokens.authorize_code_lifetime), and an expired code
+// is invalid_grant.
+func TestCodeLifetime(t *testing.T) {
+	e := newTestEnv(t, storagetest.Backend{Name: "sqlite"}, nil)
+	br := e.browser()
+	br.loginForCode(spaAuth())
+	var requested, expires time.Time
+	if err := e.store.DB().QueryRowContext(t.Context(), "SELECT requested_at, expires_at FROM authorize_codes").Scan(&requested, &expires); err != nil {
+		t.Fatal(err)
+	}
+	if d := expires.Sub(requested); d < 2*time.Minute || d > 2*time.Minute+30*time.Second { // requested_at is the authorization request
+		t.Errorf("a code lives %v, want 2m", d)
+	}
+
+	short := newTestEnv(t, storagetest.Backend{Name: "sqlite"}, func(c *Config) { c.AuthorizeCodeLifetime = time.Second })
+	ar := spaAuth()
+	code := short.browser().loginForCode(ar)
+	time.Sleep(1500 * time.Millisecond)
+	wantTokenError(t, short.exchange(code, ar), http.StatusBadRequest, "invalid_grant")
 }
