@@ -604,6 +604,9 @@ func TestDiscoveryJWKSAndCORS(t *testing.T) {
 				if !slices.Contains(resp.Header.Values("Vary"), "Origin") {
 					t.Errorf("preflight %s: no Vary: Origin", path)
 				}
+				if allowed && resp.Header.Get("Access-Control-Max-Age") != "600" {
+					t.Errorf("preflight %s: Access-Control-Max-Age %q, want 600", path, resp.Header.Get("Access-Control-Max-Age"))
+				}
 			}
 		}
 		req, _ = http.NewRequest(http.MethodGet, e.issuer+pathDiscovery, nil)

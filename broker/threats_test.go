@@ -212,3 +212,46 @@ func TestCodeLifetime(t *testing.T) {
 	time.Sleep(1500 * time.Millisecond)
 	wantTokenError(t, short.exchange(code, ar), http.StatusBadRequest, "invalid_grant")
 }
+
+// TestRefreshDeactivatesTheOldAccessToken backs docs/broker.md ("every use
+// rotates the refresh token and deactivates the access token issued with
+// it"): after a refresh the previous access token no longer introspects
+// as active, and the new one does.
+func TestRefreshDeactivatesTheOldAccessToken(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b storagetest.Backend) {
+		e := newTestEnv(t, b, nil)
+		ar := spaAuth()
+		first := mustOK(t, e.exchange(e.browser().loginForCode(ar), ar))
+		if m := e.introspect(first.AccessToken); m["active"] != true {
+			t.Fatalf("the first access token before the refresh: %v", m)
+		}
+		second := mustOK(t, e.refresh(first.RefreshToken))
+		if m := e.introspect(first.AccessToken); m["active"] != false {
+			t.Errorf("the first access token after the refresh: %v, want inactive", m)
+		}
+		if m := e.introspect(second.AccessToken); m["active"] != true {
+			t.Errorf("the new access token: %v", m)
+		}
+	})
+}
+
+// TestAccountStateToldOnlyAfterThePassword backs docs/broker.md's login
+// form: a disabled or not yet activated account is named as such (403)
+// only to whoever typed its password; a wrong password gets the answer of
+// an unknown address.
+func TestAccountStateToldOnlyAfterThePassword(t *testing.T) {
+	e := newTestEnv(t, storagetest.Backend{Name: "sqlite"}, nil)
+	br := e.browser()
+	p := br.get(e.authURL(spaAuth()))
+	unknown := br.submitLogin(p, "nobody@example.com", "wrong password!")
+	for _, email := range []string{disabledEmail, inactiveEmail} {
+		r := br.submitLogin(p, email, "wrong password!")
+		if r.status != http.StatusUnauthorized || strings.Contains(r.body, "disabled") || strings.Contains(r.body, "not activated") {
+			t.Errorf("%s with a wrong password: %d, want 401 without the account's state", email, r.status)
+		}
+		msg := func(p page) string { i := strings.Index(p.body, `role="alert"`); return p.body[i : i+80] }
+		if msg(r) != msg(unknown) {
+			t.Errorf("%s with a wrong password: %q, an unknown address %q", email, msg(r), msg(unknown))
+		}
+	}
+}

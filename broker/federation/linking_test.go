@@ -246,6 +246,28 @@ func TestPreRegistrationTakeover(t *testing.T) {
 			if q := other.submit(p, url.Values{"password": {ownerPW}, "action": {"link"}}); q.status == http.StatusSeeOther {
 				t.Fatalf("another browser completed the link: %s", q.header.Get("Location"))
 			}
+			// A cross-site POST of the form is refused, even from this
+			// browser with the right password, and links nothing.
+			m := formActionRE.FindStringSubmatch(p.body)
+			action, err := p.url.Parse(html.UnescapeString(m[1]))
+			if err != nil {
+				t.Fatal(err)
+			}
+			form := url.Values{}
+			for _, h := range hiddenRE.FindAllStringSubmatch(p.body, -1) {
+				form.Set(h[1], html.UnescapeString(h[2]))
+			}
+			form.Set("password", ownerPW)
+			form.Set("action", "link")
+			req, _ := http.NewRequest(http.MethodPost, action.String(), strings.NewReader(form.Encode()))
+			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+			req.Header.Set("Sec-Fetch-Site", "cross-site")
+			if q := owner.do(req); q.status != http.StatusForbidden {
+				t.Fatalf("a cross-site POST of the link form: %d, want 403", q.status)
+			}
+			if _, err := e.store.GetIdentity(ctx, "okta", "1001"); err == nil {
+				t.Fatal("a cross-site POST linked the identity")
+			}
 			p = owner.submit(p, url.Values{"password": {ownerPW}, "action": {"link"}})
 			claims := e.idClaims(e.exchange(codeFrom(t, p), ar).IDToken)
 			if claims["sub"] != local.ID {
