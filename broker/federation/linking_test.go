@@ -268,7 +268,35 @@ func TestPreRegistrationTakeover(t *testing.T) {
 			if _, err := e.store.GetIdentity(ctx, "okta", "1001"); err == nil {
 				t.Fatal("a cross-site POST linked the identity")
 			}
+			// The upstream identity waits with the pending login,
+			// encrypted: its e-mail is in no pending login's state.
+			var states [][]byte
+			rows, err := e.store.DB().QueryContext(ctx, "SELECT connector_state FROM pending_logins WHERE connector_state IS NOT NULL")
+			if err != nil {
+				t.Fatal(err)
+			}
+			for rows.Next() {
+				var st []byte
+				if err := rows.Scan(&st); err != nil {
+					t.Fatal(err)
+				}
+				states = append(states, st)
+			}
+			rows.Close()
+			if len(states) == 0 {
+				t.Fatal("no pending login holds the upstream identity")
+			}
+			for _, st := range states {
+				if strings.Contains(string(st), "alice@example.com") {
+					t.Errorf("a pending login holds the upstream identity in clear: %q", st)
+				}
+			}
+			linkPage := p
 			p = owner.submit(p, url.Values{"password": {ownerPW}, "action": {"link"}})
+			// The page works once.
+			if q := owner.submit(linkPage, url.Values{"password": {ownerPW}, "action": {"link"}}); q.status == http.StatusSeeOther {
+				t.Fatalf("the link page worked twice: %s", q.header.Get("Location"))
+			}
 			claims := e.idClaims(e.exchange(codeFrom(t, p), ar).IDToken)
 			if claims["sub"] != local.ID {
 				t.Fatalf("after proving the password: sub %v, want the local account %s", claims["sub"], local.ID)
