@@ -158,6 +158,10 @@ func TestDatabaseHoldsNoUsableSecret(t *testing.T) {
 		cc := mustOK(t, e.token(url.Values{"grant_type": {"client_credentials"}, "scope": {"read"}}, apiID, apiSecret))
 		token("the api's client_credentials token", cc.AccessToken)
 
+		// A login left pending: its id is in the page, not in the database.
+		pending := e.browser()
+		secrets["a pending login's id"] = []byte(loginID(t, pending.get(e.authURL(spaAuth()))))
+
 		issuerURL, _ := url.Parse(e.issuer)
 		cookies := br.c.Jar.Cookies(issuerURL)
 		if len(cookies) < 2 {
@@ -183,7 +187,7 @@ func TestDatabaseHoldsNoUsableSecret(t *testing.T) {
 
 		dump := dumpDatabase(t, e.store)
 		for _, col := range []string{"refresh_tokens.signature", "authorize_codes.signature", "access_tokens.signature",
-			"browser_sessions.id", "signing_keys.private_enc", "clients.secret_hash", "users.password_hash"} {
+			"browser_sessions.id", "pending_logins.id", "signing_keys.private_enc", "clients.secret_hash", "users.password_hash"} {
 			if len(dump[col]) == 0 {
 				t.Fatalf("no %s in the dump: it reads nothing", col)
 			}
