@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"encoding/json"
 	"net/http"
 	"net/url"
 	"strings"
@@ -253,5 +254,47 @@ func TestAccountStateToldOnlyAfterThePassword(t *testing.T) {
 		if msg(r) != msg(unknown) {
 			t.Errorf("%s with a wrong password: %q, an unknown address %q", email, msg(r), msg(unknown))
 		}
+	}
+}
+
+// TestIssuerIgnoresHost backs docs/ops.md and SECURITY.md (RFC 9700
+// §4.13): the issuer and every endpoint URL come from the configuration,
+// never from the request's Host or X-Forwarded-Host: discovery asked with
+// another host still names the configured issuer, and so does a token.
+func TestIssuerIgnoresHost(t *testing.T) {
+	e := newTestEnv(t, storagetest.Backend{Name: "sqlite"}, nil)
+	req, _ := http.NewRequest(http.MethodGet, e.issuer+pathDiscovery, nil)
+	req.Host = "evil.example"
+	req.Header.Set("X-Forwarded-Host", "evil.example")
+	req.Header.Set("X-Forwarded-Proto", "https")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc map[string]any
+	_ = json.NewDecoder(resp.Body).Decode(&doc)
+	resp.Body.Close()
+	for k, v := range doc {
+		if s, ok := v.(string); ok && strings.Contains(s, "evil.example") {
+			t.Errorf("discovery %s = %q: taken from the request", k, s)
+		}
+	}
+	if doc["issuer"] != e.issuer || doc["token_endpoint"] != e.issuer+pathToken {
+		t.Errorf("discovery issuer %v, token endpoint %v; want %s", doc["issuer"], doc["token_endpoint"], e.issuer)
+	}
+	form := url.Values{"grant_type": {"client_credentials"}, "scope": {"read"}}
+	req, _ = http.NewRequest(http.MethodPost, e.issuer+pathToken, strings.NewReader(form.Encode()))
+	req.Host = "evil.example"
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.SetBasicAuth(apiID, apiSecret)
+	resp, err = http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var tr tokenResponse
+	_ = json.NewDecoder(resp.Body).Decode(&tr)
+	resp.Body.Close()
+	if _, at := e.verifyJWT(tr.AccessToken); at["iss"] != e.issuer {
+		t.Errorf("a token asked for with another Host has iss %v", at["iss"])
 	}
 }
