@@ -30,8 +30,8 @@ func TestHostPrefixCookies(t *testing.T) {
 					raw = line
 				}
 			}
-			if !strings.HasPrefix(c.Name, "__Host-") || !c.Secure || c.Path != "/" || c.Domain != "" || !c.HttpOnly {
-				t.Errorf("%s: cookie %q: want __Host-, Secure, Path=/, no Domain, HttpOnly", what, raw)
+			if !strings.HasPrefix(c.Name, "__Host-") || !c.Secure || c.Path != "/" || c.Domain != "" || !c.HttpOnly || c.SameSite != http.SameSiteLaxMode {
+				t.Errorf("%s: cookie %q: want __Host-, Secure, Path=/, no Domain, HttpOnly, SameSite=Lax", what, raw)
 			}
 		}
 		for _, name := range want {

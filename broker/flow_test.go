@@ -558,6 +558,10 @@ func TestDiscoveryJWKSAndCORS(t *testing.T) {
 		if m, _ := doc["code_challenge_methods_supported"].([]any); len(m) != 1 || m[0] != "S256" {
 			t.Errorf("code_challenge_methods_supported %v", doc["code_challenge_methods_supported"])
 		}
+		// SECURITY.md's known gaps: no pushed authorization requests.
+		if _, ok := doc["pushed_authorization_request_endpoint"]; ok {
+			t.Errorf("discovery advertises PAR: %v", doc["pushed_authorization_request_endpoint"])
+		}
 
 		resp, err = http.Get(e.issuer + pathJWKS)
 		if err != nil {
@@ -599,6 +603,9 @@ func TestDiscoveryJWKSAndCORS(t *testing.T) {
 				}
 				if !slices.Contains(resp.Header.Values("Vary"), "Origin") {
 					t.Errorf("preflight %s: no Vary: Origin", path)
+				}
+				if allowed && resp.Header.Get("Access-Control-Max-Age") != "600" {
+					t.Errorf("preflight %s: Access-Control-Max-Age %q, want 600", path, resp.Header.Get("Access-Control-Max-Age"))
 				}
 			}
 		}

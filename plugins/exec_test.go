@@ -3,6 +3,7 @@ package plugins
 import (
 	"errors"
 	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -131,5 +132,31 @@ func TestChecksumFIFOSwap(t *testing.T) {
 	}
 	if err == nil || !strings.Contains(err.Error(), "not a regular file") {
 		t.Errorf("launch from a named pipe: %v, want a refusal", err)
+	}
+}
+
+// TestChecksummedScriptWarns backs docs/plugins.md ("The checked binary"):
+// a checked plugin that is a #! script is run (its interpreter reads it
+// by its path), and every launch logs a warning saying the check does not
+// bind it; a checked binary logs none.
+func TestChecksummedScriptWarns(t *testing.T) {
+	ctx := testContext(t)
+	isWarning := func(r logRecord) bool {
+		return r.Level == slog.LevelWarn && strings.Contains(r.Message, "connector plugin is a script")
+	}
+	wrapper := filepath.Join(t.TempDir(), "wrapper")
+	if err := os.WriteFile(wrapper, []byte("#!/bin/sh\nexec "+testConnectorPath+"\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	p, sink := launchTest(t, func(c *Config) { c.Path, c.SHA256 = wrapper, sha256File(t, wrapper) })
+	if _, err := p.LoginURL(ctx, connectors.LoginRequest{State: "s"}); err != nil {
+		t.Fatalf("LoginURL through the checked script: %v", err)
+	}
+	if _, ok, _ := sink.find(isWarning); !ok {
+		t.Error("no warning that the checked plugin is a script")
+	}
+	_, sink = launchTest(t, func(c *Config) { c.SHA256 = sha256File(t, testConnectorPath) })
+	if _, ok, _ := sink.find(isWarning); ok {
+		t.Error("a checked binary was warned about as a script")
 	}
 }

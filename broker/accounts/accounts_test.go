@@ -423,7 +423,8 @@ func TestRegistrationForm(t *testing.T) {
 		wantStatus(t, "form", r, http.StatusOK)
 		wantBody(t, "form", r, `<label for="email">`, `autocomplete="email"`, `autocomplete="new-password"`,
 			`autocomplete="name"`, `href="https://app.example.test/home"`, `name="return_to" value="https://app.example.test/home"`)
-		if r.header.Get("Content-Security-Policy") == "" || r.header.Get("X-Frame-Options") != "DENY" {
+		if !strings.Contains(r.header.Get("Content-Security-Policy"), "frame-ancestors 'none'") || r.header.Get("X-Frame-Options") != "DENY" ||
+			r.header.Get("Referrer-Policy") != "no-referrer" || r.header.Get("Cache-Control") != "no-store" {
 			t.Errorf("security headers missing: %v", r.header)
 		}
 		if strings.Contains(h.get("/register?return_to="+url.QueryEscape("https://evil.example/")).body, "evil.example") {

@@ -26,8 +26,8 @@ func TestHostPrefixCookies(t *testing.T) {
 		res.Body.Close()
 		var found bool
 		for _, c := range res.Cookies() {
-			if !strings.HasPrefix(c.Name, "__Host-") || !c.Secure || c.Path != "/" || c.Domain != "" || !c.HttpOnly {
-				t.Errorf("cookie %+v: want __Host-, Secure, Path=/, no Domain, HttpOnly", c)
+			if !strings.HasPrefix(c.Name, "__Host-") || !c.Secure || c.Path != "/" || c.Domain != "" || !c.HttpOnly || c.SameSite != http.SameSiteLaxMode {
+				t.Errorf("cookie %+v: want __Host-, Secure, Path=/, no Domain, HttpOnly, SameSite=Lax", c)
 			}
 			found = found || c.Name == "__Host-bk_form"
 		}

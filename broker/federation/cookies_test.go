@@ -24,8 +24,8 @@ func TestHostPrefixCookies(t *testing.T) {
 	names := map[string]bool{}
 	for _, c := range resp.Cookies() {
 		names[c.Name] = true
-		if !strings.HasPrefix(c.Name, "__Host-") || !c.Secure || c.Path != "/" || c.Domain != "" || !c.HttpOnly {
-			t.Errorf("cookie %+v: want __Host-, Secure, Path=/, no Domain, HttpOnly", c)
+		if !strings.HasPrefix(c.Name, "__Host-") || !c.Secure || c.Path != "/" || c.Domain != "" || !c.HttpOnly || c.SameSite != http.SameSiteLaxMode {
+			t.Errorf("cookie %+v: want __Host-, Secure, Path=/, no Domain, HttpOnly, SameSite=Lax", c)
 		}
 	}
 	if !names["__Host-bk_fed_okta"] || !names["__Host-bk_login"] {

@@ -246,7 +246,57 @@ func TestPreRegistrationTakeover(t *testing.T) {
 			if q := other.submit(p, url.Values{"password": {ownerPW}, "action": {"link"}}); q.status == http.StatusSeeOther {
 				t.Fatalf("another browser completed the link: %s", q.header.Get("Location"))
 			}
+			// A cross-site POST of the form is refused, even from this
+			// browser with the right password, and links nothing.
+			m := formActionRE.FindStringSubmatch(p.body)
+			action, err := p.url.Parse(html.UnescapeString(m[1]))
+			if err != nil {
+				t.Fatal(err)
+			}
+			form := url.Values{}
+			for _, h := range hiddenRE.FindAllStringSubmatch(p.body, -1) {
+				form.Set(h[1], html.UnescapeString(h[2]))
+			}
+			form.Set("password", ownerPW)
+			form.Set("action", "link")
+			req, _ := http.NewRequest(http.MethodPost, action.String(), strings.NewReader(form.Encode()))
+			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+			req.Header.Set("Sec-Fetch-Site", "cross-site")
+			if q := owner.do(req); q.status != http.StatusForbidden {
+				t.Fatalf("a cross-site POST of the link form: %d, want 403", q.status)
+			}
+			if _, err := e.store.GetIdentity(ctx, "okta", "1001"); err == nil {
+				t.Fatal("a cross-site POST linked the identity")
+			}
+			// The upstream identity waits with the pending login,
+			// encrypted: its e-mail is in no pending login's state.
+			var states [][]byte
+			rows, err := e.store.DB().QueryContext(ctx, "SELECT connector_state FROM pending_logins WHERE connector_state IS NOT NULL")
+			if err != nil {
+				t.Fatal(err)
+			}
+			for rows.Next() {
+				var st []byte
+				if err := rows.Scan(&st); err != nil {
+					t.Fatal(err)
+				}
+				states = append(states, st)
+			}
+			rows.Close()
+			if len(states) == 0 {
+				t.Fatal("no pending login holds the upstream identity")
+			}
+			for _, st := range states {
+				if strings.Contains(string(st), "alice@example.com") {
+					t.Errorf("a pending login holds the upstream identity in clear: %q", st)
+				}
+			}
+			linkPage := p
 			p = owner.submit(p, url.Values{"password": {ownerPW}, "action": {"link"}})
+			// The page works once.
+			if q := owner.submit(linkPage, url.Values{"password": {ownerPW}, "action": {"link"}}); q.status == http.StatusSeeOther {
+				t.Fatalf("the link page worked twice: %s", q.header.Get("Location"))
+			}
 			claims := e.idClaims(e.exchange(codeFrom(t, p), ar).IDToken)
 			if claims["sub"] != local.ID {
 				t.Fatalf("after proving the password: sub %v, want the local account %s", claims["sub"], local.ID)

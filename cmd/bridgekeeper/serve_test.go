@@ -93,3 +93,28 @@ func TestMetricsOffThePublicListener(t *testing.T) {
 		}
 	}
 }
+
+// TestMetricsOffEvenWithAListener backs docs/ops.md: metrics.off: true
+// serves no /metrics even when metrics.listen is set (nothing listens
+// there), and the public listener has none either.
+func TestMetricsOffEvenWithAListener(t *testing.T) {
+	t.Setenv("BRIDGEKEEPER_SYSTEM_SECRET", "")
+	dir := t.TempDir()
+	addr, metricsAddr := freeAddr(t), freeAddr(t)
+	issuer := "http://" + addr
+	serveInProcess(t, "--issuer", issuer, "--listen", addr, "--dsn", "sqlite:"+filepath.Join(dir, "bk.db"),
+		"--metrics.listen", metricsAddr, "--metrics.off")
+	if status, _ := getStatus(t, issuer+"/healthz"); status != http.StatusOK {
+		t.Fatalf("healthz: %d", status)
+	}
+	if res, err := http.Get("http://" + metricsAddr + "/metrics"); err == nil {
+		body, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		if res.StatusCode == http.StatusOK || strings.Contains(string(body), "bridgekeeper_") {
+			t.Errorf("metrics.off with metrics.listen: /metrics served on %s: %d", metricsAddr, res.StatusCode)
+		}
+	}
+	if status, body := getStatus(t, issuer+"/metrics"); status == http.StatusOK || strings.Contains(body, "bridgekeeper_") {
+		t.Errorf("/metrics on the public listener: %d", status)
+	}
+}
