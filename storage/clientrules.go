@@ -20,13 +20,13 @@ import (
 // breaks a registration rule.
 var ErrInvalidClient = errors.New("storage: invalid client")
 
-// ClientGrantTypes are the grants a client may register.
-var ClientGrantTypes = []string{"authorization_code", "refresh_token", "client_credentials"}
+// clientGrantTypes are the grants a client may register.
+var clientGrantTypes = []string{"authorization_code", "refresh_token", "client_credentials"}
 
 // Defaults filled in by PrepareClient.
 var (
-	DefaultClientGrantTypes = []string{"authorization_code", "refresh_token"}
-	DefaultClientScopes     = []string{"openid", "profile", "email", "offline_access"}
+	defaultClientGrantTypes = []string{"authorization_code", "refresh_token"}
+	defaultClientScopes     = []string{"openid", "profile", "email", "offline_access"}
 )
 
 // MinClientSecretLength is the length under which a client secret given by
@@ -76,8 +76,9 @@ func (e *ClientError) Is(target error) bool { return target == ErrInvalidClient 
 // audience is an audience too. The error joins one *ClientError per broken
 // rule (errors.Join), or is nil. Applying it twice changes nothing more.
 //
-// The rules: a grant is one of ClientGrantTypes, and authorization_code
-// needs a redirect URI; a public client cannot use client_credentials and
+// The rules: a grant is authorization_code, refresh_token or
+// client_credentials, and authorization_code needs a redirect URI; the id
+// is printable text; a public client cannot use client_credentials and
 // authenticates with none (it must use PKCE S256, which the broker requires
 // of every public client), a confidential one with client_secret_basic or
 // client_secret_post; redirect and post-logout redirect URIs pass
@@ -100,15 +101,15 @@ func PrepareClient(c *Client) error {
 		c.Name = c.ID
 	}
 	if len(dedupe(c.GrantTypes)) == 0 {
-		c.GrantTypes = slices.Clone(DefaultClientGrantTypes)
+		c.GrantTypes = slices.Clone(defaultClientGrantTypes)
 	}
 	if len(dedupe(c.Scopes)) == 0 {
-		c.Scopes = slices.Clone(DefaultClientScopes)
+		c.Scopes = slices.Clone(defaultClientScopes)
 	}
 	c.GrantTypes = dedupe(c.GrantTypes)
 	for _, g := range c.GrantTypes {
-		if !slices.Contains(ClientGrantTypes, g) {
-			bad(FieldGrantTypes, g, "supported grants are "+strings.Join(ClientGrantTypes, ", "))
+		if !slices.Contains(clientGrantTypes, g) {
+			bad(FieldGrantTypes, g, "supported grants are "+strings.Join(clientGrantTypes, ", "))
 		}
 	}
 	for _, list := range []*[]string{&c.RedirectURIs, &c.PostLogoutRedirectURIs, &c.Scopes, &c.Audiences, &c.DefaultAudiences} {

@@ -177,25 +177,38 @@ func ruleErrors(err error) []error {
 	return []error{err}
 }
 
-// clientFlags names the flag of each registration field.
-var clientFlags = map[string]string{
-	storage.FieldClientID:               "--id",
-	storage.FieldGrantTypes:             "--grant",
-	storage.FieldRedirectURIs:           "--redirect-uri",
-	storage.FieldPostLogoutRedirectURIs: "--post-logout-redirect-uri",
-	storage.FieldAllowedOrigins:         "--allowed-origin",
-	storage.FieldAuthMethod:             "--auth-method",
-	storage.FieldScopes:                 "--scope",
-	storage.FieldAudiences:              "--audience",
-	storage.FieldDefaultAudiences:       "--default-audience",
-	storage.FieldSecret:                 "--secret-stdin",
+// clientFlag names the flag of a registration field ("" for none).
+func clientFlag(field string) string {
+	switch field {
+	case storage.FieldClientID:
+		return "--id"
+	case storage.FieldGrantTypes:
+		return "--grant"
+	case storage.FieldRedirectURIs:
+		return "--redirect-uri"
+	case storage.FieldPostLogoutRedirectURIs:
+		return "--post-logout-redirect-uri"
+	case storage.FieldAllowedOrigins:
+		return "--allowed-origin"
+	case storage.FieldAuthMethod:
+		return "--auth-method"
+	case storage.FieldScopes:
+		return "--scope"
+	case storage.FieldAudiences:
+		return "--audience"
+	case storage.FieldDefaultAudiences:
+		return "--default-audience"
+	case storage.FieldSecret:
+		return "--secret-stdin"
+	}
+	return ""
 }
 
 // flagMessage words a broken rule for the command line.
 func flagMessage(e *storage.ClientError) string {
-	flag, ok := clientFlags[e.Field]
+	flag := clientFlag(e.Field)
 	switch {
-	case !ok:
+	case flag == "":
 		return e.Error()
 	case e.Field == storage.FieldClientID && e.Value == "":
 		return "--id is required"

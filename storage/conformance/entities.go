@@ -63,8 +63,8 @@ func testClients(t *testing.T, s *storage.Store) {
 	if !ok {
 		t.Fatalf("GetClient returned %T, want *storage.Client", fc)
 	}
-	sameStrings(t, "default grant types", fc.GetGrantTypes(), storage.DefaultClientGrantTypes)
-	sameStrings(t, "default scopes", fc.GetScopes(), storage.DefaultClientScopes)
+	sameStrings(t, "default grant types", fc.GetGrantTypes(), []string{"authorization_code", "refresh_token"})
+	sameStrings(t, "default scopes", fc.GetScopes(), []string{"openid", "profile", "email", "offline_access"})
 	sameStrings(t, "response types", fc.GetResponseTypes(), []string{"code"})
 	if pubGot.Name != "a" || pubGot.TokenEndpointAuthMethod != "none" {
 		t.Errorf("public client name %q, auth method %q; want a, none", pubGot.Name, pubGot.TokenEndpointAuthMethod)
