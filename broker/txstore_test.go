@@ -27,13 +27,13 @@ func TestGroupCommit(t *testing.T) {
 		wg.Go(func() {
 			ops := []func(ctx context.Context) error{
 				func(ctx context.Context) error {
-					return store.CreateClient(ctx, &storage.Client{ID: fmt.Sprintf("c%d", i)})
+					return store.CreateClient(ctx, serviceClient(fmt.Sprintf("c%d", i)))
 				},
 				func(ctx context.Context) error {
 					if fails(i) {
 						return boom
 					}
-					return store.CreateClient(ctx, &storage.Client{ID: fmt.Sprintf("c%d-b", i)})
+					return store.CreateClient(ctx, serviceClient(fmt.Sprintf("c%d-b", i)))
 				},
 			}
 			errs[i] = g.apply(ctx, store, ops)
@@ -70,7 +70,7 @@ func TestGroupCommitPanic(t *testing.T) {
 		}()
 		_ = g.apply(ctx, store, []func(ctx context.Context) error{
 			func(ctx context.Context) error {
-				if err := store.CreateClient(ctx, &storage.Client{ID: "before-panic"}); err != nil {
+				if err := store.CreateClient(ctx, serviceClient("before-panic")); err != nil {
 					return err
 				}
 				panic("boom")
@@ -81,11 +81,17 @@ func TestGroupCommitPanic(t *testing.T) {
 		t.Error("the lead is still taken after the panic")
 	}
 	if err := g.apply(ctx, store, []func(ctx context.Context) error{
-		func(ctx context.Context) error { return store.CreateClient(ctx, &storage.Client{ID: "after-panic"}) },
+		func(ctx context.Context) error { return store.CreateClient(ctx, serviceClient("after-panic")) },
 	}); err != nil {
 		t.Fatalf("a grant after the panic: %v", err)
 	}
 	if _, err := store.LookupClient(ctx, "before-panic"); !errors.Is(err, storage.ErrNotFound) {
 		t.Errorf("the panicking grant's write: %v, want it rolled back", err)
 	}
+}
+
+// serviceClient is a valid client to write (a confidential
+// client_credentials one), for tests that need any write.
+func serviceClient(id string) *storage.Client {
+	return &storage.Client{ID: id, SecretHash: []byte("hash"), GrantTypes: []string{"client_credentials"}}
 }

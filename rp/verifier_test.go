@@ -422,13 +422,73 @@ func TestJWKSSkipsUnusableKeys(t *testing.T) {
 	}
 }
 
+// TestVerifyUsesContext: Verify heeds its context only where it waits.
+// A token whose key is cached needs no fetch, so a cancelled context does
+// not matter; a token naming an unknown key makes Verify fetch the JWKS,
+// and a caller whose context ends stops waiting for that fetch at once
+// (context.Canceled), while the fetch goes on and serves the next caller
+// (one fetch for both).
 func TestVerifyUsesContext(t *testing.T) {
 	iss := rptest.NewIssuer(t)
-	v := newVerifier(t, iss)
-	ctx, cancel := context.WithCancel(t.Context())
+	gate := &gatedTransport{next: iss.Client().Transport}
+	gate.hold()
+	gate.release()
+	v := newVerifier(t, iss, rp.WithHTTPClient(&http.Client{Transport: gate}), rp.WithRefetchInterval(0))
+	cancelled, cancel := context.WithCancel(t.Context())
 	cancel()
-	// A known key needs no fetch, so a cancelled context does not matter.
-	if _, err := v.Verify(ctx, iss.Token("u", testAudience, "")); err != nil {
-		t.Fatalf("Verify: %v", err)
+	if _, err := v.Verify(cancelled, iss.Token("u", testAudience, "")); err != nil {
+		t.Fatalf("Verify with a cached key and a cancelled context: %v", err)
 	}
+
+	iss.Rotate(jose.ES256)
+	token := iss.Token("u", testAudience, "")
+	before := iss.JWKSFetches()
+	gate.hold()
+	done := make(chan error, 1)
+	go func() {
+		_, err := v.Verify(cancelled, token)
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if !errors.Is(err, context.Canceled) {
+			t.Errorf("Verify of an unknown key with a cancelled context = %v, want context.Canceled", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Error("a Verify with a cancelled context still waits for the JWKS fetch")
+	}
+	gate.release()
+	if _, err := v.Verify(t.Context(), token); err != nil {
+		t.Fatalf("Verify once the JWKS answers: %v", err)
+	}
+	if n := iss.JWKSFetches() - before; n != 1 {
+		t.Errorf("%d JWKS fetches for the new key, want 1 (the cancelled caller's fetch serves the next)", n)
+	}
+}
+
+// gatedTransport holds every request while held.
+type gatedTransport struct {
+	next http.RoundTripper
+	mu   sync.Mutex
+	open chan struct{}
+}
+
+func (g *gatedTransport) hold() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.open = make(chan struct{})
+}
+
+func (g *gatedTransport) release() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	close(g.open)
+}
+
+func (g *gatedTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	g.mu.Lock()
+	open := g.open
+	g.mu.Unlock()
+	<-open
+	return g.next.RoundTrip(r)
 }

@@ -102,11 +102,14 @@ func (c *Client) normalize() {
 // now is the current time as stored: UTC, microsecond precision.
 func now() time.Time { return time.Now().UTC().Truncate(time.Microsecond) }
 
-// CreateClient stores a new client and sets its CreatedAt and UpdatedAt.
-// It fails with ErrConflict when the id exists.
+// CreateClient checks c against the registration rules (ValidateClient,
+// which also fills its defaults), stores it and sets its CreatedAt and
+// UpdatedAt. It fails with an error matching ErrInvalidClient (each broken
+// rule a *ClientError) when c breaks a rule, and with ErrConflict when the
+// id exists.
 func (s *Store) CreateClient(ctx context.Context, c *Client) error {
-	if c.ID == "" {
-		return fmt.Errorf("storage: create client: empty id")
+	if err := ValidateClient(c); err != nil {
+		return fmt.Errorf("storage: create client %q: %w", c.ID, err)
 	}
 	c.normalize()
 	c.CreatedAt = now()
@@ -169,8 +172,12 @@ func (s *Store) ListClients(ctx context.Context) ([]Client, error) {
 }
 
 // UpdateClient replaces a client's stored fields (all but CreatedAt) and
-// sets UpdatedAt.
+// sets UpdatedAt, under the same rules as CreateClient (an error matching
+// ErrInvalidClient stores nothing).
 func (s *Store) UpdateClient(ctx context.Context, c *Client) error {
+	if err := ValidateClient(c); err != nil {
+		return fmt.Errorf("storage: update client %q: %w", c.ID, err)
+	}
 	c.normalize()
 	c.UpdatedAt = now()
 	db, err := s.writer(ctx)

@@ -25,7 +25,7 @@ func TestAuthorizeCodeParts(t *testing.T) {
 			ctx := context.Background()
 			base, _ := b.Open(t)
 			s := base.WithAuthorizeCodeSignature(func(code string) string { _, sig, _ := strings.Cut(code, "."); return sig })
-			if err := s.CreateClient(ctx, &storage.Client{ID: "app", Public: true, Scopes: []string{"openid"}}); err != nil {
+			if err := s.CreateClient(ctx, &storage.Client{ID: "app", Public: true, RedirectURIs: []string{"http://127.0.0.1/cb"}, Scopes: []string{"openid"}}); err != nil {
 				t.Fatal(err)
 			}
 			client, err := s.GetClient(ctx, "app")

@@ -21,7 +21,7 @@ func TestReadMemo(t *testing.T) {
 		t.Run(b.Name, func(t *testing.T) {
 			s, _ := b.Open(t)
 			ctx := context.Background()
-			if err := s.CreateClient(ctx, &storage.Client{ID: "app", Public: true, Scopes: []string{"openid"}}); err != nil {
+			if err := s.CreateClient(ctx, &storage.Client{ID: "app", Public: true, RedirectURIs: []string{"http://127.0.0.1/cb"}, Scopes: []string{"openid"}}); err != nil {
 				t.Fatal(err)
 			}
 			client, err := s.GetClient(ctx, "app")

@@ -51,7 +51,7 @@ func runHelper(action, dsn string) error {
 	case "migrate":
 		return s.Migrate(ctx)
 	case "create-client":
-		return s.CreateClient(ctx, &storage.Client{ID: "from-another-process"})
+		return s.CreateClient(ctx, &storage.Client{ID: "from-another-process", SecretHash: []byte("h"), GrantTypes: []string{"client_credentials"}})
 	}
 	return fmt.Errorf("unknown helper action %q", action)
 }

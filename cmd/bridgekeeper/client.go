@@ -7,15 +7,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/url"
-	"slices"
 	"strings"
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
 
 	"github.com/bridgekeeper/bridgekeeper/internal/password"
-	"github.com/bridgekeeper/bridgekeeper/internal/redirecturi"
 	"github.com/bridgekeeper/bridgekeeper/internal/secret"
 	"github.com/bridgekeeper/bridgekeeper/storage"
 )
@@ -28,8 +25,6 @@ func (e *env) clientCommand() *cobra.Command {
 	cmd.AddCommand(e.clientCreateCommand(), e.clientListCommand(), e.clientGetCommand(), e.clientDeleteCommand())
 	return cmd
 }
-
-var supportedGrants = []string{"authorization_code", "refresh_token", "client_credentials"}
 
 func (e *env) clientCreateCommand() *cobra.Command {
 	var (
@@ -61,9 +56,6 @@ client only, matched exactly.`,
       --redirect-uri https://app.example.com/callback`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if c.ID == "" {
-				return errors.New("--id is required")
-			}
 			if err := validateClient(&c); err != nil {
 				return err
 			}
@@ -86,8 +78,9 @@ client only, matched exactly.`,
 					if err != nil {
 						return fmt.Errorf("read secret from standard input: %w", err)
 					}
-					if len(plain) < 32 {
-						fmt.Fprintln(e.stderr, "warning: a client secret shorter than 32 characters can be guessed; prefer a generated one")
+					var weak *storage.ClientError
+					if errors.As(storage.CheckClientSecret(plain), &weak) {
+						fmt.Fprintln(e.stderr, "warning: "+weak.Reason)
 					}
 				} else {
 					if plain, err = password.GenerateClientSecret(); err != nil {
@@ -104,6 +97,9 @@ client only, matched exactly.`,
 			if err := store.CreateClient(ctx, &c); err != nil {
 				if errors.Is(err, storage.ErrConflict) {
 					return fmt.Errorf("client %q exists already (delete it first, or pick another --id)", c.ID)
+				}
+				if errors.Is(err, storage.ErrInvalidClient) {
+					return flagErrors(err)
 				}
 				return fmt.Errorf("create client: %w", err)
 			}
@@ -139,95 +135,90 @@ client only, matched exactly.`,
 	return cmd
 }
 
-// validateClient fills defaults and checks the registration.
-func validateClient(c *storage.Client) error {
-	if c.Name == "" {
-		c.Name = c.ID
-	}
-	if len(c.GrantTypes) == 0 {
-		c.GrantTypes = []string{"authorization_code", "refresh_token"}
-	}
-	if len(c.Scopes) == 0 {
-		c.Scopes = []string{"openid", "profile", "email", "offline_access"}
+// validateClient fills the registration's defaults and checks it against
+// the client rules (storage.PrepareClient, which storage applies again to
+// every client it stores), naming the flags in its messages.
+func validateClient(c *storage.Client) error { return flagErrors(storage.PrepareClient(c)) }
+
+// flagErrors words each broken client rule in err for the command line.
+func flagErrors(err error) error {
+	if err == nil {
+		return nil
 	}
 	var errs []error
-	for _, g := range c.GrantTypes {
-		if !slices.Contains(supportedGrants, g) {
-			errs = append(errs, fmt.Errorf("--grant %q: supported grants are %s", g, strings.Join(supportedGrants, ", ")))
+	for _, e := range ruleErrors(err) {
+		var ce *storage.ClientError
+		if errors.As(e, &ce) {
+			e = errors.New(flagMessage(ce))
 		}
-	}
-	c.GrantTypes = dedupe(c.GrantTypes)
-	if slices.Contains(c.GrantTypes, "authorization_code") {
-		c.ResponseTypes = []string{"code"}
-		if len(c.RedirectURIs) == 0 {
-			errs = append(errs, errors.New("the authorization_code grant needs at least one --redirect-uri"))
-		}
-	} else {
-		c.ResponseTypes = []string{}
-	}
-	if c.Public {
-		if slices.Contains(c.GrantTypes, "client_credentials") {
-			errs = append(errs, errors.New("a public client cannot use client_credentials: it has no secret"))
-		}
-		if c.TokenEndpointAuthMethod != "" && c.TokenEndpointAuthMethod != "none" {
-			errs = append(errs, fmt.Errorf("--auth-method %q: a public client uses none", c.TokenEndpointAuthMethod))
-		}
-		c.TokenEndpointAuthMethod = "none"
-	} else {
-		switch c.TokenEndpointAuthMethod {
-		case "":
-			c.TokenEndpointAuthMethod = "client_secret_basic"
-		case "client_secret_basic", "client_secret_post":
-		default:
-			errs = append(errs, fmt.Errorf("--auth-method %q: use client_secret_basic or client_secret_post", c.TokenEndpointAuthMethod))
-		}
-	}
-	for _, u := range c.RedirectURIs {
-		if err := checkRedirectURI(u); err != nil {
-			errs = append(errs, fmt.Errorf("--redirect-uri %q: %w", u, err))
-		}
-	}
-	for _, u := range c.PostLogoutRedirectURIs {
-		if err := checkRedirectURI(u); err != nil {
-			errs = append(errs, fmt.Errorf("--post-logout-redirect-uri %q: %w", u, err))
-		}
-	}
-	for _, o := range c.AllowedOrigins {
-		u, err := url.Parse(o)
-		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || (u.Path != "" && u.Path != "/") || u.RawQuery != "" {
-			errs = append(errs, fmt.Errorf("--allowed-origin %q: an origin is scheme://host[:port], with no path", o))
-		}
-	}
-	c.AllowedOrigins = trimOrigins(c.AllowedOrigins)
-	for _, list := range []*[]string{&c.RedirectURIs, &c.PostLogoutRedirectURIs, &c.Scopes, &c.Audiences, &c.DefaultAudiences} {
-		*list = dedupe(*list)
-	}
-	for _, a := range c.DefaultAudiences {
-		if !slices.Contains(c.Audiences, a) {
-			c.Audiences = append(c.Audiences, a)
-		}
+		errs = append(errs, e)
 	}
 	return errors.Join(errs...)
 }
 
-func checkRedirectURI(raw string) error { return redirecturi.Check(raw) }
-
-func trimOrigins(in []string) []string {
-	out := make([]string, 0, len(in))
-	for _, o := range in {
-		out = append(out, strings.TrimSuffix(o, "/"))
-	}
-	return dedupe(out)
-}
-
-func dedupe(in []string) []string {
-	out := make([]string, 0, len(in))
-	for _, s := range in {
-		if s != "" && !slices.Contains(out, s) {
-			out = append(out, s)
+// ruleErrors lists the *storage.ClientError values joined (errors.Join)
+// or wrapped in err, or err alone when it holds none.
+func ruleErrors(err error) []error {
+	var ce *storage.ClientError
+	switch u := err.(type) {
+	case *storage.ClientError:
+		return []error{err}
+	case interface{ Unwrap() []error }:
+		var out []error
+		for _, e := range u.Unwrap() {
+			out = append(out, ruleErrors(e)...)
+		}
+		return out
+	case interface{ Unwrap() error }:
+		if errors.As(err, &ce) {
+			return ruleErrors(u.Unwrap())
 		}
 	}
-	return out
+	return []error{err}
+}
+
+// clientFlag names the flag of a registration field ("" for none).
+func clientFlag(field string) string {
+	switch field {
+	case storage.FieldClientID:
+		return "--id"
+	case storage.FieldGrantTypes:
+		return "--grant"
+	case storage.FieldRedirectURIs:
+		return "--redirect-uri"
+	case storage.FieldPostLogoutRedirectURIs:
+		return "--post-logout-redirect-uri"
+	case storage.FieldAllowedOrigins:
+		return "--allowed-origin"
+	case storage.FieldAuthMethod:
+		return "--auth-method"
+	case storage.FieldScopes:
+		return "--scope"
+	case storage.FieldAudiences:
+		return "--audience"
+	case storage.FieldDefaultAudiences:
+		return "--default-audience"
+	case storage.FieldSecret:
+		return "--secret-stdin"
+	}
+	return ""
+}
+
+// flagMessage words a broken rule for the command line.
+func flagMessage(e *storage.ClientError) string {
+	flag := clientFlag(e.Field)
+	switch {
+	case flag == "":
+		return e.Error()
+	case e.Field == storage.FieldClientID && e.Value == "":
+		return "--id is required"
+	case e.Field == storage.FieldRedirectURIs && e.Value == "":
+		return "the authorization_code grant needs at least one --redirect-uri"
+	case e.Value == "":
+		return flag + ": " + e.Reason
+	default:
+		return fmt.Sprintf("%s %q: %s", flag, e.Value, e.Reason)
+	}
 }
 
 func readSecretLine(r io.Reader) (string, error) {

@@ -2,8 +2,11 @@ package password
 
 import (
 	"errors"
+	"math"
+	"runtime"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestHashVerify(t *testing.T) {
@@ -131,9 +134,64 @@ func TestNeedsRehashOnParameterChange(t *testing.T) {
 	}
 }
 
+// TestDummyVerify: DummyVerify does the work of one Verify of a wrong
+// password — argon2id with the current parameters, so the same memory and
+// about the same time — and, like Verify, none for a password longer than
+// MaxLength. (Memory is counted exactly; time only within a loose factor,
+// the best of three runs, since the machine may be busy.)
 func TestDummyVerify(t *testing.T) {
-	DummyVerify("anything")                            // must not panic
-	DummyVerify(strings.Repeat("a", MaxLength+100000)) // returns at once
+	hash, err := Hash("correct horse battery staple")
+	if err != nil {
+		t.Fatal(err)
+	}
+	verify := func(pw string) func() {
+		return func() {
+			if ok, err := Verify(hash, pw); ok || err != nil {
+				t.Errorf("Verify(%.10q) = %v, %v; want false, nil", pw, ok, err)
+			}
+		}
+	}
+	dummy := func(pw string) func() { return func() { DummyVerify(pw) } }
+	long := strings.Repeat("a", MaxLength+1)
+	costMiB := int(current.memory / 1024)
+
+	if got := allocMiB(dummy("wrong password")); got < costMiB {
+		t.Errorf("DummyVerify allocated %d MiB; argon2id with the current parameters takes %d", got, costMiB)
+	}
+	if got, want := allocMiB(dummy("wrong password")), allocMiB(verify("wrong password")); got != want {
+		t.Errorf("DummyVerify allocated %d MiB, Verify of a wrong password %d", got, want)
+	}
+	if got := allocMiB(dummy(long)); got != 0 {
+		t.Errorf("DummyVerify of a %d-byte password allocated %d MiB; want no hashing", len(long), got)
+	}
+	if got := allocMiB(verify(long)); got != 0 {
+		t.Errorf("Verify of a %d-byte password allocated %d MiB; want no hashing", len(long), got)
+	}
+
+	d, v := fastest(3, dummy("wrong password")), fastest(3, verify("wrong password"))
+	if ratio := float64(d) / float64(v); ratio < 0.4 || ratio > 2.5 {
+		t.Errorf("DummyVerify takes %v, Verify of a wrong password %v: not the same work", d, v)
+	}
+}
+
+// allocMiB returns the MiB that fn allocates, rounded down.
+func allocMiB(fn func()) int {
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	fn()
+	runtime.ReadMemStats(&after)
+	return int((after.TotalAlloc - before.TotalAlloc) >> 20)
+}
+
+// fastest returns the shortest of n runs of fn.
+func fastest(n int, fn func()) time.Duration {
+	best := time.Duration(math.MaxInt64)
+	for range n {
+		start := time.Now()
+		fn()
+		best = min(best, time.Since(start))
+	}
+	return best
 }
 
 func BenchmarkHash(b *testing.B) {

@@ -28,6 +28,7 @@ func Run(t *testing.T, open func(t *testing.T) *storage.Store) {
 	}{
 		{"Migrate", testMigrate},
 		{"Clients", testClients},
+		{"InvalidClientRefused", testInvalidClientRefused},
 		{"DeleteClient", testDeleteClient},
 		{"Users", testUsers},
 		{"DeleteUser", testDeleteUser},

@@ -1,6 +1,7 @@
 package conformance
 
 import (
+	"errors"
 	"sync"
 	"testing"
 	"time"
@@ -33,7 +34,8 @@ func testClients(t *testing.T, s *storage.Store) {
 		t.Errorf("CreateClient set CreatedAt=%v UpdatedAt=%v", b.CreatedAt, b.UpdatedAt)
 	}
 	wantErr(t, s.CreateClient(c, newClient("b")), storage.ErrConflict)
-	pub := &storage.Client{ID: "a", Public: true} // nil lists
+	// nil lists: stored as the registration defaults, or as []
+	pub := &storage.Client{ID: "a", Public: true, RedirectURIs: []string{"http://127.0.0.1/cb"}}
 	must(t, s.CreateClient(c, pub))
 
 	got, err := s.LookupClient(c, "b")
@@ -54,15 +56,24 @@ func testClients(t *testing.T, s *storage.Store) {
 
 	fc, err := s.GetClient(c, "a")
 	must(t, err)
-	if fc.GetID() != "a" || !fc.IsPublic() || len(fc.GetRedirectURIs()) != 0 {
+	if fc.GetID() != "a" || !fc.IsPublic() || len(fc.GetRedirectURIs()) != 1 {
 		t.Errorf("GetClient(a) = %+v", fc)
 	}
-	if _, ok := fc.(*storage.Client); !ok {
-		t.Errorf("GetClient returned %T, want *storage.Client", fc)
+	pubGot, ok := fc.(*storage.Client)
+	if !ok {
+		t.Fatalf("GetClient returned %T, want *storage.Client", fc)
 	}
-	sameStrings(t, "default grant types", fc.GetGrantTypes(), []string{"authorization_code"})
-	if m := fc.(*storage.Client).GetTokenEndpointAuthMethod(); m != "none" {
-		t.Errorf("public client auth method = %q, want none", m)
+	sameStrings(t, "default grant types", fc.GetGrantTypes(), []string{"authorization_code", "refresh_token"})
+	sameStrings(t, "default scopes", fc.GetScopes(), []string{"openid", "profile", "email", "offline_access"})
+	sameStrings(t, "response types", fc.GetResponseTypes(), []string{"code"})
+	if pubGot.Name != "a" || pubGot.TokenEndpointAuthMethod != "none" {
+		t.Errorf("public client name %q, auth method %q; want a, none", pubGot.Name, pubGot.TokenEndpointAuthMethod)
+	}
+	for name, list := range map[string][]string{"PostLogoutRedirectURIs": pubGot.PostLogoutRedirectURIs,
+		"AllowedOrigins": pubGot.AllowedOrigins, "Audiences": pubGot.Audiences, "DefaultAudiences": pubGot.DefaultAudiences} {
+		if list == nil || len(list) != 0 {
+			t.Errorf("%s = %#v, want []", name, list)
+		}
 	}
 
 	_, err = s.LookupClient(c, "missing")
@@ -86,6 +97,68 @@ func testClients(t *testing.T, s *storage.Store) {
 	sameTime(t, "CreatedAt after update", again.CreatedAt, b.CreatedAt)
 	wantErr(t, s.UpdateClient(c, newClient("missing")), storage.ErrNotFound)
 	wantErr(t, s.DeleteClient(c, "missing"), storage.ErrNotFound)
+}
+
+// testInvalidClientRefused: a client that breaks a registration rule
+// (storage.ValidateClient) is refused by CreateClient and UpdateClient,
+// whoever calls them, and nothing is stored.
+func testInvalidClientRefused(t *testing.T, s *storage.Store) {
+	c := ctx(t)
+	broken := map[string]func(*storage.Client){
+		"no id":                          func(cl *storage.Client) { cl.ID = "" },
+		"unknown grant":                  func(cl *storage.Client) { cl.GrantTypes = []string{"password"} },
+		"code grant, no redirect URI":    func(cl *storage.Client) { cl.RedirectURIs = nil },
+		"redirect URI with userinfo":     func(cl *storage.Client) { cl.RedirectURIs = []string{"https://evil@app.example/cb"} },
+		"plain http redirect URI":        func(cl *storage.Client) { cl.RedirectURIs = []string{"http://app.example/cb"} },
+		"relative redirect URI":          func(cl *storage.Client) { cl.RedirectURIs = []string{"/cb"} },
+		"redirect URI with fragment":     func(cl *storage.Client) { cl.RedirectURIs = []string{"https://app.example/cb#x"} },
+		"post-logout URI with userinfo":  func(cl *storage.Client) { cl.PostLogoutRedirectURIs = []string{"https://u@app.example/"} },
+		"origin with a path":             func(cl *storage.Client) { cl.AllowedOrigins = []string{"https://app.example/app"} },
+		"confidential without secret":    func(cl *storage.Client) { cl.SecretHash = nil },
+		"confidential, auth method none": func(cl *storage.Client) { cl.TokenEndpointAuthMethod = "none" },
+		"public with a secret":           func(cl *storage.Client) { cl.Public, cl.TokenEndpointAuthMethod = true, "none" },
+		"public, client_credentials": func(cl *storage.Client) {
+			cl.Public, cl.SecretHash, cl.GrantTypes = true, nil, []string{"client_credentials"}
+		},
+		"public, auth client_secret_post": func(cl *storage.Client) {
+			cl.Public, cl.SecretHash, cl.TokenEndpointAuthMethod = true, nil, "client_secret_post"
+		},
+		"scope with a space":    func(cl *storage.Client) { cl.Scopes = []string{"openid profile"} },
+		"audience with a space": func(cl *storage.Client) { cl.Audiences = []string{"my api"} },
+	}
+	for name, breakIt := range broken {
+		cl := newClient("bad")
+		breakIt(cl)
+		if err := s.CreateClient(c, cl); !errors.Is(err, storage.ErrInvalidClient) {
+			t.Errorf("%s: CreateClient = %v, want ErrInvalidClient", name, err)
+		}
+		if _, err := s.LookupClient(c, "bad"); !errors.Is(err, storage.ErrNotFound) {
+			t.Errorf("%s: the client was stored (LookupClient: %v)", name, err)
+			_ = s.DeleteClient(c, "bad")
+		}
+	}
+
+	must(t, s.CreateClient(c, newClient("good")))
+	for name, breakIt := range broken {
+		if name == "no id" {
+			continue
+		}
+		cl, err := s.LookupClient(c, "good")
+		must(t, err)
+		breakIt(cl)
+		if err := s.UpdateClient(c, cl); !errors.Is(err, storage.ErrInvalidClient) {
+			t.Errorf("%s: UpdateClient = %v, want ErrInvalidClient", name, err)
+		}
+	}
+	got, err := s.LookupClient(c, "good")
+	must(t, err)
+	want := newClient("good")
+	sameStrings(t, "RedirectURIs after refused updates", got.RedirectURIs, want.RedirectURIs)
+	sameStrings(t, "GrantTypes after refused updates", got.GrantTypes, want.GrantTypes)
+	sameStrings(t, "Scopes after refused updates", got.Scopes, want.Scopes)
+	if got.Public || string(got.SecretHash) != string(want.SecretHash) || got.TokenEndpointAuthMethod != want.TokenEndpointAuthMethod {
+		t.Errorf("after refused updates: public %v, secret %x, auth %q", got.Public, got.SecretHash, got.TokenEndpointAuthMethod)
+	}
 }
 
 func testDeleteClient(t *testing.T, s *storage.Store) {
