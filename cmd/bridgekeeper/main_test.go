@@ -69,6 +69,8 @@ func TestClientCreateValidates(t *testing.T) {
 		{[]string{"--id", "x", "--public", "--redirect-uri", "https://user:pw@a.example/cb"}, "userinfo"},
 		{[]string{"--id", "x", "--public", "--redirect-uri", "https://a.example/cb", "--post-logout-redirect-uri", "https://u@a.example/"}, "userinfo"},
 		{[]string{"--id", "x", "--public", "--redirect-uri", "http://127.evil.example/cb"}, "use https"},
+		{[]string{"--id", "x", "--public", "--redirect-uri", "javascript:alert(document.cookie)//"}, "scheme javascript: is not allowed"},
+		{[]string{"--id", "x", "--public", "--redirect-uri", "https://a.example/cb", "--post-logout-redirect-uri", "data:text/html,hi"}, "scheme data: is not allowed"},
 		{[]string{"--id", "x", "--public", "--redirect-uri", "https://a.example/cb", "--allowed-origin", "https://a.example/path"}, "no path"},
 	} {
 		_, _, err := run(t, "", append([]string{"client", "create", "--dsn", dsn}, tc.args...)...)

@@ -14,6 +14,7 @@ package redirecturi
 
 import (
 	"errors"
+	"fmt"
 	"net"
 	"net/url"
 	"strings"
@@ -21,7 +22,10 @@ import (
 
 // Check reports why raw cannot be registered as a redirect URI (or
 // post-logout redirect URI), or nil: it must be an absolute URL without
-// a fragment or userinfo, and http only on a loopback host.
+// a fragment or userinfo, http(s) with a host, http only on a loopback
+// host, and never a scheme that runs or reads something in the browser
+// itself (javascript:, data:, file:, …); a native app's private-use scheme
+// (com.example.app:/cb, RFC 8252 §7.1) is fine.
 func Check(raw string) error {
 	u, err := url.Parse(raw)
 	switch {
@@ -29,6 +33,10 @@ func Check(raw string) error {
 		return errors.New("not a URL")
 	case u.Scheme == "" || !u.IsAbs():
 		return errors.New("must be absolute")
+	case browserScheme(u.Scheme):
+		return fmt.Errorf("the scheme %s: is not allowed", u.Scheme)
+	case (u.Scheme == "http" || u.Scheme == "https") && u.Host == "":
+		return errors.New("must name a host")
 	case u.Fragment != "" || strings.Contains(raw, "#"):
 		return errors.New("must not have a fragment")
 	case u.User != nil || strings.Contains(authority(raw), "@"):
@@ -45,6 +53,9 @@ func Check(raw string) error {
 func Match(registered []string, requested string, native bool) bool {
 	if requested == "" || strings.Contains(authority(requested), "@") {
 		return false
+	}
+	if u, err := url.Parse(requested); err != nil || browserScheme(u.Scheme) {
+		return false // a client registered before Check refused these
 	}
 	for _, r := range registered {
 		if r == requested {
@@ -131,4 +142,16 @@ func loopbackHost(h string) bool {
 	}
 	ip := net.ParseIP(h)
 	return ip != nil && ip.IsLoopback()
+}
+
+// browserScheme reports whether a URI of this scheme (url.Parse gives it
+// lower-cased) would be run or read by the browser itself instead of
+// reaching an application: a redirect there hands the code to page script
+// or to nothing at all.
+func browserScheme(scheme string) bool {
+	switch scheme {
+	case "javascript", "vbscript", "data", "file", "blob", "about", "filesystem", "view-source", "chrome", "resource":
+		return true
+	}
+	return false
 }

@@ -33,6 +33,8 @@ func TestMatch(t *testing.T) {
 		{"http://127.0.0.1:9999", "http://127.0.0.1:1/", true, false},
 		{"http://u@127.0.0.1:9999/cb", "http://u@127.0.0.1:9999/cb", false, false},
 		{"https://app.example/cb", "", false, false},
+		{"javascript:alert(1)", "javascript:alert(1)", false, false},
+		{"data:text/html,x", "data:text/html,x", true, false},
 	} {
 		if got := Match([]string{tc.registered}, tc.requested, tc.native); got != tc.want {
 			t.Errorf("Match(%q, %q, native=%v) = %v, want %v", tc.registered, tc.requested, tc.native, got, tc.want)
@@ -55,6 +57,15 @@ func TestCheck(t *testing.T) {
 		"https://app.example/cb#":    false,
 		"/cb":                        false,
 		"https://app.example/%zz":    false,
+		"javascript:alert(1)//":      false,
+		"JavaScript:alert(1)":        false,
+		"data:text/html,<p>x":        false,
+		"file:///etc/passwd":         false,
+		"vbscript:msgbox":            false,
+		"blob:https://app.example/x": false,
+		"about:blank":                false,
+		"https:/cb":                  false,
+		"https:///cb":                false,
 	} {
 		if err := Check(raw); (err == nil) != ok {
 			t.Errorf("Check(%q) = %v, want ok=%v", raw, err, ok)
