@@ -2,6 +2,7 @@ package plugins
 
 import (
 	"errors"
+	"log/slog"
 	"slices"
 	"strings"
 	"testing"
@@ -44,7 +45,7 @@ func FuzzIdentityReply(f *testing.F) {
 	}
 	f.Add([]byte{})
 	f.Add([]byte{0x0a, 0x80, 0x80, 0x80, 0x80, 0x10}) // a length beyond the message
-	p := &Plugin{cfg: Config{ID: "fuzz"}}
+	p := &Plugin{cfg: Config{ID: "fuzz"}, logger: slog.New(slog.DiscardHandler)}
 	f.Fuzz(func(t *testing.T, reply []byte) {
 		var resp connectorpb.HandleCallbackResponse
 		if err := proto.Unmarshal(reply, &resp); err != nil {
@@ -72,6 +73,9 @@ func FuzzIdentityReply(f *testing.F) {
 			if len(f.value) > f.limit || (f.name != "connector_data" && strings.Contains(f.value, "\x00")) {
 				t.Fatalf("%s of %d bytes (limit %d) or with a NUL passed", f.name, len(f.value), f.limit)
 			}
+		}
+		if id.Picture != "" && !webURL(id.Picture) {
+			t.Fatalf("picture %q passed: not an http(s) URL", id.Picture)
 		}
 		if len(id.Groups) > MaxGroups {
 			t.Fatalf("%d groups passed", len(id.Groups))

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -336,7 +337,19 @@ func (p *Plugin) identity(method string, pid *connectorpb.Identity) (connectors.
 	if id.Subject == "" {
 		return connectors.Identity{}, fmt.Errorf("connector %q: %s: the plugin returned an identity without a subject: %w", p.cfg.ID, method, ErrPluginFailed)
 	}
+	if id.Picture != "" && !webURL(id.Picture) {
+		// It becomes the ID token's picture claim, which apps put in
+		// src and href attributes: only an http(s) URL may get there.
+		p.logger.Warn("connector plugin: picture is not an http(s) URL; dropped", "method", method)
+		id.Picture = ""
+	}
 	return id, nil
+}
+
+// webURL reports whether s is an absolute http or https URL with a host.
+func webURL(s string) bool {
+	u, err := url.Parse(s)
+	return err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Host != ""
 }
 
 // invoke runs one call against the current plugin process, launching one

@@ -2,6 +2,7 @@ package plugins
 
 import (
 	"errors"
+	"log/slog"
 	"net/url"
 	"strconv"
 	"strings"
@@ -107,7 +108,7 @@ func TestHostileReplies(t *testing.T) {
 // identity passes, one byte (or group) over it is refused naming the
 // field.
 func TestIdentityLimits(t *testing.T) {
-	p := &Plugin{cfg: Config{ID: "limits"}}
+	p := &Plugin{cfg: Config{ID: "limits"}, logger: slog.New(slog.DiscardHandler)}
 	at := func(n int) string { return strings.Repeat("x", n) }
 	for _, tc := range []struct {
 		field string
@@ -118,7 +119,9 @@ func TestIdentityLimits(t *testing.T) {
 		{"name", func(id *connectorpb.Identity, over int) { id.Name = at(MaxNameBytes + over) }},
 		{"given_name", func(id *connectorpb.Identity, over int) { id.GivenName = at(MaxNameBytes + over) }},
 		{"family_name", func(id *connectorpb.Identity, over int) { id.FamilyName = at(MaxNameBytes + over) }},
-		{"picture", func(id *connectorpb.Identity, over int) { id.Picture = at(MaxPictureBytes + over) }},
+		{"picture", func(id *connectorpb.Identity, over int) {
+			id.Picture = "https://p.example/" + at(MaxPictureBytes-len("https://p.example/")+over)
+		}},
 		{"groups", func(id *connectorpb.Identity, over int) { id.Groups = make([]string, MaxGroups+over) }},
 		{"groups[0]", func(id *connectorpb.Identity, over int) { id.Groups = []string{at(MaxGroupBytes + over)} }},
 		{"claims_json", func(id *connectorpb.Identity, over int) {
@@ -154,5 +157,26 @@ func TestIdentityLimits(t *testing.T) {
 	}
 	if err := login("https://x/\x00", nil); err == nil || !strings.Contains(err.Error(), "NUL") {
 		t.Errorf("login URL with a NUL: %v", err)
+	}
+}
+
+// TestPictureMustBeAWebURL: a picture that is not an http(s) URL
+// (javascript:, data:, a relative path) is dropped, not passed on to the
+// ID token's picture claim, where apps use it as a link or image source.
+func TestPictureMustBeAWebURL(t *testing.T) {
+	p := &Plugin{cfg: Config{ID: "pictures"}, logger: slog.New(slog.DiscardHandler)}
+	for picture, want := range map[string]string{
+		"https://img.example/a.png": "https://img.example/a.png",
+		"http://img.example/a.png":  "http://img.example/a.png",
+		"javascript:alert(1)":       "",
+		"JAVASCRIPT:alert(1)":       "",
+		"data:image/svg+xml,<svg/>": "",
+		"/a.png":                    "",
+		"https:///a.png":            "",
+	} {
+		id, err := p.identity("HandleCallback", &connectorpb.Identity{Subject: "sub", Picture: picture})
+		if err != nil || id.Picture != want {
+			t.Errorf("picture %q: got %q, %v; want %q", picture, id.Picture, err, want)
+		}
 	}
 }
