@@ -122,11 +122,17 @@ func TestChecksumFIFOSwap(t *testing.T) {
 	if err == nil {
 		_ = p.Close()
 	}
-	// Release the writer if nobody opened the pipe, and wait for it.
-	if r, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0); err == nil {
-		r.Close()
+	// Release the writer if nobody opened the pipe (it may not even have
+	// reached its open yet on a busy machine): a reader that stays open and
+	// drains the pipe until the writer is done, then wait for it.
+	r, rerr := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+	if rerr == nil {
+		go io.Copy(io.Discard, r)
 	}
 	t.Logf("the pipe's writer: %v", <-fed)
+	if rerr == nil {
+		r.Close()
+	}
 	if otherRan() {
 		t.Fatalf("the program swapped in after the check ran (launch error: %v)", err)
 	}
