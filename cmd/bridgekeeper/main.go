@@ -98,6 +98,11 @@ func (e *env) loadConfig(cmd *cobra.Command) (config.Config, error) {
 	if v := os.Getenv("BRIDGEKEEPER_DSN"); v != "" && cfg.DSN == config.Default().DSN && e.configPath == "" {
 		cfg.DSN = v
 	}
+	// A DSN that cannot work is said first, before a secret or a file
+	// is looked for or created on its behalf.
+	if err := storage.CheckDSN(cfg.DSN); err != nil {
+		return cfg, err
+	}
 	return cfg, nil
 }
 
