@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"net/url"
 	"os"
@@ -511,6 +512,12 @@ func (p *Plugin) discard(inst *instance, why string) {
 func (p *Plugin) start(ctx context.Context) (*instance, error) {
 	cmd := exec.Command(p.cfg.Path, p.cfg.Args...)
 	cmd.Env = p.env()
+	// A path that cannot run is said as such here: go-plugin would report
+	// it after a misleading "failed to exit gracefully" about a process
+	// that never started.
+	if err := runnable(cmd); err != nil {
+		return nil, fmt.Errorf("connector %q: plugin %s: %w", p.cfg.ID, p.cfg.Path, err)
+	}
 	// The checked file stays open until the process has started: on Linux
 	// the kernel executes it, not the path.
 	var checked *os.File
@@ -600,6 +607,28 @@ func (p *Plugin) start(ctx context.Context) (*instance, error) {
 	p.logger.Info("connector plugin started", "path", p.cfg.Path, "pid", client.ID(),
 		"plugin", inst.info.Name, "version", inst.info.Version, "sdk", inst.info.SDK, "refresh", inst.info.Refresh)
 	return inst, nil
+}
+
+// runnable says why cmd's program cannot be executed, if it plainly
+// cannot: not found, not a regular file, not executable.
+func runnable(cmd *exec.Cmd) error {
+	if cmd.Err != nil { // a bare name not found in $PATH, or found only in "."
+		return cmd.Err
+	}
+	fi, err := os.Stat(cmd.Path)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return errors.New("no such file (check the connector's path)")
+	case err != nil:
+		return err
+	case fi.IsDir():
+		return errors.New("is a directory, not the plugin's executable")
+	case !fi.Mode().IsRegular():
+		return fmt.Errorf("is not a regular file (%s)", fi.Mode().Type())
+	case fi.Mode().Perm()&0o111 == 0:
+		return fmt.Errorf("is not executable (chmod +x %s)", cmd.Path)
+	}
+	return nil
 }
 
 // env is the plugin's environment: a few harmless variables of the

@@ -478,6 +478,14 @@ func TestStartFailures(t *testing.T) {
 		want string
 	}{
 		{"missing", filepath.Join(dir, "nope"), "no such file"},
+		{"not executable", func() string {
+			path := filepath.Join(dir, "plain")
+			if err := os.WriteFile(path, []byte("#!/bin/sh\n"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			return path
+		}(), "not executable (chmod +x"},
+		{"a directory", dir, "is a directory"},
 		{"dies", script("dies", "echo 'cannot find module @grpc/grpc-js' >&2\nexit 1\n"), "cannot find module @grpc/grpc-js"},
 		{"not a plugin", script("chatty", "echo hello\n"), "Unrecognized remote plugin message: hello"},
 		{"wrong protocol", script("v9", "echo '1|9|tcp|127.0.0.1:1|grpc'\nexec sleep 30\n"), "incompatible API version"},

@@ -4,7 +4,7 @@
 #   bridgekeeper   http://127.0.0.1:8080  the broker, SQLite in data/demo/
 #   example-api    http://127.0.0.1:9090  an API that verifies the broker's tokens
 #   demo app       http://127.0.0.1:5173  the React app (Vite)
-# Ctrl-C stops everything.
+# Ctrl-C stops everything; the data in data/demo/ is kept for the next run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -18,14 +18,29 @@ DEMO_PASSWORD='bridgekeeper-demo-2026'
 mkdir -p data/demo
 
 pids=()
-cleanup() {
+declare -A names=()
+start() { # name command…: run a demo process in the background, its output in data/demo/NAME.log
+	local name=$1
+	shift
+	"$@" >"data/demo/$name.log" 2>&1 &
+	pids+=($!)
+	names[$!]=$name
+}
+stop_all() {
 	trap - EXIT INT TERM
-	echo
-	echo "stopping the demo…"
 	for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
 	wait 2>/dev/null || true
 }
-trap cleanup EXIT INT TERM
+# Ctrl-C is the way to stop the demo: say so, stop, and exit 0.
+on_interrupt() {
+	echo
+	echo "Ctrl-C: stopping the demo…"
+	stop_all
+	echo "The demo has stopped. Its data stays in data/demo/; make run starts it again."
+	exit 0
+}
+trap stop_all EXIT
+trap on_interrupt INT TERM
 
 port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 for port in 5556 8080 9090 5173; do
@@ -64,16 +79,12 @@ if ! "$BIN/bridgekeeper" user list --config "$CONFIG" | grep -q " $DEMO_EMAIL ";
 		--email "$DEMO_EMAIL" --name "Demo User" --password-stdin >/dev/null
 fi
 
-"$BIN/fakeidp" --listen 127.0.0.1:5556 >data/demo/fakeidp.log 2>&1 &
-pids+=($!)
-"$BIN/bridgekeeper" serve --config "$CONFIG" >data/demo/bridgekeeper.log 2>&1 &
-pids+=($!)
-"$BIN/example-api" --issuer "$ISSUER" --listen 127.0.0.1:9090 --audience "$API" --allowed-origin "$APP" >data/demo/example-api.log 2>&1 &
-pids+=($!)
+start fakeidp "$BIN/fakeidp" --listen 127.0.0.1:5556
+start bridgekeeper "$BIN/bridgekeeper" serve --config "$CONFIG"
+start example-api "$BIN/example-api" --issuer "$ISSUER" --listen 127.0.0.1:9090 --audience "$API" --allowed-origin "$APP"
 if [ -d wasm/example ]; then
-	(cd wasm/example && VITE_BK_ISSUER="$ISSUER" VITE_BK_CLIENT_ID=demo VITE_BK_API="$API" \
-		exec ./node_modules/.bin/vite --host 127.0.0.1 --port 5173 --strictPort) >data/demo/app.log 2>&1 &
-	pids+=($!)
+	start app env VITE_BK_ISSUER="$ISSUER" VITE_BK_CLIENT_ID=demo VITE_BK_API="$API" \
+		sh -c 'cd wasm/example && exec ./node_modules/.bin/vite --host 127.0.0.1 --port 5173 --strictPort'
 fi
 
 wait_for http://127.0.0.1:5556/.well-known/openid-configuration fakeidp
@@ -81,19 +92,39 @@ wait_for "$ISSUER/.well-known/openid-configuration" bridgekeeper
 wait_for "$API/api/health" example-api
 [ -d wasm/example ] && wait_for "$APP/" app
 
+# The demo sends no e-mail: the broker logs each link of an e-mail on a
+# line of its own (msg="mail link …" to=… link=…); show them here.
+tail -n +1 -F data/demo/bridgekeeper.log 2>/dev/null > >(awk '/msg="mail link/ {
+	to = ""; link = ""
+	for (i = 1; i <= NF; i++) {
+		if ($i ~ /^to=/) to = substr($i, 4)
+		if ($i ~ /^link=/) link = substr($i, 6)
+	}
+	gsub(/"/, "", to); gsub(/"/, "", link)
+	printf "\n  E-mail to %s (not sent; open the link to continue):\n  %s\n", to, link
+	fflush()
+}') &
+pids+=($!)
+names[$!]=log-watcher
+
 cat <<MSG
 
-  Bridgekeeper demo is running.
+  Bridgekeeper demo is running: open $APP
 
-  Open            $APP
-  Local account   $DEMO_EMAIL / $DEMO_PASSWORD
-  Upstream users  alice@example.com, bob@example.org … (password: password)
-                  via "Continue with Okta / Google / Facebook" (fakeidp)
-  Broker          $ISSUER   (login: $ISSUER/login, sign up: $ISSUER/register)
-  Example API     $API/api/profile
-  Logs            data/demo/*.log (activation and reset links are in bridgekeeper.log)
+  Sign in with    $DEMO_EMAIL / $DEMO_PASSWORD
+                  or "Continue with Okta / Google / Facebook" (fakeidp):
+                  alice@example.com, bob@example.org … password: password
+  Sign up         $ISSUER/register (or from the app's sign-in page)
+  Broker          $ISSUER/.well-known/openid-configuration
+  Example API     $API/api/profile (called by the app with its access token)
+  Logs            data/demo/*.log
 
-  Ctrl-C stops everything.
+  Activation and password-reset links appear below as the broker makes
+  them (no e-mail is sent). Ctrl-C stops the demo.
 MSG
-wait -n "${pids[@]}" || true
-echo "a demo process exited; see data/demo/*.log" >&2
+exited=
+wait -n -p exited "${pids[@]}" || true
+name=${names[${exited:-0}]:-a demo process}
+echo >&2
+echo "The demo is stopping: $name exited unexpectedly (its log: data/demo/$name.log)." >&2
+exit 1

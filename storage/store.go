@@ -96,13 +96,13 @@ func Open(ctx context.Context, dsn string) (*Store, error) {
 		s   *Store
 		err error
 	)
-	switch {
-	case strings.HasPrefix(dsn, "sqlite:"):
+	if err := CheckDSN(dsn); err != nil {
+		return nil, fmt.Errorf("storage: %w", err)
+	}
+	if strings.HasPrefix(dsn, "sqlite:") {
 		s, err = openSQLite(ctx, strings.TrimPrefix(dsn, "sqlite:"))
-	case strings.HasPrefix(dsn, "postgres://"), strings.HasPrefix(dsn, "postgresql://"):
+	} else {
 		s, err = openPostgres(dsn)
-	default:
-		return nil, fmt.Errorf("storage: unsupported DSN %q: want sqlite:PATH or postgres://…", redactDSN(dsn))
 	}
 	if err != nil {
 		return nil, err

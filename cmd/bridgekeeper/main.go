@@ -49,12 +49,16 @@ with a local account or through upstream identity providers (Okta, Google,
 Facebook, or any connector plugin); your apps and APIs only ever see
 Bridgekeeper's tokens.
 
-Quick start (embedded SQLite, secrets generated next to the database):
+Quick start (embedded SQLite, secrets generated next to the database; in a
+checkout, make build puts this binary at bin/bridgekeeper):
 
   bridgekeeper serve --issuer http://127.0.0.1:8080 --listen 127.0.0.1:8080 --dsn sqlite:data/bk.db
   bridgekeeper client create --dsn sqlite:data/bk.db --id spa --public \
-      --redirect-uri http://127.0.0.1:5173/callback --allowed-origin http://127.0.0.1:5173
+      --redirect-uri http://127.0.0.1:5173/callback --allowed-origin http://127.0.0.1:5173 \
+      --post-logout-redirect-uri http://127.0.0.1:5173/
   echo 'a-long-password' | bridgekeeper user create --dsn sqlite:data/bk.db --email me@example.com --password-stdin
+
+--dsn is sqlite:PATH or postgres://USER@HOST/DB.
 
 Every command takes --config FILE (YAML, ${ENV} expanded); flags win over the file.`,
 		SilenceUsage:  true,
@@ -97,6 +101,11 @@ func (e *env) loadConfig(cmd *cobra.Command) (config.Config, error) {
 	e.flags[cmd].Apply(&cfg)
 	if v := os.Getenv("BRIDGEKEEPER_DSN"); v != "" && cfg.DSN == config.Default().DSN && e.configPath == "" {
 		cfg.DSN = v
+	}
+	// A DSN that cannot work is said first, before a secret or a file
+	// is looked for or created on its behalf.
+	if err := storage.CheckDSN(cfg.DSN); err != nil {
+		return cfg, err
 	}
 	return cfg, nil
 }

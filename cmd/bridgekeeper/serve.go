@@ -50,6 +50,20 @@ SQLite database (a log line says where).`,
 
 func (e *env) serve(ctx context.Context, cfg config.Config) error {
 	log := e.logger(cfg)
+	// Bind the listeners first: an address in use is found before the
+	// database, the system secret and the signing keys are created.
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("listen (--listen %s): %w", cfg.Listen, err)
+	}
+	defer ln.Close()
+	var mln net.Listener
+	if cfg.Metrics.Listen != "" && !cfg.Metrics.Off {
+		if mln, err = net.Listen("tcp", cfg.Metrics.Listen); err != nil {
+			return fmt.Errorf("metrics listener (--metrics.listen %s): %w", cfg.Metrics.Listen, err)
+		}
+		defer mln.Close()
+	}
 	store, sec, err := e.openStore(ctx, cfg, log)
 	if err != nil {
 		return err
@@ -107,10 +121,6 @@ func (e *env) serve(ctx context.Context, cfg config.Config) error {
 	go km.Run(ctx)
 	go collectGarbage(ctx, store, cfg.GC.Interval, log)
 
-	ln, err := net.Listen("tcp", cfg.Listen)
-	if err != nil {
-		return fmt.Errorf("listen: %w", err)
-	}
 	hs := &http.Server{
 		Handler:           handler,
 		ReadHeaderTimeout: 10 * time.Second,
@@ -121,11 +131,7 @@ func (e *env) serve(ctx context.Context, cfg config.Config) error {
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
 	errc := make(chan error, 2)
-	if metricsHandler != nil {
-		mln, err := net.Listen("tcp", cfg.Metrics.Listen)
-		if err != nil {
-			return fmt.Errorf("metrics listener: %w", err)
-		}
+	if metricsHandler != nil && mln != nil {
 		ms := &http.Server{Handler: metricsHandler, ReadHeaderTimeout: 10 * time.Second}
 		defer ms.Close()
 		go func() { errc <- ms.Serve(mln) }()

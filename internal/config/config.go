@@ -193,6 +193,13 @@ func Load(path string) (Config, error) {
 	if err != nil {
 		return cfg, fmt.Errorf("config %s: %w", path, err)
 	}
+	var doc yaml.Node
+	if err := yaml.Unmarshal([]byte(expanded), &doc); err != nil {
+		return cfg, fmt.Errorf("config %s: %w", path, err)
+	}
+	if err := checkKeys(&doc); err != nil {
+		return cfg, fmt.Errorf("config %s:\n%w", path, err)
+	}
 	dec := yaml.NewDecoder(bytes.NewReader([]byte(expanded)))
 	dec.KnownFields(true)
 	if err := dec.Decode(&cfg); err != nil && !errors.Is(err, io.EOF) {

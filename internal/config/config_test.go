@@ -3,6 +3,7 @@ package config
 import (
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -114,3 +115,39 @@ func TestRefreshReuseGrace(t *testing.T) {
 		}
 	}
 }
+
+// Unknown keys are named by their path and line with the nearest valid key
+// (or the section a top-level key belongs in, or the valid keys), never by
+// Go type names; a connector's own config map is the plugin's to check.
+func TestLoadNamesUnknownKeys(t *testing.T) {
+	for _, tc := range []struct{ yaml, want string }{
+		{"listn: 127.0.0.1:8080\n", `line 1: unknown key "listn"; did you mean "listen"?`},
+		{"keys:\n  algoritm: ES256\n", `line 2: unknown key "keys.algoritm"; did you mean "keys.algorithm"?`},
+		{"access_token_lifetime: 5m\n", `line 1: unknown key "access_token_lifetime"; did you mean "tokens.access_token_lifetime" (under "tokens")?`},
+		{"accounts:\n  smtp:\n    hots: mail\n", `line 3: unknown key "accounts.smtp.hots"; did you mean "accounts.smtp.host"?`},
+		{"metrics:\n  everything: true\n", `line 2: unknown key "metrics.everything"; valid keys here: listen, off`},
+		{"connectors:\n  - id: a\n    path: /a\n  - id: b\n    trust_emial: true\n", `line 5: unknown key "connectors[1].trust_emial"; did you mean "connectors[1].trust_email"?`},
+		{"base: &b\n  level: info\n  fromat: json\nlog:\n  <<: *b\n", `unknown key "base"`},
+	} {
+		path := filepath.Join(t.TempDir(), "config.yaml")
+		if err := os.WriteFile(path, []byte(tc.yaml), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		_, err := Load(path)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%q: err = %v; want %q", tc.yaml, err, tc.want)
+		}
+		if err != nil && goTypeName.MatchString(err.Error()) {
+			t.Errorf("%q: Go type names in %v", tc.yaml, err)
+		}
+	}
+	path := filepath.Join(t.TempDir(), "config.yaml")
+	if err := os.WriteFile(path, []byte("connectors:\n  - id: okta\n    path: /bin/true\n    config: {presett: okta, anything: 1}\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Load(path); err != nil {
+		t.Errorf("a connector's config map was checked against the broker's keys: %v", err)
+	}
+}
+
+var goTypeName = regexp.MustCompile(`config\.[A-Z]|not found in type`)

@@ -11,6 +11,8 @@ import (
 	"fmt"
 	"log/slog"
 	"net/mail"
+	"regexp"
+	"strings"
 	"time"
 
 	gomail "github.com/wneessen/go-mail"
@@ -36,15 +38,21 @@ type Log struct {
 	Logger *slog.Logger // slog.Default() when nil
 }
 
-// Send logs the message's recipient, subject and text body.
+// Send logs the message's recipient, subject and text body, then each
+// link of the body on a line of its own, easy to find and copy.
 func (l Log) Send(ctx context.Context, msg Message) error {
 	logger := l.Logger
 	if logger == nil {
 		logger = slog.Default()
 	}
 	logger.InfoContext(ctx, "mail (log mailer: not sent)", "to", msg.To, "subject", msg.Subject, "body", msg.Text)
+	for _, link := range linkRE.FindAllString(msg.Text, -1) {
+		logger.InfoContext(ctx, "mail link (log mailer: not sent)", "to", msg.To, "link", strings.TrimRight(link, ".,;:!?)"))
+	}
 	return nil
 }
+
+var linkRE = regexp.MustCompile(`https?://[^\s<>"']+`)
 
 // TLS modes for SMTPConfig.TLS.
 const (

@@ -3,7 +3,9 @@ package mail_test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"log/slog"
+	"slices"
 	"strings"
 	"testing"
 
@@ -139,5 +141,34 @@ func TestLogMailerLogsTheLink(t *testing.T) {
 	}
 	if !strings.Contains(buf.String(), "https://id.example.test/reset/confirm?token=xyz") || !strings.Contains(buf.String(), "ada@example.test") {
 		t.Errorf("log %q lacks the recipient or the link", buf.String())
+	}
+}
+
+// Each link of a logged e-mail gets a log line of its own, its value
+// nothing but the link (no surrounding text, no trailing full stop), so it
+// can be copied as is.
+func TestLogMailerLogsEachLinkOnItsOwnLine(t *testing.T) {
+	var buf bytes.Buffer
+	l := mail.Log{Logger: slog.New(slog.NewJSONHandler(&buf, nil))}
+	text := "Hello Ada,\n\nconfirm: https://id.example.test/activate?token=a1.\nOr ignore it (http://127.0.0.1:8080/help).\n"
+	if err := l.Send(context.Background(), mail.Message{To: "ada@example.test", Subject: "Activate", Text: text}); err != nil {
+		t.Fatal(err)
+	}
+	var links []string
+	for line := range strings.SplitSeq(strings.TrimSpace(buf.String()), "\n") {
+		var rec map[string]any
+		if err := json.Unmarshal([]byte(line), &rec); err != nil {
+			t.Fatal(err)
+		}
+		if link, ok := rec["link"].(string); ok {
+			links = append(links, link)
+			if rec["to"] != "ada@example.test" {
+				t.Errorf("link line without the recipient: %s", line)
+			}
+		}
+	}
+	want := []string{"https://id.example.test/activate?token=a1", "http://127.0.0.1:8080/help"}
+	if !slices.Equal(links, want) {
+		t.Errorf("link lines %q, want %q\n%s", links, want, buf.String())
 	}
 }
