@@ -241,9 +241,9 @@ describe("Your first app (docs/react.md)", { skip, timeout: 600_000 }, () => {
 
   test("log in as the demo user, see the user, log out to /signed-out", async () => {
     const ctx = await launchChromium(join(tmp, "profile"), {});
+    const errors = [];
+    const page = await ctx.newPage();
     try {
-      const page = await ctx.newPage();
-      const errors = [];
       page.on("pageerror", (e) => errors.push(String(e)));
       page.on("response", (r) => {
         if (r.status() >= 400 && new URL(r.url()).pathname !== "/favicon.ico") errors.push(`HTTP ${r.status()} ${r.url()}`);
@@ -276,6 +276,11 @@ describe("Your first app (docs/react.md)", { skip, timeout: 600_000 }, () => {
       await page.getByText(`Signed in as Demo User (${env.email})`).waitFor({ timeout: 20_000 });
       assert.equal(page.url(), env.app + "/");
       assert.deepEqual(errors, []);
+    } catch (e) {
+      // Say what the page showed, not only which wait timed out.
+      const shown = `${page.url()}: ${await page.locator("body").innerText().catch(() => "?")}`;
+      e.message += `\n  the page: ${shown}\n  errors: ${JSON.stringify(errors)}`;
+      throw e;
     } finally {
       await ctx.close();
     }
