@@ -92,7 +92,7 @@ function freePort() {
 async function waitHTTP(url, proc, name) {
   const deadline = Date.now() + 60_000;
   while (Date.now() < deadline) {
-    if (proc.exitCode !== null) throw new Error(`${name} exited (${proc.exitCode}) before answering ${url}`);
+    if (proc.exitCode !== null) throw new Error(`${name} exited (${proc.exitCode}) before answering ${url}:\n${proc.log()}`);
     try {
       const r = await fetch(url);
       if (r.ok) return;
@@ -101,7 +101,7 @@ async function waitHTTP(url, proc, name) {
     }
     await new Promise((r) => setTimeout(r, 200));
   }
-  throw new Error(`${name} did not answer ${url} within 60 s`);
+  throw new Error(`${name} did not answer ${url} within 60 s:\n${proc.log()}`);
 }
 
 const doc = readFileSync(docPath, "utf8");
