@@ -223,8 +223,10 @@ func (s *Store) HitBackoffCounter(ctx context.Context, key string, now time.Time
 			n = 0
 		}
 		if n > 0 {
-			if next := cur.WindowStart.Add(wait(n)); now.Before(next) {
-				return n, next.Sub(now), nil
+			// Without a delay nothing waits, even if a concurrent attempt
+			// whose clock read came later wrote first.
+			if d := wait(n); d > 0 && now.Before(cur.WindowStart.Add(d)) {
+				return n, cur.WindowStart.Add(d).Sub(now), nil
 			}
 		}
 		expect := cur.Count
