@@ -229,10 +229,10 @@ func (p *Plugin) LaunchFailures() map[string]int {
 
 // Call describes one finished call to a plugin, for SetCallObserver.
 type Call struct {
-	Method   string        // the connector method: LoginURL, HandleCallback, Refresh
+	Method string // the connector method: LoginURL, HandleCallback, Refresh
 	// Outcome classifies the call: OutcomeOK, OutcomeTimeout,
 	// OutcomeCrash, OutcomeDenied, OutcomeBadIdentity or OutcomeError.
-	Outcome string
+	Outcome  string
 	Duration time.Duration // as the broker saw it, the round trip included
 	// Upstream is the part of Duration the plugin spent waiting for its
 	// upstream identity provider, as the plugin reports it (the SDK does
