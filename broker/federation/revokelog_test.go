@@ -4,13 +4,19 @@ import (
 	"log/slog"
 	"net/http"
 	"testing"
+
+	"github.com/bridgekeeper/bridgekeeper/storage/storagetest"
 )
 
 // TestRefreshRevocationIsWarned backs docs/ops.md: when a refresh grant
 // ends because the upstream no longer accepts the user, the broker logs a
 // WARN naming the connector, the user and the reason.
 func TestRefreshRevocationIsWarned(t *testing.T) {
-	e := newEnv(t, envOptions{backend: sqlite()})
+	forEachBackend(t, func(t *testing.T, b storagetest.Backend) { refreshRevocationIsWarned(t, b) })
+}
+
+func refreshRevocationIsWarned(t *testing.T, b storagetest.Backend) {
+	e := newEnv(t, envOptions{backend: b})
 	e.srv.SetRefreshCheck(e.fed.Refresh) // as cmd/bridgekeeper serve does
 	claims, tr := e.login(e.browser(), "okta", "1002")
 	if tr.RefreshToken == "" {
