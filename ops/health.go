@@ -18,6 +18,13 @@ type Check struct {
 	Name string
 	// Run returns nil when the condition holds.
 	Run func(context.Context) error
+	// Optional marks a check whose failure leaves the broker able to
+	// serve most requests (a connector plugin: local login, /token and
+	// the JWKS do not need it). A failing optional check makes /readyz
+	// answer 200 with status "degraded", naming the check as failing,
+	// so one broken connector does not take every replica out of the
+	// load balancer; a failing required check answers 503.
+	Optional bool
 }
 
 // DatabaseCheck is ready when ping (e.g. storage.Store.Ping) succeeds.
@@ -79,12 +86,14 @@ func (h *Health) LiveHandler() http.Handler {
 	})
 }
 
-// ReadyHandler answers 200 when every check passes, else 503 naming the
-// failing checks.
+// ReadyHandler answers 200 when every check passes, 200 with status
+// "degraded" when only optional checks fail, else 503; the body names
+// every check and the failing ones.
 func (h *Health) ReadyHandler() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		errs := h.Run(r.Context())
 		body := healthBody{Status: "ok", Checks: make(map[string]string, len(h.checks))}
+		code := http.StatusOK
 		for i, c := range h.checks {
 			if errs[i] == nil {
 				body.Checks[c.Name] = "ok"
@@ -92,11 +101,13 @@ func (h *Health) ReadyHandler() http.Handler {
 			}
 			body.Checks[c.Name] = "failing"
 			body.Failing = append(body.Failing, c.Name)
-			h.log.WarnContext(r.Context(), "readiness check failed", "check", c.Name, "err", errs[i])
-		}
-		code := http.StatusOK
-		if len(body.Failing) > 0 {
-			body.Status, code = "unavailable", http.StatusServiceUnavailable
+			h.log.WarnContext(r.Context(), "readiness check failed", "check", c.Name, "optional", c.Optional, "err", errs[i])
+			switch {
+			case !c.Optional:
+				body.Status, code = "unavailable", http.StatusServiceUnavailable
+			case code == http.StatusOK:
+				body.Status = "degraded"
+			}
 		}
 		writeHealth(w, code, body)
 	})

@@ -51,7 +51,7 @@ func NewMetrics() *Metrics {
 		}, []string{"grant_type", "outcome"}),
 		pluginCalls: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Namespace: namespace, Name: "plugin_call_duration_seconds",
-			Help:    "Time of calls to connector plugins, by connector, method and outcome (ok or error).",
+			Help:    "Time of calls to connector plugins, by connector, method and outcome (ok, timeout, crash, denied, bad_identity, error).",
 			Buckets: pluginBuckets,
 		}, []string{"connector", "method", "outcome"}),
 		pluginUpstream: prometheus.NewHistogramVec(prometheus.HistogramOpts{
@@ -92,31 +92,79 @@ func (m *Metrics) ObserveGrant(grantType, outcome string) {
 
 // ObservePluginCall records one call to a connector plugin: its duration
 // and, when the plugin reported it, the part spent waiting for the
-// upstream identity provider. The connector id and method come from the
+// upstream identity provider. outcome is one of ok, timeout, crash,
+// denied, bad_identity and error (plugins.Call.Outcome); any other value
+// counts as error. The connector id and method come from the
 // configuration and the code, not from requests.
-func (m *Metrics) ObservePluginCall(connector, method string, d, upstream time.Duration, err error) {
-	outcome := "ok"
-	if err != nil {
-		outcome = "error"
-	}
-	m.pluginCalls.WithLabelValues(connector, method, outcome).Observe(d.Seconds())
+func (m *Metrics) ObservePluginCall(connector, method, outcome string, d, upstream time.Duration) {
+	m.pluginCalls.WithLabelValues(connector, method, knownPluginOutcome(outcome)).Observe(d.Seconds())
 	if upstream > 0 {
 		m.pluginUpstream.WithLabelValues(connector, method).Observe(upstream.Seconds())
 	}
 }
 
-// RegisterPluginRestarts exports a connector plugin's restart count (e.g.
-// plugins.Plugin.Restarts) as bridgekeeper_plugin_restarts_total.
-func (m *Metrics) RegisterPluginRestarts(connector string, restarts func() int) error {
-	c := prometheus.NewCounterFunc(prometheus.CounterOpts{
-		Namespace: namespace, Name: "plugin_restarts_total",
-		Help:        "How often a connector plugin was launched again after its process died.",
-		ConstLabels: prometheus.Labels{"connector": connector},
-	}, func() float64 { return float64(restarts()) })
+func knownPluginOutcome(o string) string {
+	switch o {
+	case "ok", "timeout", "crash", "denied", "bad_identity", "error":
+		return o
+	}
+	return "error"
+}
+
+// PluginState is what the metrics read from a connector plugin on every
+// scrape; plugins.Plugin implements it.
+type PluginState interface {
+	// Up reports whether the plugin's process runs.
+	Up() bool
+	// Restarts counts launches after a crash.
+	Restarts() int
+	// LaunchFailures counts failed launches by reason, every known reason
+	// present from the start.
+	LaunchFailures() map[string]int
+}
+
+// RegisterPlugin exports a connector plugin's state:
+// bridgekeeper_plugin_up{connector} (1 or 0),
+// bridgekeeper_plugin_restarts_total{connector} and
+// bridgekeeper_plugin_launch_failures_total{connector,reason}.
+func (m *Metrics) RegisterPlugin(connector string, p PluginState) error {
+	labels := prometheus.Labels{"connector": connector}
+	c := &pluginCollector{
+		p: p,
+		up: prometheus.NewDesc(namespace+"_plugin_up",
+			"Whether the connector plugin's process runs (1) or not (0): it died and was not launched again yet, its launch failed, or launches are paused after repeated failures.", nil, labels),
+		restarts: prometheus.NewDesc(namespace+"_plugin_restarts_total",
+			"How often a connector plugin was launched again after its process died.", nil, labels),
+		failures: prometheus.NewDesc(namespace+"_plugin_launch_failures_total",
+			"Launches of a connector plugin after the first that failed, by reason (path, checksum, handshake, configure; paused: a launch held back after repeated failures).", []string{"reason"}, labels),
+	}
 	if err := m.reg.Register(c); err != nil {
-		return fmt.Errorf("ops: plugin restarts of %q: %w", connector, err)
+		return fmt.Errorf("ops: plugin %q: %w", connector, err)
 	}
 	return nil
+}
+
+type pluginCollector struct {
+	p                      PluginState
+	up, restarts, failures *prometheus.Desc
+}
+
+func (c *pluginCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- c.up
+	ch <- c.restarts
+	ch <- c.failures
+}
+
+func (c *pluginCollector) Collect(ch chan<- prometheus.Metric) {
+	up := 0.0
+	if c.p.Up() {
+		up = 1
+	}
+	ch <- prometheus.MustNewConstMetric(c.up, prometheus.GaugeValue, up)
+	ch <- prometheus.MustNewConstMetric(c.restarts, prometheus.CounterValue, float64(c.p.Restarts()))
+	for reason, n := range c.p.LaunchFailures() {
+		ch <- prometheus.MustNewConstMetric(c.failures, prometheus.CounterValue, float64(n), reason)
+	}
 }
 
 // RegisterSigningKeyAge exports the age of the current signing key as

@@ -146,21 +146,21 @@ func TestCollectorsForDatabasePluginsAndKeys(t *testing.T) {
 	if err := m.RegisterDatabase(store.Ping, store.DB().DB); err != nil {
 		t.Fatal(err)
 	}
-	restarts := 0
-	if err := m.RegisterPluginRestarts("okta", func() int { return restarts }); err != nil {
+	state := &fakePlugin{up: true, restarts: 2, failures: map[string]int{"path": 0, "configure": 1}}
+	if err := m.RegisterPlugin("okta", state); err != nil {
 		t.Fatal(err)
 	}
-	if err := m.RegisterPluginRestarts("okta", func() int { return 0 }); err == nil {
+	if err := m.RegisterPlugin("okta", state); err == nil {
 		t.Error("registering the same connector twice succeeded")
 	}
 	created := time.Now().Add(-90 * time.Minute)
 	if err := m.RegisterSigningKeyAge(func(context.Context) (time.Time, error) { return created, nil }); err != nil {
 		t.Fatal(err)
 	}
-	m.ObservePluginCall("okta", "HandleCallback", 3*time.Millisecond, 2*time.Millisecond, nil)
-	m.ObservePluginCall("okta", "HandleCallback", 7*time.Millisecond, 0, errors.New("unavailable"))
-	m.ObservePluginCall("okta", "LoginURL", time.Millisecond, 0, nil)
-	restarts = 2
+	m.ObservePluginCall("okta", "HandleCallback", "ok", 3*time.Millisecond, 2*time.Millisecond)
+	m.ObservePluginCall("okta", "HandleCallback", "crash", 7*time.Millisecond, 0)
+	m.ObservePluginCall("okta", "HandleCallback", "made-up", 7*time.Millisecond, 0)
+	m.ObservePluginCall("okta", "LoginURL", "ok", time.Millisecond, 0)
 
 	srv := httptest.NewServer(m.Handler())
 	defer srv.Close()
@@ -171,7 +171,11 @@ func TestCollectorsForDatabasePluginsAndKeys(t *testing.T) {
 		`go_sql_open_connections{db_name="bridgekeeper"}`,
 		`bridgekeeper_plugin_restarts_total{connector="okta"} 2`,
 		`bridgekeeper_plugin_call_duration_seconds_count{connector="okta",method="HandleCallback",outcome="ok"} 1`,
+		`bridgekeeper_plugin_call_duration_seconds_count{connector="okta",method="HandleCallback",outcome="crash"} 1`,
 		`bridgekeeper_plugin_call_duration_seconds_count{connector="okta",method="HandleCallback",outcome="error"} 1`,
+		`bridgekeeper_plugin_up{connector="okta"} 1`,
+		`bridgekeeper_plugin_launch_failures_total{connector="okta",reason="configure"} 1`,
+		`bridgekeeper_plugin_launch_failures_total{connector="okta",reason="path"} 0`,
 		`bridgekeeper_plugin_upstream_duration_seconds_count{connector="okta",method="HandleCallback"} 1`,
 		`bridgekeeper_plugin_upstream_duration_seconds_sum{connector="okta",method="HandleCallback"} 0.002`,
 		"bridgekeeper_signing_key_age_seconds 5400",
@@ -352,4 +356,51 @@ func contains(list []string, s string) bool {
 		}
 	}
 	return false
+}
+
+type fakePlugin struct {
+	up       bool
+	restarts int
+	failures map[string]int
+}
+
+func (f *fakePlugin) Up() bool                       { return f.up }
+func (f *fakePlugin) Restarts() int                  { return f.restarts }
+func (f *fakePlugin) LaunchFailures() map[string]int { return f.failures }
+
+// TestReadinessDegradedByAnOptionalCheck: a failing optional check (a
+// connector) answers 200 "degraded" naming it; a failing required check
+// still answers 503.
+func TestReadinessDegradedByAnOptionalCheck(t *testing.T) {
+	var dbErr error
+	down := errors.New("down")
+	h := NewHealth(nil,
+		Check{Name: "database", Run: func(context.Context) error { return dbErr }},
+		Check{Name: "connector okta", Run: func(context.Context) error { return down }, Optional: true},
+		Check{Name: "connector github", Run: func(context.Context) error { return nil }, Optional: true},
+	)
+	srv := httptest.NewServer(h.ReadyHandler())
+	defer srv.Close()
+	get := func() (int, healthBody) {
+		res, err := http.Get(srv.URL)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		var b healthBody
+		if err := json.NewDecoder(res.Body).Decode(&b); err != nil {
+			t.Fatal(err)
+		}
+		return res.StatusCode, b
+	}
+	code, b := get()
+	if code != http.StatusOK || b.Status != "degraded" || strings.Join(b.Failing, ",") != "connector okta" ||
+		b.Checks["connector github"] != "ok" || b.Checks["database"] != "ok" {
+		t.Errorf("optional check failing: %d %+v; want 200 degraded naming connector okta", code, b)
+	}
+	dbErr = down
+	if code, b = get(); code != http.StatusServiceUnavailable || b.Status != "unavailable" ||
+		strings.Join(b.Failing, ",") != "database,connector okta" {
+		t.Errorf("required check failing too: %d %+v; want 503 unavailable", code, b)
+	}
 }

@@ -116,6 +116,9 @@ type Plugin struct {
 	// plugin answered; past crashLoopAfter, no launch before retryAt.
 	failures int
 	retryAt  time.Time
+	// launchFailures counts failed launches after the first, by reason
+	// (LaunchFailures).
+	launchFailures map[string]int
 	// observe, when set, is told about every call (SetCallObserver).
 	observe func(Call)
 	// stopping counts discarded processes still being stopped.
@@ -169,7 +172,10 @@ func Launch(ctx context.Context, cfg Config, logger *slog.Logger) (*Plugin, erro
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	p := &Plugin{cfg: cfg, logger: logger.With("connector", cfg.ID)}
+	p := &Plugin{cfg: cfg, logger: logger.With("connector", cfg.ID), launchFailures: make(map[string]int, len(launchReasons))}
+	for _, r := range launchReasons {
+		p.launchFailures[r] = 0
+	}
 	inst, err := p.start(ctx)
 	if err != nil {
 		return nil, err
@@ -198,9 +204,35 @@ func (p *Plugin) Restarts() int {
 	return p.restarts
 }
 
+// Up reports whether a plugin process is running and the host is not
+// holding back launches (the crash-loop pause): 0 or 1 in
+// bridgekeeper_plugin_up. A process that died is noticed here once go-plugin
+// sees its exit; it is launched again by the next call or health check.
+func (p *Plugin) Up() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.cur != nil && !p.cur.hasExited() && !time.Now().Before(p.retryAt)
+}
+
+// LaunchFailures counts the launches after the first that failed, by
+// reason (LaunchPath, LaunchChecksum, LaunchHandshake, LaunchConfigure,
+// LaunchPaused); every reason is present, at zero until it happens.
+func (p *Plugin) LaunchFailures() map[string]int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	out := make(map[string]int, len(p.launchFailures))
+	for r, n := range p.launchFailures {
+		out[r] = n
+	}
+	return out
+}
+
 // Call describes one finished call to a plugin, for SetCallObserver.
 type Call struct {
-	Method   string        // the connector method: LoginURL, HandleCallback, Refresh
+	Method string // the connector method: LoginURL, HandleCallback, Refresh
+	// Outcome classifies the call: OutcomeOK, OutcomeTimeout,
+	// OutcomeCrash, OutcomeDenied, OutcomeBadIdentity or OutcomeError.
+	Outcome  string
 	Duration time.Duration // as the broker saw it, the round trip included
 	// Upstream is the part of Duration the plugin spent waiting for its
 	// upstream identity provider, as the plugin reports it (the SDK does
@@ -261,15 +293,17 @@ func (p *Plugin) LoginURL(ctx context.Context, req connectors.LoginRequest) (con
 		}
 		resp, err = inst.rpc.LoginURL(ctx, loginURLToProto(req), opts...)
 		return err
+	}, func() error {
+		if err := checkLogin(resp); err != nil {
+			return &badAnswer{fmt.Errorf("connector %q: LoginURL: %w: %w", p.cfg.ID, ErrPluginFailed, err)}
+		}
+		if resp.GetUrl() == "" {
+			return &badAnswer{fmt.Errorf("connector %q: LoginURL: the plugin returned no URL: %w", p.cfg.ID, ErrPluginFailed)}
+		}
+		return nil
 	})
 	if err != nil {
 		return connectors.LoginResponse{}, err
-	}
-	if err := checkLogin(resp); err != nil {
-		return connectors.LoginResponse{}, fmt.Errorf("connector %q: LoginURL: %w: %w", p.cfg.ID, ErrPluginFailed, err)
-	}
-	if resp.GetUrl() == "" {
-		return connectors.LoginResponse{}, fmt.Errorf("connector %q: LoginURL: the plugin returned no URL: %w", p.cfg.ID, ErrPluginFailed)
 	}
 	return connectors.LoginResponse{URL: resp.GetUrl(), ConnectorState: resp.GetConnectorState()}, nil
 }
@@ -279,9 +313,9 @@ func (p *Plugin) LoginURL(ctx context.Context, req connectors.LoginRequest) (con
 func (p *Plugin) CanReauthenticate() bool { return p.Info().Reauthenticate }
 
 // HandleCallback implements connectors.CallbackConnector.
-func (p *Plugin) HandleCallback(ctx context.Context, connectorState []byte, callbackURL string, req connectors.CallbackRequest) (connectors.Identity, error) {
+func (p *Plugin) HandleCallback(ctx context.Context, connectorState []byte, callbackURL string, req connectors.CallbackRequest) (id connectors.Identity, err error) {
 	var resp *connectorpb.HandleCallbackResponse
-	err := p.invoke(ctx, "HandleCallback", func(ctx context.Context, inst *instance, opts ...grpc.CallOption) (err error) {
+	err = p.invoke(ctx, "HandleCallback", func(ctx context.Context, inst *instance, opts ...grpc.CallOption) (err error) {
 		resp, err = inst.rpc.HandleCallback(ctx, &connectorpb.HandleCallbackRequest{
 			ConnectorState: connectorState,
 			CallbackUrl:    callbackURL,
@@ -289,17 +323,17 @@ func (p *Plugin) HandleCallback(ctx context.Context, connectorState []byte, call
 			Form:           valuesToProto(req.Form),
 		}, opts...)
 		return err
+	}, func() (err error) {
+		id, err = p.identity("HandleCallback", resp.GetIdentity())
+		return err
 	})
-	if err != nil {
-		return connectors.Identity{}, err
-	}
-	return p.identity("HandleCallback", resp.GetIdentity())
+	return id, err
 }
 
 // Refresh implements connectors.RefreshConnector. For a connector that
 // cannot refresh (Info().Refresh is false) it returns the identity as it
 // is, as the broker does for a built-in connector without Refresh.
-func (p *Plugin) Refresh(ctx context.Context, scopes connectors.Scopes, identity connectors.Identity) (connectors.Identity, error) {
+func (p *Plugin) Refresh(ctx context.Context, scopes connectors.Scopes, identity connectors.Identity) (out connectors.Identity, err error) {
 	in, err := identityToProto(identity)
 	if err != nil {
 		return connectors.Identity{}, fmt.Errorf("connector %q: Refresh: %w", p.cfg.ID, err)
@@ -317,26 +351,27 @@ func (p *Plugin) Refresh(ctx context.Context, scopes connectors.Scopes, identity
 			return nil
 		}
 		return err
+	}, func() (err error) {
+		if unsupported {
+			out = identity
+			return nil
+		}
+		out, err = p.identity("Refresh", resp.GetIdentity())
+		return err
 	})
-	if err != nil {
-		return connectors.Identity{}, err
-	}
-	if unsupported {
-		return identity, nil
-	}
-	return p.identity("Refresh", resp.GetIdentity())
+	return out, err
 }
 
 func (p *Plugin) identity(method string, pid *connectorpb.Identity) (connectors.Identity, error) {
 	if err := checkIdentity(pid); err != nil {
-		return connectors.Identity{}, fmt.Errorf("connector %q: %s: %w: %w", p.cfg.ID, method, ErrPluginFailed, err)
+		return connectors.Identity{}, &badAnswer{fmt.Errorf("connector %q: %s: %w: %w", p.cfg.ID, method, ErrPluginFailed, err)}
 	}
 	id, err := identityFromProto(pid)
 	if err != nil {
-		return connectors.Identity{}, fmt.Errorf("connector %q: %s: %w: %w", p.cfg.ID, method, ErrPluginFailed, err)
+		return connectors.Identity{}, &badAnswer{fmt.Errorf("connector %q: %s: %w: %w", p.cfg.ID, method, ErrPluginFailed, err)}
 	}
 	if id.Subject == "" {
-		return connectors.Identity{}, fmt.Errorf("connector %q: %s: the plugin returned an identity without a subject: %w", p.cfg.ID, method, ErrPluginFailed)
+		return connectors.Identity{}, &badAnswer{fmt.Errorf("connector %q: %s: the plugin returned an identity without a subject: %w", p.cfg.ID, method, ErrPluginFailed)}
 	}
 	if id.Picture != "" && !webURL(id.Picture) {
 		// It becomes the ID token's picture claim, which apps put in
@@ -355,10 +390,21 @@ func webURL(s string) bool {
 
 // invoke runs one call against the current plugin process, launching one
 // if needed, under the call deadline, and turns its error into one that
-// says what happened.
-func (p *Plugin) invoke(ctx context.Context, method string, call func(context.Context, *instance, ...grpc.CallOption) error) error {
+// says what happened. answer checks what the plugin answered once call
+// succeeded; the observer (SetCallObserver) is told the outcome of both.
+func (p *Plugin) invoke(ctx context.Context, method string, call func(context.Context, *instance, ...grpc.CallOption) error, answer func() error) error {
 	inst, err := p.instance(ctx)
 	if err != nil {
+		p.mu.Lock()
+		observe, closed := p.observe, p.closed
+		p.mu.Unlock()
+		if observe != nil {
+			outcome := OutcomeCrash // no process, and none could be launched
+			if closed || ctx.Err() != nil {
+				outcome = OutcomeError
+			}
+			observe(Call{Method: method, Outcome: outcome, Err: err})
+		}
 		return err
 	}
 	// Whose deadline bounds the call: the caller's, or the call timeout.
@@ -381,6 +427,8 @@ func (p *Plugin) invoke(ctx context.Context, method string, call func(context.Co
 		// before the host does.
 		timedOut := callCtx.Err() != nil || took >= p.cfg.CallTimeout*9/10
 		err = p.callError(ctx, callerBound, timedOut, inst, method, err, trailer)
+	} else {
+		err = answer()
 	}
 	p.mu.Lock()
 	if answered {
@@ -389,7 +437,7 @@ func (p *Plugin) invoke(ctx context.Context, method string, call func(context.Co
 	observe := p.observe
 	p.mu.Unlock()
 	if observe != nil {
-		observe(Call{Method: method, Duration: took, Upstream: min(upstreamTime(trailer), took), Err: err})
+		observe(Call{Method: method, Outcome: callOutcome(err), Duration: took, Upstream: min(upstreamTime(trailer), took), Err: err})
 	}
 	return err
 }
@@ -416,8 +464,8 @@ func (p *Plugin) callError(ctx context.Context, callerBound, timedOut bool, inst
 	case st.Code() == codes.ResourceExhausted && strings.HasPrefix(st.Message(), "grpc: received message larger than max"):
 		// gRPC refused the reply before decoding it (MaxReplyBytes); the
 		// plugin is fine, the answer is not.
-		return fmt.Errorf("connector %q: %s: the plugin's reply is over the limit of %d bytes (%s): %w",
-			p.cfg.ID, method, MaxReplyBytes, st.Message(), ErrPluginFailed)
+		return &badAnswer{fmt.Errorf("connector %q: %s: the plugin's reply is over the limit of %d bytes (%s): %w",
+			p.cfg.ID, method, MaxReplyBytes, st.Message(), ErrPluginFailed)}
 	case st.Code() == codes.Unavailable:
 		if !inst.hasExited() && p.answers(inst) {
 			// The plugin itself answered Unavailable.
@@ -458,11 +506,15 @@ func (p *Plugin) instance(ctx context.Context) (*instance, error) {
 		p.failedLocked()
 	}
 	if wait := time.Until(p.retryAt); wait > 0 {
+		p.launchFailures[LaunchPaused]++
 		return nil, fmt.Errorf("connector %q: the plugin failed %d times in a row; it is launched again in %s: %w",
 			p.cfg.ID, p.failures, wait.Round(time.Millisecond), ErrPluginUnavailable)
 	}
 	inst, err := p.start(ctx)
 	if err != nil {
+		if r := launchReason(err); r != "" {
+			p.launchFailures[r]++
+		}
 		p.failedLocked()
 		return nil, err
 	}
@@ -516,7 +568,7 @@ func (p *Plugin) start(ctx context.Context) (*instance, error) {
 	// it after a misleading "failed to exit gracefully" about a process
 	// that never started.
 	if err := runnable(cmd); err != nil {
-		return nil, fmt.Errorf("connector %q: plugin %s: %w", p.cfg.ID, p.cfg.Path, err)
+		return nil, launchFailed(LaunchPath, fmt.Errorf("connector %q: plugin %s: %w", p.cfg.ID, p.cfg.Path, err))
 	}
 	// The checked file stays open until the process has started: on Linux
 	// the kernel executes it, not the path.
@@ -524,7 +576,11 @@ func (p *Plugin) start(ctx context.Context) (*instance, error) {
 	if p.cfg.SHA256 != "" {
 		var err error
 		if checked, err = p.checkBinary(cmd); err != nil {
-			return nil, err
+			reason := LaunchPath
+			if errors.Is(err, ErrChecksumMismatch) {
+				reason = LaunchChecksum
+			}
+			return nil, launchFailed(reason, err)
 		}
 	}
 	stderr := &lineLogger{logger: p.logger.With("source", "plugin"), plain: slog.LevelInfo}
@@ -554,7 +610,7 @@ func (p *Plugin) start(ctx context.Context) (*instance, error) {
 		if last := stderr.Last(); len(last) > 0 {
 			err = fmt.Errorf("%w; its last output: %s", err, strings.Join(last, " | "))
 		}
-		return nil, fmt.Errorf("connector %q: starting plugin %s: %w", p.cfg.ID, p.cfg.Path, err)
+		return nil, launchFailed(LaunchHandshake, fmt.Errorf("connector %q: starting plugin %s: %w", p.cfg.ID, p.cfg.Path, err))
 	}
 	rpcClient, err := client.Client()
 	if checked != nil {
@@ -600,7 +656,7 @@ func (p *Plugin) start(ctx context.Context) (*instance, error) {
 	if err != nil {
 		st, _ := status.FromError(err)
 		client.Kill()
-		return nil, fmt.Errorf("connector %q: the plugin %s refused its configuration: %s", p.cfg.ID, p.cfg.Path, st.Message())
+		return nil, launchFailed(LaunchConfigure, fmt.Errorf("connector %q: the plugin %s refused its configuration: %s", p.cfg.ID, p.cfg.Path, st.Message()))
 	}
 	inst.info.Refresh = resp.GetCapabilities().GetRefresh()
 	inst.info.Reauthenticate = resp.GetCapabilities().GetReauthenticate()

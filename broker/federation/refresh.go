@@ -95,6 +95,7 @@ func (f *Federation) refresh(ctx context.Context, userID, idp, subject string, s
 		}
 	}
 	if link == nil {
+		f.warnRevoked(ctx, idp, userID, "the user has no identity of this connector any more", nil)
 		return fmt.Errorf("refresh: user %s has no %s identity: %w", userID, idp, connectors.ErrIdentityRevoked)
 	}
 	if strict && len(link.ConnectorData) == 0 {
@@ -115,11 +116,12 @@ func (f *Federation) refresh(ctx context.Context, userID, idp, subject string, s
 			return nil
 		}
 		if errors.Is(err, connectors.ErrIdentityRevoked) {
-			f.log.InfoContext(ctx, "user revoked upstream", "connector", idp, "user", userID, "err", err)
+			f.warnRevoked(ctx, idp, userID, "the upstream refused the identity", err)
 		}
 		return fmt.Errorf("refresh: %w", err)
 	}
 	if next.Subject != link.Subject {
+		f.warnRevoked(ctx, idp, userID, "the upstream answered for another subject", nil)
 		return fmt.Errorf("refresh: the connector answered for another subject: %w", connectors.ErrIdentityRevoked)
 	}
 	claims, err := claimsOf(next)
@@ -143,12 +145,25 @@ func (f *Federation) refresh(ctx context.Context, userID, idp, subject string, s
 	user, err := f.cfg.Store.GetUser(ctx, userID)
 	switch {
 	case errors.Is(err, storage.ErrNotFound):
+		f.warnRevoked(ctx, idp, userID, "the user is gone", nil)
 		return fmt.Errorf("refresh: user %s is gone: %w", userID, connectors.ErrIdentityRevoked)
 	case err != nil:
 		return fmt.Errorf("refresh: load user: %w", err)
 	}
 	f.syncProfile(ctx, user, next)
 	return nil
+}
+
+// warnRevoked logs, at WARN, that an upstream re-check (the refresh grant's
+// or a session's) found the identity revoked: the caller ends the grants
+// and sessions that came from it. reason says why, err is the connector's
+// answer (nil when the broker concluded it itself).
+func (f *Federation) warnRevoked(ctx context.Context, idp, userID, reason string, err error) {
+	args := []any{"connector", idp, "user", userID, "reason", reason}
+	if err != nil {
+		args = append(args, "err", err)
+	}
+	f.log.WarnContext(ctx, "upstream revoked the identity: its grants end", args...)
 }
 
 // refreshedElsewhere reports whether the stored connector data of link

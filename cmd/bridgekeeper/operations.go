@@ -33,7 +33,6 @@ func operations(cfg config.Config, srv *broker.Server, store *storage.Store, km 
 	health := ops.NewHealth(log.With("component", "health"),
 		ops.DatabaseCheck(store.Ping),
 		ops.MigrationsCheck(store.MigrationStatus),
-		ops.Check{Name: "connectors", Run: fed.Healthy},
 	)
 	var errs []error
 	errs = append(errs, m.RegisterDatabase(store.Ping, store.DB().DB))
@@ -51,9 +50,14 @@ func operations(cfg config.Config, srv *broker.Server, store *storage.Store, km 
 	}))
 	for _, c := range cfg.Connectors {
 		if p := fed.Plugin(c.ID); p != nil {
-			errs = append(errs, m.RegisterPluginRestarts(c.ID, p.Restarts))
+			// One check per connector. A broken connector leaves local
+			// login, /token and the JWKS working: by default it makes the
+			// broker degraded (200), not unready, unless
+			// federation.require_connectors says otherwise.
+			health.Add(ops.Check{Name: "connector " + c.ID, Run: p.Healthy, Optional: !cfg.Federation.RequireConnectors})
+			errs = append(errs, m.RegisterPlugin(c.ID, p))
 			p.SetCallObserver(func(call plugins.Call) {
-				m.ObservePluginCall(c.ID, call.Method, call.Duration, call.Upstream, call.Err)
+				m.ObservePluginCall(c.ID, call.Method, call.Outcome, call.Duration, call.Upstream)
 			})
 		}
 	}

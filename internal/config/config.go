@@ -121,6 +121,9 @@ type Federation struct {
 	// RecheckInterval bounds how old the upstream check of a federated
 	// session may be when the broker reuses the session silently.
 	RecheckInterval time.Duration `yaml:"recheck_interval" help:"re-check a federated user upstream before reusing their broker session silently when the last check is older than this (0: on every reuse)"`
+	// RequireConnectors makes a failing connector plugin fail readiness
+	// (503) instead of reporting the broker as degraded (200).
+	RequireConnectors bool `yaml:"require_connectors" help:"a connector plugin failing its health check makes /readyz answer 503 (default: 200 with status degraded, the connector named as failing)"`
 }
 
 // GC configures the collection of expired rows.
