@@ -29,6 +29,7 @@ func TestAPIsVerifyIssuerTokens(t *testing.T) {
 
 			expect(t, "valid token", profile, iss.Token("alice", apiAudience, "openid profile"), 200, "", "alice")
 			expect(t, "no token", profile, "", 401, "unauthorized", "")
+			expect(t, "not a JWT", profile, "not-a-jwt", 401, "invalid_token", "") // bad input is the token's fault, never a 503
 			expect(t, "another API's token", profile, iss.Token("alice", "http://127.0.0.1:9999", "openid"), 401, "invalid_token", "")
 			expect(t, "another issuer", profile, iss.Sign(rptest.Claims{"sub": "alice", "aud": apiAudience, "iss": "http://127.0.0.1:1"}), 401, "invalid_token", "")
 			expect(t, "expired", profile, iss.Sign(rptest.Claims{"sub": "alice", "aud": apiAudience, "exp": time.Now().Add(-time.Hour).Unix()}), 401, "invalid_token", "")
