@@ -47,8 +47,9 @@ func (c *keyClock) Advance(d time.Duration) {
 }
 
 // realBroker is a Bridgekeeper broker served over HTTP on 127.0.0.1, on
-// SQLite, with two confidential clients: "backend" (default audience the
-// demo API) and "other" (default audience another API).
+// SQLite, with three confidential clients: "backend" (default audience the
+// demo API), "other" (default audience another API) and the demo API itself
+// (client id apiAudience).
 type realBroker struct {
 	issuer string
 	keys   *keys.Manager
@@ -95,7 +96,9 @@ func startBroker(t *testing.T, algorithm string) *realBroker {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for id, aud := range map[string]string{"backend": apiAudience, "other": otherAudience} {
+	// The demo API is a client too, with its audience as its id, so that it
+	// may introspect the tokens minted for it (TestRevokedTokenOfflineAndIntrospected).
+	for id, aud := range map[string]string{"backend": apiAudience, "other": otherAudience, apiAudience: apiAudience} {
 		err := store.CreateClient(ctx, &storage.Client{
 			ID: id, Name: id, SecretHash: hash, TokenEndpointAuthMethod: "client_secret_basic",
 			GrantTypes: []string{"client_credentials"}, ResponseTypes: []string{"code"},
@@ -174,6 +177,7 @@ func TestBrokerKeyRotationWhileAPIsRun(t *testing.T) {
 			profile := kind.start(t, b.issuer, apiAudience) + "/api/profile"
 			b.rotationSteps(t,
 				func(what, token string) { expect(t, what, profile, token, 200, "", "backend") },
+				func(what, token string) { expectNewKey(t, kind, what, profile, token, "backend") },
 				func(what, token string) { expect(t, what, profile, token, 401, "invalid_token", "") })
 		})
 	}
@@ -182,13 +186,16 @@ func TestBrokerKeyRotationWhileAPIsRun(t *testing.T) {
 		v := goOIDCVerifier(t, b.issuer, apiAudience)
 		b.rotationSteps(t,
 			func(what, token string) { goOIDCAcceptsAfterRotation(t, v, what, token, "backend") },
+			func(what, token string) { goOIDCAcceptsAfterRotation(t, v, what, token, "backend") },
 			func(what, token string) { goOIDCRefusesAfterRefetch(t, v, what, token) })
 	})
 }
 
 // rotationSteps: key A signs; rotation 1 (the published next key B signs);
-// A reaches its removal time and leaves the JWKS; rotation 2 (C signs).
-func (b *realBroker) rotationSteps(t *testing.T, accept, refuse func(what, token string)) {
+// A reaches its removal time and leaves the JWKS; rotation 2 (C signs: it
+// was published at rotation 1, maybe after the API's last fetch, so it is
+// checked with acceptNew, which allows for the API's refetch rate limit).
+func (b *realBroker) rotationSteps(t *testing.T, accept, acceptNew, refuse func(what, token string)) {
 	ctx := t.Context()
 	tokenA := b.token(t, "backend", "profile")
 	accept("key A", tokenA)
@@ -211,7 +218,7 @@ func (b *realBroker) rotationSteps(t *testing.T, accept, refuse func(what, token
 		t.Fatal(err)
 	}
 	tokenC := b.token(t, "backend", "profile")
-	accept("key C after rotation 2", tokenC)
+	acceptNew("key C after rotation 2", tokenC)
 	refuse("key A, removed from the JWKS", tokenA)
 	accept("key B, retired but still published", tokenB)
 }
@@ -231,4 +238,65 @@ func kid(t *testing.T, token string) string {
 		t.Fatal(err)
 	}
 	return h.Kid
+}
+
+// post sends a form to the broker, authenticated as clientID, and decodes
+// the JSON answer.
+func (b *realBroker) post(t *testing.T, path, clientID string, form url.Values) (int, map[string]any) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, b.issuer+path, strings.NewReader(form.Encode()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.SetBasicAuth(url.QueryEscape(clientID), url.QueryEscape(backendSecret))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body := map[string]any{}
+	raw, _ := io.ReadAll(resp.Body)
+	if len(raw) > 0 {
+		if err := json.Unmarshal(raw, &body); err != nil {
+			t.Fatalf("POST %s: %d, not JSON: %q", path, resp.StatusCode, raw)
+		}
+	}
+	return resp.StatusCode, body
+}
+
+// TestRevokedTokenOfflineAndIntrospected is docs/rp.md's "Revocation"
+// section: an API that verifies offline accepts a revoked access token until
+// it expires; introspection by the API (a client whose id the token's aud
+// names) says at once that it is no longer active; a client the token is not
+// for learns nothing about it.
+func TestRevokedTokenOfflineAndIntrospected(t *testing.T) {
+	b := startBroker(t, "RS256")
+	profile := startGoAPI(t, b.issuer, apiAudience) + "/api/profile"
+	token := b.token(t, "backend", "profile")
+	introspect := func(clientID string) any {
+		status, body := b.post(t, "/oauth2/introspect", clientID, url.Values{"token": {token}})
+		if status != http.StatusOK {
+			t.Fatalf("introspection by %s: %d %v", clientID, status, body)
+		}
+		return body["active"]
+	}
+
+	expect(t, "token before revocation", profile, token, 200, "", "backend")
+	if active := introspect(apiAudience); active != true {
+		t.Fatalf("introspection by the API before revocation: active=%v, want true", active)
+	}
+	if active := introspect("other"); active != false {
+		t.Fatalf("introspection by a client the token is not for: active=%v, want false", active)
+	}
+
+	if status, body := b.post(t, "/oauth2/revoke", "backend", url.Values{"token": {token}}); status != http.StatusOK {
+		t.Fatalf("revoke: %d %v", status, body)
+	}
+	expect(t, "revoked token, verified offline", profile, token, 200, "", "backend")
+	if active := introspect(apiAudience); active != false {
+		t.Fatalf("introspection by the API after revocation: active=%v, want false", active)
+	}
 }

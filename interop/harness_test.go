@@ -16,6 +16,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/bridgekeeper/bridgekeeper/rp"
 )
 
 var (
@@ -40,7 +42,7 @@ func binary(t *testing.T, name string) string {
 		if buildErr != nil {
 			return
 		}
-		cmd := exec.Command("go", "build", "-o", binDir+"/", "./cmd/example-api", "./cmd/bridgekeeper")
+		cmd := exec.Command("go", "build", "-o", binDir+"/", "./cmd/example-api", "./cmd/bridgekeeper", "./interop/goapi")
 		cmd.Dir = ".."
 		if out, err := cmd.CombinedOutput(); err != nil {
 			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
@@ -54,23 +56,42 @@ func binary(t *testing.T, name string) string {
 
 // An apiKind starts one implementation of the demo API (profile, checkout
 // with scope "checkout") against an issuer, or skips the test when its
-// runtime is missing. rapid asks it to refetch keys on every unknown kid,
-// with no rate limit, so a test can rotate twice in a row.
+// runtime is missing. The APIs of docs/rp.md (goapi, api.mjs, bkjwt.py and
+// django_api.py) run with the settings the document shows.
 type apiKind struct {
 	name  string
 	start func(t *testing.T, issuer, audience string) string
+	// newKeyDelay is how long after the API's last JWKS fetch a token of a
+	// key published since may still be refused: its rate limit on refetches
+	// for unknown kids (the rotation tests wait up to this, plus slack).
+	newKeyDelay time.Duration
+	// downIs503 says the API answers 503 when it needs the JWKS and cannot
+	// fetch it (PyJWT 2.6 does not tell that apart from a bad token).
+	downIs503 bool
 }
 
 var apiKinds = []apiKind{
-	{"go-rp", startGoAPI},
-	{"node-jose", startNodeAPI},
-	{"python-pyjwt", startPythonAPI},
-	{"django-pyjwt", startDjangoAPI},
+	{name: "go-rp", start: startGoAPI, downIs503: true},
+	{name: "go-rp-snippet", start: startGoSnippetAPI, newKeyDelay: rp.DefaultRefetchInterval, downIs503: true},
+	{name: "node-jose", start: startNodeAPI, newKeyDelay: nodeCooldown, downIs503: true},
+	{name: "python-pyjwt", start: startPythonAPI},
+	{name: "django-pyjwt", start: startDjangoAPI},
 }
+
+// nodeCooldown is api.mjs's cooldownDuration.
+const nodeCooldown = 5 * time.Second
 
 func startGoAPI(t *testing.T, issuer, audience string) string {
 	return startProcess(t, exec.Command(binary(t, "example-api"), "--issuer", issuer, "--audience", audience,
 		"--listen", "127.0.0.1:0", "--refetch-interval", "0s", "--issuer-wait", "5s"))
+}
+
+// startGoSnippetAPI runs interop/goapi, docs/rp.md's Go program, with rp's
+// defaults.
+func startGoSnippetAPI(t *testing.T, issuer, audience string) string {
+	cmd := exec.Command(binary(t, "goapi"))
+	cmd.Env = append(os.Environ(), "ISSUER="+issuer, "AUDIENCE="+audience, "LISTEN=127.0.0.1:0")
+	return startProcess(t, cmd)
 }
 
 func startNodeAPI(t *testing.T, issuer, audience string) string {
@@ -83,7 +104,7 @@ func startNodeAPI(t *testing.T, issuer, audience string) string {
 	}
 	cmd := exec.Command(node, "api.mjs")
 	cmd.Dir = "node"
-	cmd.Env = append(os.Environ(), "ISSUER="+issuer, "AUDIENCE="+audience, "LISTEN=127.0.0.1:0", "JWKS_COOLDOWN_MS=0")
+	cmd.Env = append(os.Environ(), "ISSUER="+issuer, "AUDIENCE="+audience, "LISTEN=127.0.0.1:0")
 	return startProcess(t, cmd)
 }
 
@@ -223,10 +244,11 @@ func startProcess(t *testing.T, cmd *exec.Cmd) string {
 
 // reply is an API's answer.
 type reply struct {
-	Status    int    `json:"-"`
-	Challenge string `json:"-"` // WWW-Authenticate
-	Error     string `json:"error"`
-	Subject   string `json:"sub"`
+	Status      int    `json:"-"`
+	Challenge   string `json:"-"` // WWW-Authenticate
+	Error       string `json:"error"`
+	Description string `json:"error_description"`
+	Subject     string `json:"sub"`
 }
 
 func call(t *testing.T, method, url, token string) reply {
@@ -266,5 +288,27 @@ func expect(t *testing.T, what, url, token string, status int, errorCode, sub st
 	}
 	if status == http.StatusUnauthorized && !strings.HasPrefix(r.Challenge, "Bearer") {
 		t.Errorf("%s: 401 without a Bearer challenge: %q", what, r.Challenge)
+	}
+}
+
+// expectNewKey checks that a token signed by a key published after the API's
+// last JWKS fetch is accepted within the API's newKeyDelay (plus slack for a
+// loaded machine): a rotation reaches a running API without a restart. Until
+// then the API may answer 401 (unknown key) or, after a failed fetch, 503.
+func expectNewKey(t *testing.T, kind apiKind, what, url, token, sub string) {
+	t.Helper()
+	deadline := time.Now().Add(kind.newKeyDelay + 5*time.Second)
+	for {
+		r := call(t, http.MethodGet, url, token)
+		if r.Status == http.StatusOK && r.Subject == sub {
+			return
+		}
+		retry := r.Status == http.StatusUnauthorized || r.Status == http.StatusServiceUnavailable
+		if !retry || time.Now().After(deadline) {
+			t.Errorf("%s: got %d error=%q sub=%q (WWW-Authenticate %q), want 200 sub=%q within %v",
+				what, r.Status, r.Error, r.Subject, r.Challenge, sub, kind.newKeyDelay)
+			return
+		}
+		time.Sleep(250 * time.Millisecond)
 	}
 }

@@ -5,6 +5,8 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"encoding/pem"
+	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -27,6 +29,7 @@ func TestAPIsVerifyIssuerTokens(t *testing.T) {
 
 			expect(t, "valid token", profile, iss.Token("alice", apiAudience, "openid profile"), 200, "", "alice")
 			expect(t, "no token", profile, "", 401, "unauthorized", "")
+			expect(t, "not a JWT", profile, "not-a-jwt", 401, "invalid_token", "") // bad input is the token's fault, never a 503
 			expect(t, "another API's token", profile, iss.Token("alice", "http://127.0.0.1:9999", "openid"), 401, "invalid_token", "")
 			expect(t, "another issuer", profile, iss.Sign(rptest.Claims{"sub": "alice", "aud": apiAudience, "iss": "http://127.0.0.1:1"}), 401, "invalid_token", "")
 			expect(t, "expired", profile, iss.Sign(rptest.Claims{"sub": "alice", "aud": apiAudience, "exp": time.Now().Add(-time.Hour).Unix()}), 401, "invalid_token", "")
@@ -57,14 +60,14 @@ func TestKeyRotationWhileAPIsRun(t *testing.T) {
 			// Rotation 1: key B (ES256) signs; A stays published.
 			iss.Rotate(jose.ES256)
 			tokenB := iss.Token("bob", apiAudience, "")
-			expect(t, "new key B, no restart", profile, tokenB, 200, "", "bob")
+			expectNewKey(t, kind, "new key B, no restart", profile, tokenB, "bob")
 			expect(t, "key A, still published", profile, tokenA, 200, "", "alice")
 
 			// Rotation 2: key C (RS256) signs; A leaves the JWKS.
 			iss.Rotate(jose.RS256)
 			iss.Remove(keyA)
 			tokenC := iss.Token("carol", apiAudience, "")
-			expect(t, "new key C, no restart", profile, tokenC, 200, "", "carol")
+			expectNewKey(t, kind, "new key C, no restart", profile, tokenC, "carol")
 			expect(t, "key A, removed from the JWKS", profile, tokenA, 401, "invalid_token", "")
 			expect(t, "key B, still published", profile, tokenB, 200, "", "bob")
 		})
@@ -103,4 +106,43 @@ func hmacWithPublicKey(t *testing.T, iss *rptest.Issuer, claims map[string]any) 
 	}
 	raw, _ := jws.CompactSerialize()
 	return raw
+}
+
+// TestAPIsWhenIssuerIsDown stops the issuer's JWKS under running APIs: tokens
+// of cached keys keep working, and a token of a key the API must fetch is
+// answered 503 temporarily_unavailable with a real description — not a 401
+// blaming the token (the Node snippet used to say error_description="undefined").
+func TestAPIsWhenIssuerIsDown(t *testing.T) {
+	for _, kind := range apiKinds {
+		t.Run(kind.name, func(t *testing.T) {
+			if !kind.downIs503 {
+				t.Skip("PyJWT 2.6 reports an unreachable JWKS as a bad token (401)")
+			}
+			iss := rptest.NewIssuer(t)
+			profile := kind.start(t, iss.URL, apiAudience) + "/api/profile"
+			tokenA := iss.Token("alice", apiAudience, "")
+			expect(t, "key A", profile, tokenA, 200, "", "alice")
+
+			iss.SetDown(true)
+			expect(t, "key A, cached, issuer down", profile, tokenA, 200, "", "alice")
+			iss.Rotate(jose.ES256)
+			tokenB := iss.Token("bob", apiAudience, "")
+			// Inside the API's refetch rate limit the unknown key is a 401;
+			// once it may fetch, the failed fetch is a 503.
+			deadline := time.Now().Add(kind.newKeyDelay + 5*time.Second)
+			r := call(t, http.MethodGet, profile, tokenB)
+			for r.Status == http.StatusUnauthorized && time.Now().Before(deadline) {
+				time.Sleep(250 * time.Millisecond)
+				r = call(t, http.MethodGet, profile, tokenB)
+			}
+			if r.Status != http.StatusServiceUnavailable || r.Error != "temporarily_unavailable" ||
+				r.Description == "" || strings.Contains(r.Description, "undefined") || strings.Contains(r.Challenge, "undefined") {
+				t.Fatalf("new key while the JWKS is down: %d error=%q error_description=%q (WWW-Authenticate %q), want 503 temporarily_unavailable",
+					r.Status, r.Error, r.Description, r.Challenge)
+			}
+
+			iss.SetDown(false)
+			expectNewKey(t, kind, "new key B, issuer back", profile, tokenB, "bob")
+		})
+	}
 }

@@ -3,6 +3,9 @@ package rp_test
 import (
 	"errors"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -186,5 +189,40 @@ func TestIssuerOutage(t *testing.T) {
 	clk.Advance(time.Minute)
 	if _, err := v.Verify(t.Context(), longToken(iss)); err != nil {
 		t.Fatalf("after recovery: %v", err)
+	}
+}
+
+// TestUnknownKeyInsideRefetchIntervalIsRefusedAtOnce pins what
+// WithRefetchInterval promises: inside the interval, a token naming a key the
+// verifier lacks is not held until the interval ends (a request would hang
+// for up to the interval); it is refused at once, without a fetch, and the
+// middleware answers 401 invalid_token, not 503.
+func TestUnknownKeyInsideRefetchIntervalIsRefusedAtOnce(t *testing.T) {
+	iss := rptest.NewIssuer(t)
+	v := newVerifier(t, iss, rp.WithRefetchInterval(time.Hour)) // real clock
+	fetches := iss.JWKSFetches()
+	iss.Rotate(jose.ES256)
+	fresh := longToken(iss)
+
+	start := time.Now()
+	_, err := v.Verify(t.Context(), fresh)
+	if elapsed := time.Since(start); elapsed > 5*time.Second {
+		t.Fatalf("Verify of an unknown kid inside the interval took %v: it waited", elapsed)
+	}
+	if !errors.Is(err, rp.ErrUnknownKey) {
+		t.Fatalf("err = %v, want ErrUnknownKey", err)
+	}
+	if got := iss.JWKSFetches() - fetches; got != 0 {
+		t.Fatalf("%d JWKS fetches inside the refetch interval, want 0", got)
+	}
+
+	rec := httptest.NewRecorder()
+	req := httptest.NewRequest(http.MethodGet, "/api", nil)
+	req.Header.Set("Authorization", "Bearer "+fresh)
+	v.Middleware(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {
+		t.Error("handler reached with a token of an unknown key")
+	})).ServeHTTP(rec, req)
+	if rec.Code != http.StatusUnauthorized || !strings.Contains(rec.Header().Get("WWW-Authenticate"), `error="invalid_token"`) {
+		t.Fatalf("middleware: %d %q, want 401 invalid_token", rec.Code, rec.Header().Get("WWW-Authenticate"))
 	}
 }

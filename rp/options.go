@@ -96,7 +96,12 @@ func WithCacheBounds(floor, ceiling time.Duration) Option {
 
 // WithRefetchInterval sets the least time between two JWKS fetches caused by
 // tokens naming an unknown key (DefaultRefetchInterval), so that garbage key
-// IDs cannot make the verifier hammer the issuer.
+// IDs cannot make the verifier hammer the issuer. A token naming an unknown
+// key less than d after the last fetch does not wait: it is refused at once
+// with ErrUnknownKey (401 from the middleware); the first such token after d
+// has passed fetches the JWKS again. A key the issuer published before the
+// last fetch is never affected: only a key it started signing with moments
+// after publishing it (an emergency rotation) can be refused for up to d.
 func WithRefetchInterval(d time.Duration) Option {
 	return func(c *config) { c.refetchInterval = d }
 }

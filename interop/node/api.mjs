@@ -6,7 +6,7 @@
 // "checkout". LISTEN sets the address (default 127.0.0.1:9091; port 0 picks
 // one); the first line on stdout is "listening on HOST:PORT".
 import http from 'node:http';
-import { createRemoteJWKSet, jwtVerify } from 'jose';
+import { createRemoteJWKSet, errors, jwtVerify } from 'jose';
 
 const issuer = process.env.ISSUER;
 const audience = process.env.AUDIENCE;
@@ -16,15 +16,21 @@ if (!issuer || !audience) {
 }
 const [host, port] = (process.env.LISTEN ?? '127.0.0.1:9091').split(/:(?=\d+$)/);
 
-// Discovery tells where the keys are; the key set is fetched on first use,
-// cached, and fetched again when a token names a key it has not seen.
+// Discovery tells where the keys are; it must name the same issuer.
 const discovery = await (await fetch(`${issuer.replace(/\/$/, '')}/.well-known/openid-configuration`)).json();
 if (discovery.issuer !== issuer) throw new Error(`discovery names issuer ${discovery.issuer}`);
+// The key set is fetched on first use and cached. jose does not read the
+// JWKS's Cache-Control, so cacheMaxAge repeats the broker's max-age=300: a
+// key the broker stopped publishing is refused within 5 minutes. A token
+// naming a key not in the cache makes jose fetch again, at most once per
+// cooldownDuration (jose's default, 30 s, would refuse a brand-new key for
+// up to 30 s after an emergency rotation).
 const jwks = createRemoteJWKSet(new URL(discovery.jwks_uri), {
-  cooldownDuration: Number(process.env.JWKS_COOLDOWN_MS ?? 30_000), // least time between refetches
-  cacheMaxAge: Number(process.env.JWKS_MAX_AGE_MS ?? 600_000),
+  cacheMaxAge: 300_000,
+  cooldownDuration: 5_000,
 });
 
+// authenticate returns { payload, scopes } or the error answer to send.
 async function authenticate(req) {
   const match = /^Bearer +(\S+)$/i.exec(req.headers.authorization ?? '');
   if (!match) return { status: 401, challenge: 'Bearer realm="api"', error: 'unauthorized' };
@@ -38,12 +44,19 @@ async function authenticate(req) {
     });
     return { payload, scopes: (payload.scope ?? '').split(' ').filter(Boolean) };
   } catch (err) {
-    const description = (err.code ?? 'invalid token').replace(/"/g, '');
+    // The broker could not be asked for its keys (down, timeout, not 200):
+    // not the token's fault, so 503, as the Go package rp answers.
+    const unreachable = !(err instanceof errors.JOSEError) ||
+      err.code === 'ERR_JWKS_TIMEOUT' || err.code === 'ERR_JOSE_GENERIC';
+    if (unreachable) {
+      console.error('JWKS unavailable:', err.message);
+      return { status: 503, error: 'temporarily_unavailable', description: 'signing keys unavailable' };
+    }
     return {
       status: 401,
-      challenge: `Bearer realm="api", error="invalid_token", error_description="${description}"`,
+      challenge: `Bearer realm="api", error="invalid_token", error_description="${err.code}"`,
       error: 'invalid_token',
-      description,
+      description: err.code,
     };
   }
 }
