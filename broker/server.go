@@ -176,6 +176,7 @@ type Server struct {
 	mu           sync.RWMutex
 	loginOptions []LoginOption
 	loginLinks   []LoginLink
+	accountPages AccountPages
 	limiter      LoginLimiter
 	refreshCheck atomic.Pointer[RefreshCheck]
 	sessionCheck atomic.Pointer[SessionCheck]
@@ -290,6 +291,10 @@ func (s *Server) routes() {
 	r.Handle(pathLogout, http.HandlerFunc(s.handleLogout)).Methods(http.MethodGet, http.MethodPost)
 	r.Handle(pathLogin, s.csrf.Handler(http.HandlerFunc(s.handleLogin))).Methods(http.MethodGet, http.MethodPost)
 	r.HandleFunc(pathHealth, s.handleHealth).Methods(http.MethodGet, http.MethodHead)
+	r.HandleFunc("/", s.handleHome).Methods(http.MethodGet, http.MethodHead)
+	if s.basePath != "" {
+		root.HandleFunc(s.basePath, s.handleHome).Methods(http.MethodGet, http.MethodHead)
+	}
 	// Browsers ask the host's root for the icon, whatever the issuer's path.
 	root.HandleFunc("/favicon.ico", handleFavicon).Methods(http.MethodGet, http.MethodHead)
 

@@ -60,6 +60,7 @@ func mountAccounts(cfg config.Config, srv *broker.Server, store *storage.Store, 
 		srv.AddLoginLink(broker.LoginLink{Label: "Create account", Href: svc.RegisterURL(""), WithLogin: true})
 	}
 	srv.AddLoginLink(broker.LoginLink{Label: "Forgot password?", Href: svc.ResetURL(""), WithLogin: true})
+	srv.SetAccountPages(broker.AccountPages{Account: svc.AccountURL(""), Resend: svc.ResendURL("")})
 	return svc, nil
 }
 
