@@ -37,6 +37,7 @@ const (
 	pathLogout     = "/oauth2/logout"
 	pathUserinfo   = "/userinfo"
 	pathLogin      = "/login"
+	pathSignIn     = "/login/start" // a sign-in to the broker itself (SignInURL)
 	pathDiscovery  = "/.well-known/openid-configuration"
 	pathJWKS       = "/.well-known/jwks.json"
 	pathHealth     = "/healthz"
@@ -290,6 +291,7 @@ func (s *Server) routes() {
 	r.Handle(pathJWKS, cors(http.HandlerFunc(s.handleJWKS))).Methods(http.MethodGet, http.MethodHead, http.MethodOptions)
 	r.Handle(pathLogout, http.HandlerFunc(s.handleLogout)).Methods(http.MethodGet, http.MethodPost)
 	r.Handle(pathLogin, s.csrf.Handler(http.HandlerFunc(s.handleLogin))).Methods(http.MethodGet, http.MethodPost)
+	r.HandleFunc(pathSignIn, s.handleSignIn).Methods(http.MethodGet)
 	r.HandleFunc(pathHealth, s.handleHealth).Methods(http.MethodGet, http.MethodHead)
 	r.HandleFunc("/", s.handleHome).Methods(http.MethodGet, http.MethodHead)
 	if s.basePath != "" {

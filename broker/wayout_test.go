@@ -124,3 +124,35 @@ func mustRequestWithCookies(t *testing.T, br *browser, issuer string) *http.Requ
 	}
 	return req
 }
+
+// TestSignInWithoutAnApplication: SignInURL signs the user in to the broker
+// and goes back to a page of the broker's own, never off it; no code is
+// issued to anyone.
+func TestSignInWithoutAnApplication(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b storagetest.Backend) {
+		e := newTestEnv(t, b, nil)
+		for back, want := range map[string]string{
+			"/account?x=1":           "/account?x=1",
+			"//evil.example/account": "/",
+			"https://evil.example/":  "/",
+			"/\\evil.example/":       "/",
+			"javascript:alert(1)":    "/",
+			"":                       "/",
+		} {
+			br := e.browser()
+			start := e.srv.SignInURL(back)
+			if !strings.HasPrefix(start, e.issuer+"/") {
+				t.Fatalf("SignInURL(%q) = %q", back, start)
+			}
+			p := br.get(start)
+			br.c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+			r := br.submitLogin(p, userEmail, userPassword)
+			if r.status != http.StatusSeeOther || r.header.Get("Location") != e.issuer+want {
+				t.Errorf("return_to %q: %d to %q, want %s", back, r.status, r.header.Get("Location"), e.issuer+want)
+			}
+			if _, err := e.srv.CurrentUser(mustRequestWithCookies(t, br, e.issuer)); err != nil {
+				t.Errorf("return_to %q: not signed in: %v", back, err)
+			}
+		}
+	})
+}

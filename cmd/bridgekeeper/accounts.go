@@ -49,8 +49,10 @@ func mountAccounts(cfg config.Config, srv *broker.Server, store *storage.Store, 
 			PrimaryColor: cfg.UI.PrimaryColor,
 			TemplateDir:  cfg.UI.TemplateDir,
 		},
-		CurrentUser:      srv.CurrentUser,
-		AllowedReturnURL: newReturnURLChecker(store, 30*time.Second).allowed,
+		CurrentUser:         srv.CurrentUser,
+		SignInURL:           srv.SignInURL,
+		AccessTokenLifetime: srv.AccessTokenLifetime(),
+		AllowedReturnURL:    newReturnURLChecker(store, 30*time.Second).allowed,
 	})
 	if err != nil {
 		return nil, err
