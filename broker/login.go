@@ -70,8 +70,10 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 		s.renderExpiredLogin(w, r, err)
 		return
 	}
-	notice, _ := s.reauthContext(r, p)
+	// The form shown again keeps its re-authentication notice (worked
+	// out only then: a successful login does not need it).
 	render := func(status int, email, errMsg string) {
+		notice, _ := s.reauthContext(r, p)
 		s.renderLogin(w, r, status, loginID, email, errMsg, notice)
 	}
 	// A NUL byte or invalid UTF-8 is nobody's address or password: no
