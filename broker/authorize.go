@@ -313,6 +313,12 @@ func (s *Server) completeLogin(w http.ResponseWriter, r *http.Request, loginID s
 	// set with the answer.
 	ns := s.prepareSession(r, userID, idp, amr, now)
 	ns.take, ns.also = take, also
+	if p.ClientID == "" {
+		// A sign-in to the broker itself (SignInURL): no application,
+		// no grant, back to the broker's page.
+		s.finishSignIn(w, r, p, ns)
+		return
+	}
 	var stale error // a federated login older than the request asked for
 	if up != nil {
 		form, _ := url.ParseQuery(p.Form) // the broker stored it from url.Values.Encode

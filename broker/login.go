@@ -5,6 +5,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -42,11 +43,17 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	if r.Method == http.MethodGet {
 		loginID := r.URL.Query().Get("login")
-		if _, err := s.PendingLogin(r, loginID); err != nil {
+		if loginID == "" {
+			s.renderStartFromApp(w, r)
+			return
+		}
+		p, err := s.PendingLogin(r, loginID)
+		if err != nil {
 			s.renderExpiredLogin(w, r, err)
 			return
 		}
-		s.renderLogin(w, r, http.StatusOK, loginID, "", "")
+		notice, email := s.reauthContext(r, p)
+		s.renderLogin(w, r, http.StatusOK, loginID, email, "", notice)
 		return
 	}
 
@@ -58,9 +65,16 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 	loginID := r.PostForm.Get("login")
 	email := strings.TrimSpace(r.PostForm.Get("email"))
 	pw := r.PostForm.Get("password")
-	if _, err := s.PendingLogin(r, loginID); err != nil {
+	p, err := s.PendingLogin(r, loginID)
+	if err != nil {
 		s.renderExpiredLogin(w, r, err)
 		return
+	}
+	// The form shown again keeps its re-authentication notice (worked
+	// out only then: a successful login does not need it).
+	render := func(status int, email, errMsg string) {
+		notice, _ := s.reauthContext(r, p)
+		s.renderLogin(w, r, status, loginID, email, errMsg, notice)
 	}
 	// A NUL byte or invalid UTF-8 is nobody's address or password: no
 	// column holds it, so it is refused before it counts as an attempt.
@@ -68,11 +82,11 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 		if !usableText(email) {
 			email = "" // not shown again
 		}
-		s.renderLogin(w, r, http.StatusBadRequest, loginID, email, msgUnusable)
+		render(http.StatusBadRequest, email, msgUnusable)
 		return
 	}
 	if email == "" || pw == "" {
-		s.renderLogin(w, r, http.StatusBadRequest, loginID, email, "Enter your e-mail address and password.")
+		render(http.StatusBadRequest, email, "Enter your e-mail address and password.")
 		return
 	}
 	account := strings.ToLower(email)
@@ -84,7 +98,7 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 		} else if !ok {
 			secs := max(1, int((retry+time.Second-1)/time.Second))
 			w.Header().Set("Retry-After", strconv.Itoa(secs))
-			s.renderLogin(w, r, http.StatusTooManyRequests, loginID, email, rateLimitedMessage(secs))
+			render(http.StatusTooManyRequests, email, rateLimitedMessage(secs))
 			return
 		}
 	}
@@ -92,7 +106,7 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 	user, err := s.cfg.Store.GetUserByEmail(ctx, email)
 	if err != nil && !errors.Is(err, storage.ErrNotFound) {
 		s.log.ErrorContext(ctx, "login: load user", "err", err)
-		s.renderLogin(w, r, http.StatusServiceUnavailable, loginID, email, "Sign-in is temporarily unavailable. Please try again.")
+		render(http.StatusServiceUnavailable, email, "Sign-in is temporarily unavailable. Please try again.")
 		return
 	}
 	if err != nil {
@@ -106,15 +120,15 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 		s.log.ErrorContext(ctx, "login: malformed password hash", "user", user.ID, "err", err)
 	}
 	if !ok {
-		s.renderLogin(w, r, http.StatusUnauthorized, loginID, email, msgBadCredentials)
+		render(http.StatusUnauthorized, email, msgBadCredentials)
 		return
 	}
 	switch {
 	case user.Disabled:
-		s.renderLogin(w, r, http.StatusForbidden, loginID, email, msgDisabled)
+		render(http.StatusForbidden, email, msgDisabled)
 		return
 	case !user.Active:
-		s.renderLogin(w, r, http.StatusForbidden, loginID, email, msgInactive)
+		render(http.StatusForbidden, email, msgInactive)
 		return
 	}
 	if lim != nil {
@@ -124,13 +138,19 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 	s.CompleteLogin(w, r, loginID, user.ID, "local", []string{"pwd"})
 }
 
-func (s *Server) renderLogin(w http.ResponseWriter, r *http.Request, status int, loginID, email, errMsg string) {
+func (s *Server) renderLogin(w http.ResponseWriter, r *http.Request, status int, loginID, email, errMsg, notice string) {
 	data := pageData{
 		Title:   "Sign in",
 		Action:  s.url(pathLogin),
 		LoginID: loginID,
 		Email:   email,
 		Error:   errMsg,
+		Notice:  notice,
+	}
+	if errMsg == msgInactive {
+		if resend := s.accounts().Resend; resend != "" {
+			data.Links = append(data.Links, pageButton{Label: "Send a new activation link", URL: withLogin(resend, loginID)})
+		}
 	}
 	s.mu.RLock()
 	for _, o := range s.loginOptions {
@@ -139,16 +159,75 @@ func (s *Server) renderLogin(w http.ResponseWriter, r *http.Request, status int,
 	for _, l := range s.loginLinks {
 		href := l.Href
 		if l.WithLogin {
-			sep := "?"
-			if strings.Contains(href, "?") {
-				sep = "&"
-			}
-			href += sep + "login=" + url.QueryEscape(loginID)
+			href = withLogin(href, loginID)
 		}
 		data.Links = append(data.Links, pageButton{Label: l.Label, URL: href})
 	}
 	s.mu.RUnlock()
 	s.renderPage(w, r, status, "login.html", data)
+}
+
+// withLogin appends the pending login id to href (?login=ID or &login=ID),
+// so that the page it links to can return to the sign-in.
+func withLogin(href, loginID string) string {
+	sep := "?"
+	if strings.Contains(href, "?") {
+		sep = "&"
+	}
+	return href + sep + "login=" + url.QueryEscape(loginID)
+}
+
+// Notices of a login page that asks for a new sign-in (prompt=login,
+// max_age): the user may already be signed in and wonder why.
+const (
+	msgReauthPrompt = "Please sign in again to continue: the application asked you to confirm that it's you."
+	msgReauthMaxAge = "Please sign in again to continue: the application needs a recent sign-in, and yours is older."
+)
+
+// reauthContext says why a login page of the pending login p is shown to
+// a user who may be signed in already, and which e-mail address to fill in:
+// the signed-in user's when the request asks for a new sign-in
+// (prompt=login, or max_age with a sign-in too old), else the request's
+// login_hint when it looks like an address.
+func (s *Server) reauthContext(r *http.Request, p *storage.PendingLogin) (notice, email string) {
+	form, err := url.ParseQuery(p.Form)
+	if err != nil {
+		return "", ""
+	}
+	force, maxAge := LoginFreshness(form)
+	if hint := strings.TrimSpace(form.Get("login_hint")); len(hint) <= 254 && usableText(hint) && strings.Contains(hint, "@") {
+		email = hint
+	}
+	if !force && maxAge == nil {
+		return "", email
+	}
+	_, user, err := s.browserSession(r)
+	switch {
+	case err == nil && user != nil:
+		if user.Email != "" {
+			email = user.Email
+		}
+	case !force:
+		return "", email // max_age without a session: a first sign-in
+	}
+	if slices.Contains(strings.Fields(form.Get("prompt")), "login") {
+		return msgReauthPrompt, email
+	}
+	return msgReauthMaxAge, email // max_age (force: max_age=0)
+}
+
+// renderStartFromApp answers the login page opened without a pending login
+// (a bookmark, a link copied from a log): sign-in starts at an application.
+func (s *Server) renderStartFromApp(w http.ResponseWriter, r *http.Request) {
+	var links []PageLink
+	if acc := s.accounts().Account; acc != "" {
+		links = append(links, PageLink{Label: "Manage your account", URL: acc})
+	}
+	links = append(links, PageLink{Label: "About this sign-in service", URL: s.url("/")})
+	s.RenderMessage(w, r, http.StatusBadRequest, "Start from your application",
+		"This sign-in page is opened by an application: open the application you want to use and choose \"Sign in\" there.",
+		"Developers: send the browser to the authorization endpoint ("+s.url(pathAuth)+") with your client's parameters; the broker then opens this page with a sign-in of its own.",
+		links...)
 }
 
 // usableText reports whether v is text a form field may hold: valid UTF-8

@@ -60,7 +60,7 @@ func (s *Server) handleLogout(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		if err != nil || !redirecturi.Match(client.PostLogoutRedirectURIs, redirect, false) {
-			s.renderError(w, r, http.StatusBadRequest, "Sign-out failed", "The address to return to after sign-out is not registered for this application.")
+			s.renderUnregisteredLogout(w, r, clientID, client, redirect)
 			return
 		}
 		if target, err = url.Parse(redirect); err != nil {
@@ -140,4 +140,35 @@ func (s *Server) verifyIDTokenHint(raw string) (string, []string, error) {
 		return "", nil, fmt.Errorf("issuer %q is not ours", claims.Issuer)
 	}
 	return claims.Subject, claims.Audience, nil
+}
+
+// renderUnregisteredLogout answers a post_logout_redirect_uri the client
+// has not registered. Nobody is sent to it (an open redirect otherwise);
+// the page offers to sign out here and to go back to an address the client
+// did register, and tells the developer how to register the URI. client
+// is nil for an unknown client_id.
+func (s *Server) renderUnregisteredLogout(w http.ResponseWriter, r *http.Request, clientID string, client *storage.Client, redirect string) {
+	links := []PageLink{{Label: "Sign out here", URL: s.url(pathLogout)}}
+	detail := fmt.Sprintf("For the developer: there is no client %q. Register it with bridgekeeper client create --id %s … --post-logout-redirect-uri %s.", clientID, clientID, redirect)
+	if client != nil {
+		if back := registeredOrigin(client); back != "" {
+			links = append(links, PageLink{Label: "Back to the application", URL: back})
+		}
+		detail = fmt.Sprintf("For the developer: %q is not a post-logout redirect URI of client %q (they match exactly). Register it: bridgekeeper client create --id %s … --post-logout-redirect-uri %s (there is no update command: client delete %s first, then create it again with all its URIs).",
+			redirect, clientID, clientID, redirect, clientID)
+	}
+	s.RenderMessage(w, r, http.StatusBadRequest, "Sign-out failed",
+		"You are still signed in: the address to return to after sign-out is not registered for this application.", detail, links...)
+}
+
+// registeredOrigin is the origin (scheme://host) of the client's first
+// registered post-logout or redirect http(s) URI, "" when it has none.
+func registeredOrigin(c *storage.Client) string {
+	for _, raw := range append(slices.Clone(c.PostLogoutRedirectURIs), c.RedirectURIs...) {
+		u, err := url.Parse(raw)
+		if err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Host != "" {
+			return u.Scheme + "://" + u.Host + "/"
+		}
+	}
+	return ""
 }

@@ -95,6 +95,31 @@ func (s *Server) loginOption(id string) (LoginOption, bool) {
 
 type pageButton struct{ Label, URL string }
 
+// PageLink is a link on a message page (Server.RenderMessage).
+type PageLink struct{ Label, URL string }
+
+// AccountPages are the account pages the broker's own pages link to, set
+// by SetAccountPages when local accounts are mounted: the landing page and
+// the "start from your application" pages link to Account, a login refused
+// because the account is not activated yet links to Resend.
+type AccountPages struct {
+	Account string // the account page
+	Resend  string // the form that sends a new activation link
+}
+
+// SetAccountPages sets the account pages the broker's pages link to.
+func (s *Server) SetAccountPages(p AccountPages) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.accountPages = p
+}
+
+func (s *Server) accounts() AccountPages {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.accountPages
+}
+
 type hiddenField struct{ Name, Value string }
 
 // pageData is what every template gets.
@@ -102,6 +127,8 @@ type pageData struct {
 	Title   string
 	Message string
 	Error   string
+	Notice  string // why the user is on the page (a new sign-in asked for)
+	Detail  string // more about an error, for the user or the developer
 	LoginID string
 	Email   string
 	Action  string
@@ -140,6 +167,37 @@ func (s *Server) renderPage(w http.ResponseWriter, r *http.Request, status int, 
 	_, _ = buf.WriteTo(w)
 }
 
-func (s *Server) renderError(w http.ResponseWriter, r *http.Request, status int, title, message string) {
-	s.renderPage(w, r, status, "error.html", pageData{Title: title, Message: message})
+func (s *Server) renderError(w http.ResponseWriter, r *http.Request, status int, title, message string, links ...PageLink) {
+	s.RenderMessage(w, r, status, title, message, "", links...)
+}
+
+// RenderMessage answers with the broker's error page, in its layout and
+// theme: a title, the message, an optional detail paragraph and links (the
+// way on). Other packages (federation) use it so that every error page
+// looks the same.
+func (s *Server) RenderMessage(w http.ResponseWriter, r *http.Request, status int, title, message, detail string, links ...PageLink) {
+	data := pageData{Title: title, Message: message, Detail: detail}
+	for _, l := range links {
+		data.Links = append(data.Links, pageButton(l))
+	}
+	s.renderPage(w, r, status, "error.html", data)
+}
+
+// handleHome serves the issuer's own address: a person who opens it (or
+// types the host) learns what this is and where to go, a developer finds
+// the discovery document.
+func (s *Server) handleHome(w http.ResponseWriter, r *http.Request) {
+	var links []PageLink
+	if acc := s.accounts().Account; acc != "" {
+		links = append(links, PageLink{Label: "Manage your account", URL: acc})
+	}
+	links = append(links, PageLink{Label: "OpenID Connect discovery (for developers)", URL: s.url(pathDiscovery)})
+	data := pageData{
+		Title:   s.cfg.Theme.ProductName + " sign-in",
+		Message: "This is the sign-in service of " + s.cfg.Theme.ProductName + ". There is nothing to do here: open the application you want to use and sign in there.",
+	}
+	for _, l := range links {
+		data.Links = append(data.Links, pageButton(l))
+	}
+	s.renderPage(w, r, http.StatusOK, "home.html", data)
 }

@@ -37,6 +37,7 @@ const (
 	pathLogout     = "/oauth2/logout"
 	pathUserinfo   = "/userinfo"
 	pathLogin      = "/login"
+	pathSignIn     = "/login/start" // a sign-in to the broker itself (SignInURL)
 	pathDiscovery  = "/.well-known/openid-configuration"
 	pathJWKS       = "/.well-known/jwks.json"
 	pathHealth     = "/healthz"
@@ -176,6 +177,7 @@ type Server struct {
 	mu           sync.RWMutex
 	loginOptions []LoginOption
 	loginLinks   []LoginLink
+	accountPages AccountPages
 	limiter      LoginLimiter
 	refreshCheck atomic.Pointer[RefreshCheck]
 	sessionCheck atomic.Pointer[SessionCheck]
@@ -289,7 +291,12 @@ func (s *Server) routes() {
 	r.Handle(pathJWKS, cors(http.HandlerFunc(s.handleJWKS))).Methods(http.MethodGet, http.MethodHead, http.MethodOptions)
 	r.Handle(pathLogout, http.HandlerFunc(s.handleLogout)).Methods(http.MethodGet, http.MethodPost)
 	r.Handle(pathLogin, s.csrf.Handler(http.HandlerFunc(s.handleLogin))).Methods(http.MethodGet, http.MethodPost)
+	r.HandleFunc(pathSignIn, s.handleSignIn).Methods(http.MethodGet)
 	r.HandleFunc(pathHealth, s.handleHealth).Methods(http.MethodGet, http.MethodHead)
+	r.HandleFunc("/", s.handleHome).Methods(http.MethodGet, http.MethodHead)
+	if s.basePath != "" {
+		root.HandleFunc(s.basePath, s.handleHome).Methods(http.MethodGet, http.MethodHead)
+	}
 	// Browsers ask the host's root for the icon, whatever the issuer's path.
 	root.HandleFunc("/favicon.ico", handleFavicon).Methods(http.MethodGet, http.MethodHead)
 

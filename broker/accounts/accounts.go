@@ -64,6 +64,15 @@ type Config struct {
 	// application URL: a registered redirect URI or origin). Without it no
 	// return link is shown.
 	AllowedReturnURL func(string) bool
+	// SignInURL, when set, is a link that signs the visitor in to the
+	// broker and comes back to returnPath (broker.Server.SignInURL): the
+	// account page offers it to a visitor who is not signed in.
+	SignInURL func(returnPath string) string
+	// AccessTokenLifetime is the broker's access-token lifetime
+	// (tokens.access_token_lifetime; default 15m): the pages that sign a
+	// user out everywhere say that an API verifying access tokens offline
+	// may accept one for that long.
+	AccessTokenLifetime time.Duration
 	// SignInPath is the broker's login page, continued with ?login=ID when
 	// a visitor came from it; default "/login".
 	SignInPath string
@@ -147,6 +156,9 @@ func New(cfg Config) (*Service, error) {
 	}
 	if cfg.EmailChangeTTL <= 0 {
 		cfg.EmailChangeTTL = 24 * time.Hour
+	}
+	if cfg.AccessTokenLifetime <= 0 {
+		cfg.AccessTokenLifetime = 15 * time.Minute
 	}
 	if cfg.MinResponseTime <= 0 {
 		cfg.MinResponseTime = 400 * time.Millisecond

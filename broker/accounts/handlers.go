@@ -286,7 +286,8 @@ func (s *Service) resetConfirm(w http.ResponseWriter, r *http.Request) {
 	}
 	s.log.InfoContext(ctx, "accounts: password reset", "user", u.ID)
 	s.message(w, r, http.StatusOK, "Your password has been changed",
-		"Your password has been changed and you have been signed out everywhere; links in e-mails sent before no longer work. Sign in with your new password.", "")
+		"Your password has been changed and you have been signed out everywhere; links in e-mails sent before no longer work. Sign in with your new password. "+
+			s.revocationDelay(), "")
 }
 
 // ---- account page ----
@@ -311,8 +312,14 @@ func (s *Service) signedInUser(w http.ResponseWriter, r *http.Request) *storage.
 		return nil
 	}
 	if u == nil || u.Disabled {
+		if s.cfg.SignInURL == nil {
+			s.message(w, r, http.StatusUnauthorized, "Sign in to manage your account", "",
+				"You are not signed in. Sign in to the application first, then open this page again.")
+			return nil
+		}
 		s.message(w, r, http.StatusUnauthorized, "Sign in to manage your account", "",
-			"You are not signed in. Sign in to the application first, then open this page again.")
+			"You are not signed in. Sign in, and you'll come back to this page.",
+			pageLink{s.cfg.SignInURL(s.pageURL("/account", s.backOf(r))), "Sign in"})
 		return nil
 	}
 	return u
@@ -326,6 +333,14 @@ func (s *Service) account(w http.ResponseWriter, r *http.Request) {
 	p := s.newPage(w, r, "Your account")
 	p.User = u
 	s.render(w, r, http.StatusOK, "account", p)
+}
+
+// revocationDelay says how long a signed-out application may still reach
+// an API, and why: access tokens are verified offline, so one stays valid
+// until it expires.
+func (s *Service) revocationDelay() string {
+	return "Applications that are open now may still reach their APIs for up to " + humanDuration(s.cfg.AccessTokenLifetime) +
+		": an API checks an access token on its own, without asking us, so a token already issued works until it expires."
 }
 
 // reauthenticate checks u's current password, posted in field of the form
@@ -400,7 +415,8 @@ func (s *Service) changePassword(w http.ResponseWriter, r *http.Request) {
 	}
 	s.log.InfoContext(ctx, "accounts: password changed", "user", u.ID)
 	s.message(w, r, http.StatusOK, "Your password has been changed",
-		"Your password has been changed and you have been signed out everywhere; links in e-mails sent before no longer work. Sign in again with your new password.", "")
+		"Your password has been changed and you have been signed out everywhere; links in e-mails sent before no longer work. Sign in again with your new password. "+
+			s.revocationDelay(), "")
 }
 
 func (s *Service) changeEmail(w http.ResponseWriter, r *http.Request) {

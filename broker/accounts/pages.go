@@ -41,6 +41,9 @@ type page struct {
 	Token      string
 	User       *storage.User
 	Links      []pageLink
+	// RevocationDelay says how long an API may accept an access token
+	// issued before a sign-out everywhere, and why (see revocationDelay).
+	RevocationDelay string
 	// RequireActivation and AllowRegistration let templates word things.
 	RequireActivation bool
 	AllowRegistration bool
@@ -72,6 +75,7 @@ func (s *Service) newPage(w http.ResponseWriter, r *http.Request, title string) 
 		Values:            map[string]string{},
 		RequireActivation: s.cfg.RequireActivation,
 		AllowRegistration: s.cfg.AllowRegistration,
+		RevocationDelay:   s.revocationDelay(),
 	}
 }
 

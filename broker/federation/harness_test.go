@@ -227,8 +227,9 @@ func (e *env) mountAccounts() {
 	svc, err := accounts.New(accounts.Config{
 		Store: e.store, Logger: slog.New(e.logs), Issuer: e.issuer, Mailer: m,
 		AllowRegistration: true, RequireActivation: true, MinResponseTime: time.Millisecond,
-		CurrentUser: e.srv.CurrentUser,
+		CurrentUser: e.srv.CurrentUser, SignInURL: e.srv.SignInURL, AccessTokenLifetime: e.srv.AccessTokenLifetime(),
 	})
+	e.srv.SetAccountPages(broker.AccountPages{Account: svc.AccountURL(""), Resend: svc.ResendURL("")})
 	if err != nil {
 		e.t.Fatal(err)
 	}

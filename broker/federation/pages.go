@@ -37,8 +37,14 @@ func (f *Federation) renderError(w http.ResponseWriter, r *http.Request, status 
 	f.render(w, r, status, errorPage{Title: title, Message: message, Retry: retry})
 }
 
+// render answers with the broker's own error page (its layout and theme),
+// so that a federation error looks like every other page.
 func (f *Federation) render(w http.ResponseWriter, r *http.Request, status int, page errorPage) {
-	f.renderTemplate(w, r, status, "error.html", page)
+	var links []broker.PageLink
+	if page.Retry != "" {
+		links = append(links, broker.PageLink{Label: "Choose another way to sign in", URL: page.Retry})
+	}
+	f.cfg.Broker.RenderMessage(w, r, status, page.Title, page.Message, page.Detail, links...)
 }
 
 // renderLink shows the page that asks whether an existing account is the

@@ -49,8 +49,10 @@ func mountAccounts(cfg config.Config, srv *broker.Server, store *storage.Store, 
 			PrimaryColor: cfg.UI.PrimaryColor,
 			TemplateDir:  cfg.UI.TemplateDir,
 		},
-		CurrentUser:      srv.CurrentUser,
-		AllowedReturnURL: newReturnURLChecker(store, 30*time.Second).allowed,
+		CurrentUser:         srv.CurrentUser,
+		SignInURL:           srv.SignInURL,
+		AccessTokenLifetime: srv.AccessTokenLifetime(),
+		AllowedReturnURL:    newReturnURLChecker(store, 30*time.Second).allowed,
 	})
 	if err != nil {
 		return nil, err
@@ -60,6 +62,7 @@ func mountAccounts(cfg config.Config, srv *broker.Server, store *storage.Store, 
 		srv.AddLoginLink(broker.LoginLink{Label: "Create account", Href: svc.RegisterURL(""), WithLogin: true})
 	}
 	srv.AddLoginLink(broker.LoginLink{Label: "Forgot password?", Href: svc.ResetURL(""), WithLogin: true})
+	srv.SetAccountPages(broker.AccountPages{Account: svc.AccountURL(""), Resend: svc.ResendURL("")})
 	return svc, nil
 }
 
