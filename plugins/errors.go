@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -106,5 +107,26 @@ func fromStatus(st *status.Status, trailer metadata.MD) error {
 		// configuration: the host configures every process it launches.
 		return fmt.Errorf("%s (%s): %w", st.Message(), st.Code(), ErrPluginFailed)
 	}
-	return fmt.Errorf("%s: %w", st.Message(), sentinel)
+	return &wireError{msg: st.Message(), sentinel: sentinel}
 }
+
+// wireError is a connector error as a plugin answered it: the status
+// message and the contract's error it stands for. A Go plugin's message
+// already ends with the sentinel's text (it is the wrapped error's
+// Error()), which is then not said a second time.
+type wireError struct {
+	msg      string
+	sentinel error
+}
+
+func (e *wireError) Error() string {
+	switch {
+	case e.msg == "":
+		return e.sentinel.Error()
+	case strings.Contains(e.msg, e.sentinel.Error()):
+		return e.msg
+	}
+	return e.msg + ": " + e.sentinel.Error()
+}
+
+func (e *wireError) Unwrap() error { return e.sentinel }

@@ -3,7 +3,9 @@
 // login hint and the callback's code to hang, crash, panic or fail.
 //
 // Login hints: "hang" blocks until the call's deadline, "exit" ends the
-// process mid-call, "panic" panics. Callback codes: "no-email" is a policy
+// process mid-call, "panic" panics, "javascript" and "relative" answer a
+// URL that is not an absolute http(s) URL. Config hang_open makes Open
+// block until Configure's deadline. Callback codes: "no-email" is a policy
 // refusal, "internal" a plain error, "no-subject" an identity without a
 // subject; an error parameter is an upstream refusal; an upstream
 // parameter is a URL fetched (through upstreamtime.Transport) before
@@ -38,12 +40,18 @@ type config struct {
 	NoRefresh bool `json:"no_refresh"`
 	// FailOpen makes Open fail with this message.
 	FailOpen string `json:"fail_open"`
+	// HangOpen makes Open block until Configure's deadline.
+	HangOpen bool `json:"hang_open"`
 }
 
-func open(_ context.Context, raw []byte, logger *slog.Logger) (connectors.Connector, error) {
+func open(ctx context.Context, raw []byte, logger *slog.Logger) (connectors.Connector, error) {
 	var cfg config
 	if err := json.Unmarshal(raw, &cfg); err != nil {
 		return nil, fmt.Errorf("test connector config: %w", err)
+	}
+	if cfg.HangOpen {
+		<-ctx.Done()
+		return nil, ctx.Err()
 	}
 	if cfg.FailOpen != "" {
 		return nil, errors.New(cfg.FailOpen)
@@ -79,6 +87,10 @@ func (c *connector) LoginURL(ctx context.Context, req connectors.LoginRequest) (
 		os.Exit(2)
 	case "panic":
 		panic("told to panic")
+	case "javascript":
+		return connectors.LoginResponse{URL: "javascript:alert(document.domain)//https://idp.test/"}, nil
+	case "relative":
+		return connectors.LoginResponse{URL: "/authorize?state=" + req.State}, nil
 	}
 	// Debug, as a real connector's per-login lines would be: at the
 	// broker's default level (info) the plugin does not even write it.

@@ -1,0 +1,70 @@
+package federation_test
+
+import (
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/bridgekeeper/bridgekeeper/internal/config"
+)
+
+// testConnectorWithTimeout is the SDK's test plugin as connector "test"
+// with a short call timeout.
+func testConnectorWithTimeout(d time.Duration) func(e *env) []config.Connector {
+	return func(e *env) []config.Connector {
+		cs := testConnectorOnly(e)
+		cs[0].CallTimeout = d
+		return cs
+	}
+}
+
+// A LoginURL that hangs on an idp_hint login costs the user one call
+// timeout, not two (the start at the authorization request, then /connect
+// trying again), and ends on the timeout page.
+func TestIDPHintHangingLoginURLCostsOneTimeout(t *testing.T) {
+	const timeout = 1500 * time.Millisecond
+	e := newEnv(t, envOptions{connectors: testConnectorWithTimeout(timeout)})
+	br := e.browser()
+	ar := spaAuth("idp_hint", "test", "login_hint", "hang")
+	start := time.Now()
+	p := br.get(e.authURL(ar))
+	took := time.Since(start)
+	errorPage(t, br, e, p, http.StatusGatewayTimeout, "took too long to answer")
+	if took >= 2*timeout {
+		t.Errorf("the user waited %s: two call timeouts of %s", took, timeout)
+	}
+	// The page offers the way back, and going there starts afresh.
+	var retry string
+	for _, h := range hrefs(p.body) {
+		if strings.Contains(h, "/login?login=") {
+			retry = h
+		}
+	}
+	if retry == "" {
+		t.Fatalf("no way back to the login page: %s", p.body)
+	}
+	if lp := br.get(retry); lp.status != http.StatusOK || !strings.Contains(lp.body, "Continue with Test") {
+		t.Errorf("retry link: %d %.500s", lp.status, lp.body)
+	}
+}
+
+// Only an absolute http(s) URL from a connector's LoginURL becomes the
+// browser's redirect: a javascript: or relative URL gets an error page,
+// through idp_hint and through the login page's button alike.
+func TestLoginURLThatIsNotAWebURLNeverLeaves(t *testing.T) {
+	e := newEnv(t, envOptions{connectors: testConnectorOnly})
+	for _, hint := range []string{"javascript", "relative"} {
+		br := e.browser()
+		ar := spaAuth("idp_hint", "test", "login_hint", hint)
+		p := br.get(e.authURL(ar))
+		if loc := p.header.Get("Location"); loc != "" {
+			if u, err := url.Parse(loc); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host != e.ts.Listener.Addr().String() {
+				t.Errorf("%s: the broker redirected to %q", hint, loc)
+				continue
+			}
+		}
+		errorPage(t, br, e, p, http.StatusBadGateway, "Signing in with Test did not work")
+	}
+}
