@@ -602,9 +602,9 @@ func (p *Plugin) start(ctx context.Context) (*instance, error) {
 		return fail(fmt.Errorf("unexpected plugin client %T", raw))
 	}
 	inst := &instance{
-		client: client,
-		conn:   d.conn,
-		rpc:    connectorpb.NewConnectorClient(d.conn),
+		client:    client,
+		conn:      d.conn,
+		rpc:       connectorpb.NewConnectorClient(d.conn),
 		exited:    d.exited,
 		stderr:    stderr,
 		socketDir: socketDir,
