@@ -89,9 +89,14 @@ func TestNodeConnector(t *testing.T) {
 	if err := callback(url.Values{"code": {"forged"}}); !errors.Is(err, connectors.ErrInvalidCallback) {
 		t.Errorf("unknown code: %v, want ErrInvalidCallback", err)
 	}
-	// The plugin sends FAILED_PRECONDITION without a reason here.
-	if err := callback(url.Values{"code": {"noemail"}}); !errors.Is(err, connectors.ErrPolicy) || !strings.Contains(err.Error(), "has no e-mail") {
+	// The plugin sends FAILED_PRECONDITION without a reason here, and a
+	// user message in an ErrorDetail it serialized itself.
+	err = callback(url.Values{"code": {"noemail"}})
+	if !errors.Is(err, connectors.ErrPolicy) || !strings.Contains(err.Error(), "has no e-mail") {
 		t.Errorf("user without e-mail: %v, want ErrPolicy", err)
+	}
+	if msg := connectors.UserMessage(err); msg != "Add an e-mail address to your account there, then sign in again." {
+		t.Errorf("user message %q", msg)
 	}
 	_, err = p.Refresh(ctx, connectors.Scopes{}, connectors.Identity{Subject: "node-gone", ConnectorData: []byte("gone")})
 	if !errors.Is(err, connectors.ErrIdentityRevoked) {

@@ -1,6 +1,7 @@
 package federation_test
 
 import (
+	"log/slog"
 	"net/http"
 	"net/url"
 	"strings"
@@ -67,4 +68,52 @@ func TestLoginURLThatIsNotAWebURLNeverLeaves(t *testing.T) {
 		}
 		errorPage(t, br, e, p, http.StatusBadGateway, "Signing in with Test did not work")
 	}
+}
+
+// What the person signing in sees of a connector's error is the
+// connector's user message, never its error text: a policy refusal whose
+// text holds an access token shows the broker's own words only.
+func TestConnectorErrorTextNeverReachesTheUser(t *testing.T) {
+	e := newEnv(t, envOptions{connectors: testConnectorOnly})
+	callback := func(code string) page {
+		br := e.browser()
+		up := e.startUpstream(br, spaAuth(), "test")
+		cb := e.issuer + "/callback/test?" + url.Values{"code": {code}, "state": {up.Query().Get("state")}}.Encode()
+		p := br.get(cb)
+		errorPage(t, br, e, p, http.StatusForbidden, "Your Test account cannot be used to sign in here.")
+		if strings.Contains(p.body, "SECRET") || strings.Contains(p.body, "access_token") {
+			t.Errorf("code %s: the page shows the connector's error text: %s", code, p.body)
+		}
+		return p
+	}
+	for _, code := range []string{"policy-secret", "no-email", "policy-bad-message"} {
+		if p := callback(code); strings.Contains(p.body, "no e-mail") || strings.Contains(p.body, "line one") {
+			t.Errorf("code %s: the page shows connector text: %s", code, p.body)
+		}
+	}
+	if p := callback("policy-message"); !strings.Contains(p.body, "Sign in with your example.test work account.") {
+		t.Errorf("the connector's user message is missing: %s", p.body)
+	}
+	// The error text is in the log, for the operator.
+	if !e.logs.contains("SECRET-at-123") {
+		t.Error("the connector's error text is not in the broker's log")
+	}
+}
+
+// contains reports whether any logged record's message or attribute
+// values hold s.
+func (s *logSink) contains(sub string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, r := range s.records {
+		found := strings.Contains(r.Message, sub)
+		r.Attrs(func(a slog.Attr) bool {
+			found = found || strings.Contains(a.Value.String(), sub)
+			return !found
+		})
+		if found {
+			return true
+		}
+	}
+	return false
 }

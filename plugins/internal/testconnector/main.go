@@ -6,7 +6,9 @@
 // process mid-call, "panic" panics, "javascript" and "relative" answer a
 // URL that is not an absolute http(s) URL. Config hang_open makes Open
 // block until Configure's deadline. Callback codes: "no-email" is a policy
-// refusal, "internal" a plain error, "no-subject" an identity without a
+// refusal, "policy-secret" one whose error text holds a secret,
+// "policy-message" one with a user message, "policy-bad-message" one with
+// a user message the host must drop, "internal" a plain error, "no-subject" an identity without a
 // subject; an error parameter is an upstream refusal; an upstream
 // parameter is a URL fetched (through upstreamtime.Transport) before
 // answering; any other code logs the user "sub-<code>" in. Refresh refuses identities whose connector data
@@ -134,6 +136,17 @@ func (c *connector) HandleCallback(ctx context.Context, state []byte, callbackUR
 		return connectors.Identity{}, fmt.Errorf("no code in the callback: %w", connectors.ErrInvalidCallback)
 	case "no-email":
 		return connectors.Identity{}, fmt.Errorf("the upstream gave no e-mail: %w", connectors.ErrPolicy)
+	case "policy-secret":
+		// Raw error text that must stay in the broker's log.
+		return connectors.Identity{}, fmt.Errorf("%w: token response access_token=SECRET-at-123 has no email", connectors.ErrPolicy)
+	case "policy-message":
+		return connectors.Identity{}, connectors.WithUserMessage(
+			fmt.Errorf("%w: access_token=SECRET-at-456: hd is other.test", connectors.ErrPolicy),
+			"Sign in with your example.test work account.")
+	case "policy-bad-message":
+		return connectors.Identity{}, connectors.WithUserMessage(
+			fmt.Errorf("%w: access_token=SECRET-at-789", connectors.ErrPolicy),
+			"line one\nline two access_token=SECRET-at-789")
 	case "internal":
 		return connectors.Identity{}, errors.New("the token endpoint answered 500")
 	case "no-subject":
