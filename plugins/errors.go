@@ -162,7 +162,9 @@ func checkUserMessage(msg string) string {
 		return "not UTF-8"
 	case utf8.RuneCountInString(msg) > connectors.MaxUserMessageLength:
 		return fmt.Sprintf("longer than %d characters", connectors.MaxUserMessageLength)
-	case strings.IndexFunc(msg, func(r rune) bool { return unicode.IsControl(r) || r == '\u2028' || r == '\u2029' || unicode.Is(unicode.Bidi_Control, r) }) >= 0:
+	case strings.IndexFunc(msg, func(r rune) bool {
+		return unicode.IsControl(r) || r == '\u2028' || r == '\u2029' || unicode.Is(unicode.Bidi_Control, r)
+	}) >= 0:
 		return "it holds control characters"
 	}
 	return ""
