@@ -584,6 +584,9 @@ func (p *Plugin) start(ctx context.Context) (*instance, error) {
 		if last := stderr.Last(); len(last) > 0 {
 			err = fmt.Errorf("%w; its last output: %s", err, strings.Join(last, " | "))
 		}
+		if !p.cfg.DisableAutoMTLS && strings.Contains(err.Error(), "authentication handshake failed") {
+			err = fmt.Errorf("%w (the plugin does not speak go-plugin's auto mTLS: a plugin that serves plaintext gRPC needs auto_mtls: false on its connector)", err)
+		}
 		return nil, fmt.Errorf("connector %q: starting plugin %s: %w", p.cfg.ID, p.cfg.Path, err)
 	}
 	rpcClient, err := client.Client()

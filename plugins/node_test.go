@@ -116,3 +116,22 @@ func TestNodeConnector(t *testing.T) {
 		t.Errorf("node process %d still exists after Close: %v", pid, err)
 	}
 }
+
+// A plugin that serves plaintext gRPC, launched with auto mTLS on, fails
+// with an error that says what to set.
+func TestNodeConnectorWithoutMTLSHint(t *testing.T) {
+	dir, err := filepath.Abs(filepath.Join("..", "testdata", "node-connector"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := exec.LookPath("node"); err != nil {
+		t.Skip("node is not installed")
+	}
+	if _, err := os.Stat(filepath.Join(dir, "node_modules", "@grpc", "grpc-js")); err != nil {
+		t.Skip("testdata/node-connector/node_modules is missing: run `npm ci --prefix testdata/node-connector`")
+	}
+	_, err = Launch(testContext(t), Config{ID: "node", Path: filepath.Join(dir, "connector.js"), Config: []byte(`{"issuer":"https://node-idp.test"}`)}, nil)
+	if err == nil || !strings.Contains(err.Error(), "needs auto_mtls: false on its connector") {
+		t.Errorf("Launch with auto mTLS: %v", err)
+	}
+}
