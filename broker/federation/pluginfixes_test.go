@@ -1,6 +1,7 @@
 package federation_test
 
 import (
+	"context"
 	"log/slog"
 	"net/http"
 	"net/url"
@@ -8,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/bridgekeeper/bridgekeeper/broker"
 	"github.com/bridgekeeper/bridgekeeper/internal/config"
 )
 
@@ -116,4 +118,25 @@ func (s *logSink) contains(sub string) bool {
 		}
 	}
 	return false
+}
+
+// A connector's Refresh that answers for another subject ends the grant,
+// as IDENTITY_REVOKED does (docs/plugins.md, "Refresh replaces").
+func TestRefreshForAnotherSubjectEndsTheGrant(t *testing.T) {
+	e := newEnv(t, envOptions{connectors: testConnectorOnly, brokerConfig: func(e *env, c *broker.Config) {
+		c.RefreshCheck = func(ctx context.Context, userID, idp string) error { return e.fed.Refresh(ctx, userID, idp) }
+	}})
+	login := func(code string) tokens {
+		br := e.browser()
+		ar := spaAuth()
+		up := e.startUpstream(br, ar, "test")
+		cb := e.issuer + "/callback/test?" + url.Values{"code": {code}, "state": {up.Query().Get("state")}}.Encode()
+		return e.exchange(codeFrom(t, br.get(cb)), ar)
+	}
+	if r := e.refresh(login("ann").RefreshToken); r.status != http.StatusOK {
+		t.Fatalf("refresh of a user the connector vouches for: %d %q", r.status, r.Error)
+	}
+	if r := e.refresh(login("other-subject").RefreshToken); r.status != http.StatusBadRequest || r.Error != "invalid_grant" {
+		t.Errorf("refresh answered for another subject: %d %q, want 400 invalid_grant", r.status, r.Error)
+	}
 }

@@ -12,7 +12,8 @@
 // subject; an error parameter is an upstream refusal; an upstream
 // parameter is a URL fetched (through upstreamtime.Transport) before
 // answering; any other code logs the user "sub-<code>" in. Refresh refuses identities whose connector data
-// is "refresh-revoked".
+// is "refresh-revoked" and answers for another subject when it is
+// "refresh-other-subject".
 package main
 
 import (
@@ -169,6 +170,10 @@ func (c *connector) HandleCallback(ctx context.Context, state []byte, callbackUR
 func (c *connector) Refresh(_ context.Context, scopes connectors.Scopes, id connectors.Identity) (connectors.Identity, error) {
 	if string(id.ConnectorData) == "refresh-revoked" {
 		return connectors.Identity{}, fmt.Errorf("user %s is disabled upstream: %w", id.Subject, connectors.ErrIdentityRevoked)
+	}
+	if string(id.ConnectorData) == "refresh-other-subject" {
+		id.Subject += "-other"
+		return id, nil
 	}
 	id.Name += " (refreshed)"
 	if scopes.Groups {
