@@ -144,3 +144,41 @@ var (
 // connector's `config:` block in the broker's YAML). Plugin binaries hand one
 // to plugins.Serve.
 type OpenFunc func(ctx context.Context, config []byte, logger *slog.Logger) (Connector, error)
+
+// UserError gives a connector error a message for the person signing in.
+// Error text (the wrapped error's Error()) goes to the broker's log only:
+// it may hold an upstream's answer, a token or an internal detail. The
+// broker's error page shows Message, and only Message, under its own
+// title for the error's kind (ErrPolicy, ErrUpstreamDenied, …). Message
+// is plain text in the user's terms, one line, at most
+// MaxUserMessageLength characters; the broker drops one that is not.
+type UserError struct {
+	Err     error
+	Message string
+}
+
+// MaxUserMessageLength is the longest UserError.Message the broker shows,
+// in characters.
+const MaxUserMessageLength = 300
+
+func (e *UserError) Error() string { return e.Err.Error() }
+func (e *UserError) Unwrap() error { return e.Err }
+
+// WithUserMessage wraps err (which should wrap one of the contract's
+// errors) with a message for the person signing in; see UserError.
+func WithUserMessage(err error, message string) error {
+	if err == nil {
+		return nil
+	}
+	return &UserError{Err: err, Message: message}
+}
+
+// UserMessage is the message for the person signing in that err carries
+// (the outermost UserError's), or "" when it carries none.
+func UserMessage(err error) string {
+	var ue *UserError
+	if errors.As(err, &ue) {
+		return ue.Message
+	}
+	return ""
+}

@@ -10,8 +10,10 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/bridgekeeper/bridgekeeper/connectors"
+	connectorpb "github.com/bridgekeeper/bridgekeeper/plugins/proto"
 )
 
 func TestFromStatus(t *testing.T) {
@@ -66,5 +68,46 @@ func TestToStatus(t *testing.T) {
 		if st.Code() != tc.code || st.Message() != tc.err.Error() {
 			t.Errorf("toStatus(%v) = %s %q, want %s", tc.err, st.Code(), st.Message(), tc.code)
 		}
+	}
+}
+
+// An ErrorDetail trailer's user message reaches the host as the error's
+// connectors.UserMessage; one that breaks the rules is dropped (and the
+// log says why); the reason in the detail counts when no reason trailer
+// is sent.
+func TestFromStatusUserMessage(t *testing.T) {
+	detail := func(reason, msg string) metadata.MD {
+		b, err := proto.Marshal(&connectorpb.ErrorDetail{Reason: reason, UserMessage: msg})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return metadata.Pairs(errorDetailKey, string(b))
+	}
+	for _, tc := range []struct {
+		name    string
+		code    codes.Code
+		trailer metadata.MD
+		want    error
+		msg     string
+	}{
+		{"shown", codes.FailedPrecondition, detail("", "Use your work account."), connectors.ErrPolicy, "Use your work account."},
+		{"reason from the detail", codes.Internal, detail(reasonUpstreamDenied, "Try again."), connectors.ErrUpstreamDenied, "Try again."},
+		{"internal error with a message", codes.Internal, detail("", "Try later."), ErrPluginFailed, "Try later."},
+		{"two lines dropped", codes.FailedPrecondition, detail("", "one\ntwo"), connectors.ErrPolicy, ""},
+		{"bidi control dropped", codes.FailedPrecondition, detail("", "abc\u202edef"), connectors.ErrPolicy, ""},
+		{"too long dropped", codes.FailedPrecondition, detail("", strings.Repeat("é", connectors.MaxUserMessageLength+1)), connectors.ErrPolicy, ""},
+		{"not UTF-8 dropped", codes.FailedPrecondition, metadata.Pairs(errorDetailKey, "\x12\x01\xff"), connectors.ErrPolicy, ""},
+		{"at the limit shown", codes.FailedPrecondition, detail("", strings.Repeat("é", connectors.MaxUserMessageLength)), connectors.ErrPolicy, strings.Repeat("é", connectors.MaxUserMessageLength)},
+		{"garbage detail ignored", codes.FailedPrecondition, metadata.Pairs(errorDetailKey, "\xff\xff\xff"), connectors.ErrPolicy, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			err := fromStatus(status.New(tc.code, "access_token=secret"), tc.trailer)
+			if !errors.Is(err, tc.want) {
+				t.Fatalf("fromStatus = %v, want it to wrap %v", err, tc.want)
+			}
+			if got := connectors.UserMessage(err); got != tc.msg {
+				t.Errorf("UserMessage = %q, want %q", got, tc.msg)
+			}
+		})
 	}
 }

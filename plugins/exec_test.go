@@ -9,6 +9,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/bridgekeeper/bridgekeeper/connectors"
 )
@@ -122,17 +123,25 @@ func TestChecksumFIFOSwap(t *testing.T) {
 	if err == nil {
 		_ = p.Close()
 	}
-	// Release the writer if nobody opened the pipe (it may not even have
-	// reached its open yet on a busy machine): a reader that stays open and
-	// drains the pipe until the writer is done, then wait for it.
-	r, rerr := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
-	if rerr == nil {
-		go io.Copy(io.Discard, r)
+	// Release the writer, which may not even have reached its open yet on
+	// a busy machine: open the pipe and drain it (a read without a writer
+	// ends at once) until the writer reports.
+	var werr error
+	for done := false; !done; {
+		r, rerr := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+		if rerr == nil {
+			_, _ = io.Copy(io.Discard, r)
+		}
+		select {
+		case werr = <-fed:
+			done = true
+		case <-time.After(20 * time.Millisecond):
+		}
+		if rerr == nil {
+			r.Close()
+		}
 	}
-	t.Logf("the pipe's writer: %v", <-fed)
-	if rerr == nil {
-		r.Close()
-	}
+	t.Logf("the pipe's writer: %v", werr)
 	if otherRan() {
 		t.Fatalf("the program swapped in after the check ran (launch error: %v)", err)
 	}

@@ -139,6 +139,9 @@ type instance struct {
 	exited context.Context
 	info   Info
 	stderr *lineLogger
+	// socketDir holds the plugin's go-plugin socket; removed when the
+	// process is stopped, however it ended.
+	socketDir string
 	// proc is a handle on the process (a pidfd on Linux, safe against pid
 	// reuse) for killing it when go-plugin cannot.
 	proc *os.Process
@@ -300,6 +303,13 @@ func (p *Plugin) LoginURL(ctx context.Context, req connectors.LoginRequest) (con
 		if resp.GetUrl() == "" {
 			return &badAnswer{fmt.Errorf("connector %q: LoginURL: the plugin returned no URL: %w", p.cfg.ID, ErrPluginFailed)}
 		}
+		if !webURL(resp.GetUrl()) {
+			// It becomes the Location of the browser's redirect: a
+			// javascript: or data: URL there runs in the broker's origin on
+			// some browsers, a relative one stays on the broker.
+			return &badAnswer{fmt.Errorf("connector %q: LoginURL: the plugin's login URL is not an absolute http(s) URL (scheme %q): %w",
+				p.cfg.ID, urlScheme(resp.GetUrl()), ErrPluginFailed)}
+		}
 		return nil
 	})
 	if err != nil {
@@ -386,6 +396,14 @@ func (p *Plugin) identity(method string, pid *connectorpb.Identity) (connectors.
 func webURL(s string) bool {
 	u, err := url.Parse(s)
 	return err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Host != ""
+}
+
+// urlScheme is s's scheme for an error message, "" when it has none.
+func urlScheme(s string) string {
+	if u, err := url.Parse(s); err == nil {
+		return u.Scheme
+	}
+	return ""
 }
 
 // invoke runs one call against the current plugin process, launching one
@@ -583,6 +601,17 @@ func (p *Plugin) start(ctx context.Context) (*instance, error) {
 			return nil, launchFailed(reason, err)
 		}
 	}
+	// The plugin's socket goes in a directory of its own (0700), which
+	// the host removes once the process is gone: go-plugin removes the
+	// socket only when the plugin shuts down cleanly.
+	socketDir, err := os.MkdirTemp("", "bridgekeeper-plugin-")
+	if err != nil {
+		if checked != nil {
+			checked.Close()
+		}
+		return nil, fmt.Errorf("connector %q: starting plugin %s: socket directory: %w", p.cfg.ID, p.cfg.Path, err)
+	}
+	cmd.Env = append(cmd.Env, goplugin.EnvUnixSocketDir+"="+socketDir)
 	stderr := &lineLogger{logger: p.logger.With("source", "plugin"), plain: slog.LevelInfo}
 	ccfg := &goplugin.ClientConfig{
 		HandshakeConfig:  handshake,
@@ -606,9 +635,13 @@ func (p *Plugin) start(ctx context.Context) (*instance, error) {
 	client := goplugin.NewClient(ccfg)
 	fail := func(err error) (*instance, error) {
 		client.Kill()
+		os.RemoveAll(socketDir)
 		stderr.Flush()
 		if last := stderr.Last(); len(last) > 0 {
 			err = fmt.Errorf("%w; its last output: %s", err, strings.Join(last, " | "))
+		}
+		if !p.cfg.DisableAutoMTLS && strings.Contains(err.Error(), "authentication handshake failed") {
+			err = fmt.Errorf("%w (the plugin does not speak go-plugin's auto mTLS: a plugin that serves plaintext gRPC needs auto_mtls: false on its connector)", err)
 		}
 		return nil, launchFailed(LaunchHandshake, fmt.Errorf("connector %q: starting plugin %s: %w", p.cfg.ID, p.cfg.Path, err))
 	}
@@ -628,11 +661,12 @@ func (p *Plugin) start(ctx context.Context) (*instance, error) {
 		return fail(fmt.Errorf("unexpected plugin client %T", raw))
 	}
 	inst := &instance{
-		client: client,
-		conn:   d.conn,
-		rpc:    connectorpb.NewConnectorClient(d.conn),
-		exited: d.exited,
-		stderr: stderr,
+		client:    client,
+		conn:      d.conn,
+		rpc:       connectorpb.NewConnectorClient(d.conn),
+		exited:    d.exited,
+		stderr:    stderr,
+		socketDir: socketDir,
 	}
 	if pid, err := strconv.Atoi(client.ID()); err == nil {
 		inst.proc, _ = os.FindProcess(pid)
@@ -654,15 +688,31 @@ func (p *Plugin) start(ctx context.Context) (*instance, error) {
 	var trailer metadata.MD
 	resp, err := inst.rpc.Configure(callCtx, &connectorpb.ConfigureRequest{ConfigJson: p.cfg.Config, ConnectorId: p.cfg.ID}, grpc.Trailer(&trailer))
 	if err != nil {
-		st, _ := status.FromError(err)
-		client.Kill()
-		return nil, launchFailed(LaunchConfigure, fmt.Errorf("connector %q: the plugin %s refused its configuration: %s", p.cfg.ID, p.cfg.Path, st.Message()))
+		inst.stop()
+		return nil, launchFailed(LaunchConfigure, p.configureError(ctx, callCtx, err))
 	}
 	inst.info.Refresh = resp.GetCapabilities().GetRefresh()
 	inst.info.Reauthenticate = resp.GetCapabilities().GetReauthenticate()
 	p.logger.Info("connector plugin started", "path", p.cfg.Path, "pid", client.ID(),
 		"plugin", inst.info.Name, "version", inst.info.Version, "sdk", inst.info.SDK, "refresh", inst.info.Refresh)
 	return inst, nil
+}
+
+// configureError says why Configure failed: the plugin refused the
+// configuration, or did not answer in time (its open blocked, say on an
+// unreachable upstream's discovery document).
+func (p *Plugin) configureError(ctx, callCtx context.Context, err error) error {
+	st, _ := status.FromError(err)
+	switch {
+	case ctx.Err() != nil:
+		return fmt.Errorf("connector %q: the plugin %s: Configure: %w", p.cfg.ID, p.cfg.Path, context.Cause(ctx))
+	case callCtx.Err() != nil || st.Code() == codes.DeadlineExceeded:
+		return fmt.Errorf("connector %q: the plugin %s timed out in Configure: no answer within %s (the call timeout; is its upstream reachable?): %w",
+			p.cfg.ID, p.cfg.Path, p.cfg.CallTimeout, context.DeadlineExceeded)
+	case st.Code() == codes.Unavailable:
+		return fmt.Errorf("connector %q: the plugin %s exited or dropped the connection during Configure: %w", p.cfg.ID, p.cfg.Path, ErrPluginUnavailable)
+	}
+	return fmt.Errorf("connector %q: the plugin %s refused its configuration: %s", p.cfg.ID, p.cfg.Path, st.Message())
 }
 
 // runnable says why cmd's program cannot be executed, if it plainly
@@ -747,6 +797,9 @@ func (i *instance) stop() {
 			_ = i.proc.Kill()
 		}
 		<-done
+	}
+	if i.socketDir != "" {
+		os.RemoveAll(i.socketDir)
 	}
 	i.stderr.Flush()
 }

@@ -161,6 +161,11 @@ func TestErrorMapping(t *testing.T) {
 			if !strings.Contains(err.Error(), tc.message) || !strings.Contains(err.Error(), `connector "test"`) {
 				t.Errorf("error %q lacks %q or the connector id", err, tc.message)
 			}
+			// The sentinel's text is said once, not once by the plugin
+			// and again by the host.
+			if n := strings.Count(err.Error(), tc.want.Error()); n > 1 {
+				t.Errorf("error %q says %q %d times", err, tc.want, n)
+			}
 		})
 	}
 	// None of this cost the plugin its process.

@@ -181,8 +181,15 @@ func (l *lineLogger) logLine(line []byte) {
 	l.logger.LogAttrs(context.Background(), level, text)
 }
 
+// hostKeys are the attributes the host puts on every line of a plugin
+// (connector=<id>, source=plugin, stream): the plugin's own keys of these
+// names are dropped, so a line never names them twice and a plugin cannot
+// pass itself off as another connector.
+var hostKeys = []string{"connector", "source", "stream"}
+
 // parseLogRecord reads one hclog JSON line. Keys other than @level,
-// @message, @timestamp and @module become attributes, sorted by name.
+// @message, @timestamp, @module, @caller and hostKeys become attributes,
+// sorted by name.
 func parseLogRecord(line []byte) (slog.Level, string, []slog.Attr, bool) {
 	if len(line) == 0 || line[0] != '{' {
 		return 0, "", nil, false
@@ -204,6 +211,9 @@ func parseLogRecord(line []byte) (slog.Level, string, []slog.Attr, bool) {
 	for k := range fields {
 		switch k {
 		case "@message", "@level", "@timestamp", "@module", "@caller":
+			continue
+		}
+		if slices.Contains(hostKeys, k) {
 			continue
 		}
 		keys = append(keys, k)

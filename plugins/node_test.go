@@ -89,9 +89,14 @@ func TestNodeConnector(t *testing.T) {
 	if err := callback(url.Values{"code": {"forged"}}); !errors.Is(err, connectors.ErrInvalidCallback) {
 		t.Errorf("unknown code: %v, want ErrInvalidCallback", err)
 	}
-	// The plugin sends FAILED_PRECONDITION without a reason here.
-	if err := callback(url.Values{"code": {"noemail"}}); !errors.Is(err, connectors.ErrPolicy) || !strings.Contains(err.Error(), "has no e-mail") {
+	// The plugin sends FAILED_PRECONDITION without a reason here, and a
+	// user message in an ErrorDetail it serialized itself.
+	err = callback(url.Values{"code": {"noemail"}})
+	if !errors.Is(err, connectors.ErrPolicy) || !strings.Contains(err.Error(), "has no e-mail") {
 		t.Errorf("user without e-mail: %v, want ErrPolicy", err)
+	}
+	if msg := connectors.UserMessage(err); msg != "Add an e-mail address to your account there, then sign in again." {
+		t.Errorf("user message %q", msg)
 	}
 	_, err = p.Refresh(ctx, connectors.Scopes{}, connectors.Identity{Subject: "node-gone", ConnectorData: []byte("gone")})
 	if !errors.Is(err, connectors.ErrIdentityRevoked) {
@@ -109,5 +114,24 @@ func TestNodeConnector(t *testing.T) {
 	}
 	if err := syscall.Kill(pid, 0); !errors.Is(err, syscall.ESRCH) {
 		t.Errorf("node process %d still exists after Close: %v", pid, err)
+	}
+}
+
+// A plugin that serves plaintext gRPC, launched with auto mTLS on, fails
+// with an error that says what to set.
+func TestNodeConnectorWithoutMTLSHint(t *testing.T) {
+	dir, err := filepath.Abs(filepath.Join("..", "testdata", "node-connector"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := exec.LookPath("node"); err != nil {
+		t.Skip("node is not installed")
+	}
+	if _, err := os.Stat(filepath.Join(dir, "node_modules", "@grpc", "grpc-js")); err != nil {
+		t.Skip("testdata/node-connector/node_modules is missing: run `npm ci --prefix testdata/node-connector`")
+	}
+	_, err = Launch(testContext(t), Config{ID: "node", Path: filepath.Join(dir, "connector.js"), Config: []byte(`{"issuer":"https://node-idp.test"}`)}, nil)
+	if err == nil || !strings.Contains(err.Error(), "needs auto_mtls: false on its connector") {
+		t.Errorf("Launch with auto mTLS: %v", err)
 	}
 }

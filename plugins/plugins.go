@@ -38,6 +38,9 @@ const (
 	healthService = goplugin.GRPCServiceName
 	// reasonKey is the trailing metadata entry that carries an error reason.
 	reasonKey = "bridgekeeper-error-reason"
+	// errorDetailKey is the trailing metadata entry that carries an
+	// ErrorDetail (a user message) with an error answer.
+	errorDetailKey = "bridgekeeper-error-detail-bin"
 	// sdkName is what GetInfo reports for plugins built with Serve.
 	sdkName = "bridgekeeper-go-sdk"
 )

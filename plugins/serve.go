@@ -117,11 +117,8 @@ func (s *server) GetInfo(context.Context, *connectorpb.GetInfoRequest) (*connect
 }
 
 func (s *server) Configure(ctx context.Context, req *connectorpb.ConfigureRequest) (*connectorpb.ConfigureResponse, error) {
-	logger := s.logger
-	if id := req.GetConnectorId(); id != "" {
-		logger = logger.With("connector", id)
-	}
-	c, err := s.open(ctx, req.GetConfigJson(), logger)
+	// The host tags every line with connector=<id> itself.
+	c, err := s.open(ctx, req.GetConfigJson(), s.logger)
 	if err != nil {
 		return nil, status.Error(codes.InvalidArgument, err.Error())
 	}

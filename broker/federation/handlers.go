@@ -44,6 +44,12 @@ func (f *Federation) handleConnect(w http.ResponseWriter, r *http.Request) {
 		f.renderPendingError(w, r, err)
 		return
 	}
+	if r.URL.Query().Get(timedOutParam) != "" {
+		// An idp_hint start already waited the whole call timeout:
+		// say so rather than make the user wait for it again.
+		f.renderConnectorError(w, r, c, context.DeadlineExceeded, loginID)
+		return
+	}
 	up, err := f.beginUpstream(ctx, c, p)
 	if errors.Is(err, broker.ErrLoginRequired) {
 		f.log.InfoContext(ctx, "upstream login refused: the connector cannot force a new sign-in", "connector", c.id)
@@ -74,6 +80,12 @@ func (f *Federation) handleConnect(w http.ResponseWriter, r *http.Request) {
 func (f *Federation) startLogin(c *connector) func(http.ResponseWriter, *http.Request, string, *storage.PendingLogin) (string, error) {
 	return func(w http.ResponseWriter, r *http.Request, loginID string, p *storage.PendingLogin) (string, error) {
 		up, err := f.beginUpstream(r.Context(), c, p)
+		if errors.Is(err, context.DeadlineExceeded) && r.Context().Err() == nil {
+			// The connector used up its call timeout: /connect would
+			// only wait for it again. It shows the timeout page.
+			f.log.WarnContext(r.Context(), "start upstream login", "connector", c.id, "err", err)
+			return f.connectURL(c.id, loginID) + "&" + timedOutParam + "=1", nil
+		}
 		if err != nil {
 			return "", err
 		}
@@ -82,6 +94,11 @@ func (f *Federation) startLogin(c *connector) func(http.ResponseWriter, *http.Re
 		return up.url, nil
 	}
 }
+
+// timedOutParam on a /connect URL says that the idp_hint start of the
+// login timed out: /connect shows the timeout page instead of calling the
+// connector again. It only chooses which error page the browser sees.
+const timedOutParam = "timed_out"
 
 // upstreamStart is a login sent to a connector: where the browser goes,
 // the hash of the fresh state it carries, and the connector's own state.
@@ -111,6 +128,10 @@ func (f *Federation) beginUpstream(ctx context.Context, c *connector, p *storage
 	resp, err := c.conn.LoginURL(ctx, req)
 	if err != nil {
 		return upstreamStart{}, err
+	}
+	if u, err := url.Parse(resp.URL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		// It becomes the browser's redirect: only a web URL may leave.
+		return upstreamStart{}, fmt.Errorf("connector %s: LoginURL answered a URL that is not an absolute http(s) URL", c.id)
 	}
 	return upstreamStart{url: resp.URL, stateHash: hashState(state), connectorState: resp.ConnectorState}, nil
 }

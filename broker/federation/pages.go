@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"html/template"
 	"net/http"
-	"strings"
 
 	"github.com/bridgekeeper/bridgekeeper/broker"
 	"github.com/bridgekeeper/bridgekeeper/connectors"
@@ -85,9 +84,11 @@ func (f *Federation) renderPendingError(w http.ResponseWriter, r *http.Request, 
 }
 
 // renderConnectorError tells the user what went wrong at the upstream, by
-// the connector error the failure wraps.
+// the connector error the failure wraps, in the broker's words plus the
+// connector's user message (connectors.UserError), if any: a connector's
+// error text goes to the log only.
 func (f *Federation) renderConnectorError(w http.ResponseWriter, r *http.Request, c *connector, err error, loginID string) {
-	page := errorPage{Retry: f.loginPageURL(loginID)}
+	page := errorPage{Retry: f.loginPageURL(loginID), Detail: connectors.UserMessage(err)}
 	status := http.StatusBadGateway
 	switch {
 	case errors.Is(err, broker.ErrLoginRequired):
@@ -106,7 +107,6 @@ func (f *Federation) renderConnectorError(w http.ResponseWriter, r *http.Request
 		status = http.StatusForbidden
 		page.Title = "Sign-in not allowed"
 		page.Message = fmt.Sprintf("Your %s account cannot be used to sign in here.", c.name)
-		page.Detail = detailOf(err, connectors.ErrPolicy)
 	case errors.Is(err, connectors.ErrIdentityRevoked):
 		status = http.StatusForbidden
 		page.Title = "Sign-in not allowed"
@@ -124,24 +124,4 @@ func (f *Federation) renderConnectorError(w http.ResponseWriter, r *http.Request
 		page.Message = fmt.Sprintf("Signing in with %s did not work. Please try again later.", c.name)
 	}
 	f.render(w, r, status, page)
-}
-
-// detailOf extracts the connector's explanation from a plugin error,
-// `connector "id": Method: <plugin message>: <sentinel>`, where a Go
-// plugin's message is itself "…: <sentinel>: explanation".
-func detailOf(err, sentinel error) string {
-	s, mark := err.Error(), sentinel.Error()
-	s = strings.TrimSuffix(s, ": "+mark)
-	switch i, j := strings.LastIndex(s, mark+": "), strings.Index(s, "HandleCallback: "); {
-	case i >= 0:
-		s = s[i+len(mark)+2:]
-	case j >= 0:
-		s = s[j+len("HandleCallback: "):]
-	default:
-		return ""
-	}
-	if s == "" || len(s) > 300 || strings.Contains(s, mark) {
-		return ""
-	}
-	return s
 }

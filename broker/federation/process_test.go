@@ -196,11 +196,16 @@ func TestNodeConnector(t *testing.T) {
 	if link, err := e.store.GetIdentity(context.Background(), "node", "node-ann"); err != nil || link.UserID != claims["sub"] {
 		t.Errorf("identity %+v, %v", link, err)
 	}
-	// The Node plugin's policy refusal reaches the page with its reason.
+	// The Node plugin's policy refusal reaches the page with its user
+	// message (an ErrorDetail trailer), not its error text.
 	br = e.browser()
 	up = e.startUpstream(br, spaAuth(), "node")
 	cb = e.issuer + "/callback/node?" + url.Values{"code": {"noemail"}, "state": {up.Query().Get("state")}}.Encode()
-	errorPage(t, br, e, br.get(cb), http.StatusForbidden, "user node-x has no e-mail")
+	p := br.get(cb)
+	errorPage(t, br, e, p, http.StatusForbidden, "Add an e-mail address to your account there, then sign in again.")
+	if strings.Contains(p.body, "node-x") {
+		t.Errorf("the page shows the plugin's error text: %s", p.body)
+	}
 }
 
 // TestBridgekeeperUpstream: another Bridgekeeper is the upstream of this

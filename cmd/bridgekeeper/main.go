@@ -74,6 +74,7 @@ Every command takes --config FILE (YAML, ${ENV} expanded); flags win over the fi
 		e.clientCommand(),
 		e.keyCommand(),
 		e.userCommand(),
+		e.pluginCommand(),
 	)
 	return root
 }

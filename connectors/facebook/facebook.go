@@ -228,8 +228,9 @@ func (c *Connector) HandleCallback(ctx context.Context, state []byte, callbackUR
 		return connectors.Identity{}, fmt.Errorf("facebook: %w: the profile has no id", connectors.ErrInvalidCallback)
 	}
 	if p.Email == "" && c.cfg.MissingEmail == MissingEmailReject {
-		return connectors.Identity{}, fmt.Errorf("facebook: %w: Facebook did not share an e-mail address for this account. "+
-			"Allow access to your e-mail address when Facebook asks, or sign in another way", connectors.ErrPolicy)
+		return connectors.Identity{}, connectors.WithUserMessage(
+			fmt.Errorf("facebook: %w: Facebook did not share an e-mail address for this account", connectors.ErrPolicy),
+			"Facebook did not share an e-mail address for this account. Allow access to your e-mail address when Facebook asks, or sign in another way.")
 	}
 	ident := c.identity(p)
 	data, err := json.Marshal(connectorData{AccessToken: token})

@@ -483,7 +483,9 @@ func (c *Connector) identity(ctx context.Context, doc *discovery, claims map[str
 	if c.cfg.HostedDomain != "" {
 		hd, _ := claims["hd"].(string)
 		if !strings.EqualFold(hd, c.cfg.HostedDomain) {
-			return connectors.Identity{}, fmt.Errorf("oidc: %w: the account is not in the %s Google Workspace domain", connectors.ErrPolicy, c.cfg.HostedDomain)
+			return connectors.Identity{}, connectors.WithUserMessage(
+				fmt.Errorf("oidc: %w: the account is not in the %s Google Workspace domain (hd %q)", connectors.ErrPolicy, c.cfg.HostedDomain, truncate(hd, 64)),
+				fmt.Sprintf("Only accounts of the %s domain can sign in here.", c.cfg.HostedDomain))
 		}
 	}
 	m := c.cfg.ClaimMapping

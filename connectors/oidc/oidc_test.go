@@ -217,6 +217,9 @@ func TestGoogleHostedDomain(t *testing.T) {
 	if !errors.Is(err, connectors.ErrPolicy) {
 		t.Errorf("bob has no hd: got %v, want ErrPolicy", err)
 	}
+	if msg := connectors.UserMessage(err); msg != "Only accounts of the example.com domain can sign in here." {
+		t.Errorf("bob's user message %q", msg)
+	}
 	open := newConnector(t, Config{Preset: PresetGoogle, Issuer: base})
 	if _, err := login(t, open, "1002", connectors.Scopes{}); err != nil {
 		t.Errorf("without hosted_domain bob should log in: %v", err)

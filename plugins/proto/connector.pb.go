@@ -23,8 +23,17 @@
 // The reason decides when present; a plugin that sends only the code is
 // understood too. Any other code is an internal failure of the plugin (for
 // Configure: the configuration was refused, and the broker does not start the
-// connector). The status message goes to the broker's logs, never to end
-// users: keep secrets out of it.
+// connector; a Configure that does not answer within the call timeout is
+// reported as timed out).
+//
+// What the user sees: the status message goes to the broker's logs only,
+// never to the person signing in (keep secrets out of it anyway). The
+// broker's error page has its own title and text for each reason; to add a
+// sentence of your own (what the user can do about it), put an ErrorDetail
+// with user_message, serialized, in the trailing metadata entry
+// "bridgekeeper-error-detail-bin" (a binary entry: your gRPC library
+// base64-encodes it). The broker shows user_message, and nothing else the
+// plugin sent, under its own text.
 //
 // Timing (optional): a plugin may add a trailing metadata entry
 // "bridgekeeper-upstream-us" to any answer: the whole microseconds the call
@@ -54,6 +63,67 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+// ErrorDetail is the optional trailing metadata entry
+// "bridgekeeper-error-detail-bin" of an error answer.
+type ErrorDetail struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The error's reason, as in "bridgekeeper-error-reason" (which wins when
+	// both are sent); may be empty.
+	Reason string `protobuf:"bytes,1,opt,name=reason,proto3" json:"reason,omitempty"`
+	// A sentence for the person signing in, in their terms: plain text, one
+	// line, at most 300 characters, no secrets, no upstream error text. The
+	// broker shows it on its error page (HTML-escaped) and drops one that
+	// breaks these rules, with a warning in its log. Empty: the broker's own
+	// text only.
+	UserMessage   string `protobuf:"bytes,2,opt,name=user_message,json=userMessage,proto3" json:"user_message,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ErrorDetail) Reset() {
+	*x = ErrorDetail{}
+	mi := &file_connector_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ErrorDetail) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ErrorDetail) ProtoMessage() {}
+
+func (x *ErrorDetail) ProtoReflect() protoreflect.Message {
+	mi := &file_connector_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ErrorDetail.ProtoReflect.Descriptor instead.
+func (*ErrorDetail) Descriptor() ([]byte, []int) {
+	return file_connector_proto_rawDescGZIP(), []int{0}
+}
+
+func (x *ErrorDetail) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+func (x *ErrorDetail) GetUserMessage() string {
+	if x != nil {
+		return x.UserMessage
+	}
+	return ""
+}
+
 type GetInfoRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	unknownFields protoimpl.UnknownFields
@@ -62,7 +132,7 @@ type GetInfoRequest struct {
 
 func (x *GetInfoRequest) Reset() {
 	*x = GetInfoRequest{}
-	mi := &file_connector_proto_msgTypes[0]
+	mi := &file_connector_proto_msgTypes[1]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -74,7 +144,7 @@ func (x *GetInfoRequest) String() string {
 func (*GetInfoRequest) ProtoMessage() {}
 
 func (x *GetInfoRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_connector_proto_msgTypes[0]
+	mi := &file_connector_proto_msgTypes[1]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -87,7 +157,7 @@ func (x *GetInfoRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetInfoRequest.ProtoReflect.Descriptor instead.
 func (*GetInfoRequest) Descriptor() ([]byte, []int) {
-	return file_connector_proto_rawDescGZIP(), []int{0}
+	return file_connector_proto_rawDescGZIP(), []int{1}
 }
 
 type GetInfoResponse struct {
@@ -109,7 +179,7 @@ type GetInfoResponse struct {
 
 func (x *GetInfoResponse) Reset() {
 	*x = GetInfoResponse{}
-	mi := &file_connector_proto_msgTypes[1]
+	mi := &file_connector_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -121,7 +191,7 @@ func (x *GetInfoResponse) String() string {
 func (*GetInfoResponse) ProtoMessage() {}
 
 func (x *GetInfoResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_connector_proto_msgTypes[1]
+	mi := &file_connector_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -134,7 +204,7 @@ func (x *GetInfoResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetInfoResponse.ProtoReflect.Descriptor instead.
 func (*GetInfoResponse) Descriptor() ([]byte, []int) {
-	return file_connector_proto_rawDescGZIP(), []int{1}
+	return file_connector_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *GetInfoResponse) GetProtocolVersion() uint32 {
@@ -197,7 +267,7 @@ type Capabilities struct {
 
 func (x *Capabilities) Reset() {
 	*x = Capabilities{}
-	mi := &file_connector_proto_msgTypes[2]
+	mi := &file_connector_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -209,7 +279,7 @@ func (x *Capabilities) String() string {
 func (*Capabilities) ProtoMessage() {}
 
 func (x *Capabilities) ProtoReflect() protoreflect.Message {
-	mi := &file_connector_proto_msgTypes[2]
+	mi := &file_connector_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -222,7 +292,7 @@ func (x *Capabilities) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Capabilities.ProtoReflect.Descriptor instead.
 func (*Capabilities) Descriptor() ([]byte, []int) {
-	return file_connector_proto_rawDescGZIP(), []int{2}
+	return file_connector_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *Capabilities) GetRefresh() bool {
@@ -251,7 +321,7 @@ type ConfigureRequest struct {
 
 func (x *ConfigureRequest) Reset() {
 	*x = ConfigureRequest{}
-	mi := &file_connector_proto_msgTypes[3]
+	mi := &file_connector_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -263,7 +333,7 @@ func (x *ConfigureRequest) String() string {
 func (*ConfigureRequest) ProtoMessage() {}
 
 func (x *ConfigureRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_connector_proto_msgTypes[3]
+	mi := &file_connector_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -276,7 +346,7 @@ func (x *ConfigureRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConfigureRequest.ProtoReflect.Descriptor instead.
 func (*ConfigureRequest) Descriptor() ([]byte, []int) {
-	return file_connector_proto_rawDescGZIP(), []int{3}
+	return file_connector_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *ConfigureRequest) GetConfigJson() []byte {
@@ -302,7 +372,7 @@ type ConfigureResponse struct {
 
 func (x *ConfigureResponse) Reset() {
 	*x = ConfigureResponse{}
-	mi := &file_connector_proto_msgTypes[4]
+	mi := &file_connector_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -314,7 +384,7 @@ func (x *ConfigureResponse) String() string {
 func (*ConfigureResponse) ProtoMessage() {}
 
 func (x *ConfigureResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_connector_proto_msgTypes[4]
+	mi := &file_connector_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -327,7 +397,7 @@ func (x *ConfigureResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConfigureResponse.ProtoReflect.Descriptor instead.
 func (*ConfigureResponse) Descriptor() ([]byte, []int) {
-	return file_connector_proto_rawDescGZIP(), []int{4}
+	return file_connector_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *ConfigureResponse) GetCapabilities() *Capabilities {
@@ -348,7 +418,7 @@ type Scopes struct {
 
 func (x *Scopes) Reset() {
 	*x = Scopes{}
-	mi := &file_connector_proto_msgTypes[5]
+	mi := &file_connector_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -360,7 +430,7 @@ func (x *Scopes) String() string {
 func (*Scopes) ProtoMessage() {}
 
 func (x *Scopes) ProtoReflect() protoreflect.Message {
-	mi := &file_connector_proto_msgTypes[5]
+	mi := &file_connector_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -373,7 +443,7 @@ func (x *Scopes) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Scopes.ProtoReflect.Descriptor instead.
 func (*Scopes) Descriptor() ([]byte, []int) {
-	return file_connector_proto_rawDescGZIP(), []int{5}
+	return file_connector_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *Scopes) GetOfflineAccess() bool {
@@ -413,7 +483,7 @@ type LoginURLRequest struct {
 
 func (x *LoginURLRequest) Reset() {
 	*x = LoginURLRequest{}
-	mi := &file_connector_proto_msgTypes[6]
+	mi := &file_connector_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -425,7 +495,7 @@ func (x *LoginURLRequest) String() string {
 func (*LoginURLRequest) ProtoMessage() {}
 
 func (x *LoginURLRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_connector_proto_msgTypes[6]
+	mi := &file_connector_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -438,7 +508,7 @@ func (x *LoginURLRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LoginURLRequest.ProtoReflect.Descriptor instead.
 func (*LoginURLRequest) Descriptor() ([]byte, []int) {
-	return file_connector_proto_rawDescGZIP(), []int{6}
+	return file_connector_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *LoginURLRequest) GetState() string {
@@ -496,7 +566,7 @@ type LoginURLResponse struct {
 
 func (x *LoginURLResponse) Reset() {
 	*x = LoginURLResponse{}
-	mi := &file_connector_proto_msgTypes[7]
+	mi := &file_connector_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -508,7 +578,7 @@ func (x *LoginURLResponse) String() string {
 func (*LoginURLResponse) ProtoMessage() {}
 
 func (x *LoginURLResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_connector_proto_msgTypes[7]
+	mi := &file_connector_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -521,7 +591,7 @@ func (x *LoginURLResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LoginURLResponse.ProtoReflect.Descriptor instead.
 func (*LoginURLResponse) Descriptor() ([]byte, []int) {
-	return file_connector_proto_rawDescGZIP(), []int{7}
+	return file_connector_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *LoginURLResponse) GetUrl() string {
@@ -548,7 +618,7 @@ type Values struct {
 
 func (x *Values) Reset() {
 	*x = Values{}
-	mi := &file_connector_proto_msgTypes[8]
+	mi := &file_connector_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -560,7 +630,7 @@ func (x *Values) String() string {
 func (*Values) ProtoMessage() {}
 
 func (x *Values) ProtoReflect() protoreflect.Message {
-	mi := &file_connector_proto_msgTypes[8]
+	mi := &file_connector_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -573,7 +643,7 @@ func (x *Values) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Values.ProtoReflect.Descriptor instead.
 func (*Values) Descriptor() ([]byte, []int) {
-	return file_connector_proto_rawDescGZIP(), []int{8}
+	return file_connector_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *Values) GetValues() []string {
@@ -598,7 +668,7 @@ type HandleCallbackRequest struct {
 
 func (x *HandleCallbackRequest) Reset() {
 	*x = HandleCallbackRequest{}
-	mi := &file_connector_proto_msgTypes[9]
+	mi := &file_connector_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -610,7 +680,7 @@ func (x *HandleCallbackRequest) String() string {
 func (*HandleCallbackRequest) ProtoMessage() {}
 
 func (x *HandleCallbackRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_connector_proto_msgTypes[9]
+	mi := &file_connector_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -623,7 +693,7 @@ func (x *HandleCallbackRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HandleCallbackRequest.ProtoReflect.Descriptor instead.
 func (*HandleCallbackRequest) Descriptor() ([]byte, []int) {
-	return file_connector_proto_rawDescGZIP(), []int{9}
+	return file_connector_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *HandleCallbackRequest) GetConnectorState() []byte {
@@ -663,7 +733,7 @@ type HandleCallbackResponse struct {
 
 func (x *HandleCallbackResponse) Reset() {
 	*x = HandleCallbackResponse{}
-	mi := &file_connector_proto_msgTypes[10]
+	mi := &file_connector_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -675,7 +745,7 @@ func (x *HandleCallbackResponse) String() string {
 func (*HandleCallbackResponse) ProtoMessage() {}
 
 func (x *HandleCallbackResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_connector_proto_msgTypes[10]
+	mi := &file_connector_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -688,7 +758,7 @@ func (x *HandleCallbackResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HandleCallbackResponse.ProtoReflect.Descriptor instead.
 func (*HandleCallbackResponse) Descriptor() ([]byte, []int) {
-	return file_connector_proto_rawDescGZIP(), []int{10}
+	return file_connector_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *HandleCallbackResponse) GetIdentity() *Identity {
@@ -709,7 +779,7 @@ type RefreshRequest struct {
 
 func (x *RefreshRequest) Reset() {
 	*x = RefreshRequest{}
-	mi := &file_connector_proto_msgTypes[11]
+	mi := &file_connector_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -721,7 +791,7 @@ func (x *RefreshRequest) String() string {
 func (*RefreshRequest) ProtoMessage() {}
 
 func (x *RefreshRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_connector_proto_msgTypes[11]
+	mi := &file_connector_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -734,7 +804,7 @@ func (x *RefreshRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RefreshRequest.ProtoReflect.Descriptor instead.
 func (*RefreshRequest) Descriptor() ([]byte, []int) {
-	return file_connector_proto_rawDescGZIP(), []int{11}
+	return file_connector_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *RefreshRequest) GetScopes() *Scopes {
@@ -760,7 +830,7 @@ type RefreshResponse struct {
 
 func (x *RefreshResponse) Reset() {
 	*x = RefreshResponse{}
-	mi := &file_connector_proto_msgTypes[12]
+	mi := &file_connector_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -772,7 +842,7 @@ func (x *RefreshResponse) String() string {
 func (*RefreshResponse) ProtoMessage() {}
 
 func (x *RefreshResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_connector_proto_msgTypes[12]
+	mi := &file_connector_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -785,7 +855,7 @@ func (x *RefreshResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RefreshResponse.ProtoReflect.Descriptor instead.
 func (*RefreshResponse) Descriptor() ([]byte, []int) {
-	return file_connector_proto_rawDescGZIP(), []int{12}
+	return file_connector_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *RefreshResponse) GetIdentity() *Identity {
@@ -822,7 +892,7 @@ type Identity struct {
 
 func (x *Identity) Reset() {
 	*x = Identity{}
-	mi := &file_connector_proto_msgTypes[13]
+	mi := &file_connector_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -834,7 +904,7 @@ func (x *Identity) String() string {
 func (*Identity) ProtoMessage() {}
 
 func (x *Identity) ProtoReflect() protoreflect.Message {
-	mi := &file_connector_proto_msgTypes[13]
+	mi := &file_connector_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -847,7 +917,7 @@ func (x *Identity) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Identity.ProtoReflect.Descriptor instead.
 func (*Identity) Descriptor() ([]byte, []int) {
-	return file_connector_proto_rawDescGZIP(), []int{13}
+	return file_connector_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *Identity) GetSubject() string {
@@ -931,7 +1001,10 @@ var File_connector_proto protoreflect.FileDescriptor
 
 const file_connector_proto_rawDesc = "" +
 	"\n" +
-	"\x0fconnector.proto\x12\x19bridgekeeper.connector.v1\"\x10\n" +
+	"\x0fconnector.proto\x12\x19bridgekeeper.connector.v1\"H\n" +
+	"\vErrorDetail\x12\x16\n" +
+	"\x06reason\x18\x01 \x01(\tR\x06reason\x12!\n" +
+	"\fuser_message\x18\x02 \x01(\tR\vuserMessage\"\x10\n" +
 	"\x0eGetInfoRequest\"\xe9\x01\n" +
 	"\x0fGetInfoResponse\x12)\n" +
 	"\x10protocol_version\x18\x01 \x01(\rR\x0fprotocolVersion\x12\x12\n" +
@@ -1022,47 +1095,48 @@ func file_connector_proto_rawDescGZIP() []byte {
 	return file_connector_proto_rawDescData
 }
 
-var file_connector_proto_msgTypes = make([]protoimpl.MessageInfo, 16)
+var file_connector_proto_msgTypes = make([]protoimpl.MessageInfo, 17)
 var file_connector_proto_goTypes = []any{
-	(*GetInfoRequest)(nil),         // 0: bridgekeeper.connector.v1.GetInfoRequest
-	(*GetInfoResponse)(nil),        // 1: bridgekeeper.connector.v1.GetInfoResponse
-	(*Capabilities)(nil),           // 2: bridgekeeper.connector.v1.Capabilities
-	(*ConfigureRequest)(nil),       // 3: bridgekeeper.connector.v1.ConfigureRequest
-	(*ConfigureResponse)(nil),      // 4: bridgekeeper.connector.v1.ConfigureResponse
-	(*Scopes)(nil),                 // 5: bridgekeeper.connector.v1.Scopes
-	(*LoginURLRequest)(nil),        // 6: bridgekeeper.connector.v1.LoginURLRequest
-	(*LoginURLResponse)(nil),       // 7: bridgekeeper.connector.v1.LoginURLResponse
-	(*Values)(nil),                 // 8: bridgekeeper.connector.v1.Values
-	(*HandleCallbackRequest)(nil),  // 9: bridgekeeper.connector.v1.HandleCallbackRequest
-	(*HandleCallbackResponse)(nil), // 10: bridgekeeper.connector.v1.HandleCallbackResponse
-	(*RefreshRequest)(nil),         // 11: bridgekeeper.connector.v1.RefreshRequest
-	(*RefreshResponse)(nil),        // 12: bridgekeeper.connector.v1.RefreshResponse
-	(*Identity)(nil),               // 13: bridgekeeper.connector.v1.Identity
-	nil,                            // 14: bridgekeeper.connector.v1.HandleCallbackRequest.QueryEntry
-	nil,                            // 15: bridgekeeper.connector.v1.HandleCallbackRequest.FormEntry
+	(*ErrorDetail)(nil),            // 0: bridgekeeper.connector.v1.ErrorDetail
+	(*GetInfoRequest)(nil),         // 1: bridgekeeper.connector.v1.GetInfoRequest
+	(*GetInfoResponse)(nil),        // 2: bridgekeeper.connector.v1.GetInfoResponse
+	(*Capabilities)(nil),           // 3: bridgekeeper.connector.v1.Capabilities
+	(*ConfigureRequest)(nil),       // 4: bridgekeeper.connector.v1.ConfigureRequest
+	(*ConfigureResponse)(nil),      // 5: bridgekeeper.connector.v1.ConfigureResponse
+	(*Scopes)(nil),                 // 6: bridgekeeper.connector.v1.Scopes
+	(*LoginURLRequest)(nil),        // 7: bridgekeeper.connector.v1.LoginURLRequest
+	(*LoginURLResponse)(nil),       // 8: bridgekeeper.connector.v1.LoginURLResponse
+	(*Values)(nil),                 // 9: bridgekeeper.connector.v1.Values
+	(*HandleCallbackRequest)(nil),  // 10: bridgekeeper.connector.v1.HandleCallbackRequest
+	(*HandleCallbackResponse)(nil), // 11: bridgekeeper.connector.v1.HandleCallbackResponse
+	(*RefreshRequest)(nil),         // 12: bridgekeeper.connector.v1.RefreshRequest
+	(*RefreshResponse)(nil),        // 13: bridgekeeper.connector.v1.RefreshResponse
+	(*Identity)(nil),               // 14: bridgekeeper.connector.v1.Identity
+	nil,                            // 15: bridgekeeper.connector.v1.HandleCallbackRequest.QueryEntry
+	nil,                            // 16: bridgekeeper.connector.v1.HandleCallbackRequest.FormEntry
 }
 var file_connector_proto_depIdxs = []int32{
-	2,  // 0: bridgekeeper.connector.v1.GetInfoResponse.capabilities:type_name -> bridgekeeper.connector.v1.Capabilities
-	2,  // 1: bridgekeeper.connector.v1.ConfigureResponse.capabilities:type_name -> bridgekeeper.connector.v1.Capabilities
-	5,  // 2: bridgekeeper.connector.v1.LoginURLRequest.scopes:type_name -> bridgekeeper.connector.v1.Scopes
-	14, // 3: bridgekeeper.connector.v1.HandleCallbackRequest.query:type_name -> bridgekeeper.connector.v1.HandleCallbackRequest.QueryEntry
-	15, // 4: bridgekeeper.connector.v1.HandleCallbackRequest.form:type_name -> bridgekeeper.connector.v1.HandleCallbackRequest.FormEntry
-	13, // 5: bridgekeeper.connector.v1.HandleCallbackResponse.identity:type_name -> bridgekeeper.connector.v1.Identity
-	5,  // 6: bridgekeeper.connector.v1.RefreshRequest.scopes:type_name -> bridgekeeper.connector.v1.Scopes
-	13, // 7: bridgekeeper.connector.v1.RefreshRequest.identity:type_name -> bridgekeeper.connector.v1.Identity
-	13, // 8: bridgekeeper.connector.v1.RefreshResponse.identity:type_name -> bridgekeeper.connector.v1.Identity
-	8,  // 9: bridgekeeper.connector.v1.HandleCallbackRequest.QueryEntry.value:type_name -> bridgekeeper.connector.v1.Values
-	8,  // 10: bridgekeeper.connector.v1.HandleCallbackRequest.FormEntry.value:type_name -> bridgekeeper.connector.v1.Values
-	0,  // 11: bridgekeeper.connector.v1.Connector.GetInfo:input_type -> bridgekeeper.connector.v1.GetInfoRequest
-	3,  // 12: bridgekeeper.connector.v1.Connector.Configure:input_type -> bridgekeeper.connector.v1.ConfigureRequest
-	6,  // 13: bridgekeeper.connector.v1.Connector.LoginURL:input_type -> bridgekeeper.connector.v1.LoginURLRequest
-	9,  // 14: bridgekeeper.connector.v1.Connector.HandleCallback:input_type -> bridgekeeper.connector.v1.HandleCallbackRequest
-	11, // 15: bridgekeeper.connector.v1.Connector.Refresh:input_type -> bridgekeeper.connector.v1.RefreshRequest
-	1,  // 16: bridgekeeper.connector.v1.Connector.GetInfo:output_type -> bridgekeeper.connector.v1.GetInfoResponse
-	4,  // 17: bridgekeeper.connector.v1.Connector.Configure:output_type -> bridgekeeper.connector.v1.ConfigureResponse
-	7,  // 18: bridgekeeper.connector.v1.Connector.LoginURL:output_type -> bridgekeeper.connector.v1.LoginURLResponse
-	10, // 19: bridgekeeper.connector.v1.Connector.HandleCallback:output_type -> bridgekeeper.connector.v1.HandleCallbackResponse
-	12, // 20: bridgekeeper.connector.v1.Connector.Refresh:output_type -> bridgekeeper.connector.v1.RefreshResponse
+	3,  // 0: bridgekeeper.connector.v1.GetInfoResponse.capabilities:type_name -> bridgekeeper.connector.v1.Capabilities
+	3,  // 1: bridgekeeper.connector.v1.ConfigureResponse.capabilities:type_name -> bridgekeeper.connector.v1.Capabilities
+	6,  // 2: bridgekeeper.connector.v1.LoginURLRequest.scopes:type_name -> bridgekeeper.connector.v1.Scopes
+	15, // 3: bridgekeeper.connector.v1.HandleCallbackRequest.query:type_name -> bridgekeeper.connector.v1.HandleCallbackRequest.QueryEntry
+	16, // 4: bridgekeeper.connector.v1.HandleCallbackRequest.form:type_name -> bridgekeeper.connector.v1.HandleCallbackRequest.FormEntry
+	14, // 5: bridgekeeper.connector.v1.HandleCallbackResponse.identity:type_name -> bridgekeeper.connector.v1.Identity
+	6,  // 6: bridgekeeper.connector.v1.RefreshRequest.scopes:type_name -> bridgekeeper.connector.v1.Scopes
+	14, // 7: bridgekeeper.connector.v1.RefreshRequest.identity:type_name -> bridgekeeper.connector.v1.Identity
+	14, // 8: bridgekeeper.connector.v1.RefreshResponse.identity:type_name -> bridgekeeper.connector.v1.Identity
+	9,  // 9: bridgekeeper.connector.v1.HandleCallbackRequest.QueryEntry.value:type_name -> bridgekeeper.connector.v1.Values
+	9,  // 10: bridgekeeper.connector.v1.HandleCallbackRequest.FormEntry.value:type_name -> bridgekeeper.connector.v1.Values
+	1,  // 11: bridgekeeper.connector.v1.Connector.GetInfo:input_type -> bridgekeeper.connector.v1.GetInfoRequest
+	4,  // 12: bridgekeeper.connector.v1.Connector.Configure:input_type -> bridgekeeper.connector.v1.ConfigureRequest
+	7,  // 13: bridgekeeper.connector.v1.Connector.LoginURL:input_type -> bridgekeeper.connector.v1.LoginURLRequest
+	10, // 14: bridgekeeper.connector.v1.Connector.HandleCallback:input_type -> bridgekeeper.connector.v1.HandleCallbackRequest
+	12, // 15: bridgekeeper.connector.v1.Connector.Refresh:input_type -> bridgekeeper.connector.v1.RefreshRequest
+	2,  // 16: bridgekeeper.connector.v1.Connector.GetInfo:output_type -> bridgekeeper.connector.v1.GetInfoResponse
+	5,  // 17: bridgekeeper.connector.v1.Connector.Configure:output_type -> bridgekeeper.connector.v1.ConfigureResponse
+	8,  // 18: bridgekeeper.connector.v1.Connector.LoginURL:output_type -> bridgekeeper.connector.v1.LoginURLResponse
+	11, // 19: bridgekeeper.connector.v1.Connector.HandleCallback:output_type -> bridgekeeper.connector.v1.HandleCallbackResponse
+	13, // 20: bridgekeeper.connector.v1.Connector.Refresh:output_type -> bridgekeeper.connector.v1.RefreshResponse
 	16, // [16:21] is the sub-list for method output_type
 	11, // [11:16] is the sub-list for method input_type
 	11, // [11:11] is the sub-list for extension type_name
@@ -1075,14 +1149,14 @@ func file_connector_proto_init() {
 	if File_connector_proto != nil {
 		return
 	}
-	file_connector_proto_msgTypes[6].OneofWrappers = []any{}
+	file_connector_proto_msgTypes[7].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_connector_proto_rawDesc), len(file_connector_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   16,
+			NumMessages:   17,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -23,8 +23,17 @@
 // The reason decides when present; a plugin that sends only the code is
 // understood too. Any other code is an internal failure of the plugin (for
 // Configure: the configuration was refused, and the broker does not start the
-// connector). The status message goes to the broker's logs, never to end
-// users: keep secrets out of it.
+// connector; a Configure that does not answer within the call timeout is
+// reported as timed out).
+//
+// What the user sees: the status message goes to the broker's logs only,
+// never to the person signing in (keep secrets out of it anyway). The
+// broker's error page has its own title and text for each reason; to add a
+// sentence of your own (what the user can do about it), put an ErrorDetail
+// with user_message, serialized, in the trailing metadata entry
+// "bridgekeeper-error-detail-bin" (a binary entry: your gRPC library
+// base64-encodes it). The broker shows user_message, and nothing else the
+// plugin sent, under its own text.
 //
 // Timing (optional): a plugin may add a trailing metadata entry
 // "bridgekeeper-upstream-us" to any answer: the whole microseconds the call

@@ -43,10 +43,24 @@ function log(level, message, fields = {}) {
 
 // fail answers a call with a gRPC status and the reason the broker maps to
 // one of its connector errors.
-function fail(callback, code, reason, details) {
+function fail(callback, code, reason, details, userMessage) {
   const metadata = new grpc.Metadata();
   if (reason) metadata.set('bridgekeeper-error-reason', reason);
+  if (userMessage) metadata.set('bridgekeeper-error-detail-bin', errorDetail(userMessage));
   callback({ code, details, metadata });
+}
+
+// errorDetail serializes an ErrorDetail (connector.proto) holding only
+// user_message (field 2, a string) by hand: the one message this plugin
+// sends that proto-loader cannot encode for it.
+function errorDetail(userMessage) {
+  const text = Buffer.from(userMessage, 'utf8');
+  const len = [];
+  for (let n = text.length; ; n >>>= 7) {
+    if (n < 0x80) { len.push(n); break; }
+    len.push((n & 0x7f) | 0x80);
+  }
+  return Buffer.concat([Buffer.from([0x12, ...len]), text]);
 }
 
 function load(file, dir) {
@@ -152,7 +166,8 @@ function main() {
       }
       if (!user.email) {
         // Only the code, no reason: the broker understands that too.
-        return fail(callback, grpc.status.FAILED_PRECONDITION, '', `user ${user.sub} has no e-mail`);
+        return fail(callback, grpc.status.FAILED_PRECONDITION, '', `user ${user.sub} has no e-mail`,
+          'Add an e-mail address to your account there, then sign in again.');
       }
       callback(null, { identity: identityOf(code, user) });
     },

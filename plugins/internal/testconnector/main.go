@@ -3,12 +3,17 @@
 // login hint and the callback's code to hang, crash, panic or fail.
 //
 // Login hints: "hang" blocks until the call's deadline, "exit" ends the
-// process mid-call, "panic" panics. Callback codes: "no-email" is a policy
-// refusal, "internal" a plain error, "no-subject" an identity without a
+// process mid-call, "panic" panics, "javascript" and "relative" answer a
+// URL that is not an absolute http(s) URL. Config hang_open makes Open
+// block until Configure's deadline. Callback codes: "no-email" is a policy
+// refusal, "policy-secret" one whose error text holds a secret,
+// "policy-message" one with a user message, "policy-bad-message" one with
+// a user message the host must drop, "internal" a plain error, "no-subject" an identity without a
 // subject; an error parameter is an upstream refusal; an upstream
 // parameter is a URL fetched (through upstreamtime.Transport) before
 // answering; any other code logs the user "sub-<code>" in. Refresh refuses identities whose connector data
-// is "refresh-revoked".
+// is "refresh-revoked" and answers for another subject when it is
+// "refresh-other-subject".
 package main
 
 import (
@@ -38,12 +43,18 @@ type config struct {
 	NoRefresh bool `json:"no_refresh"`
 	// FailOpen makes Open fail with this message.
 	FailOpen string `json:"fail_open"`
+	// HangOpen makes Open block until Configure's deadline.
+	HangOpen bool `json:"hang_open"`
 }
 
-func open(_ context.Context, raw []byte, logger *slog.Logger) (connectors.Connector, error) {
+func open(ctx context.Context, raw []byte, logger *slog.Logger) (connectors.Connector, error) {
 	var cfg config
 	if err := json.Unmarshal(raw, &cfg); err != nil {
 		return nil, fmt.Errorf("test connector config: %w", err)
+	}
+	if cfg.HangOpen {
+		<-ctx.Done()
+		return nil, ctx.Err()
 	}
 	if cfg.FailOpen != "" {
 		return nil, errors.New(cfg.FailOpen)
@@ -79,6 +90,10 @@ func (c *connector) LoginURL(ctx context.Context, req connectors.LoginRequest) (
 		os.Exit(2)
 	case "panic":
 		panic("told to panic")
+	case "javascript":
+		return connectors.LoginResponse{URL: "javascript:alert(document.domain)//https://idp.test/"}, nil
+	case "relative":
+		return connectors.LoginResponse{URL: "/authorize?state=" + req.State}, nil
 	}
 	// Debug, as a real connector's per-login lines would be: at the
 	// broker's default level (info) the plugin does not even write it.
@@ -122,6 +137,17 @@ func (c *connector) HandleCallback(ctx context.Context, state []byte, callbackUR
 		return connectors.Identity{}, fmt.Errorf("no code in the callback: %w", connectors.ErrInvalidCallback)
 	case "no-email":
 		return connectors.Identity{}, fmt.Errorf("the upstream gave no e-mail: %w", connectors.ErrPolicy)
+	case "policy-secret":
+		// Raw error text that must stay in the broker's log.
+		return connectors.Identity{}, fmt.Errorf("%w: token response access_token=SECRET-at-123 has no email", connectors.ErrPolicy)
+	case "policy-message":
+		return connectors.Identity{}, connectors.WithUserMessage(
+			fmt.Errorf("%w: access_token=SECRET-at-456: hd is other.test", connectors.ErrPolicy),
+			"Sign in with your example.test work account.")
+	case "policy-bad-message":
+		return connectors.Identity{}, connectors.WithUserMessage(
+			fmt.Errorf("%w: access_token=SECRET-at-789", connectors.ErrPolicy),
+			"line one\nline two access_token=SECRET-at-789")
 	case "internal":
 		return connectors.Identity{}, errors.New("the token endpoint answered 500")
 	case "no-subject":
@@ -144,6 +170,10 @@ func (c *connector) HandleCallback(ctx context.Context, state []byte, callbackUR
 func (c *connector) Refresh(_ context.Context, scopes connectors.Scopes, id connectors.Identity) (connectors.Identity, error) {
 	if string(id.ConnectorData) == "refresh-revoked" {
 		return connectors.Identity{}, fmt.Errorf("user %s is disabled upstream: %w", id.Subject, connectors.ErrIdentityRevoked)
+	}
+	if string(id.ConnectorData) == "refresh-other-subject" {
+		id.Subject += "-other"
+		return id, nil
 	}
 	id.Name += " (refreshed)"
 	if scopes.Groups {
