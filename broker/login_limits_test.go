@@ -1,7 +1,7 @@
 package broker
 
 import (
-	"bytes"
+	"github.com/bridgekeeper/bridgekeeper/internal/syncbuf"
 	"log/slog"
 	"net"
 	"net/http"
@@ -47,31 +47,13 @@ func (e *testEnv) browserFrom(ip string) *browser {
 	return b
 }
 
-// syncBuffer is a log sink the server's goroutines may write to.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // A stranger's wrong passwords from one address do not lock the owner
 // out: the owner, from an address that has not failed, logs in.
 func TestStrangerCannotLockTheOwnerOut(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, b storagetest.Backend) {
 		e := newTestEnv(t, b, nil)
 		clk := &limitClock{now: time.Now()}
-		var logs syncBuffer
+		var logs syncbuf.Buffer
 		lim := accounts.NewLimiter(e.store, accounts.Limits{}, clk.Now, slog.New(slog.NewTextHandler(&logs, nil)))
 		e.srv.SetLoginLimiter(lim)
 

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"github.com/bridgekeeper/bridgekeeper/internal/syncbuf"
 	"net"
 	"net/http"
 	"os"
@@ -89,24 +90,7 @@ func cliResult(t *testing.T, env []string, stdin string, args ...string) (string
 // process is a long-running command started for a test.
 type process struct {
 	cmd *exec.Cmd
-	log *syncBuffer
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
+	log *syncbuf.Buffer
 }
 
 // start launches a command; it is stopped (SIGTERM, then kill) at cleanup,
@@ -115,7 +99,7 @@ func start(t *testing.T, env []string, path string, args ...string) *process {
 	t.Helper()
 	cmd := exec.Command(path, args...)
 	cmd.Env = append(os.Environ(), env...)
-	p := &process{cmd: cmd, log: &syncBuffer{}}
+	p := &process{cmd: cmd, log: &syncbuf.Buffer{}}
 	cmd.Stdout, cmd.Stderr = p.log, p.log
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("start %s: %v", path, err)

@@ -2,10 +2,10 @@ package interop
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/bridgekeeper/bridgekeeper/internal/syncbuf"
 	"io"
 	"net/http"
 	"os"
@@ -171,23 +171,6 @@ func startPythonAPI(t *testing.T, issuer, audience string) string {
 // "bridgekeeper is serving … listen=ADDR".
 var listening = regexp.MustCompile(`(?:listening on |msg=listening addr=|bridgekeeper is serving.* listen=)(127\.0\.0\.1:\d+)`)
 
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // startProcess runs cmd until the test ends and returns the base URL it
 // announced. Its output is logged when the test fails.
 func startProcess(t *testing.T, cmd *exec.Cmd) string {
@@ -197,7 +180,7 @@ func startProcess(t *testing.T, cmd *exec.Cmd) string {
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("start %s: %v", cmd.Path, err)
 	}
-	output := &lockedBuffer{}
+	output := &syncbuf.Buffer{}
 	addr := make(chan string, 1)
 	go func() {
 		scanner := bufio.NewScanner(pr)

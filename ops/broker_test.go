@@ -3,13 +3,13 @@ package ops_test
 import (
 	"context"
 	"encoding/json"
+	"github.com/bridgekeeper/bridgekeeper/internal/syncbuf"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -24,23 +24,6 @@ import (
 	"github.com/bridgekeeper/bridgekeeper/storage/storagetest"
 )
 
-type syncBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // TestWrapTheBroker wires ops around the real broker the way serve does
 // (see docs/ops.md) and checks what an operator sees: route-template
 // metrics, grant outcomes, key age, readiness, request ids in the broker's
@@ -52,7 +35,7 @@ func TestWrapTheBroker(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	logs := &syncBuffer{}
+	logs := &syncbuf.Buffer{}
 	log := slog.New(ops.LogHandler(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})))
 	km, err := keys.New(ctx, store, keys.Options{Algorithm: "ES256", EncryptionKey: sec.Derive(secret.PurposeKeyEncryption)})
 	if err != nil {

@@ -1,43 +1,24 @@
 package plugins
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
+	"github.com/bridgekeeper/bridgekeeper/internal/syncbuf"
 	"log/slog"
 	"os"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/bridgekeeper/bridgekeeper/connectors"
 )
 
-// syncBuffer is a bytes.Buffer safe for the plugin's concurrent log lines.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // Under --log.format json every line of a plugin names its connector once:
 // the host tags the lines, a key of the same name from the plugin is
 // dropped.
 func TestPluginLogLinesNameConnectorOnce(t *testing.T) {
-	var out syncBuffer
+	var out syncbuf.Buffer
 	logger := slog.New(slog.NewJSONHandler(&out, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	p, err := Launch(context.Background(), Config{ID: "test", Path: testConnectorPath, Config: []byte(`{"issuer":"https://idp.test"}`)}, logger)
 	if err != nil {
