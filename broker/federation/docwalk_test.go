@@ -1,8 +1,10 @@
 package federation_test
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -10,8 +12,10 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
 
+	"github.com/bridgekeeper/bridgekeeper/broker/federation"
 	"github.com/bridgekeeper/bridgekeeper/internal/config"
 )
 
@@ -78,6 +82,7 @@ func TestDocsPluginWalkthrough(t *testing.T) {
 
 	// The made-up provider: its authorization endpoint sends the browser
 	// back with a code, as an OAuth2 provider does.
+	var mu sync.Mutex
 	var asked string
 	provider := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		q := r.URL.Query()
@@ -85,7 +90,9 @@ func TestDocsPluginWalkthrough(t *testing.T) {
 			http.Error(w, "bad authorization request", http.StatusBadRequest)
 			return
 		}
+		mu.Lock()
 		asked = q.Get("redirect_uri")
+		mu.Unlock()
 		http.Redirect(w, r, q.Get("redirect_uri")+"?code=alice&state="+q.Get("state"), http.StatusFound)
 	}))
 	t.Cleanup(provider.Close)
@@ -112,9 +119,11 @@ func TestDocsPluginWalkthrough(t *testing.T) {
 	var subs []any
 	for range 2 {
 		claims := e.docLogin(t, provider.URL, cfg.Connectors[0])
+		mu.Lock()
 		if asked != e.issuer+"/callback/"+id {
 			t.Errorf("the provider was asked to redirect to %q, want %s", asked, e.issuer+"/callback/"+id)
 		}
+		mu.Unlock()
 		checkFederated(t, claims, id)
 		if claims["name"] != "alice" {
 			t.Errorf("name = %v, want the plugin's alice; claims %v", claims["name"], claims)
@@ -127,6 +136,17 @@ func TestDocsPluginWalkthrough(t *testing.T) {
 	}
 	if subs[0] == nil || subs[0] == "" || subs[0] != subs[1] {
 		t.Errorf("sub of two logins of the same upstream user: %v", subs)
+	}
+
+	// The YAML's sha256 is in force: another sum is refused at the start.
+	bad := cfg.Connectors[0]
+	bad.SHA256 = strings.Repeat("0", 64)
+	_, err = federation.New(context.Background(), federation.Config{
+		Broker: e.srv, Store: e.store, Logger: slog.New(e.logs), Issuer: e.issuer,
+		Connectors: []config.Connector{bad}, DataKey: e.dataKey,
+	})
+	if err == nil || !strings.Contains(err.Error(), hex.EncodeToString(sum[:])) {
+		t.Errorf("a connector entry with another sha256: %v", err)
 	}
 }
 
@@ -143,7 +163,7 @@ func (e *env) docLogin(t *testing.T, providerURL string, c config.Connector) map
 	}
 	var button string
 	for _, h := range hrefs(p.body) {
-		if strings.Contains(h, c.ID) {
+		if strings.Contains(h, "/connect/"+c.ID+"?") {
 			button = h
 		}
 	}
