@@ -114,11 +114,11 @@ func TestDocsPluginWalkthrough(t *testing.T) {
 	id := cfg.Connectors[0].ID
 
 	// The login page has the plugin's button; it leads to the provider
-	// and back, and on to the client with a code. Twice: the same upstream
-	// user is the same broker user.
+	// and back, and on to the client with a code; so does idp_hint. The
+	// same upstream user is the same broker user both times.
 	var subs []any
-	for range 2 {
-		claims := e.docLogin(t, provider.URL, cfg.Connectors[0])
+	for _, hint := range []bool{false, true} {
+		claims := e.docLogin(t, provider.URL, cfg.Connectors[0], hint)
 		mu.Lock()
 		if asked != e.issuer+"/callback/"+id {
 			t.Errorf("the provider was asked to redirect to %q, want %s", asked, e.issuer+"/callback/"+id)
@@ -150,12 +150,16 @@ func TestDocsPluginWalkthrough(t *testing.T) {
 	}
 }
 
-// docLogin logs in through the login page's button of connector c, with
-// a new browser, and returns the ID token's claims.
-func (e *env) docLogin(t *testing.T, providerURL string, c config.Connector) map[string]any {
+// docLogin logs in through the login page's button of connector c (or
+// with idp_hint), with a new browser, and returns the ID token's claims.
+func (e *env) docLogin(t *testing.T, providerURL string, c config.Connector, hint bool) map[string]any {
 	t.Helper()
 	b := e.browser(strings.TrimPrefix(providerURL, "http://"))
 	ar := spaAuth()
+	if hint {
+		ar.params.Set("idp_hint", c.ID)
+		return e.idClaims(e.exchange(codeFrom(t, b.get(e.authURL(ar))), ar).IDToken)
+	}
 	p := b.get(e.authURL(ar))
 	label := "Continue with " + c.Name
 	if p.status != http.StatusOK || !strings.Contains(p.body, label) {
