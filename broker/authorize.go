@@ -386,7 +386,8 @@ func (s *Server) renderExpiredLogin(w http.ResponseWriter, r *http.Request, err 
 		return
 	}
 	s.renderError(w, r, http.StatusBadRequest, "Sign-in expired",
-		"This sign-in link has expired or was already used, or your browser does not accept cookies from this site. Go back to the application and sign in again.")
+		"This sign-in link has expired or was already used, or your browser does not accept cookies from this site. Go back to the application and sign in again.",
+		s.StartLinks()...)
 }
 
 // finishAuthorize grants the request for the user of the broker session and

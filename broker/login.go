@@ -216,14 +216,21 @@ func (s *Server) reauthContext(r *http.Request, p *storage.PendingLogin) (notice
 	return msgReauthMaxAge, email // max_age (force: max_age=0)
 }
 
-// renderStartFromApp answers the login page opened without a pending login
-// (a bookmark, a link copied from a log): sign-in starts at an application.
-func (s *Server) renderStartFromApp(w http.ResponseWriter, r *http.Request) {
+// StartLinks are the ways on from a page that cannot go on with a
+// sign-in (none started, or one that expired): the account page, when
+// local accounts are mounted, and the broker's landing page.
+func (s *Server) StartLinks() []PageLink {
 	var links []PageLink
 	if acc := s.accounts().Account; acc != "" {
 		links = append(links, PageLink{Label: "Manage your account", URL: acc})
 	}
-	links = append(links, PageLink{Label: "About this sign-in service", URL: s.url("/")})
+	return append(links, PageLink{Label: "About this sign-in service", URL: s.url("/")})
+}
+
+// renderStartFromApp answers the login page opened without a pending login
+// (a bookmark, a link copied from a log): sign-in starts at an application.
+func (s *Server) renderStartFromApp(w http.ResponseWriter, r *http.Request) {
+	links := s.StartLinks()
 	s.RenderMessage(w, r, http.StatusBadRequest, "Start from your application",
 		"This sign-in page is opened by an application: open the application you want to use and choose \"Sign in\" there.",
 		"Developers: send the browser to the authorization endpoint ("+s.url(pathAuth)+") with your client's parameters; the broker then opens this page with a sign-in of its own.",

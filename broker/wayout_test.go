@@ -83,6 +83,8 @@ func TestDeadEndsHaveAWayOut(t *testing.T) {
 		if strings.Contains(bare.body, "expired") {
 			t.Errorf("bare /login still says the sign-in expired")
 		}
+		expired := br.get(e.issuer + pathLogin + "?login=no-such-login")
+		wantIn(t, "expired /login", expired, http.StatusBadRequest, "Sign-in expired", `href="/account"`, `href="`+e.issuer+`/"`)
 
 		// Not activated: a link to send a new activation e-mail that
 		// comes back to this sign-in.

@@ -25,6 +25,9 @@ func TestCallbackAfterThePendingLoginExpired(t *testing.T) {
 		time.Sleep(1500 * time.Millisecond)
 		p := br.get(back.String())
 		errorPage(t, br, e, p, http.StatusBadRequest, "Sign-in expired")
+		if !strings.Contains(p.body, `href="`+e.issuer+`/"`) {
+			t.Errorf("the expired sign-in page has no way on (a link to the broker's landing page):\n%s", p.body)
+		}
 
 		// In time, the same steps sign in.
 		e2 := newEnv(t, envOptions{backend: b, brokerConfig: func(_ *env, c *broker.Config) { c.PendingLoginLifetime = time.Minute }})
