@@ -289,6 +289,74 @@ func (s *Store) CreateIdentity(ctx context.Context, id *Identity) error {
 	return nil
 }
 
+// LinkIdentity links an upstream identity to a user unless the identity is
+// linked already (a concurrent login won): created says which. Unlike
+// CreateIdentity, a lost race is no error, and inside a transaction it
+// does not abort it (the insert does nothing on conflict).
+func (s *Store) LinkIdentity(ctx context.Context, id *Identity) (created bool, err error) {
+	if id.ConnectorID == "" || id.Subject == "" || id.UserID == "" {
+		return false, fmt.Errorf("storage: link identity: connector id, subject and user id are required")
+	}
+	t := now()
+	if id.CreatedAt.IsZero() {
+		id.CreatedAt = t
+	}
+	if id.LastLoginAt.IsZero() {
+		id.LastLoginAt = t
+	}
+	db, err := s.writer(ctx)
+	if err != nil {
+		return false, err
+	}
+	res, err := db.NewInsert().Model(id).On("CONFLICT (connector_id, subject) DO NOTHING").Exec(ctx)
+	if err != nil {
+		return false, s.wrap("link identity", err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return false, s.wrap("link identity", err)
+	}
+	return n == 1, nil
+}
+
+// IdentitiesWithConnectorDataNotPrefixed returns the connector id, subject
+// and connector data of every identity whose connector data is set and
+// does not start with prefix (what an earlier version wrote before the
+// broker sealed connector data).
+func (s *Store) IdentitiesWithConnectorDataNotPrefixed(ctx context.Context, prefix []byte) ([]Identity, error) {
+	var rows []Identity
+	err := s.reader(ctx).NewSelect().Model(&rows).Column("connector_id", "subject", "connector_data").
+		Where("connector_data IS NOT NULL").
+		Where("substr(connector_data, 1, ?) <> ?", len(prefix), prefix).
+		Order("connector_id", "subject").
+		Scan(ctx)
+	if err != nil {
+		return nil, s.wrap("list identities by connector data", err)
+	}
+	return rows, nil
+}
+
+// ReplaceConnectorData sets an identity's connector data to data if it
+// still holds old; false when it changed meanwhile or the identity is gone.
+func (s *Store) ReplaceConnectorData(ctx context.Context, connectorID, subject string, old, data []byte) (bool, error) {
+	db, err := s.writer(ctx)
+	if err != nil {
+		return false, err
+	}
+	res, err := db.NewUpdate().Model((*Identity)(nil)).
+		Set("connector_data = ?", data).
+		Where("connector_id = ?", connectorID).Where("subject = ?", subject).
+		Where("connector_data = ?", old).Exec(ctx)
+	if err != nil {
+		return false, s.wrap("replace connector data", err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return false, s.wrap("replace connector data", err)
+	}
+	return n == 1, nil
+}
+
 // DeleteIdentity removes the link of an upstream identity; an absent one is
 // not an error.
 func (s *Store) DeleteIdentity(ctx context.Context, connectorID, subject string) error {

@@ -130,7 +130,7 @@ func (f *Federation) userFor(ctx context.Context, c *connector, ident connectors
 		}
 		// The user was deleted but the link survived: start afresh.
 		f.log.WarnContext(ctx, "identity linked to a missing user; linking it anew", "connector", c.id, "user", link.UserID)
-		if err := f.deleteIdentity(ctx, c.id, ident.Subject); err != nil {
+		if err := f.cfg.Store.DeleteIdentity(ctx, c.id, ident.Subject); err != nil {
 			return nil, nil, err
 		}
 		link.UserID, link.CreatedAt = "", time.Time{}
@@ -217,24 +217,11 @@ func (f *Federation) newUser(ctx context.Context, c *connector, link *storage.Id
 func (f *Federation) createIdentity(ctx context.Context, link *storage.Identity) (bool, error) {
 	t := now()
 	link.CreatedAt, link.LastLoginAt = t, t
-	res, err := f.cfg.Store.DB().NewInsert().Model(link).On("CONFLICT (connector_id, subject) DO NOTHING").Exec(ctx)
+	won, err := f.cfg.Store.LinkIdentity(ctx, link)
 	if err != nil {
 		return false, fmt.Errorf("create identity: %w", err)
 	}
-	n, err := res.RowsAffected()
-	if err != nil {
-		return false, fmt.Errorf("create identity: %w", err)
-	}
-	return n == 1, nil
-}
-
-func (f *Federation) deleteIdentity(ctx context.Context, connectorID, subject string) error {
-	_, err := f.cfg.Store.DB().NewDelete().Model((*storage.Identity)(nil)).
-		Where("connector_id = ?", connectorID).Where("subject = ?", subject).Exec(ctx)
-	if err != nil {
-		return fmt.Errorf("delete stale identity: %w", err)
-	}
-	return nil
+	return won, nil
 }
 
 func (f *Federation) dropUser(ctx context.Context, id string) error {

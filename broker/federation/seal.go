@@ -6,7 +6,6 @@ import (
 	"fmt"
 
 	"github.com/bridgekeeper/bridgekeeper/internal/secret"
-	"github.com/bridgekeeper/bridgekeeper/storage"
 )
 
 // sealedPrefix marks connector data the broker encrypted (AES-256-GCM
@@ -56,11 +55,7 @@ func isSealed(stored []byte) bool { return bytes.HasPrefix(stored, []byte(sealed
 // meanwhile wrote it encrypted). A failure is logged; such rows are then
 // encrypted at their identity's next login or refresh.
 func (f *Federation) sealStored(ctx context.Context) {
-	var rows []storage.Identity
-	err := f.cfg.Store.DB().NewSelect().Model(&rows).Column("connector_id", "subject", "connector_data").
-		Where("connector_data IS NOT NULL").
-		Where("substr(connector_data, 1, ?) <> ?", len(sealedPrefix), []byte(sealedPrefix)).
-		Scan(ctx)
+	rows, err := f.cfg.Store.IdentitiesWithConnectorDataNotPrefixed(ctx, []byte(sealedPrefix))
 	if err != nil {
 		f.log.WarnContext(ctx, "encrypt stored connector data", "err", err)
 		return
@@ -72,10 +67,8 @@ func (f *Federation) sealStored(ctx context.Context) {
 		}
 		sealed, err := f.sealData(id.ConnectorID, id.Subject, id.ConnectorData)
 		if err == nil {
-			_, err = f.cfg.Store.DB().NewUpdate().Model((*storage.Identity)(nil)).
-				Set("connector_data = ?", sealed).
-				Where("connector_id = ?", id.ConnectorID).Where("subject = ?", id.Subject).
-				Where("connector_data = ?", id.ConnectorData).Exec(ctx)
+			// false: a login or refresh wrote it (sealed) meanwhile.
+			_, err = f.cfg.Store.ReplaceConnectorData(ctx, id.ConnectorID, id.Subject, id.ConnectorData, sealed)
 		}
 		if err != nil {
 			f.log.WarnContext(ctx, "encrypt stored connector data", "connector", id.ConnectorID, "err", err)
