@@ -77,7 +77,9 @@ type AuthOptions struct {
 	// Scopes replaces the configured scopes for this login ("openid" is
 	// always added).
 	Scopes []string
-	// Prompt is sent as prompt (none, login, consent, select_account).
+	// Prompt is sent as prompt: "login" or "none" (Bridgekeeper refuses
+	// "consent" and "select_account" with consent_required and
+	// account_selection_required; other issuers may honour them).
 	Prompt string
 	// MaxAge, when set, is sent as max_age in seconds: the broker makes the
 	// user log in again if the last login is older.

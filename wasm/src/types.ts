@@ -62,7 +62,7 @@ export interface BridgekeeperConfig {
 export interface LoginOptions {
   /** Replace the configured scopes for this login. */
   scopes?: string[];
-  /** OIDC prompt: "login", "none", "consent", "select_account". */
+  /** OIDC prompt: "login" or "none" (Bridgekeeper refuses "consent" and "select_account"). */
   prompt?: string;
   /** Seconds: the broker asks for a new login if the last one is older. */
   maxAge?: number;
