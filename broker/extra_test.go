@@ -207,7 +207,7 @@ func TestTemplateDirOverrides(t *testing.T) {
 }
 
 func TestSecureCookiesForHTTPSIssuer(t *testing.T) {
-	s := &Server{secure: true, cookies: cookie.For("https://id.example/auth"), basePath: "/auth", cfg: Config{PendingLoginLifetime: time.Minute}}
+	s := &Server{cookies: cookie.For("https://id.example/auth"), basePath: "/auth", cfg: Config{PendingLoginLifetime: time.Minute}}
 	rec := httptest.NewRecorder()
 	s.browserBinding(rec, httptest.NewRequest(http.MethodGet, "/", nil))
 	c := rec.Result().Cookies()

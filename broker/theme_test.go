@@ -2,10 +2,12 @@ package broker
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"strings"
 	"testing"
 
+	"github.com/bridgekeeper/bridgekeeper/internal/pagekit"
 	"github.com/bridgekeeper/bridgekeeper/storage/storagetest"
 )
 
@@ -52,11 +54,12 @@ func TestThemeDefaultsAndValidation(t *testing.T) {
 		}
 	}
 
+	// The colour check is the page kit's, the one every page family uses.
 	cfg := e.srv.cfg
 	for _, bad := range []string{"red;} body{display:none", "url(x)", "#12345"} {
 		cfg.Theme.PrimaryColor = bad
-		if _, err := New(context.Background(), cfg); err == nil {
-			t.Errorf("New accepted primary colour %q", bad)
+		if _, err := New(context.Background(), cfg); !errors.Is(err, pagekit.ErrThemeColour) {
+			t.Errorf("New with primary colour %q: %v, want pagekit.ErrThemeColour", bad, err)
 		}
 	}
 }
