@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -61,5 +63,17 @@ func TestThemeDefaultsAndValidation(t *testing.T) {
 		if _, err := New(context.Background(), cfg); !errors.Is(err, pagekit.ErrThemeColour) {
 			t.Errorf("New with primary colour %q: %v, want pagekit.ErrThemeColour", bad, err)
 		}
+	}
+}
+
+func TestTemplateDirOverrides(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "logged_out.html"), []byte(`{{template "head" .}}<p>Custom goodbye</p>{{template "foot" .}}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	e := newTestEnv(t, storagetest.Backend{Name: "sqlite"}, func(c *Config) { c.TemplateDir = dir })
+	p := e.browser().get(e.issuer + pathLogout)
+	if p.status != http.StatusOK || !strings.Contains(p.body, "Custom goodbye") {
+		t.Fatalf("override not used: %d %.300s", p.status, p.body)
 	}
 }
