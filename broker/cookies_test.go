@@ -2,10 +2,13 @@ package broker
 
 import (
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/bridgekeeper/bridgekeeper/internal/cookie"
 	"github.com/bridgekeeper/bridgekeeper/storage/storagetest"
 )
 
@@ -74,5 +77,15 @@ func TestHostPrefixCookies(t *testing.T) {
 	}
 	if q := redirectParams(t, br2.get(e.authURL(spaAuth("prompt", "none"))), spaRedirect); q.Get("error") != "login_required" {
 		t.Fatalf("prompt=none with an unprefixed cookie: %v", q)
+	}
+}
+
+func TestSecureCookiesForHTTPSIssuer(t *testing.T) {
+	s := &Server{cookies: cookie.For("https://id.example/auth"), basePath: "/auth", cfg: Config{PendingLoginLifetime: time.Minute}}
+	rec := httptest.NewRecorder()
+	s.browserBinding(rec, httptest.NewRequest(http.MethodGet, "/", nil))
+	c := rec.Result().Cookies()
+	if len(c) != 1 || c[0].Name != "__Host-"+bindingCookie || !c[0].Secure || !c[0].HttpOnly || c[0].SameSite != http.SameSiteLaxMode || c[0].Path != "/" {
+		t.Fatalf("cookie %+v", c)
 	}
 }

@@ -1,7 +1,7 @@
 package broker
 
 import (
-	"github.com/bridgekeeper/bridgekeeper/internal/syncbuf"
+	"context"
 	"log/slog"
 	"net"
 	"net/http"
@@ -13,6 +13,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/bridgekeeper/bridgekeeper/internal/syncbuf"
 
 	"github.com/bridgekeeper/bridgekeeper/broker/accounts"
 	"github.com/bridgekeeper/bridgekeeper/storage/storagetest"
@@ -182,4 +184,32 @@ func TestLoginFormRefusesUnusableCharacters(t *testing.T) {
 		}
 		redirectParams(t, br.submitLogin(p, userEmail, userPassword), spaRedirect)
 	})
+}
+
+type fakeLimiter struct {
+	mu    sync.Mutex
+	calls []string
+	deny  bool
+}
+
+func (l *fakeLimiter) Allow(_ context.Context, action, account, ip string) (bool, time.Duration, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.calls = append(l.calls, action+" "+account+" "+ip)
+	return !l.deny, 30 * time.Second, nil
+}
+
+func TestLoginLimiter(t *testing.T) {
+	lim := &fakeLimiter{deny: true}
+	e := newTestEnv(t, storagetest.Backend{Name: "sqlite"}, nil)
+	e.srv.SetLoginLimiter(lim)
+	br := e.browser()
+	p := br.get(e.authURL(spaAuth()))
+	r := br.submitLogin(p, "Alice@Example.com", userPassword)
+	if r.status != http.StatusTooManyRequests || r.header.Get("Retry-After") != "30" {
+		t.Fatalf("limited login: %d Retry-After %q", r.status, r.header.Get("Retry-After"))
+	}
+	if len(lim.calls) != 1 || lim.calls[0] != "login alice@example.com 127.0.0.1" {
+		t.Errorf("limiter calls %q", lim.calls)
+	}
 }

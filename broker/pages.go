@@ -1,44 +1,39 @@
 package broker
 
 import (
-	"bytes"
 	"embed"
 	"fmt"
-	"html/template"
+	"io/fs"
 	"net/http"
-	"os"
-	"path/filepath"
 
+	"github.com/bridgekeeper/bridgekeeper/internal/pagekit"
 	"github.com/bridgekeeper/bridgekeeper/storage"
 )
 
 //go:embed templates/*.html
 var templateFS embed.FS
 
-// loadTemplates parses the embedded templates, then the *.html of dir (if
-// any), whose definitions replace the embedded ones of the same name.
-func loadTemplates(dir string) (*template.Template, error) {
-	t, err := template.New("").ParseFS(templateFS, "templates/*.html")
+// brokerPages are the broker's own pages; the layout and the error page
+// are the page kit's.
+var brokerPages = []string{"login.html", "home.html", "logged_out.html", "logout_confirm.html"}
+
+// loadPages checks the theme and parses the broker's pages with the page
+// kit, each replaced by the file of the same name in cfg.TemplateDir when
+// there is one.
+func loadPages(cfg Config, secure bool) (*pagekit.Pages, error) {
+	fsys, err := fs.Sub(templateFS, "templates")
 	if err != nil {
-		return nil, fmt.Errorf("parse embedded templates: %w", err)
+		return nil, fmt.Errorf("templates: %w", err)
 	}
-	if dir == "" {
-		return t, nil
-	}
-	files, err := filepath.Glob(filepath.Join(dir, "*.html"))
-	if err != nil {
-		return nil, fmt.Errorf("template dir: %w", err)
-	}
-	for _, f := range files {
-		b, err := os.ReadFile(f)
-		if err != nil {
-			return nil, fmt.Errorf("read template: %w", err)
-		}
-		if _, err := t.New(filepath.Base(f)).Parse(string(b)); err != nil {
-			return nil, fmt.Errorf("parse template %s: %w", f, err)
-		}
-	}
-	return t, nil
+	return pagekit.Load(pagekit.Options{Theme: cfg.Theme, Dir: cfg.TemplateDir, Secure: secure, Logger: cfg.Logger},
+		pagekit.Family{FS: fsys, Pages: brokerPages})
+}
+
+// LoadPages loads another package's pages (broker/federation's) with the
+// page kit, in the broker's theme, template directory and security
+// headers, so that they look like the broker's own.
+func (s *Server) LoadPages(f pagekit.Family) (*pagekit.Pages, error) {
+	return s.pages.Load(f)
 }
 
 // LoginOption is a "Continue with …" button on the login page (an upstream
@@ -96,7 +91,7 @@ func (s *Server) loginOption(id string) (LoginOption, bool) {
 type pageButton struct{ Label, URL string }
 
 // PageLink is a link on a message page (Server.RenderMessage).
-type PageLink struct{ Label, URL string }
+type PageLink = pagekit.Link
 
 // AccountPages are the account pages the broker's own pages link to, set
 // by SetAccountPages when local accounts are mounted: the landing page and
@@ -139,48 +134,22 @@ type pageData struct {
 }
 
 // setPageHeaders sets the security headers of every HTML page.
-func (s *Server) setPageHeaders(w http.ResponseWriter) {
-	h := w.Header()
-	if s.secure {
-		h.Set("Strict-Transport-Security", "max-age=31536000")
-	}
-	h.Set("Content-Type", "text/html; charset=utf-8")
-	h.Set("Cache-Control", "no-store")
-	h.Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data: https:; base-uri 'none'; frame-ancestors 'none'")
-	h.Set("X-Frame-Options", "DENY")
-	h.Set("X-Content-Type-Options", "nosniff")
-	h.Set("Referrer-Policy", "no-referrer")
-}
+func (s *Server) setPageHeaders(w http.ResponseWriter) { s.pages.SetHeaders(w) }
 
 func (s *Server) renderPage(w http.ResponseWriter, r *http.Request, status int, name string, data pageData) {
-	data.Theme = s.cfg.Theme
-	var buf bytes.Buffer
-	if err := s.tmpl.ExecuteTemplate(&buf, name, data); err != nil {
-		s.log.ErrorContext(r.Context(), "render page", "template", name, "err", err)
-		s.setPageHeaders(w)
-		w.WriteHeader(http.StatusInternalServerError)
-		_, _ = w.Write([]byte("<!doctype html><title>Error</title><p>Something went wrong.</p>\n"))
-		return
-	}
-	s.setPageHeaders(w)
-	w.WriteHeader(status)
-	_, _ = buf.WriteTo(w)
+	data.Theme = s.pages.Theme()
+	s.pages.Render(w, r, status, name, data)
 }
 
 func (s *Server) renderError(w http.ResponseWriter, r *http.Request, status int, title, message string, links ...PageLink) {
 	s.RenderMessage(w, r, status, title, message, "", links...)
 }
 
-// RenderMessage answers with the broker's error page, in its layout and
-// theme: a title, the message, an optional detail paragraph and links (the
-// way on). Other packages (federation) use it so that every error page
-// looks the same.
+// RenderMessage answers with the error page of every page (the page
+// kit's), in the broker's theme: a title, the message, an optional detail
+// paragraph and links (the way on).
 func (s *Server) RenderMessage(w http.ResponseWriter, r *http.Request, status int, title, message, detail string, links ...PageLink) {
-	data := pageData{Title: title, Message: message, Detail: detail}
-	for _, l := range links {
-		data.Links = append(data.Links, pageButton(l))
-	}
-	s.renderPage(w, r, status, "error.html", data)
+	s.pages.Error(w, r, status, pagekit.ErrorData{Title: title, Message: message, Detail: detail, Links: links})
 }
 
 // handleHome serves the issuer's own address: a person who opens it (or
@@ -193,8 +162,8 @@ func (s *Server) handleHome(w http.ResponseWriter, r *http.Request) {
 	}
 	links = append(links, PageLink{Label: "OpenID Connect discovery (for developers)", URL: s.url(pathDiscovery)})
 	data := pageData{
-		Title:   s.cfg.Theme.ProductName + " sign-in",
-		Message: "This is the sign-in service of " + s.cfg.Theme.ProductName + ". There is nothing to do here: open the application you want to use and sign in there.",
+		Title:   s.pages.Theme().ProductName + " sign-in",
+		Message: "This is the sign-in service of " + s.pages.Theme().ProductName + ". There is nothing to do here: open the application you want to use and sign in there.",
 	}
 	for _, l := range links {
 		data.Links = append(data.Links, pageButton(l))

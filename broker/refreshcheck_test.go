@@ -73,3 +73,31 @@ func TestRefreshCheck(t *testing.T) {
 		mustOK(t, e.refresh(other.RefreshToken))
 	})
 }
+
+func TestRefreshChecksTheUser(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b storagetest.Backend) {
+		e := newTestEnv(t, b, nil)
+		ar := spaAuth()
+		tr := mustOK(t, e.exchange(e.browser().loginForCode(ar), ar))
+		ctx := t.Context()
+
+		u, err := e.store.GetUser(ctx, e.user.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		u.Name = "Alice Pleasance Liddell"
+		if err := e.store.UpdateUser(ctx, u); err != nil {
+			t.Fatal(err)
+		}
+		tr = mustOK(t, e.refresh(tr.RefreshToken))
+		if _, id := e.verifyJWT(tr.IDToken); id["name"] != u.Name || id["idp"] != "local" {
+			t.Errorf("refreshed ID token has stale claims: %v", id)
+		}
+
+		u.Disabled = true
+		if err := e.store.UpdateUser(ctx, u); err != nil {
+			t.Fatal(err)
+		}
+		wantTokenError(t, e.refresh(tr.RefreshToken), http.StatusBadRequest, "invalid_grant")
+	})
+}

@@ -9,11 +9,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"html/template"
 	"log/slog"
 	"net/http"
 	"net/url"
-	"regexp"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -24,6 +22,7 @@ import (
 
 	"github.com/bridgekeeper/bridgekeeper/broker/keys"
 	"github.com/bridgekeeper/bridgekeeper/internal/cookie"
+	"github.com/bridgekeeper/bridgekeeper/internal/pagekit"
 	"github.com/bridgekeeper/bridgekeeper/internal/secret"
 	"github.com/bridgekeeper/bridgekeeper/storage"
 )
@@ -98,18 +97,11 @@ type Config struct {
 	GrantObserver func(grantType, outcome string)
 }
 
-// Theme styles the broker's pages; the fields mean what broker/accounts'
-// Theme's do, so both sets of pages look alike.
-type Theme struct {
-	ProductName  string // default "Bridgekeeper"
-	LogoURL      string // shown above the forms when set
-	PrimaryColor string // a CSS hex colour (#rgb or #rrggbb) or colour name; default #2f5bd3
-	// TemplateDir, when set (and Config.TemplateDir is not), holds *.html
-	// that replace the embedded templates of the same name.
-	TemplateDir string
-}
-
-var colorRE = regexp.MustCompile(`^(#[0-9a-fA-F]{3}|#[0-9a-fA-F]{6}|[a-zA-Z]{3,20})$`)
+// Theme styles the broker's pages: the one theme of every page (the
+// account and federation pages too; see internal/pagekit). Its
+// PrimaryColor is #rgb, #rrggbb or a colour name, else New fails; its
+// TemplateDir is used when Config.TemplateDir is empty.
+type Theme = pagekit.Theme
 
 // RefreshCheck re-checks a user on a refresh grant (see Config.RefreshCheck).
 type RefreshCheck func(ctx context.Context, userID, idp string) error
@@ -135,12 +127,7 @@ func (c *Config) setDefaults() {
 		c.RefreshReuseGrace = DefaultRefreshReuseGrace
 	}
 	c.Issuer = strings.TrimRight(c.Issuer, "/")
-	if c.Theme.ProductName == "" {
-		c.Theme.ProductName = "Bridgekeeper"
-	}
-	if c.Theme.PrimaryColor == "" {
-		c.Theme.PrimaryColor = "#2f5bd3"
-	}
+	c.Theme = c.Theme.WithDefaults()
 	if c.TemplateDir == "" {
 		c.TemplateDir = c.Theme.TemplateDir
 	}
@@ -165,8 +152,7 @@ type Server struct {
 	provider *fosite.Fosite
 	router   *mux.Router
 	handler  http.Handler
-	tmpl     *template.Template
-	secure   bool // issuer is https: pages get HSTS
+	pages    *pagekit.Pages
 	cookies  cookie.Policy
 	basePath string
 
@@ -200,9 +186,6 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	if cfg.RefreshReuseGrace > MaxRefreshReuseGrace {
 		return nil, fmt.Errorf("broker: refresh reuse grace %v must be at most %v", cfg.RefreshReuseGrace, MaxRefreshReuseGrace)
 	}
-	if !colorRE.MatchString(cfg.Theme.PrimaryColor) {
-		return nil, fmt.Errorf("broker: theme primary colour %q: want #rgb, #rrggbb or a colour name", cfg.Theme.PrimaryColor)
-	}
 	issuer, err := url.Parse(cfg.Issuer)
 	if err != nil || (issuer.Scheme != "http" && issuer.Scheme != "https") || issuer.Host == "" {
 		return nil, fmt.Errorf("broker: issuer %q must be an absolute http(s) URL", cfg.Issuer)
@@ -210,7 +193,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	if issuer.RawQuery != "" || issuer.Fragment != "" {
 		return nil, fmt.Errorf("broker: issuer %q must not have a query or fragment", cfg.Issuer)
 	}
-	tmpl, err := loadTemplates(cfg.TemplateDir)
+	pages, err := loadPages(cfg, issuer.Scheme == "https")
 	if err != nil {
 		return nil, fmt.Errorf("broker: %w", err)
 	}
@@ -219,8 +202,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		log:      cfg.Logger,
 		store:    newTxStore(cfg.Store, cfg.RefreshReuseGrace),
 		keys:     cfg.Keys,
-		tmpl:     tmpl,
-		secure:   issuer.Scheme == "https",
+		pages:    pages,
 		cookies:  cookie.For(cfg.Issuer),
 		basePath: strings.TrimRight(issuer.Path, "/"),
 		origins:  newOriginCache(cfg.Store, 10*time.Second),

@@ -2,10 +2,14 @@ package broker
 
 import (
 	"context"
+	"errors"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/bridgekeeper/bridgekeeper/internal/pagekit"
 	"github.com/bridgekeeper/bridgekeeper/storage/storagetest"
 )
 
@@ -52,11 +56,24 @@ func TestThemeDefaultsAndValidation(t *testing.T) {
 		}
 	}
 
+	// The colour check is the page kit's, the one every page family uses.
 	cfg := e.srv.cfg
 	for _, bad := range []string{"red;} body{display:none", "url(x)", "#12345"} {
 		cfg.Theme.PrimaryColor = bad
-		if _, err := New(context.Background(), cfg); err == nil {
-			t.Errorf("New accepted primary colour %q", bad)
+		if _, err := New(context.Background(), cfg); !errors.Is(err, pagekit.ErrThemeColour) {
+			t.Errorf("New with primary colour %q: %v, want pagekit.ErrThemeColour", bad, err)
 		}
+	}
+}
+
+func TestTemplateDirOverrides(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "logged_out.html"), []byte(`{{template "head" .}}<p>Custom goodbye</p>{{template "foot" .}}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	e := newTestEnv(t, storagetest.Backend{Name: "sqlite"}, func(c *Config) { c.TemplateDir = dir })
+	p := e.browser().get(e.issuer + pathLogout)
+	if p.status != http.StatusOK || !strings.Contains(p.body, "Custom goodbye") {
+		t.Fatalf("override not used: %d %.300s", p.status, p.body)
 	}
 }

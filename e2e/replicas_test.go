@@ -15,7 +15,7 @@ import (
 
 	"github.com/go-jose/go-jose/v4"
 
-	"github.com/bridgekeeper/bridgekeeper/ops/flow"
+	"github.com/bridgekeeper/bridgekeeper/internal/flow"
 	"github.com/bridgekeeper/bridgekeeper/storage"
 	"github.com/bridgekeeper/bridgekeeper/storage/storagetest"
 )

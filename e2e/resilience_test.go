@@ -23,7 +23,7 @@ import (
 	"github.com/uptrace/bun/driver/pgdriver"
 
 	"github.com/bridgekeeper/bridgekeeper/internal/fakeidp"
-	"github.com/bridgekeeper/bridgekeeper/ops/flow"
+	"github.com/bridgekeeper/bridgekeeper/internal/flow"
 	"github.com/bridgekeeper/bridgekeeper/storage/storagetest"
 )
 

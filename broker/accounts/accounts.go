@@ -29,6 +29,7 @@ import (
 	"github.com/bridgekeeper/bridgekeeper/broker/accounts/mail"
 	"github.com/bridgekeeper/bridgekeeper/broker/accounts/policy"
 	"github.com/bridgekeeper/bridgekeeper/internal/cookie"
+	"github.com/bridgekeeper/bridgekeeper/internal/pagekit"
 	"github.com/bridgekeeper/bridgekeeper/storage"
 )
 
@@ -89,15 +90,12 @@ type Config struct {
 	Now func() time.Time
 }
 
-// Theme styles the pages and e-mails.
-type Theme struct {
-	ProductName  string // default "Bridgekeeper"
-	LogoURL      string // shown above the forms when set
-	PrimaryColor string // a CSS hex colour (#rgb or #rrggbb) or colour name; default #2f5bd3
-	// TemplateDir, when set, holds templates that replace the embedded ones
-	// of the same name (layout.html, register.html, …, mail/activate.txt, …).
-	TemplateDir string
-}
+// Theme styles the pages and e-mails: the one theme of every page (the
+// broker's and the federation's too; see internal/pagekit). Its
+// PrimaryColor is #rgb, #rrggbb or a colour name, else New fails; its
+// TemplateDir holds templates that replace the embedded ones of the same
+// name (layout.html, register.html, …, mail/activate.txt, …).
+type Theme = pagekit.Theme
 
 // Errors of LoginAllowed; their messages can be shown to the user.
 var (
@@ -130,8 +128,6 @@ type Service struct {
 	cop      *http.CrossOriginProtection
 	mailWG   sync.WaitGroup
 }
-
-var colorRE = regexp.MustCompile(`^(#[0-9a-fA-F]{3}|#[0-9a-fA-F]{6}|[a-zA-Z]{3,20})$`)
 
 // New checks the configuration, fills in defaults and parses the templates.
 func New(cfg Config) (*Service, error) {
@@ -172,19 +168,11 @@ func New(cfg Config) (*Service, error) {
 	if cfg.ClientIP == nil {
 		cfg.ClientIP = RemoteIP
 	}
-	if cfg.Theme.ProductName == "" {
-		cfg.Theme.ProductName = "Bridgekeeper"
-	}
-	if cfg.Theme.PrimaryColor == "" {
-		cfg.Theme.PrimaryColor = "#2f5bd3"
-	}
-	if !colorRE.MatchString(cfg.Theme.PrimaryColor) {
-		return nil, fmt.Errorf("accounts: theme primary colour %q: want #rgb, #rrggbb or a colour name", cfg.Theme.PrimaryColor)
-	}
-	tmpl, err := loadTemplates(cfg.Theme.TemplateDir)
+	tmpl, err := loadTemplates(cfg.Theme, issuer.Scheme == "https", cfg.Logger)
 	if err != nil {
 		return nil, fmt.Errorf("accounts: %w", err)
 	}
+	cfg.Theme = tmpl.pages.Theme() // its defaults filled in, for the e-mails and the password policy
 	s := &Service{
 		cfg:      cfg,
 		store:    cfg.Store,

@@ -18,6 +18,7 @@ import (
 
 	"github.com/bridgekeeper/bridgekeeper/broker/accounts"
 	"github.com/bridgekeeper/bridgekeeper/broker/accounts/mail"
+	"github.com/bridgekeeper/bridgekeeper/internal/pagekit"
 	"github.com/bridgekeeper/bridgekeeper/internal/password"
 	"github.com/bridgekeeper/bridgekeeper/storage"
 )
@@ -575,11 +576,15 @@ func TestNewValidates(t *testing.T) {
 		for _, cfg := range []accounts.Config{
 			{Issuer: "http://127.0.0.1:1"},
 			{Store: store, Issuer: "/relative"},
-			{Store: store, Issuer: "http://127.0.0.1:1", Theme: accounts.Theme{PrimaryColor: "red; background: url(x)"}},
 		} {
 			if _, err := accounts.New(cfg); err == nil {
 				t.Errorf("New(%+v) accepted a bad configuration", cfg)
 			}
+		}
+		// The colour check is the page kit's, the one every page family uses.
+		bad := accounts.Config{Store: store, Issuer: "http://127.0.0.1:1", Theme: accounts.Theme{PrimaryColor: "red; background: url(x)"}}
+		if _, err := accounts.New(bad); !errors.Is(err, pagekit.ErrThemeColour) {
+			t.Errorf("New with primary colour %q: %v, want pagekit.ErrThemeColour", bad.Theme.PrimaryColor, err)
 		}
 		dir := t.TempDir()
 		os.WriteFile(filepath.Join(dir, "register.html"), []byte(`{{define "content"}}{{.Nope`), 0o644)

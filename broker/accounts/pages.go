@@ -16,6 +16,7 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"github.com/bridgekeeper/bridgekeeper/internal/pagekit"
 	"github.com/bridgekeeper/bridgekeeper/storage"
 )
 
@@ -108,12 +109,7 @@ func (s *Service) protect(h http.HandlerFunc, f form) http.Handler {
 	})
 	protected := s.cop.Handler(checked)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		hdr := w.Header()
-		hdr.Set("Cache-Control", "no-store")
-		hdr.Set("Referrer-Policy", "no-referrer") // links carry tokens
-		hdr.Set("X-Content-Type-Options", "nosniff")
-		hdr.Set("X-Frame-Options", "DENY")
-		hdr.Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; img-src * data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
+		s.tmpl.pages.SetHeaders(w) // every answer, redirects too
 		protected.ServeHTTP(w, r)
 	})
 }
@@ -222,25 +218,30 @@ func validTokenFormat(v string) bool {
 
 // render writes a page; a template error becomes a plain 500.
 func (s *Service) render(w http.ResponseWriter, r *http.Request, status int, name string, p *page) {
-	body, err := s.tmpl.page(name, p)
-	if err != nil {
-		s.log.ErrorContext(r.Context(), "accounts: render page", "page", name, "err", err)
-		http.Error(w, "internal error", http.StatusInternalServerError)
-		return
-	}
-	w.Header().Set("Content-Type", "text/html; charset=utf-8")
-	w.Header().Set("Content-Length", strconv.Itoa(len(body)))
-	w.WriteHeader(status)
-	if r.Method != http.MethodHead {
-		w.Write(body)
-	}
+	s.tmpl.pages.Render(w, r, status, name+".html", p)
 }
 
-// message renders the message page: a notice (success) or an error.
+// message renders the message page (a notice: something done) or, for an
+// error, the error page every page shares, with the links and the ways
+// back to the sign-in and the application.
 func (s *Service) message(w http.ResponseWriter, r *http.Request, status int, title, notice, errText string, links ...pageLink) {
 	p := s.newPage(w, r, title)
-	p.Notice, p.Error, p.Links = notice, errText, links
-	s.render(w, r, status, "message", p)
+	if notice != "" || errText == "" {
+		p.Notice, p.Error, p.Links = notice, errText, links
+		s.render(w, r, status, "message", p)
+		return
+	}
+	d := pagekit.ErrorData{Title: title, Message: errText}
+	for _, l := range links {
+		d.Links = append(d.Links, pagekit.Link{Label: l.Text, URL: l.Href})
+	}
+	if p.SignInURL != "" {
+		d.Links = append(d.Links, pagekit.Link{Label: "Continue signing in", URL: p.SignInURL})
+	}
+	if p.ReturnTo != "" {
+		d.Links = append(d.Links, pagekit.Link{Label: "Back to the application", URL: p.ReturnTo})
+	}
+	s.tmpl.pages.Error(w, r, status, d)
 }
 
 func (s *Service) serverError(w http.ResponseWriter, r *http.Request, what string, err error) {

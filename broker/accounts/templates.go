@@ -3,21 +3,22 @@ package accounts
 import (
 	"bytes"
 	"embed"
-	"errors"
 	"fmt"
 	htmltemplate "html/template"
 	"io/fs"
-	"os"
-	"path/filepath"
+	"log/slog"
 	texttemplate "text/template"
 
 	"github.com/bridgekeeper/bridgekeeper/broker/accounts/mail"
+	"github.com/bridgekeeper/bridgekeeper/internal/pagekit"
 )
 
 //go:embed templates
 var embedded embed.FS
 
-// Page templates: each defines "content" and is rendered inside layout.html.
+// Page templates: each defines "content" and is rendered inside frame.html
+// (the title, the alerts and the ways back), itself in the page kit's
+// layout.
 var pageNames = []string{"register", "resend", "activate", "reset", "reset_confirm", "account", "email_confirm", "message"}
 
 // Mail templates: NAME.txt (text/template, defines "subject") and NAME.html
@@ -25,60 +26,33 @@ var pageNames = []string{"register", "resend", "activate", "reset", "reset_confi
 var mailNames = []string{"activate", "reset", "register_exists", "email_change", "email_changed"}
 
 type templates struct {
-	pages    map[string]*htmltemplate.Template
+	pages    *pagekit.Pages
 	mailText map[string]*texttemplate.Template
 	mailHTML map[string]*htmltemplate.Template
 }
 
-// loadTemplates parses the embedded templates, each replaced by the file of
-// the same name in dir when there is one.
-func loadTemplates(dir string) (*templates, error) {
-	read := func(name string) (string, error) {
-		if dir != "" {
-			b, err := os.ReadFile(filepath.Join(dir, filepath.FromSlash(name)))
-			if err == nil {
-				return string(b), nil
-			}
-			if !errors.Is(err, fs.ErrNotExist) {
-				return "", fmt.Errorf("template %s: %w", name, err)
-			}
-		}
-		b, err := embedded.ReadFile("templates/" + name)
-		if err != nil {
-			return "", fmt.Errorf("template %s: %w", name, err)
-		}
-		return string(b), nil
+// loadTemplates parses the pages (with the page kit) and the e-mails, each
+// replaced by the file of the same name in theme.TemplateDir when there is
+// one.
+func loadTemplates(theme Theme, secure bool, log *slog.Logger) (*templates, error) {
+	fsys, err := fs.Sub(embedded, "templates")
+	if err != nil {
+		return nil, fmt.Errorf("templates: %w", err)
 	}
+	family := pagekit.Family{FS: fsys, Shared: []string{"forms.html", "frame.html"}, Entry: "frame.html"}
+	for _, name := range pageNames {
+		family.Pages = append(family.Pages, name+".html")
+	}
+	// Every form posts to the account pages, which answer on this site.
+	pages, err := pagekit.Load(pagekit.Options{Theme: theme, Secure: secure, FormActionSelf: true, Logger: log}, family)
+	if err != nil {
+		return nil, err
+	}
+	read := func(name string) (string, error) { return pagekit.ReadTemplate(theme.TemplateDir, fsys, name) }
 	t := &templates{
-		pages:    map[string]*htmltemplate.Template{},
+		pages:    pages,
 		mailText: map[string]*texttemplate.Template{},
 		mailHTML: map[string]*htmltemplate.Template{},
-	}
-	layoutSrc, err := read("layout.html")
-	if err != nil {
-		return nil, err
-	}
-	layout, err := htmltemplate.New("layout.html").Parse(layoutSrc)
-	if err != nil {
-		return nil, fmt.Errorf("template layout.html: %w", err)
-	}
-	formsSrc, err := read("forms.html")
-	if err != nil {
-		return nil, err
-	}
-	if _, err := layout.New("forms.html").Parse(formsSrc); err != nil {
-		return nil, fmt.Errorf("template forms.html: %w", err)
-	}
-	for _, name := range pageNames {
-		src, err := read(name + ".html")
-		if err != nil {
-			return nil, err
-		}
-		page, err := htmltemplate.Must(layout.Clone()).Parse(src)
-		if err != nil {
-			return nil, fmt.Errorf("template %s.html: %w", name, err)
-		}
-		t.pages[name] = page
 	}
 	for _, name := range mailNames {
 		src, err := read("mail/" + name + ".txt")
@@ -103,15 +77,6 @@ func loadTemplates(dir string) (*templates, error) {
 		t.mailText[name], t.mailHTML[name] = text, html
 	}
 	return t, nil
-}
-
-// page renders a page into a buffer (so that an error leaves nothing sent).
-func (t *templates) page(name string, data any) ([]byte, error) {
-	var buf bytes.Buffer
-	if err := t.pages[name].ExecuteTemplate(&buf, "layout.html", data); err != nil {
-		return nil, fmt.Errorf("render %s: %w", name, err)
-	}
-	return buf.Bytes(), nil
 }
 
 // mail renders the e-mail name for to.

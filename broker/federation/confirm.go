@@ -38,11 +38,6 @@ type pendingLink struct {
 	Identity connectors.Identity `json:"identity"`
 }
 
-// linkPage is what the link template shows.
-type linkPage struct {
-	Connector, Email, Action, LoginID, Token, Error, Retry string
-}
-
 // linkStateHash is the upstream state hash of a pending link's token. Its
 // prefix keeps it apart from the hash of any upstream state.
 func linkStateHash(token string) string { return "link:" + hashState(token) }

@@ -11,7 +11,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"html/template"
 	"log/slog"
 	"net/http"
 	"net/url"
@@ -23,6 +22,7 @@ import (
 	"github.com/bridgekeeper/bridgekeeper/connectors"
 	"github.com/bridgekeeper/bridgekeeper/internal/config"
 	"github.com/bridgekeeper/bridgekeeper/internal/cookie"
+	"github.com/bridgekeeper/bridgekeeper/internal/pagekit"
 	"github.com/bridgekeeper/bridgekeeper/plugins"
 	"github.com/bridgekeeper/bridgekeeper/storage"
 )
@@ -85,7 +85,7 @@ type connector struct {
 type Federation struct {
 	cfg        Config
 	log        *slog.Logger
-	tmpl       *template.Template
+	pages      *pagekit.Pages
 	cookies    cookie.Policy
 	basePath   string // the issuer's path
 	connectors map[string]*connector
@@ -124,14 +124,14 @@ func New(ctx context.Context, cfg Config) (*Federation, error) {
 	if err != nil || (issuer.Scheme != "http" && issuer.Scheme != "https") || issuer.Host == "" {
 		return nil, fmt.Errorf("federation: issuer %q must be an absolute http(s) URL", cfg.Issuer)
 	}
-	tmpl, err := parseTemplates()
+	pages, err := loadPages(cfg.Broker)
 	if err != nil {
 		return nil, fmt.Errorf("federation: %w", err)
 	}
 	f := &Federation{
 		cfg:        cfg,
 		log:        cfg.Logger,
-		tmpl:       tmpl,
+		pages:      pages,
 		cookies:    cookie.For(cfg.Issuer),
 		basePath:   strings.TrimRight(issuer.Path, "/"),
 		connectors: map[string]*connector{},

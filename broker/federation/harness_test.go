@@ -228,6 +228,7 @@ func (e *env) mountAccounts() {
 		Store: e.store, Logger: slog.New(e.logs), Issuer: e.issuer, Mailer: m,
 		AllowRegistration: true, RequireActivation: true, MinResponseTime: time.Millisecond,
 		CurrentUser: e.srv.CurrentUser, SignInURL: e.srv.SignInURL, AccessTokenLifetime: e.srv.AccessTokenLifetime(),
+		Theme: e.brokerC.Theme, // one theme for every page, as serve wires cfg.UI
 	})
 	e.srv.SetAccountPages(broker.AccountPages{Account: svc.AccountURL(""), Resend: svc.ResendURL("")})
 	if err != nil {

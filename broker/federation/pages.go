@@ -1,16 +1,16 @@
 package federation
 
 import (
-	"bytes"
 	"context"
 	"embed"
 	"errors"
 	"fmt"
-	"html/template"
+	"io/fs"
 	"net/http"
 
 	"github.com/bridgekeeper/bridgekeeper/broker"
 	"github.com/bridgekeeper/bridgekeeper/connectors"
+	"github.com/bridgekeeper/bridgekeeper/internal/pagekit"
 	"github.com/bridgekeeper/bridgekeeper/plugins"
 	"github.com/bridgekeeper/bridgekeeper/storage"
 )
@@ -18,12 +18,14 @@ import (
 //go:embed templates/*.html
 var templateFS embed.FS
 
-func parseTemplates() (*template.Template, error) {
-	t, err := template.ParseFS(templateFS, "templates/*.html")
+// loadPages loads the federation's pages with the page kit, in the
+// broker's theme and template directory (link.html may be replaced there).
+func loadPages(b *broker.Server) (*pagekit.Pages, error) {
+	fsys, err := fs.Sub(templateFS, "templates")
 	if err != nil {
-		return nil, fmt.Errorf("parse templates: %w", err)
+		return nil, fmt.Errorf("templates: %w", err)
 	}
-	return t, nil
+	return b.LoadPages(pagekit.Family{FS: fsys, Pages: []string{"link.html"}})
 }
 
 // errorPage is what the error template shows. Retry, when set, links back
@@ -48,29 +50,19 @@ func (f *Federation) render(w http.ResponseWriter, r *http.Request, status int, 
 	f.cfg.Broker.RenderMessage(w, r, status, page.Title, page.Message, page.Detail, links...)
 }
 
-// renderLink shows the page that asks whether an existing account is the
-// person's own (see askLink).
-func (f *Federation) renderLink(w http.ResponseWriter, r *http.Request, status int, page linkPage) {
-	f.renderTemplate(w, r, status, "link.html", page)
+// linkPage is what the link template shows.
+type linkPage struct {
+	Connector, Email, Action, LoginID, Token, Error, Retry string
+
+	Title string        // set by renderLink
+	Theme pagekit.Theme // set by renderLink
 }
 
-func (f *Federation) renderTemplate(w http.ResponseWriter, r *http.Request, status int, name string, data any) {
-	h := w.Header()
-	h.Set("Content-Type", "text/html; charset=utf-8")
-	h.Set("Cache-Control", "no-store")
-	h.Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; base-uri 'none'; frame-ancestors 'none'")
-	h.Set("X-Frame-Options", "DENY")
-	h.Set("X-Content-Type-Options", "nosniff")
-	h.Set("Referrer-Policy", "no-referrer")
-	var buf bytes.Buffer
-	if err := f.tmpl.ExecuteTemplate(&buf, name, data); err != nil {
-		f.log.ErrorContext(r.Context(), "render federation page", "page", name, "err", err)
-		w.WriteHeader(http.StatusInternalServerError)
-		_, _ = w.Write([]byte("<!doctype html><title>Error</title><p>Something went wrong.</p>\n"))
-		return
-	}
-	w.WriteHeader(status)
-	_, _ = buf.WriteTo(w)
+// renderLink shows the page that asks whether an existing account is the
+// person's own (see askLink), in the layout of every page.
+func (f *Federation) renderLink(w http.ResponseWriter, r *http.Request, status int, page linkPage) {
+	page.Title, page.Theme = "Link your account", f.pages.Theme()
+	f.pages.Render(w, r, status, "link.html", page)
 }
 
 // renderPendingError answers a pending login that is gone, expired or

@@ -10,7 +10,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/bridgekeeper/bridgekeeper/ops/flow"
+	"github.com/bridgekeeper/bridgekeeper/internal/flow"
 )
 
 // driver runs scenarios against one target.
