@@ -118,6 +118,8 @@ type envOptions struct {
 	https bool
 	// recheckInterval, when set, is federation.Config.RecheckInterval.
 	recheckInterval *time.Duration
+	// idp adjusts the fake upstream's configuration.
+	idp func(*fakeidp.Config)
 }
 
 func sqlite() storagetest.Backend { return storagetest.Backend{Name: storage.DialectSQLite} }
@@ -142,6 +144,9 @@ func newEnv(t testing.TB, o envOptions) *env {
 		redirects = append(redirects, e.issuer+"/callback/"+id)
 	}
 	cfg.Clients = []fakeidp.Client{{ID: idpClient, Secret: idpSecret, RedirectURIs: redirects}}
+	if o.idp != nil {
+		o.idp(&cfg)
+	}
 	idp, err := fakeidp.New(cfg, nil)
 	if err != nil {
 		t.Fatal(err)

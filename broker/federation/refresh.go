@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/bridgekeeper/bridgekeeper/connectors"
-	"github.com/bridgekeeper/bridgekeeper/plugins"
 	"github.com/bridgekeeper/bridgekeeper/storage"
 )
 
@@ -66,9 +65,6 @@ func (f *Federation) refresh(ctx context.Context, userID, idp, subject string, s
 		return nil
 	}
 	rc, ok := c.conn.(connectors.RefreshConnector)
-	if p, isPlugin := c.conn.(*plugins.Plugin); ok && isPlugin && !p.Info().Refresh {
-		ok = false
-	}
 	if !ok {
 		if strict {
 			return fmt.Errorf("connector %s: %w", idp, errCannotRecheck)
