@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/bridgekeeper/bridgekeeper/connectors"
+	"github.com/bridgekeeper/bridgekeeper/plugins"
 	"github.com/bridgekeeper/bridgekeeper/storage"
 )
 
@@ -101,7 +102,7 @@ func (f *Federation) refresh(ctx context.Context, userID, idp, subject string, s
 	if err != nil {
 		return fmt.Errorf("refresh: %w", err)
 	}
-	next, err := rc.Refresh(ctx, connectors.Scopes{OfflineAccess: true}, ident)
+	next, err := f.refreshUpstream(ctx, rc, idp, ident)
 	if err != nil {
 		if errors.Is(err, connectors.ErrIdentityRevoked) && f.refreshedElsewhere(ctx, link) {
 			// Another replica refreshed this identity upstream while we
@@ -148,6 +149,30 @@ func (f *Federation) refresh(ctx context.Context, userID, idp, subject string, s
 	}
 	f.syncProfile(ctx, user, next)
 	return nil
+}
+
+// refreshAttempts bounds the calls refreshUpstream makes.
+const refreshAttempts = 3
+
+// refreshUpstream calls the connector's Refresh with the stored identity.
+// A plugin process that dies during the call (plugins.ErrPluginUnavailable)
+// may have had the upstream's answer already: upstreams such as Okta
+// rotate the refresh token on every use, and the new token died with the
+// process. So the call is made again, with the same stored identity, on
+// the relaunched plugin, while the upstream still accepts the token it has
+// just rotated (Okta keeps it usable for its grace period, 30 s by
+// default, up to 60 s); refresh then saves what it answers before the
+// broker's grant goes on. An upstream with no such grace refuses the
+// retry, and the grant ends as after any revocation.
+func (f *Federation) refreshUpstream(ctx context.Context, rc connectors.RefreshConnector, idp string, ident connectors.Identity) (connectors.Identity, error) {
+	for attempt := 1; ; attempt++ {
+		next, err := rc.Refresh(ctx, connectors.Scopes{OfflineAccess: true}, ident)
+		if !errors.Is(err, plugins.ErrPluginUnavailable) || attempt == refreshAttempts || ctx.Err() != nil {
+			return next, err
+		}
+		f.log.WarnContext(ctx, "connector plugin died during an upstream refresh; retrying with the stored identity",
+			"connector", idp, "attempt", attempt, "err", err)
+	}
 }
 
 // warnRevoked logs, at WARN, that an upstream re-check (the refresh grant's
