@@ -70,10 +70,7 @@ func TestChecksumSwappedAfterCheck(t *testing.T) {
 	// Each relaunch checks again: the file at the path is now the other
 	// program, which is refused.
 	replace(t, other, path)
-	if err := syscall.Kill(pidOf(t, sink, 1), syscall.SIGKILL); err != nil {
-		t.Fatal(err)
-	}
-	waitExited(ctx, t, p)
+	killFirst(ctx, t, p, sink)
 	if _, err := p.Connector().LoginURL(ctx, connectors.LoginRequest{State: "s"}); !errors.Is(err, ErrChecksumMismatch) {
 		t.Errorf("relaunch with the other program in place: %v, want ErrChecksumMismatch", err)
 	}

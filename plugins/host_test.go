@@ -209,10 +209,7 @@ func TestRefreshWithoutCapability(t *testing.T) {
 func TestCapabilitiesSurviveACrash(t *testing.T) {
 	ctx := testContext(t)
 	p, sink := launchTest(t, nil)
-	if err := syscall.Kill(pidOf(t, sink, 1), syscall.SIGKILL); err != nil {
-		t.Fatal(err)
-	}
-	waitExited(ctx, t, p)
+	killFirst(ctx, t, p, sink)
 	if p.Up() {
 		t.Fatal("Up() after the crash")
 	}
@@ -273,10 +270,7 @@ func TestChecksumCheckedOnRelaunch(t *testing.T) {
 	if err := os.WriteFile(path, []byte("#!/bin/sh\necho not a plugin\n"), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	if err := syscall.Kill(pidOf(t, sink, 1), syscall.SIGKILL); err != nil {
-		t.Fatal(err)
-	}
-	waitExited(ctx, t, p)
+	killFirst(ctx, t, p, sink)
 	_, err := p.Connector().LoginURL(ctx, connectors.LoginRequest{State: "s"})
 	if !errors.Is(err, ErrChecksumMismatch) {
 		t.Errorf("LoginURL after the binary changed: %v, want ErrChecksumMismatch", err)
@@ -417,10 +411,7 @@ func TestCrashLoopBackoff(t *testing.T) {
 func TestCrashBetweenCalls(t *testing.T) {
 	ctx := testContext(t)
 	p, sink := launchTest(t, nil)
-	if err := syscall.Kill(pidOf(t, sink, 1), syscall.SIGKILL); err != nil {
-		t.Fatal(err)
-	}
-	waitExited(ctx, t, p)
+	killFirst(ctx, t, p, sink)
 	// A crash nobody was waiting on costs no call: the next one relaunches
 	// first.
 	if _, err := p.Connector().LoginURL(ctx, connectors.LoginRequest{State: "s"}); err != nil {
@@ -437,10 +428,7 @@ func TestHealthy(t *testing.T) {
 	if err := p.Healthy(ctx); err != nil {
 		t.Fatalf("Healthy: %v", err)
 	}
-	if err := syscall.Kill(pidOf(t, sink, 1), syscall.SIGKILL); err != nil {
-		t.Fatal(err)
-	}
-	waitExited(ctx, t, p)
+	killFirst(ctx, t, p, sink)
 	if err := p.Healthy(ctx); err != nil {
 		t.Fatalf("Healthy after a crash: %v", err)
 	}

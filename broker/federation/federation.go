@@ -93,6 +93,8 @@ type Federation struct {
 	order      []string
 
 	refreshLocks keyedMutex
+	// unsaved holds upstream refresh results whose save failed.
+	unsaved unsavedData
 }
 
 // connectorID is what a connector id may look like: it is a URL path

@@ -7,7 +7,6 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"reflect"
-	"strconv"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -55,14 +54,7 @@ func TestPluginKilledMidRefresh(t *testing.T) {
 		},
 	})
 	_, tr := e.login(e.browser(), "okta", "1001")
-	pids := e.logs.pluginPIDs("okta")
-	if len(pids) != 1 {
-		t.Fatalf("plugin pids %v", pids)
-	}
-	pid, err := strconv.Atoi(pids[0])
-	if err != nil {
-		t.Fatal(err)
-	}
+	pid := e.pluginPID("okta")
 
 	hold.Store(true)
 	done := make(chan tokens, 1)
@@ -94,6 +86,41 @@ func TestPluginKilledMidRefresh(t *testing.T) {
 	}
 }
 
+// TestRefreshSaveFailsKeepsTheUpstreamToken: when the identity cannot be
+// saved after the upstream rotated its refresh token (a trigger makes the
+// write fail, as a database going away at that moment would), the grant
+// answers 503 and its retry, once the database is back, starts from the
+// upstream's new token, not the rotated one: with an upstream that allows
+// no reuse of a rotated token at all, the grant lives on. (Before, the
+// retry presented the rotated token and the grant was lost.)
+func TestRefreshSaveFailsKeepsTheUpstreamToken(t *testing.T) {
+	e := newEnv(t, envOptions{
+		connectors:   oktaOnly,
+		idp:          func(c *fakeidp.Config) { c.OktaRefreshGrace = 0 },
+		brokerConfig: refreshCheckedUpstream,
+	})
+	_, tr := e.login(e.browser(), "okta", "1001")
+	db := e.store.DB()
+	exec := func(q string) {
+		t.Helper()
+		if _, err := db.ExecContext(t.Context(), q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	exec(`CREATE TRIGGER bk_fail_identity BEFORE UPDATE ON identities BEGIN SELECT RAISE(ABORT, 'simulated database failure'); END`)
+	if r := e.refresh(tr.RefreshToken); r.status != http.StatusServiceUnavailable {
+		t.Fatalf("refresh whose identity cannot be saved: %d %q, want 503", r.status, r.Error)
+	}
+	exec(`DROP TRIGGER bk_fail_identity`)
+	r := e.refresh(tr.RefreshToken)
+	if r.status != http.StatusOK {
+		t.Fatalf("the retried refresh once the database is back: %d %q, want 200 (the grant was lost)", r.status, r.Error)
+	}
+	if r = e.refresh(r.RefreshToken); r.status != http.StatusOK {
+		t.Errorf("the next refresh: %d %q, want 200 (the new upstream token was not saved)", r.status, r.Error)
+	}
+}
+
 // refreshCheckedUpstream wires the broker's refresh grant to the
 // federation's upstream re-check, as serve does.
 func refreshCheckedUpstream(e *env, c *broker.Config) {
@@ -108,10 +135,7 @@ func refreshCheckedUpstream(e *env, c *broker.Config) {
 func TestRefreshChecksAfterACrash(t *testing.T) {
 	e := newEnv(t, envOptions{connectors: oktaOnly, brokerConfig: refreshCheckedUpstream})
 	_, tr := e.login(e.browser(), "okta", "1002")
-	pid, err := strconv.Atoi(e.logs.pluginPIDs("okta")[0])
-	if err != nil {
-		t.Fatal(err)
-	}
+	pid := e.pluginPID("okta")
 	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
