@@ -2,7 +2,6 @@ package plugins
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -75,10 +74,9 @@ func (p *Plugin) invoke(ctx context.Context, method string, call func(context.Co
 	case codes.Unavailable, codes.DeadlineExceeded, codes.Canceled:
 		answered = false
 	}
-	var bad *wire.BadAnswer
-	if _, isStatus := status.FromError(err); err != nil && (!isStatus || errors.As(err, &bad)) {
-		// The plugin's answer breaks the contract, or the host could not
-		// even send the call.
+	if _, isStatus := status.FromError(err); err != nil && !isStatus {
+		// Not the call's gRPC error: the plugin's answer breaks the
+		// contract (wire.BadAnswer), or the call could not be sent.
 		err = fmt.Errorf("connector %q: %s: %w", p.cfg.ID, method, err)
 	} else if err != nil {
 		// The plugin sees the deadline (it travels with the call) a moment
