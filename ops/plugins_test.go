@@ -83,7 +83,7 @@ func TestPluginMetricsFollowRealPlugins(t *testing.T) {
 		_, _ = p.Connector().LoginURL(ctx, connectors.LoginRequest{State: "s", CallbackURL: "https://broker.test/callback", LoginHint: hint})
 	}
 
-	login("")                                                  // ok
+	login("")                                                              // ok
 	callback(p.Connector(), "nonce-s", url.Values{"code": {"alice"}})      // ok
 	callback(p.Connector(), "nonce-s", url.Values{"error": {"denied"}})    // denied
 	callback(p.Connector(), "nonce-s", url.Values{"code": {"no-email"}})   // denied (policy)
@@ -91,7 +91,7 @@ func TestPluginMetricsFollowRealPlugins(t *testing.T) {
 	callback(hostile.Connector(), "ok", url.Values{"code": {"huge"}})      // bad_identity (reply over the limit)
 	callback(hostile.Connector(), "ok", url.Values{"code": {"long-subject"}})
 	callback(p.Connector(), "nonce-s", url.Values{"code": {"internal"}}) // error
-	login("hang")                                            // timeout
+	login("hang")                                                        // timeout
 
 	body := scrapeMetrics(t, srv)
 	for _, want := range []string{
