@@ -150,7 +150,7 @@ var (
 
 // OpenFunc builds a connector from its configuration (the JSON form of the
 // connector's `config:` block in the broker's YAML). Plugin binaries hand one
-// to plugins.Serve.
+// to plugins/sdk.Serve.
 type OpenFunc func(ctx context.Context, config []byte, logger *slog.Logger) (Connector, error)
 
 // UserError gives a connector error a message for the person signing in.
