@@ -47,8 +47,16 @@ type Scopes struct {
 	Groups        bool
 }
 
-// CallbackRequest is the upstream's redirect back to the broker, as data.
+// CallbackRequest is the upstream's redirect back to the broker, as data,
+// with what the broker kept for it.
 type CallbackRequest struct {
+	// ConnectorState is what LoginURL returned in
+	// LoginResponse.ConnectorState for this login (nil when it returned
+	// none, or the pending login is gone).
+	ConnectorState []byte
+	// CallbackURL is the broker's /callback/{connector} URL: the
+	// redirect_uri the login used upstream.
+	CallbackURL string
 	// Query is the callback URL's query string (code, state, error, …).
 	Query url.Values
 	// Form is the POST body for providers that answer with form_post.
@@ -104,7 +112,7 @@ type LoginResponse struct {
 // redirect to the upstream and back.
 type CallbackConnector interface {
 	LoginURL(ctx context.Context, req LoginRequest) (LoginResponse, error)
-	HandleCallback(ctx context.Context, connectorState []byte, callbackURL string, req CallbackRequest) (Identity, error)
+	HandleCallback(ctx context.Context, req CallbackRequest) (Identity, error)
 }
 
 // RefreshConnector is implemented by connectors that can re-check a user
@@ -142,7 +150,7 @@ var (
 
 // OpenFunc builds a connector from its configuration (the JSON form of the
 // connector's `config:` block in the broker's YAML). Plugin binaries hand one
-// to plugins.Serve.
+// to plugins/sdk.Serve.
 type OpenFunc func(ctx context.Context, config []byte, logger *slog.Logger) (Connector, error)
 
 // UserError gives a connector error a message for the person signing in.

@@ -77,21 +77,21 @@ func TestPluginMetricsFollowRealPlugins(t *testing.T) {
 	hostile, _ := launchPlugin(t, m, "hostile", "hostileconnector", nil)
 	ctx := context.Background()
 	callback := func(conn connectors.CallbackConnector, state string, q url.Values) {
-		_, _ = conn.HandleCallback(ctx, []byte(state), "https://broker.test/callback", connectors.CallbackRequest{Query: q})
+		_, _ = conn.HandleCallback(ctx, connectors.CallbackRequest{ConnectorState: []byte(state), CallbackURL: "https://broker.test/callback", Query: q})
 	}
 	login := func(hint string) {
-		_, _ = p.LoginURL(ctx, connectors.LoginRequest{State: "s", CallbackURL: "https://broker.test/callback", LoginHint: hint})
+		_, _ = p.Connector().LoginURL(ctx, connectors.LoginRequest{State: "s", CallbackURL: "https://broker.test/callback", LoginHint: hint})
 	}
 
-	login("")                                                  // ok
-	callback(p, "nonce-s", url.Values{"code": {"alice"}})      // ok
-	callback(p, "nonce-s", url.Values{"error": {"denied"}})    // denied
-	callback(p, "nonce-s", url.Values{"code": {"no-email"}})   // denied (policy)
-	callback(p, "nonce-s", url.Values{"code": {"no-subject"}}) // bad_identity
-	callback(hostile, "ok", url.Values{"code": {"huge"}})      // bad_identity (reply over the limit)
-	callback(hostile, "ok", url.Values{"code": {"long-subject"}})
-	callback(p, "nonce-s", url.Values{"code": {"internal"}}) // error
-	login("hang")                                            // timeout
+	login("")                                                              // ok
+	callback(p.Connector(), "nonce-s", url.Values{"code": {"alice"}})      // ok
+	callback(p.Connector(), "nonce-s", url.Values{"error": {"denied"}})    // denied
+	callback(p.Connector(), "nonce-s", url.Values{"code": {"no-email"}})   // denied (policy)
+	callback(p.Connector(), "nonce-s", url.Values{"code": {"no-subject"}}) // bad_identity
+	callback(hostile.Connector(), "ok", url.Values{"code": {"huge"}})      // bad_identity (reply over the limit)
+	callback(hostile.Connector(), "ok", url.Values{"code": {"long-subject"}})
+	callback(p.Connector(), "nonce-s", url.Values{"code": {"internal"}}) // error
+	login("hang")                                                        // timeout
 
 	body := scrapeMetrics(t, srv)
 	for _, want := range []string{

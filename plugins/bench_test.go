@@ -26,7 +26,7 @@ func BenchmarkCallRoundTrip(b *testing.B) {
 			p, _ := launchTestAt(b, slog.LevelInfo, func(c *Config) { c.DisableAutoMTLS = tc.plain })
 			ctx := context.Background()
 			req := connectors.LoginRequest{State: "bench-state", CallbackURL: "https://broker.test/callback/test"}
-			if _, err := p.LoginURL(ctx, req); err != nil {
+			if _, err := p.Connector().LoginURL(ctx, req); err != nil {
 				b.Fatal(err)
 			}
 			durations := make([]time.Duration, 0, b.N)
@@ -38,7 +38,7 @@ func BenchmarkCallRoundTrip(b *testing.B) {
 					b.StartTimer()
 				}
 				start := time.Now()
-				if _, err := p.LoginURL(ctx, req); err != nil {
+				if _, err := p.Connector().LoginURL(ctx, req); err != nil {
 					b.Fatal(err)
 				}
 				durations = append(durations, time.Since(start))

@@ -53,15 +53,15 @@ func TestDocsTemplate(t *testing.T) {
 		c.Path = bin
 		c.Config = []byte(`{"auth_url":"https://sso.example/authorize"}`)
 	})
-	login, err := p.LoginURL(ctx, connectors.LoginRequest{State: "st", CallbackURL: "https://broker.test/callback/example"})
+	login, err := p.Connector().LoginURL(ctx, connectors.LoginRequest{State: "st", CallbackURL: "https://broker.test/callback/example"})
 	if err != nil || !strings.HasPrefix(login.URL, "https://sso.example/authorize?") {
 		t.Fatalf("LoginURL = %+v, %v", login, err)
 	}
-	id, err := p.HandleCallback(ctx, login.ConnectorState, "https://broker.test/callback/example", connectors.CallbackRequest{Query: url.Values{"code": {"c1"}}})
+	id, err := p.Connector().HandleCallback(ctx, connectors.CallbackRequest{ConnectorState: login.ConnectorState, CallbackURL: "https://broker.test/callback/example", Query: url.Values{"code": {"c1"}}})
 	if err != nil || id.Subject != "example|c1" {
 		t.Fatalf("HandleCallback = %+v, %v", id, err)
 	}
-	_, err = p.HandleCallback(ctx, nil, "", connectors.CallbackRequest{Query: url.Values{"error": {"access_denied"}}})
+	_, err = p.Connector().HandleCallback(ctx, connectors.CallbackRequest{ConnectorState: nil, CallbackURL: "", Query: url.Values{"error": {"access_denied"}}})
 	if !errors.Is(err, connectors.ErrUpstreamDenied) {
 		t.Errorf("HandleCallback with an error: %v", err)
 	}

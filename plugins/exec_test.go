@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/bridgekeeper/bridgekeeper/connectors"
+	"github.com/bridgekeeper/bridgekeeper/plugins/internal/wire"
 )
 
 // swapSetup prepares a plugin directory: good, a copy of the test
@@ -63,17 +64,14 @@ func TestChecksumSwappedAfterCheck(t *testing.T) {
 	if swaps != 1 || otherRan() {
 		t.Fatalf("swaps %d; the swapped-in program ran: %v", swaps, otherRan())
 	}
-	if p.Info().Name == "" || p.Info().SDK != sdkName {
+	if p.Info().Name == "" || p.Info().SDK != wire.SDKName {
 		t.Errorf("Info() = %+v, want the test connector's", p.Info())
 	}
 	// Each relaunch checks again: the file at the path is now the other
 	// program, which is refused.
 	replace(t, other, path)
-	if err := syscall.Kill(pidOf(t, sink, 1), syscall.SIGKILL); err != nil {
-		t.Fatal(err)
-	}
-	waitExited(ctx, t, p)
-	if _, err := p.LoginURL(ctx, connectors.LoginRequest{State: "s"}); !errors.Is(err, ErrChecksumMismatch) {
+	killFirst(ctx, t, p, sink)
+	if _, err := p.Connector().LoginURL(ctx, connectors.LoginRequest{State: "s"}); !errors.Is(err, ErrChecksumMismatch) {
 		t.Errorf("relaunch with the other program in place: %v, want ErrChecksumMismatch", err)
 	}
 	if otherRan() {
@@ -164,7 +162,7 @@ func TestChecksummedScriptWarns(t *testing.T) {
 		t.Fatal(err)
 	}
 	p, sink := launchTest(t, func(c *Config) { c.Path, c.SHA256 = wrapper, sha256File(t, wrapper) })
-	if _, err := p.LoginURL(ctx, connectors.LoginRequest{State: "s"}); err != nil {
+	if _, err := p.Connector().LoginURL(ctx, connectors.LoginRequest{State: "s"}); err != nil {
 		t.Fatalf("LoginURL through the checked script: %v", err)
 	}
 	if _, ok, _ := sink.find(isWarning); !ok {

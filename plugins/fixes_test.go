@@ -24,7 +24,7 @@ func TestPluginLogLinesNameConnectorOnce(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := p.LoginURL(testContext(t), connectors.LoginRequest{State: "s"}); err != nil {
+	if _, err := p.Connector().LoginURL(testContext(t), connectors.LoginRequest{State: "s"}); err != nil {
 		t.Fatal(err)
 	}
 	p.Close()
@@ -80,7 +80,7 @@ func TestLoginURLMustBeAWebURL(t *testing.T) {
 	p, _ := launchTest(t, nil)
 	ctx := testContext(t)
 	for _, hint := range []string{"javascript", "relative"} {
-		resp, err := p.LoginURL(ctx, connectors.LoginRequest{State: "s", LoginHint: hint})
+		resp, err := p.Connector().LoginURL(ctx, connectors.LoginRequest{State: "s", LoginHint: hint})
 		if !errors.Is(err, ErrPluginFailed) {
 			t.Errorf("%s: URL %q, error %v: want ErrPluginFailed", hint, resp.URL, err)
 			continue
@@ -99,10 +99,10 @@ func TestNoStaleSocketAfterCrash(t *testing.T) {
 	ctx := testContext(t)
 	// The plugin exits mid-call, is launched again on the next call, and
 	// is killed outright before Close.
-	if _, err := p.LoginURL(ctx, connectors.LoginRequest{State: "s", LoginHint: "exit"}); !errors.Is(err, ErrPluginUnavailable) {
+	if _, err := p.Connector().LoginURL(ctx, connectors.LoginRequest{State: "s", LoginHint: "exit"}); !errors.Is(err, ErrPluginUnavailable) {
 		t.Fatalf("LoginURL: %v", err)
 	}
-	if _, err := p.LoginURL(ctx, connectors.LoginRequest{State: "s"}); err != nil {
+	if _, err := p.Connector().LoginURL(ctx, connectors.LoginRequest{State: "s"}); err != nil {
 		t.Fatalf("LoginURL after the crash: %v", err)
 	}
 	p.mu.Lock()

@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"sync"
+	"syscall"
 	"testing"
 )
 
@@ -186,6 +187,16 @@ func pidOf(t *testing.T, sink *logSink, n int) int {
 
 // waitExited blocks until the host has noticed that the current plugin
 // process exited.
+// killFirst kills the plugin's first process (SIGKILL) between calls and
+// waits until the host has noticed.
+func killFirst(ctx context.Context, t *testing.T, p *Plugin, sink *logSink) {
+	t.Helper()
+	if err := syscall.Kill(pidOf(t, sink, 1), syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	waitExited(ctx, t, p)
+}
+
 func waitExited(ctx context.Context, t *testing.T, p *Plugin) {
 	t.Helper()
 	p.mu.Lock()

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/bridgekeeper/bridgekeeper/connectors"
+	"github.com/bridgekeeper/bridgekeeper/plugins/internal/wire"
 )
 
 func testContext(t *testing.T) context.Context {
@@ -30,11 +31,11 @@ func TestLoginRoundTrip(t *testing.T) {
 	p, sink := launchTest(t, nil)
 
 	info := p.Info()
-	if info.SDK != sdkName || !info.Refresh || info.Name == "" {
+	if info.SDK != wire.SDKName || !info.Refresh || info.Name == "" {
 		t.Errorf("Info() = %+v, want the Go SDK with refresh and a name", info)
 	}
 
-	login, err := p.LoginURL(ctx, connectors.LoginRequest{
+	login, err := p.Connector().LoginURL(ctx, connectors.LoginRequest{
 		State:       "st-1",
 		CallbackURL: "https://broker.test/callback/test",
 		Scopes:      connectors.Scopes{OfflineAccess: true, Groups: true},
@@ -56,7 +57,7 @@ func TestLoginRoundTrip(t *testing.T) {
 		t.Errorf("connector state = %q", login.ConnectorState)
 	}
 
-	id, err := p.HandleCallback(ctx, login.ConnectorState, "https://broker.test/callback/test", connectors.CallbackRequest{
+	id, err := p.Connector().HandleCallback(ctx, connectors.CallbackRequest{ConnectorState: login.ConnectorState, CallbackURL: "https://broker.test/callback/test",
 		Query: url.Values{"code": {"ann"}, "state": {"st-1"}},
 	})
 	if err != nil {
@@ -79,14 +80,14 @@ func TestLoginRoundTrip(t *testing.T) {
 	}
 
 	// form_post answers arrive in the form.
-	formID, err := p.HandleCallback(ctx, login.ConnectorState, "https://broker.test/callback/test", connectors.CallbackRequest{
+	formID, err := p.Connector().HandleCallback(ctx, connectors.CallbackRequest{ConnectorState: login.ConnectorState, CallbackURL: "https://broker.test/callback/test",
 		Form: url.Values{"code": {"bob"}},
 	})
 	if err != nil || formID.Subject != "sub-bob" {
 		t.Errorf("HandleCallback with a form = %+v, %v", formID, err)
 	}
 
-	refreshed, err := p.Refresh(ctx, connectors.Scopes{Groups: true}, id)
+	refreshed, err := p.Connector().(connectors.RefreshConnector).Refresh(ctx, connectors.Scopes{Groups: true}, id)
 	if err != nil {
 		t.Fatalf("Refresh: %v", err)
 	}
@@ -120,7 +121,7 @@ func TestErrorMapping(t *testing.T) {
 	p, _ := launchTest(t, nil)
 	state := []byte("nonce-x")
 	callback := func(q url.Values) error {
-		_, err := p.HandleCallback(ctx, state, "https://broker.test/callback/test", connectors.CallbackRequest{Query: q})
+		_, err := p.Connector().HandleCallback(ctx, connectors.CallbackRequest{ConnectorState: state, CallbackURL: "https://broker.test/callback/test", Query: q})
 		return err
 	}
 	for _, tc := range []struct {
@@ -136,7 +137,7 @@ func TestErrorMapping(t *testing.T) {
 		{"policy", func() error { return callback(url.Values{"code": {"no-email"}}) },
 			connectors.ErrPolicy, "the upstream gave no e-mail"},
 		{"identity revoked", func() error {
-			_, err := p.Refresh(ctx, connectors.Scopes{}, connectors.Identity{Subject: "sub-x", ConnectorData: []byte("refresh-revoked")})
+			_, err := p.Connector().(connectors.RefreshConnector).Refresh(ctx, connectors.Scopes{}, connectors.Identity{Subject: "sub-x", ConnectorData: []byte("refresh-revoked")})
 			return err
 		}, connectors.ErrIdentityRevoked, "user sub-x is disabled upstream"},
 		{"internal", func() error { return callback(url.Values{"code": {"internal"}}) },
@@ -144,7 +145,7 @@ func TestErrorMapping(t *testing.T) {
 		{"no subject", func() error { return callback(url.Values{"code": {"no-subject"}}) },
 			ErrPluginFailed, "without a subject"},
 		{"panic", func() error {
-			_, err := p.LoginURL(ctx, connectors.LoginRequest{State: "s", LoginHint: "panic"})
+			_, err := p.Connector().LoginURL(ctx, connectors.LoginRequest{State: "s", LoginHint: "panic"})
 			return err
 		}, ErrPluginFailed, "told to panic"},
 	} {
@@ -169,7 +170,7 @@ func TestErrorMapping(t *testing.T) {
 		})
 	}
 	// None of this cost the plugin its process.
-	if _, err := p.LoginURL(ctx, connectors.LoginRequest{State: "after"}); err != nil {
+	if _, err := p.Connector().LoginURL(ctx, connectors.LoginRequest{State: "after"}); err != nil {
 		t.Errorf("LoginURL after the errors: %v", err)
 	}
 	if p.Restarts() != 0 {
@@ -177,24 +178,54 @@ func TestErrorMapping(t *testing.T) {
 	}
 }
 
+// TestRefreshWithoutCapability: the connector of a plugin that declares no
+// refresh capability is not a connectors.RefreshConnector, so the broker
+// neither calls nor writes anything for it on a refresh grant; the plugin
+// answers Unimplemented on the wire all the same.
 func TestRefreshWithoutCapability(t *testing.T) {
 	ctx := testContext(t)
 	p, _ := launchTest(t, func(c *Config) { c.Config = []byte(`{"issuer":"https://idp.test","no_refresh":true}`) })
 	if p.Info().Refresh {
 		t.Fatal("Info().Refresh = true for a connector without Refresh")
 	}
-	in := connectors.Identity{Subject: "sub-1", Name: "One", ConnectorData: []byte("refresh-revoked")}
-	out, err := p.Refresh(ctx, connectors.Scopes{}, in)
-	if err != nil || !reflect.DeepEqual(out, in) {
-		t.Errorf("Refresh = %+v, %v; want the identity unchanged", out, err)
+	if _, ok := p.Connector().(connectors.RefreshConnector); ok {
+		t.Fatal("the connector of a plugin without the refresh capability is a RefreshConnector")
 	}
 	// The wire answer is Unimplemented.
 	p.mu.Lock()
 	rpc := p.cur.rpc
 	p.mu.Unlock()
-	_, err = rpc.Refresh(ctx, nil)
+	_, err := rpc.Refresh(ctx, nil)
 	if err == nil || !strings.Contains(err.Error(), "Unimplemented") {
 		t.Errorf("raw Refresh error = %v, want Unimplemented", err)
+	}
+}
+
+// TestCapabilitiesSurviveACrash: between a crash and the call that
+// relaunches the plugin, the plugin keeps the capabilities it declared
+// (Info, Connector, CanReauthenticate). Were they forgotten, the broker
+// would take a crashed plugin for one that cannot re-check its users, and
+// pass refresh grants unchecked until something relaunched it.
+func TestCapabilitiesSurviveACrash(t *testing.T) {
+	ctx := testContext(t)
+	p, sink := launchTest(t, nil)
+	killFirst(ctx, t, p, sink)
+	if p.Up() {
+		t.Fatal("Up() after the crash")
+	}
+	if !p.Info().Refresh {
+		t.Errorf("Info() after a crash = %+v, want the refresh capability", p.Info())
+	}
+	rc, ok := p.Connector().(connectors.RefreshConnector)
+	if !ok {
+		t.Fatal("the connector of a refreshing plugin is no RefreshConnector after a crash")
+	}
+	_, err := rc.Refresh(ctx, connectors.Scopes{}, connectors.Identity{Subject: "sub-x", ConnectorData: []byte("refresh-revoked")})
+	if !errors.Is(err, connectors.ErrIdentityRevoked) {
+		t.Errorf("Refresh after a crash: %v, want the plugin's answer (revoked)", err)
+	}
+	if p.Restarts() != 1 {
+		t.Errorf("Restarts() = %d, want 1 (Refresh relaunches)", p.Restarts())
 	}
 }
 
@@ -203,7 +234,7 @@ func TestChecksum(t *testing.T) {
 	sum := sha256File(t, testConnectorPath)
 
 	p, _ := launchTest(t, func(c *Config) { c.SHA256 = strings.ToUpper(sum) })
-	if _, err := p.LoginURL(ctx, connectors.LoginRequest{State: "s"}); err != nil {
+	if _, err := p.Connector().LoginURL(ctx, connectors.LoginRequest{State: "s"}); err != nil {
 		t.Fatalf("LoginURL with the right checksum: %v", err)
 	}
 
@@ -239,11 +270,8 @@ func TestChecksumCheckedOnRelaunch(t *testing.T) {
 	if err := os.WriteFile(path, []byte("#!/bin/sh\necho not a plugin\n"), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	if err := syscall.Kill(pidOf(t, sink, 1), syscall.SIGKILL); err != nil {
-		t.Fatal(err)
-	}
-	waitExited(ctx, t, p)
-	_, err := p.LoginURL(ctx, connectors.LoginRequest{State: "s"})
+	killFirst(ctx, t, p, sink)
+	_, err := p.Connector().LoginURL(ctx, connectors.LoginRequest{State: "s"})
 	if !errors.Is(err, ErrChecksumMismatch) {
 		t.Errorf("LoginURL after the binary changed: %v, want ErrChecksumMismatch", err)
 	}
@@ -281,7 +309,7 @@ func TestKilledMidCall(t *testing.T) {
 
 	errc := make(chan error, 1)
 	go func() {
-		_, err := p.LoginURL(ctx, connectors.LoginRequest{State: "doomed", LoginHint: "hang"})
+		_, err := p.Connector().LoginURL(ctx, connectors.LoginRequest{State: "doomed", LoginHint: "hang"})
 		errc <- err
 	}()
 	sink.wait(ctx, t, messageIs("hanging"))
@@ -294,7 +322,7 @@ func TestKilledMidCall(t *testing.T) {
 	}
 
 	// The next call launches a new process and works.
-	if _, err := p.LoginURL(ctx, connectors.LoginRequest{State: "next"}); err != nil {
+	if _, err := p.Connector().LoginURL(ctx, connectors.LoginRequest{State: "next"}); err != nil {
 		t.Fatalf("the next call: %v", err)
 	}
 	if p.Restarts() != 1 {
@@ -319,12 +347,12 @@ func TestKilledMidCall(t *testing.T) {
 func TestExitMidCall(t *testing.T) {
 	ctx := testContext(t)
 	p, sink := launchTest(t, nil)
-	_, err := p.LoginURL(ctx, connectors.LoginRequest{State: "s", LoginHint: "exit"})
+	_, err := p.Connector().LoginURL(ctx, connectors.LoginRequest{State: "s", LoginHint: "exit"})
 	if !errors.Is(err, ErrPluginUnavailable) {
 		t.Fatalf("LoginURL: %v, want ErrPluginUnavailable", err)
 	}
 	sink.wait(ctx, t, messageIs("exiting mid-call"))
-	if _, err := p.HandleCallback(ctx, []byte("nonce-s"), "https://broker.test/cb", connectors.CallbackRequest{Query: url.Values{"code": {"c"}}}); err != nil {
+	if _, err := p.Connector().HandleCallback(ctx, connectors.CallbackRequest{ConnectorState: []byte("nonce-s"), CallbackURL: "https://broker.test/cb", Query: url.Values{"code": {"c"}}}); err != nil {
 		t.Fatalf("HandleCallback after the crash: %v", err)
 	}
 	if p.Restarts() != 1 {
@@ -340,7 +368,7 @@ func TestCrashLoopBackoff(t *testing.T) {
 	const backoff = 300 * time.Millisecond
 	p, _ := launchTest(t, func(c *Config) { c.CrashBackoff = backoff })
 	crash := func() error {
-		_, err := p.LoginURL(ctx, connectors.LoginRequest{State: "s", LoginHint: "exit"})
+		_, err := p.Connector().LoginURL(ctx, connectors.LoginRequest{State: "s", LoginHint: "exit"})
 		return err
 	}
 	for i := range crashLoopAfter {
@@ -350,7 +378,7 @@ func TestCrashLoopBackoff(t *testing.T) {
 	}
 	restarts := p.Restarts()
 	start := time.Now()
-	_, err := p.LoginURL(ctx, connectors.LoginRequest{State: "s"})
+	_, err := p.Connector().LoginURL(ctx, connectors.LoginRequest{State: "s"})
 	if !errors.Is(err, ErrPluginUnavailable) || !strings.Contains(err.Error(), "failed 3 times in a row") {
 		t.Fatalf("a call in the pause: %v, want a fast ErrPluginUnavailable", err)
 	}
@@ -363,19 +391,19 @@ func TestCrashLoopBackoff(t *testing.T) {
 	if err := crash(); !errors.Is(err, ErrPluginUnavailable) || strings.Contains(err.Error(), "in a row") {
 		t.Fatalf("the call after the pause: %v, want a launch that crashes", err)
 	}
-	_, err = p.LoginURL(ctx, connectors.LoginRequest{State: "s"})
+	_, err = p.Connector().LoginURL(ctx, connectors.LoginRequest{State: "s"})
 	if err == nil || !strings.Contains(err.Error(), "failed 4 times in a row") {
 		t.Fatalf("a call in the second pause: %v", err)
 	}
 	// Once a launch answers, the count starts over.
 	time.Sleep(2*backoff + 50*time.Millisecond)
-	if _, err := p.LoginURL(ctx, connectors.LoginRequest{State: "s"}); err != nil {
+	if _, err := p.Connector().LoginURL(ctx, connectors.LoginRequest{State: "s"}); err != nil {
 		t.Fatalf("after the second pause: %v", err)
 	}
 	if err := crash(); !errors.Is(err, ErrPluginUnavailable) {
 		t.Fatal(err)
 	}
-	if _, err := p.LoginURL(ctx, connectors.LoginRequest{State: "s"}); err != nil {
+	if _, err := p.Connector().LoginURL(ctx, connectors.LoginRequest{State: "s"}); err != nil {
 		t.Errorf("one crash after a good call is relaunched at once: %v", err)
 	}
 }
@@ -383,13 +411,10 @@ func TestCrashLoopBackoff(t *testing.T) {
 func TestCrashBetweenCalls(t *testing.T) {
 	ctx := testContext(t)
 	p, sink := launchTest(t, nil)
-	if err := syscall.Kill(pidOf(t, sink, 1), syscall.SIGKILL); err != nil {
-		t.Fatal(err)
-	}
-	waitExited(ctx, t, p)
+	killFirst(ctx, t, p, sink)
 	// A crash nobody was waiting on costs no call: the next one relaunches
 	// first.
-	if _, err := p.LoginURL(ctx, connectors.LoginRequest{State: "s"}); err != nil {
+	if _, err := p.Connector().LoginURL(ctx, connectors.LoginRequest{State: "s"}); err != nil {
 		t.Fatalf("LoginURL after an idle crash: %v", err)
 	}
 	if p.Restarts() != 1 {
@@ -403,10 +428,7 @@ func TestHealthy(t *testing.T) {
 	if err := p.Healthy(ctx); err != nil {
 		t.Fatalf("Healthy: %v", err)
 	}
-	if err := syscall.Kill(pidOf(t, sink, 1), syscall.SIGKILL); err != nil {
-		t.Fatal(err)
-	}
-	waitExited(ctx, t, p)
+	killFirst(ctx, t, p, sink)
 	if err := p.Healthy(ctx); err != nil {
 		t.Fatalf("Healthy after a crash: %v", err)
 	}
@@ -419,7 +441,7 @@ func TestCallDeadline(t *testing.T) {
 	ctx := testContext(t)
 	p, _ := launchTest(t, func(c *Config) { c.CallTimeout = 300 * time.Millisecond })
 
-	_, err := p.LoginURL(ctx, connectors.LoginRequest{State: "s", LoginHint: "hang"})
+	_, err := p.Connector().LoginURL(ctx, connectors.LoginRequest{State: "s", LoginHint: "hang"})
 	if !errors.Is(err, context.DeadlineExceeded) || !strings.Contains(err.Error(), "did not answer within 300ms") {
 		t.Fatalf("LoginURL on a hanging plugin: %v", err)
 	}
@@ -427,13 +449,13 @@ func TestCallDeadline(t *testing.T) {
 	// A caller's own deadline is reported as the caller's.
 	short, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
 	defer cancel()
-	_, err = p.LoginURL(short, connectors.LoginRequest{State: "s", LoginHint: "hang"})
+	_, err = p.Connector().LoginURL(short, connectors.LoginRequest{State: "s", LoginHint: "hang"})
 	if !errors.Is(err, context.DeadlineExceeded) || strings.Contains(err.Error(), "did not answer") {
 		t.Fatalf("LoginURL with a short caller deadline: %v", err)
 	}
 
 	// A slow call is not a broken plugin.
-	if _, err := p.LoginURL(ctx, connectors.LoginRequest{State: "s"}); err != nil {
+	if _, err := p.Connector().LoginURL(ctx, connectors.LoginRequest{State: "s"}); err != nil {
 		t.Fatalf("LoginURL after the timeouts: %v", err)
 	}
 	if p.Restarts() != 0 {
@@ -451,7 +473,7 @@ func TestClose(t *testing.T) {
 	if err := syscall.Kill(pid, 0); !errors.Is(err, syscall.ESRCH) {
 		t.Errorf("plugin process %d still exists after Close: %v", pid, err)
 	}
-	if _, err := p.LoginURL(ctx, connectors.LoginRequest{State: "s"}); !errors.Is(err, ErrClosed) {
+	if _, err := p.Connector().LoginURL(ctx, connectors.LoginRequest{State: "s"}); !errors.Is(err, ErrClosed) {
 		t.Errorf("LoginURL after Close: %v, want ErrClosed", err)
 	}
 	if err := p.Close(); err != nil {
@@ -542,7 +564,7 @@ func TestConcurrentCalls(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			state := "s" + string(rune('a'+i))
-			login, err := p.LoginURL(ctx, connectors.LoginRequest{State: state})
+			login, err := p.Connector().LoginURL(ctx, connectors.LoginRequest{State: state})
 			if err == nil && string(login.ConnectorState) != "nonce-"+state {
 				err = errors.New("answer for another call: " + string(login.ConnectorState))
 			}
@@ -564,7 +586,7 @@ func TestCloseDuringCall(t *testing.T) {
 	pid := pidOf(t, sink, 1)
 	errc := make(chan error, 1)
 	go func() {
-		_, err := p.LoginURL(ctx, connectors.LoginRequest{State: "s", LoginHint: "hang"})
+		_, err := p.Connector().LoginURL(ctx, connectors.LoginRequest{State: "s", LoginHint: "hang"})
 		errc <- err
 	}()
 	sink.wait(ctx, t, messageIs("hanging"))
@@ -594,11 +616,11 @@ func TestStoppedPluginIsReplaced(t *testing.T) {
 	if _, err := syscall.Wait4(pid, &ws, syscall.WUNTRACED, nil); err != nil || !ws.Stopped() {
 		t.Fatalf("waiting for the plugin to stop: %v, status %v", err, ws)
 	}
-	_, err := p.LoginURL(ctx, connectors.LoginRequest{State: "s"})
+	_, err := p.Connector().LoginURL(ctx, connectors.LoginRequest{State: "s"})
 	if !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("LoginURL on a frozen plugin: %v", err)
 	}
-	if _, err := p.LoginURL(ctx, connectors.LoginRequest{State: "s"}); err != nil {
+	if _, err := p.Connector().LoginURL(ctx, connectors.LoginRequest{State: "s"}); err != nil {
 		t.Fatalf("LoginURL after the replacement: %v", err)
 	}
 	if p.Restarts() != 1 {
@@ -625,14 +647,14 @@ func TestUpstreamTimeReported(t *testing.T) {
 	calls := make(chan Call, 4)
 	p.SetCallObserver(func(c Call) { calls <- c })
 
-	login, err := p.LoginURL(ctx, connectors.LoginRequest{State: "st-up"})
+	login, err := p.Connector().LoginURL(ctx, connectors.LoginRequest{State: "st-up"})
 	if err != nil {
 		t.Fatalf("LoginURL: %v", err)
 	}
 	if c := <-calls; c.Method != "LoginURL" || c.Upstream != 0 || c.Err != nil {
 		t.Errorf("LoginURL, which asks nothing upstream, was observed as %+v", c)
 	}
-	_, err = p.HandleCallback(ctx, login.ConnectorState, "https://broker.test/callback/test", connectors.CallbackRequest{
+	_, err = p.Connector().HandleCallback(ctx, connectors.CallbackRequest{ConnectorState: login.ConnectorState, CallbackURL: "https://broker.test/callback/test",
 		Query: url.Values{"code": {"ann"}, "upstream": {upstream.URL}},
 	})
 	if err != nil {

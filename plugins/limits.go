@@ -1,11 +1,6 @@
 package plugins
 
-import (
-	"fmt"
-	"strings"
-
-	connectorpb "github.com/bridgekeeper/bridgekeeper/plugins/proto"
-)
+import "github.com/bridgekeeper/bridgekeeper/plugins/internal/wire"
 
 // Limits on what a plugin may answer. The host refuses a reply beyond
 // them with an error wrapping ErrPluginFailed that names the limit, and
@@ -15,95 +10,34 @@ import (
 const (
 	// MaxReplyBytes bounds every gRPC message the host receives from a
 	// plugin (gRPC's receive limit on the connection).
-	MaxReplyBytes = 1 << 20
+	MaxReplyBytes = wire.MaxReplyBytes
 	// MaxReplyHeaderBytes bounds the headers and trailers of a reply (the
 	// error message and reason of a failed call travel there).
-	MaxReplyHeaderBytes = 64 << 10
+	MaxReplyHeaderBytes = wire.MaxReplyHeaderBytes
 
 	// MaxLoginURLBytes bounds LoginURLResponse.url (it becomes a Location
 	// header).
-	MaxLoginURLBytes = 8 << 10
+	MaxLoginURLBytes = wire.MaxLoginURLBytes
 	// MaxConnectorStateBytes bounds LoginURLResponse.connector_state (kept
 	// with the pending login).
-	MaxConnectorStateBytes = 8 << 10
+	MaxConnectorStateBytes = wire.MaxConnectorStateBytes
 
 	// MaxSubjectBytes bounds Identity.subject (OpenID Connect Core §5.7:
 	// at most 255 ASCII characters).
-	MaxSubjectBytes = 255
+	MaxSubjectBytes = wire.MaxSubjectBytes
 	// MaxEmailBytes bounds Identity.email (RFC 5321's path limit).
-	MaxEmailBytes = 254
+	MaxEmailBytes = wire.MaxEmailBytes
 	// MaxNameBytes bounds each of Identity.name, given_name and
 	// family_name.
-	MaxNameBytes = 1024
+	MaxNameBytes = wire.MaxNameBytes
 	// MaxPictureBytes bounds Identity.picture.
-	MaxPictureBytes = 2048
+	MaxPictureBytes = wire.MaxPictureBytes
 	// MaxGroups bounds the number of Identity.groups, MaxGroupBytes each
 	// group.
-	MaxGroups     = 1000
-	MaxGroupBytes = 256
+	MaxGroups     = wire.MaxGroups
+	MaxGroupBytes = wire.MaxGroupBytes
 	// MaxClaimsJSONBytes bounds Identity.claims_json.
-	MaxClaimsJSONBytes = 64 << 10
+	MaxClaimsJSONBytes = wire.MaxClaimsJSONBytes
 	// MaxConnectorDataBytes bounds Identity.connector_data.
-	MaxConnectorDataBytes = 64 << 10
+	MaxConnectorDataBytes = wire.MaxConnectorDataBytes
 )
-
-// checkLogin refuses a LoginURL answer over its limits.
-func checkLogin(resp *connectorpb.LoginURLResponse) error {
-	if err := checkString("url", resp.GetUrl(), MaxLoginURLBytes); err != nil {
-		return err
-	}
-	return checkBytes("connector_state", resp.GetConnectorState(), MaxConnectorStateBytes)
-}
-
-// checkIdentity refuses an identity with a field over its limit or a
-// string holding a NUL byte (no database text column takes one). Strings
-// are valid UTF-8 already: protobuf refuses anything else when it decodes
-// the reply. The error names the first field found at fault.
-func checkIdentity(id *connectorpb.Identity) error {
-	for _, f := range []struct {
-		name  string
-		value string
-		limit int
-	}{
-		{"subject", id.GetSubject(), MaxSubjectBytes},
-		{"email", id.GetEmail(), MaxEmailBytes},
-		{"name", id.GetName(), MaxNameBytes},
-		{"given_name", id.GetGivenName(), MaxNameBytes},
-		{"family_name", id.GetFamilyName(), MaxNameBytes},
-		{"picture", id.GetPicture(), MaxPictureBytes},
-	} {
-		if err := checkString(f.name, f.value, f.limit); err != nil {
-			return err
-		}
-	}
-	groups := id.GetGroups()
-	if len(groups) > MaxGroups {
-		return fmt.Errorf("the identity has %d groups, over the limit of %d", len(groups), MaxGroups)
-	}
-	for i, g := range groups {
-		if err := checkString(fmt.Sprintf("groups[%d]", i), g, MaxGroupBytes); err != nil {
-			return err
-		}
-	}
-	if err := checkBytes("claims_json", id.GetClaimsJson(), MaxClaimsJSONBytes); err != nil {
-		return err
-	}
-	return checkBytes("connector_data", id.GetConnectorData(), MaxConnectorDataBytes)
-}
-
-func checkString(field, s string, limit int) error {
-	if len(s) > limit {
-		return fmt.Errorf("%s is %d bytes, over the limit of %d", field, len(s), limit)
-	}
-	if strings.IndexByte(s, 0) >= 0 {
-		return fmt.Errorf("%s holds a NUL byte", field)
-	}
-	return nil
-}
-
-func checkBytes(field string, b []byte, limit int) error {
-	if len(b) > limit {
-		return fmt.Errorf("%s is %d bytes, over the limit of %d", field, len(b), limit)
-	}
-	return nil
-}

@@ -12,86 +12,21 @@ import (
 	"sync"
 
 	"github.com/hashicorp/go-hclog"
+
+	"github.com/bridgekeeper/bridgekeeper/plugins/internal/wire"
 )
 
-// Plugins log JSON lines to standard error in hclog's JSON form
-// ({"@level":"info","@message":"…","@timestamp":"…", more keys}); the host
-// reads them back and logs them through its slog.Logger with
-// connector=<id>. Lines that are not JSON are logged as text.
-
-const hclogTimeFormat = "2006-01-02T15:04:05.000000Z07:00"
-
-// levelTrace is hclog's trace level in slog terms.
-const levelTrace = slog.LevelDebug - 4
-
-// newPluginLogHandler writes slog records as hclog JSON lines (plugin side).
-func newPluginLogHandler(w io.Writer, level slog.Level) slog.Handler {
-	return slog.NewJSONHandler(w, &slog.HandlerOptions{
-		Level: level,
-		ReplaceAttr: func(groups []string, a slog.Attr) slog.Attr {
-			if len(groups) > 0 {
-				return a
-			}
-			switch a.Key {
-			case slog.TimeKey:
-				return slog.String("@timestamp", a.Value.Time().Format(hclogTimeFormat))
-			case slog.LevelKey:
-				l, _ := a.Value.Any().(slog.Level)
-				return slog.String("@level", levelName(l))
-			case slog.MessageKey:
-				return slog.String("@message", a.Value.String())
-			}
-			return a
-		},
-	})
-}
-
-// levelName names a slog level the way hclog does.
-func levelName(l slog.Level) string {
-	switch {
-	case l < slog.LevelDebug:
-		return "trace"
-	case l < slog.LevelInfo:
-		return "debug"
-	case l < slog.LevelWarn:
-		return "info"
-	case l < slog.LevelError:
-		return "warn"
-	default:
-		return "error"
-	}
-}
-
-// levelFromName reads an hclog level name; ok is false for anything else.
-func levelFromName(s string) (slog.Level, bool) {
-	switch strings.ToLower(strings.TrimSpace(s)) {
-	case "trace":
-		return levelTrace, true
-	case "debug":
-		return slog.LevelDebug, true
-	case "info":
-		return slog.LevelInfo, true
-	case "warn", "warning":
-		return slog.LevelWarn, true
-	case "error":
-		return slog.LevelError, true
-	}
-	return 0, false
-}
-
-func levelFromEnv(s string) slog.Level {
-	if l, ok := levelFromName(s); ok {
-		return l
-	}
-	return slog.LevelInfo
-}
+// A plugin logs JSON lines in hclog's form to standard error
+// (wire.NewLogHandler); the host reads them back (lineLogger) and logs them
+// through its slog.Logger with connector=<id>. Lines that are not JSON are
+// logged as text.
 
 // lowestLevel is the lowest level the logger handles, as a name for
 // LogLevelEnv.
 func lowestLevel(logger *slog.Logger) string {
-	for _, l := range []slog.Level{levelTrace, slog.LevelDebug, slog.LevelInfo, slog.LevelWarn} {
+	for _, l := range []slog.Level{wire.LevelTrace, slog.LevelDebug, slog.LevelInfo, slog.LevelWarn} {
 		if logger.Enabled(context.Background(), l) {
-			return levelName(l)
+			return wire.LevelName(l)
 		}
 	}
 	return "error"
@@ -203,7 +138,7 @@ func parseLogRecord(line []byte) (slog.Level, string, []slog.Attr, bool) {
 		return 0, "", nil, false
 	}
 	levelText, _ := fields["@level"].(string)
-	level, ok := levelFromName(levelText)
+	level, ok := wire.LevelFromName(levelText)
 	if !ok {
 		level = slog.LevelInfo
 	}
@@ -248,7 +183,7 @@ func newHCLogger(logger *slog.Logger, muteName string) *hcLogger {
 func hclogToSlog(level hclog.Level) slog.Level {
 	switch level {
 	case hclog.Trace:
-		return levelTrace
+		return wire.LevelTrace
 	case hclog.Debug:
 		return slog.LevelDebug
 	case hclog.Warn:

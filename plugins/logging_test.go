@@ -8,11 +8,13 @@ import (
 	"testing"
 
 	"github.com/hashicorp/go-hclog"
+
+	"github.com/bridgekeeper/bridgekeeper/plugins/internal/wire"
 )
 
 func TestLineLogger(t *testing.T) {
 	sink := newLogSink()
-	l := &lineLogger{logger: slog.New(&sinkHandler{sink: sink, level: levelTrace}), plain: slog.LevelInfo}
+	l := &lineLogger{logger: slog.New(&sinkHandler{sink: sink, level: wire.LevelTrace}), plain: slog.LevelInfo}
 	// go-plugin writes a line and its newline separately; others write
 	// several lines at once, or a line in pieces.
 	writes := []string{
@@ -85,12 +87,12 @@ func TestLineLoggerLongLine(t *testing.T) {
 // The SDK's log lines are what the host parses.
 func TestPluginLogHandlerRoundTrip(t *testing.T) {
 	var buf bytes.Buffer
-	plugin := slog.New(newPluginLogHandler(&buf, slog.LevelDebug))
+	plugin := slog.New(wire.NewLogHandler(&buf, slog.LevelDebug))
 	plugin.Debug("token exchanged", "upstream", "okta", "attempt", 2)
-	plugin.Log(context.Background(), levelTrace, "dropped below the level")
+	plugin.Log(context.Background(), wire.LevelTrace, "dropped below the level")
 
 	sink := newLogSink()
-	l := &lineLogger{logger: slog.New(&sinkHandler{sink: sink, level: levelTrace}), plain: slog.LevelInfo}
+	l := &lineLogger{logger: slog.New(&sinkHandler{sink: sink, level: wire.LevelTrace}), plain: slog.LevelInfo}
 	_, _ = l.Write(buf.Bytes())
 	sink.mu.Lock()
 	defer sink.mu.Unlock()

@@ -48,7 +48,7 @@ func TestNodeConnector(t *testing.T) {
 		t.Fatalf("Healthy: %v", err)
 	}
 
-	login, err := p.LoginURL(ctx, connectors.LoginRequest{
+	login, err := p.Connector().LoginURL(ctx, connectors.LoginRequest{
 		State:       "st-node",
 		CallbackURL: "https://broker.test/callback/node",
 		Scopes:      connectors.Scopes{OfflineAccess: true},
@@ -65,7 +65,7 @@ func TestNodeConnector(t *testing.T) {
 		t.Errorf("login URL = %s", login.URL)
 	}
 
-	id, err := p.HandleCallback(ctx, login.ConnectorState, "https://broker.test/callback/node", connectors.CallbackRequest{
+	id, err := p.Connector().HandleCallback(ctx, connectors.CallbackRequest{ConnectorState: login.ConnectorState, CallbackURL: "https://broker.test/callback/node",
 		Query: url.Values{"code": {"ann"}, "state": {"st-node"}},
 	})
 	if err != nil {
@@ -75,12 +75,12 @@ func TestNodeConnector(t *testing.T) {
 		len(id.Groups) != 1 || id.Groups[0] != "ops" || id.Claims["runtime"] != "node" || string(id.ConnectorData) != "ann" {
 		t.Errorf("identity = %+v", id)
 	}
-	if _, err := p.Refresh(ctx, connectors.Scopes{}, id); err != nil {
+	if _, err := p.Connector().(connectors.RefreshConnector).Refresh(ctx, connectors.Scopes{}, id); err != nil {
 		t.Errorf("Refresh: %v", err)
 	}
 
 	callback := func(q url.Values) error {
-		_, err := p.HandleCallback(ctx, login.ConnectorState, "https://broker.test/callback/node", connectors.CallbackRequest{Query: q})
+		_, err := p.Connector().HandleCallback(ctx, connectors.CallbackRequest{ConnectorState: login.ConnectorState, CallbackURL: "https://broker.test/callback/node", Query: q})
 		return err
 	}
 	if err := callback(url.Values{"error": {"access_denied"}}); !errors.Is(err, connectors.ErrUpstreamDenied) {
@@ -98,7 +98,7 @@ func TestNodeConnector(t *testing.T) {
 	if msg := connectors.UserMessage(err); msg != "Add an e-mail address to your account there, then sign in again." {
 		t.Errorf("user message %q", msg)
 	}
-	_, err = p.Refresh(ctx, connectors.Scopes{}, connectors.Identity{Subject: "node-gone", ConnectorData: []byte("gone")})
+	_, err = p.Connector().(connectors.RefreshConnector).Refresh(ctx, connectors.Scopes{}, connectors.Identity{Subject: "node-gone", ConnectorData: []byte("gone")})
 	if !errors.Is(err, connectors.ErrIdentityRevoked) {
 		t.Errorf("Refresh of a disabled user: %v, want ErrIdentityRevoked", err)
 	}

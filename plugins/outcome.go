@@ -5,6 +5,7 @@ import (
 	"errors"
 
 	"github.com/bridgekeeper/bridgekeeper/connectors"
+	"github.com/bridgekeeper/bridgekeeper/plugins/internal/wire"
 )
 
 // Outcomes of a call (Call.Outcome), the outcome label of
@@ -78,17 +79,10 @@ func launchReason(err error) string {
 	return ""
 }
 
-// badAnswer marks an answer that breaks the contract. Its text is the
-// wrapped error's.
-type badAnswer struct{ err error }
-
-func (e *badAnswer) Error() string { return e.err.Error() }
-func (e *badAnswer) Unwrap() error { return e.err }
-
 // callOutcome classifies the error of a call whose plugin process ran;
 // launch failures are OutcomeCrash, decided by the caller.
 func callOutcome(err error) string {
-	var bad *badAnswer
+	var bad *wire.BadAnswer
 	switch {
 	case err == nil:
 		return OutcomeOK

@@ -74,8 +74,9 @@ const DefaultRecheckInterval = 5 * time.Minute
 // connector is one launched upstream.
 type connector struct {
 	id, name string
-	conn     connectors.Connector
-	plugin   *plugins.Plugin
+	// conn is the connector; a plugin's (plugins.Plugin.Connector) leads
+	// to its process (plugin).
+	conn connectors.Connector
 	// trustEmail: the provider is trusted to verify e-mail addresses
 	// (config.Connector.TrustEmail).
 	trustEmail bool
@@ -92,6 +93,8 @@ type Federation struct {
 	order      []string
 
 	refreshLocks keyedMutex
+	// unsaved holds upstream refresh results whose save failed.
+	unsaved unsavedData
 }
 
 // connectorID is what a connector id may look like: it is a URL path
@@ -198,7 +201,7 @@ func (f *Federation) launch(ctx context.Context, c config.Connector) error {
 	if name == "" {
 		name = c.ID
 	}
-	f.connectors[c.ID] = &connector{id: c.ID, name: name, conn: p, plugin: p, trustEmail: c.TrustEmail}
+	f.connectors[c.ID] = &connector{id: c.ID, name: name, conn: p.Connector(), trustEmail: c.TrustEmail}
 	f.order = append(f.order, c.ID)
 	return nil
 }
@@ -207,7 +210,7 @@ func (f *Federation) launch(ctx context.Context, c config.Connector) error {
 func (f *Federation) Close() error {
 	var errs []error
 	for _, id := range f.order {
-		if err := f.connectors[id].plugin.Close(); err != nil {
+		if err := f.connectors[id].plugin().Close(); err != nil {
 			errs = append(errs, fmt.Errorf("connector %q: %w", id, err))
 		}
 	}
@@ -219,7 +222,7 @@ func (f *Federation) Close() error {
 func (f *Federation) Healthy(ctx context.Context) error {
 	var errs []error
 	for _, id := range f.order {
-		if err := f.connectors[id].plugin.Healthy(ctx); err != nil {
+		if err := f.connectors[id].plugin().Healthy(ctx); err != nil {
 			errs = append(errs, err)
 		}
 	}
@@ -230,7 +233,16 @@ func (f *Federation) Healthy(ctx context.Context) error {
 // health and metrics.
 func (f *Federation) Plugin(id string) *plugins.Plugin {
 	if c := f.connectors[id]; c != nil {
-		return c.plugin
+		return c.plugin()
+	}
+	return nil
+}
+
+// plugin is the process supervisor behind c's connector: every connector
+// New launches has one.
+func (c *connector) plugin() *plugins.Plugin {
+	if p, ok := c.conn.(interface{ Plugin() *plugins.Plugin }); ok {
+		return p.Plugin()
 	}
 	return nil
 }

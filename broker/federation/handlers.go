@@ -189,7 +189,8 @@ func (f *Federation) handleCallback(w http.ResponseWriter, r *http.Request) {
 	}
 	f.clearCookie(w, c.id)
 
-	ident, err := c.conn.HandleCallback(ctx, p.ConnectorState, f.callbackURL(c.id), req)
+	req.ConnectorState, req.CallbackURL = p.ConnectorState, f.callbackURL(c.id)
+	ident, err := c.conn.HandleCallback(ctx, req)
 	if err != nil {
 		f.log.WarnContext(ctx, "upstream login failed", "connector", c.id, "err", err)
 		f.dropConnectorState(r, c, loginID)

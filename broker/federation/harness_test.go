@@ -17,6 +17,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -118,6 +119,8 @@ type envOptions struct {
 	https bool
 	// recheckInterval, when set, is federation.Config.RecheckInterval.
 	recheckInterval *time.Duration
+	// idp adjusts the fake upstream's configuration.
+	idp func(*fakeidp.Config)
 }
 
 func sqlite() storagetest.Backend { return storagetest.Backend{Name: storage.DialectSQLite} }
@@ -142,6 +145,9 @@ func newEnv(t testing.TB, o envOptions) *env {
 		redirects = append(redirects, e.issuer+"/callback/"+id)
 	}
 	cfg.Clients = []fakeidp.Client{{ID: idpClient, Secret: idpSecret, RedirectURIs: redirects}}
+	if o.idp != nil {
+		o.idp(&cfg)
+	}
 	idp, err := fakeidp.New(cfg, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -609,6 +615,21 @@ func (c *logChild) WithAttrs(as []slog.Attr) slog.Handler {
 	return &logChild{parent: c.parent, attrs: append(append([]slog.Attr{}, c.attrs...), as...)}
 }
 func (c *logChild) WithGroup(string) slog.Handler { return c }
+
+// pluginPID is the pid of the only process of a connector's plugin
+// launched so far.
+func (e *env) pluginPID(connector string) int {
+	e.t.Helper()
+	pids := e.logs.pluginPIDs(connector)
+	if len(pids) != 1 {
+		e.t.Fatalf("plugin pids of %s: %v, want one", connector, pids)
+	}
+	pid, err := strconv.Atoi(pids[0])
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return pid
+}
 
 // pluginPIDs returns the pids of the "connector plugin started" records
 // of a connector, oldest first.

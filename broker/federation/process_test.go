@@ -46,14 +46,7 @@ func TestPluginKilledMidLogin(t *testing.T) {
 			h.ServeHTTP(w, r)
 		})
 	}})
-	pids := e.logs.pluginPIDs("okta")
-	if len(pids) != 1 {
-		t.Fatalf("plugin pids %v", pids)
-	}
-	pid, err := strconv.Atoi(pids[0])
-	if err != nil {
-		t.Fatal(err)
-	}
+	pid := e.pluginPID("okta")
 
 	br := e.browser()
 	back := e.upstreamLogin(e.startUpstream(br, spaAuth(), "okta"), "1001")

@@ -66,9 +66,6 @@ func (f *Federation) refresh(ctx context.Context, userID, idp, subject string, s
 		return nil
 	}
 	rc, ok := c.conn.(connectors.RefreshConnector)
-	if p, isPlugin := c.conn.(*plugins.Plugin); ok && isPlugin && !p.Info().Refresh {
-		ok = false
-	}
 	if !ok {
 		if strict {
 			return fmt.Errorf("connector %s: %w", idp, errCannotRecheck)
@@ -101,13 +98,17 @@ func (f *Federation) refresh(ctx context.Context, userID, idp, subject string, s
 	if strict && len(link.ConnectorData) == 0 {
 		return fmt.Errorf("connector %s: no connector data: %w", idp, errCannotRecheck)
 	}
+	// What this refresh starts from: the stored connector data, or the
+	// newer data of a refresh whose save failed.
+	stored := *link
+	link.ConnectorData = f.unsaved.newest(link)
 	ident, err := f.identityOf(link)
 	if err != nil {
 		return fmt.Errorf("refresh: %w", err)
 	}
-	next, err := rc.Refresh(ctx, connectors.Scopes{OfflineAccess: true}, ident)
+	next, err := f.refreshUpstream(ctx, rc, idp, ident)
 	if err != nil {
-		if errors.Is(err, connectors.ErrIdentityRevoked) && f.refreshedElsewhere(ctx, link) {
+		if errors.Is(err, connectors.ErrIdentityRevoked) && f.refreshedElsewhere(ctx, &stored) {
 			// Another replica refreshed this identity upstream while we
 			// did (the lock above is per process): the upstream rotated
 			// the refresh token we used, which looks like a revocation
@@ -140,8 +141,12 @@ func (f *Federation) refresh(ctx context.Context, userID, idp, subject string, s
 		}
 	}
 	if err := f.cfg.Store.UpsertIdentity(ctx, link); err != nil {
+		// The upstream may have rotated its refresh token: keep the new
+		// one for the next refresh, which retries the save.
+		f.unsaved.keep(link, stored.ConnectorData)
 		return fmt.Errorf("refresh: save identity: %w", err)
 	}
+	f.unsaved.saved(link)
 	user, err := f.cfg.Store.GetUser(ctx, userID)
 	switch {
 	case errors.Is(err, storage.ErrNotFound):
@@ -152,6 +157,30 @@ func (f *Federation) refresh(ctx context.Context, userID, idp, subject string, s
 	}
 	f.syncProfile(ctx, user, next)
 	return nil
+}
+
+// refreshAttempts bounds the calls refreshUpstream makes.
+const refreshAttempts = 3
+
+// refreshUpstream calls the connector's Refresh with the stored identity.
+// A plugin process that dies during the call (plugins.ErrPluginUnavailable)
+// may have had the upstream's answer already: upstreams such as Okta
+// rotate the refresh token on every use, and the new token died with the
+// process. So the call is made again, with the same stored identity, on
+// the relaunched plugin, while the upstream still accepts the token it has
+// just rotated (Okta keeps it usable for its grace period, 30 s by
+// default, up to 60 s); refresh then saves what it answers before the
+// broker's grant goes on. An upstream with no such grace refuses the
+// retry, and the grant ends as after any revocation.
+func (f *Federation) refreshUpstream(ctx context.Context, rc connectors.RefreshConnector, idp string, ident connectors.Identity) (connectors.Identity, error) {
+	for attempt := 1; ; attempt++ {
+		next, err := rc.Refresh(ctx, connectors.Scopes{OfflineAccess: true}, ident)
+		if !errors.Is(err, plugins.ErrPluginUnavailable) || attempt == refreshAttempts || ctx.Err() != nil {
+			return next, err
+		}
+		f.log.WarnContext(ctx, "connector plugin died during an upstream refresh; retrying with the stored identity",
+			"connector", idp, "attempt", attempt, "err", err)
+	}
 }
 
 // warnRevoked logs, at WARN, that an upstream re-check (the refresh grant's
@@ -215,6 +244,57 @@ func (f *Federation) identityOf(link *storage.Identity) (connectors.Identity, er
 		Claims:        c.Extra,
 		ConnectorData: data,
 	}, nil
+}
+
+// unsavedData holds, per identity, the connector data of the latest
+// refresh whose save failed (the database restarting, say), sealed, with
+// the stored data it replaces. The upstream has rotated the refresh token
+// in the stored data by then; the next refresh of the identity in this
+// process starts from the held data, and its save puts an end to it.
+// Another process, or a connector data stored meanwhile (a new login),
+// starts from what is stored.
+type unsavedData struct {
+	mu sync.Mutex
+	m  map[string]unsaved
+}
+
+type unsaved struct{ data, replaces []byte }
+
+func identityKey(id *storage.Identity) string { return id.ConnectorID + "\x00" + id.Subject }
+
+// newest is the connector data a refresh of id starts from.
+func (u *unsavedData) newest(id *storage.Identity) []byte {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	held, ok := u.m[identityKey(id)]
+	if !ok {
+		return id.ConnectorData
+	}
+	if !bytes.Equal(held.replaces, id.ConnectorData) {
+		delete(u.m, identityKey(id)) // something newer was stored
+		return id.ConnectorData
+	}
+	return held.data
+}
+
+// keep holds id's connector data, whose save failed, over what is stored.
+func (u *unsavedData) keep(id *storage.Identity, stored []byte) {
+	if bytes.Equal(id.ConnectorData, stored) {
+		return
+	}
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if u.m == nil {
+		u.m = map[string]unsaved{}
+	}
+	u.m[identityKey(id)] = unsaved{data: id.ConnectorData, replaces: stored}
+}
+
+// saved ends what was held for id: its connector data is stored.
+func (u *unsavedData) saved(id *storage.Identity) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	delete(u.m, identityKey(id))
 }
 
 // keyedMutex serialises work per key.

@@ -24,7 +24,7 @@ func (u *rotatingUpstream) LoginURL(context.Context, connectors.LoginRequest) (c
 	return connectors.LoginResponse{}, errors.New("not used")
 }
 
-func (u *rotatingUpstream) HandleCallback(context.Context, []byte, string, connectors.CallbackRequest) (connectors.Identity, error) {
+func (u *rotatingUpstream) HandleCallback(context.Context, connectors.CallbackRequest) (connectors.Identity, error) {
 	return connectors.Identity{}, errors.New("not used")
 }
 

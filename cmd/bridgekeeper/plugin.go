@@ -111,7 +111,7 @@ func (e *env) checkPlugin(ctx context.Context, c pluginCheck) error {
 		callback = "http://127.0.0.1:8080/callback/" + url.PathEscape(c.id)
 	}
 	const state = "plugin-check-state-0123456789"
-	login, err := p.LoginURL(ctx, connectors.LoginRequest{State: state, CallbackURL: callback, LoginHint: c.loginHint})
+	login, err := p.Connector().LoginURL(ctx, connectors.LoginRequest{State: state, CallbackURL: callback, LoginHint: c.loginHint})
 	if err != nil {
 		return fail("LoginURL", err, callHints(err, c)...)
 	}

@@ -4,7 +4,7 @@ package main
 
 import (
 	"github.com/bridgekeeper/bridgekeeper/connectors/facebook"
-	"github.com/bridgekeeper/bridgekeeper/plugins"
+	"github.com/bridgekeeper/bridgekeeper/plugins/sdk"
 )
 
-func main() { plugins.Serve(facebook.Open) }
+func main() { sdk.Serve(facebook.Open) }

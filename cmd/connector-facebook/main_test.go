@@ -48,7 +48,7 @@ func TestPluginProcess(t *testing.T) {
 	defer p.Close()
 
 	login := func(subject string) (connectors.Identity, error) {
-		resp, err := p.LoginURL(ctx, connectors.LoginRequest{State: "state-0123456789", CallbackURL: callbackURL})
+		resp, err := p.Connector().LoginURL(ctx, connectors.LoginRequest{State: "state-0123456789", CallbackURL: callbackURL})
 		if err != nil {
 			t.Fatalf("LoginURL: %v", err)
 		}
@@ -56,7 +56,7 @@ func TestPluginProcess(t *testing.T) {
 		if err != nil {
 			t.Fatalf("fake Facebook login: %v", err)
 		}
-		return p.HandleCallback(ctx, resp.ConnectorState, callbackURL, connectors.CallbackRequest{Query: back.Query()})
+		return p.Connector().HandleCallback(ctx, connectors.CallbackRequest{ConnectorState: resp.ConnectorState, CallbackURL: callbackURL, Query: back.Query()})
 	}
 	ident, err := login("1001")
 	if err != nil {
@@ -72,7 +72,7 @@ func TestPluginProcess(t *testing.T) {
 	if err := idp.SetUserDisabled("1001", true); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := p.Refresh(ctx, connectors.Scopes{}, ident); !errors.Is(err, connectors.ErrIdentityRevoked) {
+	if _, err := p.Connector().(connectors.RefreshConnector).Refresh(ctx, connectors.Scopes{}, ident); !errors.Is(err, connectors.ErrIdentityRevoked) {
 		t.Errorf("Refresh of a disabled user through the plugin: %v", err)
 	}
 }

@@ -4,7 +4,7 @@ package main
 
 import (
 	"github.com/bridgekeeper/bridgekeeper/connectors/oidc"
-	"github.com/bridgekeeper/bridgekeeper/plugins"
+	"github.com/bridgekeeper/bridgekeeper/plugins/sdk"
 )
 
-func main() { plugins.Serve(oidc.Open) }
+func main() { sdk.Serve(oidc.Open) }

@@ -51,7 +51,7 @@ func TestPluginProcess(t *testing.T) {
 	}
 
 	login := func(subject string) (connectors.Identity, error) {
-		resp, err := p.LoginURL(ctx, connectors.LoginRequest{State: "state-0123456789", CallbackURL: callbackURL,
+		resp, err := p.Connector().LoginURL(ctx, connectors.LoginRequest{State: "state-0123456789", CallbackURL: callbackURL,
 			Scopes: connectors.Scopes{OfflineAccess: true, Groups: true}})
 		if err != nil {
 			t.Fatalf("LoginURL: %v", err)
@@ -60,7 +60,7 @@ func TestPluginProcess(t *testing.T) {
 		if err != nil {
 			t.Fatalf("fake IdP login: %v", err)
 		}
-		return p.HandleCallback(ctx, resp.ConnectorState, callbackURL, connectors.CallbackRequest{Query: back.Query()})
+		return p.Connector().HandleCallback(ctx, connectors.CallbackRequest{ConnectorState: resp.ConnectorState, CallbackURL: callbackURL, Query: back.Query()})
 	}
 	ident, err := login("1002")
 	if err != nil {
@@ -73,7 +73,7 @@ func TestPluginProcess(t *testing.T) {
 	if _, err := login("1002"); !errors.Is(err, connectors.ErrInvalidCallback) {
 		t.Errorf("wrong nonce through the plugin: %v", err)
 	}
-	if _, err := p.Refresh(ctx, connectors.Scopes{OfflineAccess: true}, ident); err != nil {
+	if _, err := p.Connector().(connectors.RefreshConnector).Refresh(ctx, connectors.Scopes{OfflineAccess: true}, ident); err != nil {
 		t.Fatalf("Refresh: %v", err)
 	}
 	if err := idp.SetUserDisabled("1002", true); err != nil {
@@ -81,7 +81,7 @@ func TestPluginProcess(t *testing.T) {
 	}
 	// Okta rotated the refresh token; the old one is gone too, so either
 	// way the upstream refuses.
-	if _, err := p.Refresh(ctx, connectors.Scopes{OfflineAccess: true}, ident); !errors.Is(err, connectors.ErrIdentityRevoked) {
+	if _, err := p.Connector().(connectors.RefreshConnector).Refresh(ctx, connectors.Scopes{OfflineAccess: true}, ident); !errors.Is(err, connectors.ErrIdentityRevoked) {
 		t.Errorf("Refresh of a disabled user through the plugin: %v", err)
 	}
 }

@@ -203,7 +203,7 @@ type connectorData struct {
 
 // HandleCallback redeems the code, reads the profile and applies the
 // e-mail policy.
-func (c *Connector) HandleCallback(ctx context.Context, state []byte, callbackURL string, req connectors.CallbackRequest) (connectors.Identity, error) {
+func (c *Connector) HandleCallback(ctx context.Context, req connectors.CallbackRequest) (connectors.Identity, error) {
 	q := req.Query
 	if e := q.Get("error"); e != "" {
 		reason := q.Get("error_reason")
@@ -216,7 +216,7 @@ func (c *Connector) HandleCallback(ctx context.Context, state []byte, callbackUR
 	if code == "" {
 		return connectors.Identity{}, fmt.Errorf("facebook: %w: the callback has no code", connectors.ErrInvalidCallback)
 	}
-	token, err := c.exchange(ctx, code, callbackURL)
+	token, err := c.exchange(ctx, code, req.CallbackURL)
 	if err != nil {
 		return connectors.Identity{}, err
 	}
@@ -238,7 +238,7 @@ func (c *Connector) HandleCallback(ctx context.Context, state []byte, callbackUR
 		return connectors.Identity{}, fmt.Errorf("facebook: encode connector data: %w", err)
 	}
 	ident.ConnectorData = data
-	if string(state) == reauthState {
+	if string(req.ConnectorState) == reauthState {
 		// The dialog asked for the password after LoginURL: the person
 		// signed in between then and now. Otherwise Facebook does not say
 		// when they did, and AuthTime stays unknown.

@@ -62,7 +62,7 @@ func login(t testing.TB, c *Connector, subject string) (connectors.Identity, err
 	if back.Query().Get("state") != testState {
 		t.Fatalf("state came back as %q", back.Query().Get("state"))
 	}
-	return c.HandleCallback(ctx, resp.ConnectorState, testCallback, connectors.CallbackRequest{Query: back.Query()})
+	return c.HandleCallback(ctx, connectors.CallbackRequest{ConnectorState: resp.ConnectorState, CallbackURL: testCallback, Query: back.Query()})
 }
 
 func TestLogin(t *testing.T) {
@@ -128,11 +128,11 @@ func TestUpstreamDenied(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = c.HandleCallback(context.Background(), nil, testCallback, connectors.CallbackRequest{Query: back.Query()})
+	_, err = c.HandleCallback(context.Background(), connectors.CallbackRequest{ConnectorState: nil, CallbackURL: testCallback, Query: back.Query()})
 	if !errors.Is(err, connectors.ErrUpstreamDenied) || !strings.Contains(err.Error(), "user_denied") {
 		t.Errorf("got %v, want ErrUpstreamDenied naming user_denied", err)
 	}
-	_, err = c.HandleCallback(context.Background(), nil, testCallback, connectors.CallbackRequest{Query: url.Values{"state": {testState}}})
+	_, err = c.HandleCallback(context.Background(), connectors.CallbackRequest{ConnectorState: nil, CallbackURL: testCallback, Query: url.Values{"state": {testState}}})
 	if !errors.Is(err, connectors.ErrInvalidCallback) {
 		t.Errorf("callback without code: got %v", err)
 	}
@@ -256,7 +256,7 @@ func BenchmarkFederatedLogin(b *testing.B) {
 			b.Fatal(err)
 		}
 		b.StartTimer()
-		if _, err := c.HandleCallback(ctx, nil, testCallback, connectors.CallbackRequest{Query: back.Query()}); err != nil {
+		if _, err := c.HandleCallback(ctx, connectors.CallbackRequest{ConnectorState: nil, CallbackURL: testCallback, Query: back.Query()}); err != nil {
 			b.Fatal(err)
 		}
 	}

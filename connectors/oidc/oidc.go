@@ -197,7 +197,7 @@ type tokenResponse struct {
 
 // HandleCallback finishes the login: it checks the callback, redeems the
 // code, verifies the ID token and builds the identity.
-func (c *Connector) HandleCallback(ctx context.Context, connectorState []byte, callbackURL string, req connectors.CallbackRequest) (connectors.Identity, error) {
+func (c *Connector) HandleCallback(ctx context.Context, req connectors.CallbackRequest) (connectors.Identity, error) {
 	params := req.Query
 	if len(req.Form) > 0 {
 		params = req.Form
@@ -210,7 +210,7 @@ func (c *Connector) HandleCallback(ctx context.Context, connectorState []byte, c
 		return connectors.Identity{}, fmt.Errorf("oidc: %w: %s", connectors.ErrUpstreamDenied, truncate(e, 64))
 	}
 	var st loginState
-	if err := json.Unmarshal(connectorState, &st); err != nil || st.Nonce == "" {
+	if err := json.Unmarshal(req.ConnectorState, &st); err != nil || st.Nonce == "" {
 		return connectors.Identity{}, fmt.Errorf("oidc: %w: the login state is missing or unreadable", connectors.ErrInvalidCallback)
 	}
 	code := params.Get("code")
@@ -232,7 +232,7 @@ func (c *Connector) HandleCallback(ctx context.Context, connectorState []byte, c
 	form := url.Values{
 		"grant_type":   {"authorization_code"},
 		"code":         {code},
-		"redirect_uri": {callbackURL},
+		"redirect_uri": {req.CallbackURL},
 	}
 	if st.Verifier != "" {
 		form.Set("code_verifier", st.Verifier)

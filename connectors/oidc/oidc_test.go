@@ -78,7 +78,7 @@ func callback(t testing.TB, c *Connector, resp connectors.LoginResponse, subject
 	if got := back.Query().Get("state"); got != testState {
 		t.Fatalf("state came back as %q", got)
 	}
-	return c.HandleCallback(ctx, resp.ConnectorState, testCallback, connectors.CallbackRequest{Query: back.Query()})
+	return c.HandleCallback(ctx, connectors.CallbackRequest{ConnectorState: resp.ConnectorState, CallbackURL: testCallback, Query: back.Query()})
 }
 
 func login(t testing.TB, c *Connector, subject string, scopes connectors.Scopes) (connectors.Identity, error) {
@@ -158,7 +158,7 @@ func TestPasswordLogin(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ident, err := c.HandleCallback(context.Background(), resp.ConnectorState, testCallback, connectors.CallbackRequest{Query: back.Query()})
+	ident, err := c.HandleCallback(context.Background(), connectors.CallbackRequest{ConnectorState: resp.ConnectorState, CallbackURL: testCallback, Query: back.Query()})
 	if err != nil || ident.Subject != "1002" {
 		t.Fatalf("identity %+v, err %v", ident, err)
 	}
@@ -234,7 +234,7 @@ func TestUpstreamDenied(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = c.HandleCallback(context.Background(), resp.ConnectorState, testCallback, connectors.CallbackRequest{Query: back.Query()})
+	_, err = c.HandleCallback(context.Background(), connectors.CallbackRequest{ConnectorState: resp.ConnectorState, CallbackURL: testCallback, Query: back.Query()})
 	if !errors.Is(err, connectors.ErrUpstreamDenied) || !strings.Contains(err.Error(), "access_denied") {
 		t.Errorf("got %v, want ErrUpstreamDenied mentioning access_denied", err)
 	}
@@ -281,13 +281,13 @@ func TestCallbackChecks(t *testing.T) {
 	}
 	mixup := back.Query()
 	mixup.Set("iss", "https://evil.example")
-	if _, err := c.HandleCallback(ctx, resp.ConnectorState, testCallback, connectors.CallbackRequest{Query: mixup}); !errors.Is(err, connectors.ErrInvalidCallback) {
+	if _, err := c.HandleCallback(ctx, connectors.CallbackRequest{ConnectorState: resp.ConnectorState, CallbackURL: testCallback, Query: mixup}); !errors.Is(err, connectors.ErrInvalidCallback) {
 		t.Errorf("foreign iss parameter: got %v", err)
 	}
-	if _, err := c.HandleCallback(ctx, nil, testCallback, connectors.CallbackRequest{Query: back.Query()}); !errors.Is(err, connectors.ErrInvalidCallback) {
+	if _, err := c.HandleCallback(ctx, connectors.CallbackRequest{ConnectorState: nil, CallbackURL: testCallback, Query: back.Query()}); !errors.Is(err, connectors.ErrInvalidCallback) {
 		t.Errorf("missing connector state: got %v", err)
 	}
-	if _, err := c.HandleCallback(ctx, resp.ConnectorState, testCallback, connectors.CallbackRequest{Query: url.Values{"state": {testState}}}); !errors.Is(err, connectors.ErrInvalidCallback) {
+	if _, err := c.HandleCallback(ctx, connectors.CallbackRequest{ConnectorState: resp.ConnectorState, CallbackURL: testCallback, Query: url.Values{"state": {testState}}}); !errors.Is(err, connectors.ErrInvalidCallback) {
 		t.Errorf("missing code: got %v", err)
 	}
 
@@ -309,11 +309,11 @@ func TestCallbackChecks(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	req := connectors.CallbackRequest{Query: back.Query()}
-	if _, err := c.HandleCallback(ctx, resp.ConnectorState, testCallback, req); err != nil {
+	req := connectors.CallbackRequest{ConnectorState: resp.ConnectorState, CallbackURL: testCallback, Query: back.Query()}
+	if _, err := c.HandleCallback(ctx, req); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := c.HandleCallback(ctx, resp.ConnectorState, testCallback, req); !errors.Is(err, connectors.ErrUpstreamDenied) {
+	if _, err := c.HandleCallback(ctx, req); !errors.Is(err, connectors.ErrUpstreamDenied) {
 		t.Errorf("replayed code: got %v", err)
 	}
 }
@@ -503,7 +503,7 @@ func BenchmarkFederatedLogin(b *testing.B) {
 					b.Fatal(err)
 				}
 				b.StartTimer()
-				if _, err := c.HandleCallback(ctx, resp.ConnectorState, testCallback, connectors.CallbackRequest{Query: back.Query()}); err != nil {
+				if _, err := c.HandleCallback(ctx, connectors.CallbackRequest{ConnectorState: resp.ConnectorState, CallbackURL: testCallback, Query: back.Query()}); err != nil {
 					b.Fatal(err)
 				}
 			}
@@ -528,7 +528,7 @@ func TestConcurrentFirstLogins(t *testing.T) {
 				errs <- err
 				return
 			}
-			_, err = c.HandleCallback(ctx, resp.ConnectorState, testCallback, connectors.CallbackRequest{Query: back.Query()})
+			_, err = c.HandleCallback(ctx, connectors.CallbackRequest{ConnectorState: resp.ConnectorState, CallbackURL: testCallback, Query: back.Query()})
 			errs <- err
 		}()
 	}
@@ -589,8 +589,8 @@ func TestRealDiscoveryDocuments(t *testing.T) {
 			if !strings.HasPrefix(resp.URL, doc["authorization_endpoint"].(string)+"?") {
 				t.Errorf("login URL %s is not at %s", resp.URL, doc["authorization_endpoint"])
 			}
-			_, err = c.HandleCallback(context.Background(), resp.ConnectorState, testCallback,
-				connectors.CallbackRequest{Query: url.Values{"code": {"c"}, "state": {testState}}})
+			_, err = c.HandleCallback(context.Background(),
+				connectors.CallbackRequest{ConnectorState: resp.ConnectorState, CallbackURL: testCallback, Query: url.Values{"code": {"c"}, "state": {testState}}})
 			if !errors.Is(err, connectors.ErrUpstreamDenied) {
 				t.Errorf("token endpoint invalid_grant: %v", err)
 			}
@@ -679,12 +679,12 @@ func TestIssParameterRequiredWhenAdvertised(t *testing.T) {
 	resp := start(t, c, connectors.Scopes{})
 	ctx := context.Background()
 	q := url.Values{"code": {"c"}, "state": {testState}}
-	_, err := c.HandleCallback(ctx, resp.ConnectorState, testCallback, connectors.CallbackRequest{Query: q})
+	_, err := c.HandleCallback(ctx, connectors.CallbackRequest{ConnectorState: resp.ConnectorState, CallbackURL: testCallback, Query: q})
 	if !errors.Is(err, connectors.ErrInvalidCallback) || !strings.Contains(err.Error(), "RFC 9207") || redeemed != 0 {
 		t.Errorf("callback without iss: %v (code redeemed %d times), want ErrInvalidCallback before redeeming", err, redeemed)
 	}
 	q.Set("iss", srv.URL)
-	if _, err := c.HandleCallback(ctx, resp.ConnectorState, testCallback, connectors.CallbackRequest{Query: q}); !errors.Is(err, connectors.ErrUpstreamDenied) || redeemed != 1 {
+	if _, err := c.HandleCallback(ctx, connectors.CallbackRequest{ConnectorState: resp.ConnectorState, CallbackURL: testCallback, Query: q}); !errors.Is(err, connectors.ErrUpstreamDenied) || redeemed != 1 {
 		t.Errorf("callback with iss: %v (code redeemed %d times), want the code redeemed (and refused upstream)", err, redeemed)
 	}
 }

@@ -31,12 +31,13 @@ import (
 
 	"github.com/bridgekeeper/bridgekeeper/connectors"
 	"github.com/bridgekeeper/bridgekeeper/plugins"
+	"github.com/bridgekeeper/bridgekeeper/plugins/sdk"
 )
 
 // huge is the size of the oversized answers: 40 times the host's limit.
 const huge = 40 << 20
 
-func main() { plugins.Serve(open) }
+func main() { sdk.Serve(open) }
 
 type connector struct {
 	Issuer string `json:"issuer"`
@@ -66,8 +67,8 @@ func (c *connector) LoginURL(_ context.Context, req connectors.LoginRequest) (co
 	return resp, nil
 }
 
-func (c *connector) HandleCallback(_ context.Context, state []byte, _ string, req connectors.CallbackRequest) (connectors.Identity, error) {
-	if string(state) != "ok" {
+func (c *connector) HandleCallback(_ context.Context, req connectors.CallbackRequest) (connectors.Identity, error) {
+	if string(req.ConnectorState) != "ok" {
 		return connectors.Identity{}, fmt.Errorf("unknown connector state: %w", connectors.ErrInvalidCallback)
 	}
 	code := req.Query.Get("code")

@@ -30,11 +30,11 @@ import (
 
 	"github.com/bridgekeeper/bridgekeeper/connectors"
 	"github.com/bridgekeeper/bridgekeeper/connectors/upstreamtime"
-	"github.com/bridgekeeper/bridgekeeper/plugins"
+	"github.com/bridgekeeper/bridgekeeper/plugins/sdk"
 )
 
 func main() {
-	plugins.Serve(open)
+	sdk.Serve(open)
 }
 
 type config struct {
@@ -116,7 +116,8 @@ func (c *connector) LoginURL(ctx context.Context, req connectors.LoginRequest) (
 	}, nil
 }
 
-func (c *connector) HandleCallback(ctx context.Context, state []byte, callbackURL string, req connectors.CallbackRequest) (connectors.Identity, error) {
+func (c *connector) HandleCallback(ctx context.Context, req connectors.CallbackRequest) (connectors.Identity, error) {
+	state := req.ConnectorState
 	if e := req.Query.Get("error"); e != "" {
 		return connectors.Identity{}, fmt.Errorf("upstream answered %s: %w", e, connectors.ErrUpstreamDenied)
 	}
@@ -162,7 +163,7 @@ func (c *connector) HandleCallback(ctx context.Context, state []byte, callbackUR
 		FamilyName:    code,
 		Picture:       c.issuer + "/pictures/" + code,
 		Groups:        []string{"admins", "devs"},
-		Claims:        map[string]any{"department": "eng", "level": 3.0, "callback": callbackURL},
+		Claims:        map[string]any{"department": "eng", "level": 3.0, "callback": req.CallbackURL},
 		ConnectorData: []byte("refresh-" + code),
 	}, nil
 }

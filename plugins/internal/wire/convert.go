@@ -1,4 +1,4 @@
-package plugins
+package wire
 
 import (
 	"encoding/json"
@@ -73,6 +73,24 @@ func valuesFromProto(m map[string]*connectorpb.Values) url.Values {
 		v[k] = vs.GetValues()
 	}
 	return v
+}
+
+func callbackToProto(req connectors.CallbackRequest) *connectorpb.HandleCallbackRequest {
+	return &connectorpb.HandleCallbackRequest{
+		ConnectorState: req.ConnectorState,
+		CallbackUrl:    req.CallbackURL,
+		Query:          valuesToProto(req.Query),
+		Form:           valuesToProto(req.Form),
+	}
+}
+
+func callbackFromProto(p *connectorpb.HandleCallbackRequest) connectors.CallbackRequest {
+	return connectors.CallbackRequest{
+		ConnectorState: p.GetConnectorState(),
+		CallbackURL:    p.GetCallbackUrl(),
+		Query:          valuesFromProto(p.GetQuery()),
+		Form:           valuesFromProto(p.GetForm()),
+	}
 }
 
 func identityToProto(id connectors.Identity) (*connectorpb.Identity, error) {

@@ -1,4 +1,4 @@
-package plugins
+package wire
 
 import (
 	"context"
@@ -38,7 +38,7 @@ func TestFromStatus(t *testing.T) {
 		{"unknown", codes.Unknown, withReason("SOMETHING_NEW"), ErrPluginFailed},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			err := fromStatus(status.New(tc.code, "upstream said no"), tc.trailer)
+			err := FromStatus(status.New(tc.code, "upstream said no"), tc.trailer)
 			if !errors.Is(err, tc.want) {
 				t.Fatalf("fromStatus = %v, want it to wrap %v", err, tc.want)
 			}
@@ -101,7 +101,7 @@ func TestFromStatusUserMessage(t *testing.T) {
 		{"garbage detail ignored", codes.FailedPrecondition, metadata.Pairs(errorDetailKey, "\xff\xff\xff"), connectors.ErrPolicy, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			err := fromStatus(status.New(tc.code, "access_token=secret"), tc.trailer)
+			err := FromStatus(status.New(tc.code, "access_token=secret"), tc.trailer)
 			if !errors.Is(err, tc.want) {
 				t.Fatalf("fromStatus = %v, want it to wrap %v", err, tc.want)
 			}

@@ -1,4 +1,4 @@
-package plugins
+package wire
 
 import (
 	"errors"
@@ -19,7 +19,7 @@ import (
 // Fuzz targets for what a plugin sends back: whatever bytes arrive as a
 // reply, the host turns them into an identity that keeps the contract and
 // the reply limits (limits.go) or into an error, without a panic. `go test` runs the seeds; `go test
-// -fuzz FuzzIdentityReply ./plugins/` explores.
+// -fuzz FuzzIdentityReply ./plugins/internal/wire/` explores.
 
 func FuzzIdentityReply(f *testing.F) {
 	for _, id := range []*connectorpb.Identity{
@@ -45,13 +45,13 @@ func FuzzIdentityReply(f *testing.F) {
 	}
 	f.Add([]byte{})
 	f.Add([]byte{0x0a, 0x80, 0x80, 0x80, 0x80, 0x10}) // a length beyond the message
-	p := &Plugin{cfg: Config{ID: "fuzz"}, logger: slog.New(slog.DiscardHandler)}
+	p := Client{Logger: slog.New(slog.DiscardHandler)}
 	f.Fuzz(func(t *testing.T, reply []byte) {
 		var resp connectorpb.HandleCallbackResponse
 		if err := proto.Unmarshal(reply, &resp); err != nil {
 			return // gRPC refuses the reply before the host sees it
 		}
-		id, err := p.identity("HandleCallback", resp.GetIdentity())
+		id, err := p.identity(resp.GetIdentity())
 		if err != nil {
 			if !errors.Is(err, ErrPluginFailed) {
 				t.Fatalf("a bad reply is not ErrPluginFailed: %v", err)
@@ -127,7 +127,7 @@ func FuzzErrorReply(f *testing.F) {
 		connectors.ErrPolicy, ErrPluginFailed}
 	f.Fuzz(func(t *testing.T, code uint32, msg, reason string) {
 		st := status.New(codes.Code(code), msg)
-		err := fromStatus(st, metadata.Pairs(reasonKey, reason))
+		err := FromStatus(st, metadata.Pairs(reasonKey, reason))
 		if err == nil {
 			t.Fatal("an error reply became nil")
 		}

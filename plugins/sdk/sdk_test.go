@@ -1,13 +1,16 @@
-package plugins
+package sdk
 
 import (
 	"bufio"
 	"io"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/bridgekeeper/bridgekeeper/plugins/internal/wire"
 )
 
 // TestPluginExitsWithItsParent starts the test connector from a shell that
@@ -20,8 +23,12 @@ func TestPluginExitsWithItsParent(t *testing.T) {
 	}
 	defer r.Close()
 	// The shell starts the plugin and exits when the test says so.
-	sh := exec.Command("sh", "-c", `"$0" & read done`, testConnectorPath)
-	sh.Env = append(os.Environ(), MagicCookieKey+"="+MagicCookieValue, "PLUGIN_PROTOCOL_VERSIONS=1")
+	bin := filepath.Join(t.TempDir(), "testconnector")
+	if out, err := exec.Command("go", "build", "-o", bin, "../internal/testconnector").CombinedOutput(); err != nil {
+		t.Fatalf("building the test connector: %v\n%s", err, out)
+	}
+	sh := exec.Command("sh", "-c", `"$0" & read done`, bin)
+	sh.Env = append(os.Environ(), wire.MagicCookieKey+"="+wire.MagicCookieValue, "PLUGIN_PROTOCOL_VERSIONS=1")
 	sh.Stdout = w
 	stdin, err := sh.StdinPipe()
 	if err != nil {

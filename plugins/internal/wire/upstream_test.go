@@ -1,4 +1,4 @@
-package plugins
+package wire
 
 import (
 	"testing"
@@ -25,8 +25,8 @@ func TestUpstreamTimeTrailer(t *testing.T) {
 		{metadata.Pairs(upstreamTimeKey, "9223372036854776"), 0},     // overflows a Duration
 		{metadata.Pairs("bridgekeeper-error-reason", "POLICY"), 0},
 	} {
-		if got := upstreamTime(tc.trailer); got != tc.want {
-			t.Errorf("upstreamTime(%v) = %v, want %v", tc.trailer, got, tc.want)
+		if got := UpstreamTime(tc.trailer); got != tc.want {
+			t.Errorf("UpstreamTime(%v) = %v, want %v", tc.trailer, got, tc.want)
 		}
 	}
 }

@@ -1,4 +1,4 @@
-package plugins
+package wire
 
 import (
 	"context"
@@ -18,10 +18,10 @@ import (
 // not send it reports nothing.
 const upstreamTimeKey = "bridgekeeper-upstream-us"
 
-// reportUpstreamTime starts an upstreamtime.Clock for every call and sends
+// ReportUpstreamTime starts an upstreamtime.Clock for every call and sends
 // what it counted in the upstreamTimeKey trailer (plugin side). Connectors
 // whose HTTP client uses upstreamtime.Transport are timed.
-func reportUpstreamTime(ctx context.Context, req any, _ *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+func ReportUpstreamTime(ctx context.Context, req any, _ *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
 	ctx, clock := upstreamtime.Start(ctx)
 	resp, err := handler(ctx, req)
 	if d := clock.Total(); d > 0 {
@@ -31,9 +31,9 @@ func reportUpstreamTime(ctx context.Context, req any, _ *grpc.UnaryServerInfo, h
 	return resp, err
 }
 
-// upstreamTime reads the upstreamTimeKey trailer (host side); zero when it is
+// UpstreamTime reads the upstreamTimeKey trailer (host side); zero when it is
 // missing or not a plausible duration.
-func upstreamTime(trailer metadata.MD) time.Duration {
+func UpstreamTime(trailer metadata.MD) time.Duration {
 	vs := trailer.Get(upstreamTimeKey)
 	if len(vs) == 0 {
 		return 0

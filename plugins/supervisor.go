@@ -10,7 +10,6 @@ import (
 	"io"
 	"io/fs"
 	"log/slog"
-	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -28,6 +27,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/bridgekeeper/bridgekeeper/connectors"
+	"github.com/bridgekeeper/bridgekeeper/plugins/internal/wire"
 	connectorpb "github.com/bridgekeeper/bridgekeeper/plugins/proto"
 )
 
@@ -100,16 +100,23 @@ type Info struct {
 	Reauthenticate bool
 }
 
-// Plugin is a connector that runs in a plugin process. It implements
-// connectors.Connector and connectors.RefreshConnector. When the process
-// dies, the call in flight fails with an error wrapping
-// ErrPluginUnavailable and the next call launches the plugin again.
+// Plugin supervises the process of one connector plugin: it launches it
+// (checking its checksum first), checks its health, and launches it again
+// after a crash, pausing when it keeps failing. Connector is the connector
+// the plugin serves. When the process dies, the call in flight fails with
+// an error wrapping ErrPluginUnavailable and the next call launches the
+// plugin again.
 type Plugin struct {
 	cfg    Config
 	logger *slog.Logger
+	// conn is the connector the plugin serves, its capabilities as the
+	// first launch declared them (Connector).
+	conn connectors.Connector
 
-	mu       sync.Mutex
-	cur      *instance
+	mu  sync.Mutex
+	cur *instance
+	// info is what the latest launched process said about itself.
+	info     Info
 	restarts int
 	closed   bool
 	// failures counts crashes and failed launches since the last call the
@@ -125,16 +132,13 @@ type Plugin struct {
 	stopping sync.WaitGroup
 }
 
-var (
-	_ connectors.Connector        = (*Plugin)(nil)
-	_ connectors.RefreshConnector = (*Plugin)(nil)
-)
-
 // instance is one running plugin process.
 type instance struct {
 	client *goplugin.Client
 	conn   *grpc.ClientConn
 	rpc    connectorpb.ConnectorClient
+	// calls is the connector's side of the three calls.
+	calls wire.Client
 	// exited is done once the process has exited.
 	exited context.Context
 	info   Info
@@ -183,9 +187,17 @@ func Launch(ctx context.Context, cfg Config, logger *slog.Logger) (*Plugin, erro
 	if err != nil {
 		return nil, err
 	}
-	p.cur = inst
+	p.cur, p.info = inst, inst.info
+	p.conn = newConnector(p, inst.info)
 	return p, nil
 }
+
+// Connector is the connector the plugin serves. It implements
+// connectors.RefreshConnector only when the plugin declared the refresh
+// capability at its first launch (the broker then re-checks its users on
+// every refresh grant), and connectors.ReauthConnector (whose answer
+// follows the latest launch).
+func (p *Plugin) Connector() connectors.Connector { return p.conn }
 
 // ID is the connector's id.
 func (p *Plugin) ID() string { return p.cfg.ID }
@@ -194,10 +206,7 @@ func (p *Plugin) ID() string { return p.cfg.ID }
 func (p *Plugin) Info() Info {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.cur == nil {
-		return Info{}
-	}
-	return p.cur.info
+	return p.info
 }
 
 // Restarts is how often the plugin was launched again after a crash.
@@ -230,31 +239,6 @@ func (p *Plugin) LaunchFailures() map[string]int {
 	return out
 }
 
-// Call describes one finished call to a plugin, for SetCallObserver.
-type Call struct {
-	Method string // the connector method: LoginURL, HandleCallback, Refresh
-	// Outcome classifies the call: OutcomeOK, OutcomeTimeout,
-	// OutcomeCrash, OutcomeDenied, OutcomeBadIdentity or OutcomeError.
-	Outcome  string
-	Duration time.Duration // as the broker saw it, the round trip included
-	// Upstream is the part of Duration the plugin spent waiting for its
-	// upstream identity provider, as the plugin reports it (the SDK does
-	// for connectors whose HTTP client uses upstreamtime.Transport); zero
-	// when it reports nothing.
-	Upstream time.Duration
-	Err      error
-}
-
-// SetCallObserver has fn told about every later call to the plugin (for
-// metrics such as bridgekeeper_plugin_call_duration_seconds). A call that
-// first has to launch the plugin again is timed from after the launch. fn
-// must be cheap and safe for concurrent use; nil removes it.
-func (p *Plugin) SetCallObserver(fn func(Call)) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.observe = fn
-}
-
 // Close stops the plugin process (and any replaced one still stopping).
 // Calls after Close fail with ErrClosed.
 func (p *Plugin) Close() error {
@@ -283,227 +267,6 @@ func (p *Plugin) Healthy(ctx context.Context) error {
 		return fmt.Errorf("connector %q: health check: %w", p.cfg.ID, err)
 	}
 	return nil
-}
-
-// LoginURL implements connectors.CallbackConnector.
-func (p *Plugin) LoginURL(ctx context.Context, req connectors.LoginRequest) (connectors.LoginResponse, error) {
-	var resp *connectorpb.LoginURLResponse
-	err := p.invoke(ctx, "LoginURL", func(ctx context.Context, inst *instance, opts ...grpc.CallOption) (err error) {
-		if req.Fresh() && !inst.info.Reauthenticate {
-			// A plugin that does not understand the fields would ignore
-			// them; the broker checks CanReauthenticate first.
-			return fmt.Errorf("connector %q: LoginURL: the plugin cannot force a new sign-in upstream", p.cfg.ID)
-		}
-		resp, err = inst.rpc.LoginURL(ctx, loginURLToProto(req), opts...)
-		return err
-	}, func() error {
-		if err := checkLogin(resp); err != nil {
-			return &badAnswer{fmt.Errorf("connector %q: LoginURL: %w: %w", p.cfg.ID, ErrPluginFailed, err)}
-		}
-		if resp.GetUrl() == "" {
-			return &badAnswer{fmt.Errorf("connector %q: LoginURL: the plugin returned no URL: %w", p.cfg.ID, ErrPluginFailed)}
-		}
-		if !webURL(resp.GetUrl()) {
-			// It becomes the Location of the browser's redirect: a
-			// javascript: or data: URL there runs in the broker's origin on
-			// some browsers, a relative one stays on the broker.
-			return &badAnswer{fmt.Errorf("connector %q: LoginURL: the plugin's login URL is not an absolute http(s) URL (scheme %q): %w",
-				p.cfg.ID, urlScheme(resp.GetUrl()), ErrPluginFailed)}
-		}
-		return nil
-	})
-	if err != nil {
-		return connectors.LoginResponse{}, err
-	}
-	return connectors.LoginResponse{URL: resp.GetUrl(), ConnectorState: resp.GetConnectorState()}, nil
-}
-
-// CanReauthenticate implements connectors.ReauthConnector: whether the
-// plugin, as it said at its latest launch, honours ForceLogin and MaxAge.
-func (p *Plugin) CanReauthenticate() bool { return p.Info().Reauthenticate }
-
-// HandleCallback implements connectors.CallbackConnector.
-func (p *Plugin) HandleCallback(ctx context.Context, connectorState []byte, callbackURL string, req connectors.CallbackRequest) (id connectors.Identity, err error) {
-	var resp *connectorpb.HandleCallbackResponse
-	err = p.invoke(ctx, "HandleCallback", func(ctx context.Context, inst *instance, opts ...grpc.CallOption) (err error) {
-		resp, err = inst.rpc.HandleCallback(ctx, &connectorpb.HandleCallbackRequest{
-			ConnectorState: connectorState,
-			CallbackUrl:    callbackURL,
-			Query:          valuesToProto(req.Query),
-			Form:           valuesToProto(req.Form),
-		}, opts...)
-		return err
-	}, func() (err error) {
-		id, err = p.identity("HandleCallback", resp.GetIdentity())
-		return err
-	})
-	return id, err
-}
-
-// Refresh implements connectors.RefreshConnector. For a connector that
-// cannot refresh (Info().Refresh is false) it returns the identity as it
-// is, as the broker does for a built-in connector without Refresh.
-func (p *Plugin) Refresh(ctx context.Context, scopes connectors.Scopes, identity connectors.Identity) (out connectors.Identity, err error) {
-	in, err := identityToProto(identity)
-	if err != nil {
-		return connectors.Identity{}, fmt.Errorf("connector %q: Refresh: %w", p.cfg.ID, err)
-	}
-	var resp *connectorpb.RefreshResponse
-	unsupported := false
-	err = p.invoke(ctx, "Refresh", func(ctx context.Context, inst *instance, opts ...grpc.CallOption) (err error) {
-		if !inst.info.Refresh {
-			unsupported = true
-			return nil
-		}
-		resp, err = inst.rpc.Refresh(ctx, &connectorpb.RefreshRequest{Scopes: scopesToProto(scopes), Identity: in}, opts...)
-		if status.Code(err) == codes.Unimplemented {
-			unsupported = true
-			return nil
-		}
-		return err
-	}, func() (err error) {
-		if unsupported {
-			out = identity
-			return nil
-		}
-		out, err = p.identity("Refresh", resp.GetIdentity())
-		return err
-	})
-	return out, err
-}
-
-func (p *Plugin) identity(method string, pid *connectorpb.Identity) (connectors.Identity, error) {
-	if err := checkIdentity(pid); err != nil {
-		return connectors.Identity{}, &badAnswer{fmt.Errorf("connector %q: %s: %w: %w", p.cfg.ID, method, ErrPluginFailed, err)}
-	}
-	id, err := identityFromProto(pid)
-	if err != nil {
-		return connectors.Identity{}, &badAnswer{fmt.Errorf("connector %q: %s: %w: %w", p.cfg.ID, method, ErrPluginFailed, err)}
-	}
-	if id.Subject == "" {
-		return connectors.Identity{}, &badAnswer{fmt.Errorf("connector %q: %s: the plugin returned an identity without a subject: %w", p.cfg.ID, method, ErrPluginFailed)}
-	}
-	if id.Picture != "" && !webURL(id.Picture) {
-		// It becomes the ID token's picture claim, which apps put in
-		// src and href attributes: only an http(s) URL may get there.
-		p.logger.Warn("connector plugin: picture is not an http(s) URL; dropped", "method", method)
-		id.Picture = ""
-	}
-	return id, nil
-}
-
-// webURL reports whether s is an absolute http or https URL with a host.
-func webURL(s string) bool {
-	u, err := url.Parse(s)
-	return err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Host != ""
-}
-
-// urlScheme is s's scheme for an error message, "" when it has none.
-func urlScheme(s string) string {
-	if u, err := url.Parse(s); err == nil {
-		return u.Scheme
-	}
-	return ""
-}
-
-// invoke runs one call against the current plugin process, launching one
-// if needed, under the call deadline, and turns its error into one that
-// says what happened. answer checks what the plugin answered once call
-// succeeded; the observer (SetCallObserver) is told the outcome of both.
-func (p *Plugin) invoke(ctx context.Context, method string, call func(context.Context, *instance, ...grpc.CallOption) error, answer func() error) error {
-	inst, err := p.instance(ctx)
-	if err != nil {
-		p.mu.Lock()
-		observe, closed := p.observe, p.closed
-		p.mu.Unlock()
-		if observe != nil {
-			outcome := OutcomeCrash // no process, and none could be launched
-			if closed || ctx.Err() != nil {
-				outcome = OutcomeError
-			}
-			observe(Call{Method: method, Outcome: outcome, Err: err})
-		}
-		return err
-	}
-	// Whose deadline bounds the call: the caller's, or the call timeout.
-	deadline, callerBound := ctx.Deadline()
-	callerBound = callerBound && deadline.Before(time.Now().Add(p.cfg.CallTimeout))
-	start := time.Now()
-	callCtx, cancel := context.WithTimeout(ctx, p.cfg.CallTimeout)
-	defer cancel()
-	var trailer metadata.MD
-	err = call(callCtx, inst, grpc.Trailer(&trailer))
-	took := time.Since(start)
-	// OK, or an error the plugin itself returned: it is not crash looping.
-	answered := !inst.hasExited()
-	switch status.Code(err) {
-	case codes.Unavailable, codes.DeadlineExceeded, codes.Canceled:
-		answered = false
-	}
-	if err != nil {
-		// The plugin sees the deadline (it travels with the call) a moment
-		// before the host does.
-		timedOut := callCtx.Err() != nil || took >= p.cfg.CallTimeout*9/10
-		err = p.callError(ctx, callerBound, timedOut, inst, method, err, trailer)
-	} else {
-		err = answer()
-	}
-	p.mu.Lock()
-	if answered {
-		p.failures, p.retryAt = 0, time.Time{}
-	}
-	observe := p.observe
-	p.mu.Unlock()
-	if observe != nil {
-		observe(Call{Method: method, Outcome: callOutcome(err), Duration: took, Upstream: min(upstreamTime(trailer), took), Err: err})
-	}
-	return err
-}
-
-func (p *Plugin) callError(ctx context.Context, callerBound, timedOut bool, inst *instance, method string, err error, trailer metadata.MD) error {
-	st, _ := status.FromError(err)
-	p.mu.Lock()
-	closed := p.closed
-	p.mu.Unlock()
-	switch {
-	case closed:
-		return fmt.Errorf("connector %q: %s: %w", p.cfg.ID, method, ErrClosed)
-	case ctx.Err() != nil:
-		return fmt.Errorf("connector %q: %s: %w", p.cfg.ID, method, context.Cause(ctx))
-	case st.Code() == codes.DeadlineExceeded && callerBound:
-		return fmt.Errorf("connector %q: %s: %w", p.cfg.ID, method, context.DeadlineExceeded)
-	case st.Code() == codes.DeadlineExceeded && timedOut:
-		// A plugin that does not even answer its health check is stuck:
-		// replace it on the next call.
-		if !p.answers(inst) {
-			p.discard(inst, "it stopped answering")
-		}
-		return fmt.Errorf("connector %q: %s: the plugin did not answer within %s: %w", p.cfg.ID, method, p.cfg.CallTimeout, context.DeadlineExceeded)
-	case st.Code() == codes.ResourceExhausted && strings.HasPrefix(st.Message(), "grpc: received message larger than max"):
-		// gRPC refused the reply before decoding it (MaxReplyBytes); the
-		// plugin is fine, the answer is not.
-		return &badAnswer{fmt.Errorf("connector %q: %s: the plugin's reply is over the limit of %d bytes (%s): %w",
-			p.cfg.ID, method, MaxReplyBytes, st.Message(), ErrPluginFailed)}
-	case st.Code() == codes.Unavailable:
-		if !inst.hasExited() && p.answers(inst) {
-			// The plugin itself answered Unavailable.
-			return fmt.Errorf("connector %q: %s: %w", p.cfg.ID, method, fromStatus(st, trailer))
-		}
-		why := "lost the connection to the plugin"
-		if inst.waitExit(time.Second) {
-			why = "the plugin process exited"
-		}
-		p.discard(inst, why)
-		return fmt.Errorf("connector %q: %s: %s during the call (it is launched again on the next call): %w", p.cfg.ID, method, why, ErrPluginUnavailable)
-	}
-	return fmt.Errorf("connector %q: %s: %w", p.cfg.ID, method, fromStatus(st, trailer))
-}
-
-// answers reports whether the plugin passes a quick health check.
-func (p *Plugin) answers(inst *instance) bool {
-	ctx, cancel := context.WithTimeout(context.Background(), min(p.cfg.CallTimeout, 2*time.Second))
-	defer cancel()
-	return inst.healthy(ctx) == nil
 }
 
 // instance returns the running plugin process, launching a new one when the
@@ -536,7 +299,11 @@ func (p *Plugin) instance(ctx context.Context) (*instance, error) {
 		p.failedLocked()
 		return nil, err
 	}
-	p.cur = inst
+	if _, refreshes := p.conn.(connectors.RefreshConnector); inst.info.Refresh != refreshes {
+		p.logger.Warn("connector plugin relaunched with another refresh capability than at its first launch; the broker keeps the first until it restarts",
+			"refresh", inst.info.Refresh)
+	}
+	p.cur, p.info = inst, inst.info
 	p.restarts++
 	return inst, nil
 }
@@ -614,8 +381,8 @@ func (p *Plugin) start(ctx context.Context) (*instance, error) {
 	cmd.Env = append(cmd.Env, goplugin.EnvUnixSocketDir+"="+socketDir)
 	stderr := &lineLogger{logger: p.logger.With("source", "plugin"), plain: slog.LevelInfo}
 	ccfg := &goplugin.ClientConfig{
-		HandshakeConfig:  handshake,
-		Plugins:          goplugin.PluginSet{pluginName: &grpcPlugin{}},
+		HandshakeConfig:  wire.Handshake,
+		Plugins:          goplugin.PluginSet{wire.PluginName: &wire.GRPCPlugin{}},
 		Cmd:              cmd,
 		AllowedProtocols: []goplugin.Protocol{goplugin.ProtocolGRPC},
 		Logger:           newHCLogger(p.logger, filepath.Base(p.cfg.Path)),
@@ -652,22 +419,23 @@ func (p *Plugin) start(ctx context.Context) (*instance, error) {
 	if err != nil {
 		return fail(err)
 	}
-	raw, err := rpcClient.Dispense(pluginName)
+	raw, err := rpcClient.Dispense(wire.PluginName)
 	if err != nil {
 		return fail(err)
 	}
-	d, ok := raw.(*dispensed)
+	d, ok := raw.(*wire.Dispensed)
 	if !ok {
 		return fail(fmt.Errorf("unexpected plugin client %T", raw))
 	}
 	inst := &instance{
 		client:    client,
-		conn:      d.conn,
-		rpc:       connectorpb.NewConnectorClient(d.conn),
-		exited:    d.exited,
+		conn:      d.Conn,
+		rpc:       connectorpb.NewConnectorClient(d.Conn),
+		exited:    d.Exited,
 		stderr:    stderr,
 		socketDir: socketDir,
 	}
+	inst.calls = wire.Client{RPC: inst.rpc, Logger: p.logger}
 	if pid, err := strconv.Atoi(client.ID()); err == nil {
 		inst.proc, _ = os.FindProcess(pid)
 	}
@@ -680,7 +448,7 @@ func (p *Plugin) start(ctx context.Context) (*instance, error) {
 		// GetInfo is metadata; a plugin without it can still serve.
 	case err != nil:
 		return fail(fmt.Errorf("GetInfo: %w", err))
-	case info.GetProtocolVersion() != 0 && info.GetProtocolVersion() != ProtocolVersion:
+	case info.GetProtocolVersion() != 0 && info.GetProtocolVersion() != wire.ProtocolVersion:
 		return fail(fmt.Errorf("the plugin speaks connector contract version %d, this broker speaks %d", info.GetProtocolVersion(), ProtocolVersion))
 	default:
 		inst.info = Info{Name: info.GetName(), Version: info.GetVersion(), SDK: info.GetSdk()}
@@ -746,7 +514,7 @@ func (p *Plugin) env() []string {
 			env = append(env, k+"="+v)
 		}
 	}
-	env = append(env, LogLevelEnv+"="+lowestLevel(p.logger))
+	env = append(env, wire.LogLevelEnv+"="+lowestLevel(p.logger))
 	return append(env, p.cfg.Env...)
 }
 
@@ -769,7 +537,7 @@ func (i *instance) waitExit(d time.Duration) bool {
 }
 
 func (i *instance) healthy(ctx context.Context) error {
-	resp, err := healthpb.NewHealthClient(i.conn).Check(ctx, &healthpb.HealthCheckRequest{Service: healthService})
+	resp, err := healthpb.NewHealthClient(i.conn).Check(ctx, &healthpb.HealthCheckRequest{Service: wire.HealthService})
 	if err != nil {
 		return err
 	}
