@@ -2,11 +2,16 @@
 // through uptrace/bun: clients, users, identities, sessions, pending logins,
 // signing keys, e-mail action tokens, rate counters and every fosite token.
 //
-// *Store implements the fosite storage interfaces the broker composes
-// (client manager, authorize code, access and refresh tokens with rotation,
-// revocation, OpenID Connect and PKCE sessions) and fosite's Transactional
-// interface: BeginTX puts a bun.Tx into the context and every method takes
-// its database handle from the context.
+// Token persistence lives here too, in one place: TokenStore (from
+// Store.TokenStore) is what the broker hands to fosite. It implements the
+// fosite storage interfaces (client manager, authorization codes, access
+// and refresh tokens with rotation and reuse detection, revocation, OpenID
+// Connect and PKCE sessions, transactions) on the token tables
+// (fosite.go, codeparts.go), records a request's writes in a unit and
+// commits them together (tokenunit.go: the write buffer and SQLite's group
+// commit), and decides which spent tokens count as replays
+// (tokenstore.go). BeginTX puts a transaction into the context and every
+// method takes its database handle from the context.
 package storage
 
 import (
@@ -57,10 +62,10 @@ type Store struct {
 	// off the commit path (nil on Postgres).
 	checkpoints *checkpointer
 	// clients, when set, gives token rows their client (a cache, say)
-	// instead of a query. See WithClientSource.
+	// instead of a query. See withClientSource.
 	clients func(ctx context.Context, id string) (*Client, error)
 	// codeSignature, when set, gives the signature an authorization code
-	// is stored under. See WithAuthorizeCodeSignature.
+	// is stored under. See withAuthorizeCodeSignature.
 	codeSignature func(code string) string
 }
 
@@ -303,11 +308,11 @@ func (s *Store) Ping(ctx context.Context) error {
 	return nil
 }
 
-// WithClientSource returns a Store on the same connections whose token
+// withClientSource returns a Store on the same connections whose token
 // loads (codes, tokens, PKCE and OpenID Connect sessions) take their client
 // from get instead of reading it with the row. The broker passes its client
 // cache; get must fail with ErrNotFound for a client that does not exist.
-func (s *Store) WithClientSource(get func(ctx context.Context, id string) (*Client, error)) *Store {
+func (s *Store) withClientSource(get func(ctx context.Context, id string) (*Client, error)) *Store {
 	c := *s
 	c.clients = get
 	return &c
