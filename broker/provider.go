@@ -79,7 +79,10 @@ func newProvider(cfg Config, check *atomic.Pointer[RefreshCheck], endIdentity fu
 	jwtStrategy := compose.NewOAuth2JWTStrategy(keyGetter, hmacStrategy, fcfg)
 	jwtStrategy.Signer = signer
 	store := cfg.Store.TokenStore(storage.TokenStoreConfig{
-		CodeSignature:  func(code string) string { return jwtStrategy.AuthorizeCodeSignature(context.Background(), code) },
+		CodeSignature: func(code string) string { return jwtStrategy.AuthorizeCodeSignature(context.Background(), code) },
+		// A spent code or refresh token counts as a replay (which revokes
+		// its grant) only when authentic (replay.go).
+		Authentic:      enigma.Validate,
 		ReuseGrace:     cfg.RefreshReuseGrace,
 		ClientCacheTTL: clientCacheTTL,
 	})
@@ -101,10 +104,6 @@ func newProvider(cfg Config, check *atomic.Pointer[RefreshCheck], endIdentity fu
 		compose.OAuth2TokenIntrospectionFactory,
 		compose.OAuth2PKCEFactory,
 	)
-	// Before fosite's code and refresh handlers, which revoke a grant on
-	// any replay (replay.go).
-	guard := &replayGuard{hmac: enigma}
-	fcfg.TokenEndpointHandlers = append(fosite.TokenEndpointHandlers{guard}, fcfg.TokenEndpointHandlers...)
 	for i, h := range fcfg.RevocationHandlers {
 		fcfg.RevocationHandlers[i] = &authenticRevocation{next: h, hmac: enigma, signer: signer}
 	}

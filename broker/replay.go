@@ -15,61 +15,23 @@ import (
 // makes fosite revoke the whole grant, and fosite does so before it checks
 // the token's HMAC or the client presenting it: the signature half of a
 // token (all a log line, a proxy or a database reader may have) in a
-// request naming any client would end someone else's grant. Two pieces
-// let only a real replay through:
-//
-//   - replayGuard, the first token endpoint handler of the code and
-//     refresh grants, refuses a token whose HMAC does not check
-//     (invalid_grant), before anything is read;
-//   - the token store (storage.TokenStore), whose GetAuthorizeCodeSession
-//     and GetRefreshTokenSession report the spent token to fosite, reports
-//     it as not found instead (fosite answers invalid_grant and revokes
-//     nothing) when the client presenting it is not the one it was issued
-//     to, or when a refresh token was rotated less than the reuse grace
-//     ago — the loser of two concurrent refreshes (two tabs) must not end
-//     the grant the winner just renewed.
-//
+// request naming any client would end someone else's grant. The token
+// store (storage.TokenStore), which reports the spent token to fosite,
+// reports it as not found instead (fosite answers invalid_grant and
+// revokes nothing) when its HMAC does not check, when the client
+// presenting it is not the one it was issued to, or when a refresh token
+// was rotated less than the reuse grace ago — the loser of two concurrent
+// refreshes (two tabs) must not end the grant the winner just renewed.
 // Only an authentic token, presented by its own client (past the grace
 // window, for a refresh token) reaches fosite's replay revocation. The
-// decision is taken on the row fosite reads anyway: no extra database read
-// on any path.
+// decision is taken on the row fosite reads anyway, and the HMAC is
+// checked there only for a spent token: a live one's is checked by
+// fosite itself, once.
 
-// replayGuard is the first token endpoint handler of the code and refresh
-// grants: a code or refresh token whose HMAC does not check is
-// invalid_grant, whatever its state (fosite would call a live one's
-// forgery invalid_request, and a spent one's a replay).
-type replayGuard struct {
-	hmac *hmac.HMACStrategy
-}
-
-func (g *replayGuard) HandleTokenEndpointRequest(ctx context.Context, req fosite.AccessRequester) error {
-	grant, param := "authorization_code", "code"
-	if req.GetGrantTypes().ExactOne("refresh_token") {
-		grant, param = "refresh_token", "refresh_token"
-	}
-	if !req.GetClient().GetGrantTypes().Has(grant) {
-		return nil // fosite's grant handler refuses it: unauthorized_client
-	}
-	if err := g.hmac.Validate(ctx, req.GetRequestForm().Get(param)); err != nil {
-		return fosite.ErrInvalidGrant.WithHint("The authorization code or refresh token is malformed or not valid.").WithWrap(err).WithDebug(err.Error())
-	}
-	return nil
-}
-
-func (g *replayGuard) PopulateTokenEndpointResponse(context.Context, fosite.AccessRequester, fosite.AccessResponder) error {
-	return fosite.ErrUnknownRequest
-}
-
-func (g *replayGuard) CanSkipClientAuth(context.Context, fosite.AccessRequester) bool {
-	return false
-}
-
-func (g *replayGuard) CanHandleTokenEndpointRequest(_ context.Context, req fosite.AccessRequester) bool {
-	return req.GetGrantTypes().ExactOne("refresh_token") || req.GetGrantTypes().ExactOne("authorization_code")
-}
-
-// replayAnswer words the invalid_grant fosite gives for a replay that
-// the token store did not count.
+// replayAnswer words the invalid_grant fosite gives for a replay that the
+// token store did not count, and for a live code or refresh token whose
+// HMAC does not check (fosite calls a refresh token's forgery
+// invalid_request).
 func replayAnswer(err error) error {
 	switch {
 	case errors.Is(err, storage.ErrReuseWithinGrace):
@@ -77,6 +39,9 @@ func replayAnswer(err error) error {
 			WithWrap(err).WithDebug(err.Error())
 	case errors.Is(err, storage.ErrReplayByOtherClient):
 		return fosite.ErrInvalidGrant.WithHint("The authorization code or refresh token was not issued to this client.").
+			WithWrap(err).WithDebug(err.Error())
+	case errors.Is(err, storage.ErrForgedToken), errors.Is(err, fosite.ErrTokenSignatureMismatch), errors.Is(err, fosite.ErrInvalidTokenFormat):
+		return fosite.ErrInvalidGrant.WithHint("The authorization code or refresh token is malformed or not valid.").
 			WithWrap(err).WithDebug(err.Error())
 	}
 	return err
