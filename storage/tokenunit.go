@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"time"
 
 	"github.com/ory/fosite"
 )
@@ -132,10 +133,82 @@ func (t *TokenStore) Run(ctx context.Context, fn func(ctx context.Context) error
 			return t.writeError(ctx, err)
 		}
 	}
+	// If the commit's answer is lost (the connection breaks, Postgres
+	// restarts), the transaction may have committed all the same: the
+	// code or refresh token is then spent, and answering an error would
+	// leave the client with nothing. Its id tells.
+	xid, err := t.s.transactionID(txCtx)
+	if err != nil {
+		if rbErr := t.s.Rollback(txCtx); rbErr != nil {
+			err = errors.Join(err, rbErr)
+		}
+		return t.writeError(ctx, err)
+	}
 	if err := t.s.Commit(txCtx); err != nil {
+		if xid != "" && t.s.committed(ctx, xid, commitCheckLimit) {
+			return nil
+		}
 		return t.writeError(ctx, err)
 	}
 	return nil
+}
+
+// commitCheckLimit bounds how long Run waits for the database to say
+// whether a transaction whose commit failed committed after all.
+const commitCheckLimit = 15 * time.Second
+
+// Statements that resolve a commit whose answer was lost (Postgres).
+const (
+	sqlTransactionID = "SELECT txid_current()::text"
+	sqlTxStatus      = "SELECT COALESCE(txid_status(?::bigint), 'unknown')"
+)
+
+// transactionID is the Postgres id of the transaction in ctx ("" on SQLite,
+// whose commits are not lost in flight, or when it has not begun).
+func (s *Store) transactionID(ctx context.Context) (string, error) {
+	ref := txFrom(ctx)
+	if s.dialect != DialectPostgres || ref == nil {
+		return "", nil
+	}
+	ref.state.mu.Lock()
+	tx := ref.state.tx
+	ref.state.mu.Unlock()
+	if tx == nil {
+		return "", nil
+	}
+	ids, err := queryStrings(ctx, s.runner(*tx), sqlTransactionID)
+	if err != nil || len(ids) != 1 {
+		return "", s.wrap("transaction id", errors.Join(err, errors.New("no transaction id")))
+	}
+	return ids[0], nil
+}
+
+// committed reports whether the transaction xid, whose commit failed,
+// committed all the same. It waits, up to limit, for the database to
+// answer and for the transaction to end (a backend whose client went away
+// finishes it on its own); false when it cannot tell.
+func (s *Store) committed(ctx context.Context, xid string, limit time.Duration) bool {
+	ctx, cancel := context.WithTimeout(ctx, limit)
+	defer cancel()
+	delay := 20 * time.Millisecond
+	for {
+		status, err := queryStrings(ctx, s.runner(s.db), sqlTxStatus, xid)
+		if err == nil && len(status) == 1 {
+			switch status[0] {
+			case "committed":
+				return true
+			case "aborted", "unknown":
+				return false
+			}
+			// "in progress": the backend has not noticed yet
+		}
+		select {
+		case <-ctx.Done():
+			return false
+		case <-time.After(delay):
+		}
+		delay = min(2*delay, 500*time.Millisecond)
+	}
 }
 
 // writeError is storageError, except that a write failing because the
