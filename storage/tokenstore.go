@@ -301,13 +301,14 @@ func (t *TokenStore) RevokeAccessToken(ctx context.Context, requestID string) er
 // CreateOpenIDConnectSession stores the OpenID Connect part of an
 // authorization (in a unit, with its code when it agrees with it).
 func (t *TokenStore) CreateOpenIDConnectSession(ctx context.Context, code string, req fosite.Requester) error {
-	if b := bufferFrom(ctx); b != nil && t.s.codeSignature != nil {
-		encode := func() (encodedRequest, error) { return encodeOpenIDConnectSession(code, req) }
-		if ok, err := b.attach(t.s.codeSignature(code), encode, func(c *codeBundle, p *encodedRequest) { c.oidc = p }); ok || err != nil {
-			return err
-		}
+	codeSig := ""
+	if t.s.codeSignature != nil {
+		codeSig = t.s.codeSignature(code)
 	}
-	return t.recordPrepared(ctx)(t.s.prepareCreateOpenIDConnectSession(code, req))
+	return t.createCodePart(ctx, codeSig,
+		func() (encodedRequest, error) { return encodeOpenIDConnectSession(code, req) },
+		func(c *codeBundle, p *encodedRequest) { c.oidc = p },
+		func() (preparedWrite, error) { return t.s.prepareCreateOpenIDConnectSession(code, req) })
 }
 
 // GetOpenIDConnectSession loads the OpenID Connect part of an
@@ -325,13 +326,23 @@ func (t *TokenStore) DeleteOpenIDConnectSession(ctx context.Context, code string
 // CreatePKCERequestSession stores the PKCE challenge of an authorization
 // (in a unit, with its code when it agrees with it).
 func (t *TokenStore) CreatePKCERequestSession(ctx context.Context, sig string, req fosite.Requester) error {
-	if b := bufferFrom(ctx); b != nil {
-		encode := func() (encodedRequest, error) { return encodePKCERequestSession(sig, req) }
-		if ok, err := b.attach(sig, encode, func(c *codeBundle, p *encodedRequest) { c.pkce = p }); ok || err != nil {
+	return t.createCodePart(ctx, sig,
+		func() (encodedRequest, error) { return encodePKCERequestSession(sig, req) },
+		func(c *codeBundle, p *encodedRequest) { c.pkce = p },
+		func() (preparedWrite, error) { return t.s.prepareCreatePKCERequestSession(sig, req) })
+}
+
+// createCodePart stores a part of an authorization: in a unit that holds
+// the code stored under codeSig, in the code's bundle (encode, then set);
+// else as a row of its own (prepare).
+func (t *TokenStore) createCodePart(ctx context.Context, codeSig string, encode func() (encodedRequest, error),
+	set func(*codeBundle, *encodedRequest), prepare func() (preparedWrite, error)) error {
+	if b := bufferFrom(ctx); b != nil && codeSig != "" {
+		if ok, err := b.attach(codeSig, encode, set); ok || err != nil {
 			return err
 		}
 	}
-	return t.recordPrepared(ctx)(t.s.prepareCreatePKCERequestSession(sig, req))
+	return t.recordPrepared(ctx)(prepare())
 }
 
 // GetPKCERequestSession loads the PKCE challenge of an authorization.
