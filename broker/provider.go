@@ -90,7 +90,7 @@ func newProvider(cfg Config, check *atomic.Pointer[RefreshCheck], endIdentity fu
 	oidcStrategy.Signer = signer
 
 	strategy := &compose.CommonStrategy{
-		CoreStrategy:               jwtStrategy,
+		CoreStrategy:               forgedRefreshAnswer{jwtStrategy},
 		OpenIDConnectTokenStrategy: oidcStrategy,
 		Signer:                     signer,
 	}

@@ -3,8 +3,10 @@ package broker
 import (
 	"context"
 	"errors"
+	"fmt"
 
 	"github.com/ory/fosite"
+	"github.com/ory/fosite/handler/oauth2"
 	"github.com/ory/fosite/token/hmac"
 	"github.com/ory/fosite/token/jwt"
 
@@ -40,9 +42,30 @@ func replayAnswer(err error) error {
 	case errors.Is(err, storage.ErrReplayByOtherClient):
 		return fosite.ErrInvalidGrant.WithHint("The authorization code or refresh token was not issued to this client.").
 			WithWrap(err).WithDebug(err.Error())
-	case errors.Is(err, storage.ErrForgedToken), errors.Is(err, fosite.ErrTokenSignatureMismatch), errors.Is(err, fosite.ErrInvalidTokenFormat):
+	case errors.Is(err, storage.ErrForgedToken), errors.Is(err, errForgedRefresh),
+		errors.Is(err, fosite.ErrTokenSignatureMismatch), errors.Is(err, fosite.ErrInvalidTokenFormat):
 		return fosite.ErrInvalidGrant.WithHint("The authorization code or refresh token is malformed or not valid.").
 			WithWrap(err).WithDebug(err.Error())
+	}
+	return err
+}
+
+// errForgedRefresh marks a live refresh token whose HMAC does not check.
+var errForgedRefresh = errors.New("a refresh token whose HMAC does not check")
+
+// forgedRefreshAnswer is fosite's token strategy, except that a live
+// refresh token failing its check for anything but its expiry is marked
+// errForgedRefresh (fosite calls it invalid_request, whatever the cause:
+// a wrong signature, or a key part that is not even base64), so that
+// replayAnswer can answer invalid_grant.
+type forgedRefreshAnswer struct {
+	oauth2.CoreStrategy
+}
+
+func (f forgedRefreshAnswer) ValidateRefreshToken(ctx context.Context, req fosite.Requester, token string) error {
+	err := f.CoreStrategy.ValidateRefreshToken(ctx, req, token)
+	if err != nil && !errors.Is(err, fosite.ErrTokenExpired) {
+		return fmt.Errorf("%w: %w", errForgedRefresh, err)
 	}
 	return err
 }
