@@ -108,7 +108,7 @@ func TestResourceIndicators(t *testing.T) {
 			wantAudience(t, e, tr.AccessToken, reportAPI)
 			// The stored access token (introspection's view) has the narrowed audience too.
 			sig := tr.AccessToken[strings.LastIndexByte(tr.AccessToken, '.')+1:]
-			if stored, err := e.store.GetAccessTokenSession(t.Context(), sig, newSession()); err != nil {
+			if stored, err := e.store.TokenStore(storage.TokenStoreConfig{}).GetAccessTokenSession(t.Context(), sig, newSession()); err != nil {
 				t.Fatal(err)
 			} else if got := stored.GetGrantedAudience(); !slices.Equal(got, []string{reportAPI}) {
 				t.Errorf("stored access token audience %q, want [%s]", got, reportAPI)

@@ -416,12 +416,15 @@ func (s *Server) finishAuthorize(w http.ResponseWriter, r *http.Request, ar fosi
 	}
 	sess.IDPSubject = bs.IDPSubject
 
-	buf := &writeBuffer{}
+	unit := s.tokens.WithUnit(ctx)
 	if ns != nil {
-		buf.ops = append(buf.ops, func(ctx context.Context) error { return ns.write(ctx, s.cfg.Store) })
+		if err := s.tokens.Record(unit, func(ctx context.Context) error { return ns.write(ctx, s.cfg.Store) }); err != nil {
+			s.provider.WriteAuthorizeError(ctx, s.withIssuer(w), ar, serverError(err))
+			return
+		}
 	}
 	var resp fosite.AuthorizeResponder
-	err := s.withBufferedWrites(ctx, buf, func(ctx context.Context) error {
+	err := s.tokens.Run(unit, func(ctx context.Context) error {
 		var err error
 		resp, err = s.provider.NewAuthorizeResponse(ctx, ar, sess)
 		return err
@@ -430,6 +433,9 @@ func (s *Server) finishAuthorize(w http.ResponseWriter, r *http.Request, ar fosi
 		// Another request completed this login first.
 		s.renderExpiredLogin(w, r, storage.ErrNotFound)
 		return
+	}
+	if down := outage(err); down != nil {
+		err = down // nothing was written: the client may retry
 	}
 	if err != nil {
 		s.logGrantError(ctx, "authorize", err)

@@ -71,8 +71,15 @@ func newTestEnv(t testing.TB, b storagetest.Backend, mod func(*Config)) *testEnv
 // default, RS256).
 func newTestEnvAlg(t testing.TB, b storagetest.Backend, alg string, mod func(*Config)) *testEnv {
 	t.Helper()
-	ctx := context.Background()
 	store, _ := b.Open(t)
+	return newTestEnvOn(t, b, store, alg, mod)
+}
+
+// newTestEnvOn is newTestEnvAlg on a store the caller opened (a fresh,
+// migrated one of backend b).
+func newTestEnvOn(t testing.TB, b storagetest.Backend, store *storage.Store, alg string, mod func(*Config)) *testEnv {
+	t.Helper()
+	ctx := context.Background()
 	sec, err := secret.Parse(testSecretB64)
 	if err != nil {
 		t.Fatal(err)

@@ -46,39 +46,75 @@ func TestDatabaseOutageIs503(t *testing.T) {
 func TestFailedGrantWriteKeepsTheCode(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, b storagetest.Backend) {
 		e := newTestEnv(t, b, nil)
-		ctx := t.Context()
-		db := e.store.DB()
-		create, drop := []string{
-			`CREATE TRIGGER bk_fail_grant BEFORE INSERT ON access_tokens BEGIN SELECT RAISE(ABORT, 'simulated database failure'); END`,
-		}, []string{`DROP TRIGGER bk_fail_grant`}
-		if b.Name != "sqlite" {
-			create = []string{
-				`CREATE FUNCTION bk_fail_grant() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'simulated database failure'; END $$`,
-				`CREATE TRIGGER bk_fail_grant BEFORE INSERT ON access_tokens FOR EACH ROW EXECUTE FUNCTION bk_fail_grant()`,
-			}
-			drop = []string{`DROP TRIGGER bk_fail_grant ON access_tokens`, `DROP FUNCTION bk_fail_grant()`}
-		}
-		for _, q := range create {
-			if _, err := db.ExecContext(ctx, q); err != nil {
-				t.Fatalf("%s: %v", q, err)
-			}
-		}
 		ar := spaAuth()
 		code := e.browser().loginForCode(ar)
+		restore := failInserts(t, e, "access_tokens")
 		if tr := e.exchange(code, ar); tr.status < 500 {
 			t.Fatalf("exchange with the grant's write failing: %d %q, want a 5xx", tr.status, tr.Error)
 		}
-		for _, q := range drop {
-			if _, err := db.ExecContext(ctx, q); err != nil {
-				t.Fatalf("%s: %v", q, err)
-			}
-		}
+		restore()
 		tr := mustOK(t, e.exchange(code, ar))
 		if !e.active(tr.AccessToken) || !e.active(tr.RefreshToken) {
 			t.Error("the tokens of the retried exchange are not active")
 		}
 		wantTokenError(t, e.exchange(code, ar), http.StatusBadRequest, "invalid_grant")
 	})
+}
+
+// A refresh whose writes fail on the database answers 5xx and spends
+// nothing: the refresh token is not rotated, and it refreshes once the
+// database works (and reusing it afterwards is a replay as ever).
+func TestFailedGrantWriteKeepsTheRefreshToken(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b storagetest.Backend) {
+		e := newTestEnv(t, b, func(c *Config) { c.RefreshReuseGrace = -1 })
+		ar := spaAuth()
+		first := mustOK(t, e.exchange(e.browser().loginForCode(ar), ar))
+		restore := failInserts(t, e, "refresh_tokens")
+		if tr := e.refresh(first.RefreshToken); tr.status < 500 {
+			t.Fatalf("refresh with the grant's write failing: %d %q, want a 5xx", tr.status, tr.Error)
+		}
+		restore()
+		if !e.active(first.RefreshToken) || !e.active(first.AccessToken) {
+			t.Fatal("the failed refresh rotated the refresh token or deactivated its access token")
+		}
+		second := mustOK(t, e.refresh(first.RefreshToken))
+		if !e.active(second.RefreshToken) || e.active(first.RefreshToken) {
+			t.Error("after the retried refresh: want the new refresh token active and the old one rotated")
+		}
+		wantTokenError(t, e.refresh(first.RefreshToken), http.StatusBadRequest, "invalid_grant")
+	})
+}
+
+// failInserts makes every insert into table fail, as a database going away
+// at that moment would (a trigger; a real failing statement), until the
+// returned function is called.
+func failInserts(t *testing.T, e *testEnv, table string) (restore func()) {
+	t.Helper()
+	ctx := t.Context()
+	db := e.store.DB()
+	create, drop := []string{
+		`CREATE TRIGGER bk_fail_grant BEFORE INSERT ON ` + table + ` BEGIN SELECT RAISE(ABORT, 'simulated database failure'); END`,
+	}, []string{`DROP TRIGGER bk_fail_grant`}
+	if e.backend != "sqlite" {
+		create = []string{
+			`CREATE FUNCTION bk_fail_grant() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'simulated database failure'; END $$`,
+			`CREATE TRIGGER bk_fail_grant BEFORE INSERT ON ` + table + ` FOR EACH ROW EXECUTE FUNCTION bk_fail_grant()`,
+		}
+		drop = []string{`DROP TRIGGER bk_fail_grant ON ` + table, `DROP FUNCTION bk_fail_grant()`}
+	}
+	for _, q := range create {
+		if _, err := db.ExecContext(ctx, q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	return func() {
+		t.Helper()
+		for _, q := range drop {
+			if _, err := db.ExecContext(ctx, q); err != nil {
+				t.Fatalf("%s: %v", q, err)
+			}
+		}
+	}
 }
 
 // With the database gone after the client was looked up (it is cached), an

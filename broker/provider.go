@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 	"sync/atomic"
+	"time"
 
 	"github.com/ory/fosite"
 	"github.com/ory/fosite/compose"
@@ -20,9 +21,25 @@ import (
 	"github.com/bridgekeeper/bridgekeeper/storage"
 )
 
+// tokenStore is what the broker's handlers use of the token store
+// (storage.TokenStore, which fosite is handed whole): units of work that
+// apply a request's writes together.
+type tokenStore interface {
+	WithUnit(ctx context.Context) context.Context
+	Record(ctx context.Context, op func(ctx context.Context) error) error
+	Run(ctx context.Context, fn func(ctx context.Context) error) error
+}
+
+// clientCacheTTL is how long a client loaded for fosite is reused: every
+// token request authenticates its client, and the client rarely changes.
+// A changed, deleted or re-keyed client takes effect on each replica
+// within this time.
+const clientCacheTTL = 5 * time.Second
+
 // newProvider composes fosite by hand with exactly the grants the broker
-// supports (no implicit, hybrid, password, RFC 7523 or PAR).
-func newProvider(cfg Config, store *txStore, check *atomic.Pointer[RefreshCheck], endIdentity func(ctx context.Context, userID, idp, subject string) error) *fosite.Fosite {
+// supports (no implicit, hybrid, password, RFC 7523 or PAR), on a token
+// store it makes from cfg.Store.
+func newProvider(cfg Config, check *atomic.Pointer[RefreshCheck], endIdentity func(ctx context.Context, userID, idp, subject string) error) (*fosite.Fosite, tokenStore) {
 	fcfg := &fosite.Config{
 		IDTokenIssuer:         cfg.Issuer,
 		AccessTokenIssuer:     cfg.Issuer,
@@ -61,12 +78,19 @@ func newProvider(cfg Config, store *txStore, check *atomic.Pointer[RefreshCheck]
 	hmacStrategy := oauth2.NewHMACSHAStrategyUnPrefixed(enigma, fcfg)
 	jwtStrategy := compose.NewOAuth2JWTStrategy(keyGetter, hmacStrategy, fcfg)
 	jwtStrategy.Signer = signer
-	store.useCodeSignature(func(code string) string { return jwtStrategy.AuthorizeCodeSignature(context.Background(), code) })
+	store := cfg.Store.TokenStore(storage.TokenStoreConfig{
+		CodeSignature: func(code string) string { return jwtStrategy.AuthorizeCodeSignature(context.Background(), code) },
+		// A spent code or refresh token counts as a replay (which revokes
+		// its grant) only when authentic (replay.go).
+		Authentic:      enigma.Validate,
+		ReuseGrace:     cfg.RefreshReuseGrace,
+		ClientCacheTTL: clientCacheTTL,
+	})
 	oidcStrategy := compose.NewOpenIDConnectStrategy(keyGetter, fcfg)
 	oidcStrategy.Signer = signer
 
 	strategy := &compose.CommonStrategy{
-		CoreStrategy:               jwtStrategy,
+		CoreStrategy:               forgedRefreshAnswer{jwtStrategy},
 		OpenIDConnectTokenStrategy: oidcStrategy,
 		Signer:                     signer,
 	}
@@ -80,18 +104,14 @@ func newProvider(cfg Config, store *txStore, check *atomic.Pointer[RefreshCheck]
 		compose.OAuth2TokenIntrospectionFactory,
 		compose.OAuth2PKCEFactory,
 	)
-	// Before fosite's code and refresh handlers, which revoke a grant on
-	// any replay (replay.go).
-	guard := &replayGuard{hmac: enigma}
-	fcfg.TokenEndpointHandlers = append(fosite.TokenEndpointHandlers{guard}, fcfg.TokenEndpointHandlers...)
 	for i, h := range fcfg.RevocationHandlers {
 		fcfg.RevocationHandlers[i] = &authenticRevocation{next: h, hmac: enigma, signer: signer}
 	}
 	// After fosite's refresh handler has restored the grant's session; the
 	// scope first, so the user check builds the ID token for the narrowed one.
 	fcfg.TokenEndpointHandlers.Append(refreshScope{})
-	fcfg.TokenEndpointHandlers.Append(&refreshUserCheck{store: store.Store, check: check, endIdentity: endIdentity})
-	return provider.(*fosite.Fosite)
+	fcfg.TokenEndpointHandlers.Append(&refreshUserCheck{users: cfg.Store, tokens: store, check: check, endIdentity: endIdentity})
+	return provider.(*fosite.Fosite), store
 }
 
 // refreshUserCheck is a token endpoint handler for the refresh grant: the
@@ -99,7 +119,13 @@ func newProvider(cfg Config, store *txStore, check *atomic.Pointer[RefreshCheck]
 // happened to their tokens), and the refreshed ID token carries the user's
 // current profile and e-mail claims.
 type refreshUserCheck struct {
-	store *storage.Store
+	users interface {
+		GetUser(ctx context.Context, id string) (*storage.User, error)
+	}
+	tokens interface {
+		RevokeRefreshToken(ctx context.Context, requestID string) error
+		RevokeAccessToken(ctx context.Context, requestID string) error
+	}
 	check *atomic.Pointer[RefreshCheck] // the upstream re-check, if any
 	// endIdentity ends the sessions and grants of an upstream identity
 	// the re-check found revoked (Server.EndUpstreamIdentity).
@@ -114,7 +140,7 @@ func (h *refreshUserCheck) HandleTokenEndpointRequest(ctx context.Context, req f
 	if !ok || sess.Subject == "" {
 		return fosite.ErrServerError.WithDebug("refresh: unexpected session")
 	}
-	u, err := h.store.GetUser(ctx, sess.Subject)
+	u, err := h.users.GetUser(ctx, sess.Subject)
 	if errors.Is(err, storage.ErrNotFound) || (err == nil && (!u.Active || u.Disabled)) {
 		return fosite.ErrInvalidGrant.WithHint("The user of this grant no longer exists or is disabled.")
 	}
@@ -127,7 +153,7 @@ func (h *refreshUserCheck) HandleTokenEndpointRequest(ctx context.Context, req f
 			// The upstream identity is gone for good: end the whole grant,
 			// not just this request, and every broker session and other
 			// grant that came from that identity.
-			if rerr := errors.Join(h.store.RevokeRefreshToken(ctx, req.GetID()), h.store.RevokeAccessToken(ctx, req.GetID())); rerr != nil {
+			if rerr := errors.Join(h.tokens.RevokeRefreshToken(ctx, req.GetID()), h.tokens.RevokeAccessToken(ctx, req.GetID())); rerr != nil {
 				return fosite.ErrServerError.WithWrap(rerr).WithDebug(rerr.Error())
 			}
 			if idp != "" && idp != "local" && h.endIdentity != nil {

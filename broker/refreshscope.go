@@ -17,7 +17,7 @@ import (
 // rotated refresh token keeps the grant's scopes — section 6: its scope
 // "MUST be identical to that of the refresh token included by the client
 // in the request" — so a later refresh without scope gets the whole grant
-// again (txStore.CreateRefreshTokenSession writes them).
+// again (storage.TokenStore.CreateRefreshTokenSession writes them).
 type refreshScope struct{}
 
 func (refreshScope) HandleTokenEndpointRequest(_ context.Context, req fosite.AccessRequester) error {

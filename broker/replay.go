@@ -4,9 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"time"
 
 	"github.com/ory/fosite"
+	"github.com/ory/fosite/handler/oauth2"
 	"github.com/ory/fosite/token/hmac"
 	"github.com/ory/fosite/token/jwt"
 
@@ -17,116 +17,55 @@ import (
 // makes fosite revoke the whole grant, and fosite does so before it checks
 // the token's HMAC or the client presenting it: the signature half of a
 // token (all a log line, a proxy or a database reader may have) in a
-// request naming any client would end someone else's grant. Two pieces
-// let only a real replay through:
-//
-//   - replayGuard, the first token endpoint handler of the code and
-//     refresh grants, refuses a token whose HMAC does not check
-//     (invalid_grant), before anything is read;
-//   - txStore's GetAuthorizeCodeSession and GetRefreshTokenSession, which
-//     report the spent token to fosite, report it as not found instead
-//     (fosite answers invalid_grant and revokes nothing) when the client
-//     presenting it is not the one it was issued to, or when a refresh
-//     token was rotated less than the reuse grace ago — the loser of two
-//     concurrent refreshes (two tabs) must not end the grant the winner
-//     just renewed.
-//
+// request naming any client would end someone else's grant. The token
+// store (storage.TokenStore), which reports the spent token to fosite,
+// reports it as not found instead (fosite answers invalid_grant and
+// revokes nothing) when its HMAC does not check, when the client
+// presenting it is not the one it was issued to, or when a refresh token
+// was rotated less than the reuse grace ago — the loser of two concurrent
+// refreshes (two tabs) must not end the grant the winner just renewed.
 // Only an authentic token, presented by its own client (past the grace
 // window, for a refresh token) reaches fosite's replay revocation. The
-// decision is taken on the row fosite reads anyway: no extra database read
-// on any path.
+// decision is taken on the row fosite reads anyway, and the HMAC is
+// checked there only for a spent token: a live one's is checked by
+// fosite itself, once.
 
-// Why txStore reported a replay as not found; handleToken words the answer.
-var (
-	errReplayByOtherClient = fmt.Errorf("a spent code or rotated refresh token presented by another client than its own: %w", fosite.ErrNotFound)
-	errReuseWithinGrace    = fmt.Errorf("a refresh token reused within the reuse grace period: %w", fosite.ErrNotFound)
-)
-
-// replayGuard is the first token endpoint handler of the code and refresh
-// grants: a code or refresh token whose HMAC does not check is
-// invalid_grant, whatever its state (fosite would call a live one's
-// forgery invalid_request, and a spent one's a replay).
-type replayGuard struct {
-	hmac *hmac.HMACStrategy
-}
-
-func (g *replayGuard) HandleTokenEndpointRequest(ctx context.Context, req fosite.AccessRequester) error {
-	grant, param := "authorization_code", "code"
-	if req.GetGrantTypes().ExactOne("refresh_token") {
-		grant, param = "refresh_token", "refresh_token"
-	}
-	if !req.GetClient().GetGrantTypes().Has(grant) {
-		return nil // fosite's grant handler refuses it: unauthorized_client
-	}
-	if err := g.hmac.Validate(ctx, req.GetRequestForm().Get(param)); err != nil {
-		return fosite.ErrInvalidGrant.WithHint("The authorization code or refresh token is malformed or not valid.").WithWrap(err).WithDebug(err.Error())
-	}
-	return nil
-}
-
-func (g *replayGuard) PopulateTokenEndpointResponse(context.Context, fosite.AccessRequester, fosite.AccessResponder) error {
-	return fosite.ErrUnknownRequest
-}
-
-func (g *replayGuard) CanSkipClientAuth(context.Context, fosite.AccessRequester) bool {
-	return false
-}
-
-func (g *replayGuard) CanHandleTokenEndpointRequest(_ context.Context, req fosite.AccessRequester) bool {
-	return req.GetGrantTypes().ExactOne("refresh_token") || req.GetGrantTypes().ExactOne("authorization_code")
-}
-
-// GetAuthorizeCodeSession reports a spent code as a replay only when its
-// own client presents it (see above).
-func (t *txStore) GetAuthorizeCodeSession(ctx context.Context, sig string, sess fosite.Session) (fosite.Requester, error) {
-	req, err := t.Store.GetAuthorizeCodeSession(ctx, sig, sess)
-	if errors.Is(err, fosite.ErrInvalidatedAuthorizeCode) {
-		return t.replay(ctx, req, err)
-	}
-	return req, err
-}
-
-// GetRefreshTokenSession reports a rotated or revoked refresh token as a
-// replay only when its own client presents it, and a rotated one only once
-// the reuse grace has passed since its rotation (see above).
-func (t *txStore) GetRefreshTokenSession(ctx context.Context, sig string, sess fosite.Session) (fosite.Requester, error) {
-	req, err := t.Store.GetRefreshTokenSession(ctx, sig, sess)
-	if errors.Is(err, fosite.ErrInactiveToken) {
-		return t.replay(ctx, req, err)
-	}
-	return req, err
-}
-
-// replay decides about a spent token (stored, with its inactive error)
-// read on behalf of a token request. Reads for anything else (revocation,
-// introspection) carry no token request and get the token as it is.
-func (t *txStore) replay(ctx context.Context, stored fosite.Requester, err error) (fosite.Requester, error) {
-	presented, ok := ctx.Value(fosite.AccessRequestContextKey).(fosite.AccessRequester)
-	if !ok || stored == nil {
-		return stored, err
-	}
-	if presented.GetClient() == nil || stored.GetClient() == nil || presented.GetClient().GetID() != stored.GetClient().GetID() {
-		return nil, errReplayByOtherClient
-	}
-	var rotated *storage.RotatedError
-	if t.reuseGrace > 0 && errors.As(err, &rotated) {
-		if since := time.Since(rotated.At); since <= t.reuseGrace {
-			return nil, fmt.Errorf("rotated %s ago: %w", since.Round(time.Millisecond), errReuseWithinGrace)
-		}
-	}
-	return stored, err
-}
-
-// replayAnswer words the invalid_grant fosite gives for a replay that
-// txStore did not count.
+// replayAnswer words the invalid_grant fosite gives for a replay that the
+// token store did not count, and for a live code or refresh token whose
+// HMAC does not check (fosite calls a refresh token's forgery
+// invalid_request).
 func replayAnswer(err error) error {
 	switch {
-	case errors.Is(err, errReuseWithinGrace):
+	case errors.Is(err, storage.ErrReuseWithinGrace):
 		return fosite.ErrInvalidGrant.WithHint("The refresh token was used a moment ago by another request; use the refresh token that request received.").
 			WithWrap(err).WithDebug(err.Error())
-	case errors.Is(err, errReplayByOtherClient):
+	case errors.Is(err, storage.ErrReplayByOtherClient):
 		return fosite.ErrInvalidGrant.WithHint("The authorization code or refresh token was not issued to this client.").
 			WithWrap(err).WithDebug(err.Error())
+	case errors.Is(err, storage.ErrForgedToken), errors.Is(err, errForgedRefresh),
+		errors.Is(err, fosite.ErrTokenSignatureMismatch), errors.Is(err, fosite.ErrInvalidTokenFormat):
+		return fosite.ErrInvalidGrant.WithHint("The authorization code or refresh token is malformed or not valid.").
+			WithWrap(err).WithDebug(err.Error())
+	}
+	return err
+}
+
+// errForgedRefresh marks a live refresh token whose HMAC does not check.
+var errForgedRefresh = errors.New("a refresh token whose HMAC does not check")
+
+// forgedRefreshAnswer is fosite's token strategy, except that a live
+// refresh token failing its check for anything but its expiry is marked
+// errForgedRefresh (fosite calls it invalid_request, whatever the cause:
+// a wrong signature, or a key part that is not even base64), so that
+// replayAnswer can answer invalid_grant.
+type forgedRefreshAnswer struct {
+	oauth2.CoreStrategy
+}
+
+func (f forgedRefreshAnswer) ValidateRefreshToken(ctx context.Context, req fosite.Requester, token string) error {
+	err := f.CoreStrategy.ValidateRefreshToken(ctx, req, token)
+	if err != nil && !errors.Is(err, fosite.ErrTokenExpired) {
+		return fmt.Errorf("%w: %w", errForgedRefresh, err)
 	}
 	return err
 }

@@ -147,7 +147,7 @@ func MaxTokenLifetime(cfg Config) time.Duration {
 type Server struct {
 	cfg      Config
 	log      *slog.Logger
-	store    *txStore
+	tokens   tokenStore
 	keys     *keys.Manager
 	provider *fosite.Fosite
 	router   *mux.Router
@@ -200,7 +200,6 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	s := &Server{
 		cfg:      cfg,
 		log:      cfg.Logger,
-		store:    newTxStore(cfg.Store, cfg.RefreshReuseGrace),
 		keys:     cfg.Keys,
 		pages:    pages,
 		cookies:  cookie.For(cfg.Issuer),
@@ -217,7 +216,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	if cfg.RefreshCheck != nil {
 		s.SetRefreshCheck(cfg.RefreshCheck)
 	}
-	s.provider = newProvider(cfg, s.store, &s.refreshCheck, s.EndUpstreamIdentity)
+	s.provider, s.tokens = newProvider(cfg, &s.refreshCheck, s.EndUpstreamIdentity)
 	if s.discovery, err = s.discoveryDocument(); err != nil {
 		return nil, fmt.Errorf("broker: discovery document: %w", err)
 	}

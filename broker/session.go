@@ -50,6 +50,14 @@ func newSession() *session {
 
 // Clone implements fosite.Session; it must return our type, not the
 // embedded DefaultSession.
+// AccessTokenAudience is the audience the token store records for the
+// access token being issued (nil: the grant's).
+func (s *session) AccessTokenAudience() []string { return s.AccessAudience }
+
+// RefreshTokenScope is the scope the token store records for the refresh
+// token being issued (nil: the one granted to this request).
+func (s *session) RefreshTokenScope() []string { return s.GrantScopes }
+
 func (s *session) Clone() fosite.Session {
 	if s == nil {
 		return nil

@@ -68,10 +68,12 @@ func (s *Server) handleSignIn(w http.ResponseWriter, r *http.Request) {
 func (s *Server) finishSignIn(w http.ResponseWriter, r *http.Request, p *storage.PendingLogin, ns *loginSession) {
 	ctx := r.Context()
 	// In one transaction, as a grant writes its login's session.
-	buf := &writeBuffer{ops: []func(ctx context.Context) error{
-		func(ctx context.Context) error { return ns.write(ctx, s.cfg.Store) },
-	}}
-	if err := s.withBufferedWrites(ctx, buf, func(context.Context) error { return nil }); err != nil {
+	unit := s.tokens.WithUnit(ctx)
+	err := s.tokens.Record(unit, func(ctx context.Context) error { return ns.write(ctx, s.cfg.Store) })
+	if err == nil {
+		err = s.tokens.Run(unit, nil)
+	}
+	if err != nil {
 		if ns.gone {
 			s.renderExpiredLogin(w, r, storage.ErrNotFound)
 			return

@@ -9,8 +9,6 @@ import (
 	"strings"
 
 	"github.com/ory/fosite"
-
-	"github.com/bridgekeeper/bridgekeeper/storage"
 )
 
 // handleToken is the token endpoint: authorization_code (+PKCE),
@@ -52,19 +50,14 @@ func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	sess := newSession()
-	// A token row read twice is read from the database once: fosite reads
-	// the authorization code again before redeeming it, and the recorded
-	// invalidation, which commits only while the code is still unused, is
-	// what catches a concurrent use.
-	ctx = storage.WithReadMemo(ctx)
 	// The request's checks record their writes (the PKCE data they spend)
-	// in buf; they land with the grant, in one transaction.
-	buf := &writeBuffer{}
-	ar, err := s.provider.NewAccessRequest(context.WithValue(ctx, writeBufferKey{}, buf), r, sess)
+	// in the unit; they land with the grant, in one transaction.
+	ctx = s.tokens.WithUnit(ctx)
+	ar, err := s.provider.NewAccessRequest(ctx, r, sess)
 	if err != nil && fosite.ErrorToRFC6749Error(err).CodeField < http.StatusInternalServerError {
 		// A refused request (a wrong code_verifier, say) still spends what
 		// the checks spent, so a stolen code gets one guess.
-		if werr := s.withBufferedWrites(ctx, buf, func(context.Context) error { return nil }); werr != nil {
+		if werr := s.tokens.Run(ctx, nil); werr != nil {
 			s.log.ErrorContext(ctx, "token request: spend the refused request's PKCE data", "err", werr)
 		}
 	}
@@ -87,7 +80,7 @@ func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var resp fosite.AccessResponder
-	err = s.withBufferedWrites(ctx, buf, func(ctx context.Context) error {
+	err = s.tokens.Run(ctx, func(ctx context.Context) error {
 		var err error
 		resp, err = s.provider.NewAccessResponse(ctx, ar)
 		return err

@@ -3,7 +3,6 @@ package e2e
 import (
 	"context"
 	"crypto/rand"
-	"database/sql"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -19,8 +18,6 @@ import (
 	"syscall"
 	"testing"
 	"time"
-
-	"github.com/uptrace/bun/driver/pgdriver"
 
 	"github.com/bridgekeeper/bridgekeeper/internal/fakeidp"
 	"github.com/bridgekeeper/bridgekeeper/internal/flow"
@@ -556,12 +553,9 @@ func restartSafeSchema(t *testing.T) string {
 	}
 	name := "bk_res_" + strings.ToLower(rand.Text()[:12])
 	exec := func(query string) error {
-		db := sql.OpenDB(pgdriver.NewConnector(pgdriver.WithDSN(admin)))
-		defer db.Close()
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
-		_, err := db.ExecContext(ctx, query)
-		return err
+		return storagetest.ExecAdmin(ctx, query)
 	}
 	if err := exec("CREATE SCHEMA " + name); err != nil {
 		t.Fatalf("create schema: %v", err)

@@ -55,6 +55,7 @@ func benchRequest(client fosite.Client, id string) *fosite.Request {
 
 func BenchmarkCreateAccessToken(b *testing.B) {
 	s, client := benchStore(b)
+	ts := s.TokenStore(storage.TokenStoreConfig{})
 	ctx := context.Background()
 	req := benchRequest(client, "req")
 	var n atomic.Int64
@@ -62,7 +63,7 @@ func BenchmarkCreateAccessToken(b *testing.B) {
 	b.ResetTimer()
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
-			if err := s.CreateAccessTokenSession(ctx, fmt.Sprintf("at-%d", n.Add(1)), req); err != nil {
+			if err := ts.CreateAccessTokenSession(ctx, fmt.Sprintf("at-%d", n.Add(1)), req); err != nil {
 				b.Error(err)
 				return
 			}
@@ -72,15 +73,16 @@ func BenchmarkCreateAccessToken(b *testing.B) {
 
 func BenchmarkGetAccessToken(b *testing.B) {
 	s, client := benchStore(b)
+	ts := s.TokenStore(storage.TokenStoreConfig{})
 	ctx := context.Background()
-	if err := s.CreateAccessTokenSession(ctx, "at", benchRequest(client, "req")); err != nil {
+	if err := ts.CreateAccessTokenSession(ctx, "at", benchRequest(client, "req")); err != nil {
 		b.Fatal(err)
 	}
 	b.ReportAllocs()
 	b.ResetTimer()
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
-			if _, err := s.GetAccessTokenSession(ctx, "at", openid.NewDefaultSession()); err != nil {
+			if _, err := ts.GetAccessTokenSession(ctx, "at", openid.NewDefaultSession()); err != nil {
 				b.Error(err)
 				return
 			}
@@ -93,6 +95,7 @@ func BenchmarkGetAccessToken(b *testing.B) {
 // store the new pair in one. Each goroutine refreshes its own chain.
 func BenchmarkRefresh(b *testing.B) {
 	s, client := benchStore(b)
+	ts := s.TokenStore(storage.TokenStoreConfig{})
 	ctx := context.Background()
 	var chains atomic.Int64
 	b.ReportAllocs()
@@ -102,29 +105,29 @@ func BenchmarkRefresh(b *testing.B) {
 		reqID := fmt.Sprintf("req-%d", chain)
 		req := benchRequest(client, reqID)
 		current := fmt.Sprintf("rt-%d-0", chain)
-		if err := s.CreateAccessTokenSession(ctx, fmt.Sprintf("at-%d-0", chain), req); err != nil {
+		if err := ts.CreateAccessTokenSession(ctx, fmt.Sprintf("at-%d-0", chain), req); err != nil {
 			b.Error(err)
 			return
 		}
-		if err := s.CreateRefreshTokenSession(ctx, current, fmt.Sprintf("at-%d-0", chain), req); err != nil {
+		if err := ts.CreateRefreshTokenSession(ctx, current, fmt.Sprintf("at-%d-0", chain), req); err != nil {
 			b.Error(err)
 			return
 		}
 		for i := 1; pb.Next(); i++ {
-			stored, err := s.GetRefreshTokenSession(ctx, current, openid.NewDefaultSession())
+			stored, err := ts.GetRefreshTokenSession(ctx, current, openid.NewDefaultSession())
 			if err != nil {
 				b.Error(err)
 				return
 			}
 			next, access := fmt.Sprintf("rt-%d-%d", chain, i), fmt.Sprintf("at-%d-%d", chain, i)
 			err = s.InTx(ctx, func(ctx context.Context) error {
-				if err := s.RotateRefreshToken(ctx, reqID, current); err != nil {
+				if err := ts.RotateRefreshToken(ctx, reqID, current); err != nil {
 					return err
 				}
-				if err := s.CreateAccessTokenSession(ctx, access, stored); err != nil {
+				if err := ts.CreateAccessTokenSession(ctx, access, stored); err != nil {
 					return err
 				}
-				return s.CreateRefreshTokenSession(ctx, next, access, stored)
+				return ts.CreateRefreshTokenSession(ctx, next, access, stored)
 			})
 			if err != nil {
 				b.Error(err)

@@ -15,47 +15,47 @@ import (
 // at the authorization, read and deleted when its code is redeemed. They
 // are the authorization code's request but for the form keys fosite keeps
 // for each, so when the three agree on everything else,
-// PrepareCreateAuthorizeCode stores them as one row of authorize_codes
+// prepareCreateAuthorizeCode stores them as one row of authorize_codes
 // carrying the other two forms (pkce_form, oidc_form). The PKCE and OpenID
 // Connect methods look there first, then in their own tables; deleting a
 // part clears its form. A token request that reads the code anyway
-// (storage.WithReadMemo) then gets both parts without a query, and the
+// (a unit: TokenStore.WithUnit) then gets both parts without a query, and the
 // authorization writes one row instead of three.
 
-// EncodedRequest is a fosite request encoded for storage when it was
+// encodedRequest is a fosite request encoded for storage when it was
 // handed over (fosite goes on changing the shared session afterwards).
-type EncodedRequest struct {
+type encodedRequest struct {
 	row requestRow
 }
 
-// EncodeAuthorizeCodeSession encodes what CreateAuthorizeCodeSession stores.
-func EncodeAuthorizeCodeSession(signature string, req fosite.Requester) (EncodedRequest, error) {
+// encodeAuthorizeCodeSession encodes what createAuthorizeCodeSession stores.
+func encodeAuthorizeCodeSession(signature string, req fosite.Requester) (encodedRequest, error) {
 	r, err := newRequestRow(signature, req, fosite.AuthorizeCode)
-	return EncodedRequest{r}, err
+	return encodedRequest{r}, err
 }
 
-// EncodePKCERequestSession encodes what CreatePKCERequestSession stores
+// encodePKCERequestSession encodes what createPKCERequestSession stores
 // (under the code's signature, like the code).
-func EncodePKCERequestSession(signature string, req fosite.Requester) (EncodedRequest, error) {
-	return EncodeAuthorizeCodeSession(signature, req)
+func encodePKCERequestSession(signature string, req fosite.Requester) (encodedRequest, error) {
+	return encodeAuthorizeCodeSession(signature, req)
 }
 
-// EncodeOpenIDConnectSession encodes what CreateOpenIDConnectSession stores
+// encodeOpenIDConnectSession encodes what createOpenIDConnectSession stores
 // (under a hash of the code).
-func EncodeOpenIDConnectSession(authorizeCode string, req fosite.Requester) (EncodedRequest, error) {
-	return EncodeAuthorizeCodeSession(oidcKey(authorizeCode), req)
+func encodeOpenIDConnectSession(authorizeCode string, req fosite.Requester) (encodedRequest, error) {
+	return encodeAuthorizeCodeSession(oidcKey(authorizeCode), req)
 }
 
-// PrepareCreateAuthorizeCode stores an authorization code with its PKCE
+// prepareCreateAuthorizeCode stores an authorization code with its PKCE
 // request and OpenID Connect session (either may be nil): in the code's
 // row when they are the same request but for the form, else as
-// CreateAuthorizeCodeSession, CreatePKCERequestSession and
-// CreateOpenIDConnectSession would.
-func (s *Store) PrepareCreateAuthorizeCode(code EncodedRequest, pkce, oidc *EncodedRequest) (PreparedWrite, error) {
+// createAuthorizeCodeSession, createPKCERequestSession and
+// createOpenIDConnectSession would.
+func (s *Store) prepareCreateAuthorizeCode(code encodedRequest, pkce, oidc *encodedRequest) (preparedWrite, error) {
 	var forms [2]*string // pkce_form, oidc_form
-	var apart []PreparedWrite
+	var apart []preparedWrite
 	for i, part := range []struct {
-		req         *EncodedRequest
+		req         *encodedRequest
 		table, kind string
 	}{{pkce, tablePKCE, "pkce request"}, {oidc, tableOIDC, "openid connect session"}} {
 		switch {
@@ -74,7 +74,7 @@ func (s *Store) PrepareCreateAuthorizeCode(code EncodedRequest, pkce, oidc *Enco
 	if err != nil {
 		return nil, err
 	}
-	writes := append([]PreparedWrite{w}, apart...)
+	writes := append([]preparedWrite{w}, apart...)
 	return func(ctx context.Context) error {
 		for _, w := range writes {
 			if err := w(ctx); err != nil {
@@ -149,11 +149,11 @@ func (s *Store) clearCodePart(ctx context.Context, codeSignature, clear string) 
 	return nil
 }
 
-// WithAuthorizeCodeSignature returns a Store that finds the OpenID Connect
+// withAuthorizeCodeSignature returns a Store that finds the OpenID Connect
 // session a code's row carries: sig gives the signature a code is stored
 // under (fosite's authorization code strategy). Without it, OpenID Connect
 // sessions are looked up in their own table only.
-func (s *Store) WithAuthorizeCodeSignature(sig func(code string) string) *Store {
+func (s *Store) withAuthorizeCodeSignature(sig func(code string) string) *Store {
 	c := *s
 	c.codeSignature = sig
 	return &c

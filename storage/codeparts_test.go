@@ -24,7 +24,8 @@ func TestAuthorizeCodeParts(t *testing.T) {
 		t.Run(b.Name, func(t *testing.T) {
 			ctx := context.Background()
 			base, _ := b.Open(t)
-			s := base.WithAuthorizeCodeSignature(func(code string) string { _, sig, _ := strings.Cut(code, "."); return sig })
+			s := base
+			ts := base.TokenStore(storage.TokenStoreConfig{CodeSignature: func(code string) string { _, sig, _ := strings.Cut(code, "."); return sig }})
 			if err := s.CreateClient(ctx, &storage.Client{ID: "app", Public: true, RedirectURIs: []string{"http://127.0.0.1/cb"}, Scopes: []string{"openid"}}); err != nil {
 				t.Fatal(err)
 			}
@@ -41,23 +42,18 @@ func TestAuthorizeCodeParts(t *testing.T) {
 			store := func(code string, req, oidcReq *fosite.Request) {
 				t.Helper()
 				sig := strings.SplitN(code, ".", 2)[1]
-				c, err := storage.EncodeAuthorizeCodeSession(sig, req.Sanitize([]string{"redirect_uri"}))
+				// In a unit, as the broker stores an authorization: the code,
+				// then fosite's OpenID Connect and PKCE handlers' parts.
+				err := ts.Run(ctx, func(ctx context.Context) error {
+					if err := ts.CreateAuthorizeCodeSession(ctx, sig, req.Sanitize([]string{"redirect_uri"})); err != nil {
+						return err
+					}
+					if err := ts.CreateOpenIDConnectSession(ctx, code, oidcReq.Sanitize([]string{"nonce"})); err != nil {
+						return err
+					}
+					return ts.CreatePKCERequestSession(ctx, sig, req.Sanitize([]string{"code_challenge"}))
+				})
 				if err != nil {
-					t.Fatal(err)
-				}
-				p, err := storage.EncodePKCERequestSession(sig, req.Sanitize([]string{"code_challenge"}))
-				if err != nil {
-					t.Fatal(err)
-				}
-				o, err := storage.EncodeOpenIDConnectSession(code, oidcReq.Sanitize([]string{"nonce"}))
-				if err != nil {
-					t.Fatal(err)
-				}
-				w, err := s.PrepareCreateAuthorizeCode(c, &p, &o)
-				if err != nil {
-					t.Fatal(err)
-				}
-				if err := w(ctx); err != nil {
 					t.Fatal(err)
 				}
 			}
@@ -81,21 +77,21 @@ func TestAuthorizeCodeParts(t *testing.T) {
 				{"key.sig-1", "user-1", "user-1"}, {"key.sig-2", "user-2", "someone else"},
 			} {
 				sig := strings.SplitN(tc.code, ".", 2)[1]
-				code, err := s.GetAuthorizeCodeSession(ctx, sig, &openid.DefaultSession{})
+				code, err := ts.GetAuthorizeCodeSession(ctx, sig, &openid.DefaultSession{})
 				if err != nil {
 					t.Fatal(err)
 				}
 				if got := code.GetRequestForm(); got.Get("redirect_uri") == "" || got.Has("code_challenge") || got.Has("nonce") {
 					t.Errorf("%s: the code's form %v, want its own keys only", tc.code, got)
 				}
-				pkce, err := s.GetPKCERequestSession(ctx, sig, &openid.DefaultSession{})
+				pkce, err := ts.GetPKCERequestSession(ctx, sig, &openid.DefaultSession{})
 				if err != nil {
 					t.Fatal(err)
 				}
 				if got := pkce.GetRequestForm(); got.Get("code_challenge") != "abc" || got.Has("redirect_uri") || got.Has("nonce") {
 					t.Errorf("%s: the PKCE request's form %v", tc.code, got)
 				}
-				oidc, err := s.GetOpenIDConnectSession(ctx, tc.code, &fosite.Request{Session: &openid.DefaultSession{}})
+				oidc, err := ts.GetOpenIDConnectSession(ctx, tc.code, &fosite.Request{Session: &openid.DefaultSession{}})
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -106,19 +102,19 @@ func TestAuthorizeCodeParts(t *testing.T) {
 					t.Errorf("%s: the OpenID Connect session's subject %q, want %q", tc.code, got, tc.oidcSubject)
 				}
 
-				if err := s.DeletePKCERequestSession(ctx, sig); err != nil {
+				if err := ts.DeletePKCERequestSession(ctx, sig); err != nil {
 					t.Fatal(err)
 				}
-				if err := s.DeleteOpenIDConnectSession(ctx, tc.code); err != nil {
+				if err := ts.DeleteOpenIDConnectSession(ctx, tc.code); err != nil {
 					t.Fatal(err)
 				}
-				if _, err := s.GetPKCERequestSession(ctx, sig, &openid.DefaultSession{}); !errors.Is(err, fosite.ErrNotFound) {
+				if _, err := ts.GetPKCERequestSession(ctx, sig, &openid.DefaultSession{}); !errors.Is(err, fosite.ErrNotFound) {
 					t.Errorf("%s: PKCE request after its deletion: %v, want ErrNotFound", tc.code, err)
 				}
-				if _, err := s.GetOpenIDConnectSession(ctx, tc.code, &fosite.Request{Session: &openid.DefaultSession{}}); !errors.Is(err, fosite.ErrNotFound) {
+				if _, err := ts.GetOpenIDConnectSession(ctx, tc.code, &fosite.Request{Session: &openid.DefaultSession{}}); !errors.Is(err, fosite.ErrNotFound) {
 					t.Errorf("%s: OpenID Connect session after its deletion: %v, want ErrNotFound", tc.code, err)
 				}
-				if _, err := s.GetAuthorizeCodeSession(ctx, sig, &openid.DefaultSession{}); err != nil {
+				if _, err := ts.GetAuthorizeCodeSession(ctx, sig, &openid.DefaultSession{}); err != nil {
 					t.Errorf("%s: the code after its parts were deleted: %v", tc.code, err)
 				}
 			}

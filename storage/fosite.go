@@ -16,25 +16,7 @@ import (
 	"time"
 
 	"github.com/ory/fosite"
-	"github.com/ory/fosite/handler/oauth2"
-	"github.com/ory/fosite/handler/openid"
-	"github.com/ory/fosite/handler/pkce"
 	"github.com/uptrace/bun"
-)
-
-var (
-	_ fosite.ClientManager               = (*Store)(nil)
-	_ oauth2.CoreStorage                 = (*Store)(nil)
-	_ oauth2.TokenRevocationStorage      = (*Store)(nil)
-	_ openid.OpenIDConnectRequestStorage = (*Store)(nil)
-	_ pkce.PKCERequestStorage            = (*Store)(nil)
-	// github.com/ory/fosite/storage.Transactional (not imported: that
-	// package drags in fosite's test helpers).
-	_ interface {
-		BeginTX(ctx context.Context) (context.Context, error)
-		Commit(ctx context.Context) error
-		Rollback(ctx context.Context) error
-	} = (*Store)(nil)
 )
 
 // Token tables: every one holds requestRow's columns.
@@ -48,7 +30,7 @@ const (
 
 // requestTables lists the token tables. Every statement that touches
 // several of them goes in this order (refresh tokens before access tokens,
-// as RotateRefreshToken does), so concurrent transactions on Postgres lock
+// as rotateRefreshToken does), so concurrent transactions on Postgres lock
 // rows in one order and cannot deadlock.
 var requestTables = []string{tableCodes, tableRefresh, tableAccess, tablePKCE, tableOIDC}
 
@@ -309,16 +291,16 @@ func (s *Store) toRequest(r *requestRow, session fosite.Session) (*fosite.Reques
 	}, nil
 }
 
-// A PreparedWrite stores a fosite request encoded beforehand: the
+// A preparedWrite stores a fosite request encoded beforehand: the
 // Prepare* methods encode the request (session JSON and all) as it is when
 // they are called, and the write only runs the statement. The broker
 // records prepared writes while it signs and applies them together in one
 // short transaction, with nothing left to encode while it holds SQLite's
 // writer.
-type PreparedWrite func(ctx context.Context) error
+type preparedWrite func(ctx context.Context) error
 
 // prepareInsert encodes req as a row of table, followed by extra columns.
-func (s *Store) prepareInsert(table, kind, signature string, req fosite.Requester, tokenType fosite.TokenType, extra ...any) (PreparedWrite, error) {
+func (s *Store) prepareInsert(table, kind, signature string, req fosite.Requester, tokenType fosite.TokenType, extra ...any) (preparedWrite, error) {
 	r, err := newRequestRow(signature, req, tokenType)
 	if err != nil {
 		return nil, err
@@ -328,7 +310,7 @@ func (s *Store) prepareInsert(table, kind, signature string, req fosite.Requeste
 
 // prepareRowInsert binds an encoded row, followed by extra columns, to an
 // insert statement.
-func (s *Store) prepareRowInsert(kind, insert string, r requestRow, extra ...any) (PreparedWrite, error) {
+func (s *Store) prepareRowInsert(kind, insert string, r requestRow, extra ...any) (preparedWrite, error) {
 	args, err := r.args()
 	if err != nil {
 		return nil, err
@@ -388,14 +370,14 @@ type readMemo struct {
 	rows map[[2]string]any // {table, signature} → a private copy of the row
 }
 
-// WithReadMemo returns a context in which a token row read outside a
+// withReadMemo returns a context in which a token row read outside a
 // transaction is read from the database once: reading it again returns a
 // copy of what the first read found. It is for one request whose writes
 // are checked when they commit (the broker's token endpoint: fosite reads
 // an authorization code twice during its exchange, and the commit's
 // conditional invalidation catches a concurrent use), never for a
 // long-lived context. Reads inside a transaction always query.
-func WithReadMemo(ctx context.Context) context.Context {
+func withReadMemo(ctx context.Context) context.Context {
 	return context.WithValue(ctx, readMemoKey{}, &readMemo{})
 }
 
@@ -467,9 +449,9 @@ func (s *Store) deleteRow(ctx context.Context, table, signature string) error {
 	return nil
 }
 
-// ClientAssertionJWTValid fails with fosite.ErrJTIKnown when the jti of a
+// clientAssertionJWTValid fails with fosite.ErrJTIKnown when the jti of a
 // client assertion was seen and has not expired.
-func (s *Store) ClientAssertionJWTValid(ctx context.Context, jti string) error {
+func (s *Store) clientAssertionJWTValid(ctx context.Context, jti string) error {
 	exists, err := s.reader(ctx).NewSelect().TableExpr("jwt_assertions").
 		Where("jti = ?", jti).Where("expires_at > ?", time.Now().UTC()).Exists(ctx)
 	if err != nil {
@@ -481,9 +463,9 @@ func (s *Store) ClientAssertionJWTValid(ctx context.Context, jti string) error {
 	return nil
 }
 
-// SetClientAssertionJWT records the jti of a client assertion until exp.
+// setClientAssertionJWT records the jti of a client assertion until exp.
 // It fails with fosite.ErrJTIKnown when the jti is recorded and unexpired.
-func (s *Store) SetClientAssertionJWT(ctx context.Context, jti string, exp time.Time) error {
+func (s *Store) setClientAssertionJWT(ctx context.Context, jti string, exp time.Time) error {
 	db, err := s.writer(ctx)
 	if err != nil {
 		return err
@@ -504,30 +486,30 @@ func (s *Store) SetClientAssertionJWT(ctx context.Context, jti string, exp time.
 	return nil
 }
 
-// CreateAuthorizeCodeSession stores an authorization code.
-func (s *Store) CreateAuthorizeCodeSession(ctx context.Context, signature string, req fosite.Requester) error {
-	w, err := s.PrepareCreateAuthorizeCodeSession(signature, req)
+// createAuthorizeCodeSession stores an authorization code.
+func (s *Store) createAuthorizeCodeSession(ctx context.Context, signature string, req fosite.Requester) error {
+	w, err := s.prepareCreateAuthorizeCodeSession(signature, req)
 	if err != nil {
 		return err
 	}
 	return w(ctx)
 }
 
-// PrepareCreateAuthorizeCodeSession is CreateAuthorizeCodeSession encoded
+// prepareCreateAuthorizeCodeSession is createAuthorizeCodeSession encoded
 // now, run later.
-func (s *Store) PrepareCreateAuthorizeCodeSession(signature string, req fosite.Requester) (PreparedWrite, error) {
+func (s *Store) prepareCreateAuthorizeCodeSession(signature string, req fosite.Requester) (preparedWrite, error) {
 	return s.prepareInsert(tableCodes, "authorize code", signature, req, fosite.AuthorizeCode)
 }
 
-// GetAuthorizeCodeSession loads an authorization code; a used one comes
+// getAuthorizeCodeSession loads an authorization code; a used one comes
 // back with fosite.ErrInvalidatedAuthorizeCode.
-func (s *Store) GetAuthorizeCodeSession(ctx context.Context, signature string, session fosite.Session) (fosite.Requester, error) {
+func (s *Store) getAuthorizeCodeSession(ctx context.Context, signature string, session fosite.Session) (fosite.Requester, error) {
 	return getRequest[codeRow](ctx, s, "authorize code", signature, session, fosite.ErrInvalidatedAuthorizeCode)
 }
 
-// InvalidateAuthorizeCodeSession marks a code used. Only one caller can do
+// invalidateAuthorizeCodeSession marks a code used. Only one caller can do
 // that: the others get fosite.ErrInvalidatedAuthorizeCode.
-func (s *Store) InvalidateAuthorizeCodeSession(ctx context.Context, signature string) error {
+func (s *Store) invalidateAuthorizeCodeSession(ctx context.Context, signature string) error {
 	db, err := s.writer(ctx)
 	if err != nil {
 		return err
@@ -547,53 +529,53 @@ func (s *Store) InvalidateAuthorizeCodeSession(ctx context.Context, signature st
 	return fmt.Errorf("storage: authorize code: %w", fosite.ErrInvalidatedAuthorizeCode)
 }
 
-// CreateAccessTokenSession stores an access token.
-func (s *Store) CreateAccessTokenSession(ctx context.Context, signature string, req fosite.Requester) error {
-	w, err := s.PrepareCreateAccessTokenSession(signature, req)
+// createAccessTokenSession stores an access token.
+func (s *Store) createAccessTokenSession(ctx context.Context, signature string, req fosite.Requester) error {
+	w, err := s.prepareCreateAccessTokenSession(signature, req)
 	if err != nil {
 		return err
 	}
 	return w(ctx)
 }
 
-// PrepareCreateAccessTokenSession is CreateAccessTokenSession encoded now,
+// prepareCreateAccessTokenSession is createAccessTokenSession encoded now,
 // run later.
-func (s *Store) PrepareCreateAccessTokenSession(signature string, req fosite.Requester) (PreparedWrite, error) {
+func (s *Store) prepareCreateAccessTokenSession(signature string, req fosite.Requester) (preparedWrite, error) {
 	return s.prepareInsert(tableAccess, "access token", signature, req, fosite.AccessToken)
 }
 
-// GetAccessTokenSession loads an access token; a revoked one comes back
+// getAccessTokenSession loads an access token; a revoked one comes back
 // with fosite.ErrInactiveToken.
-func (s *Store) GetAccessTokenSession(ctx context.Context, signature string, session fosite.Session) (fosite.Requester, error) {
+func (s *Store) getAccessTokenSession(ctx context.Context, signature string, session fosite.Session) (fosite.Requester, error) {
 	return getRequest[accessRow](ctx, s, "access token", signature, session, fosite.ErrInactiveToken)
 }
 
-// DeleteAccessTokenSession removes an access token.
-func (s *Store) DeleteAccessTokenSession(ctx context.Context, signature string) error {
+// deleteAccessTokenSession removes an access token.
+func (s *Store) deleteAccessTokenSession(ctx context.Context, signature string) error {
 	return s.deleteRow(ctx, tableAccess, signature)
 }
 
-// CreateRefreshTokenSession stores a refresh token and the signature of
+// createRefreshTokenSession stores a refresh token and the signature of
 // the access token issued with it.
-func (s *Store) CreateRefreshTokenSession(ctx context.Context, signature, accessSignature string, req fosite.Requester) error {
-	w, err := s.PrepareCreateRefreshTokenSession(signature, accessSignature, req)
+func (s *Store) createRefreshTokenSession(ctx context.Context, signature, accessSignature string, req fosite.Requester) error {
+	w, err := s.prepareCreateRefreshTokenSession(signature, accessSignature, req)
 	if err != nil {
 		return err
 	}
 	return w(ctx)
 }
 
-// PrepareCreateRefreshTokenSession is CreateRefreshTokenSession encoded now,
+// prepareCreateRefreshTokenSession is createRefreshTokenSession encoded now,
 // run later.
-func (s *Store) PrepareCreateRefreshTokenSession(signature, accessSignature string, req fosite.Requester) (PreparedWrite, error) {
+func (s *Store) prepareCreateRefreshTokenSession(signature, accessSignature string, req fosite.Requester) (preparedWrite, error) {
 	// first_used_at: not used yet
 	return s.prepareInsert(tableRefresh, "refresh token", signature, req, fosite.RefreshToken, accessSignature, nil)
 }
 
-// GetRefreshTokenSession loads a refresh token; a rotated or revoked one
+// getRefreshTokenSession loads a refresh token; a rotated or revoked one
 // comes back with fosite.ErrInactiveToken — for a rotated one, inside a
 // *RotatedError that says when it was rotated.
-func (s *Store) GetRefreshTokenSession(ctx context.Context, signature string, session fosite.Session) (fosite.Requester, error) {
+func (s *Store) getRefreshTokenSession(ctx context.Context, signature string, session fosite.Session) (fosite.Requester, error) {
 	row, err := loadRow[refreshRow](ctx, s, "refresh token", signature)
 	if err != nil {
 		return nil, err
@@ -612,7 +594,7 @@ func (s *Store) GetRefreshTokenSession(ctx context.Context, signature string, se
 	}
 }
 
-// RotatedError is GetRefreshTokenSession's error for a refresh token that
+// RotatedError is getRefreshTokenSession's error for a refresh token that
 // was rotated (used to get new tokens), whether or not its grant was revoked
 // since. It is a fosite.ErrInactiveToken.
 type RotatedError struct {
@@ -625,16 +607,16 @@ func (e *RotatedError) Error() string {
 
 func (e *RotatedError) Unwrap() error { return fosite.ErrInactiveToken }
 
-// DeleteRefreshTokenSession removes a refresh token.
-func (s *Store) DeleteRefreshTokenSession(ctx context.Context, signature string) error {
+// deleteRefreshTokenSession removes a refresh token.
+func (s *Store) deleteRefreshTokenSession(ctx context.Context, signature string) error {
 	return s.deleteRow(ctx, tableRefresh, signature)
 }
 
-// RotateRefreshToken deactivates the refresh token being used and the
+// rotateRefreshToken deactivates the refresh token being used and the
 // access token issued with it. It is a conditional update: of concurrent
 // rotations of one token exactly one succeeds; the others get
 // fosite.ErrInactiveToken (or fosite.ErrNotFound when the token is gone).
-func (s *Store) RotateRefreshToken(ctx context.Context, requestID, signature string) error {
+func (s *Store) rotateRefreshToken(ctx context.Context, requestID, signature string) error {
 	db, err := s.writer(ctx)
 	if err != nil {
 		return err
@@ -692,14 +674,14 @@ func queryStrings(ctx context.Context, run sqlRunner, query string, args ...any)
 	return out, rows.Err()
 }
 
-// RevokeRefreshToken deactivates every refresh token of a grant (the
+// revokeRefreshToken deactivates every refresh token of a grant (the
 // request id names the whole rotation family).
-func (s *Store) RevokeRefreshToken(ctx context.Context, requestID string) error {
+func (s *Store) revokeRefreshToken(ctx context.Context, requestID string) error {
 	return s.revokeFamily(ctx, tableRefresh, requestID)
 }
 
-// RevokeAccessToken deactivates every access token of a grant.
-func (s *Store) RevokeAccessToken(ctx context.Context, requestID string) error {
+// revokeAccessToken deactivates every access token of a grant.
+func (s *Store) revokeAccessToken(ctx context.Context, requestID string) error {
 	return s.revokeFamily(ctx, tableAccess, requestID)
 }
 
@@ -726,25 +708,25 @@ func oidcKey(authorizeCode string) string {
 	return hex.EncodeToString(sum[:])
 }
 
-// CreateOpenIDConnectSession stores the OpenID Connect part of an
+// createOpenIDConnectSession stores the OpenID Connect part of an
 // authorization, keyed by a hash of the code.
-func (s *Store) CreateOpenIDConnectSession(ctx context.Context, authorizeCode string, req fosite.Requester) error {
-	w, err := s.PrepareCreateOpenIDConnectSession(authorizeCode, req)
+func (s *Store) createOpenIDConnectSession(ctx context.Context, authorizeCode string, req fosite.Requester) error {
+	w, err := s.prepareCreateOpenIDConnectSession(authorizeCode, req)
 	if err != nil {
 		return err
 	}
 	return w(ctx)
 }
 
-// PrepareCreateOpenIDConnectSession is CreateOpenIDConnectSession encoded
+// prepareCreateOpenIDConnectSession is createOpenIDConnectSession encoded
 // now, run later.
-func (s *Store) PrepareCreateOpenIDConnectSession(authorizeCode string, req fosite.Requester) (PreparedWrite, error) {
+func (s *Store) prepareCreateOpenIDConnectSession(authorizeCode string, req fosite.Requester) (preparedWrite, error) {
 	return s.prepareInsert(tableOIDC, "openid connect session", oidcKey(authorizeCode), req, fosite.AuthorizeCode)
 }
 
-// GetOpenIDConnectSession loads the OpenID Connect part of an
+// getOpenIDConnectSession loads the OpenID Connect part of an
 // authorization into the session of requester.
-func (s *Store) GetOpenIDConnectSession(ctx context.Context, authorizeCode string, requester fosite.Requester) (fosite.Requester, error) {
+func (s *Store) getOpenIDConnectSession(ctx context.Context, authorizeCode string, requester fosite.Requester) (fosite.Requester, error) {
 	var session fosite.Session
 	if requester != nil {
 		session = requester.GetSession()
@@ -757,9 +739,9 @@ func (s *Store) GetOpenIDConnectSession(ctx context.Context, authorizeCode strin
 	return getRequest[oidcRow](ctx, s, "openid connect session", oidcKey(authorizeCode), session, nil)
 }
 
-// DeleteOpenIDConnectSession removes the OpenID Connect part of an
+// deleteOpenIDConnectSession removes the OpenID Connect part of an
 // authorization.
-func (s *Store) DeleteOpenIDConnectSession(ctx context.Context, authorizeCode string) error {
+func (s *Store) deleteOpenIDConnectSession(ctx context.Context, authorizeCode string) error {
 	if s.codeSignature != nil {
 		if err := s.clearCodePart(ctx, s.codeSignature(authorizeCode), sqlClearCodeOIDC); err != nil {
 			return err
@@ -768,31 +750,31 @@ func (s *Store) DeleteOpenIDConnectSession(ctx context.Context, authorizeCode st
 	return s.deleteRow(ctx, tableOIDC, oidcKey(authorizeCode))
 }
 
-// CreatePKCERequestSession stores the PKCE challenge of an authorization.
-func (s *Store) CreatePKCERequestSession(ctx context.Context, signature string, req fosite.Requester) error {
-	w, err := s.PrepareCreatePKCERequestSession(signature, req)
+// createPKCERequestSession stores the PKCE challenge of an authorization.
+func (s *Store) createPKCERequestSession(ctx context.Context, signature string, req fosite.Requester) error {
+	w, err := s.prepareCreatePKCERequestSession(signature, req)
 	if err != nil {
 		return err
 	}
 	return w(ctx)
 }
 
-// PrepareCreatePKCERequestSession is CreatePKCERequestSession encoded now,
+// prepareCreatePKCERequestSession is createPKCERequestSession encoded now,
 // run later.
-func (s *Store) PrepareCreatePKCERequestSession(signature string, req fosite.Requester) (PreparedWrite, error) {
+func (s *Store) prepareCreatePKCERequestSession(signature string, req fosite.Requester) (preparedWrite, error) {
 	return s.prepareInsert(tablePKCE, "pkce request", signature, req, fosite.AuthorizeCode)
 }
 
-// GetPKCERequestSession loads the PKCE challenge of an authorization.
-func (s *Store) GetPKCERequestSession(ctx context.Context, signature string, session fosite.Session) (fosite.Requester, error) {
+// getPKCERequestSession loads the PKCE challenge of an authorization.
+func (s *Store) getPKCERequestSession(ctx context.Context, signature string, session fosite.Session) (fosite.Requester, error) {
 	if req, ok, err := s.codePart(ctx, signature, pkceForm, session); ok || err != nil {
 		return req, err
 	}
 	return getRequest[pkceRow](ctx, s, "pkce request", signature, session, nil)
 }
 
-// DeletePKCERequestSession removes the PKCE challenge of an authorization.
-func (s *Store) DeletePKCERequestSession(ctx context.Context, signature string) error {
+// deletePKCERequestSession removes the PKCE challenge of an authorization.
+func (s *Store) deletePKCERequestSession(ctx context.Context, signature string) error {
 	if err := s.clearCodePart(ctx, signature, sqlClearCodePKCE); err != nil {
 		return err
 	}

@@ -26,6 +26,7 @@ import (
 // fositeRig is a fosite provider composed on a store, as the broker does.
 type fositeRig struct {
 	store    *storage.Store
+	tokens   *storage.TokenStore // what fosite is given
 	provider fosite.OAuth2Provider
 	strategy compose.CommonStrategy
 }
@@ -60,7 +61,8 @@ func newFositeRig(t testing.TB, b storagetest.Backend) *fositeRig {
 		OpenIDConnectTokenStrategy: compose.NewOpenIDConnectStrategy(keyGetter, cfg),
 		Signer:                     &jwt.DefaultSigner{GetPrivateKey: keyGetter},
 	}
-	provider := compose.Compose(cfg, s, strategy,
+	tokens := s.TokenStore(storage.TokenStoreConfig{})
+	provider := compose.Compose(cfg, tokens, strategy,
 		compose.OAuth2AuthorizeExplicitFactory,
 		compose.OAuth2RefreshTokenGrantFactory,
 		compose.OpenIDConnectExplicitFactory,
@@ -78,7 +80,7 @@ func newFositeRig(t testing.TB, b storagetest.Backend) *fositeRig {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	return &fositeRig{store: s, provider: provider, strategy: strategy}
+	return &fositeRig{store: s, tokens: tokens, provider: provider, strategy: strategy}
 }
 
 func newSessionFor(subject string) *openid.DefaultSession {
@@ -274,7 +276,7 @@ func TestRotatedRefreshTokenSaysWhen(t *testing.T) {
 			sig := func(resp fosite.AccessResponder) string {
 				return r.strategy.RefreshTokenSignature(ctx, refreshTokenOf(t, resp))
 			}
-			req, err := r.store.GetRefreshTokenSession(ctx, sig(first), nil)
+			req, err := r.tokens.GetRefreshTokenSession(ctx, sig(first), nil)
 			var rot *storage.RotatedError
 			if !errors.As(err, &rot) || !errors.Is(err, fosite.ErrInactiveToken) || req == nil {
 				t.Fatalf("rotated token: %v %v, want a RotatedError with its request", req, err)
@@ -282,13 +284,13 @@ func TestRotatedRefreshTokenSaysWhen(t *testing.T) {
 			if d := rot.At.Sub(before); d < -time.Second || d > 5*time.Second {
 				t.Errorf("rotated at %v, the refresh ran at %v", rot.At, before)
 			}
-			if err := r.store.RevokeRefreshToken(ctx, req.GetID()); err != nil {
+			if err := r.tokens.RevokeRefreshToken(ctx, req.GetID()); err != nil {
 				t.Fatal(err)
 			}
-			if _, err := r.store.GetRefreshTokenSession(ctx, sig(first), nil); !errors.As(err, &rot) {
+			if _, err := r.tokens.GetRefreshTokenSession(ctx, sig(first), nil); !errors.As(err, &rot) {
 				t.Errorf("rotated, then revoked: %v, want a RotatedError", err)
 			}
-			_, err = r.store.GetRefreshTokenSession(ctx, sig(second), nil)
+			_, err = r.tokens.GetRefreshTokenSession(ctx, sig(second), nil)
 			if !errors.Is(err, fosite.ErrInactiveToken) || errors.As(err, &rot) {
 				t.Errorf("revoked, never rotated: %v, want inactive without a rotation time", err)
 			}

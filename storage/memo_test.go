@@ -13,13 +13,14 @@ import (
 	"github.com/bridgekeeper/bridgekeeper/storage/storagetest"
 )
 
-// In a context from WithReadMemo a token row is read from the database
+// In a unit (TokenStore.WithUnit) a token row is read from the database
 // once; a miss is not remembered, each read gets its own copy, and reads
 // inside a transaction always query.
 func TestReadMemo(t *testing.T) {
 	for _, b := range storagetest.Backends(t) {
 		t.Run(b.Name, func(t *testing.T) {
 			s, _ := b.Open(t)
+			ts := s.TokenStore(storage.TokenStoreConfig{})
 			ctx := context.Background()
 			if err := s.CreateClient(ctx, &storage.Client{ID: "app", Public: true, RedirectURIs: []string{"http://127.0.0.1/cb"}, Scopes: []string{"openid"}}); err != nil {
 				t.Fatal(err)
@@ -30,21 +31,21 @@ func TestReadMemo(t *testing.T) {
 			}
 			req := &fosite.Request{ID: "req-1", Client: client, GrantedScope: fosite.Arguments{"openid"},
 				Session: &openid.DefaultSession{Subject: "user-1"}}
-			if err := s.CreateAuthorizeCodeSession(ctx, "code-1", req); err != nil {
+			if err := ts.CreateAuthorizeCodeSession(ctx, "code-1", req); err != nil {
 				t.Fatal(err)
 			}
 
-			memo := storage.WithReadMemo(ctx)
-			first, err := s.GetAuthorizeCodeSession(memo, "code-1", &openid.DefaultSession{})
+			memo := ts.WithUnit(ctx)
+			first, err := ts.GetAuthorizeCodeSession(memo, "code-1", &openid.DefaultSession{})
 			if err != nil {
 				t.Fatal(err)
 			}
 			first.GrantScope("changed-by-the-caller")
-			if err := s.InvalidateAuthorizeCodeSession(ctx, "code-1"); err != nil {
+			if err := ts.InvalidateAuthorizeCodeSession(ctx, "code-1"); err != nil {
 				t.Fatal(err)
 			}
 
-			again, err := s.GetAuthorizeCodeSession(memo, "code-1", &openid.DefaultSession{})
+			again, err := ts.GetAuthorizeCodeSession(memo, "code-1", &openid.DefaultSession{})
 			if err != nil {
 				t.Fatalf("second read in the memo's context: %v, want the first read's row", err)
 			}
@@ -54,28 +55,28 @@ func TestReadMemo(t *testing.T) {
 			if sess := again.GetSession().(*openid.DefaultSession); sess.Subject != "user-1" {
 				t.Errorf("second read's session subject %q, want user-1 (decoded again)", sess.Subject)
 			}
-			if _, err := s.GetAuthorizeCodeSession(ctx, "code-1", &openid.DefaultSession{}); !errors.Is(err, fosite.ErrInvalidatedAuthorizeCode) {
+			if _, err := ts.GetAuthorizeCodeSession(ctx, "code-1", &openid.DefaultSession{}); !errors.Is(err, fosite.ErrInvalidatedAuthorizeCode) {
 				t.Errorf("read without the memo: %v, want ErrInvalidatedAuthorizeCode", err)
 			}
 			txCtx, err := s.BeginTX(memo)
 			if err != nil {
 				t.Fatal(err)
 			}
-			if _, err := s.GetAuthorizeCodeSession(txCtx, "code-1", &openid.DefaultSession{}); !errors.Is(err, fosite.ErrInvalidatedAuthorizeCode) {
+			if _, err := ts.GetAuthorizeCodeSession(txCtx, "code-1", &openid.DefaultSession{}); !errors.Is(err, fosite.ErrInvalidatedAuthorizeCode) {
 				t.Errorf("read in a transaction: %v, want ErrInvalidatedAuthorizeCode (transactions always query)", err)
 			}
 			if err := s.Rollback(txCtx); err != nil {
 				t.Fatal(err)
 			}
 
-			if _, err := s.GetAuthorizeCodeSession(memo, "code-2", &openid.DefaultSession{}); !errors.Is(err, fosite.ErrNotFound) {
+			if _, err := ts.GetAuthorizeCodeSession(memo, "code-2", &openid.DefaultSession{}); !errors.Is(err, fosite.ErrNotFound) {
 				t.Fatalf("unknown code: %v, want ErrNotFound", err)
 			}
 			req.ID = "req-2"
-			if err := s.CreateAuthorizeCodeSession(ctx, "code-2", req); err != nil {
+			if err := ts.CreateAuthorizeCodeSession(ctx, "code-2", req); err != nil {
 				t.Fatal(err)
 			}
-			if _, err := s.GetAuthorizeCodeSession(memo, "code-2", &openid.DefaultSession{}); err != nil {
+			if _, err := ts.GetAuthorizeCodeSession(memo, "code-2", &openid.DefaultSession{}); err != nil {
 				t.Errorf("code created after a miss: %v (a miss must not be remembered)", err)
 			}
 		})

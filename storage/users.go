@@ -162,11 +162,12 @@ func (s *Store) GetIdentity(ctx context.Context, connectorID, subject string) (*
 	return id, nil
 }
 
-// UpsertIdentity creates or replaces the link of an upstream identity
-// (CreatedAt is kept when the link exists).
-func (s *Store) UpsertIdentity(ctx context.Context, id *Identity) error {
+// prepareIdentity checks what every new link of an upstream identity
+// needs (connector id, subject, user id) and sets CreatedAt and
+// LastLoginAt to now where they are zero; verb names the caller.
+func prepareIdentity(verb string, id *Identity) error {
 	if id.ConnectorID == "" || id.Subject == "" || id.UserID == "" {
-		return fmt.Errorf("storage: upsert identity: connector id, subject and user id are required")
+		return fmt.Errorf("storage: %s identity: connector id, subject and user id are required", verb)
 	}
 	t := now()
 	if id.CreatedAt.IsZero() {
@@ -174,6 +175,15 @@ func (s *Store) UpsertIdentity(ctx context.Context, id *Identity) error {
 	}
 	if id.LastLoginAt.IsZero() {
 		id.LastLoginAt = t
+	}
+	return nil
+}
+
+// UpsertIdentity creates or replaces the link of an upstream identity
+// (CreatedAt is kept when the link exists).
+func (s *Store) UpsertIdentity(ctx context.Context, id *Identity) error {
+	if err := prepareIdentity("upsert", id); err != nil {
+		return err
 	}
 	db, err := s.writer(ctx)
 	if err != nil {
@@ -269,15 +279,8 @@ func (s *Store) RecordIdentityLogin(ctx context.Context, id *Identity) error {
 // CreateIdentity links an upstream identity to a user. It fails with
 // ErrConflict when the identity is linked already (a concurrent login won).
 func (s *Store) CreateIdentity(ctx context.Context, id *Identity) error {
-	if id.ConnectorID == "" || id.Subject == "" || id.UserID == "" {
-		return fmt.Errorf("storage: create identity: connector id, subject and user id are required")
-	}
-	t := now()
-	if id.CreatedAt.IsZero() {
-		id.CreatedAt = t
-	}
-	if id.LastLoginAt.IsZero() {
-		id.LastLoginAt = t
+	if err := prepareIdentity("create", id); err != nil {
+		return err
 	}
 	db, err := s.writer(ctx)
 	if err != nil {
@@ -294,15 +297,8 @@ func (s *Store) CreateIdentity(ctx context.Context, id *Identity) error {
 // CreateIdentity, a lost race is no error, and inside a transaction it
 // does not abort it (the insert does nothing on conflict).
 func (s *Store) LinkIdentity(ctx context.Context, id *Identity) (created bool, err error) {
-	if id.ConnectorID == "" || id.Subject == "" || id.UserID == "" {
-		return false, fmt.Errorf("storage: link identity: connector id, subject and user id are required")
-	}
-	t := now()
-	if id.CreatedAt.IsZero() {
-		id.CreatedAt = t
-	}
-	if id.LastLoginAt.IsZero() {
-		id.LastLoginAt = t
+	if err := prepareIdentity("link", id); err != nil {
+		return false, err
 	}
 	db, err := s.writer(ctx)
 	if err != nil {

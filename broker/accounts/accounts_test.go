@@ -55,7 +55,7 @@ func giveRefreshToken(t *testing.T, store *storage.Store, userID string) string 
 	req.ID = "req-" + userID
 	req.Client = client
 	req.Session = &openid.DefaultSession{Subject: userID}
-	if err := store.CreateRefreshTokenSession(ctx, "refresh-"+userID, "access-"+userID, req); err != nil {
+	if err := store.TokenStore(storage.TokenStoreConfig{}).CreateRefreshTokenSession(ctx, "refresh-"+userID, "access-"+userID, req); err != nil {
 		t.Fatal(err)
 	}
 	return "refresh-" + userID
@@ -63,7 +63,7 @@ func giveRefreshToken(t *testing.T, store *storage.Store, userID string) string 
 
 func refreshTokenActive(t *testing.T, store *storage.Store, sig string) bool {
 	t.Helper()
-	_, err := store.GetRefreshTokenSession(context.Background(), sig, &openid.DefaultSession{})
+	_, err := store.TokenStore(storage.TokenStoreConfig{}).GetRefreshTokenSession(context.Background(), sig, &openid.DefaultSession{})
 	switch {
 	case err == nil:
 		return true

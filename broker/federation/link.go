@@ -212,11 +212,9 @@ func (f *Federation) newUser(ctx context.Context, c *connector, link *storage.Id
 	return user, nil
 }
 
-// createIdentity inserts a new link; false when the identity is already
-// linked (a concurrent login won).
+// createIdentity inserts a new link (storage sets its times); false when
+// the identity is already linked (a concurrent login won).
 func (f *Federation) createIdentity(ctx context.Context, link *storage.Identity) (bool, error) {
-	t := now()
-	link.CreatedAt, link.LastLoginAt = t, t
 	won, err := f.cfg.Store.LinkIdentity(ctx, link)
 	if err != nil {
 		return false, fmt.Errorf("create identity: %w", err)

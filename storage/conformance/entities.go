@@ -26,7 +26,7 @@ func newClient(id string) *storage.Client {
 	}
 }
 
-func testClients(t *testing.T, s *storage.Store) {
+func testClients(t *testing.T, s *storage.Store, ts *storage.TokenStore) {
 	c := ctx(t)
 	b := newClient("b")
 	must(t, s.CreateClient(c, b))
@@ -102,7 +102,7 @@ func testClients(t *testing.T, s *storage.Store) {
 // testInvalidClientRefused: a client that breaks a registration rule
 // (storage.ValidateClient) is refused by CreateClient and UpdateClient,
 // whoever calls them, and nothing is stored.
-func testInvalidClientRefused(t *testing.T, s *storage.Store) {
+func testInvalidClientRefused(t *testing.T, s *storage.Store, ts *storage.TokenStore) {
 	c := ctx(t)
 	broken := map[string]func(*storage.Client){
 		"no id":                          func(cl *storage.Client) { cl.ID = "" },
@@ -161,24 +161,24 @@ func testInvalidClientRefused(t *testing.T, s *storage.Store) {
 	}
 }
 
-func testDeleteClient(t *testing.T, s *storage.Store) {
+func testDeleteClient(t *testing.T, s *storage.Store, ts *storage.TokenStore) {
 	c := ctx(t)
 	must(t, s.CreateClient(c, newClient("gone")))
 	must(t, s.CreateClient(c, newClient("kept")))
-	gone := issueFamily(t, s, "gone", "req-gone", "user-1")
-	kept := issueFamily(t, s, "kept", "req-kept", "user-1")
+	gone := issueFamily(t, ts, "gone", "req-gone", "user-1")
+	kept := issueFamily(t, ts, "kept", "req-kept", "user-1")
 	must(t, s.CreatePendingLogin(c, &storage.PendingLogin{ID: "pl", ClientID: "gone", ExpiresAt: time.Now().Add(time.Hour)}))
 
 	must(t, s.DeleteClient(c, "gone"))
 	_, err := s.LookupClient(c, "gone")
 	wantErr(t, err, storage.ErrNotFound)
-	gone.assertGone(t, s)
-	kept.assertActive(t, s)
+	gone.assertGone(t, ts)
+	kept.assertActive(t, ts)
 	_, err = s.GetPendingLogin(c, "pl")
 	wantErr(t, err, storage.ErrNotFound)
 }
 
-func testUsers(t *testing.T, s *storage.Store) {
+func testUsers(t *testing.T, s *storage.Store, ts *storage.TokenStore) {
 	c := ctx(t)
 	bob := &storage.User{ID: "u-bob", Email: "Bob@Example.COM", PasswordHash: "$argon2id$x", Name: "Bob", Active: true}
 	must(t, s.CreateUser(c, bob))
@@ -234,7 +234,7 @@ func testUsers(t *testing.T, s *storage.Store) {
 	wantErr(t, s.UpdateUser(c, &storage.User{ID: "missing"}), storage.ErrNotFound)
 }
 
-func testDeleteUser(t *testing.T, s *storage.Store) {
+func testDeleteUser(t *testing.T, s *storage.Store, ts *storage.TokenStore) {
 	c := ctx(t)
 	must(t, s.CreateClient(c, newClient("app")))
 	for _, id := range []string{"u-gone", "u-kept"} {
@@ -243,8 +243,8 @@ func testDeleteUser(t *testing.T, s *storage.Store) {
 		must(t, s.CreateBrowserSession(c, &storage.BrowserSession{ID: "bs-" + id, UserID: id, ExpiresAt: time.Now().Add(time.Hour)}))
 		must(t, s.CreateActionToken(c, &storage.ActionToken{ID: "at-" + id, Kind: "reset", UserID: id, ExpiresAt: time.Now().Add(time.Hour)}))
 	}
-	gone := issueFamily(t, s, "app", "req-gone", "u-gone")
-	kept := issueFamily(t, s, "app", "req-kept", "u-kept")
+	gone := issueFamily(t, ts, "app", "req-gone", "u-gone")
+	kept := issueFamily(t, ts, "app", "req-kept", "u-kept")
 
 	must(t, s.DeleteUser(c, "u-gone"))
 	_, err := s.GetUser(c, "u-gone")
@@ -255,17 +255,17 @@ func testDeleteUser(t *testing.T, s *storage.Store) {
 	wantErr(t, err, storage.ErrNotFound)
 	_, err = s.UseActionToken(c, "at-u-gone", "reset", time.Now())
 	wantErr(t, err, storage.ErrNotFound)
-	gone.assertGone(t, s)
+	gone.assertGone(t, ts)
 
 	_, err = s.GetIdentity(c, "okta", "sub-u-kept")
 	must(t, err)
 	_, err = s.GetBrowserSession(c, "bs-u-kept")
 	must(t, err)
-	kept.assertActive(t, s)
+	kept.assertActive(t, ts)
 	wantErr(t, s.DeleteUser(c, "u-gone"), storage.ErrNotFound)
 }
 
-func testIdentities(t *testing.T, s *storage.Store) {
+func testIdentities(t *testing.T, s *storage.Store, ts *storage.TokenStore) {
 	c := ctx(t)
 	first := time.Now().Add(-time.Hour)
 	id := &storage.Identity{
@@ -318,7 +318,7 @@ func testIdentities(t *testing.T, s *storage.Store) {
 	wantErr(t, err, storage.ErrNotFound)
 }
 
-func testBrowserSessions(t *testing.T, s *storage.Store) {
+func testBrowserSessions(t *testing.T, s *storage.Store, ts *storage.TokenStore) {
 	c := ctx(t)
 	auth := time.Now().Add(-time.Minute)
 	bs := &storage.BrowserSession{ID: "s1", UserID: "u1", AuthTime: auth, IDP: "local", AMR: []string{"pwd"}, ExpiresAt: time.Now().Add(time.Hour)}
@@ -350,7 +350,7 @@ func testBrowserSessions(t *testing.T, s *storage.Store) {
 	must(t, err)
 }
 
-func testPendingLogins(t *testing.T, s *storage.Store) {
+func testPendingLogins(t *testing.T, s *storage.Store, ts *storage.TokenStore) {
 	c := ctx(t)
 	req := time.Now()
 	p := &storage.PendingLogin{
@@ -426,7 +426,7 @@ func exactlyOne(t *testing.T, errs []error, loser func(error) bool) {
 
 const concurrency = 16
 
-func testTakePendingLoginConcurrently(t *testing.T, s *storage.Store) {
+func testTakePendingLoginConcurrently(t *testing.T, s *storage.Store, ts *storage.TokenStore) {
 	c := ctx(t)
 	must(t, s.CreatePendingLogin(c, &storage.PendingLogin{ID: "p", ExpiresAt: time.Now().Add(time.Hour)}))
 	errs := race(concurrency, func(int) error {
@@ -436,7 +436,7 @@ func testTakePendingLoginConcurrently(t *testing.T, s *storage.Store) {
 	exactlyOne(t, errs, func(err error) bool { return isNotFound(err) })
 }
 
-func testUsePendingLoginConcurrently(t *testing.T, s *storage.Store) {
+func testUsePendingLoginConcurrently(t *testing.T, s *storage.Store, ts *storage.TokenStore) {
 	c := ctx(t)
 	must(t, s.CreatePendingLogin(c, &storage.PendingLogin{ID: "p", BrowserBinding: "b", ExpiresAt: time.Now().Add(time.Hour)}))
 	errs := race(concurrency, func(int) error {
@@ -445,7 +445,7 @@ func testUsePendingLoginConcurrently(t *testing.T, s *storage.Store) {
 	exactlyOne(t, errs, func(err error) bool { return isNotFound(err) })
 }
 
-func testSigningKeys(t *testing.T, s *storage.Store) {
+func testSigningKeys(t *testing.T, s *storage.Store, ts *storage.TokenStore) {
 	c := ctx(t)
 	base := time.Now().Add(-time.Hour)
 	for i, kid := range []string{"k2", "k1", "k3"} {
@@ -504,7 +504,7 @@ func testSigningKeys(t *testing.T, s *storage.Store) {
 	}
 }
 
-func testActionTokens(t *testing.T, s *storage.Store) {
+func testActionTokens(t *testing.T, s *storage.Store, ts *storage.TokenStore) {
 	c := ctx(t)
 	exp := time.Now().Add(time.Hour)
 	must(t, s.CreateActionToken(c, &storage.ActionToken{ID: "t1", Kind: "email_change", UserID: "u1", Data: "new@example.com", ExpiresAt: exp}))
@@ -529,7 +529,7 @@ func testActionTokens(t *testing.T, s *storage.Store) {
 	wantErr(t, err, storage.ErrNotFound)
 }
 
-func testUseActionTokenConcurrently(t *testing.T, s *storage.Store) {
+func testUseActionTokenConcurrently(t *testing.T, s *storage.Store, ts *storage.TokenStore) {
 	c := ctx(t)
 	must(t, s.CreateActionToken(c, &storage.ActionToken{ID: "t", Kind: "activate", UserID: "u", ExpiresAt: time.Now().Add(time.Hour)}))
 	errs := race(concurrency, func(int) error {
@@ -539,7 +539,7 @@ func testUseActionTokenConcurrently(t *testing.T, s *storage.Store) {
 	exactlyOne(t, errs, isNotFound)
 }
 
-func testRateCounters(t *testing.T, s *storage.Store) {
+func testRateCounters(t *testing.T, s *storage.Store, ts *storage.TokenStore) {
 	c := ctx(t)
 	t0 := time.Now()
 	for i := 1; i <= 3; i++ {
@@ -587,21 +587,21 @@ func testRateCounters(t *testing.T, s *storage.Store) {
 
 func isNotFound(err error) bool { return errorsIs(err, storage.ErrNotFound) }
 
-func testClientAssertionJTI(t *testing.T, s *storage.Store) {
+func testClientAssertionJTI(t *testing.T, s *storage.Store, ts *storage.TokenStore) {
 	c := ctx(t)
-	must(t, s.ClientAssertionJWTValid(c, "jti-1"))
-	must(t, s.SetClientAssertionJWT(c, "jti-1", time.Now().Add(time.Hour)))
-	if err := s.ClientAssertionJWTValid(c, "jti-1"); !errorsIs(err, fositeErrJTIKnown) {
+	must(t, ts.ClientAssertionJWTValid(c, "jti-1"))
+	must(t, ts.SetClientAssertionJWT(c, "jti-1", time.Now().Add(time.Hour)))
+	if err := ts.ClientAssertionJWTValid(c, "jti-1"); !errorsIs(err, fositeErrJTIKnown) {
 		t.Fatalf("ClientAssertionJWTValid after Set = %v, want ErrJTIKnown", err)
 	}
-	if err := s.SetClientAssertionJWT(c, "jti-1", time.Now().Add(time.Hour)); !errorsIs(err, fositeErrJTIKnown) {
+	if err := ts.SetClientAssertionJWT(c, "jti-1", time.Now().Add(time.Hour)); !errorsIs(err, fositeErrJTIKnown) {
 		t.Fatalf("second SetClientAssertionJWT = %v, want ErrJTIKnown", err)
 	}
 	// An expired jti may be used again.
-	must(t, s.SetClientAssertionJWT(c, "jti-2", time.Now().Add(-time.Second)))
-	must(t, s.ClientAssertionJWTValid(c, "jti-2"))
-	must(t, s.SetClientAssertionJWT(c, "jti-2", time.Now().Add(time.Hour)))
-	if err := s.ClientAssertionJWTValid(c, "jti-2"); !errorsIs(err, fositeErrJTIKnown) {
+	must(t, ts.SetClientAssertionJWT(c, "jti-2", time.Now().Add(-time.Second)))
+	must(t, ts.ClientAssertionJWTValid(c, "jti-2"))
+	must(t, ts.SetClientAssertionJWT(c, "jti-2", time.Now().Add(time.Hour)))
+	if err := ts.ClientAssertionJWTValid(c, "jti-2"); !errorsIs(err, fositeErrJTIKnown) {
 		t.Fatalf("ClientAssertionJWTValid(jti-2) = %v, want ErrJTIKnown", err)
 	}
 }

@@ -67,52 +67,52 @@ type family struct {
 }
 
 // issueFamily stores a code, an access and a refresh token of one grant.
-func issueFamily(t *testing.T, s *storage.Store, clientID, requestID, subject string) family {
+func issueFamily(t *testing.T, ts *storage.TokenStore, clientID, requestID, subject string) family {
 	t.Helper()
 	c := ctx(t)
-	client, err := s.GetClient(c, clientID)
+	client, err := ts.GetClient(c, clientID)
 	must(t, err)
 	f := family{requestID: requestID, code: "code-" + requestID, access: "at-" + requestID, refresh: "rt-" + requestID}
 	req := newRequest(client, requestID, subject, time.Now().Add(time.Hour))
-	must(t, s.CreateAuthorizeCodeSession(c, f.code, req))
-	must(t, s.CreateAccessTokenSession(c, f.access, req))
-	must(t, s.CreateRefreshTokenSession(c, f.refresh, f.access, req))
+	must(t, ts.CreateAuthorizeCodeSession(c, f.code, req))
+	must(t, ts.CreateAccessTokenSession(c, f.access, req))
+	must(t, ts.CreateRefreshTokenSession(c, f.refresh, f.access, req))
 	return f
 }
 
-func (f family) assertActive(t *testing.T, s *storage.Store) {
+func (f family) assertActive(t *testing.T, ts *storage.TokenStore) {
 	t.Helper()
 	c := ctx(t)
-	_, err := s.GetAuthorizeCodeSession(c, f.code, openid.NewDefaultSession())
+	_, err := ts.GetAuthorizeCodeSession(c, f.code, openid.NewDefaultSession())
 	must(t, err)
-	_, err = s.GetAccessTokenSession(c, f.access, openid.NewDefaultSession())
+	_, err = ts.GetAccessTokenSession(c, f.access, openid.NewDefaultSession())
 	must(t, err)
-	_, err = s.GetRefreshTokenSession(c, f.refresh, openid.NewDefaultSession())
+	_, err = ts.GetRefreshTokenSession(c, f.refresh, openid.NewDefaultSession())
 	must(t, err)
 }
 
-func (f family) assertGone(t *testing.T, s *storage.Store) {
+func (f family) assertGone(t *testing.T, ts *storage.TokenStore) {
 	t.Helper()
 	c := ctx(t)
-	_, err := s.GetAuthorizeCodeSession(c, f.code, openid.NewDefaultSession())
+	_, err := ts.GetAuthorizeCodeSession(c, f.code, openid.NewDefaultSession())
 	wantErr(t, err, fosite.ErrNotFound)
-	_, err = s.GetAccessTokenSession(c, f.access, openid.NewDefaultSession())
+	_, err = ts.GetAccessTokenSession(c, f.access, openid.NewDefaultSession())
 	wantErr(t, err, fosite.ErrNotFound)
-	_, err = s.GetRefreshTokenSession(c, f.refresh, openid.NewDefaultSession())
+	_, err = ts.GetRefreshTokenSession(c, f.refresh, openid.NewDefaultSession())
 	wantErr(t, err, fosite.ErrNotFound)
 }
 
 // assertInactive checks that the access and refresh tokens come back with
 // their requester and fosite.ErrInactiveToken.
-func (f family) assertInactive(t *testing.T, s *storage.Store) {
+func (f family) assertInactive(t *testing.T, ts *storage.TokenStore) {
 	t.Helper()
 	c := ctx(t)
-	req, err := s.GetAccessTokenSession(c, f.access, openid.NewDefaultSession())
+	req, err := ts.GetAccessTokenSession(c, f.access, openid.NewDefaultSession())
 	wantErr(t, err, fosite.ErrInactiveToken)
 	if req == nil || req.GetID() != f.requestID {
 		t.Errorf("inactive access token: requester %v, want request %s", req, f.requestID)
 	}
-	req, err = s.GetRefreshTokenSession(c, f.refresh, openid.NewDefaultSession())
+	req, err = ts.GetRefreshTokenSession(c, f.refresh, openid.NewDefaultSession())
 	wantErr(t, err, fosite.ErrInactiveToken)
 	if req == nil || req.GetID() != f.requestID {
 		t.Errorf("inactive refresh token: requester %v, want request %s", req, f.requestID)
@@ -161,83 +161,83 @@ func checkRequest(t *testing.T, got fosite.Requester, want *fosite.Request) {
 	}
 }
 
-func testAuthorizeCode(t *testing.T, s *storage.Store) {
+func testAuthorizeCode(t *testing.T, s *storage.Store, ts *storage.TokenStore) {
 	c := ctx(t)
 	client := newClient("app")
 	must(t, s.CreateClient(c, client))
 	req := newRequest(client, "req-1", "u1", time.Now().Add(10*time.Minute).UTC().Truncate(time.Second))
-	must(t, s.CreateAuthorizeCodeSession(c, "code-sig", req))
+	must(t, ts.CreateAuthorizeCodeSession(c, "code-sig", req))
 
-	got, err := s.GetAuthorizeCodeSession(c, "code-sig", openid.NewDefaultSession())
+	got, err := ts.GetAuthorizeCodeSession(c, "code-sig", openid.NewDefaultSession())
 	must(t, err)
 	checkRequest(t, got, req)
 
-	_, err = s.GetAuthorizeCodeSession(c, "other", openid.NewDefaultSession())
+	_, err = ts.GetAuthorizeCodeSession(c, "other", openid.NewDefaultSession())
 	wantErr(t, err, fosite.ErrNotFound)
 
-	must(t, s.InvalidateAuthorizeCodeSession(c, "code-sig"))
-	got, err = s.GetAuthorizeCodeSession(c, "code-sig", openid.NewDefaultSession())
+	must(t, ts.InvalidateAuthorizeCodeSession(c, "code-sig"))
+	got, err = ts.GetAuthorizeCodeSession(c, "code-sig", openid.NewDefaultSession())
 	wantErr(t, err, fosite.ErrInvalidatedAuthorizeCode)
 	if got == nil {
 		t.Fatal("a used code must come back with its requester")
 	}
 	checkRequest(t, got, req)
-	wantErr(t, s.InvalidateAuthorizeCodeSession(c, "code-sig"), fosite.ErrInvalidatedAuthorizeCode)
-	wantErr(t, s.InvalidateAuthorizeCodeSession(c, "other"), fosite.ErrNotFound)
+	wantErr(t, ts.InvalidateAuthorizeCodeSession(c, "code-sig"), fosite.ErrInvalidatedAuthorizeCode)
+	wantErr(t, ts.InvalidateAuthorizeCodeSession(c, "other"), fosite.ErrNotFound)
 }
 
-func testAccessToken(t *testing.T, s *storage.Store) {
+func testAccessToken(t *testing.T, s *storage.Store, ts *storage.TokenStore) {
 	c := ctx(t)
 	client := newClient("app")
 	must(t, s.CreateClient(c, client))
 	req := newRequest(client, "req-1", "u1", time.Now().Add(time.Hour).UTC().Truncate(time.Second))
-	must(t, s.CreateAccessTokenSession(c, "at", req))
-	wantErr(t, s.CreateAccessTokenSession(c, "at", req), storage.ErrConflict)
+	must(t, ts.CreateAccessTokenSession(c, "at", req))
+	wantErr(t, ts.CreateAccessTokenSession(c, "at", req), storage.ErrConflict)
 
-	got, err := s.GetAccessTokenSession(c, "at", openid.NewDefaultSession())
+	got, err := ts.GetAccessTokenSession(c, "at", openid.NewDefaultSession())
 	must(t, err)
 	checkRequest(t, got, req)
 
-	must(t, s.DeleteAccessTokenSession(c, "at"))
-	must(t, s.DeleteAccessTokenSession(c, "at"))
-	_, err = s.GetAccessTokenSession(c, "at", openid.NewDefaultSession())
+	must(t, ts.DeleteAccessTokenSession(c, "at"))
+	must(t, ts.DeleteAccessTokenSession(c, "at"))
+	_, err = ts.GetAccessTokenSession(c, "at", openid.NewDefaultSession())
 	wantErr(t, err, fosite.ErrNotFound)
 	wantErr(t, err, storage.ErrNotFound)
 }
 
-func testRefreshToken(t *testing.T, s *storage.Store) {
+func testRefreshToken(t *testing.T, s *storage.Store, ts *storage.TokenStore) {
 	c := ctx(t)
 	client := newClient("app")
 	must(t, s.CreateClient(c, client))
 	req := newRequest(client, "req-1", "u1", time.Now().Add(time.Hour).UTC().Truncate(time.Second))
-	must(t, s.CreateAccessTokenSession(c, "at-1", req))
-	must(t, s.CreateRefreshTokenSession(c, "rt-1", "at-1", req))
-	got, err := s.GetRefreshTokenSession(c, "rt-1", openid.NewDefaultSession())
+	must(t, ts.CreateAccessTokenSession(c, "at-1", req))
+	must(t, ts.CreateRefreshTokenSession(c, "rt-1", "at-1", req))
+	got, err := ts.GetRefreshTokenSession(c, "rt-1", openid.NewDefaultSession())
 	must(t, err)
 	checkRequest(t, got, req)
 
 	// Rotation deactivates the token and the access token issued with it.
-	must(t, s.RotateRefreshToken(c, "req-1", "rt-1"))
+	must(t, ts.RotateRefreshToken(c, "req-1", "rt-1"))
 	f1 := family{requestID: "req-1", access: "at-1", refresh: "rt-1"}
-	f1.assertInactive(t, s)
-	got, err = s.GetRefreshTokenSession(c, "rt-1", openid.NewDefaultSession())
+	f1.assertInactive(t, ts)
+	got, err = ts.GetRefreshTokenSession(c, "rt-1", openid.NewDefaultSession())
 	wantErr(t, err, fosite.ErrInactiveToken)
 	checkRequest(t, got, req)
 
 	// Rotating it again fails: only one rotation wins.
-	wantErr(t, s.RotateRefreshToken(c, "req-1", "rt-1"), fosite.ErrInactiveToken)
-	wantErr(t, s.RotateRefreshToken(c, "req-1", "missing"), fosite.ErrNotFound)
+	wantErr(t, ts.RotateRefreshToken(c, "req-1", "rt-1"), fosite.ErrInactiveToken)
+	wantErr(t, ts.RotateRefreshToken(c, "req-1", "missing"), fosite.ErrNotFound)
 
-	must(t, s.CreateAccessTokenSession(c, "at-2", req))
-	must(t, s.CreateRefreshTokenSession(c, "rt-2", "at-2", req))
-	wantErr(t, s.RotateRefreshToken(c, "req-other", "rt-2"), fosite.ErrNotFound)
-	_, err = s.GetRefreshTokenSession(c, "rt-2", openid.NewDefaultSession())
+	must(t, ts.CreateAccessTokenSession(c, "at-2", req))
+	must(t, ts.CreateRefreshTokenSession(c, "rt-2", "at-2", req))
+	wantErr(t, ts.RotateRefreshToken(c, "req-other", "rt-2"), fosite.ErrNotFound)
+	_, err = ts.GetRefreshTokenSession(c, "rt-2", openid.NewDefaultSession())
 	must(t, err)
-	_, err = s.GetAccessTokenSession(c, "at-2", openid.NewDefaultSession())
+	_, err = ts.GetAccessTokenSession(c, "at-2", openid.NewDefaultSession())
 	must(t, err)
 
-	must(t, s.DeleteRefreshTokenSession(c, "rt-1"))
-	must(t, s.DeleteRefreshTokenSession(c, "rt-1"))
-	_, err = s.GetRefreshTokenSession(c, "rt-1", openid.NewDefaultSession())
+	must(t, ts.DeleteRefreshTokenSession(c, "rt-1"))
+	must(t, ts.DeleteRefreshTokenSession(c, "rt-1"))
+	_, err = ts.GetRefreshTokenSession(c, "rt-1", openid.NewDefaultSession())
 	wantErr(t, err, fosite.ErrNotFound)
 }

@@ -79,6 +79,20 @@ func (b Backend) EmptyDSN(t testing.TB) string {
 	return ""
 }
 
+// ExecAdmin runs one statement on the database of
+// $BRIDGEKEEPER_TEST_POSTGRES over a connection of its own, closed after
+// (for tests that manage their own schemas, and outlive server restarts).
+func ExecAdmin(ctx context.Context, query string) error {
+	dsn := os.Getenv(PostgresEnv)
+	if dsn == "" {
+		return fmt.Errorf("storagetest: $%s is not set", PostgresEnv)
+	}
+	db := sql.OpenDB(pgdriver.NewConnector(pgdriver.WithDSN(dsn)))
+	defer db.Close()
+	_, err := db.ExecContext(ctx, query)
+	return err
+}
+
 // createPostgresSchema creates an empty schema named bk_<random> in the
 // database of $BRIDGEKEEPER_TEST_POSTGRES, drops it at cleanup, and returns
 // a DSN whose search_path selects it (much faster than a database per

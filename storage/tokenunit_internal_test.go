@@ -1,21 +1,21 @@
-package broker
+package storage
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"path/filepath"
 	"sync"
 	"testing"
 
-	"github.com/bridgekeeper/bridgekeeper/storage"
-	"github.com/bridgekeeper/bridgekeeper/storage/storagetest"
+	"github.com/ory/fosite"
 )
 
 // Concurrent requests' writes share commits; each request gets its own
 // outcome, and a failing request's writes are undone without touching
 // the others'.
 func TestGroupCommit(t *testing.T) {
-	store, _ := storagetest.Backend{Name: "sqlite"}.Open(t)
+	store := openSQLiteForTest(t)
 	ctx := context.Background()
 	var g groupCommit
 	const n = 40
@@ -59,7 +59,7 @@ func TestGroupCommit(t *testing.T) {
 // A write that panics fails its group, re-panics in its request, and
 // leaves neither the lead nor SQLite's writer taken.
 func TestGroupCommitPanic(t *testing.T) {
-	store, _ := storagetest.Backend{Name: "sqlite"}.Open(t)
+	store := openSQLiteForTest(t)
 	ctx := context.Background()
 	var g groupCommit
 	func() {
@@ -85,13 +85,52 @@ func TestGroupCommitPanic(t *testing.T) {
 	}); err != nil {
 		t.Fatalf("a grant after the panic: %v", err)
 	}
-	if _, err := store.LookupClient(ctx, "before-panic"); !errors.Is(err, storage.ErrNotFound) {
+	if _, err := store.LookupClient(ctx, "before-panic"); !errors.Is(err, ErrNotFound) {
 		t.Errorf("the panicking grant's write: %v, want it rolled back", err)
+	}
+}
+
+// openSQLiteForTest is a fresh, migrated SQLite store, closed at cleanup
+// (storagetest imports this package, so its internal tests cannot use it).
+func openSQLiteForTest(t *testing.T) *Store {
+	t.Helper()
+	s, err := Open(t.Context(), "sqlite:"+filepath.Join(t.TempDir(), "bridgekeeper.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	if err := s.Migrate(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// fosite re-reads the code when it builds the token response and calls a
+// code invalidated meanwhile (by a concurrent exchange) a server error; the
+// loser of that race must get invalid_grant, not a 500. Other server
+// errors stay server errors.
+func TestLostRaceIsInvalidGrant(t *testing.T) {
+	race := fosite.ErrServerError.WithWrap(fmt.Errorf("storage: authorize code: %w", fosite.ErrInvalidatedAuthorizeCode))
+	var rfc *fosite.RFC6749Error
+	if err := lostRace(race); !errors.As(err, &rfc) || rfc.ErrorField != "invalid_grant" {
+		t.Errorf("lost code race: %v, want invalid_grant", err)
+	}
+	rotated := fosite.ErrServerError.WithWrap(fmt.Errorf("storage: refresh token: %w", fosite.ErrInactiveToken))
+	if err := lostRace(rotated); !errors.As(err, &rfc) || rfc.ErrorField != "invalid_grant" {
+		t.Errorf("lost refresh race: %v, want invalid_grant", err)
+	}
+	other := fosite.ErrServerError.WithWrap(errors.New("disk full"))
+	if err := lostRace(other); !errors.As(err, &rfc) || rfc.ErrorField != "server_error" {
+		t.Errorf("other failure: %v, want server_error", err)
+	}
+	refused := fosite.ErrInvalidRequest.WithHint("bad")
+	if err := lostRace(refused); !errors.Is(err, fosite.ErrInvalidRequest) {
+		t.Errorf("protocol error changed: %v", err)
 	}
 }
 
 // serviceClient is a valid client to write (a confidential
 // client_credentials one), for tests that need any write.
-func serviceClient(id string) *storage.Client {
-	return &storage.Client{ID: id, SecretHash: []byte("hash"), GrantTypes: []string{"client_credentials"}}
+func serviceClient(id string) *Client {
+	return &Client{ID: id, SecretHash: []byte("hash"), GrantTypes: []string{"client_credentials"}}
 }

@@ -1,22 +1,20 @@
-package broker
+package storage
 
 import (
 	"context"
 	"errors"
 	"testing"
 	"time"
-
-	"github.com/bridgekeeper/bridgekeeper/storage"
 )
 
 func TestClientCache(t *testing.T) {
 	loads := 0
-	load := func(_ context.Context, id string) (*storage.Client, error) {
+	load := func(_ context.Context, id string) (*Client, error) {
 		loads++
 		if id == "unknown" {
-			return nil, storage.ErrNotFound
+			return nil, ErrNotFound
 		}
-		return &storage.Client{ID: id}, nil
+		return &Client{ID: id}, nil
 	}
 	ctx := t.Context()
 
@@ -31,7 +29,7 @@ func TestClientCache(t *testing.T) {
 	}
 	loads = 0
 	for range 2 {
-		if _, err := c.get(ctx, "unknown", load); !errors.Is(err, storage.ErrNotFound) {
+		if _, err := c.get(ctx, "unknown", load); !errors.Is(err, ErrNotFound) {
 			t.Fatalf("get unknown: %v", err)
 		}
 	}
