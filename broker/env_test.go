@@ -18,6 +18,7 @@ import (
 
 	jose "github.com/go-jose/go-jose/v4"
 	josejwt "github.com/go-jose/go-jose/v4/jwt"
+	"github.com/gorilla/mux"
 	"github.com/ory/fosite"
 
 	"github.com/bridgekeeper/bridgekeeper/broker/keys"
@@ -109,6 +110,14 @@ func newTestEnvAlg(t testing.TB, b storagetest.Backend, alg string, mod func(*Co
 	e := &testEnv{t: t, srv: srv, ts: ts, store: store, keys: km, issuer: srv.cfg.Issuer, backend: b.Name}
 	e.seed(sec)
 	return e
+}
+
+// mount is a mod that serves h at path beside the broker's pages
+// (Config.Mounts), the way a connector does.
+func mount(path string, h http.HandlerFunc) func(*Config) {
+	return func(c *Config) {
+		c.Mounts = append(c.Mounts, func(r *mux.Router, _ *Server) { r.HandleFunc(path, h) })
+	}
 }
 
 func (e *testEnv) seed(sec *secret.System) {

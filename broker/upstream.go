@@ -34,9 +34,6 @@ var ErrLoginRequired = errors.New("a new sign-in is required that this sign-in m
 // reused silently: the user goes through the upstream again.
 type SessionCheck func(ctx context.Context, bs *storage.BrowserSession) error
 
-// SetSessionCheck sets (or replaces) the session re-check.
-func (s *Server) SetSessionCheck(c SessionCheck) { s.sessionCheck.Store(&c) }
-
 // UpstreamLogin describes a federated login for CompleteFederatedLogin.
 type UpstreamLogin struct {
 	// IDP is the connector id.
@@ -138,7 +135,7 @@ func reusable(bs *storage.BrowserSession, form url.Values, now time.Time) bool {
 	}
 }
 
-// recheckSession runs the session re-check (SetSessionCheck) for a
+// recheckSession runs the session re-check (Config.SessionCheck) for a
 // federated session about to be reused silently. A revoked identity loses
 // every session and grant (EndUpstreamIdentity). Any error means: do not
 // reuse the session.
@@ -146,11 +143,11 @@ func (s *Server) recheckSession(ctx context.Context, bs *storage.BrowserSession)
 	if bs.IDP == "" || bs.IDP == "local" {
 		return nil
 	}
-	check := s.sessionCheck.Load()
-	if check == nil || *check == nil {
+	check := s.cfg.SessionCheck
+	if check == nil {
 		return nil
 	}
-	err := (*check)(ctx, bs)
+	err := check(ctx, bs)
 	switch {
 	case err == nil:
 		return nil

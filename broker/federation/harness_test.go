@@ -23,6 +23,7 @@ import (
 	"time"
 
 	jose "github.com/go-jose/go-jose/v4"
+	"github.com/gorilla/mux"
 
 	"github.com/bridgekeeper/bridgekeeper/broker"
 	"github.com/bridgekeeper/bridgekeeper/broker/accounts"
@@ -159,7 +160,37 @@ func newEnv(t testing.TB, o envOptions) *env {
 		t.Fatal(err)
 	}
 	e.dataKey = sec.Derive(secret.PurposeConnectorData)
-	bc := broker.Config{Issuer: e.issuer, Store: store, Secret: sec, Logger: slog.New(e.logs)}
+	conns := e.defaultConnectors()
+	if o.connectors != nil {
+		conns = o.connectors(e)
+	}
+	fc := federation.Config{
+		Store: store, Logger: slog.New(e.logs), Issuer: e.issuer,
+		LinkByEmail: o.linkByEmail || e.linkByEmail, Connectors: conns,
+		DataKey: e.dataKey,
+	}
+	if o.recheckInterval != nil {
+		fc.RecheckInterval = *o.recheckInterval
+		if fc.RecheckInterval == 0 {
+			fc.RecheckInterval = -1 // every silent reuse
+		}
+	}
+	e.fed, err = federation.New(ctx, fc)
+	if err != nil {
+		t.Fatalf("federation.New: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := e.fed.Close(); err != nil {
+			t.Errorf("federation.Close: %v", err)
+		}
+	})
+	// The broker gets federation's parts as serve gives them (the refresh
+	// re-check only when a test asks for it, in brokerConfig).
+	bc := broker.Config{Issuer: e.issuer, Store: store, Secret: sec, Logger: slog.New(e.logs),
+		LoginOptions: e.fed.LoginOptions(), SessionCheck: e.fed.SessionCheck, Mounts: []broker.Mount{e.fed.Mount}}
+	if o.accounts {
+		e.withAccounts(&bc)
+	}
 	if o.brokerConfig != nil {
 		o.brokerConfig(e, &bc)
 	}
@@ -176,28 +207,6 @@ func newEnv(t testing.TB, o envOptions) *env {
 	if err != nil {
 		t.Fatalf("broker.New: %v", err)
 	}
-	conns := e.defaultConnectors()
-	if o.connectors != nil {
-		conns = o.connectors(e)
-	}
-	fc := federation.Config{
-		Broker: e.srv, Store: store, Logger: slog.New(e.logs), Issuer: e.issuer,
-		LinkByEmail: o.linkByEmail || e.linkByEmail, Connectors: conns,
-		DataKey: e.dataKey,
-	}
-	if o.recheckInterval != nil {
-		fc.RecheckInterval = *o.recheckInterval
-		if fc.RecheckInterval == 0 {
-			fc.RecheckInterval = -1 // every silent reuse
-		}
-	}
-	e.fed, err = federation.New(ctx, fc)
-	if err != nil {
-		t.Fatalf("federation.New: %v", err)
-	}
-	if o.accounts {
-		e.mountAccounts()
-	}
 	ts.Config.Handler = e.srv.Handler()
 	if o.brokerHandler != nil {
 		ts.Config.Handler = o.brokerHandler(ts.Config.Handler)
@@ -207,18 +216,14 @@ func newEnv(t testing.TB, o envOptions) *env {
 	} else {
 		ts.Start()
 	}
-	t.Cleanup(func() {
-		ts.Close()
-		if err := e.fed.Close(); err != nil {
-			t.Errorf("federation.Close: %v", err)
-		}
-	})
+	t.Cleanup(ts.Close) // before the plugins stop (cleanups run last in, first out)
 	e.seedClient(sec)
 	return e
 }
 
-// mountAccounts adds the local-account pages to the broker, as serve does.
-func (e *env) mountAccounts() {
+// withAccounts serves the local-account pages beside the broker's, as
+// serve does.
+func (e *env) withAccounts(bc *broker.Config) {
 	e.smtp = mailtest.Start(e.t, mailtest.Options{})
 	m, err := mail.NewSMTP(mail.SMTPConfig{Host: e.smtp.Host, Port: e.smtp.Port, TLS: mail.TLSNone, From: "Bridgekeeper <no-reply@example.test>"})
 	if err != nil {
@@ -227,15 +232,15 @@ func (e *env) mountAccounts() {
 	svc, err := accounts.New(accounts.Config{
 		Store: e.store, Logger: slog.New(e.logs), Issuer: e.issuer, Mailer: m,
 		AllowRegistration: true, RequireActivation: true, MinResponseTime: time.Millisecond,
-		CurrentUser: e.srv.CurrentUser, SignInURL: e.srv.SignInURL, AccessTokenLifetime: e.srv.AccessTokenLifetime(),
+		AccessTokenLifetime: bc.AccessTokenLifetime,
 	})
-	e.srv.SetAccountPages(broker.AccountPages{Account: svc.AccountURL(""), Resend: svc.ResendURL("")})
 	if err != nil {
 		e.t.Fatal(err)
 	}
 	e.t.Cleanup(func() { svc.Close() })
-	svc.Routes(e.srv.Router())
-	e.srv.SetLoginLimiter(svc.Limiter())
+	bc.Mounts = append(bc.Mounts, func(r *mux.Router, s *broker.Server) { svc.Routes(r, s) })
+	bc.AccountPages = broker.AccountPages{Account: svc.AccountURL(""), Resend: svc.ResendURL("")}
+	bc.LoginLimiter = svc.Limiter()
 }
 
 func (e *env) defaultConnectors() []config.Connector {
