@@ -103,7 +103,7 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 
-	user, err := s.cfg.Store.GetUserByEmail(ctx, email)
+	user, err := s.sessions.GetUserByEmail(ctx, email)
 	if err != nil && !errors.Is(err, storage.ErrNotFound) {
 		s.log.ErrorContext(ctx, "login: load user", "err", err)
 		render(http.StatusServiceUnavailable, email, "Sign-in is temporarily unavailable. Please try again.")

@@ -187,7 +187,8 @@ func MaxTokenLifetime(cfg Config) time.Duration {
 type Server struct {
 	cfg      Config
 	log      *slog.Logger
-	store    *txStore
+	store    *txStore     // the token endpoints' storage
+	sessions sessionStore // the rest of the broker's: Config.Store
 	keys     *keys.Manager
 	provider *fosite.Fosite
 	handler  http.Handler
@@ -250,6 +251,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		cfg:      cfg,
 		log:      cfg.Logger,
 		store:    newTxStore(cfg.Store, cfg.RefreshReuseGrace),
+		sessions: cfg.Store,
 		keys:     cfg.Keys,
 		tmpl:     tmpl,
 		secure:   issuer.Scheme == "https",
@@ -327,7 +329,7 @@ func limitBody(next http.Handler) http.Handler {
 
 func (s *Server) handleHealth(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Cache-Control", "no-store")
-	if err := s.cfg.Store.Ping(r.Context()); err != nil {
+	if err := s.sessions.Ping(r.Context()); err != nil {
 		s.log.WarnContext(r.Context(), "health check: storage", "err", err)
 		http.Error(w, "storage unavailable", http.StatusServiceUnavailable)
 		return

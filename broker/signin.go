@@ -54,7 +54,7 @@ func (s *Server) handleSignIn(w http.ResponseWriter, r *http.Request) {
 		RequestedAt:    now,
 		ExpiresAt:      now.Add(s.cfg.PendingLoginLifetime),
 	}
-	if err := s.cfg.Store.CreatePendingLogin(ctx, p); err != nil {
+	if err := s.sessions.CreatePendingLogin(ctx, p); err != nil {
 		s.log.ErrorContext(ctx, "sign-in: create pending login", "err", err)
 		s.renderError(w, r, http.StatusServiceUnavailable, "Sign-in failed", "Sign-in is temporarily unavailable. Please try again.")
 		return
@@ -69,7 +69,7 @@ func (s *Server) finishSignIn(w http.ResponseWriter, r *http.Request, p *storage
 	ctx := r.Context()
 	// In one transaction, as a grant writes its login's session.
 	buf := &writeBuffer{ops: []func(ctx context.Context) error{
-		func(ctx context.Context) error { return ns.write(ctx, s.cfg.Store) },
+		func(ctx context.Context) error { return ns.write(ctx, s.sessions) },
 	}}
 	if err := s.withBufferedWrites(ctx, buf, func(context.Context) error { return nil }); err != nil {
 		if ns.gone {

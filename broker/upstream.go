@@ -174,10 +174,10 @@ func (s *Server) EndUpstreamIdentity(ctx context.Context, userID, idp, subject s
 		return fmt.Errorf("end upstream identity: user %q, connector %q", userID, idp)
 	}
 	var errs []error
-	if err := s.cfg.Store.DeleteIdentityBrowserSessions(ctx, userID, idp, subject); err != nil {
+	if err := s.sessions.DeleteIdentityBrowserSessions(ctx, userID, idp, subject); err != nil {
 		errs = append(errs, err)
 	}
-	grants, err := s.cfg.Store.SubjectGrants(ctx, userID)
+	grants, err := s.sessions.SubjectGrants(ctx, userID)
 	if err != nil {
 		return errors.Join(append(errs, err)...)
 	}
@@ -193,7 +193,7 @@ func (s *Server) EndUpstreamIdentity(ctx context.Context, userID, idp, subject s
 				continue
 			}
 		}
-		if err := s.cfg.Store.RevokeGrant(ctx, g.RequestID); err != nil {
+		if err := s.sessions.RevokeGrant(ctx, g.RequestID); err != nil {
 			errs = append(errs, err)
 		}
 	}

@@ -34,8 +34,8 @@ import (
 
 // Config configures the Service.
 type Config struct {
-	Store  *storage.Store // required
-	Logger *slog.Logger   // slog.Default() when nil
+	Store  Store        // required; *storage.Store fits
+	Logger *slog.Logger // slog.Default() when nil
 	// Issuer is the broker's absolute base URL; e-mail links are Issuer +
 	// path, and page links use its path as a prefix.
 	Issuer string
@@ -120,7 +120,7 @@ const (
 // Service serves the account pages.
 type Service struct {
 	cfg      Config
-	store    *storage.Store
+	store    Store
 	log      *slog.Logger
 	mailer   mail.Mailer
 	limiter  *Limiter

@@ -42,7 +42,7 @@ const AMR = "fed"
 
 // Config configures federation. Store, Issuer and DataKey are required.
 type Config struct {
-	Store  *storage.Store
+	Store  Store // *storage.Store fits
 	Logger *slog.Logger
 	// Issuer is the broker's issuer URL (the callback URLs are under it).
 	Issuer string

@@ -73,8 +73,10 @@ func withAccounts(bcfg *broker.Config, svc *accounts.Service) {
 // URL whose origin is a client's allowed origin, or a client's redirect or
 // post-logout redirect URI. The client list is cached briefly.
 type returnURLChecker struct {
-	store *storage.Store
-	ttl   time.Duration
+	store interface {
+		ListClients(ctx context.Context) ([]storage.Client, error)
+	}
+	ttl time.Duration
 
 	mu      sync.Mutex
 	loaded  time.Time
