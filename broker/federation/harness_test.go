@@ -6,16 +6,12 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
-	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/http/cookiejar"
 	"net/http/httptest"
 	"net/url"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"regexp"
 	"strings"
 	"sync"
@@ -35,6 +31,7 @@ import (
 	"github.com/bridgekeeper/bridgekeeper/internal/fakeidp"
 	"github.com/bridgekeeper/bridgekeeper/internal/password"
 	"github.com/bridgekeeper/bridgekeeper/internal/secret"
+	"github.com/bridgekeeper/bridgekeeper/internal/testenv"
 	"github.com/bridgekeeper/bridgekeeper/storage"
 	"github.com/bridgekeeper/bridgekeeper/storage/storagetest"
 )
@@ -48,37 +45,18 @@ const (
 	userScopes    = "openid profile email offline_access"
 )
 
-// binDir holds the plugin binaries, built once for the whole test binary.
-var binDir string
+func TestMain(m *testing.M) { testenv.Main(m) }
 
-func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "federation-plugins-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	binDir = dir
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
-}
-
-var buildOnce = sync.OnceValue(func() error {
-	cmd := exec.Command("go", "build", "-o", binDir+string(os.PathSeparator), "../../cmd/connector-oidc", "../../cmd/connector-facebook",
-		"../../plugins/internal/testconnector")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return fmt.Errorf("build connector plugins: %v\n%s", err, out)
-	}
-	return nil
-})
-
-// pluginPath builds the built-in plugins (once) and returns one's path.
+// pluginPath returns the path of a plugin binary of this repository
+// (connector-oidc, connector-facebook, or the plugins package's
+// testconnector and hostileconnector), built once per test process.
 func pluginPath(t testing.TB, name string) string {
 	t.Helper()
-	if err := buildOnce(); err != nil {
-		t.Fatal(err)
+	pkg := "./cmd/" + name
+	if name == "testconnector" || name == "hostileconnector" {
+		pkg = "./plugins/internal/" + name
 	}
-	return filepath.Join(binDir, name)
+	return testenv.Binary(t, pkg)
 }
 
 // env is a broker with federation over a fake upstream, all on 127.0.0.1.

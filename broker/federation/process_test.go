@@ -331,6 +331,7 @@ func TestConfigFile(t *testing.T) {
 	e := newEnv(t, envOptions{connectors: func(e *env) []config.Connector {
 		t.Setenv("FED_ISSUER", e.issuer)
 		t.Setenv("FED_UPSTREAM", e.idpTS.URL)
+		pluginPath(t, "connector-facebook") // built beside connector-oidc, which the file names too
 		t.Setenv("FED_PLUGIN_DIR", filepath.Dir(pluginPath(t, "connector-oidc")))
 		t.Setenv("FED_CLIENT_SECRET", idpSecret)
 		cfg, err := config.Load(filepath.Join("..", "..", "testdata", "federation", "broker.yaml"))
