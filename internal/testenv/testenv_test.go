@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"os/exec"
 	"strings"
 	"testing"
 
@@ -87,5 +88,32 @@ func TestStartBroker(t *testing.T) {
 	}
 	if code := token("svc-secret-0123456789abcdefghijklmnoq"); code != http.StatusUnauthorized {
 		t.Errorf("client_credentials with another secret: %d", code)
+	}
+}
+
+// TestRequire: a missing tool skips the test, saying what is missing,
+// and fails it under CI. The helper test runs in a child process of this
+// test binary, with and without CI.
+func TestRequire(t *testing.T) {
+	if os.Getenv("TESTENV_REQUIRE_HELPER") == "1" {
+		testenv.Require(t, true, "a tool that is there")
+		testenv.Require(t, false, "the frobnicator (apt-get install frobnicator)")
+		t.Log("ran past a missing tool")
+		return
+	}
+	for _, ci := range []string{"", "true"} {
+		cmd := exec.Command(os.Args[0], "-test.run=^TestRequire$", "-test.v")
+		cmd.Env = append(os.Environ(), "TESTENV_REQUIRE_HELPER=1", "CI="+ci)
+		out, err := cmd.CombinedOutput()
+		switch {
+		case strings.Contains(string(out), "ran past a missing tool"):
+			t.Errorf("CI=%q: the test went on without the tool:\n%s", ci, out)
+		case ci == "" && (err != nil || !strings.Contains(string(out), "--- SKIP") ||
+			!strings.Contains(string(out), "skipping: the frobnicator (apt-get install frobnicator) is missing")):
+			t.Errorf("CI unset: want a skip that names the tool, got %v:\n%s", err, out)
+		case ci != "" && (err == nil || !strings.Contains(string(out), "--- FAIL") ||
+			!strings.Contains(string(out), "the frobnicator (apt-get install frobnicator) is missing in CI")):
+			t.Errorf("CI=%q: want a failure that names the tool, got %v:\n%s", ci, err, out)
+		}
 	}
 }
