@@ -5,6 +5,7 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/gorilla/mux"
 
@@ -81,5 +82,21 @@ func TestNewRefusesAnIncompleteLoginOption(t *testing.T) {
 		if _, err := New(t.Context(), cfg); err == nil {
 			t.Errorf("%s: New accepted it", name)
 		}
+	}
+}
+
+// TestAccessTokenLifetime: the lifetime a broker built from a
+// configuration gives its access tokens (what the account pages tell
+// users), the default included.
+func TestAccessTokenLifetime(t *testing.T) {
+	if got := AccessTokenLifetime(Config{}); got != 15*time.Minute {
+		t.Errorf("default: %v, want 15m", got)
+	}
+	if got := AccessTokenLifetime(Config{AccessTokenLifetime: 5 * time.Minute}); got != 5*time.Minute {
+		t.Errorf("configured 5m: %v", got)
+	}
+	e := newTestEnv(t, storagetest.Backend{Name: "sqlite"}, func(c *Config) { c.AccessTokenLifetime = 7 * time.Minute })
+	if got := AccessTokenLifetime(e.srv.cfg); got != 7*time.Minute {
+		t.Errorf("the server's: %v", got)
 	}
 }

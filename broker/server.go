@@ -176,6 +176,14 @@ func (c *Config) setDefaults() {
 	}
 }
 
+// AccessTokenLifetime is how long the access tokens of a broker built from
+// cfg are valid: an API that verifies access tokens offline accepts one for
+// that long after its grant is revoked (the account pages say so).
+func AccessTokenLifetime(cfg Config) time.Duration {
+	cfg.setDefaults()
+	return cfg.AccessTokenLifetime
+}
+
 // MaxTokenLifetime is the longest lifetime of a JWT the broker signs (access
 // and ID tokens): what keys.Options.MaxTokenLifetime should be.
 func MaxTokenLifetime(cfg Config) time.Duration {

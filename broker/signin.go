@@ -24,11 +24,6 @@ func (s *Server) SignInURL(returnPath string) string {
 	return s.url(pathSignIn) + "?" + url.Values{"return_to": {s.ownPath(returnPath)}}.Encode()
 }
 
-// AccessTokenLifetime is how long an access token is valid: an API that
-// verifies access tokens offline accepts one for that long after its grant
-// is revoked (the account pages say so).
-func (s *Server) AccessTokenLifetime() time.Duration { return s.cfg.AccessTokenLifetime }
-
 // ownPath returns p when it is a path of the broker's pages (under the
 // issuer's path, no host, no scheme), else the issuer's root path.
 func (s *Server) ownPath(p string) string {

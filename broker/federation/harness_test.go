@@ -210,7 +210,7 @@ func (e *env) withAccounts(bc *broker.Config) {
 	svc, err := accounts.New(accounts.Config{
 		Store: e.store, Logger: slog.New(e.logs), Issuer: e.issuer, Mailer: m,
 		AllowRegistration: true, RequireActivation: true, MinResponseTime: time.Millisecond,
-		AccessTokenLifetime: bc.AccessTokenLifetime,
+		AccessTokenLifetime: broker.AccessTokenLifetime(*bc),
 	})
 	if err != nil {
 		e.t.Fatal(err)

@@ -36,7 +36,7 @@ func mailer(cfg config.Config) (mail.Mailer, error) {
 
 // newAccounts builds the local-account pages (registration, activation,
 // password reset, account page); withAccounts puts them on the broker.
-func newAccounts(cfg config.Config, store *storage.Store, m mail.Mailer, log *slog.Logger) (*accounts.Service, error) {
+func newAccounts(cfg config.Config, store *storage.Store, m mail.Mailer, bcfg broker.Config, log *slog.Logger) (*accounts.Service, error) {
 	return accounts.New(accounts.Config{
 		Store:             store,
 		Logger:            log.With("component", "accounts"),
@@ -50,7 +50,7 @@ func newAccounts(cfg config.Config, store *storage.Store, m mail.Mailer, log *sl
 			PrimaryColor: cfg.UI.PrimaryColor,
 			TemplateDir:  cfg.UI.TemplateDir,
 		},
-		AccessTokenLifetime: cfg.Tokens.AccessTokenLifetime, // the broker's, with the same default
+		AccessTokenLifetime: broker.AccessTokenLifetime(bcfg),
 		AllowedReturnURL:    newReturnURLChecker(store, 30*time.Second).allowed,
 	})
 }

@@ -79,7 +79,8 @@ func (e *env) serve(ctx context.Context, cfg config.Config) error {
 	if err != nil {
 		return fmt.Errorf("mailer: %w", err)
 	}
-	acc, err := newAccounts(cfg, store, m, log)
+	bcfg := brokerConfig(cfg, store, sec, log)
+	acc, err := newAccounts(cfg, store, m, bcfg, log)
 	if err != nil {
 		return fmt.Errorf("account pages: %w", err)
 	}
@@ -100,7 +101,6 @@ func (e *env) serve(ctx context.Context, cfg config.Config) error {
 
 	// The broker gets every part at construction: this is the one place
 	// that wires the production graph.
-	bcfg := brokerConfig(cfg, store, sec, log)
 	bcfg.Keys = km
 	bcfg.GrantObserver = metrics.ObserveGrant
 	withAccounts(&bcfg, acc)
