@@ -46,9 +46,8 @@ func TestCertifiedRelyingParty(t *testing.T) {
 			testenv.CLI(t, env, "correct horse battery staple\n", "user", "create", "--dsn", dsn,
 				"--email", "ada@example.com", "--password-stdin")
 
-			srv := testenv.Start(t, testenv.Command(testenv.Binary(t, "./cmd/bridgekeeper"), env, "serve", "--issuer", issuer, "--listen", addr, "--dsn", dsn,
-				"--tokens.refresh-reuse-grace", "1s"))
-			srv.WaitHTTP(t, issuer+"/.well-known/openid-configuration")
+			testenv.Serve(t, env, issuer, "--issuer", issuer, "--listen", addr, "--dsn", dsn,
+				"--tokens.refresh-reuse-grace", "1s")
 
 			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 			defer cancel()

@@ -63,8 +63,7 @@ connectors:
 		"--default-audience", api)
 	testenv.CLI(t, env, password+"\n", "user", "create", "--dsn", dsn, "--email", email, "--name", "Ada", "--password-stdin")
 
-	srv := testenv.Start(t, testenv.Command(testenv.Binary(t, "./cmd/bridgekeeper"), env, "serve", "--config", config))
-	srv.WaitHTTP(t, issuer+"/.well-known/openid-configuration")
+	testenv.Serve(t, env, issuer, "--config", config)
 	apiProc := testenv.Start(t, testenv.Command(testenv.Binary(t, "./cmd/example-api"), nil, "--issuer", issuer, "--listen", apiAddr, "--audience", api, "--allowed-origin", app))
 	apiProc.WaitHTTP(t, api+"/api/health")
 

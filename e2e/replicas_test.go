@@ -70,9 +70,8 @@ func startReplicasAt(t *testing.T, addrA, addrB, dsn string, extraArgs ...string
 	p.issuer = "http://" + addrA
 	p.a, p.b = "http://"+addrA, "http://"+addrB
 	for _, addr := range []string{addrA, addrB} {
-		args := append([]string{"serve", "--issuer", p.issuer, "--listen", addr, "--dsn", p.dsn}, extraArgs...)
-		proc := testenv.Start(t, testenv.Command(testenv.Binary(t, "./cmd/bridgekeeper"), p.env, args...))
-		proc.WaitHTTP(t, "http://"+addr+"/.well-known/openid-configuration")
+		args := append([]string{"--issuer", p.issuer, "--listen", addr, "--dsn", p.dsn}, extraArgs...)
+		proc := testenv.Serve(t, p.env, "http://"+addr, args...)
 		p.procs = append(p.procs, proc)
 		p.pids = append(p.pids, proc.Pid())
 	}

@@ -19,8 +19,8 @@ func TestShippedBrokerAndAPIs(t *testing.T) {
 		"--audience", apiAudience, "--default-audience", apiAudience)
 
 	addr := testenv.FreeAddr(t)
-	serve := testenv.Command(testenv.Binary(t, "./cmd/bridgekeeper"), env, "serve", "--issuer", "http://"+addr, "--listen", addr, "--dsn", dsn)
-	b := &realBroker{issuer: testenv.Start(t, serve).WaitListening(t)}
+	b := &realBroker{issuer: "http://" + addr}
+	testenv.Serve(t, env, b.issuer, "--issuer", b.issuer, "--listen", addr, "--dsn", dsn)
 	shopper := b.token(t, "backend", "profile checkout")
 	browser := b.token(t, "backend", "profile")
 

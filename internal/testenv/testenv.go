@@ -140,6 +140,16 @@ func CLI(t testing.TB, env []string, stdin string, args ...string) string {
 	return out
 }
 
+// Serve starts `bridgekeeper serve` with args (after "serve") and env, and
+// waits until the discovery document under base (the issuer, or a
+// replica's own address) answers; the process stops when the test ends.
+func Serve(t testing.TB, env []string, base string, args ...string) *Process {
+	t.Helper()
+	p := Start(t, Command(Binary(t, "./cmd/bridgekeeper"), env, append([]string{"serve"}, args...)...))
+	p.WaitHTTP(t, strings.TrimRight(base, "/")+"/.well-known/openid-configuration")
+	return p
+}
+
 // CLIResult is CLI for a command that may fail: its standard output and
 // error, and how it ended. It gives up after a minute.
 func CLIResult(t testing.TB, env []string, stdin string, args ...string) (stdout, stderr string, err error) {

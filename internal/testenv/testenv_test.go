@@ -6,6 +6,7 @@ import (
 	"net/url"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -115,5 +116,35 @@ func TestRequire(t *testing.T) {
 			!strings.Contains(string(out), "the frobnicator (apt-get install frobnicator) is missing in CI")):
 			t.Errorf("CI=%q: want a failure that names the tool, got %v:\n%s", ci, err, out)
 		}
+	}
+}
+
+// TestServe: the bridgekeeper binary, set up with CLI, serves the issuer
+// once Serve returns, and stops at the end of its test.
+func TestServe(t *testing.T) {
+	env := []string{"BRIDGEKEEPER_SYSTEM_SECRET=" + strings.Repeat("testenv-secret-", 3)}
+	dsn := "sqlite:" + filepath.Join(t.TempDir(), "bk.db")
+	testenv.CLI(t, env, "", "migrate", "--dsn", dsn)
+	if _, _, err := testenv.CLIResult(t, env, "", "no-such-command"); err == nil {
+		t.Error("CLIResult: an unknown command did not fail")
+	}
+	addr := testenv.FreeAddr(t)
+	issuer := "http://" + addr
+	var p *testenv.Process
+	t.Run("serve", func(t *testing.T) {
+		p = testenv.Serve(t, env, issuer, "--issuer", issuer, "--listen", addr, "--dsn", dsn)
+		res, err := http.Get(issuer + "/.well-known/openid-configuration")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var doc struct{ Issuer string }
+		err = json.NewDecoder(res.Body).Decode(&doc)
+		res.Body.Close()
+		if err != nil || doc.Issuer != issuer {
+			t.Errorf("discovery: issuer %q, %v", doc.Issuer, err)
+		}
+	})
+	if !p.Exited() {
+		t.Error("the broker still runs after its test ended")
 	}
 }
