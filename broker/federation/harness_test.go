@@ -166,11 +166,11 @@ func newEnv(t testing.TB, o envOptions) *env {
 	// re-check only when a test asks for it, in brokerConfig).
 	bc := broker.Config{Issuer: e.issuer, Store: store, Secret: sec, Logger: slog.New(e.logs),
 		LoginOptions: e.fed.LoginOptions(), SessionCheck: e.fed.SessionCheck, Mounts: []broker.Mount{e.fed.Mount}}
-	if o.accounts {
-		e.withAccounts(&bc)
-	}
 	if o.brokerConfig != nil {
 		o.brokerConfig(e, &bc)
+	}
+	if o.accounts {
+		e.withAccounts(&bc) // after brokerConfig: the pages take the broker's settings
 	}
 	km, err := keys.New(ctx, store, keys.Options{
 		EncryptionKey:    sec.Derive(secret.PurposeKeyEncryption),
