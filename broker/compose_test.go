@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"errors"
 	"net/http"
 	"net/url"
 	"strings"
@@ -42,12 +43,13 @@ func TestMountsCannotShadowTheBroker(t *testing.T) {
 	var mounted *Server
 	teapot := func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusTeapot) }
 	e := newTestEnv(t, storagetest.Backend{Name: "sqlite"}, func(c *Config) {
-		c.Mounts = []Mount{func(r *mux.Router, s *Server) {
+		c.Mounts = []Mount{func(r *mux.Router, s *Server) error {
 			calls++
 			mounted = s
 			for _, p := range []string{pathToken, pathJWKS, pathLogin, pathDiscovery, "/mounted"} {
 				r.HandleFunc(p, teapot)
 			}
+			return nil
 		}}
 	})
 	if calls != 1 || mounted != e.srv {
@@ -64,6 +66,18 @@ func TestMountsCannotShadowTheBroker(t *testing.T) {
 	}
 	if r := br.get(e.issuer + "/mounted"); r.status != http.StatusTeapot {
 		t.Errorf("GET /mounted: %d, want the mount's 418", r.status)
+	}
+}
+
+// TestMountErrorFailsNew: a Mount that cannot serve its pages fails New
+// with its error; no server is returned.
+func TestMountErrorFailsNew(t *testing.T) {
+	e := newTestEnv(t, storagetest.Backend{Name: "sqlite"}, nil)
+	broken := errors.New("the pages do not load")
+	cfg := e.srv.cfg
+	cfg.Mounts = []Mount{func(*mux.Router, *Server) error { return broken }}
+	if s, err := New(t.Context(), cfg); !errors.Is(err, broken) || s != nil {
+		t.Errorf("New = %v, %v; want no server and the mount's error", s, err)
 	}
 }
 

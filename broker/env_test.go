@@ -116,7 +116,10 @@ func newTestEnvAlg(t testing.TB, b storagetest.Backend, alg string, mod func(*Co
 // (Config.Mounts), the way a connector does.
 func mount(path string, h http.HandlerFunc) func(*Config) {
 	return func(c *Config) {
-		c.Mounts = append(c.Mounts, func(r *mux.Router, _ *Server) { r.HandleFunc(path, h) })
+		c.Mounts = append(c.Mounts, func(r *mux.Router, _ *Server) error {
+			r.HandleFunc(path, h)
+			return nil
+		})
 	}
 }
 

@@ -138,8 +138,9 @@ type RefreshCheck func(ctx context.Context, userID, idp string) error
 // issuer's path like the broker's own, for pages served beside the broker's
 // (Config.Mounts). Their handlers may call s: read and complete a pending
 // login, read the browser session, render a message page. New calls a Mount
-// once, while it builds s, so s serves no request before every Mount ran.
-type Mount func(r *mux.Router, s *Server)
+// once, while it builds s, so s serves no request before every Mount ran;
+// a Mount's error (its pages do not load) fails New.
+type Mount func(r *mux.Router, s *Server) error
 
 // LoginLimiter limits login attempts (broker/accounts' Limiter fits).
 type LoginLimiter interface {
@@ -280,7 +281,9 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	if s.discovery, err = s.discoveryDocument(); err != nil {
 		return nil, fmt.Errorf("broker: discovery document: %w", err)
 	}
-	s.routes()
+	if err := s.routes(); err != nil {
+		return nil, fmt.Errorf("broker: %w", err)
+	}
 	return s, nil
 }
 
@@ -291,7 +294,7 @@ func (s *Server) Handler() http.Handler { return s.handler }
 // the caller owns).
 func (s *Server) Close() error { return nil }
 
-func (s *Server) routes() {
+func (s *Server) routes() error {
 	root := mux.NewRouter()
 	r := root
 	if s.basePath != "" {
@@ -315,7 +318,9 @@ func (s *Server) routes() {
 		root.HandleFunc(s.basePath, s.handleHome).Methods(http.MethodGet, http.MethodHead)
 	}
 	for _, m := range s.cfg.Mounts {
-		m(r, s)
+		if err := m(r, s); err != nil {
+			return err
+		}
 	}
 	// Browsers ask the host's root for the icon, whatever the issuer's path.
 	root.HandleFunc("/favicon.ico", handleFavicon).Methods(http.MethodGet, http.MethodHead)
@@ -324,6 +329,7 @@ func (s *Server) routes() {
 		s.renderError(w, r, http.StatusNotFound, "Page not found", "There is nothing at this address.")
 	})
 	s.handler = root
+	return nil
 }
 
 // limitBody caps request bodies of the OAuth endpoints (forms of a few

@@ -179,11 +179,12 @@ func (f *Federation) LoginOptions() []broker.LoginOption {
 // Mount adds the connector routes (connect, callback, link) to r and
 // serves them with b; it is a broker.Mount (broker.Config.Mounts), which
 // the broker calls once while it is built.
-func (f *Federation) Mount(r *mux.Router, b *broker.Server) {
+func (f *Federation) Mount(r *mux.Router, b *broker.Server) error {
 	f.broker = b
 	r.HandleFunc(pathConnect+"{connector}", f.handleConnect).Methods(http.MethodGet)
 	r.HandleFunc(pathCallback+"{connector}", f.handleCallback).Methods(http.MethodGet, http.MethodPost)
 	r.Handle(pathLink+"{connector}", http.NewCrossOriginProtection().Handler(http.HandlerFunc(f.handleLink))).Methods(http.MethodPost)
+	return nil
 }
 
 // launch starts one connector's plugin.

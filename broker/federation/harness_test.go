@@ -216,7 +216,10 @@ func (e *env) withAccounts(bc *broker.Config) {
 		e.t.Fatal(err)
 	}
 	e.t.Cleanup(func() { svc.Close() })
-	bc.Mounts = append(bc.Mounts, func(r *mux.Router, s *broker.Server) { svc.Routes(r, s) })
+	bc.Mounts = append(bc.Mounts, func(r *mux.Router, s *broker.Server) error {
+		svc.Routes(r, s)
+		return nil
+	})
 	bc.AccountPages = broker.AccountPages{Account: svc.AccountURL(""), Resend: svc.ResendURL("")}
 	bc.LoginLimiter = svc.Limiter()
 }

@@ -60,7 +60,10 @@ func newAccounts(cfg config.Config, store *storage.Store, m mail.Mailer, bcfg br
 // brute-force limiter (its counters live in the database, so they hold
 // across replicas and are shared with the account pages).
 func withAccounts(bcfg *broker.Config, svc *accounts.Service) {
-	bcfg.Mounts = append(bcfg.Mounts, func(r *mux.Router, s *broker.Server) { svc.Routes(r, s) })
+	bcfg.Mounts = append(bcfg.Mounts, func(r *mux.Router, s *broker.Server) error {
+		svc.Routes(r, s)
+		return nil
+	})
 	if svc.RegistrationOpen() {
 		bcfg.LoginLinks = append(bcfg.LoginLinks, broker.LoginLink{Label: "Create account", Href: svc.RegisterURL(""), WithLogin: true})
 	}
