@@ -77,7 +77,7 @@ func (s *Server) handleAuthorize(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 	}
-	if err := s.cfg.Store.CreatePendingLogin(ctx, p); err != nil {
+	if err := s.sessions.CreatePendingLogin(ctx, p); err != nil {
 		s.log.ErrorContext(ctx, "create pending login", "err", err)
 		s.provider.WriteAuthorizeError(ctx, s.withIssuer(w), ar, serverError(err))
 		return
@@ -186,7 +186,7 @@ func (s *Server) PendingLogin(r *http.Request, loginID string) (*storage.Pending
 	if loginID == "" {
 		return nil, fmt.Errorf("pending login: %w", storage.ErrNotFound)
 	}
-	p, err := s.cfg.Store.GetPendingLogin(r.Context(), hashToken(loginID))
+	p, err := s.sessions.GetPendingLogin(r.Context(), hashToken(loginID))
 	if err != nil {
 		return nil, fmt.Errorf("pending login: %w", err)
 	}
@@ -206,7 +206,7 @@ func (s *Server) RecordUpstreamState(r *http.Request, loginID, connectorID, stat
 	if loginID == "" {
 		return fmt.Errorf("pending login: %w", storage.ErrNotFound)
 	}
-	err := s.cfg.Store.RecordUpstreamState(r.Context(), hashToken(loginID), s.currentBinding(r), connectorID, stateHash, connectorState)
+	err := s.sessions.RecordUpstreamState(r.Context(), hashToken(loginID), s.currentBinding(r), connectorID, stateHash, connectorState)
 	if err != nil {
 		return fmt.Errorf("pending login: %w", err)
 	}
@@ -222,7 +222,7 @@ func (s *Server) ClaimUpstreamState(r *http.Request, loginID, connectorID, state
 	if loginID == "" {
 		return nil, fmt.Errorf("pending login: %w", storage.ErrNotFound)
 	}
-	p, err := s.cfg.Store.ClaimUpstreamState(r.Context(), hashToken(loginID), s.currentBinding(r), connectorID, stateHash)
+	p, err := s.sessions.ClaimUpstreamState(r.Context(), hashToken(loginID), s.currentBinding(r), connectorID, stateHash)
 	if err != nil {
 		return nil, fmt.Errorf("pending login: %w", err)
 	}
@@ -262,12 +262,12 @@ func (s *Server) completeLogin(w http.ResponseWriter, r *http.Request, loginID s
 	// uses it up: of concurrent completions exactly one gets it.
 	id, binding := hashToken(loginID), s.currentBinding(r)
 	take := func(ctx context.Context) error {
-		return s.cfg.Store.UsePendingLogin(ctx, id, binding)
+		return s.sessions.UsePendingLogin(ctx, id, binding)
 	}
 	p := read
 	if p == nil {
 		var err error
-		if p, err = s.cfg.Store.TakeBoundPendingLogin(ctx, id, binding); err != nil {
+		if p, err = s.sessions.TakeBoundPendingLogin(ctx, id, binding); err != nil {
 			s.renderExpiredLogin(w, r, err)
 			return
 		}
@@ -287,7 +287,7 @@ func (s *Server) completeLogin(w http.ResponseWriter, r *http.Request, loginID s
 	}
 	if user == nil {
 		var err error
-		user, err = s.cfg.Store.GetUser(ctx, userID)
+		user, err = s.sessions.GetUser(ctx, userID)
 		if errors.Is(err, storage.ErrNotFound) {
 			s.renderError(w, r, http.StatusForbidden, "Sign-in not allowed", "This account cannot sign in.")
 			return
@@ -370,7 +370,7 @@ func (s *Server) completeLogin(w http.ResponseWriter, r *http.Request, loginID s
 // browser keeps a broker session. A failure is logged; the request's error
 // is answered either way.
 func (s *Server) keepSession(w http.ResponseWriter, r *http.Request, ns *loginSession) {
-	if err := ns.write(r.Context(), s.cfg.Store); err != nil {
+	if err := ns.write(r.Context(), s.sessions); err != nil {
 		if !ns.gone {
 			s.log.ErrorContext(r.Context(), "complete login: create browser session", "err", err)
 		}
@@ -418,7 +418,7 @@ func (s *Server) finishAuthorize(w http.ResponseWriter, r *http.Request, ar fosi
 
 	unit := s.tokens.WithUnit(ctx)
 	if ns != nil {
-		if err := s.tokens.Record(unit, func(ctx context.Context) error { return ns.write(ctx, s.cfg.Store) }); err != nil {
+		if err := s.tokens.Record(unit, func(ctx context.Context) error { return ns.write(ctx, s.sessions) }); err != nil {
 			s.provider.WriteAuthorizeError(ctx, s.withIssuer(w), ar, serverError(err))
 			return
 		}

@@ -19,14 +19,14 @@ import (
 // attempt uses the pending login up too.
 func TestCompleteLoginAs(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, b storagetest.Backend) {
-		e := newTestEnv(t, b, nil)
 		var (
 			mu      sync.Mutex
 			arrived int
 			release = make(chan struct{})
 		)
 		parties := 1 // requests that meet before completing
-		e.srv.Router().HandleFunc("/connector/as", func(w http.ResponseWriter, r *http.Request) {
+		var e *testEnv
+		e = newTestEnv(t, b, mount("/connector/as", func(w http.ResponseWriter, r *http.Request) {
 			id := r.URL.Query().Get("login")
 			var p *storage.PendingLogin
 			var err error
@@ -54,7 +54,7 @@ func TestCompleteLoginAs(t *testing.T) {
 			mu.Unlock()
 			<-release // every party has read the pending login
 			e.srv.CompleteLoginAs(w, r, id, p, user, "fake", []string{"fed"})
-		})
+		}))
 		reset := func(n int) {
 			mu.Lock()
 			defer mu.Unlock()

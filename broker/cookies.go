@@ -79,13 +79,13 @@ func (s *Server) browserSession(r *http.Request) (*storage.BrowserSession, *stor
 		return nil, nil, storage.ErrNotFound
 	}
 	ctx := r.Context()
-	bs, err := s.cfg.Store.GetBrowserSession(ctx, hashToken(c.Value))
+	bs, err := s.sessions.GetBrowserSession(ctx, hashToken(c.Value))
 	if err != nil {
 		return nil, nil, err
 	}
-	u, err := s.cfg.Store.GetUser(ctx, bs.UserID)
+	u, err := s.sessions.GetUser(ctx, bs.UserID)
 	if errors.Is(err, storage.ErrNotFound) || (err == nil && (!u.Active || u.Disabled)) {
-		if err := s.cfg.Store.DeleteBrowserSession(ctx, bs.ID); err != nil {
+		if err := s.sessions.DeleteBrowserSession(ctx, bs.ID); err != nil {
 			s.log.WarnContext(ctx, "delete browser session", "err", err)
 		}
 		return nil, nil, storage.ErrNotFound
@@ -149,7 +149,7 @@ func (s *Server) prepareSession(r *http.Request, userID, idp string, amr []strin
 // write uses the pending login up (when ns.take is set), deletes the
 // browser's previous session, creates the new one and makes the caller's
 // writes (ns.also).
-func (ns *loginSession) write(ctx context.Context, store *storage.Store) error {
+func (ns *loginSession) write(ctx context.Context, store browserSessions) error {
 	if ns.take != nil {
 		if err := ns.take(ctx); err != nil {
 			ns.gone = errors.Is(err, storage.ErrNotFound)
@@ -179,7 +179,7 @@ func (s *Server) endSession(w http.ResponseWriter, r *http.Request) error {
 		return nil
 	}
 	s.clearCookie(w, sessionCookie)
-	if err := s.cfg.Store.DeleteBrowserSession(r.Context(), hashToken(c.Value)); err != nil {
+	if err := s.sessions.DeleteBrowserSession(r.Context(), hashToken(c.Value)); err != nil {
 		return fmt.Errorf("delete browser session: %w", err)
 	}
 	return nil

@@ -6,8 +6,6 @@ import (
 	"net/url"
 	"sync"
 	"time"
-
-	"github.com/bridgekeeper/bridgekeeper/storage"
 )
 
 // cors answers CORS for the endpoints browsers call cross-origin. Origins
@@ -137,7 +135,7 @@ func requestClientID(r *http.Request) string {
 // reloaded from the clients at most once per ttl, so CORS costs no
 // database query per request.
 type originCache struct {
-	store *storage.Store
+	store clientLister
 	ttl   time.Duration
 
 	mu       sync.Mutex
@@ -145,7 +143,7 @@ type originCache struct {
 	loadedAt time.Time
 }
 
-func newOriginCache(store *storage.Store, ttl time.Duration) *originCache {
+func newOriginCache(store clientLister, ttl time.Duration) *originCache {
 	return &originCache{store: store, ttl: ttl}
 }
 

@@ -18,6 +18,7 @@ import (
 
 	jose "github.com/go-jose/go-jose/v4"
 	josejwt "github.com/go-jose/go-jose/v4/jwt"
+	"github.com/gorilla/mux"
 	"github.com/ory/fosite"
 
 	"github.com/bridgekeeper/bridgekeeper/broker/keys"
@@ -116,6 +117,17 @@ func newTestEnvOn(t testing.TB, b storagetest.Backend, store *storage.Store, alg
 	e := &testEnv{t: t, srv: srv, ts: ts, store: store, keys: km, issuer: srv.cfg.Issuer, backend: b.Name}
 	e.seed(sec)
 	return e
+}
+
+// mount is a mod that serves h at path beside the broker's pages
+// (Config.Mounts), the way a connector does.
+func mount(path string, h http.HandlerFunc) func(*Config) {
+	return func(c *Config) {
+		c.Mounts = append(c.Mounts, func(r *mux.Router, _ *Server) error {
+			r.HandleFunc(path, h)
+			return nil
+		})
+	}
 }
 
 func (e *testEnv) seed(sec *secret.System) {

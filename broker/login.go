@@ -90,7 +90,7 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	account := strings.ToLower(email)
-	lim := s.loginLimiter()
+	lim := s.cfg.LoginLimiter
 	if lim != nil {
 		ok, retry, err := lim.Allow(ctx, "login", account, clientIP(r))
 		if err != nil {
@@ -103,7 +103,7 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 
-	user, err := s.cfg.Store.GetUserByEmail(ctx, email)
+	user, err := s.sessions.GetUserByEmail(ctx, email)
 	if err != nil && !errors.Is(err, storage.ErrNotFound) {
 		s.log.ErrorContext(ctx, "login: load user", "err", err)
 		render(http.StatusServiceUnavailable, email, "Sign-in is temporarily unavailable. Please try again.")
@@ -152,18 +152,16 @@ func (s *Server) renderLogin(w http.ResponseWriter, r *http.Request, status int,
 			data.Links = append(data.Links, pageButton{Label: "Send a new activation link", URL: withLogin(resend, loginID)})
 		}
 	}
-	s.mu.RLock()
-	for _, o := range s.loginOptions {
+	for _, o := range s.cfg.LoginOptions {
 		data.Buttons = append(data.Buttons, pageButton{Label: o.Label, URL: o.URL(loginID)})
 	}
-	for _, l := range s.loginLinks {
+	for _, l := range s.cfg.LoginLinks {
 		href := l.Href
 		if l.WithLogin {
 			href = withLogin(href, loginID)
 		}
 		data.Links = append(data.Links, pageButton{Label: l.Label, URL: href})
 	}
-	s.mu.RUnlock()
 	s.renderPage(w, r, status, "login.html", data)
 }
 

@@ -34,9 +34,8 @@ func (l *succeedingLimiter) Succeeded(_ context.Context, action, account, ip str
 }
 
 func TestLoginTellsTheLimiterAboutSuccess(t *testing.T) {
-	e := newTestEnv(t, storagetest.Backend{Name: "sqlite"}, nil)
 	lim := &succeedingLimiter{}
-	e.srv.SetLoginLimiter(lim)
+	e := newTestEnv(t, storagetest.Backend{Name: "sqlite"}, func(c *Config) { c.LoginLimiter = lim })
 	br := e.browser()
 	p := br.get(e.authURL(spaAuth()))
 	if r := br.submitLogin(p, userEmail, "wrong password"); r.status != http.StatusUnauthorized {

@@ -53,11 +53,11 @@ func (e *testEnv) browserFrom(ip string) *browser {
 // out: the owner, from an address that has not failed, logs in.
 func TestStrangerCannotLockTheOwnerOut(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, b storagetest.Backend) {
-		e := newTestEnv(t, b, nil)
 		clk := &limitClock{now: time.Now()}
 		var logs syncbuf.Buffer
-		lim := accounts.NewLimiter(e.store, accounts.Limits{}, clk.Now, slog.New(slog.NewTextHandler(&logs, nil)))
-		e.srv.SetLoginLimiter(lim)
+		e := newTestEnv(t, b, func(c *Config) {
+			c.LoginLimiter = accounts.NewLimiter(c.Store, accounts.Limits{}, clk.Now, slog.New(slog.NewTextHandler(&logs, nil)))
+		})
 
 		stranger := e.browserFrom("127.0.0.2")
 		p := stranger.get(e.authURL(spaAuth()))
@@ -103,12 +103,11 @@ func TestStrangerCannotLockTheOwnerOut(t *testing.T) {
 // account's failures, whichever address they come from.
 func TestLoginDelayGrowsAcrossAddresses(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, b storagetest.Backend) {
-		e := newTestEnv(t, b, nil)
 		clk := &limitClock{now: time.Now()}
 		limits := accounts.Limits{Login: accounts.LoginLimits{
 			AccountDelay: accounts.Backoff{Free: 3, Base: time.Second, Max: time.Minute},
 		}}
-		e.srv.SetLoginLimiter(accounts.NewLimiter(e.store, limits, clk.Now, nil))
+		e := newTestEnv(t, b, func(c *Config) { c.LoginLimiter = accounts.NewLimiter(c.Store, limits, clk.Now, nil) })
 
 		// An unknown address is slowed down alike: the delay tells nothing
 		// about which accounts exist.
@@ -156,9 +155,8 @@ func TestLoginDelayGrowsAcrossAddresses(t *testing.T) {
 // form and an error, not a 500 and not a counted password attempt.
 func TestLoginFormRefusesUnusableCharacters(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, b storagetest.Backend) {
-		e := newTestEnv(t, b, nil)
 		lim := &succeedingLimiter{}
-		e.srv.SetLoginLimiter(lim)
+		e := newTestEnv(t, b, func(c *Config) { c.LoginLimiter = lim })
 		br := e.browser()
 		p := br.get(e.authURL(spaAuth()))
 		for _, bad := range []string{"\x00", "\xff\xfe"} {
@@ -201,8 +199,7 @@ func (l *fakeLimiter) Allow(_ context.Context, action, account, ip string) (bool
 
 func TestLoginLimiter(t *testing.T) {
 	lim := &fakeLimiter{deny: true}
-	e := newTestEnv(t, storagetest.Backend{Name: "sqlite"}, nil)
-	e.srv.SetLoginLimiter(lim)
+	e := newTestEnv(t, storagetest.Backend{Name: "sqlite"}, func(c *Config) { c.LoginLimiter = lim })
 	br := e.browser()
 	p := br.get(e.authURL(spaAuth()))
 	r := br.submitLogin(p, "Alice@Example.com", userPassword)

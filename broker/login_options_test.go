@@ -13,18 +13,20 @@ import (
 // the login page, idp_hint, a route of its own and CompleteLogin.
 func TestCompleteLoginFromAnotherHandler(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, b storagetest.Backend) {
-		e := newTestEnv(t, b, nil)
-		e.srv.AddLoginOption(LoginOption{ID: "fake", Label: "Fake IdP", URL: func(id string) string {
-			return e.issuer + "/connector/fake?login=" + url.QueryEscape(id)
-		}})
-		e.srv.AddLoginLink(LoginLink{Label: "Create account", Href: "/register", WithLogin: true})
-		e.srv.Router().HandleFunc("/connector/fake", func(w http.ResponseWriter, r *http.Request) {
-			id := r.URL.Query().Get("login")
-			if _, err := e.srv.PendingLogin(r, id); err != nil {
-				http.Error(w, "no pending login", http.StatusBadRequest)
-				return
-			}
-			e.srv.CompleteLogin(w, r, id, e.user.ID, "fake", []string{"fed"})
+		var e *testEnv
+		e = newTestEnv(t, b, func(c *Config) {
+			c.LoginOptions = []LoginOption{{ID: "fake", Label: "Fake IdP", URL: func(id string) string {
+				return c.Issuer + "/connector/fake?login=" + url.QueryEscape(id)
+			}}}
+			c.LoginLinks = []LoginLink{{Label: "Create account", Href: "/register", WithLogin: true}}
+			mount("/connector/fake", func(w http.ResponseWriter, r *http.Request) {
+				id := r.URL.Query().Get("login")
+				if _, err := e.srv.PendingLogin(r, id); err != nil {
+					http.Error(w, "no pending login", http.StatusBadRequest)
+					return
+				}
+				e.srv.CompleteLogin(w, r, id, e.user.ID, "fake", []string{"fed"})
+			})(c)
 		})
 
 		br := e.browser()

@@ -53,7 +53,7 @@ func (s *Server) handleLogout(w http.ResponseWriter, r *http.Request) {
 			s.renderError(w, r, http.StatusBadRequest, "Sign-out failed", "A post_logout_redirect_uri needs a client_id or an id_token_hint.")
 			return
 		}
-		client, err := s.cfg.Store.LookupClient(ctx, clientID)
+		client, err := s.sessions.LookupClient(ctx, clientID)
 		if err != nil && !errors.Is(err, storage.ErrNotFound) {
 			s.log.ErrorContext(ctx, "logout: load client", "err", err)
 			s.renderError(w, r, http.StatusInternalServerError, "Sign-out failed", "Something went wrong. Please try again.")

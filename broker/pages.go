@@ -63,24 +63,8 @@ type LoginLink struct {
 	WithLogin bool
 }
 
-// AddLoginOption adds a "Continue with …" button to the login page.
-func (s *Server) AddLoginOption(o LoginOption) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.loginOptions = append(s.loginOptions, o)
-}
-
-// AddLoginLink adds a link under the login form.
-func (s *Server) AddLoginLink(l LoginLink) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.loginLinks = append(s.loginLinks, l)
-}
-
 func (s *Server) loginOption(id string) (LoginOption, bool) {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	for _, o := range s.loginOptions {
+	for _, o := range s.cfg.LoginOptions {
 		if o.ID == id {
 			return o, true
 		}
@@ -93,8 +77,8 @@ type pageButton struct{ Label, URL string }
 // PageLink is a link on a message page (Server.RenderMessage).
 type PageLink = pagekit.Link
 
-// AccountPages are the account pages the broker's own pages link to, set
-// by SetAccountPages when local accounts are mounted: the landing page and
+// AccountPages are the account pages the broker's own pages link to
+// (Config.AccountPages), when local accounts are served: the landing page and
 // the "start from your application" pages link to Account, a login refused
 // because the account is not activated yet links to Resend.
 type AccountPages struct {
@@ -102,18 +86,7 @@ type AccountPages struct {
 	Resend  string // the form that sends a new activation link
 }
 
-// SetAccountPages sets the account pages the broker's pages link to.
-func (s *Server) SetAccountPages(p AccountPages) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.accountPages = p
-}
-
-func (s *Server) accounts() AccountPages {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	return s.accountPages
-}
+func (s *Server) accounts() AccountPages { return s.cfg.AccountPages }
 
 type hiddenField struct{ Name, Value string }
 

@@ -55,7 +55,7 @@ func (s *Server) rehashPassword(ctx context.Context, u *storage.User, pw string)
 	h, err := password.Hash(pw)
 	s.argon.release()
 	if err == nil {
-		err = s.cfg.Store.ReplacePasswordHash(ctx, u.ID, u.PasswordHash, h)
+		err = s.sessions.ReplacePasswordHash(ctx, u.ID, u.PasswordHash, h)
 	}
 	if err != nil {
 		s.log.WarnContext(ctx, "login: re-hash password", "user", u.ID, "err", err)

@@ -25,7 +25,7 @@ var ErrTooManyAttempts = errors.New("too many sign-in attempts")
 func (s *Server) CheckPassword(r *http.Request, u *storage.User, pw string) (bool, time.Duration, error) {
 	ctx := r.Context()
 	account := strings.ToLower(u.Email)
-	lim := s.loginLimiter()
+	lim := s.cfg.LoginLimiter
 	if lim != nil && account != "" {
 		ok, retry, err := lim.Allow(ctx, "login", account, clientIP(r))
 		if err != nil {

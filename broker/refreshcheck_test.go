@@ -34,9 +34,8 @@ func (c *switchableCheck) set(err error) {
 
 func TestRefreshCheck(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, b storagetest.Backend) {
-		e := newTestEnv(t, b, nil)
 		chk := &switchableCheck{}
-		e.srv.SetRefreshCheck(chk.check)
+		e := newTestEnv(t, b, func(c *Config) { c.RefreshCheck = chk.check })
 		ar := spaAuth()
 		first := mustOK(t, e.exchange(e.browser().loginForCode(ar), ar))
 		if len(chk.calls) != 0 {

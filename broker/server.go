@@ -12,8 +12,8 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -79,7 +79,8 @@ type Config struct {
 	Theme Theme
 
 	// LoginLimiter, when set, is asked before every password check of the
-	// login form (action "login", the e-mail address, the client IP).
+	// login form (action "login", the e-mail address, the client IP);
+	// broker/accounts' Limiter fits.
 	LoginLimiter LoginLimiter
 
 	// RefreshCheck, when set, is called on every refresh_token grant with
@@ -88,8 +89,27 @@ type Config struct {
 	// wraps connectors.ErrIdentityRevoked ends the grant (invalid_grant,
 	// and the grant's access and refresh tokens are revoked);
 	// any other error answers temporarily_unavailable and leaves the grant
-	// alone. broker/federation's Refresh fits; SetRefreshCheck sets it later.
+	// alone. broker/federation's Refresh fits.
 	RefreshCheck RefreshCheck
+
+	// SessionCheck, when set, re-checks upstream a federated browser
+	// session before it is reused silently (see SessionCheck);
+	// broker/federation's SessionCheck fits.
+	SessionCheck SessionCheck
+
+	// LoginOptions are the login page's "Continue with …" buttons, in
+	// order (broker/federation's LoginOptions); LoginLinks the links under
+	// its form ("Create account", "Forgot password?").
+	LoginOptions []LoginOption
+	LoginLinks   []LoginLink
+
+	// AccountPages are the account pages the broker's pages link to, when
+	// local accounts are served.
+	AccountPages AccountPages
+
+	// Mounts serve more pages under the issuer: the account pages, the
+	// connector routes. New calls each once, after adding its own routes.
+	Mounts []Mount
 
 	// GrantObserver, when set, is told about every token request: its
 	// grant_type (as sent) and "ok" or the OAuth 2.0 error code of the
@@ -105,6 +125,14 @@ type Theme = pagekit.Theme
 
 // RefreshCheck re-checks a user on a refresh grant (see Config.RefreshCheck).
 type RefreshCheck func(ctx context.Context, userID, idp string) error
+
+// A Mount adds routes to the broker's router r, their paths relative to the
+// issuer's path like the broker's own, for pages served beside the broker's
+// (Config.Mounts). Their handlers may call s: read and complete a pending
+// login, read the browser session, render a message page. New calls a Mount
+// once, while it builds s, so s serves no request before every Mount ran;
+// a Mount's error (its pages do not load) fails New.
+type Mount func(r *mux.Router, s *Server) error
 
 // LoginLimiter limits login attempts (broker/accounts' Limiter fits).
 type LoginLimiter interface {
@@ -136,6 +164,14 @@ func (c *Config) setDefaults() {
 	}
 }
 
+// AccessTokenLifetime is how long the access tokens of a broker built from
+// cfg are valid: an API that verifies access tokens offline accepts one for
+// that long after its grant is revoked (the account pages say so).
+func AccessTokenLifetime(cfg Config) time.Duration {
+	cfg.setDefaults()
+	return cfg.AccessTokenLifetime
+}
+
 // MaxTokenLifetime is the longest lifetime of a JWT the broker signs (access
 // and ID tokens): what keys.Options.MaxTokenLifetime should be.
 func MaxTokenLifetime(cfg Config) time.Duration {
@@ -148,9 +184,9 @@ type Server struct {
 	cfg      Config
 	log      *slog.Logger
 	tokens   tokenStore
+	sessions sessionStore // the rest of the broker's: Config.Store
 	keys     *keys.Manager
 	provider *fosite.Fosite
-	router   *mux.Router
 	handler  http.Handler
 	pages    *pagekit.Pages
 	cookies  cookie.Policy
@@ -160,13 +196,9 @@ type Server struct {
 	origins   *originCache
 	csrf      *http.CrossOriginProtection // for the broker's own forms
 
-	mu           sync.RWMutex
-	loginOptions []LoginOption
-	loginLinks   []LoginLink
-	accountPages AccountPages
-	limiter      LoginLimiter
+	// refreshCheck is Config.RefreshCheck, stored once by New (the
+	// provider's handler reads it through the pointer).
 	refreshCheck atomic.Pointer[RefreshCheck]
-	sessionCheck atomic.Pointer[SessionCheck]
 	argon        argonSlots // caps concurrent password verifications
 }
 
@@ -183,6 +215,16 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	case cfg.Secret == nil:
 		return nil, errors.New("broker: system secret is required")
 	}
+	for _, o := range cfg.LoginOptions {
+		if o.ID == "" || o.URL == nil {
+			return nil, fmt.Errorf("broker: login option %q needs an id and a URL", o.Label)
+		}
+	}
+	// The server keeps its own copies: a caller's later change does not
+	// reach the pages.
+	cfg.LoginOptions = slices.Clone(cfg.LoginOptions)
+	cfg.LoginLinks = slices.Clone(cfg.LoginLinks)
+	cfg.Mounts = slices.Clone(cfg.Mounts)
 	if cfg.RefreshReuseGrace > MaxRefreshReuseGrace {
 		return nil, fmt.Errorf("broker: refresh reuse grace %v must be at most %v", cfg.RefreshReuseGrace, MaxRefreshReuseGrace)
 	}
@@ -200,12 +242,12 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	s := &Server{
 		cfg:      cfg,
 		log:      cfg.Logger,
+		sessions: cfg.Store,
 		keys:     cfg.Keys,
 		pages:    pages,
 		cookies:  cookie.For(cfg.Issuer),
 		basePath: strings.TrimRight(issuer.Path, "/"),
 		origins:  newOriginCache(cfg.Store, 10*time.Second),
-		limiter:  cfg.LoginLimiter,
 		argon:    newArgonSlots(),
 	}
 	s.csrf = http.NewCrossOriginProtection()
@@ -214,53 +256,31 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		return nil, fmt.Errorf("broker: %w", err)
 	}
 	if cfg.RefreshCheck != nil {
-		s.SetRefreshCheck(cfg.RefreshCheck)
+		s.refreshCheck.Store(&cfg.RefreshCheck)
 	}
 	s.provider, s.tokens = newProvider(cfg, &s.refreshCheck, s.EndUpstreamIdentity)
 	if s.discovery, err = s.discoveryDocument(); err != nil {
 		return nil, fmt.Errorf("broker: discovery document: %w", err)
 	}
-	s.routes()
+	if err := s.routes(); err != nil {
+		return nil, fmt.Errorf("broker: %w", err)
+	}
 	return s, nil
-}
-
-// SetRefreshCheck sets (or replaces) the refresh re-check, for a checker
-// built after the server (broker/federation needs the server first).
-func (s *Server) SetRefreshCheck(c RefreshCheck) { s.refreshCheck.Store(&c) }
-
-// SetLoginLimiter sets (or replaces) the limiter of the login form, for a
-// limiter built after the server (broker/accounts needs the server first).
-func (s *Server) SetLoginLimiter(l LoginLimiter) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.limiter = l
-}
-
-func (s *Server) loginLimiter() LoginLimiter {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	return s.limiter
 }
 
 // Handler is the broker's whole HTTP handler.
 func (s *Server) Handler() http.Handler { return s.handler }
 
-// Router is the broker's router, for other packages to add their routes
-// (account pages, connector callbacks). Paths are relative to the issuer's
-// path, like the broker's own.
-func (s *Server) Router() *mux.Router { return s.router }
-
 // Close releases the server's resources (not the store or the keys, which
 // the caller owns).
 func (s *Server) Close() error { return nil }
 
-func (s *Server) routes() {
+func (s *Server) routes() error {
 	root := mux.NewRouter()
 	r := root
 	if s.basePath != "" {
 		r = root.PathPrefix(s.basePath).Subrouter()
 	}
-	s.router = r
 
 	cors, corsPerClient := s.cors(false), s.cors(true)
 	r.Handle(pathAuth, limitBody(http.HandlerFunc(s.handleAuthorize))).Methods(http.MethodGet, http.MethodPost)
@@ -278,6 +298,11 @@ func (s *Server) routes() {
 	if s.basePath != "" {
 		root.HandleFunc(s.basePath, s.handleHome).Methods(http.MethodGet, http.MethodHead)
 	}
+	for _, m := range s.cfg.Mounts {
+		if err := m(r, s); err != nil {
+			return err
+		}
+	}
 	// Browsers ask the host's root for the icon, whatever the issuer's path.
 	root.HandleFunc("/favicon.ico", handleFavicon).Methods(http.MethodGet, http.MethodHead)
 
@@ -285,6 +310,7 @@ func (s *Server) routes() {
 		s.renderError(w, r, http.StatusNotFound, "Page not found", "There is nothing at this address.")
 	})
 	s.handler = root
+	return nil
 }
 
 // limitBody caps request bodies of the OAuth endpoints (forms of a few
@@ -298,7 +324,7 @@ func limitBody(next http.Handler) http.Handler {
 
 func (s *Server) handleHealth(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Cache-Control", "no-store")
-	if err := s.cfg.Store.Ping(r.Context()); err != nil {
+	if err := s.sessions.Ping(r.Context()); err != nil {
 		s.log.WarnContext(r.Context(), "health check: storage", "err", err)
 		http.Error(w, "storage unavailable", http.StatusServiceUnavailable)
 		return

@@ -24,11 +24,6 @@ func (s *Server) SignInURL(returnPath string) string {
 	return s.url(pathSignIn) + "?" + url.Values{"return_to": {s.ownPath(returnPath)}}.Encode()
 }
 
-// AccessTokenLifetime is how long an access token is valid: an API that
-// verifies access tokens offline accepts one for that long after its grant
-// is revoked (the account pages say so).
-func (s *Server) AccessTokenLifetime() time.Duration { return s.cfg.AccessTokenLifetime }
-
 // ownPath returns p when it is a path of the broker's pages (under the
 // issuer's path, no host, no scheme), else the issuer's root path.
 func (s *Server) ownPath(p string) string {
@@ -54,7 +49,7 @@ func (s *Server) handleSignIn(w http.ResponseWriter, r *http.Request) {
 		RequestedAt:    now,
 		ExpiresAt:      now.Add(s.cfg.PendingLoginLifetime),
 	}
-	if err := s.cfg.Store.CreatePendingLogin(ctx, p); err != nil {
+	if err := s.sessions.CreatePendingLogin(ctx, p); err != nil {
 		s.log.ErrorContext(ctx, "sign-in: create pending login", "err", err)
 		s.renderError(w, r, http.StatusServiceUnavailable, "Sign-in failed", "Sign-in is temporarily unavailable. Please try again.")
 		return
@@ -69,7 +64,7 @@ func (s *Server) finishSignIn(w http.ResponseWriter, r *http.Request, p *storage
 	ctx := r.Context()
 	// In one transaction, as a grant writes its login's session.
 	unit := s.tokens.WithUnit(ctx)
-	err := s.tokens.Record(unit, func(ctx context.Context) error { return ns.write(ctx, s.cfg.Store) })
+	err := s.tokens.Record(unit, func(ctx context.Context) error { return ns.write(ctx, s.sessions) })
 	if err == nil {
 		err = s.tokens.Run(unit, nil)
 	}

@@ -34,9 +34,6 @@ var ErrLoginRequired = errors.New("a new sign-in is required that this sign-in m
 // reused silently: the user goes through the upstream again.
 type SessionCheck func(ctx context.Context, bs *storage.BrowserSession) error
 
-// SetSessionCheck sets (or replaces) the session re-check.
-func (s *Server) SetSessionCheck(c SessionCheck) { s.sessionCheck.Store(&c) }
-
 // UpstreamLogin describes a federated login for CompleteFederatedLogin.
 type UpstreamLogin struct {
 	// IDP is the connector id.
@@ -138,7 +135,7 @@ func reusable(bs *storage.BrowserSession, form url.Values, now time.Time) bool {
 	}
 }
 
-// recheckSession runs the session re-check (SetSessionCheck) for a
+// recheckSession runs the session re-check (Config.SessionCheck) for a
 // federated session about to be reused silently. A revoked identity loses
 // every session and grant (EndUpstreamIdentity). Any error means: do not
 // reuse the session.
@@ -146,11 +143,11 @@ func (s *Server) recheckSession(ctx context.Context, bs *storage.BrowserSession)
 	if bs.IDP == "" || bs.IDP == "local" {
 		return nil
 	}
-	check := s.sessionCheck.Load()
-	if check == nil || *check == nil {
+	check := s.cfg.SessionCheck
+	if check == nil {
 		return nil
 	}
-	err := (*check)(ctx, bs)
+	err := check(ctx, bs)
 	switch {
 	case err == nil:
 		return nil
@@ -177,10 +174,10 @@ func (s *Server) EndUpstreamIdentity(ctx context.Context, userID, idp, subject s
 		return fmt.Errorf("end upstream identity: user %q, connector %q", userID, idp)
 	}
 	var errs []error
-	if err := s.cfg.Store.DeleteIdentityBrowserSessions(ctx, userID, idp, subject); err != nil {
+	if err := s.sessions.DeleteIdentityBrowserSessions(ctx, userID, idp, subject); err != nil {
 		errs = append(errs, err)
 	}
-	grants, err := s.cfg.Store.SubjectGrants(ctx, userID)
+	grants, err := s.sessions.SubjectGrants(ctx, userID)
 	if err != nil {
 		return errors.Join(append(errs, err)...)
 	}
@@ -196,7 +193,7 @@ func (s *Server) EndUpstreamIdentity(ctx context.Context, userID, idp, subject s
 				continue
 			}
 		}
-		if err := s.cfg.Store.RevokeGrant(ctx, g.RequestID); err != nil {
+		if err := s.sessions.RevokeGrant(ctx, g.RequestID); err != nil {
 			errs = append(errs, err)
 		}
 	}

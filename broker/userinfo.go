@@ -38,7 +38,7 @@ func (s *Server) handleUserinfo(w http.ResponseWriter, r *http.Request) {
 		writeBearerError(w, http.StatusForbidden, "insufficient_scope", "The access token was not granted the openid scope.")
 		return
 	}
-	user, err := s.cfg.Store.GetUser(ctx, ar.GetSession().GetSubject())
+	user, err := s.sessions.GetUser(ctx, ar.GetSession().GetSubject())
 	if errors.Is(err, storage.ErrNotFound) || (err == nil && (!user.Active || user.Disabled)) {
 		writeBearerError(w, http.StatusUnauthorized, "invalid_token", "The user of this access token no longer exists or is disabled.")
 		return

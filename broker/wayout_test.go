@@ -68,8 +68,9 @@ func TestReauthLoginPageSaysWhy(t *testing.T) {
 // with a page that says what to do and links on.
 func TestDeadEndsHaveAWayOut(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, b storagetest.Backend) {
-		e := newTestEnv(t, b, nil)
-		e.srv.SetAccountPages(AccountPages{Account: "/account", Resend: "/register/resend"})
+		e := newTestEnv(t, b, func(c *Config) {
+			c.AccountPages = AccountPages{Account: "/account", Resend: "/register/resend"}
+		})
 		br := e.browser()
 
 		home := br.get(e.issuer + "/")

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/bridgekeeper/bridgekeeper/internal/testenv"
 	"github.com/bridgekeeper/bridgekeeper/storage/storagetest"
 )
 
@@ -17,9 +18,8 @@ import (
 // relying-party library for JavaScript) run the whole protocol against it
 // with no special casing. See oidc-client/flow.mjs for the checks.
 func TestCertifiedRelyingParty(t *testing.T) {
-	node, err := exec.LookPath("node")
-	requireTool(t, err == nil, "node")
-	requireTool(t, fileExists("oidc-client/node_modules/openid-client"), "openid-client (npm ci --prefix e2e/oidc-client)")
+	node := testenv.Tool(t, "node", "node")
+	testenv.Require(t, testenv.FileExists("oidc-client/node_modules/openid-client"), "openid-client (npm ci --prefix e2e/oidc-client)")
 
 	for _, b := range storagetest.Backends(t) {
 		t.Run(b.Name, func(t *testing.T) {
@@ -28,27 +28,26 @@ func TestCertifiedRelyingParty(t *testing.T) {
 			if b.Name != "sqlite" {
 				_, dsn = b.Open(t)
 			}
-			addr := freeAddr(t)
+			addr := testenv.FreeAddr(t)
 			issuer := "http://" + addr
 			redirect := "http://127.0.0.1:5173/callback"
 			postLogout := "http://127.0.0.1:5173/"
 			confSecret := "conf-secret-0123456789-0123456789-abcdef"
 
-			cli(t, env, "", "client", "create", "--dsn", dsn, "--id", "spa", "--public",
+			testenv.CLI(t, env, "", "client", "create", "--dsn", dsn, "--id", "spa", "--public",
 				"--redirect-uri", redirect, "--allowed-origin", "http://127.0.0.1:5173",
 				"--post-logout-redirect-uri", postLogout,
 				// Its access tokens are meant for the backend, which may
 				// therefore introspect them.
 				"--audience", "backend", "--default-audience", "backend")
-			cli(t, env, confSecret+"\n", "client", "create", "--dsn", dsn, "--id", "backend", "--secret-stdin",
+			testenv.CLI(t, env, confSecret+"\n", "client", "create", "--dsn", dsn, "--id", "backend", "--secret-stdin",
 				"--grant", "client_credentials", "--grant", "authorization_code", "--grant", "refresh_token",
 				"--redirect-uri", "http://127.0.0.1:5174/callback")
-			cli(t, env, "correct horse battery staple\n", "user", "create", "--dsn", dsn,
+			testenv.CLI(t, env, "correct horse battery staple\n", "user", "create", "--dsn", dsn,
 				"--email", "ada@example.com", "--password-stdin")
 
-			srv := start(t, env, binary(t, "bridgekeeper"), "serve", "--issuer", issuer, "--listen", addr, "--dsn", dsn,
+			testenv.Serve(t, env, issuer, "--issuer", issuer, "--listen", addr, "--dsn", dsn,
 				"--tokens.refresh-reuse-grace", "1s")
-			waitHTTP(t, issuer+"/.well-known/openid-configuration", srv)
 
 			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 			defer cancel()

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/bridgekeeper/bridgekeeper/internal/testenv"
 )
 
 // TestDemoInBrowser runs what `make run` runs — the broker on SQLite, the
@@ -20,17 +22,16 @@ import (
 // checkout forces a refresh grant (counted by the broker's metrics).
 func TestDemoInBrowser(t *testing.T) {
 	_, err := os.Stat("/usr/bin/chromium")
-	requireTool(t, err == nil || os.Getenv("CHROMIUM_PATH") != "", "chromium (apt-get install -y chromium)")
-	node, err := exec.LookPath("node")
-	requireTool(t, err == nil, "node")
-	requireTool(t, fileExists("../wasm/node_modules/playwright-core") && fileExists("../wasm/example/node_modules/vite"),
+	testenv.Require(t, err == nil || os.Getenv("CHROMIUM_PATH") != "", "chromium (apt-get install -y chromium)")
+	node := testenv.Tool(t, "node", "node")
+	testenv.Require(t, testenv.FileExists("../wasm/node_modules/playwright-core") && testenv.FileExists("../wasm/example/node_modules/vite"),
 		"npm packages of wasm and wasm/example (make npm-deps)")
-	requireTool(t, fileExists("../wasm/dist/bridgekeeper.wasm"), "the built client package (make wasm-build)")
+	testenv.Require(t, testenv.FileExists("../wasm/dist/bridgekeeper.wasm"), "the built client package (make wasm-build)")
 
 	env := []string{"BRIDGEKEEPER_SYSTEM_SECRET=" + strings.Repeat("demo-secret-", 4)}
 	dir := t.TempDir()
 	dsn := "sqlite:" + filepath.Join(dir, "bk.db")
-	brokerAddr, apiAddr, appAddr, idpAddr, metricsAddr := freeAddr(t), freeAddr(t), freeAddr(t), freeAddr(t), freeAddr(t)
+	brokerAddr, apiAddr, appAddr, idpAddr, metricsAddr := testenv.FreeAddr(t), testenv.FreeAddr(t), testenv.FreeAddr(t), testenv.FreeAddr(t), testenv.FreeAddr(t)
 	issuer, api, app, upstream := "http://"+brokerAddr, "http://"+apiAddr, "http://"+appAddr, "http://"+idpAddr
 
 	// fakeidp plays Okta; the broker reaches it through the connector-oidc plugin.
@@ -40,8 +41,8 @@ func TestDemoInBrowser(t *testing.T) {
 clients:
   - {id: bridgekeeper, secret: bridgekeeper-secret, redirect_uris: ["`+issuer+`/callback/okta"]}
 `)
-	idp := start(t, nil, binary(t, "fakeidp"), "--listen", idpAddr, "--users", users)
-	waitHTTP(t, upstream+"/oauth2/default/.well-known/openid-configuration", idp)
+	idp := testenv.Start(t, testenv.Command(testenv.Binary(t, "./cmd/fakeidp"), nil, "--listen", idpAddr, "--users", users))
+	idp.WaitHTTP(t, upstream+"/oauth2/default/.well-known/openid-configuration")
 	config := filepath.Join(dir, "bridgekeeper.yaml")
 	writeFile(t, config, `issuer: `+issuer+`
 listen: `+brokerAddr+`
@@ -50,27 +51,27 @@ metrics: {listen: "`+metricsAddr+`"}
 connectors:
   - id: okta
     name: Okta
-    path: `+binary(t, "connector-oidc")+`
+    path: `+testenv.Binary(t, "./cmd/connector-oidc")+`
     trust_email: true
     config: {preset: okta, domain: example.okta.com, issuer: "`+upstream+`/oauth2/default", client_id: bridgekeeper, client_secret: bridgekeeper-secret}
 `)
 	email, password := "ada@example.com", "correct horse battery staple"
 
-	cli(t, env, "", "client", "create", "--dsn", dsn, "--id", "demo", "--public",
+	testenv.CLI(t, env, "", "client", "create", "--dsn", dsn, "--id", "demo", "--public",
 		"--redirect-uri", app+"/callback", "--allowed-origin", app, "--post-logout-redirect-uri", app+"/",
 		"--scope", "openid", "--scope", "profile", "--scope", "email", "--scope", "offline_access", "--scope", "checkout",
 		"--default-audience", api)
-	cli(t, env, password+"\n", "user", "create", "--dsn", dsn, "--email", email, "--name", "Ada", "--password-stdin")
+	testenv.CLI(t, env, password+"\n", "user", "create", "--dsn", dsn, "--email", email, "--name", "Ada", "--password-stdin")
 
-	srv := start(t, env, binary(t, "bridgekeeper"), "serve", "--config", config)
-	waitHTTP(t, issuer+"/.well-known/openid-configuration", srv)
-	apiProc := start(t, nil, binary(t, "example-api"), "--issuer", issuer, "--listen", apiAddr, "--audience", api, "--allowed-origin", app)
-	waitHTTP(t, api+"/api/health", apiProc)
+	testenv.Serve(t, env, issuer, "--config", config)
+	apiProc := testenv.Start(t, testenv.Command(testenv.Binary(t, "./cmd/example-api"), nil, "--issuer", issuer, "--listen", apiAddr, "--audience", api, "--allowed-origin", app))
+	apiProc.WaitHTTP(t, api+"/api/health")
 
 	host, port, _ := strings.Cut(appAddr, ":")
-	vite := start(t, []string{"VITE_BK_ISSUER=" + issuer, "VITE_BK_CLIENT_ID=demo", "VITE_BK_API=" + api},
-		"../wasm/example/node_modules/.bin/vite", "--host", host, "--port", port, "--strictPort", "../wasm/example")
-	waitHTTP(t, app+"/", vite)
+	vite := testenv.Start(t, testenv.Command("../wasm/example/node_modules/.bin/vite",
+		[]string{"VITE_BK_ISSUER=" + issuer, "VITE_BK_CLIENT_ID=demo", "VITE_BK_API=" + api},
+		"--host", host, "--port", port, "--strictPort", "../wasm/example"))
+	vite.WaitHTTP(t, app+"/")
 
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()

@@ -16,6 +16,7 @@ import (
 	"github.com/go-jose/go-jose/v4"
 
 	"github.com/bridgekeeper/bridgekeeper/internal/flow"
+	"github.com/bridgekeeper/bridgekeeper/internal/testenv"
 	"github.com/bridgekeeper/bridgekeeper/storage"
 	"github.com/bridgekeeper/bridgekeeper/storage/storagetest"
 )
@@ -35,7 +36,7 @@ type replicaPair struct {
 	dsn    string
 	issuer string // both replicas' issuer (A's address stands for the load balancer)
 	a, b   string // base URLs of replica A and replica B
-	procs  []*process
+	procs  []*testenv.Process
 	pids   []int
 }
 
@@ -44,19 +45,15 @@ type replicaPair struct {
 // $BRIDGEKEEPER_TEST_POSTGRES.
 func startReplicas(t *testing.T, extraArgs ...string) *replicaPair {
 	t.Helper()
-	return startReplicasAt(t, freeAddr(t), freeAddr(t), "", extraArgs...)
+	return startReplicasAt(t, testenv.FreeAddr(t), testenv.FreeAddr(t), "", extraArgs...)
 }
 
 // startReplicasAt is startReplicas on given addresses (A's address is the
 // issuer) and database (empty: a fresh storagetest schema).
 func startReplicasAt(t *testing.T, addrA, addrB, dsn string, extraArgs ...string) *replicaPair {
 	t.Helper()
-	if os.Getenv(storagetest.PostgresEnv) == "" {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("%s is not set in CI", storagetest.PostgresEnv)
-		}
-		t.Skipf("skipping: several replicas need Postgres; set %s (e.g. postgres://postgres@127.0.0.1:5432/test?sslmode=disable)", storagetest.PostgresEnv)
-	}
+	testenv.Require(t, os.Getenv(storagetest.PostgresEnv) != "",
+		"Postgres for several replicas (set "+storagetest.PostgresEnv+", e.g. postgres://postgres@127.0.0.1:5432/test?sslmode=disable)")
 	p := &replicaPair{
 		env: []string{"BRIDGEKEEPER_SYSTEM_SECRET=" + strings.Repeat("replica-secret-", 3)},
 		dsn: dsn,
@@ -64,20 +61,19 @@ func startReplicasAt(t *testing.T, addrA, addrB, dsn string, extraArgs ...string
 	if p.dsn == "" {
 		p.dsn = storagetest.Backend{Name: storage.DialectPostgres}.EmptyDSN(t)
 	}
-	cli(t, p.env, "", "migrate", "--dsn", p.dsn)
-	cli(t, p.env, "", "client", "create", "--dsn", p.dsn, "--id", "spa", "--public",
+	testenv.CLI(t, p.env, "", "migrate", "--dsn", p.dsn)
+	testenv.CLI(t, p.env, "", "client", "create", "--dsn", p.dsn, "--id", "spa", "--public",
 		"--redirect-uri", replicaRedirect, "--allowed-origin", "http://127.0.0.1:5173")
-	cli(t, p.env, replicaPassword+"\n", "user", "create", "--dsn", p.dsn,
+	testenv.CLI(t, p.env, replicaPassword+"\n", "user", "create", "--dsn", p.dsn,
 		"--email", replicaEmail, "--password-stdin")
 
 	p.issuer = "http://" + addrA
 	p.a, p.b = "http://"+addrA, "http://"+addrB
 	for _, addr := range []string{addrA, addrB} {
-		args := append([]string{"serve", "--issuer", p.issuer, "--listen", addr, "--dsn", p.dsn}, extraArgs...)
-		proc := start(t, p.env, binary(t, "bridgekeeper"), args...)
-		waitHTTP(t, "http://"+addr+"/.well-known/openid-configuration", proc)
+		args := append([]string{"--issuer", p.issuer, "--listen", addr, "--dsn", p.dsn}, extraArgs...)
+		proc := testenv.Serve(t, p.env, "http://"+addr, args...)
 		p.procs = append(p.procs, proc)
-		p.pids = append(p.pids, proc.cmd.Process.Pid)
+		p.pids = append(p.pids, proc.Pid())
 	}
 	return p
 }
@@ -200,7 +196,7 @@ func TestReplicasServeKeysRotatedElsewhere(t *testing.T) {
 	}
 
 	// An operator rotates from a third process (as `key rotate` on A's host).
-	cli(t, p.env, "", "key", "rotate", "--dsn", p.dsn)
+	testenv.CLI(t, p.env, "", "key", "rotate", "--dsn", p.dsn)
 
 	// B publishes the key created by the rotation within its reload interval.
 	deadline := time.Now().Add(keyReloadWait)

@@ -21,6 +21,7 @@ import (
 
 	"github.com/bridgekeeper/bridgekeeper/internal/fakeidp"
 	"github.com/bridgekeeper/bridgekeeper/internal/flow"
+	"github.com/bridgekeeper/bridgekeeper/internal/testenv"
 	"github.com/bridgekeeper/bridgekeeper/storage/storagetest"
 )
 
@@ -61,15 +62,14 @@ func TestResilience(t *testing.T) {
 	}
 	restartCmd := os.Getenv(pgRestartCmdEnv)
 	if restartCmd == "" && (os.Getenv(pgRestartEnv) == "1" || os.Getenv("CI") == "true") {
-		_, err := exec.LookPath("pg_ctlcluster")
-		requireTool(t, err == nil, "pg_ctlcluster")
+		testenv.Tool(t, "pg_ctlcluster", "pg_ctlcluster")
 		versions, _ := filepath.Glob("/etc/postgresql/*")
-		requireTool(t, len(versions) == 1, "exactly one Postgres cluster in /etc/postgresql")
+		testenv.Require(t, len(versions) == 1, "exactly one Postgres cluster in /etc/postgresql")
 		restartCmd = "pg_ctlcluster --skip-systemctl-redirect " + filepath.Base(versions[0]) + " main restart"
 	}
 
 	// The upstream IdP, and the connector plugin that talks to it.
-	addrA, addrB := freeAddr(t), freeAddr(t)
+	addrA, addrB := testenv.FreeAddr(t), testenv.FreeAddr(t)
 	issuer := "http://" + addrA
 	idpCfg := fakeidp.DemoConfig()
 	idpCfg.Clients[0].RedirectURIs = append(idpCfg.Clients[0].RedirectURIs, issuer+"/callback/okta")
@@ -79,7 +79,7 @@ func TestResilience(t *testing.T) {
 	}
 	idpTS := httptest.NewServer(idp)
 	defer idpTS.Close()
-	pluginPath := binary(t, "connector-oidc")
+	pluginPath := testenv.Binary(t, "./cmd/connector-oidc")
 	confFile := filepath.Join(t.TempDir(), "bridgekeeper.yaml")
 	conf := fmt.Sprintf(`connectors:
   - id: okta
@@ -98,7 +98,7 @@ func TestResilience(t *testing.T) {
 	}
 	p := startReplicasAt(t, addrA, addrB, restartSafeSchema(t), "--config", confFile)
 	ccSecret := "resilience-cc-secret-0123456789abcdef"
-	cli(t, p.env, ccSecret+"\n", "client", "create", "--dsn", p.dsn, "--id", "svc", "--secret-stdin",
+	testenv.CLI(t, p.env, ccSecret+"\n", "client", "create", "--dsn", p.dsn, "--id", "svc", "--secret-stdin",
 		"--grant", "client_credentials", "--scope", "jobs")
 
 	ctx, cancel := context.WithTimeout(context.Background(), resilienceLoad+2*retryFor)
@@ -545,12 +545,7 @@ func childProcesses(parents []int, exe string) []int {
 func restartSafeSchema(t *testing.T) string {
 	t.Helper()
 	admin := os.Getenv(storagetest.PostgresEnv)
-	if admin == "" {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("%s is not set in CI", storagetest.PostgresEnv)
-		}
-		t.Skipf("skipping: the resilience test needs Postgres; set %s", storagetest.PostgresEnv)
-	}
+	testenv.Require(t, admin != "", "Postgres for the resilience test (set "+storagetest.PostgresEnv+")")
 	name := "bk_res_" + strings.ToLower(rand.Text()[:12])
 	exec := func(query string) error {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)

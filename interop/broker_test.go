@@ -5,9 +5,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"io"
-	"log/slog"
 	"net/http"
-	"net/http/httptest"
 	"net/url"
 	"strings"
 	"sync"
@@ -16,10 +14,8 @@ import (
 
 	"github.com/bridgekeeper/bridgekeeper/broker"
 	"github.com/bridgekeeper/bridgekeeper/broker/keys"
-	"github.com/bridgekeeper/bridgekeeper/internal/password"
-	"github.com/bridgekeeper/bridgekeeper/internal/secret"
+	"github.com/bridgekeeper/bridgekeeper/internal/testenv"
 	"github.com/bridgekeeper/bridgekeeper/storage"
-	"github.com/bridgekeeper/bridgekeeper/storage/storagetest"
 )
 
 const (
@@ -58,57 +54,25 @@ type realBroker struct {
 
 func startBroker(t *testing.T, algorithm string) *realBroker {
 	t.Helper()
-	ctx := t.Context()
-	store, _ := storagetest.Backend{Name: storage.DialectSQLite}.Open(t)
-	sec, err := secret.Parse("aW50ZXJvcC1zZWNyZXQtMDEyMzQ1Njc4OWFiY2RlZjAx")
-	if err != nil {
-		t.Fatal(err)
-	}
-	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
-	ts := httptest.NewUnstartedServer(nil)
-	b := &realBroker{issuer: "http://" + ts.Listener.Addr().String(), clock: &keyClock{}}
-	cfg := broker.Config{Issuer: b.issuer, Store: store, Secret: sec, Logger: quiet}
-	b.keys, err = keys.New(ctx, store, keys.Options{
-		Algorithm:        algorithm,
-		EncryptionKey:    sec.Derive(secret.PurposeKeyEncryption),
-		MaxTokenLifetime: broker.MaxTokenLifetime(cfg),
-		RotationPeriod:   -1, // the test rotates
-		Logger:           quiet,
-		Now:              b.clock.Now,
+	clock := &keyClock{}
+	tb := testenv.StartBroker(t, testenv.BrokerOptions{
+		Secret: "aW50ZXJvcC1zZWNyZXQtMDEyMzQ1Njc4OWFiY2RlZjAx",
+		Keys: keys.Options{
+			Algorithm:      algorithm,
+			RotationPeriod: -1, // the test rotates
+			Now:            clock.Now,
+		},
 	})
-	if err != nil {
-		t.Fatalf("keys: %v", err)
-	}
-	cfg.Keys = b.keys
-	srv, err := broker.New(ctx, cfg)
-	if err != nil {
-		t.Fatalf("broker.New: %v", err)
-	}
-	ts.Config.Handler = srv.Handler()
-	ts.Start()
-	t.Cleanup(func() {
-		ts.Close()
-		srv.Close()
-	})
-
-	hasher := password.ClientSecretHasher{Key: sec.Derive(secret.PurposeClientSecret)}
-	hash, err := hasher.Hash(ctx, []byte(backendSecret))
-	if err != nil {
-		t.Fatal(err)
-	}
 	// The demo API is a client too, with its audience as its id, so that it
 	// may introspect the tokens minted for it (TestRevokedTokenOfflineAndIntrospected).
 	for id, aud := range map[string]string{"backend": apiAudience, "other": otherAudience, apiAudience: apiAudience} {
-		err := store.CreateClient(ctx, &storage.Client{
-			ID: id, Name: id, SecretHash: hash, TokenEndpointAuthMethod: "client_secret_basic",
+		tb.CreateClient(t, &storage.Client{
+			ID: id, Name: id, TokenEndpointAuthMethod: "client_secret_basic",
 			GrantTypes: []string{"client_credentials"}, ResponseTypes: []string{"code"},
 			Scopes: []string{"profile", "checkout"}, Audiences: []string{aud}, DefaultAudiences: []string{aud},
-		})
-		if err != nil {
-			t.Fatalf("create client %s: %v", id, err)
-		}
+		}, backendSecret)
 	}
-	return b
+	return &realBroker{issuer: tb.Issuer, keys: tb.Keys, clock: clock}
 }
 
 // token gets an access token with the client_credentials grant.

@@ -1,58 +1,22 @@
 package interop
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
-	"fmt"
-	"github.com/bridgekeeper/bridgekeeper/internal/syncbuf"
 	"io"
 	"net/http"
-	"os"
 	"os/exec"
-	"path/filepath"
-	"regexp"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/bridgekeeper/bridgekeeper/internal/testenv"
 	"github.com/bridgekeeper/bridgekeeper/rp"
 )
 
-var (
-	buildOnce sync.Once
-	binDir    string
-	buildErr  error
-)
-
-func TestMain(m *testing.M) {
-	code := m.Run()
-	if binDir != "" {
-		os.RemoveAll(binDir)
-	}
-	os.Exit(code)
-}
-
-// binary builds cmd/NAME once per test run and returns its path.
-func binary(t *testing.T, name string) string {
-	t.Helper()
-	buildOnce.Do(func() {
-		binDir, buildErr = os.MkdirTemp("", "bk-interop-bin-")
-		if buildErr != nil {
-			return
-		}
-		cmd := exec.Command("go", "build", "-o", binDir+"/", "./cmd/example-api", "./cmd/bridgekeeper", "./interop/goapi")
-		cmd.Dir = ".."
-		if out, err := cmd.CombinedOutput(); err != nil {
-			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
-		}
-	})
-	if buildErr != nil {
-		t.Fatal(buildErr)
-	}
-	return filepath.Join(binDir, name)
-}
+// The binaries, processes and tool checks are internal/testenv's.
+func TestMain(m *testing.M) { testenv.Main(m) }
 
 // An apiKind starts one implementation of the demo API (profile, checkout
 // with scope "checkout") against an issuer, or skips the test when its
@@ -82,30 +46,23 @@ var apiKinds = []apiKind{
 const nodeCooldown = 5 * time.Second
 
 func startGoAPI(t *testing.T, issuer, audience string) string {
-	return startProcess(t, exec.Command(binary(t, "example-api"), "--issuer", issuer, "--audience", audience,
-		"--listen", "127.0.0.1:0", "--refetch-interval", "0s", "--issuer-wait", "5s"))
+	return testenv.Start(t, exec.Command(testenv.Binary(t, "./cmd/example-api"), "--issuer", issuer, "--audience", audience,
+		"--listen", "127.0.0.1:0", "--refetch-interval", "0s", "--issuer-wait", "5s")).WaitListening(t)
 }
 
 // startGoSnippetAPI runs interop/goapi, docs/rp.md's Go program, with rp's
 // defaults.
 func startGoSnippetAPI(t *testing.T, issuer, audience string) string {
-	cmd := exec.Command(binary(t, "goapi"))
-	cmd.Env = append(os.Environ(), "ISSUER="+issuer, "AUDIENCE="+audience, "LISTEN=127.0.0.1:0")
-	return startProcess(t, cmd)
+	cmd := testenv.Command(testenv.Binary(t, "./interop/goapi"), []string{"ISSUER=" + issuer, "AUDIENCE=" + audience, "LISTEN=127.0.0.1:0"})
+	return testenv.Start(t, cmd).WaitListening(t)
 }
 
 func startNodeAPI(t *testing.T, issuer, audience string) string {
-	node, err := exec.LookPath("node")
-	if err != nil {
-		t.Skip("node is not installed (Debian: apt-get install -y nodejs)")
-	}
-	if _, err := os.Stat("node/node_modules/jose/package.json"); err != nil {
-		t.Skip("npm jose is not installed: run npm ci --prefix interop/node")
-	}
-	cmd := exec.Command(node, "api.mjs")
+	node := testenv.Tool(t, "node", "node (Debian: apt-get install -y nodejs)")
+	testenv.Require(t, testenv.FileExists("node/node_modules/jose/package.json"), "npm jose (npm ci --prefix interop/node, or make npm-deps)")
+	cmd := testenv.Command(node, []string{"ISSUER=" + issuer, "AUDIENCE=" + audience, "LISTEN=127.0.0.1:0"}, "api.mjs")
 	cmd.Dir = "node"
-	cmd.Env = append(os.Environ(), "ISSUER="+issuer, "AUDIENCE="+audience, "LISTEN=127.0.0.1:0")
-	return startProcess(t, cmd)
+	return testenv.Start(t, cmd).WaitListening(t)
 }
 
 var pythonOnce struct {
@@ -117,9 +74,7 @@ var pythonOnce struct {
 // PATH, or Debian's when PATH leads elsewhere (pyenv, a virtualenv).
 func python(t *testing.T) string {
 	pythonOnce.Do(func() { pythonOnce.path = findPython("jwt, cryptography") })
-	if pythonOnce.path == "" {
-		t.Skip("no python3 with PyJWT: apt-get install -y python3-jwt")
-	}
+	testenv.Require(t, pythonOnce.path != "", "python3 with PyJWT (apt-get install -y python3-jwt)")
 	return pythonOnce.path
 }
 
@@ -131,9 +86,7 @@ var djangoOnce struct {
 // django returns an interpreter that has Django and PyJWT.
 func django(t *testing.T) string {
 	djangoOnce.Do(func() { djangoOnce.path = findPython("django, jwt, cryptography") })
-	if djangoOnce.path == "" {
-		t.Skip("no python3 with Django and PyJWT: apt-get install -y python3-django python3-jwt")
-	}
+	testenv.Require(t, djangoOnce.path != "", "python3 with Django and PyJWT (apt-get install -y python3-django python3-jwt)")
 	return djangoOnce.path
 }
 
@@ -151,78 +104,17 @@ func findPython(modules string) string {
 }
 
 func startDjangoAPI(t *testing.T, issuer, audience string) string {
-	cmd := exec.Command(django(t), "django_api.py")
+	cmd := testenv.Command(django(t), []string{"ISSUER=" + issuer, "AUDIENCE=" + audience, "LISTEN=127.0.0.1:0",
+		"PYTHONDONTWRITEBYTECODE=1"}, "django_api.py")
 	cmd.Dir = "python"
-	cmd.Env = append(os.Environ(), "ISSUER="+issuer, "AUDIENCE="+audience, "LISTEN=127.0.0.1:0",
-		"PYTHONDONTWRITEBYTECODE=1")
-	return startProcess(t, cmd)
+	return testenv.Start(t, cmd).WaitListening(t)
 }
 
 func startPythonAPI(t *testing.T, issuer, audience string) string {
-	cmd := exec.Command(python(t), "api.py")
+	cmd := testenv.Command(python(t), []string{"ISSUER=" + issuer, "AUDIENCE=" + audience, "LISTEN=127.0.0.1:0",
+		"PYTHONDONTWRITEBYTECODE=1"}, "api.py")
 	cmd.Dir = "python"
-	cmd.Env = append(os.Environ(), "ISSUER="+issuer, "AUDIENCE="+audience, "LISTEN=127.0.0.1:0",
-		"PYTHONDONTWRITEBYTECODE=1")
-	return startProcess(t, cmd)
-}
-
-// listening matches the start-up line of each server: "listening on ADDR"
-// (Node, Python), slog's "msg=listening addr=ADDR" (example-api) or
-// "bridgekeeper is serving … listen=ADDR".
-var listening = regexp.MustCompile(`(?:listening on |msg=listening addr=|bridgekeeper is serving.* listen=)(127\.0\.0\.1:\d+)`)
-
-// startProcess runs cmd until the test ends and returns the base URL it
-// announced. Its output is logged when the test fails.
-func startProcess(t *testing.T, cmd *exec.Cmd) string {
-	t.Helper()
-	pr, pw := io.Pipe()
-	cmd.Stdout, cmd.Stderr = pw, pw
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start %s: %v", cmd.Path, err)
-	}
-	output := &syncbuf.Buffer{}
-	addr := make(chan string, 1)
-	go func() {
-		scanner := bufio.NewScanner(pr)
-		for scanner.Scan() {
-			line := scanner.Text()
-			output.Write([]byte(line + "\n"))
-			if m := listening.FindStringSubmatch(line); m != nil {
-				select {
-				case addr <- m[1]:
-				default:
-				}
-			}
-		}
-		_, _ = io.Copy(io.Discard, pr)
-	}()
-	exited := make(chan struct{})
-	go func() {
-		_ = cmd.Wait()
-		pw.Close()
-		close(exited)
-	}()
-	t.Cleanup(func() {
-		_ = cmd.Process.Signal(os.Interrupt)
-		select {
-		case <-exited:
-		case <-time.After(10 * time.Second):
-			_ = cmd.Process.Kill()
-			<-exited
-		}
-		if t.Failed() {
-			t.Logf("output of %s:\n%s", strings.Join(cmd.Args, " "), output.String())
-		}
-	})
-	select {
-	case a := <-addr:
-		return "http://" + a
-	case <-exited:
-		t.Fatalf("%s exited before listening:\n%s", strings.Join(cmd.Args, " "), output.String())
-	case <-time.After(60 * time.Second):
-		t.Fatalf("%s did not start listening in 60s:\n%s", strings.Join(cmd.Args, " "), output.String())
-	}
-	return ""
+	return testenv.Start(t, cmd).WaitListening(t)
 }
 
 // reply is an API's answer.

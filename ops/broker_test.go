@@ -3,11 +3,9 @@ package ops_test
 import (
 	"context"
 	"encoding/json"
-	"github.com/bridgekeeper/bridgekeeper/internal/syncbuf"
 	"io"
 	"log/slog"
 	"net/http"
-	"net/http/httptest"
 	"net/url"
 	"strings"
 	"testing"
@@ -17,11 +15,10 @@ import (
 
 	"github.com/bridgekeeper/bridgekeeper/broker"
 	"github.com/bridgekeeper/bridgekeeper/broker/keys"
-	"github.com/bridgekeeper/bridgekeeper/internal/password"
-	"github.com/bridgekeeper/bridgekeeper/internal/secret"
+	"github.com/bridgekeeper/bridgekeeper/internal/syncbuf"
+	"github.com/bridgekeeper/bridgekeeper/internal/testenv"
 	"github.com/bridgekeeper/bridgekeeper/ops"
 	"github.com/bridgekeeper/bridgekeeper/storage"
-	"github.com/bridgekeeper/bridgekeeper/storage/storagetest"
 )
 
 // TestWrapTheBroker wires ops around the real broker the way serve does
@@ -29,38 +26,29 @@ import (
 // metrics, grant outcomes, key age, readiness, request ids in the broker's
 // own log lines.
 func TestWrapTheBroker(t *testing.T) {
-	ctx := context.Background()
-	store, _ := storagetest.Backend{Name: storage.DialectSQLite}.Open(t)
-	sec, err := secret.Parse(strings.Repeat("ops-test-secret-", 3))
-	if err != nil {
-		t.Fatal(err)
-	}
 	logs := &syncbuf.Buffer{}
 	log := slog.New(ops.LogHandler(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})))
-	km, err := keys.New(ctx, store, keys.Options{Algorithm: "ES256", EncryptionKey: sec.Derive(secret.PurposeKeyEncryption)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	hasher := password.ClientSecretHasher{Key: sec.Derive(secret.PurposeClientSecret)}
-	hash, err := hasher.Hash(ctx, []byte("svc-secret-0123456789abcdefghijklmnop"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := store.CreateClient(ctx, &storage.Client{
-		ID: "svc", Name: "svc", SecretHash: hash, TokenEndpointAuthMethod: "client_secret_basic",
-		GrantTypes: []string{"client_credentials"}, ResponseTypes: []string{"code"}, Scopes: []string{"jobs"},
-	}); err != nil {
-		t.Fatal(err)
-	}
-
 	m := ops.NewMetrics()
-	ts := httptest.NewUnstartedServer(nil)
-	issuer := "http://" + ts.Listener.Addr().String()
-	srv, err := broker.New(ctx, broker.Config{Issuer: issuer, Store: store, Secret: sec, Logger: log, Keys: km,
-		GrantObserver: m.ObserveGrant})
-	if err != nil {
-		t.Fatal(err)
-	}
+	b := testenv.StartBroker(t, testenv.BrokerOptions{
+		Secret: strings.Repeat("ops-test-secret-", 3),
+		Logger: log,
+		Keys:   keys.Options{Algorithm: "ES256", MaxTokenLifetime: keys.DefaultMaxTokenLifetime, Logger: slog.New(slog.DiscardHandler)},
+		Config: func(c *broker.Config) { c.GrantObserver = m.ObserveGrant },
+		Handler: func(b *testenv.Broker) http.Handler {
+			router, ok := b.Server.Handler().(*mux.Router)
+			if !ok {
+				t.Fatalf("broker handler is a %T, not a *mux.Router", b.Server.Handler())
+			}
+			health := ops.NewHealth(log, ops.DatabaseCheck(b.Store.Ping), ops.MigrationsCheck(b.Store.MigrationStatus))
+			return ops.Wrap(b.Server.Handler(), ops.Options{Logger: log, Metrics: m, MetricsPath: "/metrics",
+				Health: health, Route: ops.MuxRoute(router)})
+		},
+	})
+	store, km, issuer := b.Store, b.Keys, b.Issuer
+	b.CreateClient(t, &storage.Client{
+		ID: "svc", Name: "svc", TokenEndpointAuthMethod: "client_secret_basic",
+		GrantTypes: []string{"client_credentials"}, ResponseTypes: []string{"code"}, Scopes: []string{"jobs"},
+	}, "svc-secret-0123456789abcdefghijklmnop")
 	if err := m.RegisterDatabase(store.Ping, store.DB().DB); err != nil {
 		t.Fatal(err)
 	}
@@ -73,15 +61,6 @@ func TestWrapTheBroker(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	health := ops.NewHealth(log, ops.DatabaseCheck(store.Ping), ops.MigrationsCheck(store.MigrationStatus))
-	router, ok := srv.Handler().(*mux.Router)
-	if !ok {
-		t.Fatalf("broker handler is a %T, not a *mux.Router", srv.Handler())
-	}
-	ts.Config.Handler = ops.Wrap(srv.Handler(), ops.Options{Logger: log, Metrics: m, MetricsPath: "/metrics",
-		Health: health, Route: ops.MuxRoute(router)})
-	ts.Start()
-	defer ts.Close()
 
 	token := func(body string) int {
 		req, _ := http.NewRequest(http.MethodPost, issuer+"/oauth2/token", strings.NewReader(body))

@@ -8,27 +8,25 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/bridgekeeper/bridgekeeper/connectors"
+	"github.com/bridgekeeper/bridgekeeper/internal/testenv"
 	"github.com/bridgekeeper/bridgekeeper/ops"
 	"github.com/bridgekeeper/bridgekeeper/plugins"
 )
 
-// launchPlugin builds the plugins package's test plugin cmd (testconnector
-// or hostileconnector) into a directory of the test's own, launches it as
-// connector id and wires it into m as cmd/bridgekeeper does.
+func TestMain(m *testing.M) { testenv.Main(m) }
+
+// launchPlugin copies the plugins package's test plugin cmd (testconnector
+// or hostileconnector) into a directory of the test's own (a test removes
+// it), launches it as connector id and wires it into m as cmd/bridgekeeper
+// does.
 func launchPlugin(t *testing.T, m *ops.Metrics, id, cmd string, change func(*plugins.Config)) (*plugins.Plugin, string) {
 	t.Helper()
-	path := filepath.Join(t.TempDir(), cmd)
-	build := exec.Command("go", "build", "-o", path, "../plugins/internal/"+cmd)
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("building %s: %v\n%s", cmd, err, out)
-	}
+	path := testenv.CopyBinary(t, "./plugins/internal/"+cmd)
 	cfg := plugins.Config{ID: id, Path: path, Config: []byte(`{"issuer":"https://idp.test"}`)}
 	if change != nil {
 		change(&cfg)

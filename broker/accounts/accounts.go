@@ -35,8 +35,8 @@ import (
 
 // Config configures the Service.
 type Config struct {
-	Store  *storage.Store // required
-	Logger *slog.Logger   // slog.Default() when nil
+	Store  Store        // required; *storage.Store fits
+	Logger *slog.Logger // slog.Default() when nil
 	// Issuer is the broker's absolute base URL; e-mail links are Issuer +
 	// path, and page links use its path as a prefix.
 	Issuer string
@@ -57,18 +57,10 @@ type Config struct {
 	Limits Limits // zero fields take DefaultLimits
 	Theme  Theme
 
-	// CurrentUser returns the user of the broker session of r, or nil (and
-	// no error) when there is none. Without it, /account always asks the
-	// user to sign in.
-	CurrentUser func(r *http.Request) (*storage.User, error)
 	// AllowedReturnURL reports whether ?return_to= may be linked to (an
 	// application URL: a registered redirect URI or origin). Without it no
 	// return link is shown.
 	AllowedReturnURL func(string) bool
-	// SignInURL, when set, is a link that signs the visitor in to the
-	// broker and comes back to returnPath (broker.Server.SignInURL): the
-	// account page offers it to a visitor who is not signed in.
-	SignInURL func(returnPath string) string
 	// AccessTokenLifetime is the broker's access-token lifetime
 	// (tokens.access_token_lifetime; default 15m): the pages that sign a
 	// user out everywhere say that an API verifying access tokens offline
@@ -88,6 +80,18 @@ type Config struct {
 	MinResponseTime time.Duration
 	// Now is the clock for links and limits (tests); time.Now by default.
 	Now func() time.Time
+}
+
+// Broker is what the pages use of the broker they are served beside
+// (broker.Server fits).
+type Broker interface {
+	// CurrentUser returns the user of the broker session of r, or nil (and
+	// no error) when there is none.
+	CurrentUser(r *http.Request) (*storage.User, error)
+	// SignInURL is a link that signs the visitor in to the broker and
+	// comes back to returnPath: the account page offers it to a visitor
+	// who is not signed in.
+	SignInURL(returnPath string) string
 }
 
 // Theme styles the pages and e-mails: the one theme of every page (the
@@ -114,7 +118,7 @@ const (
 // Service serves the account pages.
 type Service struct {
 	cfg      Config
-	store    *storage.Store
+	store    Store
 	log      *slog.Logger
 	mailer   mail.Mailer
 	limiter  *Limiter
@@ -127,6 +131,7 @@ type Service struct {
 	clientIP func(r *http.Request) string
 	cop      *http.CrossOriginProtection
 	mailWG   sync.WaitGroup
+	broker   Broker // set by Routes
 }
 
 // New checks the configuration, fills in defaults and parses the templates.
@@ -198,8 +203,12 @@ func New(cfg Config) (*Service, error) {
 }
 
 // Routes adds the pages to r, which must serve the issuer's path (a page at
-// /register is linked as Issuer + "/register").
-func (s *Service) Routes(r *mux.Router) {
+// /register is linked as Issuer + "/register"), with the broker b they are
+// served beside. Call it once, before serving r (broker.Config.Mounts does).
+// Without a broker (nil), /account always asks the user to sign in to the
+// application first.
+func (s *Service) Routes(r *mux.Router, b Broker) {
+	s.broker = b
 	get := func(path string, h http.HandlerFunc) {
 		r.Handle(path, s.protect(h, form{})).Methods(http.MethodGet, http.MethodHead)
 	}

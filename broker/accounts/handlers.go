@@ -294,10 +294,10 @@ func (s *Service) resetConfirm(w http.ResponseWriter, r *http.Request) {
 
 // currentUser is the signed-in user, or nil.
 func (s *Service) currentUser(r *http.Request) (*storage.User, error) {
-	if s.cfg.CurrentUser == nil {
+	if s.broker == nil {
 		return nil, nil
 	}
-	u, err := s.cfg.CurrentUser(r)
+	u, err := s.broker.CurrentUser(r)
 	if errors.Is(err, storage.ErrNotFound) {
 		return nil, nil
 	}
@@ -312,14 +312,14 @@ func (s *Service) signedInUser(w http.ResponseWriter, r *http.Request) *storage.
 		return nil
 	}
 	if u == nil || u.Disabled {
-		if s.cfg.SignInURL == nil {
+		if s.broker == nil {
 			s.message(w, r, http.StatusUnauthorized, "Sign in to manage your account", "",
 				"You are not signed in. Sign in to the application first, then open this page again.")
 			return nil
 		}
 		s.message(w, r, http.StatusUnauthorized, "Sign in to manage your account", "",
 			"You are not signed in. Sign in, and you'll come back to this page.",
-			pageLink{s.cfg.SignInURL(s.pageURL("/account", s.backOf(r))), "Sign in"})
+			pageLink{s.broker.SignInURL(s.pageURL("/account", s.backOf(r))), "Sign in"})
 		return nil
 	}
 	return u

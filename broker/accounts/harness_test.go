@@ -46,6 +46,27 @@ func (c *clock) Advance(d time.Duration) {
 // browser session id in storage.
 const sessionCookie = "test_session"
 
+// testBroker stands in for the broker the pages are served beside: the
+// session cookie names a browser session in storage, and its sign-in link
+// is the broker's /login/start with the way back.
+type testBroker struct{ store *storage.Store }
+
+func (b testBroker) CurrentUser(r *http.Request) (*storage.User, error) {
+	c, err := r.Cookie(sessionCookie)
+	if err != nil {
+		return nil, nil
+	}
+	bs, err := b.store.GetBrowserSession(r.Context(), c.Value)
+	if err != nil {
+		return nil, err
+	}
+	return b.store.GetUser(r.Context(), bs.UserID)
+}
+
+func (testBroker) SignInURL(back string) string {
+	return "/login/start?return_to=" + url.QueryEscape(back)
+}
+
 type harness struct {
 	t     testing.TB
 	store *storage.Store
@@ -89,17 +110,6 @@ func newHarness(t testing.TB, store *storage.Store, modify func(*accounts.Config
 		Now:               h.clock.Now,
 		MinResponseTime:   time.Millisecond,
 		AllowedReturnURL:  func(u string) bool { return strings.HasPrefix(u, "https://app.example.test/") },
-		CurrentUser: func(r *http.Request) (*storage.User, error) {
-			c, err := r.Cookie(sessionCookie)
-			if err != nil {
-				return nil, nil
-			}
-			bs, err := store.GetBrowserSession(r.Context(), c.Value)
-			if err != nil {
-				return nil, err
-			}
-			return store.GetUser(r.Context(), bs.UserID)
-		},
 	}
 	if modify != nil {
 		modify(&cfg)
@@ -114,7 +124,7 @@ func newHarness(t testing.TB, store *storage.Store, modify func(*accounts.Config
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { h.svc.Close() })
-	h.svc.Routes(router)
+	h.svc.Routes(router, testBroker{store})
 	h.http = h.newBrowser()
 	return h
 }

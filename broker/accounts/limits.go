@@ -11,8 +11,6 @@ import (
 	"net/netip"
 	"strings"
 	"time"
-
-	"github.com/bridgekeeper/bridgekeeper/storage"
 )
 
 // Actions limited by the Limiter.
@@ -132,7 +130,7 @@ func (l Limits) withDefaults() Limits {
 // Limiter counts attempts in storage, so that every replica sees the same
 // counts.
 type Limiter struct {
-	store  *storage.Store
+	store  LimiterStore
 	limits Limits
 	now    func() time.Time
 	log    *slog.Logger
@@ -141,7 +139,7 @@ type Limiter struct {
 // NewLimiter returns a limiter over store; zero limits take DefaultLimits.
 // It logs a warning (with the account's user id, never its address) when
 // a limit trips; log may be nil (slog.Default).
-func NewLimiter(store *storage.Store, limits Limits, now func() time.Time, log *slog.Logger) *Limiter {
+func NewLimiter(store LimiterStore, limits Limits, now func() time.Time, log *slog.Logger) *Limiter {
 	if now == nil {
 		now = time.Now
 	}

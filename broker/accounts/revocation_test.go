@@ -39,13 +39,11 @@ func TestSignedOutEverywhereSaysHowLong(t *testing.T) {
 }
 
 // TestAccountSignedOutLinksToSignIn: /account opened signed out links to
-// the broker's sign-in that comes back to it (Config.SignInURL), carrying
+// the broker's sign-in that comes back to it (Broker.SignInURL), carrying
 // the way back to the application.
 func TestAccountSignedOutLinksToSignIn(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, store *storage.Store) {
-		h := newHarness(t, store, func(c *accounts.Config) {
-			c.SignInURL = func(back string) string { return "/login/start?return_to=" + url.QueryEscape(back) }
-		})
+		h := newHarness(t, store, nil)
 		r := h.get("/account?return_to=" + url.QueryEscape("https://app.example.test/home"))
 		wantStatus(t, "signed out", r, http.StatusUnauthorized)
 		wantBody(t, "signed out", r, `href="/login/start?return_to=%2Faccount%3Freturn_to%3Dhttps%253A%252F%252Fapp.example.test%252Fhome">Sign in</a>`)

@@ -164,7 +164,7 @@ func TestConnectorDataWrittenInClearStillReads(t *testing.T) {
 		if err := e.store.UpsertIdentity(ctx, id); err != nil {
 			t.Fatal(err)
 		}
-		restarted, err := federation.New(ctx, federation.Config{Broker: e.srv, Store: e.store, Issuer: e.issuer, DataKey: e.dataKey})
+		restarted, err := federation.New(ctx, federation.Config{Store: e.store, Issuer: e.issuer, DataKey: e.dataKey})
 		if err != nil {
 			t.Fatal(err)
 		}

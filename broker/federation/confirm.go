@@ -66,7 +66,7 @@ func (f *Federation) askLink(w http.ResponseWriter, r *http.Request, c *connecto
 		return
 	}
 	token := rand.Text()
-	if err := f.cfg.Broker.RecordUpstreamState(r, loginID, c.id, linkStateHash(token), sealed); err != nil {
+	if err := f.broker.RecordUpstreamState(r, loginID, c.id, linkStateHash(token), sealed); err != nil {
 		if errors.Is(err, storage.ErrNotFound) {
 			f.renderPendingError(w, r, err)
 			return
@@ -99,7 +99,7 @@ func (f *Federation) handleLink(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	loginID, token, action := r.PostForm.Get("login"), r.PostForm.Get("token"), r.PostForm.Get("action")
-	p, err := f.cfg.Broker.PendingLogin(r, loginID)
+	p, err := f.broker.PendingLogin(r, loginID)
 	if err != nil {
 		f.renderPendingError(w, r, err)
 		return
@@ -148,7 +148,7 @@ func (f *Federation) handleLink(w http.ResponseWriter, r *http.Request) {
 			f.renderLink(w, r, http.StatusBadRequest, page)
 			return
 		}
-		ok, retry, err := f.cfg.Broker.CheckPassword(r, user, pw)
+		ok, retry, err := f.broker.CheckPassword(r, user, pw)
 		switch {
 		case errors.Is(err, broker.ErrTooManyAttempts):
 			if retry > 0 {
@@ -176,7 +176,7 @@ func (f *Federation) handleLink(w http.ResponseWriter, r *http.Request) {
 	}
 
 	// Use the pending link up: of two answers exactly one goes on.
-	claimed, err := f.cfg.Broker.ClaimUpstreamState(r, loginID, c.id, hash)
+	claimed, err := f.broker.ClaimUpstreamState(r, loginID, c.id, hash)
 	if err != nil {
 		if errors.Is(err, storage.ErrNotFound) {
 			f.renderError(w, r, http.StatusBadRequest, "Sign-in could not be verified",
@@ -202,7 +202,7 @@ func (f *Federation) handleLink(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	f.log.InfoContext(ctx, "federated login", "connector", c.id, "user", user.ID)
-	f.cfg.Broker.CompleteFederatedLogin(w, r, loginID, claimed, user,
+	f.broker.CompleteFederatedLogin(w, r, loginID, claimed, user,
 		broker.UpstreamLogin{IDP: c.id, Subject: pl.Identity.Subject, AuthTime: pl.Identity.AuthTime, AMR: amr})
 }
 

@@ -142,7 +142,7 @@ func TestDocsPluginWalkthrough(t *testing.T) {
 	bad := cfg.Connectors[0]
 	bad.SHA256 = strings.Repeat("0", 64)
 	_, err = federation.New(context.Background(), federation.Config{
-		Broker: e.srv, Store: e.store, Logger: slog.New(e.logs), Issuer: e.issuer,
+		Store: e.store, Logger: slog.New(e.logs), Issuer: e.issuer,
 		Connectors: []config.Connector{bad}, DataKey: e.dataKey,
 	})
 	if err == nil || !strings.Contains(err.Error(), hex.EncodeToString(sum[:])) {

@@ -18,6 +18,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/gorilla/mux"
+
 	"github.com/bridgekeeper/bridgekeeper/broker"
 	"github.com/bridgekeeper/bridgekeeper/connectors"
 	"github.com/bridgekeeper/bridgekeeper/internal/config"
@@ -38,11 +40,9 @@ const (
 // AMR is the authentication method reference of a federated login.
 const AMR = "fed"
 
-// Config configures federation. Broker, Store, Issuer and DataKey are
-// required.
+// Config configures federation. Store, Issuer and DataKey are required.
 type Config struct {
-	Broker *broker.Server
-	Store  *storage.Store
+	Store  Store // *storage.Store fits
 	Logger *slog.Logger
 	// Issuer is the broker's issuer URL (the callback URLs are under it).
 	Issuer string
@@ -68,6 +68,20 @@ type Config struct {
 	RecheckInterval time.Duration
 }
 
+// Broker is what the connector routes use of the broker they are mounted
+// on (broker.Server fits): the pending login of the browser, its upstream
+// state, the password check of a link, completing the login, and the
+// broker's message page.
+type Broker interface {
+	PendingLogin(r *http.Request, loginID string) (*storage.PendingLogin, error)
+	RecordUpstreamState(r *http.Request, loginID, connectorID, stateHash string, connectorState []byte) error
+	ClaimUpstreamState(r *http.Request, loginID, connectorID, stateHash string) (*storage.PendingLogin, error)
+	CheckPassword(r *http.Request, u *storage.User, pw string) (bool, time.Duration, error)
+	CompleteFederatedLogin(w http.ResponseWriter, r *http.Request, loginID string, p *storage.PendingLogin, user *storage.User, up broker.UpstreamLogin, also ...func(ctx context.Context) error)
+	RenderMessage(w http.ResponseWriter, r *http.Request, status int, title, message, detail string, links ...broker.PageLink)
+	StartLinks() []broker.PageLink
+}
+
 // DefaultRecheckInterval is Config.RecheckInterval's default.
 const DefaultRecheckInterval = 5 * time.Minute
 
@@ -91,6 +105,7 @@ type Federation struct {
 	basePath   string // the issuer's path
 	connectors map[string]*connector
 	order      []string
+	broker     Broker // set by Mount
 
 	refreshLocks keyedMutex
 	// unsaved holds upstream refresh results whose save failed.
@@ -101,14 +116,13 @@ type Federation struct {
 // segment and a cookie path.
 var connectorID = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$`)
 
-// New launches every configured connector plugin, adds a "Continue with …"
-// option per connector to the broker's login page and the connector routes
-// to its router. It fails, stopping what it launched, when a plugin is
-// refused (checksum mismatch), does not start or refuses its configuration.
+// New launches every configured connector plugin. It fails, stopping what
+// it launched, when a plugin is refused (checksum mismatch), does not start
+// or refuses its configuration. The broker takes the rest at its
+// construction (broker.Config): LoginOptions, SessionCheck, Refresh and
+// Mount.
 func New(ctx context.Context, cfg Config) (*Federation, error) {
 	switch {
-	case cfg.Broker == nil:
-		return nil, errors.New("federation: broker is required")
 	case cfg.Store == nil:
 		return nil, errors.New("federation: store is required")
 	case cfg.Issuer == "":
@@ -127,14 +141,9 @@ func New(ctx context.Context, cfg Config) (*Federation, error) {
 	if err != nil || (issuer.Scheme != "http" && issuer.Scheme != "https") || issuer.Host == "" {
 		return nil, fmt.Errorf("federation: issuer %q must be an absolute http(s) URL", cfg.Issuer)
 	}
-	pages, err := loadPages(cfg.Broker)
-	if err != nil {
-		return nil, fmt.Errorf("federation: %w", err)
-	}
 	f := &Federation{
 		cfg:        cfg,
 		log:        cfg.Logger,
-		pages:      pages,
 		cookies:    cookie.For(cfg.Issuer),
 		basePath:   strings.TrimRight(issuer.Path, "/"),
 		connectors: map[string]*connector{},
@@ -146,21 +155,38 @@ func New(ctx context.Context, cfg Config) (*Federation, error) {
 			return nil, fmt.Errorf("federation: %w", err)
 		}
 	}
+	return f, nil
+}
+
+// LoginOptions are the login page's "Continue with …" buttons, one per
+// connector in the configuration's order (broker.Config.LoginOptions).
+func (f *Federation) LoginOptions() []broker.LoginOption {
+	var opts []broker.LoginOption
 	for _, id := range f.order {
 		c := f.connectors[id]
-		cfg.Broker.AddLoginOption(broker.LoginOption{
+		opts = append(opts, broker.LoginOption{
 			ID:    c.id,
 			Label: c.name,
 			URL:   func(loginID string) string { return f.connectURL(c.id, loginID) },
 			Start: f.startLogin(c),
 		})
 	}
-	cfg.Broker.SetSessionCheck(f.SessionCheck)
-	r := cfg.Broker.Router()
+	return opts
+}
+
+// Mount adds the connector routes (connect, callback, link) to r and
+// serves them with b; it is a broker.Mount (broker.Config.Mounts), which
+// the broker calls once while it is built.
+func (f *Federation) Mount(r *mux.Router, b *broker.Server) error {
+	pages, err := loadPages(b)
+	if err != nil {
+		return fmt.Errorf("federation: %w", err)
+	}
+	f.broker, f.pages = b, pages
 	r.HandleFunc(pathConnect+"{connector}", f.handleConnect).Methods(http.MethodGet)
 	r.HandleFunc(pathCallback+"{connector}", f.handleCallback).Methods(http.MethodGet, http.MethodPost)
 	r.Handle(pathLink+"{connector}", http.NewCrossOriginProtection().Handler(http.HandlerFunc(f.handleLink))).Methods(http.MethodPost)
-	return f, nil
+	return nil
 }
 
 // launch starts one connector's plugin.

@@ -39,7 +39,7 @@ func (f *Federation) handleConnect(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	loginID := r.URL.Query().Get("login")
-	p, err := f.cfg.Broker.PendingLogin(r, loginID)
+	p, err := f.broker.PendingLogin(r, loginID)
 	if err != nil {
 		f.renderPendingError(w, r, err)
 		return
@@ -61,7 +61,7 @@ func (f *Federation) handleConnect(w http.ResponseWriter, r *http.Request) {
 		f.renderConnectorError(w, r, c, err, loginID)
 		return
 	}
-	if err := f.cfg.Broker.RecordUpstreamState(r, loginID, c.id, up.stateHash, up.connectorState); err != nil {
+	if err := f.broker.RecordUpstreamState(r, loginID, c.id, up.stateHash, up.connectorState); err != nil {
 		if errors.Is(err, storage.ErrNotFound) { // completed or expired meanwhile
 			f.renderPendingError(w, r, err)
 			return
@@ -176,7 +176,7 @@ func (f *Federation) handleCallback(w http.ResponseWriter, r *http.Request) {
 	// read, to tell the user what went wrong.
 	var p *storage.PendingLogin
 	if state != "" {
-		p, err = f.cfg.Broker.ClaimUpstreamState(r, loginID, c.id, hashState(state))
+		p, err = f.broker.ClaimUpstreamState(r, loginID, c.id, hashState(state))
 		if err != nil && !errors.Is(err, storage.ErrNotFound) {
 			f.log.ErrorContext(ctx, "claim upstream state", "connector", c.id, "err", err)
 			f.renderError(w, r, http.StatusInternalServerError, "Sign-in failed", "Something went wrong. Please try again.", "")
@@ -217,7 +217,7 @@ func (f *Federation) handleCallback(w http.ResponseWriter, r *http.Request) {
 	if record != nil {
 		also = append(also, record)
 	}
-	f.cfg.Broker.CompleteFederatedLogin(w, r, loginID, p, user,
+	f.broker.CompleteFederatedLogin(w, r, loginID, p, user,
 		broker.UpstreamLogin{IDP: c.id, Subject: ident.Subject, AuthTime: ident.AuthTime}, also...)
 }
 
@@ -234,7 +234,7 @@ func canReauthenticate(c connectors.Connector) bool {
 // state's secrets do not. (A login that succeeds deletes the pending login.)
 // A failure is logged only.
 func (f *Federation) dropConnectorState(r *http.Request, c *connector, loginID string) {
-	err := f.cfg.Broker.RecordUpstreamState(r, loginID, c.id, "", nil)
+	err := f.broker.RecordUpstreamState(r, loginID, c.id, "", nil)
 	if err != nil && !errors.Is(err, storage.ErrNotFound) {
 		f.log.WarnContext(r.Context(), "clear connector state", "connector", c.id, "err", err)
 	}
@@ -246,7 +246,7 @@ func (f *Federation) dropConnectorState(r *http.Request, c *connector, loginID s
 // it was (just) used.
 func (f *Federation) refuseCallback(w http.ResponseWriter, r *http.Request, c *connector, loginID, state string) {
 	ctx := r.Context()
-	p, err := f.cfg.Broker.PendingLogin(r, loginID)
+	p, err := f.broker.PendingLogin(r, loginID)
 	if err != nil {
 		f.renderPendingError(w, r, err)
 		return

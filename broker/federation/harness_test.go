@@ -6,16 +6,12 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
-	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/http/cookiejar"
 	"net/http/httptest"
 	"net/url"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -24,6 +20,7 @@ import (
 	"time"
 
 	jose "github.com/go-jose/go-jose/v4"
+	"github.com/gorilla/mux"
 
 	"github.com/bridgekeeper/bridgekeeper/broker"
 	"github.com/bridgekeeper/bridgekeeper/broker/accounts"
@@ -35,6 +32,7 @@ import (
 	"github.com/bridgekeeper/bridgekeeper/internal/fakeidp"
 	"github.com/bridgekeeper/bridgekeeper/internal/password"
 	"github.com/bridgekeeper/bridgekeeper/internal/secret"
+	"github.com/bridgekeeper/bridgekeeper/internal/testenv"
 	"github.com/bridgekeeper/bridgekeeper/storage"
 	"github.com/bridgekeeper/bridgekeeper/storage/storagetest"
 )
@@ -48,37 +46,18 @@ const (
 	userScopes    = "openid profile email offline_access"
 )
 
-// binDir holds the plugin binaries, built once for the whole test binary.
-var binDir string
+func TestMain(m *testing.M) { testenv.Main(m) }
 
-func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "federation-plugins-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	binDir = dir
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
-}
-
-var buildOnce = sync.OnceValue(func() error {
-	cmd := exec.Command("go", "build", "-o", binDir+string(os.PathSeparator), "../../cmd/connector-oidc", "../../cmd/connector-facebook",
-		"../../plugins/internal/testconnector")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return fmt.Errorf("build connector plugins: %v\n%s", err, out)
-	}
-	return nil
-})
-
-// pluginPath builds the built-in plugins (once) and returns one's path.
+// pluginPath returns the path of a plugin binary of this repository
+// (connector-oidc, connector-facebook, or the plugins package's
+// testconnector and hostileconnector), built once per test process.
 func pluginPath(t testing.TB, name string) string {
 	t.Helper()
-	if err := buildOnce(); err != nil {
-		t.Fatal(err)
+	pkg := "./cmd/" + name
+	if name == "testconnector" || name == "hostileconnector" {
+		pkg = "./plugins/internal/" + name
 	}
-	return filepath.Join(binDir, name)
+	return testenv.Binary(t, pkg)
 }
 
 // env is a broker with federation over a fake upstream, all on 127.0.0.1.
@@ -165,9 +144,39 @@ func newEnv(t testing.TB, o envOptions) *env {
 		t.Fatal(err)
 	}
 	e.dataKey = sec.Derive(secret.PurposeConnectorData)
-	bc := broker.Config{Issuer: e.issuer, Store: store, Secret: sec, Logger: slog.New(e.logs)}
+	conns := e.defaultConnectors()
+	if o.connectors != nil {
+		conns = o.connectors(e)
+	}
+	fc := federation.Config{
+		Store: store, Logger: slog.New(e.logs), Issuer: e.issuer,
+		LinkByEmail: o.linkByEmail || e.linkByEmail, Connectors: conns,
+		DataKey: e.dataKey,
+	}
+	if o.recheckInterval != nil {
+		fc.RecheckInterval = *o.recheckInterval
+		if fc.RecheckInterval == 0 {
+			fc.RecheckInterval = -1 // every silent reuse
+		}
+	}
+	e.fed, err = federation.New(ctx, fc)
+	if err != nil {
+		t.Fatalf("federation.New: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := e.fed.Close(); err != nil {
+			t.Errorf("federation.Close: %v", err)
+		}
+	})
+	// The broker gets federation's parts as serve gives them (the refresh
+	// re-check only when a test asks for it, in brokerConfig).
+	bc := broker.Config{Issuer: e.issuer, Store: store, Secret: sec, Logger: slog.New(e.logs),
+		LoginOptions: e.fed.LoginOptions(), SessionCheck: e.fed.SessionCheck, Mounts: []broker.Mount{e.fed.Mount}}
 	if o.brokerConfig != nil {
 		o.brokerConfig(e, &bc)
+	}
+	if o.accounts {
+		e.withAccounts(&bc) // after brokerConfig: the pages take the broker's settings
 	}
 	km, err := keys.New(ctx, store, keys.Options{
 		EncryptionKey:    sec.Derive(secret.PurposeKeyEncryption),
@@ -182,28 +191,6 @@ func newEnv(t testing.TB, o envOptions) *env {
 	if err != nil {
 		t.Fatalf("broker.New: %v", err)
 	}
-	conns := e.defaultConnectors()
-	if o.connectors != nil {
-		conns = o.connectors(e)
-	}
-	fc := federation.Config{
-		Broker: e.srv, Store: store, Logger: slog.New(e.logs), Issuer: e.issuer,
-		LinkByEmail: o.linkByEmail || e.linkByEmail, Connectors: conns,
-		DataKey: e.dataKey,
-	}
-	if o.recheckInterval != nil {
-		fc.RecheckInterval = *o.recheckInterval
-		if fc.RecheckInterval == 0 {
-			fc.RecheckInterval = -1 // every silent reuse
-		}
-	}
-	e.fed, err = federation.New(ctx, fc)
-	if err != nil {
-		t.Fatalf("federation.New: %v", err)
-	}
-	if o.accounts {
-		e.mountAccounts()
-	}
 	ts.Config.Handler = e.srv.Handler()
 	if o.brokerHandler != nil {
 		ts.Config.Handler = o.brokerHandler(ts.Config.Handler)
@@ -213,18 +200,14 @@ func newEnv(t testing.TB, o envOptions) *env {
 	} else {
 		ts.Start()
 	}
-	t.Cleanup(func() {
-		ts.Close()
-		if err := e.fed.Close(); err != nil {
-			t.Errorf("federation.Close: %v", err)
-		}
-	})
+	t.Cleanup(ts.Close) // before the plugins stop (cleanups run last in, first out)
 	e.seedClient(sec)
 	return e
 }
 
-// mountAccounts adds the local-account pages to the broker, as serve does.
-func (e *env) mountAccounts() {
+// withAccounts serves the local-account pages beside the broker's, as
+// serve does.
+func (e *env) withAccounts(bc *broker.Config) {
 	e.smtp = mailtest.Start(e.t, mailtest.Options{})
 	m, err := mail.NewSMTP(mail.SMTPConfig{Host: e.smtp.Host, Port: e.smtp.Port, TLS: mail.TLSNone, From: "Bridgekeeper <no-reply@example.test>"})
 	if err != nil {
@@ -233,16 +216,19 @@ func (e *env) mountAccounts() {
 	svc, err := accounts.New(accounts.Config{
 		Store: e.store, Logger: slog.New(e.logs), Issuer: e.issuer, Mailer: m,
 		AllowRegistration: true, RequireActivation: true, MinResponseTime: time.Millisecond,
-		CurrentUser: e.srv.CurrentUser, SignInURL: e.srv.SignInURL, AccessTokenLifetime: e.srv.AccessTokenLifetime(),
-		Theme: e.brokerC.Theme, // one theme for every page, as serve wires cfg.UI
+		AccessTokenLifetime: broker.AccessTokenLifetime(*bc),
+		Theme:               bc.Theme, // one theme for every page, as serve wires cfg.UI
 	})
-	e.srv.SetAccountPages(broker.AccountPages{Account: svc.AccountURL(""), Resend: svc.ResendURL("")})
 	if err != nil {
 		e.t.Fatal(err)
 	}
 	e.t.Cleanup(func() { svc.Close() })
-	svc.Routes(e.srv.Router())
-	e.srv.SetLoginLimiter(svc.Limiter())
+	bc.Mounts = append(bc.Mounts, func(r *mux.Router, s *broker.Server) error {
+		svc.Routes(r, s)
+		return nil
+	})
+	bc.AccountPages = broker.AccountPages{Account: svc.AccountURL(""), Resend: svc.ResendURL("")}
+	bc.LoginLimiter = svc.Limiter()
 }
 
 func (e *env) defaultConnectors() []config.Connector {

@@ -5,15 +5,10 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
-	"fmt"
 	"log/slog"
 	"net/http"
 	"net/url"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/bridgekeeper/bridgekeeper/broker"
@@ -23,23 +18,12 @@ import (
 	"github.com/bridgekeeper/bridgekeeper/storage/storagetest"
 )
 
-var buildHostileOnce = sync.OnceValue(func() error {
-	cmd := exec.Command("go", "build", "-o", binDir+string(os.PathSeparator), "../../plugins/internal/hostileconnector")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return fmt.Errorf("build the hostile connector: %v\n%s", err, out)
-	}
-	return nil
-})
-
 // hostileConnector is the hostile test plugin of plugins/internal (built
 // with the SDK), as connector "hostile"; it plays its own upstream at
 // https://hostile-idp.test.
 func hostileConnector(t testing.TB) config.Connector {
 	t.Helper()
-	if err := buildHostileOnce(); err != nil {
-		t.Fatal(err)
-	}
-	return config.Connector{ID: "hostile", Name: "Hostile", Path: filepath.Join(binDir, "hostileconnector"),
+	return config.Connector{ID: "hostile", Name: "Hostile", Path: pluginPath(t, "hostileconnector"),
 		Config: map[string]any{"issuer": "https://hostile-idp.test"}}
 }
 

@@ -45,9 +45,9 @@ func (f *Federation) render(w http.ResponseWriter, r *http.Request, status int, 
 	if page.Retry != "" {
 		links = append(links, broker.PageLink{Label: "Choose another way to sign in", URL: page.Retry})
 	} else {
-		links = f.cfg.Broker.StartLinks() // nothing to retry: a way on all the same
+		links = f.broker.StartLinks() // nothing to retry: a way on all the same
 	}
-	f.cfg.Broker.RenderMessage(w, r, status, page.Title, page.Message, page.Detail, links...)
+	f.broker.RenderMessage(w, r, status, page.Title, page.Message, page.Detail, links...)
 }
 
 // linkPage is what the link template shows.

@@ -79,7 +79,7 @@ func TestRefusedPlugins(t *testing.T) {
 
 	bad := e.oktaConnector("okta")
 	bad.SHA256 = strings.Repeat("ab", 32)
-	_, err := federation.New(ctx, federation.Config{Broker: e.srv, Store: e.store, Issuer: e.issuer, DataKey: e.dataKey, Logger: slog.New(e.logs),
+	_, err := federation.New(ctx, federation.Config{Store: e.store, Issuer: e.issuer, DataKey: e.dataKey, Logger: slog.New(e.logs),
 		Connectors: []config.Connector{good, bad}})
 	if !errors.Is(err, plugins.ErrChecksumMismatch) || !strings.Contains(err.Error(), `"okta"`) || !strings.Contains(err.Error(), sha256Hex(t, oidc)) {
 		t.Errorf("wrong checksum: %v", err)
@@ -96,14 +96,14 @@ func TestRefusedPlugins(t *testing.T) {
 	if err := os.WriteFile(script, []byte("#!/bin/sh\necho 'cannot open /etc/acme.conf' >&2\nexit 3\n"), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	_, err = federation.New(ctx, federation.Config{Broker: e.srv, Store: e.store, Issuer: e.issuer, DataKey: e.dataKey,
+	_, err = federation.New(ctx, federation.Config{Store: e.store, Issuer: e.issuer, DataKey: e.dataKey,
 		Connectors: []config.Connector{{ID: "acme", Name: "ACME", Path: script}}})
 	if err == nil || !strings.Contains(err.Error(), `connector "acme"`) || !strings.Contains(err.Error(), "cannot open /etc/acme.conf") {
 		t.Errorf("plugin that does not start: %v", err)
 	}
 
 	for _, c := range []config.Connector{{ID: "local", Path: oidc}, {ID: "a/b", Path: oidc}, {ID: "x"}} {
-		if _, err := federation.New(ctx, federation.Config{Broker: e.srv, Store: e.store, Issuer: e.issuer, DataKey: e.dataKey,
+		if _, err := federation.New(ctx, federation.Config{Store: e.store, Issuer: e.issuer, DataKey: e.dataKey,
 			Connectors: []config.Connector{c}}); err == nil {
 			t.Errorf("connector %+v accepted", c)
 		}
@@ -324,6 +324,7 @@ func TestConfigFile(t *testing.T) {
 	e := newEnv(t, envOptions{connectors: func(e *env) []config.Connector {
 		t.Setenv("FED_ISSUER", e.issuer)
 		t.Setenv("FED_UPSTREAM", e.idpTS.URL)
+		pluginPath(t, "connector-facebook") // built beside connector-oidc, which the file names too
 		t.Setenv("FED_PLUGIN_DIR", filepath.Dir(pluginPath(t, "connector-oidc")))
 		t.Setenv("FED_CLIENT_SECRET", idpSecret)
 		cfg, err := config.Load(filepath.Join("..", "..", "testdata", "federation", "broker.yaml"))

@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"testing"
 
+	"github.com/bridgekeeper/bridgekeeper/broker"
 	"github.com/bridgekeeper/bridgekeeper/storage/storagetest"
 )
 
@@ -16,8 +17,9 @@ func TestRefreshRevocationIsWarned(t *testing.T) {
 }
 
 func refreshRevocationIsWarned(t *testing.T, b storagetest.Backend) {
-	e := newEnv(t, envOptions{backend: b})
-	e.srv.SetRefreshCheck(e.fed.Refresh) // as cmd/bridgekeeper serve does
+	e := newEnv(t, envOptions{backend: b, brokerConfig: func(e *env, c *broker.Config) {
+		c.RefreshCheck = e.fed.Refresh // as cmd/bridgekeeper serve does
+	}})
 	claims, tr := e.login(e.browser(), "okta", "1002")
 	if tr.RefreshToken == "" {
 		t.Fatal("no refresh token")

@@ -9,6 +9,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/gorilla/mux"
+
 	"github.com/bridgekeeper/bridgekeeper/broker"
 	"github.com/bridgekeeper/bridgekeeper/broker/accounts"
 	"github.com/bridgekeeper/bridgekeeper/broker/accounts/mail"
@@ -32,11 +34,10 @@ func mailer(cfg config.Config) (mail.Mailer, error) {
 	})
 }
 
-// mountAccounts adds the local-account pages (registration, activation,
-// password reset, account page) to the broker and links them from the
-// login page.
-func mountAccounts(cfg config.Config, srv *broker.Server, store *storage.Store, m mail.Mailer, log *slog.Logger) (*accounts.Service, error) {
-	svc, err := accounts.New(accounts.Config{
+// newAccounts builds the local-account pages (registration, activation,
+// password reset, account page); withAccounts puts them on the broker.
+func newAccounts(cfg config.Config, store *storage.Store, m mail.Mailer, bcfg broker.Config, log *slog.Logger) (*accounts.Service, error) {
+	return accounts.New(accounts.Config{
 		Store:             store,
 		Logger:            log.With("component", "accounts"),
 		Issuer:            cfg.Issuer,
@@ -49,29 +50,36 @@ func mountAccounts(cfg config.Config, srv *broker.Server, store *storage.Store, 
 			PrimaryColor: cfg.UI.PrimaryColor,
 			TemplateDir:  cfg.UI.TemplateDir,
 		},
-		CurrentUser:         srv.CurrentUser,
-		SignInURL:           srv.SignInURL,
-		AccessTokenLifetime: srv.AccessTokenLifetime(),
+		AccessTokenLifetime: broker.AccessTokenLifetime(bcfg),
 		AllowedReturnURL:    newReturnURLChecker(store, 30*time.Second).allowed,
 	})
-	if err != nil {
-		return nil, err
-	}
-	svc.Routes(srv.Router())
+}
+
+// withAccounts serves the account pages beside the broker's, links them
+// from the login page and its other pages, and gives the login form their
+// brute-force limiter (its counters live in the database, so they hold
+// across replicas and are shared with the account pages).
+func withAccounts(bcfg *broker.Config, svc *accounts.Service) {
+	bcfg.Mounts = append(bcfg.Mounts, func(r *mux.Router, s *broker.Server) error {
+		svc.Routes(r, s)
+		return nil
+	})
 	if svc.RegistrationOpen() {
-		srv.AddLoginLink(broker.LoginLink{Label: "Create account", Href: svc.RegisterURL(""), WithLogin: true})
+		bcfg.LoginLinks = append(bcfg.LoginLinks, broker.LoginLink{Label: "Create account", Href: svc.RegisterURL(""), WithLogin: true})
 	}
-	srv.AddLoginLink(broker.LoginLink{Label: "Forgot password?", Href: svc.ResetURL(""), WithLogin: true})
-	srv.SetAccountPages(broker.AccountPages{Account: svc.AccountURL(""), Resend: svc.ResendURL("")})
-	return svc, nil
+	bcfg.LoginLinks = append(bcfg.LoginLinks, broker.LoginLink{Label: "Forgot password?", Href: svc.ResetURL(""), WithLogin: true})
+	bcfg.AccountPages = broker.AccountPages{Account: svc.AccountURL(""), Resend: svc.ResendURL("")}
+	bcfg.LoginLimiter = svc.Limiter()
 }
 
 // returnURLChecker allows return links to registered applications only: a
 // URL whose origin is a client's allowed origin, or a client's redirect or
 // post-logout redirect URI. The client list is cached briefly.
 type returnURLChecker struct {
-	store *storage.Store
-	ttl   time.Duration
+	store interface {
+		ListClients(ctx context.Context) ([]storage.Client, error)
+	}
+	ttl time.Duration
 
 	mu      sync.Mutex
 	loaded  time.Time

@@ -11,6 +11,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/bridgekeeper/bridgekeeper/internal/testenv"
 )
 
 // TestQuickStartsWorkAsTyped runs the README's "Running the broker" and
@@ -27,11 +29,7 @@ func TestQuickStartsWorkAsTyped(t *testing.T) {
 	t.Setenv("BRIDGEKEEPER_SYSTEM_SECRET", "")
 	t.Setenv("BRIDGEKEEPER_DSN", "")
 	t.Setenv("BRIDGEKEEPER_CONFIG", "")
-	bin := t.TempDir()
-	build := exec.Command("go", "build", "-o", filepath.Join(bin, "bridgekeeper"), ".")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
+	bin := filepath.Dir(testenv.Binary(t, "./cmd/bridgekeeper"))
 	readme, err := os.ReadFile("../../README.md")
 	if err != nil {
 		t.Fatal(err)
@@ -76,7 +74,7 @@ func TestQuickStartsWorkAsTyped(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := t.TempDir()
 			env := append(os.Environ(), "PATH="+bin+string(os.PathListSeparator)+os.Getenv("PATH"))
-			addr := freeAddr(t)
+			addr := testenv.FreeAddr(t)
 			serve := exec.Command("bash", "-c", "exec "+strings.ReplaceAll(strings.TrimSpace(tc.serve), "127.0.0.1:8080", addr))
 			serve.Dir, serve.Env = dir, env
 			var serveLog bytes.Buffer

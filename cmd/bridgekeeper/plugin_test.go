@@ -2,27 +2,16 @@ package main
 
 import (
 	"errors"
-	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
+
+	"github.com/bridgekeeper/bridgekeeper/internal/testenv"
 )
 
-var checkPlugins = sync.OnceValues(func() (string, error) {
-	dir, err := os.MkdirTemp("", "plugin-check-")
-	if err != nil {
-		return "", err
-	}
-	cmd := exec.Command("go", "build", "-o", dir+string(os.PathSeparator), "../connector-facebook",
-		"../../plugins/internal/testconnector", "../../plugins/internal/hostileconnector")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return "", fmt.Errorf("build plugins: %v\n%s", err, out)
-	}
-	return dir, nil
-})
+func TestMain(m *testing.M) { testenv.Main(m) }
 
 // checkPlugin runs `bridgekeeper plugin check` on the named plugin (built
 // from this repository) or path, with the configuration text written to a
@@ -30,11 +19,11 @@ var checkPlugins = sync.OnceValues(func() (string, error) {
 func checkPlugin(t *testing.T, path, config string, args ...string) (string, error) {
 	t.Helper()
 	if !filepath.IsAbs(path) {
-		dir, err := checkPlugins()
-		if err != nil {
-			t.Fatal(err)
+		pkg := "./plugins/internal/" + path
+		if path == "connector-facebook" {
+			pkg = "./cmd/" + path
 		}
-		path = filepath.Join(dir, path)
+		path = testenv.Binary(t, pkg)
 	}
 	args = append([]string{"plugin", "check", "--path", path}, args...)
 	if config != "" {

@@ -4,25 +4,21 @@ import (
 	"encoding/json"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/bridgekeeper/bridgekeeper/internal/testenv"
 )
 
 // buildTestConnector builds the plugins package's test connector into a
 // directory of the test's own, so the test can remove it.
 func buildTestConnector(t *testing.T) string {
 	t.Helper()
-	path := filepath.Join(t.TempDir(), "testconnector")
-	build := exec.Command("go", "build", "-o", path, "../../plugins/internal/testconnector")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("building the test connector: %v\n%s", err, out)
-	}
-	return path
+	return testenv.CopyBinary(t, "./plugins/internal/testconnector")
 }
 
 // pluginPIDs are the processes running the executable at path.
@@ -90,7 +86,7 @@ func TestReadyzNamesEachConnector(t *testing.T) {
 			if err := os.WriteFile(bin+"-flaky", raw, 0o755); err != nil {
 				t.Fatal(err)
 			}
-			addr := freeAddr(t)
+			addr := testenv.FreeAddr(t)
 			issuer := "http://" + addr
 			args := []string{"--config", cfg, "--listen", addr, "--issuer", issuer,
 				"--dsn", "sqlite:" + filepath.Join(dir, "bk.db")}

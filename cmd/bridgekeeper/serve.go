@@ -70,33 +70,22 @@ func (e *env) serve(ctx context.Context, cfg config.Config) error {
 	}
 	defer store.Close()
 
-	bcfg := brokerConfig(cfg, store, sec, log)
 	km, err := keys.New(ctx, store, keysOptions(cfg, sec, log))
 	if err != nil {
 		return fmt.Errorf("signing keys: %w", err)
 	}
-	bcfg.Keys = km
 	metrics := ops.NewMetrics()
-	bcfg.GrantObserver = metrics.ObserveGrant
 	m, err := mailer(cfg)
 	if err != nil {
 		return fmt.Errorf("mailer: %w", err)
 	}
-	srv, err := broker.New(ctx, bcfg)
-	if err != nil {
-		return fmt.Errorf("start broker: %w", err)
-	}
-	defer srv.Close()
-	acc, err := mountAccounts(cfg, srv, store, m, log)
+	bcfg := brokerConfig(cfg, store, sec, log)
+	acc, err := newAccounts(cfg, store, m, bcfg, log)
 	if err != nil {
 		return fmt.Errorf("account pages: %w", err)
 	}
 	defer acc.Close()
-	// The login form shares the brute-force counters of the account pages
-	// (they live in the database, so they hold across replicas).
-	srv.SetLoginLimiter(acc.Limiter())
 	fed, err := federation.New(ctx, federation.Config{
-		Broker:          srv,
 		Store:           store,
 		Logger:          log.With("component", "federation"),
 		Issuer:          cfg.Issuer,
@@ -109,7 +98,21 @@ func (e *env) serve(ctx context.Context, cfg config.Config) error {
 		return fmt.Errorf("connectors: %w", err)
 	}
 	defer fed.Close() // after the HTTP server has drained (defers run last in, first out)
-	srv.SetRefreshCheck(fed.Refresh)
+
+	// The broker gets every part at construction: this is the one place
+	// that wires the production graph.
+	bcfg.Keys = km
+	bcfg.GrantObserver = metrics.ObserveGrant
+	withAccounts(&bcfg, acc)
+	bcfg.LoginOptions = fed.LoginOptions()
+	bcfg.SessionCheck = fed.SessionCheck
+	bcfg.RefreshCheck = fed.Refresh
+	bcfg.Mounts = append(bcfg.Mounts, fed.Mount)
+	srv, err := broker.New(ctx, bcfg)
+	if err != nil {
+		return fmt.Errorf("start broker: %w", err)
+	}
+	defer srv.Close()
 
 	handler, metricsHandler, err := operations(cfg, srv, store, km, fed, metrics, log)
 	if err != nil {

@@ -4,23 +4,14 @@ import (
 	"bytes"
 	"context"
 	"io"
-	"net"
 	"net/http"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
-)
 
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
+	"github.com/bridgekeeper/bridgekeeper/internal/testenv"
+)
 
 // serveInProcess runs `bridgekeeper serve` with args until the test ends.
 func serveInProcess(t *testing.T, args ...string) {
@@ -69,12 +60,12 @@ func TestMetricsOffThePublicListener(t *testing.T) {
 	t.Setenv("BRIDGEKEEPER_SYSTEM_SECRET", "")
 	for _, withListener := range []bool{false, true} {
 		dir := t.TempDir()
-		addr := freeAddr(t)
+		addr := testenv.FreeAddr(t)
 		issuer := "http://" + addr
 		args := []string{"--issuer", issuer, "--listen", addr, "--dsn", "sqlite:" + filepath.Join(dir, "bk.db")}
 		metricsAddr := ""
 		if withListener {
-			metricsAddr = freeAddr(t)
+			metricsAddr = testenv.FreeAddr(t)
 			args = append(args, "--metrics.listen", metricsAddr)
 		}
 		serveInProcess(t, args...)
@@ -100,7 +91,7 @@ func TestMetricsOffThePublicListener(t *testing.T) {
 func TestMetricsOffEvenWithAListener(t *testing.T) {
 	t.Setenv("BRIDGEKEEPER_SYSTEM_SECRET", "")
 	dir := t.TempDir()
-	addr, metricsAddr := freeAddr(t), freeAddr(t)
+	addr, metricsAddr := testenv.FreeAddr(t), testenv.FreeAddr(t)
 	issuer := "http://" + addr
 	serveInProcess(t, "--issuer", issuer, "--listen", addr, "--dsn", "sqlite:"+filepath.Join(dir, "bk.db"),
 		"--metrics.listen", metricsAddr, "--metrics.off")

@@ -13,6 +13,8 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/bridgekeeper/bridgekeeper/internal/testenv"
 )
 
 // TestUserCommandsEndSessionsAndGrants backs README.md's command table:
@@ -25,7 +27,7 @@ func TestUserCommandsEndSessionsAndGrants(t *testing.T) {
 	t.Setenv("BRIDGEKEEPER_SYSTEM_SECRET", "")
 	dir := t.TempDir()
 	dsn := "sqlite:" + filepath.Join(dir, "bk.db")
-	addr := freeAddr(t)
+	addr := testenv.FreeAddr(t)
 	issuer := "http://" + addr
 	const redirect = "http://127.0.0.1:5173/callback"
 	const pw = "correct horse battery staple"
