@@ -128,7 +128,7 @@ func wantDPoPToken(t testing.TB, e *testEnv, tr tokenResponse, jkt string) {
 }
 
 // TestDPoPPublicClientFlow: a public client's tokens are bound to its DPoP
-// key. The access token carries cnf.jkt and works at /userinfo only with a
+// key; a replayed proof is invalid_dpop_proof and spends nothing. The access token carries cnf.jkt and works at /userinfo only with a
 // proof from the key; the refresh token, copied out (the attack of issue
 // 16), is invalid_grant without a proof from the key, or with one from
 // another key, and still works for the key's holder afterwards;
@@ -140,8 +140,12 @@ func TestDPoPPublicClientFlow(t *testing.T) {
 		_, thief := newDPoPKey(t)
 		ar := spaAuth()
 		code := e.browser().loginForCode(ar)
-		tr := e.dpopExchange(code, ar, e.proof(key, "POST", pathToken, dpop.ProofOptions{}))
+		exchangeProof := e.proof(key, "POST", pathToken, dpop.ProofOptions{})
+		tr := e.dpopExchange(code, ar, exchangeProof)
 		wantDPoPToken(t, e, tr, key.JKT())
+		// The exchange's proof replayed on a refresh: refused, and the
+		// refresh token is not rotated (tr2 below redeems it).
+		wantTokenError(t, e.dpopRefresh(tr.RefreshToken, exchangeProof), http.StatusBadRequest, "invalid_dpop_proof")
 
 		m := e.introspect(tr.AccessToken)
 		if cnf, _ := m["cnf"].(map[string]any); m["active"] != true || cnf["jkt"] != key.JKT() || m["token_type"] != "DPoP" {
@@ -186,7 +190,8 @@ func TestDPoPPublicClientFlow(t *testing.T) {
 }
 
 // TestDPoPTokenEndpointRefusesBadProofs: every abuse of the proof at the
-// token endpoint is invalid_dpop_proof (400), and issues nothing.
+// token endpoint is invalid_dpop_proof (400), and issues nothing; a proof
+// of the same request replayed too.
 func TestDPoPTokenEndpointRefusesBadProofs(t *testing.T) {
 	b := storagetest.Backends(t)[0]
 	e := newTestEnv(t, b, nil)
@@ -238,6 +243,12 @@ func TestDPoPTokenEndpointRefusesBadProofs(t *testing.T) {
 		} {
 			user, pass := apiID, apiSecret
 			if grant.Get("client_id") != "" {
+				if name == "replayed proof" {
+					// The jti is claimed with the grant's writes: a
+					// refused grant answers its own error.
+					// TestDPoPPublicClientFlow replays on a good one.
+					continue
+				}
 				user, pass = "", ""
 			}
 			tr := e.dpopToken(grant, user, pass, proofs...)
@@ -497,4 +508,37 @@ func requireDPoP(t testing.TB, store *storage.Store, id string) {
 	if err := store.UpdateClient(ctx, c); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// TestDPoPConcurrentReplay: one proof sent by eight requests at once gets
+// one token; the others are invalid_dpop_proof (the jti's claim commits
+// with the grant, so the race is the database's).
+func TestDPoPConcurrentReplay(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b storagetest.Backend) {
+		e := newTestEnv(t, b, nil)
+		_, key := newDPoPKey(t)
+		proof := e.proof(key, "POST", pathToken, dpop.ProofOptions{})
+		results := make(chan tokenResponse, 8)
+		start := make(chan struct{})
+		for range 8 {
+			go func() {
+				<-start
+				results <- e.dpopToken(url.Values{"grant_type": {"client_credentials"}}, apiID, apiSecret, proof)
+			}()
+		}
+		close(start)
+		won := 0
+		for range 8 {
+			tr := <-results
+			switch {
+			case tr.status == http.StatusOK:
+				won++
+			case tr.status != http.StatusBadRequest || tr.Error != "invalid_dpop_proof":
+				t.Errorf("a loser got %d %q %s", tr.status, tr.Error, tr.Description)
+			}
+		}
+		if won != 1 {
+			t.Fatalf("%d requests with one proof got a token, want 1", won)
+		}
+	})
 }
