@@ -51,29 +51,11 @@ func (e *testEnv) proof(s *dpop.Signer, method, path string, o dpop.ProofOptions
 // dpopToken posts a token request with the given DPoP header values.
 func (e *testEnv) dpopToken(form url.Values, user, pass string, proofs ...string) tokenResponse {
 	e.t.Helper()
-	req, err := http.NewRequest(http.MethodPost, e.issuer+pathToken, strings.NewReader(form.Encode()))
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	if user != "" {
-		req.SetBasicAuth(url.QueryEscape(user), url.QueryEscape(pass))
-	}
+	var header []string
 	for _, p := range proofs {
-		req.Header.Add("DPoP", p)
+		header = append(header, "DPoP", p)
 	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
-	var tr tokenResponse
-	if err := json.Unmarshal(body, &tr); err != nil {
-		e.t.Fatalf("token response %d is not JSON: %s", resp.StatusCode, body)
-	}
-	tr.status, tr.header = resp.StatusCode, resp.Header
-	return tr
+	return e.token(form, user, pass, header...)
 }
 
 func (e *testEnv) dpopExchange(code string, ar authRequest, proof string) tokenResponse {

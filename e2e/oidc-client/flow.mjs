@@ -9,29 +9,12 @@
 // Prints one line per check; exits non-zero on the first failure.
 import * as client from 'openid-client';
 import assert from 'node:assert/strict';
-import { Browser, loginThroughForm } from './browser.mjs';
+import { Browser, loginThroughForm, env, check, expectOAuthError, done } from './shared.mjs';
 
-const env = (k) => {
-  const v = process.env[k];
-  if (!v) throw new Error(`${k} is not set`);
-  return v;
-};
 const issuer = new URL(env('BK_ISSUER'));
 const redirectURI = env('BK_REDIRECT_URI');
 const postLogoutURI = env('BK_POST_LOGOUT_URI');
 const insecure = { execute: [client.allowInsecureRequests] }; // http on loopback only
-
-let passed = 0;
-async function check(name, fn) {
-  try {
-    await fn();
-    passed++;
-    console.log(`ok   ${name}`);
-  } catch (err) {
-    console.log(`FAIL ${name}: ${err?.stack ?? err}`);
-    process.exit(1);
-  }
-}
 
 function authorizationRequest(config, extra = {}) {
   const verifier = client.randomPKCECodeVerifier();
@@ -47,16 +30,6 @@ function authorizationRequest(config, extra = {}) {
       state, nonce, ...extra,
     }),
   }));
-}
-
-async function expectOAuthError(promise, code) {
-  try {
-    await promise;
-  } catch (err) {
-    assert.equal(err.error ?? err.cause?.error, code, `error ${err.error} (${err.message})`);
-    return;
-  }
-  assert.fail(`expected ${code}`);
 }
 
 const spa = await client.discovery(issuer, env('BK_PUBLIC_CLIENT'), undefined, client.None(), insecure);
@@ -167,4 +140,4 @@ await check('prompt=none without a session answers login_required', async () => 
   assert.equal(url.searchParams.get('state'), req.state);
 });
 
-console.log(`${passed} passed, 0 failed`);
+done();

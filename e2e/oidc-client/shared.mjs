@@ -1,7 +1,43 @@
-// The login side of the openid-client drives (flow.mjs, dpop.mjs): a
-// minimal browser with a cookie jar and manual redirects, and the broker's
-// login form.
+// What the openid-client drives (flow.mjs, dpop.mjs) share: the checks'
+// reporting, the environment, and the login side — a minimal browser with
+// a cookie jar and manual redirects, and the broker's login form.
 import assert from 'node:assert/strict';
+
+export const env = (k) => {
+  const v = process.env[k];
+  if (!v) throw new Error(`${k} is not set`);
+  return v;
+};
+
+let passed = 0;
+
+// check runs one named check: one line per check, exit non-zero on the
+// first failure.
+export async function check(name, fn) {
+  try {
+    await fn();
+    passed++;
+    console.log(`ok   ${name}`);
+  } catch (err) {
+    console.log(`FAIL ${name}: ${err?.stack ?? err}`);
+    process.exit(1);
+  }
+}
+
+// done prints the summary the Go tests look for.
+export function done() {
+  console.log(`${passed} passed, 0 failed`);
+}
+
+export async function expectOAuthError(promise, code) {
+  try {
+    await promise;
+  } catch (err) {
+    assert.equal(err.error ?? err.cause?.error, code, `error ${err.error} (${err.message})`);
+    return;
+  }
+  assert.fail(`expected ${code}`);
+}
 
 // A minimal browser: a cookie jar and manual redirects.
 export class Browser {
