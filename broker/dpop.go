@@ -285,9 +285,18 @@ func (s *Server) resourceProof(w http.ResponseWriter, r *http.Request, path, tok
 // writeDPoPChallenge answers 401 with a DPoP WWW-Authenticate challenge
 // (RFC 9449 section 7.1) and the RFC 6750-style JSON body.
 func (s *Server) writeDPoPChallenge(w http.ResponseWriter, code, description string) {
-	w.Header().Set("WWW-Authenticate", fmt.Sprintf(`DPoP algs=%q, error=%q, error_description=%q`,
-		strings.Join(dpopAlgorithms(), " "), code, description))
+	w.Header().Set("WWW-Authenticate", dpopChallenge(code, description))
 	writeOAuthError(w, http.StatusUnauthorized, code, description)
+}
+
+// dpopChallenge is a DPoP WWW-Authenticate challenge; without a code, the
+// bare offer (beside Bearer's) to a request that sent no token.
+func dpopChallenge(code, description string) string {
+	c := fmt.Sprintf(`DPoP algs=%q`, strings.Join(dpopAlgorithms(), " "))
+	if code != "" {
+		c += fmt.Sprintf(`, error=%q, error_description=%q`, code, description)
+	}
+	return c
 }
 
 // dpopIntrospection adds what introspection says of a DPoP-bound token

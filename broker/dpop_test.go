@@ -83,7 +83,9 @@ func (e *testEnv) userinfo(method, auth string, proofs ...string) (*http.Respons
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	req.Header.Set("Authorization", auth)
+	if auth != "" {
+		req.Header.Set("Authorization", auth)
+	}
 	for _, p := range proofs {
 		req.Header.Add("DPoP", p)
 	}
@@ -275,6 +277,16 @@ func TestDPoPUserinfoRefusesBadProofs(t *testing.T) {
 		"wrong ath":    {e.proof(key, "GET", pathUserinfo, dpop.ProofOptions{AccessToken: at + "x"})},
 		"no ath":       {e.proof(key, "GET", pathUserinfo, dpop.ProofOptions{})},
 		"no proof":     nil,
+	}
+	// No token: both schemes are offered; a garbage token with the DPoP
+	// scheme gets a DPoP challenge.
+	resp, _ := e.userinfo("GET", "")
+	if www := resp.Header.Values("WWW-Authenticate"); resp.StatusCode != http.StatusUnauthorized || len(www) != 2 || !strings.HasPrefix(www[1], `DPoP algs="ES256`) {
+		t.Errorf("no token: %d %q", resp.StatusCode, www)
+	}
+	resp, _ = e.userinfo("GET", "DPoP garbage", good)
+	if www := resp.Header.Get("WWW-Authenticate"); resp.StatusCode != http.StatusUnauthorized || !strings.HasPrefix(www, "DPoP ") || !strings.Contains(www, `error="invalid_token"`) {
+		t.Errorf("garbage token with DPoP: %d %q", resp.StatusCode, www)
 	}
 	for name, proofs := range cases {
 		resp, body := e.userinfo("GET", "DPoP "+at, proofs...)
