@@ -551,3 +551,39 @@ func TestDPoPConcurrentReplay(t *testing.T) {
 		}
 	})
 }
+
+// FuzzDPoPHeader: whatever the DPoP header holds, a client_credentials
+// request (whose client may get a token without one) is answered 200 with
+// a token bound to the proof's key, or 400 with RFC 9449's
+// invalid_dpop_proof: never a 5xx, never a bearer token.
+func FuzzDPoPHeader(f *testing.F) {
+	e := newTestEnv(f, storagetest.Backend{Name: "sqlite"}, nil)
+	_, key := newDPoPKey(f)
+	for _, seed := range []string{
+		e.proof(key, "POST", pathToken, dpop.ProofOptions{}),
+		e.proof(key, "GET", pathToken, dpop.ProofOptions{}),
+		"", "a.b.c", "eyJ0eXAiOiJkcG9wK2p3dCJ9.e30.", strings.Repeat("A", 9000),
+	} {
+		f.Add(seed)
+	}
+	h := e.srv.Handler()
+	f.Fuzz(func(t *testing.T, proof string) {
+		req := tokenRequest(url.Values{"grant_type": {"client_credentials"}, "scope": {"read"}}, apiID, apiSecret)
+		req.Header["Dpop"] = []string{proof}
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		var answer struct {
+			TokenType string `json:"token_type"`
+			Error     string `json:"error"`
+		}
+		if err := json.Unmarshal(rec.Body.Bytes(), &answer); err != nil {
+			t.Fatalf("%q: %d answer is not JSON: %s", proof, rec.Code, rec.Body)
+		}
+		switch {
+		case rec.Code == http.StatusOK && answer.TokenType == "DPoP":
+		case rec.Code == http.StatusBadRequest && answer.Error == "invalid_dpop_proof":
+		default:
+			t.Fatalf("%q: %d %s", proof, rec.Code, rec.Body)
+		}
+	})
+}
