@@ -411,6 +411,19 @@ func TestDPoPJKTBindsTheCode(t *testing.T) {
 	wantTokenError(t, e.token(url.Values{"grant_type": {"refresh_token"}, "refresh_token": {bound.RefreshToken}}, webID, webSecret), http.StatusBadRequest, "invalid_grant")
 	unbound := e.dpopToken(webForm(e.browser().loginForCode(webAuth())), webID, webSecret, e.proof(key, "POST", pathToken, dpop.ProofOptions{}))
 	wantDPoPToken(t, e, unbound, key.JKT())
+	// Introspection by its client says which refresh token is bound.
+	for name, c := range map[string]struct {
+		token string
+		jkt   any
+	}{"bound": {bound.RefreshToken, key.JKT()}, "unbound": {unbound.RefreshToken, nil}} {
+		resp, body := e.post(pathIntrospect, url.Values{"token": {c.token}}, webID, webSecret)
+		var m map[string]any
+		_ = json.Unmarshal(body, &m)
+		cnf, _ := m["cnf"].(map[string]any)
+		if resp.StatusCode != http.StatusOK || m["active"] != true || cnf["jkt"] != c.jkt {
+			t.Fatalf("introspection of the %s refresh token: %d %s", name, resp.StatusCode, body)
+		}
+	}
 	if tr := mustOK(t, e.token(url.Values{"grant_type": {"refresh_token"}, "refresh_token": {unbound.RefreshToken}}, webID, webSecret)); tr.TokenType != "bearer" {
 		t.Fatalf("confidential refresh without proof: token_type %q", tr.TokenType)
 	}
