@@ -24,7 +24,7 @@ func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) {
 		if down := outage(err); down != nil {
 			err = down
 		}
-		err = replayAnswer(err)
+		err = replayAnswer(dpopReplayAnswer(err))
 		outcome = fosite.ErrorToRFC6749Error(err).ErrorField
 		s.logGrantError(ctx, "token", err)
 		if ar == nil {
@@ -49,11 +49,18 @@ func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+	ctx, err := s.tokenProof(ctx, w, r)
+	if err != nil {
+		fail(err)
+		return
+	}
 	sess := newSession()
 	// The request's checks record their writes (the PKCE data they spend)
-	// in the unit; they land with the grant, in one transaction.
+	// in the unit, and so does the proof's jti; they land with the grant,
+	// in one transaction.
 	ctx = s.tokens.WithUnit(ctx)
-	ar, err := s.provider.NewAccessRequest(ctx, r, sess)
+	s.claimProof(ctx)
+	ar, err = s.provider.NewAccessRequest(ctx, r, sess)
 	if err != nil && fosite.ErrorToRFC6749Error(err).CodeField < http.StatusInternalServerError {
 		// A refused request (a wrong code_verifier, say) still spends what
 		// the checks spent, so a stolen code gets one guess.
@@ -215,6 +222,7 @@ func (s *Server) handleIntrospect(w http.ResponseWriter, r *http.Request) {
 	if exp := ar.GetSession().GetExpiresAt(tokenType); !exp.IsZero() {
 		resp["exp"] = exp.Unix()
 	}
+	dpopIntrospection(resp, use, ar)
 	_ = json.NewEncoder(w).Encode(resp)
 }
 
