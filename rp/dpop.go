@@ -149,7 +149,9 @@ func newDPoPVerifier(cfg *config) (*dpopVerifier, error) {
 		publicURL: cfg.publicURL,
 	}
 	if d.proofs.Replay == nil {
-		d.proofs.Replay = NewMemoryReplayCache(0)
+		memory := dpop.NewMemoryReplayCache(DefaultReplayCacheSize)
+		memory.Now = cfg.now
+		d.proofs.Replay = memory
 	}
 	if cfg.nonceSecret != nil {
 		if len(cfg.nonceSecret) < 32 {
