@@ -122,7 +122,7 @@ func WithPublicURL(url string) Option {
 
 // dpopVerifier is the Verifier's DPoP state.
 type dpopVerifier struct {
-	proofs    dpop.Verifier
+	proofs    *dpop.Verifier
 	nonces    *dpop.Nonces
 	required  bool
 	clients   map[string]bool
@@ -138,7 +138,7 @@ func newDPoPVerifier(cfg *config) (*dpopVerifier, error) {
 		}
 	}
 	d := &dpopVerifier{
-		proofs: dpop.Verifier{
+		proofs: &dpop.Verifier{
 			Algorithms: cfg.proofAlgs,
 			MaxAge:     cfg.proofMaxAge,
 			Leeway:     cfg.proofLeeway,
