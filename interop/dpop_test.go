@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -183,4 +184,72 @@ func tamper(jws string) string {
 	sig, _ := base64.RawURLEncoding.DecodeString(jws[dot+1:])
 	sig[len(sig)/2] ^= 1
 	return jws[:dot+1] + base64.RawURLEncoding.EncodeToString(sig)
+}
+
+// dpopToken gets an access token with the client_credentials grant and a
+// DPoP proof by key: the broker binds it to key (cnf.jkt, token_type DPoP).
+func (b *realBroker) dpopToken(t *testing.T, clientID, scope string, key *rptest.ProofKey) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	tokenURL := b.issuer + "/oauth2/token"
+	form := url.Values{"grant_type": {"client_credentials"}, "scope": {scope}}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, tokenURL, strings.NewReader(form.Encode()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("DPoP", key.Proof(http.MethodPost, tokenURL, ""))
+	req.SetBasicAuth(clientID, backendSecret)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var body struct {
+		AccessToken string `json:"access_token"`
+		TokenType   string `json:"token_type"`
+		Error       string `json:"error"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&body); err != nil || body.AccessToken == "" || body.TokenType != "DPoP" {
+		t.Fatalf("DPoP token for %s: %d %+v %v", clientID, resp.StatusCode, body, err)
+	}
+	return body.AccessToken
+}
+
+// TestAPIsVerifyBrokerDPoPTokens: a DPoP-bound token from a real broker
+// (client_credentials with a proof) is accepted by each API with its
+// holder's proofs, and refused copied out: as Bearer, without a proof, with
+// another key's proof, with a replayed proof.
+func TestAPIsVerifyBrokerDPoPTokens(t *testing.T) {
+	b := startBroker(t, "RS256")
+	holder := rptest.NewProofKey(t, jose.ES256)
+	thief := rptest.NewProofKey(t, jose.ES256)
+	token := b.dpopToken(t, "backend", "profile checkout", holder)
+	var claims struct {
+		Cnf struct {
+			JKT string `json:"jkt"`
+		} `json:"cnf"`
+	}
+	payload, _ := base64.RawURLEncoding.DecodeString(strings.Split(token, ".")[1])
+	if err := json.Unmarshal(payload, &claims); err != nil || claims.Cnf.JKT != holder.Thumbprint() {
+		t.Fatalf("the broker's token carries cnf.jkt %q (%v), want the holder's %q", claims.Cnf.JKT, err, holder.Thumbprint())
+	}
+	for _, kind := range apiKinds {
+		t.Run(kind.name, func(t *testing.T) {
+			base := kind.start(t, b.issuer, apiAudience)
+			profile, checkout := base+"/api/profile", base+"/api/checkout"
+			get := func(url string, proofs ...string) dpopRequest {
+				return dpopRequest{method: http.MethodGet, url: url, scheme: "DPoP", token: token, proofs: proofs}
+			}
+			proof := holder.Proof("GET", profile, token)
+			expectDPoP(t, "the holder", get(profile, proof), 200, "", "backend")
+			expectDPoP(t, "the holder, checkout", get(checkout, holder.Proof("GET", checkout, token)), 200, "", "backend")
+			expectDPoP(t, "replayed proof", get(profile, proof), 401, "invalid_dpop_proof", "")
+			expectDPoP(t, "copied token as Bearer", dpopRequest{method: http.MethodGet, url: profile, scheme: "Bearer", token: token},
+				401, "invalid_token", "")
+			expectDPoP(t, "copied token, no proof", get(profile), 401, "invalid_dpop_proof", "")
+			expectDPoP(t, "copied token, the thief's proof", get(profile, thief.Proof("GET", profile, token)), 401, "invalid_token", "")
+		})
+	}
 }
