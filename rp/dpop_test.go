@@ -2,9 +2,6 @@ package rp_test
 
 import (
 	"context"
-	"crypto/hmac"
-	"crypto/sha256"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"net/http"
@@ -103,76 +100,25 @@ func TestDPoPHolderAccepted(t *testing.T) {
 }
 
 // TestDPoPAbuseRefused is every way a thief or a forger might use a bound
-// token, each refused with RFC 9449's error (and its WWW-Authenticate).
+// token (rptest.Abuses), each refused with RFC 9449's error (and its
+// WWW-Authenticate).
 func TestDPoPAbuseRefused(t *testing.T) {
 	iss := rptest.NewIssuer(t)
 	srv := dpopAPI(t, newVerifier(t, iss))
 	profile, checkout := srv.URL+"/profile", srv.URL+"/checkout"
 	holder := rptest.NewProofKey(t, jose.ES256)
-	thief := rptest.NewProofKey(t, jose.ES256)
 	token := iss.BoundToken("alice", testAudience, "openid", holder.Thumbprint())
-	now := time.Now().Unix()
-	claims := func(extra rptest.Claims) rptest.Claims {
-		c := rptest.Claims{"htm": "GET", "htu": profile, "ath": rptest.ATH(token)}
-		for k, v := range extra {
-			c[k] = v
-		}
-		return c
-	}
 	used := holder.Proof("GET", profile, token)
 	dpopCall(t, "GET", profile, "DPoP", token, used).wantAccepted(t, "the holder", "alice")
 
-	hs256 := func() string {
-		pub := holder.PublicJWK()
-		secret, _ := json.Marshal(&pub)
-		input := strings.TrimSuffix(rptest.Unsigned(t, map[string]any{"typ": "dpop+jwt", "alg": "HS256", "jwk": pub},
-			claims(rptest.Claims{"jti": "hs", "iat": now})), ".")
-		mac := hmac.New(sha256.New, secret)
-		mac.Write([]byte(input))
-		return input + "." + base64.RawURLEncoding.EncodeToString(mac.Sum(nil))
-	}
-	flip := func(jws string) string {
-		b := []byte(jws)
-		b[len(b)-5] ^= 0x01
-		return string(b)
-	}
-
-	cases := []struct {
-		name   string
-		scheme string
-		proofs []string
-		code   string
-	}{
-		{"copied token as Bearer", "Bearer", nil, "invalid_token"},
-		{"copied token, no proof", "DPoP", nil, "invalid_dpop_proof"},
-		{"copied token, empty proof", "DPoP", []string{""}, "invalid_dpop_proof"},
-		{"proof by another key", "DPoP", []string{thief.Proof("GET", profile, token)}, "invalid_token"},
-		{"replayed proof", "DPoP", []string{used}, "invalid_dpop_proof"},
-		{"proof for another URL", "DPoP", []string{holder.Proof("GET", checkout, token)}, "invalid_dpop_proof"},
-		{"proof for another host", "DPoP", []string{holder.Proof("GET", "https://api.example.test/profile", token)}, "invalid_dpop_proof"},
-		{"proof for another method", "DPoP", []string{holder.Proof("POST", profile, token)}, "invalid_dpop_proof"},
-		{"old iat", "DPoP", []string{holder.ProofWith(claims(rptest.Claims{"iat": now - 600}), nil)}, "invalid_dpop_proof"},
-		{"iat in the future", "DPoP", []string{holder.ProofWith(claims(rptest.Claims{"iat": now + 600}), nil)}, "invalid_dpop_proof"},
-		{"proof for another token", "DPoP", []string{holder.Proof("GET", profile, "another-token")}, "invalid_dpop_proof"},
-		{"no ath", "DPoP", []string{holder.ProofWith(claims(rptest.Claims{"ath": nil}), nil)}, "invalid_dpop_proof"},
-		{"no jti", "DPoP", []string{holder.ProofWith(claims(rptest.Claims{"jti": nil}), nil)}, "invalid_dpop_proof"},
-		{"two proofs", "DPoP", []string{holder.Proof("GET", profile, token), holder.Proof("GET", profile, token)}, "invalid_dpop_proof"},
-		{"typ JWT", "DPoP", []string{holder.ProofWith(claims(nil), map[string]any{"typ": "JWT"})}, "invalid_dpop_proof"},
-		{"no jwk", "DPoP", []string{holder.ProofWith(claims(nil), map[string]any{"jwk": nil})}, "invalid_dpop_proof"},
-		{"alg none", "DPoP", []string{rptest.Unsigned(t, map[string]any{"typ": "dpop+jwt", "alg": "none", "jwk": holder.PublicJWK()},
-			claims(rptest.Claims{"jti": "none", "iat": now}))}, "invalid_dpop_proof"},
-		{"HS256 keyed with the public jwk", "DPoP", []string{hs256()}, "invalid_dpop_proof"},
-		{"private jwk", "DPoP", []string{holder.ProofWith(claims(nil), map[string]any{"jwk": holder.PrivateJWK()})}, "invalid_dpop_proof"},
-		{"bad signature", "DPoP", []string{flip(holder.Proof("GET", profile, token))}, "invalid_dpop_proof"},
-		{"not a JWS", "DPoP", []string{"not-a-proof"}, "invalid_dpop_proof"},
-	}
-	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			dpopCall(t, "GET", profile, tc.scheme, token, tc.proofs...).wantRefused(t, tc.name, tc.code)
+	for _, abuse := range rptest.Abuses(t, holder, token, profile, checkout, used) {
+		t.Run(abuse.Name, func(t *testing.T) {
+			dpopCall(t, "GET", profile, abuse.Scheme, token, abuse.Proofs...).wantRefused(t, abuse.Name, abuse.Error)
 		})
 	}
 	// A bad token is named as such whatever the proof.
-	expired := iss.Sign(rptest.Claims{"aud": testAudience, "exp": now - 3600, "cnf": map[string]string{"jkt": holder.Thumbprint()}})
+	expired := iss.Sign(rptest.Claims{"aud": testAudience, "exp": time.Now().Add(-time.Hour).Unix(),
+		"cnf": map[string]string{"jkt": holder.Thumbprint()}})
 	dpopCall(t, "GET", profile, "DPoP", expired).wantRefused(t, "expired bound token, no proof", "invalid_token")
 	// The holder is still accepted after all that.
 	dpopCall(t, "GET", profile, "DPoP", token, holder.Proof("GET", profile, token)).wantAccepted(t, "the holder, again", "alice")

@@ -4,6 +4,7 @@ import (
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/ed25519"
+	"crypto/hmac"
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/sha256"
@@ -11,6 +12,7 @@ import (
 	"encoding/json"
 	"maps"
 	"math/big"
+	"strings"
 	"testing"
 	"time"
 
@@ -159,4 +161,79 @@ func (k *ProofKey) sign(header, claims map[string]any) string {
 		k.tb.Fatalf("rptest: sign proof: %v", err)
 	}
 	return input + "." + base64.RawURLEncoding.EncodeToString(sig)
+}
+
+// An Abuse is a request a thief or a forger might make with a DPoP-bound
+// access token, and the RFC 9449 error a resource server must refuse it
+// with (status 401, in a DPoP challenge).
+type Abuse struct {
+	Name   string
+	Scheme string   // of the Authorization header: "DPoP" or "Bearer"
+	Proofs []string // the DPoP header values (none, one, or two)
+	Error  string   // "invalid_token" or "invalid_dpop_proof"
+}
+
+// Abuses lists the ways to misuse token, bound to holder, in a GET of url:
+// the token copied out (as Bearer, with no proof, with another key's
+// proof), proofs for another request (otherURL of the same API, another
+// host, another method, another token), the replay of used — a proof of
+// holder's for this request that the API has already accepted —, an old or
+// future iat, missing claims, two proofs, and forgeries (typ, no jwk, alg
+// none, HS256 keyed with the public jwk, a private jwk, a bad signature,
+// garbage).
+func Abuses(tb testing.TB, holder *ProofKey, token, url, otherURL, used string) []Abuse {
+	tb.Helper()
+	thief := NewProofKey(tb, jose.ES256)
+	now := time.Now().Unix()
+	claims := func(extra Claims) Claims {
+		c := Claims{"htm": "GET", "htu": url, "ath": ATH(token)}
+		maps.Copy(c, extra)
+		return c
+	}
+	pub := holder.PublicJWK()
+	secret, err := json.Marshal(&pub)
+	if err != nil {
+		tb.Fatalf("rptest: %v", err)
+	}
+	hs256 := strings.TrimSuffix(Unsigned(tb, map[string]any{"typ": "dpop+jwt", "alg": "HS256", "jwk": pub},
+		claims(Claims{"jti": rand.Text(), "iat": now})), ".")
+	mac := hmac.New(sha256.New, secret)
+	mac.Write([]byte(hs256))
+	hs256 += "." + base64.RawURLEncoding.EncodeToString(mac.Sum(nil))
+	good := holder.Proof("GET", url, token)
+	dot := strings.LastIndexByte(good, '.')
+	sig, _ := base64.RawURLEncoding.DecodeString(good[dot+1:])
+	sig[len(sig)/2] ^= 1
+	badSig := good[:dot+1] + base64.RawURLEncoding.EncodeToString(sig)
+
+	host := url[strings.Index(url, "://")+3:]
+	path := host[strings.IndexByte(host+"/", '/'):]
+	proof := func(name, code string, p string) Abuse {
+		return Abuse{Name: name, Scheme: "DPoP", Proofs: []string{p}, Error: code}
+	}
+	const badProof, badToken = "invalid_dpop_proof", "invalid_token"
+	return []Abuse{
+		{Name: "copied token as Bearer", Scheme: "Bearer", Error: badToken},
+		{Name: "copied token, no proof", Scheme: "DPoP", Error: badProof},
+		proof("copied token, empty proof", badProof, ""),
+		proof("copied token, a proof by another key", badToken, thief.Proof("GET", url, token)),
+		proof("replayed proof", badProof, used),
+		proof("proof for another URL", badProof, holder.Proof("GET", otherURL, token)),
+		proof("proof for another host", badProof, holder.Proof("GET", "http://127.0.0.1:1"+path, token)),
+		proof("proof for another method", badProof, holder.Proof("POST", url, token)),
+		proof("proof for another token", badProof, holder.Proof("GET", url, token+"x")),
+		proof("old iat", badProof, holder.ProofWith(claims(Claims{"iat": now - 600}), nil)),
+		proof("iat in the future", badProof, holder.ProofWith(claims(Claims{"iat": now + 600}), nil)),
+		proof("no ath", badProof, holder.ProofWith(claims(Claims{"ath": nil}), nil)),
+		proof("no jti", badProof, holder.ProofWith(claims(Claims{"jti": nil}), nil)),
+		{Name: "two proofs", Scheme: "DPoP", Proofs: []string{holder.Proof("GET", url, token), holder.Proof("GET", url, token)}, Error: badProof},
+		proof("typ JWT", badProof, holder.ProofWith(claims(nil), map[string]any{"typ": "JWT"})),
+		proof("no jwk", badProof, holder.ProofWith(claims(nil), map[string]any{"jwk": nil})),
+		proof("alg none", badProof, Unsigned(tb, map[string]any{"typ": "dpop+jwt", "alg": "none", "jwk": pub},
+			claims(Claims{"jti": rand.Text(), "iat": now}))),
+		proof("HS256 keyed with the public jwk", badProof, hs256),
+		proof("private jwk", badProof, holder.ProofWith(claims(nil), map[string]any{"jwk": holder.PrivateJWK()})),
+		proof("bad signature", badProof, badSig),
+		proof("not a JWS", badProof, "not-a-proof"),
+	}
 }
