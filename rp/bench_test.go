@@ -76,11 +76,18 @@ func BenchmarkVerify(b *testing.B) {
 			rawTimes = append(rawTimes, t1.Sub(t0))
 			rpTimes = append(rpTimes, t2.Sub(t1))
 		}
-		rawMedian, rpMedian := median(rawTimes), median(rpTimes)
-		b.ReportMetric(float64(rawMedian.Nanoseconds()), "raw-median-ns")
-		b.ReportMetric(float64(rpMedian.Nanoseconds()), "rp-median-ns")
-		b.ReportMetric(100*float64(rawMedian)/float64(rpMedian), "rp-%-of-raw")
+		reportMedians(b, "raw", rawTimes, rpTimes)
 	})
+}
+
+// reportMedians reports the medians of the times of a baseline (named
+// base) and of rp, and rp's throughput relative to the baseline's:
+// rp-%-of-<base>.
+func reportMedians(b *testing.B, base string, baseTimes, rpTimes []time.Duration) {
+	baseMedian, rpMedian := median(baseTimes), median(rpTimes)
+	b.ReportMetric(float64(baseMedian.Nanoseconds()), base+"-median-ns")
+	b.ReportMetric(float64(rpMedian.Nanoseconds()), "rp-median-ns")
+	b.ReportMetric(100*float64(baseMedian)/float64(rpMedian), "rp-%-of-"+base)
 }
 
 func median(d []time.Duration) time.Duration {
@@ -160,8 +167,5 @@ func BenchmarkVerifyDPoP(b *testing.B) {
 		floorTimes = append(floorTimes, t1.Sub(t0))
 		rpTimes = append(rpTimes, t2.Sub(t1))
 	}
-	floorMedian, rpMedian := median(floorTimes), median(rpTimes)
-	b.ReportMetric(float64(floorMedian.Nanoseconds()), "floor-median-ns")
-	b.ReportMetric(float64(rpMedian.Nanoseconds()), "rp-median-ns")
-	b.ReportMetric(100*float64(floorMedian)/float64(rpMedian), "rp-%-of-floor")
+	reportMedians(b, "floor", floorTimes, rpTimes)
 }

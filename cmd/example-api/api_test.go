@@ -155,20 +155,7 @@ func TestCORS(t *testing.T) {
 // works.
 func TestDPoPRequiredForTheDemoClient(t *testing.T) {
 	iss := rptest.NewIssuer(t)
-	addr := make(chan string, 1)
-	logger := slog.New(addrHandler{Handler: quiet.Handler(), addr: addr})
-	done := make(chan error, 1)
-	go func() {
-		done <- run(t.Context(), []string{"--issuer", iss.URL, "--audience", audience, "--listen", "127.0.0.1:0",
-			"--dpop-required-client", "demo"}, func(string) string { return "" }, logger)
-	}()
-	var base string
-	select {
-	case a := <-addr:
-		base = "http://" + a
-	case err := <-done:
-		t.Fatalf("run returned early: %v", err)
-	}
+	base, _ := startRun(t, t.Context(), iss, "--dpop-required-client", "demo")
 	profile := base + "/api/profile"
 	key := rptest.NewProofKey(t, jose.ES256)
 	claims := rptest.Claims{"sub": "alice", "aud": audience, "client_id": "demo"}
@@ -239,23 +226,28 @@ func (h addrHandler) Handle(ctx context.Context, r slog.Record) error {
 	return nil
 }
 
-func TestRunServesAndStops(t *testing.T) {
-	iss := rptest.NewIssuer(t)
+// startRun runs the API as its main does, against iss, until ctx ends, and
+// returns its base URL and run's result.
+func startRun(t *testing.T, ctx context.Context, iss *rptest.Issuer, args ...string) (string, <-chan error) {
+	t.Helper()
 	addr := make(chan string, 1)
 	logger := slog.New(addrHandler{Handler: quiet.Handler(), addr: addr})
-	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan error, 1)
-	go func() {
-		done <- run(ctx, []string{"--issuer", iss.URL, "--audience", audience, "--listen", "127.0.0.1:0"},
-			func(string) string { return "" }, logger)
-	}()
-	var base string
+	args = append([]string{"--issuer", iss.URL, "--audience", audience, "--listen", "127.0.0.1:0"}, args...)
+	go func() { done <- run(ctx, args, func(string) string { return "" }, logger) }()
 	select {
 	case a := <-addr:
-		base = "http://" + a
+		return "http://" + a, done
 	case err := <-done:
 		t.Fatalf("run returned early: %v", err)
 	}
+	return "", nil
+}
+
+func TestRunServesAndStops(t *testing.T) {
+	iss := rptest.NewIssuer(t)
+	ctx, cancel := context.WithCancel(t.Context())
+	base, done := startRun(t, ctx, iss)
 	if r := do(t, "GET", base+"/api/profile", bearer(iss.Token("dan", audience, ""))); r.status != 200 {
 		t.Fatalf("profile: %d %v", r.status, r.body)
 	}

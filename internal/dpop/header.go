@@ -1,19 +1,14 @@
 package dpop
 
 import (
-	"crypto"
-	"crypto/ecdsa"
-	"crypto/ed25519"
-	"crypto/rsa"
-	"crypto/sha256"
-	"crypto/sha512"
 	"encoding/base64"
 	"encoding/json"
-	"math/big"
 	"strings"
 	"sync"
 
 	"github.com/go-jose/go-jose/v4"
+
+	"github.com/bridgekeeper/bridgekeeper/internal/jwsig"
 )
 
 // A client signs every proof with the same key, so its proofs share one
@@ -96,7 +91,7 @@ func (h *checkedHeader) verify(input, sigSeg string) ([]byte, error) {
 	if err != nil {
 		return nil, refuse(ErrMalformed, "signature is not base64url")
 	}
-	if !verifySignature(h.alg, h.key.Key, input, sig) {
+	if jwsig.Verify(h.alg, h.key.Key, input, sig) != nil {
 		return nil, refuse(ErrSignature, "")
 	}
 	payload, err := base64.RawURLEncoding.DecodeString(input[strings.IndexByte(input, '.')+1:])
@@ -104,42 +99,4 @@ func (h *checkedHeader) verify(input, sigSeg string) ([]byte, error) {
 		return nil, refuse(ErrMalformed, "payload is not base64url")
 	}
 	return payload, nil
-}
-
-// verifySignature reports whether sig is alg's signature of input by key,
-// which publicKey has matched to alg.
-func verifySignature(alg jose.SignatureAlgorithm, key any, input string, sig []byte) bool {
-	if alg == jose.EdDSA {
-		pub, ok := key.(ed25519.PublicKey)
-		return ok && ed25519.Verify(pub, []byte(input), sig)
-	}
-	var hash crypto.Hash
-	var digest []byte
-	switch alg {
-	case jose.ES256, jose.RS256, jose.PS256:
-		d := sha256.Sum256([]byte(input))
-		hash, digest = crypto.SHA256, d[:]
-	case jose.ES384, jose.RS384, jose.PS384:
-		d := sha512.Sum384([]byte(input))
-		hash, digest = crypto.SHA384, d[:]
-	case jose.ES512, jose.RS512, jose.PS512:
-		d := sha512.Sum512([]byte(input))
-		hash, digest = crypto.SHA512, d[:]
-	default:
-		return false
-	}
-	switch pub := key.(type) {
-	case *ecdsa.PublicKey:
-		size := (pub.Curve.Params().BitSize + 7) / 8
-		if !strings.HasPrefix(string(alg), "ES") || len(sig) != 2*size {
-			return false
-		}
-		return ecdsa.Verify(pub, digest, new(big.Int).SetBytes(sig[:size]), new(big.Int).SetBytes(sig[size:]))
-	case *rsa.PublicKey:
-		if strings.HasPrefix(string(alg), "PS") {
-			return rsa.VerifyPSS(pub, hash, digest, sig, &rsa.PSSOptions{SaltLength: rsa.PSSSaltLengthAuto}) == nil
-		}
-		return strings.HasPrefix(string(alg), "RS") && rsa.VerifyPKCS1v15(pub, hash, digest, sig) == nil
-	}
-	return false
 }
