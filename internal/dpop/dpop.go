@@ -299,8 +299,8 @@ func (v *Verifier) Verify(ctx context.Context, proof string, req Request) (*Proo
 	if err != nil {
 		return nil, err
 	}
-	var c proofClaims
-	if err := json.Unmarshal(payload, &c); err != nil {
+	c, err := decodeClaims(payload)
+	if err != nil {
 		return nil, refuse(ErrClaims, "payload is not a JSON object of the right types")
 	}
 	if c.JTI == "" || len(c.JTI) > maxJTIBytes || c.HTM == "" || c.HTU == "" || c.IAT == nil {
