@@ -69,8 +69,14 @@ def jwk_thumbprint(jwk):
 
 
 def without_query(url):
+    """url as htu is compared: scheme and host in lower case, no default port, no query or fragment."""
     parts = urllib.parse.urlsplit(url)
-    return f"{parts.scheme.lower()}://{parts.netloc.lower()}{parts.path}"
+    scheme, host, port = parts.scheme.lower(), parts.hostname or "", parts.port
+    if ":" in host:
+        host = f"[{host}]"
+    if port and (scheme, port) not in (("http", 80), ("https", 443)):
+        host += f":{port}"
+    return f"{scheme}://{host}{parts.path or '/'}"
 
 
 class AccessTokenVerifier:
