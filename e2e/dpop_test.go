@@ -12,8 +12,10 @@ import (
 	"time"
 
 	"github.com/bridgekeeper/bridgekeeper/internal/dpop"
-	"github.com/bridgekeeper/bridgekeeper/ops/flow"
 )
+
+// tokenPath is the token endpoint under the issuer.
+const tokenPath = "/oauth2/token"
 
 // proofTransport adds the DPoP proof it is given to the next token
 // request, and remembers the last DPoP-Nonce it was sent.
@@ -39,7 +41,7 @@ func (p *proofTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	p.mu.Lock()
 	proof := p.proof
 	p.mu.Unlock()
-	if proof != "" && req.URL.Path == flow.PathToken {
+	if proof != "" && req.URL.Path == tokenPath {
 		req = req.Clone(req.Context())
 		req.Header.Set("DPoP", proof)
 	}
@@ -62,7 +64,8 @@ func TestReplicasShareDPoPReplayCache(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	pt := &proofTransport{}
-	c := flow.New("spa", replicaRedirect, pt)
+	c := p.client()
+	c.HTTP.Transport = pt
 	code, err := c.Login(ctx, p.a, replicaEmail, replicaPassword)
 	if err != nil {
 		t.Fatalf("login on A: %v", err)
@@ -72,7 +75,7 @@ func TestReplicasShareDPoPReplayCache(t *testing.T) {
 		t.Fatal(err)
 	}
 	proof := func(nonce string) string {
-		s, err := signer.Proof(http.MethodPost, p.issuer+flow.PathToken, dpop.ProofOptions{Nonce: nonce})
+		s, err := signer.Proof(http.MethodPost, p.issuer+tokenPath, dpop.ProofOptions{Nonce: nonce})
 		if err != nil {
 			t.Fatal(err)
 		}
