@@ -42,9 +42,10 @@ var DefaultProofAlgorithms = slices.Clone(dpop.DefaultAlgorithms)
 // one could be replayed to another within its window (DefaultProofMaxAge):
 // give them a cache they share, whose Claim is one atomic
 // insert-if-absent with an expiry — Redis "SET key 1 NX PXAT expires-ms"
-// (nil reply: replayed), or an SQL table with key as primary key:
-// "INSERT … ON CONFLICT DO NOTHING" (no row inserted: replayed; delete rows
-// past their expiry now and then). Keys are fixed-length base64url.
+// (nil reply: replayed), or an SQL upsert keyed by key that takes over an
+// expired row and changes nothing for a live one (no row changed: replayed;
+// docs/rp.md shows one for Postgres and SQLite). Keys are fixed-length
+// base64url.
 type ReplayCache interface {
 	Claim(ctx context.Context, key string, expires time.Time) error
 }
