@@ -226,7 +226,11 @@ func (v *Verifier) verifyDPoPRequest(ctx context.Context, token string, r *http.
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrInvalidProof, err)
 	}
-	return v.checkProof(ctx, claims, token, proof, r.Method, v.dpop.requestURL(r))
+	url, err := v.dpop.requestURL(r)
+	if err != nil {
+		return nil, err
+	}
+	return v.checkProof(ctx, claims, token, proof, r.Method, url)
 }
 
 func (v *Verifier) verifyBound(ctx context.Context, token string) (*Claims, error) {
@@ -251,8 +255,8 @@ func (v *Verifier) checkProof(ctx context.Context, claims *Claims, token, proof,
 // proofError turns an error of dpop.Verifier.Verify into rp's.
 func proofError(err error) error {
 	switch {
-	case dpop.Code(err) == "":
-		return fmt.Errorf("rp: DPoP replay cache: %w", err)
+	case dpop.Code(err) == "": // not the proof's fault: the replay cache failed
+		return fmt.Errorf("rp: DPoP: %w", err)
 	case errors.Is(err, dpop.ErrKeyMismatch):
 		return fmt.Errorf("%w: %w", ErrKeyBinding, err)
 	case dpop.Code(err) == dpop.CodeUseNonce:
@@ -261,17 +265,21 @@ func proofError(err error) error {
 	return fmt.Errorf("%w: %w", ErrInvalidProof, err)
 }
 
-// requestURL is the URL a proof for r must name.
-func (d *dpopVerifier) requestURL(r *http.Request) string {
-	base := d.publicURL
-	if base == "" {
-		scheme := "http"
-		if r.TLS != nil {
-			scheme = "https"
-		}
-		base = scheme + "://" + r.Host
+// requestURL is the URL a proof for r must name. Rebuilt from a Host
+// header that makes no URL, it refuses the proof, which cannot match.
+func (d *dpopVerifier) requestURL(r *http.Request) (string, error) {
+	if d.publicURL != "" {
+		return d.publicURL + r.URL.EscapedPath(), nil
 	}
-	return base + r.URL.EscapedPath()
+	scheme := "http"
+	if r.TLS != nil {
+		scheme = "https"
+	}
+	url := scheme + "://" + r.Host + r.URL.EscapedPath()
+	if _, err := dpop.NormalizeURL(url); err != nil {
+		return "", fmt.Errorf("%w: the request's Host makes no URL", ErrInvalidProof)
+	}
+	return url, nil
 }
 
 // describeDPoP is the error_description of a DPoP refusal.

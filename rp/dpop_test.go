@@ -347,3 +347,22 @@ func TestDPoPConcurrentReplay(t *testing.T) {
 		t.Fatalf("one proof sent 16 times at once was accepted %d times, want 1", accepted)
 	}
 }
+
+// TestDPoPHostHeaderThatIsNoURL: without WithPublicURL the URL comes from
+// the Host header; one that makes no URL refuses the proof (401), it is not
+// the server's failure (503).
+func TestDPoPHostHeaderThatIsNoURL(t *testing.T) {
+	iss := rptest.NewIssuer(t)
+	v := newVerifier(t, iss)
+	key := rptest.NewProofKey(t, jose.ES256)
+	token := iss.BoundToken("alice", testAudience, "", key.Thumbprint())
+	req := httptest.NewRequest("GET", "/profile", nil)
+	req.Host = "%zz"
+	req.Header.Set("Authorization", "DPoP "+token)
+	req.Header.Set("DPoP", key.Proof("GET", "http://%zz/profile", token))
+	rec := httptest.NewRecorder()
+	v.Middleware(claimsHandler(t)).ServeHTTP(rec, req)
+	if rec.Code != http.StatusUnauthorized || !strings.Contains(rec.Header().Get("WWW-Authenticate"), `error="invalid_dpop_proof"`) {
+		t.Fatalf("Host %%zz: %d %q, want 401 invalid_dpop_proof", rec.Code, rec.Header().Get("WWW-Authenticate"))
+	}
+}
