@@ -78,6 +78,14 @@ func startBroker(t *testing.T, algorithm string) *realBroker {
 // token gets an access token with the client_credentials grant.
 func (b *realBroker) token(t *testing.T, clientID, scope string) string {
 	t.Helper()
+	token, _ := b.requestToken(t, clientID, scope, "")
+	return token
+}
+
+// requestToken asks for a client_credentials token, with a DPoP proof when
+// proof is not empty, and returns it and its token_type.
+func (b *realBroker) requestToken(t *testing.T, clientID, scope, proof string) (token, tokenType string) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	defer cancel()
 	form := url.Values{"grant_type": {"client_credentials"}, "scope": {scope}}
@@ -86,6 +94,9 @@ func (b *realBroker) token(t *testing.T, clientID, scope string) string {
 		t.Fatal(err)
 	}
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	if proof != "" {
+		req.Header.Set("DPoP", proof)
+	}
 	req.SetBasicAuth(clientID, backendSecret)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
@@ -94,12 +105,13 @@ func (b *realBroker) token(t *testing.T, clientID, scope string) string {
 	defer resp.Body.Close()
 	var body struct {
 		AccessToken string `json:"access_token"`
+		TokenType   string `json:"token_type"`
 		Error       string `json:"error"`
 	}
 	if err := json.NewDecoder(resp.Body).Decode(&body); err != nil || body.AccessToken == "" {
 		t.Fatalf("token for %s: %d %+v %v", clientID, resp.StatusCode, body, err)
 	}
-	return body.AccessToken
+	return body.AccessToken, body.TokenType
 }
 
 // TestAPIsVerifyBrokerTokens: tokens from a real broker, RS256 and ES256,

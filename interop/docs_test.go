@@ -15,7 +15,8 @@ var snippetMarker = regexp.MustCompile(`^<!-- (file|excerpt): (\S+) -->$`)
 
 // TestDocSnippetsAreTheTestedCode checks that the code docs/rp.md shows is
 // the code the interop tests run (interop/goapi, interop/node/api.mjs,
-// interop/python/bkjwt.py and django_api.py) or compile (rp's examples):
+// interop/python/bkjwt.py and django_api.py) or compile and test (rp's
+// examples, rp's SQL replay cache):
 // every go, js or python block names its file, and matches it.
 func TestDocSnippetsAreTheTestedCode(t *testing.T) {
 	doc, err := os.ReadFile("../docs/rp.md")
@@ -25,6 +26,7 @@ func TestDocSnippetsAreTheTestedCode(t *testing.T) {
 	want := map[string]string{
 		"interop/goapi/main.go":        "file",
 		"rp/example_test.go":           "excerpt",
+		"rp/replaycache_test.go":       "excerpt",
 		"interop/node/api.mjs":         "file",
 		"interop/python/bkjwt.py":      "file",
 		"interop/python/django_api.py": "excerpt",

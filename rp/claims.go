@@ -23,6 +23,9 @@ type Claims struct {
 	ID        string    // jti
 	ClientID  string    // client_id (RFC 9068)
 	Scopes    []string  // scope split on spaces (or an scp array)
+	// JKT is cnf.jkt (RFC 9449 §6.1): the thumbprint of the DPoP key the
+	// token is bound to; empty for a bearer token.
+	JKT string
 
 	raw json.RawMessage
 }
@@ -55,6 +58,9 @@ func (c *Claims) Raw() json.RawMessage {
 	}
 	p := wirePayload{Issuer: c.Issuer, Subject: c.Subject, Audience: c.Audience, ID: c.ID,
 		ClientID: c.ClientID, Scope: strings.Join(c.Scopes, " ")}
+	if c.JKT != "" {
+		p.Confirmation = &confirmation{JKT: c.JKT}
+	}
 	for _, d := range []struct {
 		t   time.Time
 		out **int64
@@ -84,6 +90,13 @@ type wirePayload struct {
 	ID        string   `json:"jti,omitempty"`
 	ClientID  string   `json:"client_id,omitempty"`
 	Scope     string   `json:"scope,omitempty"`
+
+	Confirmation *confirmation `json:"cnf,omitempty"`
+}
+
+// confirmation is the cnf claim (RFC 7800); only jkt is read.
+type confirmation struct {
+	JKT string `json:"jkt"`
 }
 
 // Claim decodes the claim called name into v. It reports false when the
@@ -126,6 +139,7 @@ type payload struct {
 	ClientID  string      `json:"client_id"`
 	Scope     string      `json:"scope"`
 	Scp       []string    `json:"scp"`
+	JKT       string      // cnf.jkt
 }
 
 func parseClaims(raw []byte) (*Claims, error) {
@@ -142,6 +156,7 @@ func parseClaims(raw []byte) (*Claims, error) {
 		NotBefore: p.NotBefore.time(),
 		ID:        p.ID,
 		ClientID:  p.ClientID,
+		JKT:       p.JKT,
 		raw:       raw,
 	}
 	if p.Scope != "" {

@@ -111,6 +111,8 @@ func (s *scanner) member(p *payload, name string) error {
 		}
 	case "scp":
 		p.Scp, err = s.strings()
+	case "cnf":
+		err = s.confirmation(p)
 	case "exp", "iat", "nbf":
 		start := s.i
 		if err = s.skip(0); err != nil {
@@ -132,6 +134,51 @@ func (s *scanner) member(p *payload, name string) error {
 		err = s.skip(0)
 	}
 	return err
+}
+
+// confirmation reads the cnf object (RFC 7800) for its jkt member and
+// skips the others. As with encoding/json, a later cnf replaces an earlier
+// one, and null is no confirmation.
+func (s *scanner) confirmation(p *payload) error {
+	p.JKT = ""
+	if s.literal("null") {
+		return nil
+	}
+	if !s.consume('{') {
+		return errSyntax
+	}
+	s.space()
+	if s.consume('}') {
+		return nil
+	}
+	for {
+		s.space()
+		name, err := s.string()
+		if err != nil {
+			return err
+		}
+		s.space()
+		if !s.consume(':') {
+			return errSyntax
+		}
+		s.space()
+		if name == "jkt" {
+			err = s.stringInto(&p.JKT)
+		} else {
+			err = s.skip(1)
+		}
+		if err != nil {
+			return err
+		}
+		s.space()
+		if s.consume(',') {
+			continue
+		}
+		if s.consume('}') {
+			return nil
+		}
+		return errSyntax
+	}
 }
 
 // stringInto reads a JSON string into dst; null leaves dst as it is.

@@ -10,6 +10,9 @@ import (
 // and with exact names, as scanPayload means to.
 func referencePayload(b []byte) (payload, error) {
 	var p payload
+	var cnf *struct {
+		JKT string `json:"jkt"`
+	}
 	var members map[string]json.RawMessage
 	if err := json.Unmarshal(b, &members); err != nil {
 		return p, err
@@ -19,7 +22,7 @@ func referencePayload(b []byte) (payload, error) {
 	}
 	fields := map[string]any{
 		"iss": &p.Issuer, "sub": &p.Subject, "jti": &p.ID, "client_id": &p.ClientID, "scope": &p.Scope,
-		"aud": &p.Audience, "scp": &p.Scp, "exp": &p.ExpiresAt, "iat": &p.IssuedAt, "nbf": &p.NotBefore,
+		"aud": &p.Audience, "scp": &p.Scp, "exp": &p.ExpiresAt, "iat": &p.IssuedAt, "nbf": &p.NotBefore, "cnf": &cnf,
 	}
 	for name, dst := range fields {
 		if raw, ok := members[name]; ok {
@@ -27,6 +30,9 @@ func referencePayload(b []byte) (payload, error) {
 				return p, err
 			}
 		}
+	}
+	if cnf != nil {
+		p.JKT = cnf.JKT
 	}
 	return p, nil
 }
@@ -36,7 +42,7 @@ func samePayload(a, b payload) bool {
 		a.Scope == b.Scope && slices.Equal(a.Audience, b.Audience) && slices.Equal(a.Scp, b.Scp) &&
 		(a.Audience == nil) == (b.Audience == nil) && (a.Scp == nil) == (b.Scp == nil) &&
 		a.ExpiresAt.time().Equal(b.ExpiresAt.time()) && a.IssuedAt.time().Equal(b.IssuedAt.time()) &&
-		a.NotBefore.time().Equal(b.NotBefore.time())
+		a.NotBefore.time().Equal(b.NotBefore.time()) && a.JKT == b.JKT
 }
 
 var payloadSeeds = []string{
@@ -44,6 +50,13 @@ var payloadSeeds = []string{
 	`{"aud":["a","b"],"exp":1764201600.5,"nbf":null,"scp":["read","write"],"x":{"y":[1,2,{"z":"w"}],"t":true,"f":false,"n":null}}`,
 	` { "sub" : "caf\u00e9 \"quoted\" \\ \/" , "iss":"x", "iss":"y", "e":-1.5e+10 } `,
 	`{"sub":"snow ☃","aud":[],"scp":null}`,
+	`{"cnf":{"jkt":"0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I","x5t#S256":"x"},"sub":"bound"}`,
+	`{"cnf":{"jkt":"a"},"cnf":{"x":1}}`,
+	`{"cnf":{"jkt":null}}`,
+	`{"cnf":null}`,
+	`{"cnf":{"jkt":1}}`,
+	`{"cnf":"jkt"}`,
+	`{"cnf":{"jkt":"a",}}`,
 	`{}`,
 	`[]`,
 	`{"sub":1}`,

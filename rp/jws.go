@@ -1,21 +1,15 @@
 package rp
 
 import (
-	"crypto"
-	"crypto/ecdsa"
-	"crypto/ed25519"
-	"crypto/rsa"
-	"crypto/sha256"
-	"crypto/sha512"
 	"encoding/base64"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"math/big"
 	"strings"
 	"sync"
 
 	"github.com/go-jose/go-jose/v4"
+
+	"github.com/bridgekeeper/bridgekeeper/internal/jwsig"
 )
 
 // maxTokenBytes bounds the tokens Verify looks at.
@@ -94,7 +88,7 @@ func decodeHeader(seg string) (jwsHeader, error) {
 	if err := json.Unmarshal(b, &h); err != nil {
 		return jwsHeader{}, fmt.Errorf("%w: header: %v", ErrMalformed, err)
 	}
-	if _, ok := algorithmHash(h.Alg); !ok {
+	if _, ok := jwsig.Hash(h.Alg); !ok {
 		return jwsHeader{}, fmt.Errorf("%w: %q", ErrAlgorithm, h.Alg)
 	}
 	if h.Crit != nil {
@@ -103,68 +97,8 @@ func decodeHeader(seg string) (jwsHeader, error) {
 	return h, nil
 }
 
-// algorithmHash returns the hash of an asymmetric JWS algorithm; ok is false
-// for every algorithm this package refuses.
-func algorithmHash(alg jose.SignatureAlgorithm) (crypto.Hash, bool) {
-	switch alg {
-	case jose.RS256, jose.PS256, jose.ES256:
-		return crypto.SHA256, true
-	case jose.RS384, jose.PS384, jose.ES384:
-		return crypto.SHA384, true
-	case jose.RS512, jose.PS512, jose.ES512:
-		return crypto.SHA512, true
-	case jose.EdDSA:
-		return 0, true
-	}
-	return 0, false
-}
-
-var errBadSignature = errors.New("signature does not verify")
-
 // verifySignature checks sig over input with key k, using k's algorithm (the
 // caller has made sure the token's header names that same algorithm).
 func verifySignature(k verifyKey, input string, sig []byte) error {
-	if k.alg == jose.EdDSA {
-		pub, ok := k.key.(ed25519.PublicKey)
-		if !ok || !ed25519.Verify(pub, []byte(input), sig) {
-			return errBadSignature
-		}
-		return nil
-	}
-	hash, ok := algorithmHash(k.alg)
-	if !ok {
-		return errBadSignature
-	}
-	var digest []byte
-	switch hash {
-	case crypto.SHA256:
-		d := sha256.Sum256([]byte(input))
-		digest = d[:]
-	case crypto.SHA384:
-		d := sha512.Sum384([]byte(input))
-		digest = d[:]
-	default:
-		d := sha512.Sum512([]byte(input))
-		digest = d[:]
-	}
-	switch pub := k.key.(type) {
-	case *rsa.PublicKey:
-		switch k.alg {
-		case jose.RS256, jose.RS384, jose.RS512:
-			return rsa.VerifyPKCS1v15(pub, hash, digest, sig)
-		case jose.PS256, jose.PS384, jose.PS512:
-			return rsa.VerifyPSS(pub, hash, digest, sig, &rsa.PSSOptions{SaltLength: rsa.PSSSaltLengthAuto})
-		}
-	case *ecdsa.PublicKey:
-		size := (pub.Curve.Params().BitSize + 7) / 8
-		if len(sig) != 2*size {
-			return errBadSignature
-		}
-		r := new(big.Int).SetBytes(sig[:size])
-		s := new(big.Int).SetBytes(sig[size:])
-		if ecdsa.Verify(pub, digest, r, s) {
-			return nil
-		}
-	}
-	return errBadSignature
+	return jwsig.Verify(k.alg, k.key, input, sig)
 }

@@ -2,6 +2,8 @@ package rp
 
 import (
 	"log/slog"
+
+	"github.com/go-jose/go-jose/v4"
 	"net/http"
 	"strings"
 	"time"
@@ -34,6 +36,16 @@ type config struct {
 	logger          *slog.Logger
 	now             func() time.Time
 	realm           string
+
+	dpopRequired bool
+	dpopClients  []string
+	proofAlgs    []jose.SignatureAlgorithm
+	proofMaxAge  time.Duration
+	proofLeeway  time.Duration
+	replay       ReplayCache
+	nonceSecret  []byte
+	noncePeriod  time.Duration
+	publicURL    string
 }
 
 func defaultConfig() config {

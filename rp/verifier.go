@@ -23,6 +23,7 @@ type Verifier struct {
 	logger      *slog.Logger
 	keys        *keyCache
 	headers     headerCache
+	dpop        *dpopVerifier
 }
 
 // NewVerifier reads issuer's discovery document
@@ -39,6 +40,10 @@ func NewVerifier(ctx context.Context, issuer string, opts ...Option) (*Verifier,
 	}
 	if cfg.audience == "" && !cfg.anyAudience {
 		return nil, errors.New("rp: no audience: use WithAudience, or WithAnyAudience to accept tokens for any API")
+	}
+	d, err := newDPoPVerifier(&cfg)
+	if err != nil {
+		return nil, err
 	}
 	if cfg.cacheFloor > cfg.cacheCeiling {
 		return nil, fmt.Errorf("rp: cache floor %v above ceiling %v", cfg.cacheFloor, cfg.cacheCeiling)
@@ -61,6 +66,7 @@ func NewVerifier(ctx context.Context, issuer string, opts ...Option) (*Verifier,
 		realm:       cfg.realm,
 		logger:      cfg.logger,
 		keys:        newKeyCache(jwksURL, &cfg),
+		dpop:        d,
 	}
 	if err := v.keys.refresh(ctx); err != nil {
 		return nil, fmt.Errorf("rp: %w", err)
@@ -93,10 +99,25 @@ func discoverJWKS(ctx context.Context, cfg *config, issuer string) (string, erro
 // Issuer returns the issuer the verifier trusts.
 func (v *Verifier) Issuer() string { return v.issuer }
 
-// Verify checks raw — a compact JWS — and returns its claims. Every refusal
-// matches ErrInvalidToken, except ErrKeysUnavailable when the key it names
-// could not be fetched.
+// Verify checks raw — a compact JWS presented as a bearer token — and
+// returns its claims. Every refusal matches ErrInvalidToken, except
+// ErrKeysUnavailable when the key it names could not be fetched. A
+// DPoP-bound token (cnf.jkt) is refused with ErrTokenBound: it is good only
+// with its proof (VerifyDPoP); and so is, with ErrNotBound, an unbound one
+// that WithDPoPRequired or WithDPoPRequiredFor says must be bound.
 func (v *Verifier) Verify(ctx context.Context, raw string) (*Claims, error) {
+	claims, err := v.verifyToken(ctx, raw)
+	if err != nil {
+		return nil, err
+	}
+	if err := v.dpop.checkBearer(claims); err != nil {
+		return nil, err
+	}
+	return claims, nil
+}
+
+// verifyToken checks raw, bound or not.
+func (v *Verifier) verifyToken(ctx context.Context, raw string) (*Claims, error) {
 	jws, err := splitCompact(raw)
 	if err != nil {
 		return nil, err

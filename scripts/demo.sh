@@ -81,7 +81,8 @@ fi
 
 start fakeidp "$BIN/fakeidp" --listen 127.0.0.1:5556
 start bridgekeeper "$BIN/bridgekeeper" serve --config "$CONFIG"
-start example-api "$BIN/example-api" --issuer "$ISSUER" --listen 127.0.0.1:9090 --audience "$API" --allowed-origin "$APP"
+start example-api "$BIN/example-api" --issuer "$ISSUER" --listen 127.0.0.1:9090 --audience "$API" --allowed-origin "$APP" \
+	--dpop-required-client demo
 if [ -d wasm/example ]; then
 	start app env VITE_BK_ISSUER="$ISSUER" VITE_BK_CLIENT_ID=demo VITE_BK_API="$API" \
 		sh -c 'cd wasm/example && exec ./node_modules/.bin/vite --host 127.0.0.1 --port 5173 --strictPort'

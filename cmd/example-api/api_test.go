@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/go-jose/go-jose/v4"
+
 	"github.com/bridgekeeper/bridgekeeper/rp"
 	"github.com/bridgekeeper/bridgekeeper/rp/rptest"
 )
@@ -21,10 +23,11 @@ const (
 
 var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
 
-func startAPI(t *testing.T) (*rptest.Issuer, *httptest.Server) {
+func startAPI(t *testing.T, opts ...rp.Option) (*rptest.Issuer, *httptest.Server) {
 	t.Helper()
 	iss := rptest.NewIssuer(t)
-	v, err := rp.NewVerifier(t.Context(), iss.URL, rp.WithAudience(audience), rp.WithLogger(quiet))
+	opts = append([]rp.Option{rp.WithAudience(audience), rp.WithLogger(quiet)}, opts...)
+	v, err := rp.NewVerifier(t.Context(), iss.URL, opts...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -123,6 +126,11 @@ func TestCORS(t *testing.T) {
 		!strings.Contains(r.header.Get("Access-Control-Allow-Methods"), "POST") {
 		t.Fatalf("preflight: %d %v", r.status, r.header)
 	}
+	preflight["Access-Control-Request-Headers"] = "authorization,dpop"
+	if r := do(t, "OPTIONS", srv.URL+"/api/checkout", preflight); r.status != 204 ||
+		!strings.Contains(r.header.Get("Access-Control-Allow-Headers"), "DPoP") {
+		t.Fatalf("preflight for a DPoP request: %d %v", r.status, r.header)
+	}
 	preflight["Origin"] = "http://evil.test"
 	if r := do(t, "OPTIONS", srv.URL+"/api/checkout", preflight); r.status != 403 || r.header.Get("Access-Control-Allow-Origin") != "" {
 		t.Fatalf("preflight from another origin: %d %v", r.status, r.header)
@@ -131,7 +139,7 @@ func TestCORS(t *testing.T) {
 	// The app can read error answers too, WWW-Authenticate included.
 	r = do(t, "GET", srv.URL+"/api/profile", map[string]string{"Origin": appURL})
 	if r.status != 401 || r.header.Get("Access-Control-Allow-Origin") != appURL ||
-		r.header.Get("Access-Control-Expose-Headers") != "WWW-Authenticate" {
+		r.header.Get("Access-Control-Expose-Headers") != "WWW-Authenticate, DPoP-Nonce" {
 		t.Fatalf("401 to the app: %d %v", r.status, r.header)
 	}
 	h := bearer(iss.Token("carol", audience, ""))
@@ -141,20 +149,55 @@ func TestCORS(t *testing.T) {
 	}
 }
 
+// TestDPoPRequiredForTheDemoClient runs the API as the demo does
+// (--dpop-required-client demo): the demo client's tokens are good only
+// DPoP-bound and with their proof; another client's bearer token still
+// works.
+func TestDPoPRequiredForTheDemoClient(t *testing.T) {
+	iss := rptest.NewIssuer(t)
+	base, _ := startRun(t, t.Context(), iss, "--dpop-required-client", "demo")
+	profile := base + "/api/profile"
+	key := rptest.NewProofKey(t, jose.ES256)
+	claims := rptest.Claims{"sub": "alice", "aud": audience, "client_id": "demo"}
+	unbound := iss.Sign(claims)
+	claims["cnf"] = map[string]string{"jkt": key.Thumbprint()}
+	bound := iss.Sign(claims)
+
+	if r := do(t, "GET", profile, bearer(unbound)); r.status != 401 || r.body["error"] != "invalid_token" ||
+		!strings.HasPrefix(r.header.Get("WWW-Authenticate"), "DPoP ") {
+		t.Errorf("demo client, unbound token: %d %v %q, want 401 invalid_token (DPoP)", r.status, r.body, r.header.Get("WWW-Authenticate"))
+	}
+	if r := do(t, "GET", profile, bearer(bound)); r.status != 401 || r.body["error"] != "invalid_token" {
+		t.Errorf("demo client, bound token as Bearer: %d %v", r.status, r.body)
+	}
+	if r := do(t, "GET", profile, map[string]string{"Authorization": "DPoP " + bound}); r.status != 401 || r.body["error"] != "invalid_dpop_proof" {
+		t.Errorf("demo client, bound token without proof: %d %v", r.status, r.body)
+	}
+	withProof := map[string]string{"Authorization": "DPoP " + bound, "DPoP": key.Proof("GET", profile, bound)}
+	if r := do(t, "GET", profile, withProof); r.status != 200 || r.body["sub"] != "alice" {
+		t.Errorf("demo client, bound token with its proof: %d %v", r.status, r.body)
+	}
+	if r := do(t, "GET", profile, bearer(iss.Token("bob", audience, ""))); r.status != 200 || r.body["sub"] != "bob" {
+		t.Errorf("another client's bearer token: %d %v", r.status, r.body)
+	}
+}
+
 func TestParseFlags(t *testing.T) {
 	env := map[string]string{
 		"EXAMPLE_API_ISSUER":         "http://127.0.0.1:8080",
 		"EXAMPLE_API_ALLOWED_ORIGIN": "http://a.test, http://b.test/",
 		"EXAMPLE_API_ISSUER_WAIT":    "3s",
 	}
-	o, err := parseFlags([]string{"--audience", "api://shop", "--allowed-origin", "http://c.test"},
-		func(k string) string { return env[k] })
+	env["EXAMPLE_API_DPOP_REQUIRED_CLIENT"] = "demo, spa"
+	o, err := parseFlags([]string{"--audience", "api://shop", "--allowed-origin", "http://c.test", "--dpop-required-client", "cli",
+		"--public-url", "https://api.example.test"}, func(k string) string { return env[k] })
 	if err != nil {
 		t.Fatal(err)
 	}
 	if o.issuer != "http://127.0.0.1:8080" || o.audience != "api://shop" || o.listen != "127.0.0.1:9090" ||
 		strings.Join(o.allowedOrigins, " ") != "http://a.test http://b.test http://c.test" ||
-		o.issuerWait.String() != "3s" || o.refetchInterval != rp.DefaultRefetchInterval {
+		o.issuerWait.String() != "3s" || o.refetchInterval != rp.DefaultRefetchInterval ||
+		strings.Join(o.dpopClients, " ") != "demo spa cli" || o.publicURL != "https://api.example.test" || o.dpopRequired {
 		t.Fatalf("options = %+v", o)
 	}
 	if _, err := parseFlags(nil, func(string) string { return "" }); err == nil {
@@ -183,23 +226,28 @@ func (h addrHandler) Handle(ctx context.Context, r slog.Record) error {
 	return nil
 }
 
-func TestRunServesAndStops(t *testing.T) {
-	iss := rptest.NewIssuer(t)
+// startRun runs the API as its main does, against iss, until ctx ends, and
+// returns its base URL and run's result.
+func startRun(t *testing.T, ctx context.Context, iss *rptest.Issuer, args ...string) (string, <-chan error) {
+	t.Helper()
 	addr := make(chan string, 1)
 	logger := slog.New(addrHandler{Handler: quiet.Handler(), addr: addr})
-	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan error, 1)
-	go func() {
-		done <- run(ctx, []string{"--issuer", iss.URL, "--audience", audience, "--listen", "127.0.0.1:0"},
-			func(string) string { return "" }, logger)
-	}()
-	var base string
+	args = append([]string{"--issuer", iss.URL, "--audience", audience, "--listen", "127.0.0.1:0"}, args...)
+	go func() { done <- run(ctx, args, func(string) string { return "" }, logger) }()
 	select {
 	case a := <-addr:
-		base = "http://" + a
+		return "http://" + a, done
 	case err := <-done:
 		t.Fatalf("run returned early: %v", err)
 	}
+	return "", nil
+}
+
+func TestRunServesAndStops(t *testing.T) {
+	iss := rptest.NewIssuer(t)
+	ctx, cancel := context.WithCancel(t.Context())
+	base, done := startRun(t, ctx, iss)
 	if r := do(t, "GET", base+"/api/profile", bearer(iss.Token("dan", audience, ""))); r.status != 200 {
 		t.Fatalf("profile: %d %v", r.status, r.body)
 	}

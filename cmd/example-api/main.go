@@ -1,13 +1,17 @@
 // Command example-api is a small API protected by Bridgekeeper access
 // tokens, the relying party of the demo: /api/profile needs any valid token,
 // /api/checkout a token with scope "checkout", /api/health nothing.
+// DPoP-bound tokens (RFC 9449) are accepted with their proofs, and the
+// clients named by --dpop-required-client must use them.
 //
 //	example-api --issuer http://127.0.0.1:8080 --audience http://127.0.0.1:9090 \
-//	    --allowed-origin http://127.0.0.1:5173
+//	    --allowed-origin http://127.0.0.1:5173 --dpop-required-client demo
 //
 // Every flag can also be set in the environment: EXAMPLE_API_ISSUER,
 // EXAMPLE_API_LISTEN, EXAMPLE_API_AUDIENCE, EXAMPLE_API_ALLOWED_ORIGIN
-// (comma-separated), EXAMPLE_API_REFETCH_INTERVAL, EXAMPLE_API_ISSUER_WAIT.
+// (comma-separated), EXAMPLE_API_REFETCH_INTERVAL, EXAMPLE_API_ISSUER_WAIT,
+// EXAMPLE_API_PUBLIC_URL, EXAMPLE_API_DPOP_REQUIRED_CLIENT (comma-separated),
+// EXAMPLE_API_DPOP_REQUIRED.
 package main
 
 import (
@@ -41,7 +45,7 @@ func main() {
 }
 
 // defineFlags declares the flags on fs, with defaults from the environment.
-func defineFlags(fs *flag.FlagSet, o *options, env func(name, fallback string) string, refetch, wait time.Duration, origins *string) {
+func defineFlags(fs *flag.FlagSet, o *options, env func(name, fallback string) string, refetch, wait time.Duration, origins, dpopClients *string) {
 	fs.StringVar(&o.issuer, "issuer", env("ISSUER", ""), "Bridgekeeper issuer URL (required)")
 	fs.StringVar(&o.listen, "listen", env("LISTEN", "127.0.0.1:9090"), "address to listen on")
 	fs.StringVar(&o.audience, "audience", env("AUDIENCE", ""), "audience tokens must carry (empty: any, with a warning)")
@@ -51,6 +55,12 @@ func defineFlags(fs *flag.FlagSet, o *options, env func(name, fallback string) s
 	})
 	fs.DurationVar(&o.refetchInterval, "refetch-interval", refetch, "least time between JWKS fetches for unknown keys")
 	fs.DurationVar(&o.issuerWait, "issuer-wait", wait, "how long to retry reaching the issuer at start-up")
+	fs.StringVar(&o.publicURL, "public-url", env("PUBLIC_URL", ""), "the API's URL as clients call it, which DPoP proofs name (default http://LISTEN)")
+	fs.Func("dpop-required-client", "client_id whose tokens must be DPoP-bound (repeatable, or comma-separated)", func(v string) error {
+		*dpopClients += "," + v
+		return nil
+	})
+	fs.BoolVar(&o.dpopRequired, "dpop-required", env("DPOP_REQUIRED", "") == "true", "every token must be DPoP-bound")
 }
 
 type options struct {
@@ -60,6 +70,9 @@ type options struct {
 	allowedOrigins  []string
 	refetchInterval time.Duration
 	issuerWait      time.Duration
+	publicURL       string
+	dpopClients     []string
+	dpopRequired    bool
 }
 
 func parseFlags(args []string, getenv func(string) string) (options, error) {
@@ -91,8 +104,8 @@ func parseFlags(args []string, getenv func(string) string) (options, error) {
 	}
 	fs := flag.NewFlagSet("example-api", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
-	origins := env("ALLOWED_ORIGIN", "")
-	defineFlags(fs, &o, env, refetch, wait, &origins)
+	origins, dpopClients := env("ALLOWED_ORIGIN", ""), env("DPOP_REQUIRED_CLIENT", "")
+	defineFlags(fs, &o, env, refetch, wait, &origins, &dpopClients)
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
@@ -107,6 +120,11 @@ func parseFlags(args []string, getenv func(string) string) (options, error) {
 			o.allowedOrigins = append(o.allowedOrigins, strings.TrimSuffix(origin, "/"))
 		}
 	}
+	for id := range strings.SplitSeq(dpopClients, ",") {
+		if id = strings.TrimSpace(id); id != "" {
+			o.dpopClients = append(o.dpopClients, id)
+		}
+	}
 	return o, nil
 }
 
@@ -119,14 +137,15 @@ An example API protected by Bridgekeeper access tokens (package rp):
   GET  /api/health    no token needed
   GET  /api/profile   any valid access token; answers with the claims it verified
   POST /api/checkout  needs the scope "checkout"
-Tokens are verified offline against the issuer's JWKS. Every flag can also be
-set as EXAMPLE_API_<NAME> (e.g. EXAMPLE_API_ISSUER).
+Tokens are verified offline against the issuer's JWKS: "Authorization: Bearer",
+or "Authorization: DPoP" with a DPoP proof for DPoP-bound tokens (RFC 9449).
+Every flag can also be set as EXAMPLE_API_<NAME> (e.g. EXAMPLE_API_ISSUER).
 
 Flags:
 `)
 	fs := flag.NewFlagSet("example-api", flag.ContinueOnError)
 	var o options
-	defineFlags(fs, &o, func(_, fallback string) string { return fallback }, rp.DefaultRefetchInterval, 30*time.Second, new(string))
+	defineFlags(fs, &o, func(_, fallback string) string { return fallback }, rp.DefaultRefetchInterval, 30*time.Second, new(string), new(string))
 	fs.SetOutput(&b)
 	fs.PrintDefaults()
 	return b.String()
@@ -137,7 +156,19 @@ func run(ctx context.Context, args []string, getenv func(string) string, logger 
 	if err != nil {
 		return err
 	}
-	verifierOpts := []rp.Option{rp.WithLogger(logger), rp.WithRefetchInterval(o.refetchInterval)}
+	ln, err := net.Listen("tcp", o.listen)
+	if err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	defer ln.Close()
+	if o.publicURL == "" {
+		o.publicURL = "http://" + ln.Addr().String()
+	}
+	verifierOpts := []rp.Option{rp.WithLogger(logger), rp.WithRefetchInterval(o.refetchInterval),
+		rp.WithPublicURL(o.publicURL), rp.WithDPoPRequiredFor(o.dpopClients...)}
+	if o.dpopRequired {
+		verifierOpts = append(verifierOpts, rp.WithDPoPRequired())
+	}
 	if o.audience != "" {
 		verifierOpts = append(verifierOpts, rp.WithAudience(o.audience))
 	} else {
@@ -149,17 +180,14 @@ func run(ctx context.Context, args []string, getenv func(string) string, logger 
 		return err
 	}
 
-	ln, err := net.Listen("tcp", o.listen)
-	if err != nil {
-		return fmt.Errorf("listen: %w", err)
-	}
 	srv := &http.Server{
 		Handler:           newHandler(v, o.allowedOrigins, logger),
 		ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 	}
 	logger.Info("listening", "addr", ln.Addr().String(), "issuer", o.issuer, "audience", o.audience,
-		"allowed_origins", strings.Join(o.allowedOrigins, ","))
+		"allowed_origins", strings.Join(o.allowedOrigins, ","), "public_url", o.publicURL,
+		"dpop_required_clients", strings.Join(o.dpopClients, ","), "dpop_required", o.dpopRequired)
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	select {

@@ -87,6 +87,9 @@ type Verifier struct {
 	// Replay, when set, is claimed with the proof's ReplayKey after every
 	// other check passed.
 	Replay ReplayCache
+
+	// headers remembers the checked headers of proofs (one per client key).
+	headers headerCache
 }
 
 // Request is what the proof must match.
@@ -195,9 +198,10 @@ func NormalizeURL(raw string) (string, error) {
 // proofHeader is the protected header, decoded by us before go-jose so each
 // abuse gets its own error.
 type proofHeader struct {
-	Typ string          `json:"typ"`
-	Alg string          `json:"alg"`
-	JWK json.RawMessage `json:"jwk"`
+	Typ  string          `json:"typ"`
+	Alg  string          `json:"alg"`
+	JWK  json.RawMessage `json:"jwk"`
+	Crit json.RawMessage `json:"crit"`
 }
 
 // proofClaims are the claims of §4.2. iat is a float so 1.7e9 and
@@ -289,34 +293,16 @@ func (v *Verifier) Verify(ctx context.Context, proof string, req Request) (*Proo
 	if !ok1 || !ok2 || strings.IndexByte(sig, '.') >= 0 {
 		return nil, refuse(ErrMalformed, "not a compact JWS")
 	}
-	headJSON, err := base64.RawURLEncoding.DecodeString(headSeg)
-	if err != nil {
-		return nil, refuse(ErrMalformed, "header is not base64url")
-	}
-	var head proofHeader
-	if err := json.Unmarshal(headJSON, &head); err != nil {
-		return nil, refuse(ErrMalformed, "header is not a JSON object")
-	}
-	if typ := strings.ToLower(head.Typ); typ != "dpop+jwt" && typ != "application/dpop+jwt" {
-		return nil, refuse(ErrType, "")
-	}
-	if !v.allowed(head.Alg) {
-		return nil, refuse(ErrAlgorithm, "%.20q", head.Alg)
-	}
-	key, err := publicKey(head.JWK, head.Alg)
+	h, err := v.header(headSeg)
 	if err != nil {
 		return nil, err
 	}
-	jws, err := jose.ParseSignedCompact(proof, []jose.SignatureAlgorithm{jose.SignatureAlgorithm(head.Alg)})
+	payload, err := h.verify(proof[:len(proof)-len(sig)-1], sig)
 	if err != nil {
-		return nil, refuse(ErrMalformed, "")
+		return nil, err
 	}
-	payload, err := jws.Verify(key.Key)
+	c, err := decodeClaims(payload)
 	if err != nil {
-		return nil, refuse(ErrSignature, "")
-	}
-	var c proofClaims
-	if err := json.Unmarshal(payload, &c); err != nil {
 		return nil, refuse(ErrClaims, "payload is not a JSON object of the right types")
 	}
 	if c.JTI == "" || len(c.JTI) > maxJTIBytes || c.HTM == "" || c.HTU == "" || c.IAT == nil {
@@ -329,8 +315,10 @@ func (v *Verifier) Verify(ctx context.Context, proof string, req Request) (*Proo
 	if err != nil {
 		return nil, fmt.Errorf("dpop: request URL: %w", err)
 	}
-	if got, err := NormalizeURL(c.HTU); err != nil || got != want {
-		return nil, refuse(ErrURL, "")
+	if c.HTU != req.URL { // the same text normalizes the same: parse it once
+		if got, err := NormalizeURL(c.HTU); err != nil || got != want {
+			return nil, refuse(ErrURL, "")
+		}
 	}
 	iat := *c.IAT
 	if math.IsNaN(iat) || math.IsInf(iat, 0) || iat < 0 || iat > 1<<40 {
@@ -346,14 +334,10 @@ func (v *Verifier) Verify(ctx context.Context, proof string, req Request) (*Proo
 			return nil, refuse(ErrTokenHash, "")
 		}
 	}
-	jkt, err := Thumbprint(key)
-	if err != nil {
-		return nil, refuse(ErrKey, "")
-	}
-	if req.JKT != "" && subtle.ConstantTimeCompare([]byte(jkt), []byte(req.JKT)) != 1 {
+	if req.JKT != "" && subtle.ConstantTimeCompare([]byte(h.jkt), []byte(req.JKT)) != 1 {
 		return nil, refuse(ErrKeyMismatch, "")
 	}
-	p := &Proof{JTI: c.JTI, Method: c.HTM, URL: c.HTU, IssuedAt: issued, Key: *key, JKT: jkt}
+	p := &Proof{JTI: c.JTI, Method: c.HTM, URL: c.HTU, IssuedAt: issued, Key: *h.key, JKT: h.jkt}
 	if c.Nonce != nil {
 		p.Nonce = *c.Nonce
 	}

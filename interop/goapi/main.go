@@ -1,11 +1,13 @@
 // Command goapi is docs/rp.md's Go API: an API protected by Bridgekeeper
-// access tokens, verified with package rp.
+// access tokens, bearer or DPoP-bound (RFC 9449), verified with package rp.
 //
 //	ISSUER=http://127.0.0.1:8080 AUDIENCE=http://127.0.0.1:9090 go run ./interop/goapi
 //
 // GET /api/profile needs any valid token; GET|POST /api/checkout needs scope
 // "checkout". LISTEN sets the address (default 127.0.0.1:9090; port 0 picks
-// one); the first line on stdout is "listening on HOST:PORT".
+// one); the first line on stdout is "listening on HOST:PORT". PUBLIC_URL is
+// the API's URL as clients call it, which DPoP proofs name (default
+// http://LISTEN).
 package main
 
 import (
@@ -34,13 +36,24 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
-	// Reads discovery (which must name this issuer) and the JWKS; the keys
-	// are cached, refreshed as the JWKS's max-age says, and fetched again
-	// when a token names a key not in the cache.
-	v, err := rp.NewVerifier(ctx, issuer, rp.WithAudience(audience))
+	ln, err := net.Listen("tcp", listen)
 	if err != nil {
 		log.Fatal(err)
 	}
+	publicURL := os.Getenv("PUBLIC_URL")
+	if publicURL == "" {
+		publicURL = "http://" + ln.Addr().String()
+	}
+	// Reads discovery (which must name this issuer) and the JWKS; the keys
+	// are cached, refreshed as the JWKS's max-age says, and fetched again
+	// when a token names a key not in the cache. DPoP proofs must name
+	// publicURL; each is accepted once (an in-memory replay cache: give
+	// replicas a shared one with rp.WithReplayCache).
+	v, err := rp.NewVerifier(ctx, issuer, rp.WithAudience(audience), rp.WithPublicURL(publicURL))
+	if err != nil {
+		log.Fatal(err)
+	}
+
 	profile := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		claims, _ := rp.ClaimsFromContext(r.Context())
 		w.Header().Set("Content-Type", "application/json")
@@ -56,10 +69,6 @@ func main() {
 	mux.Handle("/api/profile", v.Middleware(profile))                                // 401/503 answered by rp
 	mux.Handle("/api/checkout", v.Middleware(rp.RequireScope("checkout")(checkout))) // 403 without the scope
 
-	ln, err := net.Listen("tcp", listen)
-	if err != nil {
-		log.Fatal(err)
-	}
 	fmt.Println("listening on", ln.Addr())
 	server := &http.Server{Handler: mux}
 	go func() {

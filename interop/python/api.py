@@ -4,7 +4,10 @@
 
 GET /api/profile needs any valid token; GET|POST /api/checkout needs scope
 "checkout". LISTEN sets the address (default 127.0.0.1:9092; port 0 picks
-one); the first line on stdout is "listening on HOST:PORT".
+one); the first line on stdout is "listening on HOST:PORT". PUBLIC_URL is
+the API's URL as clients call it, which DPoP proofs name (default
+http://LISTEN). Both "Authorization: Bearer" and "Authorization: DPoP" with a
+DPoP proof (RFC 9449) are accepted.
 """
 import json
 import os
@@ -14,21 +17,21 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 
 import jwt
 
-from bkjwt import AccessTokenVerifier
+from bkjwt import DPOP_ALGORITHMS, AccessTokenVerifier, Refused
 
 
-def make_handler(verifier):
+def make_handler(verifier, public_url):
     class Handler(BaseHTTPRequestHandler):
         def log_message(self, fmt, *args):  # keep stdout for the address line
             sys.stderr.write("api.py: " + fmt % args + "\n")
 
-        def send_json(self, status, body, challenge=None):
+        def send_json(self, status, body, challenge=()):
             data = json.dumps(body).encode()
             self.send_response(status)
             self.send_header("Content-Type", "application/json")
             self.send_header("Cache-Control", "no-store")
-            if challenge:
-                self.send_header("WWW-Authenticate", challenge)
+            for c in [challenge] if isinstance(challenge, str) else challenge:
+                self.send_header("WWW-Authenticate", c)
             self.send_header("Content-Length", str(len(data)))
             self.end_headers()
             self.wfile.write(data)
@@ -40,23 +43,32 @@ def make_handler(verifier):
             if path not in ("/api/profile", "/api/checkout"):
                 return self.send_json(404, {"error": "not_found"})
             scheme, _, token = self.headers.get("Authorization", "").partition(" ")
-            if scheme.lower() != "bearer" or not token.strip():
-                return self.send_json(401, {"error": "unauthorized"}, 'Bearer realm="api"')
+            scheme, token = scheme.lower(), token.strip()
+            if scheme not in ("bearer", "dpop") or not token:
+                dpop = f'DPoP realm="api", algs="{" ".join(DPOP_ALGORITHMS)}"'
+                return self.send_json(401, {"error": "unauthorized"}, ['Bearer realm="api"', dpop])
             try:
-                claims = verifier.verify(token.strip())
+                if scheme == "dpop":
+                    proofs = self.headers.get_all("DPoP") or []
+                    claims = verifier.verify_dpop(token, proofs, self.command, public_url() + path)
+                else:
+                    claims = verifier.verify(token)
             except jwt.InvalidTokenError as err:
-                description = type(err).__name__
+                error, description = "invalid_token", type(err).__name__
+                if isinstance(err, Refused):
+                    error, description, scheme = err.error, err.description, "dpop"
+                challenge = "DPoP" if scheme == "dpop" else "Bearer"
                 return self.send_json(
                     401,
-                    {"error": "invalid_token", "error_description": description},
-                    f'Bearer realm="api", error="invalid_token", error_description="{description}"',
+                    {"error": error, "error_description": description},
+                    f'{challenge} realm="api", error="{error}", error_description="{description}"',
                 )
             scopes = verifier.scopes(claims)
             if path == "/api/checkout" and "checkout" not in scopes:
                 return self.send_json(
                     403,
                     {"error": "insufficient_scope", "error_description": "the token lacks scope checkout"},
-                    'Bearer realm="api", error="insufficient_scope", scope="checkout"',
+                    f'{"DPoP" if scheme == "dpop" else "Bearer"} realm="api", error="insufficient_scope", scope="checkout"',
                 )
             self.send_json(200, {"sub": claims.get("sub"), "scopes": scopes, "claims": claims})
 
@@ -71,7 +83,8 @@ def main():
         sys.exit("set ISSUER and AUDIENCE")
     host, _, port = os.environ.get("LISTEN", "127.0.0.1:9092").rpartition(":")
     verifier = AccessTokenVerifier(issuer, audience, jwks_lifespan=int(os.environ.get("JWKS_LIFESPAN", "300")))
-    server = HTTPServer((host, int(port)), make_handler(verifier))
+    server = HTTPServer((host, int(port)), make_handler(verifier, lambda: public_url))
+    public_url = os.environ.get("PUBLIC_URL") or f"http://{server.server_address[0]}:{server.server_address[1]}"
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: sys.exit(0))
     print(f"listening on {server.server_address[0]}:{server.server_address[1]}", flush=True)

@@ -1,4 +1,5 @@
-"""A Django API protected by Bridgekeeper access tokens, verified with PyJWT.
+"""A Django API protected by Bridgekeeper access tokens, verified with PyJWT:
+bearer tokens, and DPoP-bound tokens (RFC 9449) with their proofs.
 
     ISSUER=http://127.0.0.1:8080 AUDIENCE=http://127.0.0.1:9093 python3 django_api.py
 
@@ -6,7 +7,8 @@ One file for the sake of the example; in a project, the decorator goes in a
 module of its own and the views use it. GET /api/profile needs any valid
 token; GET|POST /api/checkout needs scope "checkout". LISTEN sets the
 address (default 127.0.0.1:9093; port 0 picks one); the first line on
-stdout is "listening on HOST:PORT".
+stdout is "listening on HOST:PORT". PUBLIC_URL is the API's URL as clients
+call it, which DPoP proofs name (default http://LISTEN).
 """
 import functools
 import os
@@ -24,6 +26,7 @@ settings.configure(
     MIDDLEWARE=[],
     BRIDGEKEEPER_ISSUER=os.environ.get("ISSUER"),
     BRIDGEKEEPER_AUDIENCE=os.environ.get("AUDIENCE"),
+    BRIDGEKEEPER_PUBLIC_URL=os.environ.get("PUBLIC_URL"),  # set at start-up when missing
 )
 django.setup()
 
@@ -32,7 +35,7 @@ from django.http import JsonResponse  # noqa: E402
 from django.urls import path  # noqa: E402
 from django.views.decorators.csrf import csrf_exempt  # noqa: E402
 
-from bkjwt import AccessTokenVerifier  # noqa: E402
+from bkjwt import DPOP_ALGORITHMS, AccessTokenVerifier, Refused  # noqa: E402
 
 
 @functools.lru_cache(maxsize=None)
@@ -41,37 +44,51 @@ def verifier():
     return AccessTokenVerifier(settings.BRIDGEKEEPER_ISSUER, settings.BRIDGEKEEPER_AUDIENCE)
 
 
-def _challenge(status, error=None, description=None, scope=None):
-    header = 'Bearer realm="api"'
+def _challenge(status, error=None, description=None, scope=None, scheme="Bearer"):
+    bearer = 'Bearer realm="api"'
+    dpop = f'DPoP realm="api", algs="{" ".join(DPOP_ALGORITHMS)}"'
+    headers = [bearer, dpop] if not error else [dpop if scheme == "DPoP" else bearer]
     if error:
-        header += f', error="{error}", error_description="{description}"'
+        headers[0] += f', error="{error}", error_description="{description}"'
     if scope:
-        header += f', scope="{scope}"'
+        headers[0] += f', scope="{scope}"'
     body = {"error": error or "unauthorized"}
     if description:
         body["error_description"] = description
     response = JsonResponse(body, status=status)
-    response["WWW-Authenticate"] = header
+    response["WWW-Authenticate"] = headers[0]  # Django keeps one value per header
+    if len(headers) > 1:
+        response["WWW-Authenticate"] += ", " + headers[1]
     response["Cache-Control"] = "no-store"
     return response
 
 
 def bearer_token_required(scope=None):
-    """Let a view run only with a valid access token (and scope, if given);
-    the claims are in request.claims."""
+    """Let a view run only with a valid access token (and scope, if given):
+    "Authorization: Bearer", or "Authorization: DPoP" and a DPoP proof for a
+    DPoP-bound token. The claims are in request.claims."""
 
     def decorator(view):
         @functools.wraps(view)
         def wrapped(request, *args, **kwargs):
             scheme, _, token = request.headers.get("Authorization", "").partition(" ")
-            if scheme.lower() != "bearer" or not token.strip():
+            scheme, token = scheme.lower(), token.strip()
+            if scheme not in ("bearer", "dpop") or not token:
                 return _challenge(401)
             try:
-                request.claims = verifier().verify(token.strip())
+                if scheme == "dpop":
+                    proofs = [request.headers["DPoP"]] if "DPoP" in request.headers else []
+                    url = settings.BRIDGEKEEPER_PUBLIC_URL + request.path  # not the Host header
+                    request.claims = verifier().verify_dpop(token, proofs, request.method, url)
+                else:
+                    request.claims = verifier().verify(token)
+            except Refused as err:  # RFC 9449: answered with a DPoP challenge
+                return _challenge(401, err.error, err.description, scheme="DPoP")
             except jwt.InvalidTokenError as err:
-                return _challenge(401, "invalid_token", type(err).__name__)
+                return _challenge(401, "invalid_token", type(err).__name__, scheme="DPoP" if scheme == "dpop" else "Bearer")
             if scope and scope not in request.claims.get("scope", "").split():
-                return _challenge(403, "insufficient_scope", f"the token lacks scope {scope}", scope)
+                return _challenge(403, "insufficient_scope", f"the token lacks scope {scope}", scope,
+                                  scheme="DPoP" if scheme == "dpop" else "Bearer")
             return view(request, *args, **kwargs)
 
         return wrapped
@@ -117,6 +134,8 @@ def main():
 
     host, _, port = os.environ.get("LISTEN", "127.0.0.1:9093").rpartition(":")
     server = make_server(host, int(port), get_wsgi_application(), handler_class=QuietHandler)
+    if not settings.BRIDGEKEEPER_PUBLIC_URL:
+        settings.BRIDGEKEEPER_PUBLIC_URL = f"http://{server.server_address[0]}:{server.server_address[1]}"
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: sys.exit(0))
     print(f"listening on {server.server_address[0]}:{server.server_address[1]}", flush=True)
