@@ -35,6 +35,10 @@ type Config struct {
 	// RefreshBefore is how long before expiry the access token is renewed
 	// (at most a quarter of its lifetime). Default 60 s.
 	RefreshBefore time.Duration
+	// DisableDPoP turns DPoP off. Otherwise the client binds its tokens to
+	// its ProofKey (RFC 9449) whenever the broker advertises ES256 in
+	// dpop_signing_alg_values_supported.
+	DisableDPoP bool
 	// OnEvent, when set, receives the client's events.
 	OnEvent func(Event)
 }
@@ -66,6 +70,8 @@ type Discovery struct {
 	JWKSURI               string
 	// IssParameter says authorization responses carry iss (RFC 9207).
 	IssParameter bool
+	// DPoPAlgs is dpop_signing_alg_values_supported (RFC 9449).
+	DPoPAlgs []string
 }
 
 // AuthOptions are the per-login options of AuthorizeURL.
@@ -121,6 +127,7 @@ type Client struct {
 	status      Status
 	lastErr     error
 	retryAt     time.Time
+	nonces      map[string]string // DPoP-Nonce by server origin
 
 	op      sync.Mutex    // serializes refresh, callback and logout in this instance
 	changed chan struct{} // signalled when the session or status changes

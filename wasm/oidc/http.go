@@ -10,6 +10,11 @@ func (c *Client) send(ctx context.Context, req Request) (map[string]any, error) 
 	if err != nil {
 		return nil, newError(CodeNetwork, req.Method+" "+req.URL, err)
 	}
+	return c.decode(req, resp)
+}
+
+// decode reads a JSON answer: an OAuth error is an *Error with its code.
+func (c *Client) decode(req Request, resp Response) (map[string]any, error) {
 	m, jsonErr := parseJSONObject(resp.Body)
 	if resp.Status >= 400 {
 		if jsonErr == nil && str(m, "error") != "" {
@@ -26,21 +31,21 @@ func (c *Client) send(ctx context.Context, req Request) (map[string]any, error) 
 	return m, nil
 }
 
-func (c *Client) getJSON(ctx context.Context, url, bearer string) (map[string]any, error) {
-	h := map[string]string{"Accept": "application/json"}
-	if bearer != "" {
-		h["Authorization"] = "Bearer " + bearer
-	}
-	return c.send(ctx, Request{Method: "GET", URL: url, Header: h})
+func (c *Client) getJSON(ctx context.Context, url string) (map[string]any, error) {
+	return c.send(ctx, Request{Method: "GET", URL: url, Header: map[string]string{"Accept": "application/json"}})
 }
 
 func (c *Client) postForm(ctx context.Context, url string, form params) (map[string]any, error) {
-	return c.send(ctx, Request{
+	return c.send(ctx, formRequest(url, form))
+}
+
+func formRequest(url string, form params) Request {
+	return Request{
 		Method: "POST",
 		URL:    url,
 		Header: map[string]string{"Content-Type": "application/x-www-form-urlencoded", "Accept": "application/json"},
 		Body:   form.encode(),
-	})
+	}
 }
 
 // Discovery fetches the broker's discovery document once and checks that it
@@ -52,7 +57,7 @@ func (c *Client) Discovery(ctx context.Context) (*Discovery, error) {
 	if d != nil {
 		return d, nil
 	}
-	m, err := c.getJSON(ctx, c.cfg.Issuer+"/.well-known/openid-configuration", "")
+	m, err := c.getJSON(ctx, c.cfg.Issuer+"/.well-known/openid-configuration")
 	if err != nil {
 		return nil, err
 	}
@@ -65,6 +70,7 @@ func (c *Client) Discovery(ctx context.Context) (*Discovery, error) {
 		EndSessionEndpoint:    str(m, "end_session_endpoint"),
 		JWKSURI:               str(m, "jwks_uri"),
 		IssParameter:          m["authorization_response_iss_parameter_supported"] == true,
+		DPoPAlgs:              strs(m, "dpop_signing_alg_values_supported"),
 	}
 	if d.Issuer != c.cfg.Issuer {
 		return nil, newError(CodeInvalidResponse, "discovery issuer "+d.Issuer+" is not "+c.cfg.Issuer, nil)

@@ -100,6 +100,15 @@ func (c *Client) AuthorizeURL(ctx context.Context, opts AuthOptions) (string, er
 	}
 	p.addIf("idp_hint", opts.IDPHint)
 	p.addIf("login_hint", opts.LoginHint)
+	jkt := ""
+	if c.dpopOn(d) {
+		// RFC 9449 section 10: the code is bound to the key, so only this
+		// browser's key can redeem it.
+		if _, jkt, err = c.publicJWK(ctx); err != nil {
+			return "", err
+		}
+		p.add("dpop_jkt", jkt)
+	}
 	for _, kv := range sortedParams(opts.Extra) {
 		if !reservedParam(kv[0]) {
 			p.add(kv[0], kv[1])
@@ -118,6 +127,7 @@ func (c *Client) AuthorizeURL(ctx context.Context, opts AuthOptions) (string, er
 		"nonce":        nonce,
 		"redirect_uri": c.cfg.RedirectURI,
 		"app_state":    opts.AppState,
+		"dpop_jkt":     jkt,
 		"created":      c.deps.Clock.Now().UnixMilli(),
 	}
 	if err := c.deps.Store.Save(ctx, storePending, appendJSON(nil, pending)); err != nil {
@@ -139,7 +149,7 @@ func containsWord(list []string, w string) bool {
 func reservedParam(k string) bool {
 	switch k {
 	case "response_type", "client_id", "redirect_uri", "scope", "state", "nonce",
-		"code_challenge", "code_challenge_method":
+		"code_challenge", "code_challenge_method", "dpop_jkt":
 		return true
 	}
 	return false
@@ -206,11 +216,17 @@ func (c *Client) HandleCallback(ctx context.Context, callbackURL string) (*View,
 	form.add("redirect_uri", str(rec, "redirect_uri"))
 	form.add("client_id", c.cfg.ClientID)
 	form.add("code_verifier", str(rec, "verifier"))
-	tok, err := c.postForm(ctx, d.TokenEndpoint, form)
+	jkt := ""
+	if str(rec, "dpop_jkt") != "" || c.dpopOn(d) {
+		if _, jkt, err = c.publicJWK(ctx); err != nil {
+			return nil, err
+		}
+	}
+	tok, err := c.postToken(ctx, d, form, jkt != "")
 	if err != nil {
 		return nil, err
 	}
-	s, err := c.sessionFromTokens(ctx, tok, nil, str(rec, "nonce"))
+	s, err := c.sessionFromTokens(ctx, tok, nil, str(rec, "nonce"), jkt)
 	if err != nil {
 		return nil, err
 	}
@@ -246,17 +262,27 @@ func (c *Client) sessionFromState(ctx context.Context, state string) (*View, boo
 }
 
 // sessionFromTokens validates a token response. prev is the session being
-// refreshed (nil for a login); nonce is the expected nonce of a login.
-func (c *Client) sessionFromTokens(ctx context.Context, tok map[string]any, prev *Session, nonce string) (*Session, error) {
+// refreshed (nil for a login); nonce is the expected nonce of a login; jkt
+// is the thumbprint of the DPoP key whose proof the request carried ("" for
+// none).
+func (c *Client) sessionFromTokens(ctx context.Context, tok map[string]any, prev *Session, nonce, jkt string) (*Session, error) {
 	access := str(tok, "access_token")
 	if access == "" {
 		return nil, newError(CodeInvalidResponse, "token response has no access_token", nil)
 	}
-	if tt := str(tok, "token_type"); !strings.EqualFold(tt, "bearer") {
-		return nil, newError(CodeInvalidResponse, "token_type "+tt+" is not Bearer", nil)
+	// RFC 9449 section 5: token_type DPoP says the tokens are bound to the
+	// key; Bearer that the broker did not bind them (it may ignore DPoP).
+	tt := str(tok, "token_type")
+	switch {
+	case strings.EqualFold(tt, tokenTypeBearer):
+		tt, jkt = tokenTypeBearer, ""
+	case strings.EqualFold(tt, tokenTypeDPoP) && jkt != "":
+		tt = tokenTypeDPoP
+	default:
+		return nil, newError(CodeInvalidResponse, "token_type "+tt+" is not what the request asked for", nil)
 	}
 	now := c.deps.Clock.Now()
-	s := &Session{AccessToken: access, ReceivedAt: now, Scope: str(tok, "scope")}
+	s := &Session{AccessToken: access, TokenType: tt, JKT: jkt, ReceivedAt: now, Scope: str(tok, "scope")}
 	if exp, ok := num(tok, "expires_in"); ok && exp > 0 {
 		s.ExpiresAt = now.Add(time.Duration(exp) * time.Second)
 	} else {

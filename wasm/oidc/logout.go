@@ -14,11 +14,29 @@ func (c *Client) UserInfo(ctx context.Context) (map[string]any, error) {
 	if d.UserinfoEndpoint == "" {
 		return nil, newError(CodeInvalidResponse, "the broker has no userinfo endpoint", nil)
 	}
-	at, err := c.AccessToken(ctx, 0)
+	_, h, err := c.AuthHeaders(ctx, "GET", d.UserinfoEndpoint, "")
 	if err != nil {
 		return nil, err
 	}
-	m, err := c.getJSON(ctx, d.UserinfoEndpoint, at)
+	req := Request{Method: "GET", URL: d.UserinfoEndpoint, Header: h}
+	h["Accept"] = "application/json"
+	resp, err := c.deps.Transport.Do(ctx, req)
+	if err != nil {
+		return nil, newError(CodeNetwork, req.Method+" "+req.URL, err)
+	}
+	if nonce := nonceChallenge(resp); nonce != "" {
+		// RFC 9449 section 9: the server wants a nonce; once, with it.
+		if _, h, err = c.AuthHeaders(ctx, "GET", d.UserinfoEndpoint, nonce); err != nil {
+			return nil, err
+		}
+		h["Accept"] = "application/json"
+		req.Header = h
+		if resp, err = c.deps.Transport.Do(ctx, req); err != nil {
+			return nil, newError(CodeNetwork, req.Method+" "+req.URL, err)
+		}
+	}
+	c.noteNonce(req.URL, resp.Header["dpop-nonce"])
+	m, err := c.decode(req, resp)
 	if err != nil {
 		return nil, err
 	}
@@ -28,8 +46,8 @@ func (c *Client) UserInfo(ctx context.Context) (map[string]any, error) {
 	return m, nil
 }
 
-// Logout revokes the refresh token, forgets the session in every instance
-// and returns the broker's end-session URL to send the browser to ("" when
+// Logout revokes the refresh token, forgets the session in every instance,
+// replaces the DPoP key with a new one, and returns the broker's end-session URL to send the browser to ("" when
 // the broker has none). Revocation failures do not stop the logout.
 func (c *Client) Logout(ctx context.Context, opts LogoutOptions) (string, error) {
 	c.op.Lock()
@@ -63,6 +81,14 @@ func (c *Client) Logout(ctx context.Context, opts LogoutOptions) (string, error)
 		}
 	}
 	c.clearSession(ctx)
+	if c.deps.ProofKey != nil && ((s != nil && s.JKT != "") || (derr == nil && c.dpopOn(d))) {
+		// The next user of this browser gets a new key: nothing signed
+		// with the old one (a proof an XSS made in advance) works for
+		// the next session.
+		if err := c.deps.ProofKey.Rotate(ctx); err != nil {
+			c.emit(EventError, newError(CodeDPoPKey, "rotate the DPoP key", err))
+		}
+	}
 	c.deps.Broadcaster.Broadcast(broadcastLoggedOut)
 	c.emit(EventLoggedOut, nil)
 	if derr != nil {

@@ -70,6 +70,10 @@ func (c *Client) View() View {
 		v.ExpiresAt = s.ExpiresAt
 		v.AuthTime = s.AuthTime()
 		v.AppState = s.AppState
+		v.TokenType = s.TokenType
+		if v.TokenType == "" {
+			v.TokenType = tokenTypeBearer
+		}
 	}
 	return v
 }

@@ -88,7 +88,15 @@ func (c *Client) refresh(ctx context.Context, seen string, minValidity time.Dura
 		form.add("grant_type", "refresh_token")
 		form.add("refresh_token", s.RefreshToken)
 		form.add("client_id", c.cfg.ClientID)
-		tok, err := c.postForm(ctx, d.TokenEndpoint, form)
+		// A refresh token bound to the key needs a proof from it, whatever
+		// the configuration says now.
+		jkt := ""
+		if s.JKT != "" || c.dpopOn(d) {
+			if _, jkt, err = c.publicJWK(ctx); err != nil {
+				return c.refreshFailed(err)
+			}
+		}
+		tok, err := c.postToken(ctx, d, form, jkt != "")
 		if err != nil {
 			if isTransient(err) {
 				return c.refreshFailed(err)
@@ -97,7 +105,7 @@ func (c *Client) refresh(ctx context.Context, seen string, minValidity time.Dura
 			c.expire(ctx, err)
 			return newError(CodeLoginRequired, "the broker refused the refresh token", err)
 		}
-		ns, err := c.sessionFromTokens(ctx, tok, s, "")
+		ns, err := c.sessionFromTokens(ctx, tok, s, "", jkt)
 		if err != nil {
 			return c.refreshFailed(err)
 		}
@@ -171,6 +179,10 @@ func (c *Client) RunRefresher(ctx context.Context, wake <-chan struct{}) {
 
 // HandleBroadcast applies a message from another client instance.
 func (c *Client) HandleBroadcast(ctx context.Context, message string) {
+	if c.deps.ProofKey != nil {
+		// The instance that logged out rotated the DPoP key: read it again.
+		c.deps.ProofKey.Forget()
+	}
 	switch message {
 	case broadcastChanged:
 		s, err := c.loadSession(ctx)
