@@ -215,3 +215,21 @@ func nonceChallenge(resp Response) string {
 	}
 	return resp.Header["dpop-nonce"]
 }
+
+// ProofFor is Proof for an application that presents the access token
+// itself: the proof's ath is that of accessToken, or of the token
+// AccessToken returns now when it is "". It fails with CodeDPoPOff when the
+// session's tokens are not DPoP-bound (present them as Bearer tokens).
+func (c *Client) ProofFor(ctx context.Context, method, url, accessToken, nonce string) (string, error) {
+	if accessToken == "" {
+		at, err := c.AccessToken(ctx, 0)
+		if err != nil {
+			return "", err
+		}
+		accessToken = at
+	}
+	if c.tokenType() != tokenTypeDPoP {
+		return "", newError(CodeDPoPOff, "the session's tokens are Bearer tokens, not DPoP-bound", nil)
+	}
+	return c.Proof(ctx, method, url, accessToken, nonce)
+}

@@ -63,8 +63,23 @@ export interface BridgekeeperClient {
    * refresh margin). Never returns an expired token: it refreshes first.
    */
   getAccessToken(options?: { minValiditySeconds?: number }): Promise<string>;
-  /** fetch with Authorization: Bearer; on 401 refreshes once and retries once. */
+  /**
+   * fetch with the access token: Authorization: DPoP and a fresh DPoP proof
+   * for this method and URL when the tokens are DPoP-bound, else
+   * Authorization: Bearer. A 401 asking for a DPoP nonce (use_dpop_nonce)
+   * is retried once with it; any other 401 refreshes once and retries once.
+   */
   fetchWithAuth(input: RequestInfo | URL, init?: RequestInit): Promise<Response>;
+  /**
+   * A DPoP proof (RFC 9449) for a request you send yourself with the token
+   * from getAccessToken(): put it in the DPoP header, and the token in
+   * Authorization: DPoP <token>. Its ath is the hash of options.accessToken,
+   * or of the token getAccessToken() returns now. options.nonce: the
+   * server's DPoP-Nonce (default: the last one that server sent through
+   * fetchWithAuth or this client). Fails with the code dpop_not_in_use when
+   * the session's tokens are Bearer tokens (getState().tokenType).
+   */
+  createDPoPProof(method: string, url: string | URL, options?: { accessToken?: string; nonce?: string }): Promise<string>;
   /** The broker's userinfo for the current user. */
   getUserInfo(): Promise<Record<string, unknown>>;
   /** Detaches this page from the worker. */
@@ -166,6 +181,7 @@ function toState(v: CoreView, error: AuthError | null): AuthState {
     scope: v.scope ?? "",
     expiresAt: v.expiresAt,
     authTime: v.authTime,
+    ...(v.tokenType ? { tokenType: v.tokenType } : {}),
     error: v.error ?? error,
     confirmed: v.status !== "loading",
   };
@@ -318,6 +334,7 @@ export function createClient(config: BridgekeeperConfig): BridgekeeperClient {
       scopes: config.scopes,
       refreshBeforeSeconds: config.refreshBeforeSeconds,
       clockSkewSeconds: config.clockSkewSeconds,
+      ...(config.dpop === false ? { dpop: false } : {}),
     },
     storage,
     wasmUrl,
@@ -436,28 +453,51 @@ export function createClient(config: BridgekeeperConfig): BridgekeeperClient {
       return track(call<string>("getAccessToken", options.minValiditySeconds));
     },
     async fetchWithAuth(input, init = {}) {
-      const send = (token: string) => {
-        const headers = new Headers(init.headers);
-        headers.set("Authorization", "Bearer " + token);
-        return fetch(input, { ...init, headers });
+      // The proof names the method and the URL (without query and fragment).
+      const method = (init.method ?? (input instanceof Request ? input.method : "GET")).toUpperCase();
+      const url = new URL(input instanceof Request ? input.url : String(input), location.href).href;
+      const auth = async (nonce = "") => {
+        await confirmed;
+        return track(call<{ token: string; headers: Record<string, string> }>("authHeaders", method, url, nonce));
       };
-      const token = await client.getAccessToken();
-      const resp = await send(token);
+      const send = async (a: { headers: Record<string, string> }) => {
+        const headers = new Headers(init.headers);
+        for (const [k, v] of Object.entries(a.headers)) headers.set(k, v);
+        const r = await fetch(input, { ...init, headers });
+        // A server may hand out its next nonce on any answer (RFC 9449
+        // section 9); the API must expose DPoP-Nonce to cross-origin pages.
+        const next = r.headers.get("DPoP-Nonce");
+        if (next && "DPoP" in a.headers) void call("noteNonce", url, next).catch(() => undefined);
+        return r;
+      };
+      let a = await auth();
+      let resp = await send(a);
+      const nonce = resp.headers.get("DPoP-Nonce");
+      if (resp.status === 401 && nonce && "DPoP" in a.headers && /use_dpop_nonce/.test(resp.headers.get("WWW-Authenticate") ?? "")) {
+        // The API wants a proof with its nonce: once more, with it.
+        a = await auth(nonce);
+        resp = await send(a);
+      }
       if (resp.status !== 401) return resp;
       // The API refused the token (revoked, key rotated, clock skew): renew
       // once — concurrent callers share one refresh — and retry once.
       // A refused refresh ends the session at once (the worker emits
       // sessionExpired and the state becomes login_required): that is the
       // news, not an error. Anything else (the broker is down) is an error.
-      let fresh: string;
       try {
-        fresh = await call<string>("renew", token);
+        await call<string>("renew", a.token);
       } catch (e) {
         const ended = e instanceof BridgekeeperError && e.code === "login_required";
         if (!ended) await track(Promise.reject(e)).catch(() => undefined);
         return resp;
       }
-      return send(fresh);
+      // The renewed token, with a proof of its own.
+      return send(await auth());
+    },
+    async createDPoPProof(method, url, options = {}) {
+      await confirmed;
+      const href = new URL(String(url), location.href).href;
+      return track(call<string>("dpopProof", method, href, options.accessToken ?? "", options.nonce ?? ""));
     },
     async getUserInfo() {
       await confirmed;

@@ -10,6 +10,7 @@ export interface InitParams {
     scopes?: string[];
     refreshBeforeSeconds?: number;
     clockSkewSeconds?: number;
+    dpop?: boolean;
   };
   storage: StorageMode;
   wasmUrl: string;
@@ -60,5 +61,7 @@ export interface CoreView {
   appState: string;
   expiresAt?: number;
   authTime?: number;
+  /** "DPoP" when the tokens are bound to the worker's key, else "Bearer". */
+  tokenType?: "DPoP" | "Bearer";
   error?: { code: string; message: string; description?: string };
 }

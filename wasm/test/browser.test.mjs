@@ -13,6 +13,9 @@ import {
   launchChromium,
   pkg,
   startTestIssuer,
+  signWithStoredKey,
+  stealRefreshToken,
+  storedDPoPKey,
   submitLogin,
 } from "../scripts/browser-harness.mjs";
 
@@ -35,8 +38,8 @@ before(async () => {
 after(() => rmSync(tmp, { recursive: true, force: true }));
 
 /** Starts a fresh issuer + app server; resolves to {issuer, app, stop}. */
-async function startIssuer() {
-  const { env, proc } = await startTestIssuer(issuerBin);
+async function startIssuer(args = []) {
+  const { env, proc } = await startTestIssuer(issuerBin, args);
   env.stop = () => proc.stdin.end();
   env.post = async (path) => {
     const r = await fetch(env.issuer + path, { method: "POST" });
@@ -92,6 +95,16 @@ const waitConfirmed = (page) => page.waitForFunction(() => window.confirmedMs !=
 
 const token = (page, minValiditySeconds) =>
   page.evaluate((m) => window.bk.getAccessToken({ minValiditySeconds: m }).catch((e) => "error:" + e.code), minValiditySeconds);
+
+/** A refresh_token grant sent from this Node process (the attacker's server). */
+async function redeem(env, refreshToken, headers = {}) {
+  const r = await fetch(env.issuer + "/oauth2/token", {
+    method: "POST",
+    headers,
+    body: new URLSearchParams({ grant_type: "refresh_token", refresh_token: refreshToken, client_id: "test-spa" }),
+  });
+  return { status: r.status, body: await r.json() };
+}
 
 describe("browser client", { skip, timeout: 600_000 }, () => {
   test("login, reload keeps the session, fetchWithAuth renews a refused token", async () => {
@@ -448,57 +461,18 @@ describe("browser client", { skip, timeout: 600_000 }, () => {
   // the tokens to the device): a script running in the app's origin (an
   // XSS) can open the package's IndexedDB, use the non-extractable key to
   // decrypt the stored session, and redeem its refresh token anywhere.
-  test("page script (XSS) can decrypt the stored refresh token: the documented gap", async () => {
+  test("page script (XSS) can decrypt the stored refresh token: with DPoP off it works off the device", async () => {
     const env = await startIssuer();
     const ctx = await browser(env);
     try {
       const page = await openApp(ctx, env);
       await login(page, env);
-      const stolen = await page.evaluate(async () => {
-        const db = await new Promise((resolve, reject) => {
-          const r = indexedDB.open("bridgekeeper");
-          r.onsuccess = () => resolve(r.result);
-          r.onerror = () => reject(r.error);
-        });
-        const all = (fn) =>
-          new Promise((resolve, reject) => {
-            const r = fn(db.transaction("kv").objectStore("kv"));
-            r.onsuccess = () => resolve(r.result);
-            r.onerror = () => reject(r.error);
-          });
-        const keys = await all((s) => s.getAllKeys());
-        const values = await all((s) => s.getAll());
-        const unb64 = (s) => Uint8Array.from(atob(s), (c) => c.charCodeAt(0));
-        // Each "key:NAME" entry is a CryptoKey; NAME/slot entries are sealed with it.
-        for (const [j, keyName] of keys.entries()) {
-          if (!keyName.startsWith("key:")) continue;
-          const name = keyName.slice(4);
-          for (const [i, k] of keys.entries()) {
-            if (typeof values[i] !== "string" || !k.startsWith(name + "/")) continue;
-            const [iv, ct] = values[i].split(".");
-            try {
-              const pt = await crypto.subtle.decrypt(
-                { name: "AES-GCM", iv: unb64(iv), additionalData: new TextEncoder().encode(k) },
-                values[j],
-                unb64(ct),
-              );
-              const m = new TextDecoder().decode(pt).match(/"refresh_token":\s*"([^"]+)"/);
-              if (m) return m[1];
-            } catch {
-              // not a value of this key
-            }
-          }
-        }
-        return JSON.stringify(keys);
-      });
-      assert.ok(stolen && !stolen.startsWith("["), "the page's script found the refresh token in IndexedDB: " + stolen);
+      assert.equal(await page.evaluate(() => window.bk.getState().tokenType), "Bearer");
+      const stolen = await stealRefreshToken(page);
       // Redeemed from outside the browser (the attacker's server).
-      const r = await fetch(env.issuer + "/oauth2/token", {
-        method: "POST",
-        body: new URLSearchParams({ grant_type: "refresh_token", refresh_token: stolen, client_id: "test-spa" }),
-      });
+      const r = await redeem(env, stolen);
       assert.equal(r.status, 200, "the stolen refresh token works off the device");
-      assert.ok((await r.json()).access_token);
+      assert.ok(r.body.access_token);
     } finally {
       await ctx.close();
       env.stop();
@@ -557,4 +531,163 @@ describe("browser client", { skip, timeout: 600_000 }, () => {
       }
     });
   }
+});
+
+// DPoP (RFC 9449) against the test issuer started with -dpop: it checks
+// proofs (typ, ES256, signature, htm, htu, iat, jti, ath, nonce) and binds
+// the tokens to the proof's key. The same attacks against the real broker:
+// e2e/dpop_browser_test.go.
+describe("browser client with DPoP", { skip, timeout: 600_000 }, () => {
+  /** Calls userinfo from the page with the token alone, as Bearer or as DPoP with the given proof. */
+  const userinfoFromPage = (page, env, scheme, proof) =>
+    page.evaluate(
+      async ([issuer, scheme, proof]) => {
+        const at = await window.bk.getAccessToken();
+        const headers = { Authorization: `${scheme} ${at}` };
+        if (proof) headers.DPoP = proof;
+        const r = await fetch(issuer + "/userinfo", { headers });
+        return { status: r.status, auth: r.headers.get("WWW-Authenticate") };
+      },
+      [env.issuer, scheme, proof],
+    );
+
+  test("login binds the tokens to the worker's key; fetchWithAuth, getUserInfo and createDPoPProof send proofs", async () => {
+    const env = await startIssuer(["-dpop"]);
+    const ctx = await browser(env);
+    try {
+      const page = await openApp(ctx, env);
+      await login(page, env);
+      assert.equal(await page.evaluate(() => window.bk.getState().tokenType), "DPoP");
+      const info = await page.evaluate(async (issuer) => {
+        const r = await window.bk.fetchWithAuth(issuer + "/userinfo?x=1");
+        return { status: r.status, body: await r.json(), user: await window.bk.getUserInfo() };
+      }, env.issuer);
+      assert.equal(info.status, 200, JSON.stringify(info.body));
+      assert.equal(info.user.email, "ada@example.com");
+      assert.equal((await env.stats()).dpop_proofs, 3, "code exchange, fetchWithAuth, getUserInfo");
+
+      // The access token alone, as a Bearer token: refused.
+      assert.equal((await userinfoFromPage(page, env, "Bearer")).status, 401);
+      // With a proof from createDPoPProof: accepted; the same proof again
+      // (a replay), or one for another URL: refused.
+      const proof = await page.evaluate((u) => window.bk.createDPoPProof("GET", u), env.issuer + "/userinfo");
+      assert.equal((await userinfoFromPage(page, env, "DPoP", proof)).status, 200);
+      const replay = await userinfoFromPage(page, env, "DPoP", proof);
+      assert.equal(replay.status, 401);
+      assert.match(replay.auth, /invalid_dpop_proof/);
+      const elsewhere = await page.evaluate((u) => window.bk.createDPoPProof("GET", u), env.issuer + "/other");
+      assert.equal((await userinfoFromPage(page, env, "DPoP", elsewhere)).status, 401);
+      assert.deepEqual(page.errors, []);
+    } finally {
+      await ctx.close();
+      env.stop();
+    }
+  });
+
+  test("page script (XSS) decrypts the stored refresh token: alone it is refused off the device, the page still refreshes", async () => {
+    const env = await startIssuer(["-dpop"]);
+    const ctx = await browser(env);
+    try {
+      const page = await openApp(ctx, env);
+      await login(page, env);
+      const stolen = await stealRefreshToken(page);
+      const r = await redeem(env, stolen);
+      assert.equal(r.status, 400, JSON.stringify(r.body));
+      assert.equal(r.body.error, "invalid_grant");
+      // The page that holds the key refreshes with the same token.
+      const before = await token(page);
+      const after = await token(page, 3600);
+      assert.ok(!after.startsWith("error:") && after !== before, after);
+      assert.equal((await env.stats()).refresh_grants, 1);
+
+      // What DPoP does not stop: while the page is open, the script can
+      // have the stored key (usable, not exportable) sign a proof for its
+      // own server, which redeems the stolen token with it, once.
+      const stolenAgain = await stealRefreshToken(page);
+      const proof = await signWithStoredKey(page, "POST", env.issuer + "/oauth2/token");
+      const withProof = await redeem(env, stolenAgain, { DPoP: proof });
+      assert.equal(withProof.status, 200, JSON.stringify(withProof.body));
+      assert.equal(withProof.body.token_type, "DPoP");
+      // Nor proofs made in advance (dated ahead) for later use, unless the
+      // server demands nonces: a proof without the current nonce is refused.
+      const later = await signWithStoredKey(page, "POST", env.issuer + "/oauth2/token");
+      await env.post("/test/dpop-nonce?nonce=fresh");
+      const withOldProof = await redeem(env, withProof.body.refresh_token, { DPoP: later });
+      assert.equal(withOldProof.status, 400);
+      assert.equal(withOldProof.body.error, "use_dpop_nonce");
+    } finally {
+      await ctx.close();
+      env.stop();
+    }
+  });
+
+  test("the DPoP key cannot be exported and is replaced at logout", async () => {
+    const env = await startIssuer(["-dpop"]);
+    const ctx = await browser(env);
+    try {
+      const page = await openApp(ctx, env);
+      await login(page, env);
+      const key = await storedDPoPKey(page);
+      assert.ok(key, "a DPoP key pair is stored");
+      assert.equal(key.extractable, false);
+      assert.deepEqual(key.usages, ["sign"]);
+      assert.deepEqual(key.exports, { jwk: "InvalidAccessError", pkcs8: "InvalidAccessError" });
+      await page.click("#logout");
+      await page.waitForURL((u) => u.href.startsWith(env.app + "/testapp/"));
+      await page.waitForFunction(() => window.readyMs !== undefined);
+      const next = await storedDPoPKey(page);
+      assert.ok(next && next.x !== key.x, "a new key after logout");
+      assert.equal(next.extractable, false);
+      // The next login is bound to the new key, and works.
+      await login(page, env);
+      assert.equal(await page.evaluate(() => window.bk.getState().tokenType), "DPoP");
+      assert.equal((await storedDPoPKey(page)).x, next.x);
+      const status = await page.evaluate(async (u) => (await window.bk.fetchWithAuth(u)).status, env.issuer + "/userinfo");
+      assert.equal(status, 200);
+    } finally {
+      await ctx.close();
+      env.stop();
+    }
+  });
+
+  test("a DPoP nonce the server asks for is sent, after one retry", async () => {
+    const env = await startIssuer(["-dpop"]);
+    const ctx = await browser(env);
+    try {
+      await env.post("/test/dpop-nonce?nonce=first");
+      const page = await openApp(ctx, env);
+      await login(page, env);
+      assert.equal(await status(page), "authenticated");
+      assert.equal((await env.stats()).nonce_challenges, 1, "the code exchange retried once");
+      await env.post("/test/dpop-nonce?nonce=second");
+      const st = await page.evaluate(async (u) => (await window.bk.fetchWithAuth(u)).status, env.issuer + "/userinfo");
+      assert.equal(st, 200);
+      assert.equal((await env.stats()).nonce_challenges, 2, "fetchWithAuth retried once with the API's nonce");
+      // A refresh: the token endpoint's nonce is still "second" (one
+      // server), so no challenge.
+      assert.ok(!(await token(page, 3600)).startsWith("error:"));
+      assert.equal((await env.stats()).nonce_challenges, 2);
+    } finally {
+      await ctx.close();
+      env.stop();
+    }
+  });
+
+  test("dpop: false keeps Bearer tokens", async () => {
+    const env = await startIssuer(["-dpop"]);
+    const ctx = await browser(env, { dpop: false });
+    try {
+      const page = await openApp(ctx, env);
+      await login(page, env);
+      assert.equal(await page.evaluate(() => window.bk.getState().tokenType), "Bearer");
+      assert.equal((await userinfoFromPage(page, env, "Bearer")).status, 200);
+      const err = await page.evaluate((u) => window.bk.createDPoPProof("GET", u).catch((e) => e.code), env.issuer + "/userinfo");
+      assert.equal(err, "dpop_not_in_use");
+      assert.equal((await env.stats()).dpop_proofs, 0);
+      assert.equal(await storedDPoPKey(page), null, "no key is made");
+    } finally {
+      await ctx.close();
+      env.stop();
+    }
+  });
 });

@@ -18,6 +18,7 @@ const bk = createClient({
   ...(t.workerUrl ? { workerUrl: t.workerUrl } : {}),
   ...(t.wasmUrl ? { wasmUrl: t.wasmUrl } : {}),
   ...(t.startTimeoutSeconds ? { startTimeoutSeconds: t.startTimeoutSeconds } : {}),
+  ...(t.dpop === false ? { dpop: false } : {}),
 });
 window.bk = bk;
 // What the page knew before the worker could have answered (its messages
