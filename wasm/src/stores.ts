@@ -173,15 +173,14 @@ export class SessionMirrorStore implements HostStore {
 /**
  * The DPoP key (RFC 9449) as the Go core uses it (jsbridge.HostProofKey):
  * an ECDSA P-256 key pair generated with extractable: false, so its private
- * half can sign but never be read, by the worker or by anyone else. With a
- * name it is kept in IndexedDB (one per issuer and client) and survives
- * reloads; without one ("memory" storage) it lives and dies with the
- * worker. Any script of the origin can open the database and sign with the
- * stored key while a page is open (see SECURITY.md); none can copy it out.
+ * half can sign but never be read, by the worker or by anyone else. It is
+ * kept in IndexedDB (one per issuer and client) and survives reloads. Any
+ * script of the origin can open the database and sign with the stored key
+ * while a page is open (see SECURITY.md); none can copy it out.
  */
 export class ProofKey {
   private cached: Promise<{ pair: CryptoKeyPair; jwk: JsonWebKey }> | null = null;
-  constructor(private name: string | null) {}
+  constructor(private name: string) {}
 
   private static generate(): Promise<CryptoKeyPair> {
     return crypto.subtle.generateKey({ name: "ECDSA", namedCurve: "P-256" }, false, ["sign", "verify"]);
@@ -195,7 +194,6 @@ export class ProofKey {
 
   private load() {
     const p = (this.cached ??= (async () => {
-      if (!this.name) return ProofKey.withJwk(await ProofKey.generate());
       const id = "dpop:" + this.name;
       let pair = (await idb("readonly", (s) => s.get(id))) as CryptoKeyPair | undefined;
       if (!pair) {
@@ -223,13 +221,13 @@ export class ProofKey {
   /** Replaces the key pair (at logout): what the old one signed is of no more use. */
   async rotate(): Promise<void> {
     const pair = await ProofKey.generate();
-    if (this.name) await idb("readwrite", (s) => s.put(pair, "dpop:" + this.name));
+    await idb("readwrite", (s) => s.put(pair, "dpop:" + this.name));
     this.cached = ProofKey.withJwk(pair);
     await this.cached;
   }
 
   /** Drops the copy in memory: another worker may have rotated the stored key. */
   forget(): void {
-    if (this.name) this.cached = null;
+    this.cached = null;
   }
 }

@@ -139,10 +139,10 @@ async function createClient(p: InitParams, port: Port): Promise<CoreClient> {
   // Other instances (dedicated workers in other tabs) hear about refreshes
   // and logouts here. A per-tab session has nobody to tell.
   const channel = p.storage === "session" || typeof BroadcastChannel === "undefined" ? null : new BroadcastChannel(name);
-  // The DPoP key: in IndexedDB beside the session, except in "memory"
-  // mode, where nothing outlives the worker (and no page script can reach
-  // the key).
-  const dpop = new ProofKey(p.storage === "memory" ? null : name);
+  // The DPoP key is in IndexedDB whatever the mode: like a login in
+  // progress, it must outlive the worker across the redirect to the broker
+  // (the code is bound to it, dpop_jkt). It is of no use without tokens.
+  const dpop = new ProofKey(name);
   const c = core.newClient(p.config, {
     store,
     dpop,

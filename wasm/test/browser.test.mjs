@@ -673,6 +673,49 @@ describe("browser client with DPoP", { skip, timeout: 600_000 }, () => {
     }
   });
 
+  test("dedicated workers in two tabs: after a logout and a new login in one, the other signs with the new key", async () => {
+    const env = await startIssuer(["-dpop"]);
+    const ctx = await browser(env, { worker: "dedicated" });
+    try {
+      const tab1 = await openApp(ctx, env);
+      await login(tab1, env);
+      const tab2 = await openApp(ctx, env);
+      assert.equal(await status(tab2), "authenticated");
+      const first = (await storedDPoPKey(tab1)).x;
+      await tab1.click("#logout");
+      await tab1.waitForURL((u) => u.href.startsWith(env.app + "/testapp/"));
+      await tab2.waitForFunction(() => document.getElementById("status").textContent === "login_required");
+      await tab1.waitForFunction(() => window.readyMs !== undefined);
+      await login(tab1, env);
+      assert.notEqual((await storedDPoPKey(tab1)).x, first);
+      // tab2's worker lived through all of it: it must sign with the new key.
+      await tab2.waitForFunction(() => document.getElementById("status").textContent === "authenticated");
+      const st = await tab2.evaluate(async (u) => (await window.bk.fetchWithAuth(u)).status, env.issuer + "/userinfo");
+      assert.equal(st, 200);
+      assert.equal((await env.stats()).refresh_rejected, 0);
+    } finally {
+      await ctx.close();
+      env.stop();
+    }
+  });
+
+  test('storage "memory": the refresh token is not in IndexedDB, the DPoP key is (not extractable)', async () => {
+    const env = await startIssuer(["-dpop"]);
+    const ctx = await browser(env, { storage: "memory" });
+    try {
+      const page = await openApp(ctx, env);
+      await login(page, env);
+      assert.equal(await page.evaluate(() => window.bk.getState().tokenType), "DPoP");
+      assert.equal((await storedDPoPKey(page)).extractable, false);
+      await assert.rejects(stealRefreshToken(page), /no refresh token in IndexedDB/);
+      const st = await page.evaluate(async (u) => (await window.bk.fetchWithAuth(u)).status, env.issuer + "/userinfo");
+      assert.equal(st, 200);
+    } finally {
+      await ctx.close();
+      env.stop();
+    }
+  });
+
   test("dpop: false keeps Bearer tokens", async () => {
     const env = await startIssuer(["-dpop"]);
     const ctx = await browser(env, { dpop: false });
