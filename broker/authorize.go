@@ -145,6 +145,9 @@ func validateEarly(ar fosite.AuthorizeRequester) error {
 	if nonce := form.Get("nonce"); nonce != "" && len(nonce) < 8 {
 		return fosite.ErrInsufficientEntropy.WithHint("The nonce must be at least 8 characters long.")
 	}
+	if err := checkDPoPJKT(form.Get("dpop_jkt")); err != nil {
+		return err
+	}
 	return requestResources(ar)
 }
 
@@ -415,6 +418,7 @@ func (s *Server) finishAuthorize(w http.ResponseWriter, r *http.Request, ar fosi
 		claims.Extra["idp"] = bs.IDP
 	}
 	sess.IDPSubject = bs.IDPSubject
+	sess.DPoPJKT = ar.GetRequestForm().Get("dpop_jkt") // RFC 9449 section 10: binds the code
 
 	buf := &writeBuffer{}
 	if ns != nil {

@@ -39,7 +39,7 @@ func (s *Server) cors(perClient bool) func(http.Handler) http.Handler {
 				if origin != "" && r.Header.Get("Access-Control-Request-Method") != "" && s.origins.allowed(r.Context(), origin, "") {
 					h.Set("Access-Control-Allow-Origin", origin)
 					h.Set("Access-Control-Allow-Methods", "GET, POST")
-					h.Set("Access-Control-Allow-Headers", "Authorization, Content-Type")
+					h.Set("Access-Control-Allow-Headers", "Authorization, Content-Type, DPoP")
 					h.Set("Access-Control-Max-Age", "600")
 				}
 				w.WriteHeader(http.StatusNoContent)
@@ -65,7 +65,7 @@ func (s *Server) cors(perClient bool) func(http.Handler) http.Handler {
 
 func grantCORS(h http.Header, origin string) {
 	h.Set("Access-Control-Allow-Origin", origin)
-	h.Set("Access-Control-Expose-Headers", "WWW-Authenticate, ETag")
+	h.Set("Access-Control-Expose-Headers", "WWW-Authenticate, ETag, DPoP-Nonce")
 }
 
 // corsWriter grants CORS to its origin when the answer starts, once the

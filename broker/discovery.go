@@ -40,6 +40,7 @@ func (s *Server) discoveryDocument() ([]byte, error) {
 		"frontchannel_logout_supported":                  false,
 		"backchannel_logout_supported":                   false,
 		"authorization_response_iss_parameter_supported": true, // RFC 9207
+		"dpop_signing_alg_values_supported":              dpopAlgorithms(),
 	}
 	b, err := json.MarshalIndent(doc, "", "  ")
 	if err != nil {

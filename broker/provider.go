@@ -87,8 +87,11 @@ func newProvider(cfg Config, store *txStore, check *atomic.Pointer[RefreshCheck]
 	for i, h := range fcfg.RevocationHandlers {
 		fcfg.RevocationHandlers[i] = &authenticRevocation{next: h, hmac: enigma, signer: signer}
 	}
-	// After fosite's refresh handler has restored the grant's session; the
-	// scope first, so the user check builds the ID token for the narrowed one.
+	// After fosite's refresh handler has restored the grant's session: the
+	// DPoP binding (dpop.go) first, so a request from the wrong key changes
+	// nothing; then the scope, so the user check builds the ID token for the
+	// narrowed one.
+	fcfg.TokenEndpointHandlers.Append(dpopBinding{})
 	fcfg.TokenEndpointHandlers.Append(refreshScope{})
 	fcfg.TokenEndpointHandlers.Append(&refreshUserCheck{store: store.Store, check: check, endIdentity: endIdentity})
 	return provider.(*fosite.Fosite)

@@ -96,6 +96,14 @@ type Config struct {
 	// grant_type (as sent) and "ok" or the OAuth 2.0 error code of the
 	// answer (ops.Metrics.ObserveGrant fits).
 	GrantObserver func(grantType, outcome string)
+
+	// DPoPNonce makes every DPoP proof carry a server nonce (RFC 9449
+	// section 8): the broker hands one out in DPoP-Nonce and refuses a
+	// proof without a current one (use_dpop_nonce).
+	DPoPNonce bool
+	// DPoPProofMaxAge is how old a DPoP proof's iat may be; default
+	// DefaultDPoPProofMaxAge.
+	DPoPProofMaxAge time.Duration
 }
 
 // Theme styles the broker's pages; the fields mean what broker/accounts'
@@ -182,6 +190,7 @@ type Server struct {
 	refreshCheck atomic.Pointer[RefreshCheck]
 	sessionCheck atomic.Pointer[SessionCheck]
 	argon        argonSlots // caps concurrent password verifications
+	dpop         *dpopState
 }
 
 // New builds the server. It does not start listening: serve Handler().
@@ -226,6 +235,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		origins:  newOriginCache(cfg.Store, 10*time.Second),
 		limiter:  cfg.LoginLimiter,
 		argon:    newArgonSlots(),
+		dpop:     newDPoPState(cfg),
 	}
 	s.csrf = http.NewCrossOriginProtection()
 	// Behind a proxy that rewrites Host, the issuer's origin is still ours.

@@ -33,6 +33,15 @@ type session struct {
 	// request's scope parameter narrowed the tokens being issued
 	// (refreshScope): the rotated refresh token keeps these. Never stored.
 	GrantScopes []string `json:"-"`
+
+	// DPoPJKT is the thumbprint of the DPoP key the grant is bound to (its
+	// code by dpop_jkt, its refresh tokens): a request without a proof
+	// from that key is refused (dpop.go).
+	DPoPJKT string `json:"dpop_jkt,omitempty"`
+	// AccessJKT is the thumbprint of the DPoP key the access token being
+	// issued (and, as stored with it, the access token) is bound to: its
+	// cnf.jkt.
+	AccessJKT string `json:"cnf_jkt,omitempty"`
 }
 
 var (
@@ -61,10 +70,14 @@ func (s *session) Clone() fosite.Session {
 // claims on every call so nothing (iat, jti, exp) leaks from one access
 // token into the next one of the same grant.
 func (s *session) GetJWTClaims() jwt.JWTClaimsContainer {
+	extra := map[string]any{"client_id": s.ClientID}
+	if s.AccessJKT != "" {
+		extra["cnf"] = map[string]any{"jkt": s.AccessJKT} // RFC 9449 section 6.1
+	}
 	return &accessTokenClaims{
 		JWTClaims: &jwt.JWTClaims{
 			Subject: s.GetSubject(),
-			Extra:   map[string]any{"client_id": s.ClientID},
+			Extra:   extra,
 		},
 		fallbackAudience: s.ClientID,
 		narrowed:         s.AccessAudience,

@@ -51,6 +51,11 @@ func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+	ctx, err := s.tokenProof(ctx, w, r)
+	if err != nil {
+		fail(err)
+		return
+	}
 	sess := newSession()
 	// A token row read twice is read from the database once: fosite reads
 	// the authorization code again before redeeming it, and the recorded
@@ -60,7 +65,7 @@ func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) {
 	// The request's checks record their writes (the PKCE data they spend)
 	// in buf; they land with the grant, in one transaction.
 	buf := &writeBuffer{}
-	ar, err := s.provider.NewAccessRequest(context.WithValue(ctx, writeBufferKey{}, buf), r, sess)
+	ar, err = s.provider.NewAccessRequest(context.WithValue(ctx, writeBufferKey{}, buf), r, sess)
 	if err != nil && fosite.ErrorToRFC6749Error(err).CodeField < http.StatusInternalServerError {
 		// A refused request (a wrong code_verifier, say) still spends what
 		// the checks spent, so a stolen code gets one guess.
@@ -222,6 +227,7 @@ func (s *Server) handleIntrospect(w http.ResponseWriter, r *http.Request) {
 	if exp := ar.GetSession().GetExpiresAt(tokenType); !exp.IsZero() {
 		resp["exp"] = exp.Unix()
 	}
+	dpopIntrospection(resp, use, ar)
 	_ = json.NewEncoder(w).Encode(resp)
 }
 

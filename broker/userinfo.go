@@ -13,11 +13,16 @@ import (
 )
 
 // handleUserinfo is the OpenID Connect userinfo endpoint (GET or POST with a
-// Bearer access token, RFC 6750). It returns sub and the profile and e-mail
+// Bearer access token, RFC 6750, or a DPoP-bound one with its proof, RFC
+// 9449). It returns sub and the profile and e-mail
 // claims the token's scopes allow.
 func (s *Server) handleUserinfo(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	token := bearerToken(w, r)
+	viaDPoP := false
+	if t := dpopAuthorization(r); t != "" {
+		token, viaDPoP = t, true
+	}
 	if token == "" {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="bridgekeeper"`)
 		writeBearerError(w, http.StatusUnauthorized, "", "")
@@ -34,6 +39,9 @@ func (s *Server) handleUserinfo(w http.ResponseWriter, r *http.Request) {
 		clientID = c.GetID()
 	}
 	corsClient(w, clientID)
+	if !s.resourceProof(w, r, pathUserinfo, token, viaDPoP, ar) {
+		return
+	}
 	if !ar.GetGrantedScopes().Has("openid") {
 		writeBearerError(w, http.StatusForbidden, "insufficient_scope", "The access token was not granted the openid scope.")
 		return

@@ -87,6 +87,7 @@ var expiringTables = []struct{ table, key string }{
 	{tablePKCE, "signature"},
 	{tableOIDC, "signature"},
 	{"jwt_assertions", "jti"},
+	{"dpop_proofs", "id"},
 	{"browser_sessions", "id"},
 	{"pending_logins", "id"},
 	{"action_tokens", "id"},
@@ -98,7 +99,7 @@ var expiringTables = []struct{ table, key string }{
 const gcBatch = 1000
 
 // DeleteExpired removes every row that expired before now: codes, tokens,
-// PKCE and OpenID Connect sessions, client assertion jtis, browser
+// PKCE and OpenID Connect sessions, client assertion and DPoP proof jtis, browser
 // sessions, pending logins, action tokens and rate counters. It deletes in
 // small batches, each its own statement, so it never blocks other writers
 // for long, and replicas may run it at the same time. Rows without an

@@ -176,4 +176,14 @@ ALTER TABLE authorize_codes ADD COLUMN oidc_form TEXT`,
 ALTER TABLE browser_sessions ADD COLUMN auth_time_unknown BOOLEAN NOT NULL DEFAULT FALSE;
 ALTER TABLE browser_sessions ADD COLUMN checked_at {ts}`,
 	},
+	{
+		version: 4,
+		name:    "DPoP (RFC 9449): the replay cache of proofs, and clients that require DPoP",
+		sql: `CREATE TABLE dpop_proofs (
+	id         TEXT PRIMARY KEY,
+	expires_at {ts} NOT NULL
+);
+CREATE INDEX dpop_proofs_expires_at_idx ON dpop_proofs (expires_at);
+ALTER TABLE clients ADD COLUMN require_dpop BOOLEAN NOT NULL DEFAULT FALSE`,
+	},
 }

@@ -28,6 +28,10 @@ type Client struct {
 	DefaultAudiences        []string  `bun:"default_audiences,type:text,notnull"`
 	CreatedAt               time.Time `bun:"created_at,notnull"`
 	UpdatedAt               time.Time `bun:"updated_at,notnull"`
+
+	// RequireDPoP refuses the client's token requests without a DPoP
+	// proof (RFC 9449): every token issued to it is sender-constrained.
+	RequireDPoP bool `bun:"require_dpop,notnull"`
 }
 
 // SigningKey is one JWT signing key. The private key is stored encrypted

@@ -22,7 +22,7 @@ func (e *env) clientCommand() *cobra.Command {
 		Use:   "client",
 		Short: "Manage OAuth 2.0 / OpenID Connect clients",
 	}
-	cmd.AddCommand(e.clientCreateCommand(), e.clientListCommand(), e.clientGetCommand(), e.clientDeleteCommand())
+	cmd.AddCommand(e.clientCreateCommand(), e.clientUpdateCommand(), e.clientListCommand(), e.clientGetCommand(), e.clientDeleteCommand())
 	return cmd
 }
 
@@ -130,6 +130,7 @@ client only, matched exactly.`,
 	f.StringArrayVar(&c.Audiences, "audience", nil, "audience (API identifier) the client may request with the resource parameter (repeatable)")
 	f.StringArrayVar(&c.DefaultAudiences, "default-audience", nil, "audience put in access tokens when none is requested (repeatable)")
 	f.StringVar(&c.TokenEndpointAuthMethod, "auth-method", "", "token endpoint authentication: client_secret_basic (default) or client_secret_post; none for public clients")
+	f.BoolVar(&c.RequireDPoP, "require-dpop", false, requireDPoPHelp)
 	f.BoolVar(&jsonOut, "json", false, "print the client as JSON")
 	e.bindConfig(cmd, false)
 	return cmd
@@ -254,6 +255,7 @@ func clientView(c *storage.Client) map[string]any {
 		"scopes":                     c.Scopes,
 		"audiences":                  c.Audiences,
 		"default_audiences":          c.DefaultAudiences,
+		"require_dpop":               c.RequireDPoP,
 		"created_at":                 c.CreatedAt,
 	}
 }
@@ -284,10 +286,10 @@ func (e *env) clientListCommand() *cobra.Command {
 					return writeJSON(e.stdout, views)
 				}
 				tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
-				fmt.Fprintln(tw, "ID\tKIND\tGRANTS\tREDIRECT URIS")
+				fmt.Fprintln(tw, "ID\tKIND\tGRANTS\tDPOP\tREDIRECT URIS")
 				for i := range clients {
 					c := &clients[i]
-					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", c.ID, clientKind(c), strings.Join(c.GrantTypes, ","), strings.Join(c.RedirectURIs, " "))
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", c.ID, clientKind(c), strings.Join(c.GrantTypes, ","), dpopColumn(c), strings.Join(c.RedirectURIs, " "))
 				}
 				return tw.Flush()
 			})

@@ -222,3 +222,12 @@ func TestBrokerConfigRefreshReuseGrace(t *testing.T) {
 		t.Errorf("default: broker gets %v, want %v", got, broker.DefaultRefreshReuseGrace)
 	}
 }
+
+// The config's dpop keys reach the broker.
+func TestBrokerConfigDPoP(t *testing.T) {
+	cfg := config.Default()
+	cfg.DPoP.Nonce, cfg.DPoP.ProofMaxAge = true, 30*time.Second
+	if got := brokerConfig(cfg, nil, nil, nil); !got.DPoPNonce || got.DPoPProofMaxAge != 30*time.Second {
+		t.Errorf("dpop %+v: broker gets nonce %v, max age %v", cfg.DPoP, got.DPoPNonce, got.DPoPProofMaxAge)
+	}
+}

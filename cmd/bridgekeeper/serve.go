@@ -179,6 +179,8 @@ func brokerConfig(cfg config.Config, store *storage.Store, sec *secret.System, l
 		RefreshTokenLifetime:  cfg.Tokens.RefreshTokenLifetime,
 		AuthorizeCodeLifetime: cfg.Tokens.AuthorizeCodeLifetime,
 		RefreshReuseGrace:     reuseGrace,
+		DPoPNonce:             cfg.DPoP.Nonce,
+		DPoPProofMaxAge:       cfg.DPoP.ProofMaxAge,
 		SessionLifetime:       cfg.Session.Lifetime,
 		PendingLoginLifetime:  cfg.Session.PendingLoginLifetime,
 		TemplateDir:           cfg.UI.TemplateDir,

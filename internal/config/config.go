@@ -31,6 +31,7 @@ type Config struct {
 	Secrets    Secrets     `yaml:"secrets"`
 	Keys       Keys        `yaml:"keys"`
 	Tokens     Tokens      `yaml:"tokens"`
+	DPoP       DPoP        `yaml:"dpop"`
 	Session    Session     `yaml:"session"`
 	Log        Log         `yaml:"log"`
 	TLS        TLS         `yaml:"tls"`
@@ -70,6 +71,12 @@ type Tokens struct {
 	RefreshTokenLifetime  time.Duration `yaml:"refresh_token_lifetime" help:"lifetime of a refresh token (renewed on every rotation)"`
 	AuthorizeCodeLifetime time.Duration `yaml:"authorize_code_lifetime" help:"lifetime of authorization codes"`
 	RefreshReuseGrace     time.Duration `yaml:"refresh_reuse_grace" help:"a refresh token used again this soon after its rotation is refused without revoking its grant (concurrent refreshes); later reuse revokes it (0: off, at most 5m)"`
+}
+
+// DPoP configures sender-constrained tokens (RFC 9449).
+type DPoP struct {
+	Nonce       bool          `yaml:"nonce" help:"require a server nonce (DPoP-Nonce) in every DPoP proof, at the token endpoint and /userinfo: a proof made in advance stops working within two minutes (RFC 9449 section 8)"`
+	ProofMaxAge time.Duration `yaml:"proof_max_age" help:"how old a DPoP proof's iat may be (its jti is remembered that long; 1s to 5m)"`
 }
 
 // Session configures the broker's browser session.
@@ -172,6 +179,7 @@ func Default() Config {
 			AuthorizeCodeLifetime: 2 * time.Minute,
 			RefreshReuseGrace:     10 * time.Second,
 		},
+		DPoP:       DPoP{ProofMaxAge: time.Minute},
 		Session:    Session{Lifetime: 24 * time.Hour, PendingLoginLifetime: 10 * time.Minute},
 		Log:        Log{Level: "info", Format: "text"},
 		UI:         UI{ProductName: "Bridgekeeper"},
@@ -277,6 +285,9 @@ func (c *Config) Validate() error {
 	}
 	if g := c.Tokens.RefreshReuseGrace; g < 0 || g > 5*time.Minute {
 		errs = append(errs, fmt.Errorf("tokens.refresh_reuse_grace %v must be between 0 (off) and 5m", g))
+	}
+	if a := c.DPoP.ProofMaxAge; a < time.Second || a > 5*time.Minute {
+		errs = append(errs, fmt.Errorf("dpop.proof_max_age %v must be between 1s and 5m", a))
 	}
 	if (c.TLS.CertFile == "") != (c.TLS.KeyFile == "") {
 		errs = append(errs, errors.New("tls.cert_file and tls.key_file go together"))

@@ -151,3 +151,34 @@ func TestLoadNamesUnknownKeys(t *testing.T) {
 }
 
 var goTypeName = regexp.MustCompile(`config\.[A-Z]|not found in type`)
+
+// dpop.nonce and dpop.proof_max_age are keys and flags; the window is
+// bounded.
+func TestDPoPConfig(t *testing.T) {
+	if d := Default().DPoP; d.Nonce || d.ProofMaxAge != time.Minute {
+		t.Errorf("default dpop %+v, want nonces off and a 1m proof age", d)
+	}
+	for _, tc := range []struct {
+		args []string
+		ok   bool
+	}{
+		{[]string{"--dpop.nonce"}, true},
+		{[]string{"--dpop.proof-max-age", "5m"}, true},
+		{[]string{"--dpop.proof-max-age", "10m"}, false},
+		{[]string{"--dpop.proof-max-age", "0"}, false},
+	} {
+		cfg := Default()
+		fs := pflag.NewFlagSet("x", pflag.ContinueOnError)
+		flags := BindFlags(fs, cfg)
+		if err := fs.Parse(tc.args); err != nil {
+			t.Fatal(err)
+		}
+		flags.Apply(&cfg)
+		if err := cfg.Validate(); (err == nil) != tc.ok {
+			t.Errorf("%v: %v", tc.args, err)
+		}
+		if tc.args[0] == "--dpop.nonce" && !cfg.DPoP.Nonce {
+			t.Error("--dpop.nonce did not set dpop.nonce")
+		}
+	}
+}

@@ -35,6 +35,8 @@ const (
 	PurposeKeyEncryption = "bridgekeeper signing key encryption v1"
 	PurposeClientSecret  = "bridgekeeper client secret hash v1"
 	PurposeCookie        = "bridgekeeper cookie v1"
+	// PurposeDPoPNonce keys the stateless DPoP server nonces (RFC 9449).
+	PurposeDPoPNonce = "bridgekeeper dpop nonce v1"
 	// PurposeConnectorData is the AES-256-GCM key of what connectors keep
 	// with an identity (upstream refresh and access tokens) at rest.
 	PurposeConnectorData = "bridgekeeper connector data encryption v1"
