@@ -66,13 +66,12 @@ func requireChromium(t *testing.T) {
 // from the key (as Bearer, without a proof, with a proof for another method
 // or URL, with a replayed proof); what an XSS can still do (have the stored
 // key sign a proof for its server while the page is open); the key cannot
-// be exported and is replaced at logout. See browser/dpop.mjs.
+// be exported and is replaced at logout. With dpop.nonce on, the client
+// answers the nonce challenges (code exchange, refresh, userinfo) and a
+// proof made without the current nonce is refused. See browser/dpop.mjs.
 func TestDPoPBrowserClient(t *testing.T) {
 	requireChromium(t)
 	requireTool(t, fileExists("../wasm/dist/bridgekeeper.wasm"), "the built client package (make wasm-build)")
-	appAddr := freeAddr(t)
-	app := "http://" + appAddr
-	issuer := dpopBroker(t, "test-spa", app+"/testapp/callback", app)
 	shots, err := filepath.Abs("../wasm/test-results/dpop")
 	if err != nil {
 		t.Fatal(err)
@@ -80,8 +79,20 @@ func TestDPoPBrowserClient(t *testing.T) {
 	if err := os.MkdirAll(shots, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	runNode(t, "browser", "dpop.mjs", "BK_ISSUER="+issuer, "BK_APP="+appAddr,
-		"BK_EMAIL=ada@example.com", "BK_PASSWORD=correct horse battery staple", "BK_SHOTS="+shots)
+	for _, nonce := range []bool{false, true} {
+		t.Run(map[bool]string{false: "nonces off", true: "nonces on"}[nonce], func(t *testing.T) {
+			appAddr := freeAddr(t)
+			app := "http://" + appAddr
+			var serve []string
+			if nonce {
+				serve = append(serve, "--dpop.nonce")
+			}
+			issuer := dpopBroker(t, "test-spa", app+"/testapp/callback", app, serve...)
+			runNode(t, "browser", "dpop.mjs", "BK_ISSUER="+issuer, "BK_APP="+appAddr,
+				"BK_EMAIL=ada@example.com", "BK_PASSWORD=correct horse battery staple", "BK_SHOTS="+shots,
+				"BK_NONCE="+map[bool]string{false: "0", true: "1"}[nonce])
+		})
+	}
 }
 
 // TestDPoPOidcClientTS: oidc-client-ts with its dpop setting, in headless

@@ -3,7 +3,8 @@
 // XSS in the page can and cannot do with the tokens it finds.
 // Environment: BK_ISSUER, BK_APP (host:port to serve the test app on; the
 // broker's client test-spa has the redirect URI http://BK_APP/testapp/callback),
-// BK_EMAIL, BK_PASSWORD, BK_SHOTS (dir).
+// BK_EMAIL, BK_PASSWORD, BK_SHOTS (dir), BK_NONCE=1 when the broker runs
+// with dpop.nonce.
 import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, statSync } from 'node:fs';
 import { createServer } from 'node:http';
@@ -12,6 +13,7 @@ import { extname, join, normalize } from 'node:path';
 import {
   launchChromium,
   pkg,
+  proofFromOwnKey,
   signWithStoredKey,
   stealRefreshToken,
   storedDPoPKey,
@@ -21,6 +23,7 @@ const issuer = process.env.BK_ISSUER;
 const [host, port] = process.env.BK_APP.split(':');
 const app = `http://${host}:${port}`;
 const shots = process.env.BK_SHOTS ?? tmpdir();
+const nonces = process.env.BK_NONCE === '1';
 
 // The test app and the package's dist/, as the test issuer's app server
 // serves them (wasm/internal/cmd/testissuer).
@@ -49,6 +52,7 @@ async function check(name, fn) {
     console.log(`ok   ${name}`);
   } catch (err) {
     console.log(`FAIL ${name}: ${err?.stack ?? err}`);
+    console.log(`at ${page.url()}: ${await page.locator('body').innerText().catch(() => '')}`);
     await page.screenshot({ path: join(shots, 'dpop-failure.png') }).catch(() => {});
     await ctx.close();
     server.close();
@@ -66,7 +70,7 @@ async function redeem(refreshToken, headers = {}) {
     headers,
     body: new URLSearchParams({ grant_type: 'refresh_token', refresh_token: refreshToken, client_id: 'test-spa' }),
   });
-  return { status: r.status, body: await r.json() };
+  return { status: r.status, body: await r.json(), nonce: r.headers.get('DPoP-Nonce') };
 }
 /** userinfo from this Node process with a copied access token. */
 async function userinfo(authorization, proof) {
@@ -93,11 +97,20 @@ await check('discovery advertises DPoP and the login gives DPoP-bound tokens', a
   assert.equal((await state()).tokenType, 'DPoP');
 });
 
-await check('a refresh token copied out of IndexedDB by page script is invalid_grant from a Node process; the page still refreshes with it', async () => {
+await check('a refresh token copied out of IndexedDB by page script is refused from a Node process; the page still refreshes with it', async () => {
   const stolen = await stealRefreshToken(page);
-  const r = await redeem(stolen);
-  assert.equal(r.status, 400, JSON.stringify(r.body));
-  assert.equal(r.body.error, 'invalid_grant');
+  // Without a proof (the client requires DPoP), and with a proof from the
+  // thief's own key (invalid_grant: the token is bound to the browser's).
+  const bare = await redeem(stolen);
+  assert.equal(bare.status, 400, JSON.stringify(bare.body));
+  assert.equal(bare.body.error, 'invalid_dpop_proof');
+  let own = await redeem(stolen, { DPoP: await proofFromOwnKey('POST', discovery.token_endpoint) });
+  if (nonces && own.body.error === 'use_dpop_nonce') {
+    // The thief can learn the nonce too: it changes nothing.
+    own = await redeem(stolen, { DPoP: await proofFromOwnKey('POST', discovery.token_endpoint, { nonce: own.nonce }) });
+  }
+  assert.equal(own.status, 400, JSON.stringify(own.body));
+  assert.equal(own.body.error, 'invalid_grant');
   const before = await token();
   const after = await token(3600); // forces the refresh_token grant, from the worker
   assert.notEqual(after, before);
@@ -125,8 +138,17 @@ await check('an access token copied out is refused by /userinfo without a proof 
 
 await check('what an XSS can still do while the page is open: sign a proof with the stored key for its own server', async () => {
   const stolen = await stealRefreshToken(page);
-  const proof = await signWithStoredKey(page, 'POST', discovery.token_endpoint);
-  const r = await redeem(stolen, { DPoP: proof });
+  let proof = await signWithStoredKey(page, 'POST', discovery.token_endpoint);
+  let r = await redeem(stolen, { DPoP: proof });
+  if (nonces) {
+    // A proof made without the server's nonce (in advance, say) is refused;
+    // the server's next nonce, carried back to the page, gets one signed.
+    assert.equal(r.status, 400, JSON.stringify(r.body));
+    assert.equal(r.body.error, 'use_dpop_nonce');
+    assert.ok(r.nonce, 'DPoP-Nonce');
+    proof = await signWithStoredKey(page, 'POST', discovery.token_endpoint, { nonce: r.nonce });
+    r = await redeem(stolen, { DPoP: proof });
+  }
   assert.equal(r.status, 200, JSON.stringify(r.body));
   assert.equal(r.body.token_type, 'DPoP');
 });
@@ -135,9 +157,12 @@ await check('the DPoP key cannot be exported and is replaced at logout', async (
   const key = await storedDPoPKey(page);
   assert.equal(key.extractable, false);
   assert.deepEqual(key.exports, { jwk: 'InvalidAccessError', pkcs8: 'InvalidAccessError' });
+  // Logout goes through the broker's end_session endpoint and back.
+  // (the broker redirects at once: the page is back on the app, newly loaded).
+  const back = page.waitForEvent('framenavigated', { predicate: (f) => f === page.mainFrame(), timeout: 20000 });
   await page.click('#logout');
-  await page.waitForURL((u) => u.href.startsWith(app + '/testapp/'), { timeout: 20000 });
-  await page.waitForFunction(() => document.getElementById('status').textContent === 'login_required', null, { timeout: 20000 });
+  await back;
+  await page.waitForFunction(() => window.readyMs !== undefined && document.getElementById('status').textContent === 'login_required', null, { timeout: 20000 });
   const next = await storedDPoPKey(page);
   assert.ok(next && next.x !== key.x, 'a new key');
   assert.equal(next.extractable, false);

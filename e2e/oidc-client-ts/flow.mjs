@@ -14,6 +14,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium } from '../../wasm/node_modules/playwright-core/index.mjs';
+import { proofFromOwnKey } from '../../wasm/scripts/browser-harness.mjs';
 
 const env = (k) => {
   const v = process.env[k];
@@ -64,9 +65,10 @@ const user = () => page.evaluate(async () => {
   return u && { access_token: u.access_token, refresh_token: u.refresh_token, token_type: u.token_type, email: u.profile.email };
 });
 /** A refresh_token grant sent from this Node process, as an attacker's server would. */
-async function redeem(refreshToken) {
+async function redeem(refreshToken, headers = {}) {
   const r = await fetch(discovery.token_endpoint, {
     method: 'POST',
+    headers,
     body: new URLSearchParams({ grant_type: 'refresh_token', refresh_token: refreshToken, client_id: clientId }),
   });
   return { status: r.status, body: await r.json() };
@@ -92,10 +94,15 @@ await check('login through the broker form: DPoP-bound tokens', async () => {
   assert.ok(first.refresh_token, 'a refresh token');
 });
 
-await check('the refresh token copied out of the page is refused without the key (invalid_grant)', async () => {
-  const r = await redeem(first.refresh_token);
-  assert.equal(r.status, 400, JSON.stringify(r.body));
-  assert.equal(r.body.error, 'invalid_grant');
+await check('the refresh token copied out of the page is refused without the key', async () => {
+  // Without a proof: the client requires DPoP.
+  const bare = await redeem(first.refresh_token);
+  assert.equal(bare.status, 400, JSON.stringify(bare.body));
+  assert.equal(bare.body.error, 'invalid_dpop_proof');
+  // With a proof from a key of the thief's own: not the key it is bound to.
+  const own = await redeem(first.refresh_token, { DPoP: await proofFromOwnKey('POST', discovery.token_endpoint) });
+  assert.equal(own.status, 400, JSON.stringify(own.body));
+  assert.equal(own.body.error, 'invalid_grant');
 });
 
 await check('refresh in the page with the key: new DPoP-bound tokens', async () => {

@@ -187,3 +187,20 @@ export function signWithStoredKey(page, htm, htu, claims = {}) {
     [htm, htu, claims],
   );
 }
+
+/**
+ * A DPoP proof from a key of the caller's own (in Node: the attacker's
+ * server, which has a stolen token but not the browser's key).
+ */
+export async function proofFromOwnKey(htm, htu, claims = {}) {
+  const { subtle } = globalThis.crypto;
+  const pair = await subtle.generateKey({ name: "ECDSA", namedCurve: "P-256" }, true, ["sign", "verify"]);
+  const { kty, crv, x, y } = await subtle.exportKey("jwk", pair.publicKey);
+  const part = (o) => Buffer.from(JSON.stringify(o)).toString("base64url");
+  const input =
+    part({ typ: "dpop+jwt", alg: "ES256", jwk: { kty, crv, x, y } }) +
+    "." +
+    part({ jti: crypto.randomUUID(), htm, htu, iat: Math.floor(Date.now() / 1000), ...claims });
+  const sig = await subtle.sign({ name: "ECDSA", hash: "SHA-256" }, pair.privateKey, Buffer.from(input));
+  return input + "." + Buffer.from(sig).toString("base64url");
+}
