@@ -18,6 +18,7 @@ import {
   stealRefreshToken,
   storedDPoPKey,
 } from '../../wasm/scripts/browser-harness.mjs';
+import { checks } from './checks.mjs';
 
 const issuer = process.env.BK_ISSUER;
 const [host, port] = process.env.BK_APP.split(':');
@@ -44,21 +45,12 @@ await new Promise((resolve) => server.listen(Number(port), host, resolve));
 
 const ctx = await launchChromium(mkdtempSync(join(tmpdir(), 'bk-dpop-')), { issuer });
 const page = ctx.pages()[0] ?? (await ctx.newPage());
-let passed = 0;
-async function check(name, fn) {
-  try {
-    await fn();
-    passed++;
-    console.log(`ok   ${name}`);
-  } catch (err) {
-    console.log(`FAIL ${name}: ${err?.stack ?? err}`);
-    console.log(`at ${page.url()}: ${await page.locator('body').innerText().catch(() => '')}`);
-    await page.screenshot({ path: join(shots, 'dpop-failure.png') }).catch(() => {});
-    await ctx.close();
-    server.close();
-    process.exit(1);
-  }
-}
+const { check, done } = checks(async () => {
+  console.log(`at ${page.url()}: ${await page.locator('body').innerText().catch(() => '')}`);
+  await page.screenshot({ path: join(shots, 'dpop-failure.png') }).catch(() => {});
+  await ctx.close();
+  server.close();
+});
 const discovery = await (await fetch(issuer + '/.well-known/openid-configuration')).json();
 const state = () => page.evaluate(() => window.bk.getState());
 const token = (minValiditySeconds) =>
@@ -170,4 +162,4 @@ await check('the DPoP key cannot be exported and is replaced at logout', async (
 
 await ctx.close();
 server.close();
-console.log(`${passed} passed, 0 failed`);
+done();

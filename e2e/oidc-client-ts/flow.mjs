@@ -13,8 +13,8 @@ import { createServer } from 'node:http';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { chromium } from '../../wasm/node_modules/playwright-core/index.mjs';
-import { proofFromOwnKey } from '../../wasm/scripts/browser-harness.mjs';
+import { launchChromium, proofFromOwnKey } from '../../wasm/scripts/browser-harness.mjs';
+import { checks } from '../browser/checks.mjs';
 
 const env = (k) => {
   const v = process.env[k];
@@ -39,26 +39,13 @@ const server = createServer((req, res) => {
 });
 await new Promise((resolve) => server.listen(Number(port), host, resolve));
 
-const ctx = await chromium.launchPersistentContext(mkdtempSync(join(tmpdir(), 'bk-oidc-client-ts-')), {
-  executablePath: process.env.CHROMIUM_PATH ?? '/usr/bin/chromium',
-  args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-    '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-});
+const ctx = await launchChromium(mkdtempSync(join(tmpdir(), 'bk-oidc-client-ts-')), {});
 const page = ctx.pages()[0] ?? (await ctx.newPage());
-let passed = 0;
-async function check(name, fn) {
-  try {
-    await fn();
-    passed++;
-    console.log(`ok   ${name}`);
-  } catch (err) {
-    console.log(`FAIL ${name}: ${err?.stack ?? err}`);
-    console.log(await page.content().catch(() => ''));
-    await ctx.close();
-    server.close();
-    process.exit(1);
-  }
-}
+const { check, done } = checks(async () => {
+  console.log(await page.content().catch(() => ''));
+  await ctx.close();
+  server.close();
+});
 const discovery = await (await fetch(issuer + '/.well-known/openid-configuration')).json();
 const user = () => page.evaluate(async () => {
   const u = await window.mgr.getUser();
@@ -129,4 +116,4 @@ await check('the access token copied out is refused by /userinfo without a proof
 
 await ctx.close();
 server.close();
-console.log(`${passed} passed, 0 failed`);
+done();

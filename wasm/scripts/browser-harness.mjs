@@ -69,25 +69,39 @@ export async function submitLogin(page, env) {
 }
 
 /**
+ * Runs fn(get, arg) in the page as any script of the origin could: get(op)
+ * runs op(store) on the client's IndexedDB object store and resolves to its
+ * result. fn is sent as source text: it may use only its arguments.
+ */
+function inClientDB(page, fn, arg) {
+  return page.evaluate(
+    async ([src, arg]) => {
+      const db = await new Promise((resolve, reject) => {
+        const r = indexedDB.open("bridgekeeper");
+        r.onsuccess = () => resolve(r.result);
+        r.onerror = () => reject(r.error);
+      });
+      const get = (op) =>
+        new Promise((resolve, reject) => {
+          const r = op(db.transaction("kv").objectStore("kv"));
+          r.onsuccess = () => resolve(r.result);
+          r.onerror = () => reject(r.error);
+        });
+      return (0, eval)("(" + src + ")")(get, arg);
+    },
+    [fn.toString(), arg],
+  );
+}
+
+/**
  * What an XSS does: opens the client's IndexedDB, decrypts every sealed
  * value with the stored (non-extractable, but usable) AES-GCM key and
  * returns the refresh token it finds.
  */
 export async function stealRefreshToken(page) {
-  const stolen = await page.evaluate(async () => {
-    const db = await new Promise((resolve, reject) => {
-      const r = indexedDB.open("bridgekeeper");
-      r.onsuccess = () => resolve(r.result);
-      r.onerror = () => reject(r.error);
-    });
-    const all = (fn) =>
-      new Promise((resolve, reject) => {
-        const r = fn(db.transaction("kv").objectStore("kv"));
-        r.onsuccess = () => resolve(r.result);
-        r.onerror = () => reject(r.error);
-      });
-    const keys = await all((s) => s.getAllKeys());
-    const values = await all((s) => s.getAll());
+  const stolen = await inClientDB(page, async (get) => {
+    const keys = await get((s) => s.getAllKeys());
+    const values = await get((s) => s.getAll());
     const unb64 = (s) => Uint8Array.from(atob(s), (c) => c.charCodeAt(0));
     // Each "key:NAME" entry is a CryptoKey; NAME/slot entries are sealed with it.
     for (const [j, keyName] of keys.entries()) {
@@ -120,24 +134,10 @@ export async function stealRefreshToken(page) {
  * private key is extractable, what exporting it gives, and the public x.
  */
 export function storedDPoPKey(page) {
-  return page.evaluate(async () => {
-    const db = await new Promise((resolve, reject) => {
-      const r = indexedDB.open("bridgekeeper");
-      r.onsuccess = () => resolve(r.result);
-      r.onerror = () => reject(r.error);
-    });
-    const entries = await new Promise((resolve, reject) => {
-      const r = db.transaction("kv").objectStore("kv").getAllKeys();
-      r.onsuccess = () => resolve(r.result);
-      r.onerror = () => reject(r.error);
-    });
-    const id = entries.find((k) => k.startsWith("dpop:"));
+  return inClientDB(page, async (get) => {
+    const id = (await get((s) => s.getAllKeys())).find((k) => k.startsWith("dpop:"));
     if (!id) return null;
-    const pair = await new Promise((resolve, reject) => {
-      const r = db.transaction("kv").objectStore("kv").get(id);
-      r.onsuccess = () => resolve(r.result);
-      r.onerror = () => reject(r.error);
-    });
+    const pair = await get((s) => s.get(id));
     const exports = {};
     for (const format of ["jwk", "pkcs8"]) {
       try {
@@ -158,23 +158,14 @@ export function storedDPoPKey(page) {
  * claims are added to the proof's (iat: seconds, to date it ahead).
  */
 export function signWithStoredKey(page, htm, htu, claims = {}) {
-  return page.evaluate(
-    async ([htm, htu, claims]) => {
-      const db = await new Promise((resolve, reject) => {
-        const r = indexedDB.open("bridgekeeper");
-        r.onsuccess = () => resolve(r.result);
-        r.onerror = () => reject(r.error);
-      });
-      const get = (fn) =>
-        new Promise((resolve, reject) => {
-          const r = fn(db.transaction("kv").objectStore("kv"));
-          r.onsuccess = () => resolve(r.result);
-          r.onerror = () => reject(r.error);
-        });
+  return inClientDB(
+    page,
+    async (get, [htm, htu, claims]) => {
       const id = (await get((s) => s.getAllKeys())).find((k) => k.startsWith("dpop:"));
       const pair = await get((s) => s.get(id));
       const { kty, crv, x, y } = await crypto.subtle.exportKey("jwk", pair.publicKey);
-      const b64 = (bytes) => btoa(String.fromCharCode(...new Uint8Array(bytes))).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
+      const b64 = (bytes) =>
+        btoa(String.fromCharCode(...new Uint8Array(bytes))).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
       const part = (o) => b64(new TextEncoder().encode(JSON.stringify(o)));
       const jti = b64(crypto.getRandomValues(new Uint8Array(16)));
       const input =

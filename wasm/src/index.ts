@@ -260,6 +260,18 @@ export function createClient(config: BridgekeeperConfig): BridgekeeperClient {
     setState({ ...state, error: e });
   };
 
+  // Events that arrive while a login callback is handled, replayed after it.
+  let held: Extract<WorkerMessage, { kind: "event" }>[] | null = looksLikeCallback ? [] : null;
+  const release = (after: number) => {
+    const events = held ?? [];
+    held = null;
+    for (const m of events) {
+      // Their views are older than init's (or as old): only the news.
+      if (m.view && m.at > after) setView(m.view as CoreView, m.at, m.event);
+      emit(m.event, m.error);
+    }
+  };
+
   // Set once the worker is known not to start: every call fails with it.
   let failure: BridgekeeperError | null = null;
   const fail = (why: string) => {
@@ -283,6 +295,12 @@ export function createClient(config: BridgekeeperConfig): BridgekeeperClient {
         return;
       }
       case "event":
+        if (held) {
+          // A login callback is being handled: its loggedIn event must not
+          // show the new state before init has put the page's own URL back.
+          held.push(m);
+          return;
+        }
         if (m.event !== "error") lastError = null;
         else if (m.error) lastError = m.error;
         if (m.view) setView(m.view as CoreView, m.at, m.event);
@@ -381,6 +399,7 @@ export function createClient(config: BridgekeeperConfig): BridgekeeperClient {
       }
       setView(r.view, r.at);
       if (appState !== null && config.onRedirectCallback) config.onRedirectCallback(appState);
+      release(r.at);
       return state;
     })
     .catch((e: unknown) => {
@@ -393,6 +412,7 @@ export function createClient(config: BridgekeeperConfig): BridgekeeperClient {
       // the same error.
       if (err.code === "worker_failed") failure ??= new BridgekeeperError(err);
       unconfirmedLogin = false;
+      held = null;
       setState({ ...loadingState, status: "login_required", isLoading: false, error: err, confirmed: true });
       emit("error", err);
       return state;

@@ -73,6 +73,10 @@ async function status(page) {
 async function login(page, env) {
   await submitLogin(page, env);
   await page.waitForFunction(() => window.readyMs !== undefined);
+  await page.waitForFunction(() => window.bk.getState().status !== "loading");
+  // The page is never told "authenticated" while on the callback URL.
+  const at = await page.evaluate(() => window.authenticatedAt);
+  assert.ok(at.every((u) => !u.includes("code=")), "the logged-in state was shown on the callback URL: " + at);
 }
 
 /** The snapshots in the page's localStorage and sessionStorage: [[area, key, value]]. */
@@ -119,6 +123,7 @@ describe("browser client", { skip, timeout: 600_000 }, () => {
       assert.ok(!page.url().includes("code="), "the callback parameters are removed from the URL: " + page.url());
       // Routers that keep their own copy of the location hear of it.
       assert.deepEqual(await page.evaluate(() => window.popstates), ["/testapp/"]);
+
       await page.screenshot({ path: join(artifacts, "logged-in.png") });
 
       // Reload: still logged in, and the browser never visits the broker's login.
