@@ -157,8 +157,15 @@ func (e *testEnv) refreshChains(b *testing.B, n int) chan *refreshChain {
 	return chains
 }
 
-func (c *refreshChain) refresh(b *testing.B) {
-	rec := serve(b, c.h, tokenRequest(url.Values{"grant_type": {"refresh_token"}, "refresh_token": {c.token}, "client_id": {spaID}}, "", ""), http.StatusOK)
+func (c *refreshChain) refresh(b *testing.B) { c.refreshReq(b, nil) }
+
+// refreshReq is refresh with the request changed by mod first (nil: as is).
+func (c *refreshChain) refreshReq(b *testing.B, mod func(*http.Request)) {
+	req := tokenRequest(url.Values{"grant_type": {"refresh_token"}, "refresh_token": {c.token}, "client_id": {spaID}}, "", "")
+	if mod != nil {
+		mod(req)
+	}
+	rec := serve(b, c.h, req, http.StatusOK)
 	body := rec.Body.String()
 	i := strings.Index(body, `"refresh_token":"`)
 	if i < 0 {
@@ -263,6 +270,11 @@ func BenchmarkClientCredentialsVsFloor(b *testing.B) {
 // own) with signing what its response carries (an access token and
 // idTokens ID tokens); see BenchmarkRefreshVsFloor.
 func benchmarkVsFloor(b *testing.B, e *testEnv, idTokens int, newWorker func() func()) {
+	benchmarkVsFloorOf(b, func() { e.signResponse(b, idTokens) }, newWorker)
+}
+
+// benchmarkVsFloorOf is benchmarkVsFloor with the floor's work given.
+func benchmarkVsFloorOf(b *testing.B, floor func(), newWorker func() func()) {
 	const (
 		grantMode = iota
 		signMode
@@ -282,7 +294,7 @@ func benchmarkVsFloor(b *testing.B, e *testEnv, idTokens int, newWorker func() f
 				if m == grantMode {
 					grant()
 				} else {
-					e.signResponse(b, idTokens)
+					floor()
 				}
 				if counting.Load() == m+1 {
 					counts[m].Add(1)

@@ -30,7 +30,8 @@ import (
 //     cnf (dpopIntrospection).
 //
 // Proofs' jtis go to the database (storage.ClaimDPoPProof), so every
-// replica refuses a proof used at another. Server nonces, when on, are
+// replica refuses a proof used at another: a token request's with the
+// grant's writes, in its transaction (claimProof), /userinfo's at once. Server nonces, when on, are
 // stateless (an HMAC of the time window under the system secret), so every
 // replica issues and accepts the same ones.
 
@@ -41,23 +42,31 @@ const DefaultDPoPProofMaxAge = dpop.DefaultMaxAge
 // accepted for one to two periods.
 const dpopNoncePeriod = time.Minute
 
-// dpopState is the broker's proof verifier and, when nonces are on, the
+// dpopState is the broker's proof verifiers and, when nonces are on, the
 // nonces it hands out.
 type dpopState struct {
-	verifier *dpop.Verifier
+	// token checks token requests' proofs; their jtis are claimed with
+	// the grant's writes (claimProof).
+	token *dpop.Verifier
+	// resource checks /userinfo's proofs and claims their jtis at once.
+	resource *dpop.Verifier
 	nonces   *dpop.Nonces // nil: nonces off
+	store    *storage.Store
 }
 
 func newDPoPState(cfg Config) *dpopState {
-	st := &dpopState{verifier: &dpop.Verifier{
-		Algorithms: dpop.DefaultAlgorithms,
-		MaxAge:     cfg.DPoPProofMaxAge,
-		Replay:     dpopReplayCache{store: cfg.Store},
-	}}
+	st := &dpopState{store: cfg.Store}
 	if cfg.DPoPNonce {
 		st.nonces = dpop.NewNonces(cfg.Secret.Derive(secret.PurposeDPoPNonce), dpopNoncePeriod)
-		st.verifier.Nonce = st.nonces.Check
 	}
+	verifier := func(replay dpop.ReplayCache) *dpop.Verifier {
+		v := &dpop.Verifier{Algorithms: dpop.DefaultAlgorithms, MaxAge: cfg.DPoPProofMaxAge, Replay: replay}
+		if st.nonces != nil {
+			v.Nonce = st.nonces.Check
+		}
+		return v
+	}
+	st.token, st.resource = verifier(nil), verifier(dpopReplayCache{store: cfg.Store})
 	return st
 }
 
@@ -100,12 +109,39 @@ func (s *Server) tokenProof(ctx context.Context, w http.ResponseWriter, r *http.
 	raw, err := dpop.FromHeader(r.Header)
 	var p *dpop.Proof
 	if err == nil {
-		p, err = s.dpop.verifier.Verify(ctx, raw, dpop.Request{Method: r.Method, URL: s.url(pathToken)})
+		p, err = s.dpop.token.Verify(ctx, raw, dpop.Request{Method: r.Method, URL: s.url(pathToken)})
 	}
 	if err != nil {
 		return ctx, dpopTokenError(err)
 	}
 	return context.WithValue(ctx, dpopProofKey{}, p), nil
+}
+
+// claimProof records the jti of the token request's proof among the
+// request's writes (buf): it lands in the grant's transaction (SQLite's
+// group commit, Postgres' one transaction), so a DPoP token request costs
+// no write of its own. A proof used before fails that transaction —
+// nothing is issued, rotated or spent — and is answered invalid_dpop_proof
+// (dpopReplayAnswer). A refused grant's writes land too (handleToken), so
+// its proof is spent as well.
+func (s *Server) claimProof(ctx context.Context, buf *writeBuffer) {
+	p := proofFrom(ctx)
+	if p == nil {
+		return
+	}
+	key, until := p.ReplayKey(), s.dpop.token.ReplayUntil(p)
+	_ = deferWrite(context.WithValue(ctx, writeBufferKey{}, buf), func(ctx context.Context) error {
+		return s.dpop.store.ClaimDPoPProof(ctx, key, until)
+	})
+}
+
+// dpopReplayAnswer turns a grant that failed on its proof's claim into
+// RFC 9449's answer.
+func dpopReplayAnswer(err error) error {
+	if errors.Is(err, storage.ErrProofReplayed) {
+		return dpopTokenError(&dpop.Error{Code: dpop.CodeInvalidProof, Reason: dpop.ErrReplay})
+	}
+	return err
 }
 
 // dpopTokenError is the token endpoint's answer to a refused proof: RFC
@@ -227,7 +263,7 @@ func (s *Server) resourceProof(w http.ResponseWriter, r *http.Request, path, tok
 	}
 	raw, err := dpop.FromHeader(r.Header)
 	if err == nil {
-		_, err = s.dpop.verifier.Verify(r.Context(), raw, dpop.Request{Method: r.Method, URL: s.url(path), AccessToken: token, JKT: jkt})
+		_, err = s.dpop.resource.Verify(r.Context(), raw, dpop.Request{Method: r.Method, URL: s.url(path), AccessToken: token, JKT: jkt})
 	}
 	var pe *dpop.Error
 	if errors.As(err, &pe) {
@@ -249,9 +285,18 @@ func (s *Server) resourceProof(w http.ResponseWriter, r *http.Request, path, tok
 // writeDPoPChallenge answers 401 with a DPoP WWW-Authenticate challenge
 // (RFC 9449 section 7.1) and the RFC 6750-style JSON body.
 func (s *Server) writeDPoPChallenge(w http.ResponseWriter, code, description string) {
-	w.Header().Set("WWW-Authenticate", fmt.Sprintf(`DPoP algs=%q, error=%q, error_description=%q`,
-		strings.Join(dpopAlgorithms(), " "), code, description))
+	w.Header().Set("WWW-Authenticate", dpopChallenge(code, description))
 	writeOAuthError(w, http.StatusUnauthorized, code, description)
+}
+
+// dpopChallenge is a DPoP WWW-Authenticate challenge; without a code, the
+// bare offer (beside Bearer's) to a request that sent no token.
+func dpopChallenge(code, description string) string {
+	c := fmt.Sprintf(`DPoP algs=%q`, strings.Join(dpopAlgorithms(), " "))
+	if code != "" {
+		c += fmt.Sprintf(`, error=%q, error_description=%q`, code, description)
+	}
+	return c
 }
 
 // dpopIntrospection adds what introspection says of a DPoP-bound token

@@ -51,29 +51,11 @@ func (e *testEnv) proof(s *dpop.Signer, method, path string, o dpop.ProofOptions
 // dpopToken posts a token request with the given DPoP header values.
 func (e *testEnv) dpopToken(form url.Values, user, pass string, proofs ...string) tokenResponse {
 	e.t.Helper()
-	req, err := http.NewRequest(http.MethodPost, e.issuer+pathToken, strings.NewReader(form.Encode()))
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	if user != "" {
-		req.SetBasicAuth(url.QueryEscape(user), url.QueryEscape(pass))
-	}
+	var header []string
 	for _, p := range proofs {
-		req.Header.Add("DPoP", p)
+		header = append(header, "DPoP", p)
 	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
-	var tr tokenResponse
-	if err := json.Unmarshal(body, &tr); err != nil {
-		e.t.Fatalf("token response %d is not JSON: %s", resp.StatusCode, body)
-	}
-	tr.status, tr.header = resp.StatusCode, resp.Header
-	return tr
+	return e.token(form, user, pass, header...)
 }
 
 func (e *testEnv) dpopExchange(code string, ar authRequest, proof string) tokenResponse {
@@ -101,7 +83,9 @@ func (e *testEnv) userinfo(method, auth string, proofs ...string) (*http.Respons
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	req.Header.Set("Authorization", auth)
+	if auth != "" {
+		req.Header.Set("Authorization", auth)
+	}
 	for _, p := range proofs {
 		req.Header.Add("DPoP", p)
 	}
@@ -128,7 +112,7 @@ func wantDPoPToken(t testing.TB, e *testEnv, tr tokenResponse, jkt string) {
 }
 
 // TestDPoPPublicClientFlow: a public client's tokens are bound to its DPoP
-// key. The access token carries cnf.jkt and works at /userinfo only with a
+// key; a replayed proof is invalid_dpop_proof and spends nothing. The access token carries cnf.jkt and works at /userinfo only with a
 // proof from the key; the refresh token, copied out (the attack of issue
 // 16), is invalid_grant without a proof from the key, or with one from
 // another key, and still works for the key's holder afterwards;
@@ -140,8 +124,12 @@ func TestDPoPPublicClientFlow(t *testing.T) {
 		_, thief := newDPoPKey(t)
 		ar := spaAuth()
 		code := e.browser().loginForCode(ar)
-		tr := e.dpopExchange(code, ar, e.proof(key, "POST", pathToken, dpop.ProofOptions{}))
+		exchangeProof := e.proof(key, "POST", pathToken, dpop.ProofOptions{})
+		tr := e.dpopExchange(code, ar, exchangeProof)
 		wantDPoPToken(t, e, tr, key.JKT())
+		// The exchange's proof replayed on a refresh: refused, and the
+		// refresh token is not rotated (tr2 below redeems it).
+		wantTokenError(t, e.dpopRefresh(tr.RefreshToken, exchangeProof), http.StatusBadRequest, "invalid_dpop_proof")
 
 		m := e.introspect(tr.AccessToken)
 		if cnf, _ := m["cnf"].(map[string]any); m["active"] != true || cnf["jkt"] != key.JKT() || m["token_type"] != "DPoP" {
@@ -186,50 +174,38 @@ func TestDPoPPublicClientFlow(t *testing.T) {
 }
 
 // TestDPoPTokenEndpointRefusesBadProofs: every abuse of the proof at the
-// token endpoint is invalid_dpop_proof (400), and issues nothing.
+// token endpoint is invalid_dpop_proof (400), and issues nothing; a proof
+// of the same request replayed too.
 func TestDPoPTokenEndpointRefusesBadProofs(t *testing.T) {
 	b := storagetest.Backends(t)[0]
 	e := newTestEnv(t, b, nil)
 	key, signer := newDPoPKey(t)
 	_, other := newDPoPKey(t)
 	pub := &jose.JSONWebKey{Key: key.Public()}
-	header := func(alg string, jwk any) map[string]any {
-		return map[string]any{"typ": "dpop+jwt", "alg": alg, "jwk": jwk}
-	}
+	now := time.Now()
+	tokenURL := e.issuer + pathToken
 	claims := func(htm, htu string, iat time.Time) map[string]any {
 		return map[string]any{"jti": newVerifier(), "htm": htm, "htu": htu, "iat": iat.Unix()}
 	}
-	sign := func(h, c map[string]any) string {
-		p, err := dpop.SignRaw(key, jose.ES256, h, c)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return p
+	sign := func(c map[string]any) string {
+		return signProof(t, key, map[string]any{"typ": "dpop+jwt", "alg": "ES256", "jwk": pub}, c)
 	}
-	b64 := func(v any) string {
-		j, _ := json.Marshal(v)
-		return base64.RawURLEncoding.EncodeToString(j)
-	}
-	now := time.Now()
-	tokenURL := e.issuer + pathToken
 	replayed := e.proof(signer, "POST", pathToken, dpop.ProofOptions{})
 	mustOK(t, e.dpopToken(url.Values{"grant_type": {"client_credentials"}}, apiID, apiSecret, replayed))
-	otherSigned := e.proof(other, "POST", pathToken, dpop.ProofOptions{})
-	parts := strings.Split(otherSigned, ".")
+	parts := strings.Split(e.proof(other, "POST", pathToken, dpop.ProofOptions{}), ".")
 	cases := map[string][]string{
-		"alg none":              {b64(header("none", pub)) + "." + b64(claims("POST", tokenURL, now)) + "."},
-		"HS256":                 {hs256Token(header("HS256", map[string]string{"kty": "oct", "k": "c2VjcmV0"}), claims("POST", tokenURL, now))},
-		"private jwk":           {sign(header("ES256", &jose.JSONWebKey{Key: key}), claims("POST", tokenURL, now))},
-		"typ JWT":               {sign(map[string]any{"typ": "JWT", "alg": "ES256", "jwk": pub}, claims("POST", tokenURL, now))},
-		"other URL":             {sign(header("ES256", pub), claims("POST", e.issuer+pathUserinfo, now))},
-		"other method":          {sign(header("ES256", pub), claims("GET", tokenURL, now))},
-		"old iat":               {sign(header("ES256", pub), claims("POST", tokenURL, now.Add(-10*time.Minute)))},
-		"future iat":            {sign(header("ES256", pub), claims("POST", tokenURL, now.Add(10*time.Minute)))},
+		"other URL":             {sign(claims("POST", e.issuer+pathUserinfo, now))},
+		"other method":          {sign(claims("GET", tokenURL, now))},
+		"old iat":               {sign(claims("POST", tokenURL, now.Add(-10*time.Minute)))},
+		"future iat":            {sign(claims("POST", tokenURL, now.Add(10*time.Minute)))},
 		"replayed proof":        {replayed},
-		"other key's signature": {parts[0] + "." + b64(claims("POST", tokenURL, now)) + "." + parts[2]},
+		"other key's signature": {parts[0] + "." + b64JSON(claims("POST", tokenURL, now)) + "." + parts[2]},
 		"two proofs":            {e.proof(signer, "POST", pathToken, dpop.ProofOptions{}), e.proof(signer, "POST", pathToken, dpop.ProofOptions{})},
 		"malformed":             {"not.a.jws"},
 		"empty":                 {""},
+	}
+	for name, p := range forgedProofs(t, key, claims("POST", tokenURL, now)) {
+		cases[name] = []string{p}
 	}
 	for name, proofs := range cases {
 		for _, grant := range []url.Values{
@@ -238,6 +214,12 @@ func TestDPoPTokenEndpointRefusesBadProofs(t *testing.T) {
 		} {
 			user, pass := apiID, apiSecret
 			if grant.Get("client_id") != "" {
+				if name == "replayed proof" {
+					// The jti is claimed with the grant's writes: a
+					// refused grant answers its own error.
+					// TestDPoPPublicClientFlow replays on a good one.
+					continue
+				}
 				user, pass = "", ""
 			}
 			tr := e.dpopToken(grant, user, pass, proofs...)
@@ -248,22 +230,45 @@ func TestDPoPTokenEndpointRefusesBadProofs(t *testing.T) {
 	}
 }
 
-// hs256Token is a JWS signed with HMAC-SHA256 (a symmetric alg a DPoP
-// proof must not use).
-func hs256Token(header, claims map[string]any) string {
-	h, _ := json.Marshal(header)
-	c, _ := json.Marshal(claims)
-	input := base64.RawURLEncoding.EncodeToString(h) + "." + base64.RawURLEncoding.EncodeToString(c)
-	return input + "." + base64.RawURLEncoding.EncodeToString(hmacSHA256([]byte("secret"), []byte(input)))
+// forgedProofs are proofs of claims that no verifier may accept whatever
+// the request: alg none, HS256 (with an oct jwk), a private jwk, typ JWT.
+func forgedProofs(t testing.TB, key *ecdsa.PrivateKey, claims map[string]any) map[string]string {
+	pub := &jose.JSONWebKey{Key: key.Public()}
+	header := func(typ, alg string, jwk any) map[string]any {
+		return map[string]any{"typ": typ, "alg": alg, "jwk": jwk}
+	}
+	hsInput := b64JSON(header("dpop+jwt", "HS256", map[string]string{"kty": "oct", "k": "c2VjcmV0"})) + "." + b64JSON(claims)
+	return map[string]string{
+		"alg none":    b64JSON(header("dpop+jwt", "none", pub)) + "." + b64JSON(claims) + ".",
+		"HS256":       hsInput + "." + base64.RawURLEncoding.EncodeToString(hmacSHA256([]byte("secret"), []byte(hsInput))),
+		"private jwk": signProof(t, key, header("dpop+jwt", "ES256", &jose.JSONWebKey{Key: key}), claims),
+		"typ JWT":     signProof(t, key, header("JWT", "ES256", pub), claims),
+	}
+}
+
+// signProof signs header and claims as given with key (ES256).
+func signProof(t testing.TB, key *ecdsa.PrivateKey, header, claims map[string]any) string {
+	t.Helper()
+	p, err := dpop.SignRaw(key, jose.ES256, header, claims)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func b64JSON(v any) string {
+	j, _ := json.Marshal(v)
+	return base64.RawURLEncoding.EncodeToString(j)
 }
 
 // TestDPoPUserinfoRefusesBadProofs: /userinfo refuses a bound token with a
 // proof for another URL or method, a replayed proof, an old iat, another
-// key, a wrong ath, or none, each with 401 and a DPoP challenge.
+// key, a wrong ath, alg none, HS256, a private jwk, typ JWT, two proofs, or
+// none, each with 401 and a DPoP challenge.
 func TestDPoPUserinfoRefusesBadProofs(t *testing.T) {
 	b := storagetest.Backends(t)[0]
 	e := newTestEnv(t, b, nil)
-	_, key := newDPoPKey(t)
+	keyPriv, key := newDPoPKey(t)
 	_, other := newDPoPKey(t)
 	ar := spaAuth()
 	tr := e.dpopExchange(e.browser().loginForCode(ar), ar, e.proof(key, "POST", pathToken, dpop.ProofOptions{}))
@@ -282,6 +287,21 @@ func TestDPoPUserinfoRefusesBadProofs(t *testing.T) {
 		"wrong ath":    {e.proof(key, "GET", pathUserinfo, dpop.ProofOptions{AccessToken: at + "x"})},
 		"no ath":       {e.proof(key, "GET", pathUserinfo, dpop.ProofOptions{})},
 		"no proof":     nil,
+		"two proofs":   {e.proof(key, "GET", pathUserinfo, dpop.ProofOptions{AccessToken: at}), e.proof(key, "GET", pathUserinfo, dpop.ProofOptions{AccessToken: at})},
+	}
+	forged := map[string]any{"jti": newVerifier(), "htm": "GET", "htu": e.issuer + pathUserinfo, "iat": time.Now().Unix(), "ath": dpop.AccessTokenHash(at)}
+	for name, p := range forgedProofs(t, keyPriv, forged) {
+		cases[name] = []string{p}
+	}
+	// No token: both schemes are offered; a garbage token with the DPoP
+	// scheme gets a DPoP challenge.
+	resp, _ := e.userinfo("GET", "")
+	if www := resp.Header.Values("WWW-Authenticate"); resp.StatusCode != http.StatusUnauthorized || len(www) != 2 || !strings.HasPrefix(www[1], `DPoP algs="ES256`) {
+		t.Errorf("no token: %d %q", resp.StatusCode, www)
+	}
+	resp, _ = e.userinfo("GET", "DPoP garbage", good)
+	if www := resp.Header.Get("WWW-Authenticate"); resp.StatusCode != http.StatusUnauthorized || !strings.HasPrefix(www, "DPoP ") || !strings.Contains(www, `error="invalid_token"`) {
+		t.Errorf("garbage token with DPoP: %d %q", resp.StatusCode, www)
 	}
 	for name, proofs := range cases {
 		resp, body := e.userinfo("GET", "DPoP "+at, proofs...)
@@ -391,6 +411,19 @@ func TestDPoPJKTBindsTheCode(t *testing.T) {
 	wantTokenError(t, e.token(url.Values{"grant_type": {"refresh_token"}, "refresh_token": {bound.RefreshToken}}, webID, webSecret), http.StatusBadRequest, "invalid_grant")
 	unbound := e.dpopToken(webForm(e.browser().loginForCode(webAuth())), webID, webSecret, e.proof(key, "POST", pathToken, dpop.ProofOptions{}))
 	wantDPoPToken(t, e, unbound, key.JKT())
+	// Introspection by its client says which refresh token is bound.
+	for name, c := range map[string]struct {
+		token string
+		jkt   any
+	}{"bound": {bound.RefreshToken, key.JKT()}, "unbound": {unbound.RefreshToken, nil}} {
+		resp, body := e.post(pathIntrospect, url.Values{"token": {c.token}}, webID, webSecret)
+		var m map[string]any
+		_ = json.Unmarshal(body, &m)
+		cnf, _ := m["cnf"].(map[string]any)
+		if resp.StatusCode != http.StatusOK || m["active"] != true || cnf["jkt"] != c.jkt {
+			t.Fatalf("introspection of the %s refresh token: %d %s", name, resp.StatusCode, body)
+		}
+	}
 	if tr := mustOK(t, e.token(url.Values{"grant_type": {"refresh_token"}, "refresh_token": {unbound.RefreshToken}}, webID, webSecret)); tr.TokenType != "bearer" {
 		t.Fatalf("confidential refresh without proof: token_type %q", tr.TokenType)
 	}
@@ -497,4 +530,73 @@ func requireDPoP(t testing.TB, store *storage.Store, id string) {
 	if err := store.UpdateClient(ctx, c); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// TestDPoPConcurrentReplay: one proof sent by eight requests at once gets
+// one token; the others are invalid_dpop_proof (the jti's claim commits
+// with the grant, so the race is the database's).
+func TestDPoPConcurrentReplay(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b storagetest.Backend) {
+		e := newTestEnv(t, b, nil)
+		_, key := newDPoPKey(t)
+		proof := e.proof(key, "POST", pathToken, dpop.ProofOptions{})
+		results := make(chan tokenResponse, 8)
+		start := make(chan struct{})
+		for range 8 {
+			go func() {
+				<-start
+				results <- e.dpopToken(url.Values{"grant_type": {"client_credentials"}}, apiID, apiSecret, proof)
+			}()
+		}
+		close(start)
+		won := 0
+		for range 8 {
+			tr := <-results
+			switch {
+			case tr.status == http.StatusOK:
+				won++
+			case tr.status != http.StatusBadRequest || tr.Error != "invalid_dpop_proof":
+				t.Errorf("a loser got %d %q %s", tr.status, tr.Error, tr.Description)
+			}
+		}
+		if won != 1 {
+			t.Fatalf("%d requests with one proof got a token, want 1", won)
+		}
+	})
+}
+
+// FuzzDPoPHeader: whatever the DPoP header holds, a client_credentials
+// request (whose client may get a token without one) is answered 200 with
+// a token bound to the proof's key, or 400 with RFC 9449's
+// invalid_dpop_proof: never a 5xx, never a bearer token.
+func FuzzDPoPHeader(f *testing.F) {
+	e := newTestEnv(f, storagetest.Backend{Name: "sqlite"}, nil)
+	_, key := newDPoPKey(f)
+	for _, seed := range []string{
+		e.proof(key, "POST", pathToken, dpop.ProofOptions{}),
+		e.proof(key, "GET", pathToken, dpop.ProofOptions{}),
+		"", "a.b.c", "eyJ0eXAiOiJkcG9wK2p3dCJ9.e30.", strings.Repeat("A", 9000),
+	} {
+		f.Add(seed)
+	}
+	h := e.srv.Handler()
+	f.Fuzz(func(t *testing.T, proof string) {
+		req := tokenRequest(url.Values{"grant_type": {"client_credentials"}, "scope": {"read"}}, apiID, apiSecret)
+		req.Header["Dpop"] = []string{proof}
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		var answer struct {
+			TokenType string `json:"token_type"`
+			Error     string `json:"error"`
+		}
+		if err := json.Unmarshal(rec.Body.Bytes(), &answer); err != nil {
+			t.Fatalf("%q: %d answer is not JSON: %s", proof, rec.Code, rec.Body)
+		}
+		switch {
+		case rec.Code == http.StatusOK && answer.TokenType == "DPoP":
+		case rec.Code == http.StatusBadRequest && answer.Error == "invalid_dpop_proof":
+		default:
+			t.Fatalf("%q: %d %s", proof, rec.Code, rec.Body)
+		}
+	})
 }

@@ -348,7 +348,7 @@ func (e *testEnv) post(path string, form url.Values, user, pass string, header .
 		req.SetBasicAuth(url.QueryEscape(user), url.QueryEscape(pass))
 	}
 	for i := 0; i+1 < len(header); i += 2 {
-		req.Header.Set(header[i], header[i+1])
+		req.Header.Add(header[i], header[i+1])
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
@@ -359,9 +359,10 @@ func (e *testEnv) post(path string, form url.Values, user, pass string, header .
 	return resp, body
 }
 
-func (e *testEnv) token(form url.Values, user, pass string) tokenResponse {
+// token posts a token request (header: name, value pairs, as post).
+func (e *testEnv) token(form url.Values, user, pass string, header ...string) tokenResponse {
 	e.t.Helper()
-	resp, body := e.post(pathToken, form, user, pass)
+	resp, body := e.post(pathToken, form, user, pass, header...)
 	var tr tokenResponse
 	if err := json.Unmarshal(body, &tr); err != nil {
 		e.t.Fatalf("token response %d is not JSON: %s", resp.StatusCode, body)

@@ -26,7 +26,7 @@ func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) {
 		if down := outage(err); down != nil {
 			err = down
 		}
-		err = replayAnswer(err)
+		err = replayAnswer(dpopReplayAnswer(err))
 		outcome = fosite.ErrorToRFC6749Error(err).ErrorField
 		s.logGrantError(ctx, "token", err)
 		if ar == nil {
@@ -65,6 +65,7 @@ func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) {
 	// The request's checks record their writes (the PKCE data they spend)
 	// in buf; they land with the grant, in one transaction.
 	buf := &writeBuffer{}
+	s.claimProof(ctx, buf)
 	ar, err = s.provider.NewAccessRequest(context.WithValue(ctx, writeBufferKey{}, buf), r, sess)
 	if err != nil && fosite.ErrorToRFC6749Error(err).CodeField < http.StatusInternalServerError {
 		// A refused request (a wrong code_verifier, say) still spends what

@@ -25,11 +25,16 @@ func (s *Server) handleUserinfo(w http.ResponseWriter, r *http.Request) {
 	}
 	if token == "" {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="bridgekeeper"`)
+		w.Header().Add("WWW-Authenticate", dpopChallenge("", ""))
 		writeBearerError(w, http.StatusUnauthorized, "", "")
 		return
 	}
 	use, ar, err := s.provider.IntrospectToken(ctx, token, fosite.AccessToken, newSession())
 	if err != nil || use != fosite.AccessToken {
+		if viaDPoP {
+			s.writeDPoPChallenge(w, "invalid_token", "The access token is invalid, expired or revoked.")
+			return
+		}
 		writeBearerError(w, http.StatusUnauthorized, "invalid_token", "The access token is invalid, expired or revoked.")
 		return
 	}

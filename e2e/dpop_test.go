@@ -3,13 +3,19 @@ package e2e
 import (
 	"context"
 	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/bridgekeeper/bridgekeeper/internal/dpop"
-	"github.com/bridgekeeper/bridgekeeper/ops/flow"
 )
+
+// tokenPath is the token endpoint under the issuer.
+const tokenPath = "/oauth2/token"
 
 // proofTransport adds the DPoP proof it is given to the next token
 // request, and remembers the last DPoP-Nonce it was sent.
@@ -35,7 +41,7 @@ func (p *proofTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	p.mu.Lock()
 	proof := p.proof
 	p.mu.Unlock()
-	if proof != "" && req.URL.Path == flow.PathToken {
+	if proof != "" && req.URL.Path == tokenPath {
 		req = req.Clone(req.Context())
 		req.Header.Set("DPoP", proof)
 	}
@@ -58,7 +64,8 @@ func TestReplicasShareDPoPReplayCache(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	pt := &proofTransport{}
-	c := flow.New("spa", replicaRedirect, pt)
+	c := p.client()
+	c.HTTP.Transport = pt
 	code, err := c.Login(ctx, p.a, replicaEmail, replicaPassword)
 	if err != nil {
 		t.Fatalf("login on A: %v", err)
@@ -68,7 +75,7 @@ func TestReplicasShareDPoPReplayCache(t *testing.T) {
 		t.Fatal(err)
 	}
 	proof := func(nonce string) string {
-		s, err := signer.Proof(http.MethodPost, p.issuer+flow.PathToken, dpop.ProofOptions{Nonce: nonce})
+		s, err := signer.Proof(http.MethodPost, p.issuer+tokenPath, dpop.ProofOptions{Nonce: nonce})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -99,5 +106,47 @@ func TestReplicasShareDPoPReplayCache(t *testing.T) {
 	pt.set(proof(pt.nonce()))
 	if fresh, err := c.Refresh(ctx, p.a, tok.RefreshToken); err != nil || !fresh.OK() || fresh.TokenType != "DPoP" {
 		t.Fatalf("a fresh proof on A: %v %v", fresh, err)
+	}
+}
+
+// TestOpenIDClientDPoP: openid-client's DPoP handle (getDPoPHandle) logs
+// in, refreshes and calls userinfo against a broker whose public client is
+// registered with --require-dpop and which requires server nonces; its
+// requests without a proof, with another key, and its token as Bearer are
+// refused. See oidc-client/dpop.mjs for the checks.
+func TestOpenIDClientDPoP(t *testing.T) {
+	node, err := exec.LookPath("node")
+	requireTool(t, err == nil, "node")
+	requireTool(t, fileExists("oidc-client/node_modules/openid-client"), "openid-client (npm ci --prefix e2e/oidc-client)")
+	env := []string{"BRIDGEKEEPER_SYSTEM_SECRET=" + strings.Repeat("e2e-secret-", 4)}
+	dsn := "sqlite:" + filepath.Join(t.TempDir(), "bk.db")
+	addr := freeAddr(t)
+	issuer := "http://" + addr
+	redirect := "http://127.0.0.1:5173/callback"
+	cli(t, env, "", "client", "create", "--dsn", dsn, "--id", "spa", "--public",
+		"--redirect-uri", redirect, "--allowed-origin", "http://127.0.0.1:5173", "--require-dpop")
+	cli(t, env, "correct horse battery staple\n", "user", "create", "--dsn", dsn,
+		"--email", "ada@example.com", "--password-stdin")
+	srv := start(t, env, binary(t, "bridgekeeper"), "serve", "--issuer", issuer, "--listen", addr, "--dsn", dsn, "--dpop.nonce")
+	waitHTTP(t, issuer+"/.well-known/openid-configuration", srv)
+
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, node, "dpop.mjs")
+	cmd.Dir = "oidc-client"
+	cmd.Env = append(os.Environ(),
+		"BK_ISSUER="+issuer,
+		"BK_PUBLIC_CLIENT=spa",
+		"BK_REDIRECT_URI="+redirect,
+		"BK_EMAIL=ada@example.com",
+		"BK_PASSWORD=correct horse battery staple",
+	)
+	out, err := cmd.CombinedOutput()
+	t.Logf("openid-client:\n%s", out)
+	if err != nil {
+		t.Fatalf("openid-client DPoP flow failed: %v", err)
+	}
+	if !strings.Contains(string(out), " passed, 0 failed") {
+		t.Fatal("openid-client DPoP flow did not finish")
 	}
 }

@@ -16,8 +16,7 @@ var ErrProofReplayed = errors.New("storage: DPoP proof already used")
 // expired, on any replica sharing the database: the insert is one
 // statement, so of two replicas claiming the same id at once exactly one
 // succeeds. An expired row is taken over; DeleteExpired removes the rest.
-// Call it outside a transaction: a grant refused later must not un-use its
-// proof.
+// In the context's transaction, the claim is undone with it.
 func (s *Store) ClaimDPoPProof(ctx context.Context, id string, expires time.Time) error {
 	if id == "" || unstorable(id) {
 		return fmt.Errorf("storage: claim DPoP proof: invalid id")

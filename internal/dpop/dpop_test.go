@@ -70,7 +70,11 @@ func TestVerifyAccepts(t *testing.T) {
 	rs, _ := NewSignerAlg(rk, jose.RS256)
 	ps, _ := NewSigner(rk)
 	eds, _ := NewSigner(ed)
-	for name, s := range map[string]*Signer{"ES256": mustSigner(t, ec), "RS256": rs, "PS256": ps, "EdDSA": eds} {
+	p384, _ := ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
+	p521, _ := ecdsa.GenerateKey(elliptic.P521(), rand.Reader)
+	es384, _ := NewSigner(p384)
+	es512, _ := NewSigner(p521)
+	for name, s := range map[string]*Signer{"ES256": mustSigner(t, ec), "ES384": es384, "ES512": es512, "RS256": rs, "PS256": ps, "EdDSA": eds} {
 		t.Run(name, func(t *testing.T) {
 			proof, err := s.Proof("POST", testURL+"?x=1#f", ProofOptions{IssuedAt: testNow, AccessToken: testToken, Nonce: "n1"})
 			if err != nil {

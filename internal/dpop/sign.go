@@ -8,6 +8,7 @@ import (
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/sha256"
+	"crypto/sha512"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
@@ -26,16 +27,22 @@ type Signer struct {
 	jkt string
 }
 
-// NewSigner returns a signer for key: a P-256 key signs ES256, an RSA key
-// PS256, an Ed25519 key EdDSA.
+// NewSigner returns a signer for key: a P-256 key signs ES256 (P-384
+// ES384, P-521 ES512), an RSA key PS256, an Ed25519 key EdDSA.
 func NewSigner(key crypto.Signer) (*Signer, error) {
 	var alg jose.SignatureAlgorithm
 	switch k := key.(type) {
 	case *ecdsa.PrivateKey:
-		if k.Curve != elliptic.P256() {
-			return nil, fmt.Errorf("dpop: signer: only P-256 ECDSA keys")
+		switch k.Curve {
+		case elliptic.P256():
+			alg = jose.ES256
+		case elliptic.P384():
+			alg = jose.ES384
+		case elliptic.P521():
+			alg = jose.ES512
+		default:
+			return nil, fmt.Errorf("dpop: signer: ECDSA keys on P-256, P-384 or P-521 only")
 		}
-		alg = jose.ES256
 	case *rsa.PrivateKey:
 		alg = jose.PS256
 	case ed25519.PrivateKey:
@@ -117,18 +124,25 @@ func SignRaw(key crypto.Signer, alg jose.SignatureAlgorithm, header, claims any)
 	switch alg {
 	case jose.EdDSA:
 		sig, err = key.Sign(rand.Reader, []byte(input), crypto.Hash(0))
-	case jose.ES256:
-		sum := sha256.Sum256([]byte(input))
+	case jose.ES256, jose.ES384, jose.ES512:
+		h, size := sha256.New(), 32
+		switch alg {
+		case jose.ES384:
+			h, size = sha512.New384(), 48
+		case jose.ES512:
+			h, size = sha512.New(), 66
+		}
+		h.Write([]byte(input))
 		ek, ok := key.(*ecdsa.PrivateKey)
 		if !ok {
-			return "", fmt.Errorf("dpop: ES256 needs an ECDSA key")
+			return "", fmt.Errorf("dpop: %s needs an ECDSA key", alg)
 		}
 		var r, s *big.Int
-		r, s, err = ecdsa.Sign(rand.Reader, ek, sum[:])
+		r, s, err = ecdsa.Sign(rand.Reader, ek, h.Sum(nil))
 		if err == nil {
-			sig = make([]byte, 64)
-			r.FillBytes(sig[:32])
-			s.FillBytes(sig[32:])
+			sig = make([]byte, 2*size)
+			r.FillBytes(sig[:size])
+			s.FillBytes(sig[size:])
 		}
 	case jose.RS256:
 		sum := sha256.Sum256([]byte(input))
