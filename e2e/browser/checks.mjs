@@ -1,23 +1,20 @@
-// The way the e2e browser scripts report to their Go tests: one line per
-// check ("ok   NAME" or "FAIL NAME: why"), the first failure ends the
-// script (exit 1) after onFail (screenshots, closing the browser), and
-// done() prints the "N passed, 0 failed" line the Go test waits for.
+// The checks' reporting of the e2e browser scripts (demo.mjs, dpop.mjs,
+// oidc-client-ts/flow.mjs): oidc-client/shared.mjs's check and done, with
+// onFail run (screenshots, closing the browser) before a failure ends the
+// script.
+import { check, done } from '../oidc-client/shared.mjs';
+
 export function checks(onFail = async () => {}) {
-  let passed = 0;
   return {
-    async check(name, fn) {
-      try {
-        await fn();
-        passed++;
-        console.log(`ok   ${name}`);
-      } catch (err) {
-        console.log(`FAIL ${name}: ${err?.stack ?? err}`);
-        await onFail().catch(() => {});
-        process.exit(1);
-      }
-    },
-    done() {
-      console.log(`${passed} passed, 0 failed`);
-    },
+    check: (name, fn) =>
+      check(name, async () => {
+        try {
+          await fn();
+        } catch (err) {
+          await onFail().catch(() => {});
+          throw err;
+        }
+      }),
+    done,
   };
 }
