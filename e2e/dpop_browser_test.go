@@ -10,18 +10,22 @@ import (
 	"time"
 )
 
-// dpopBroker starts a broker on SQLite whose public client id (a browser
-// app served at app) requires DPoP, with the user ada@example.com. It
-// returns the issuer URL.
-func dpopBroker(t *testing.T, id, redirect, app string, extraServe ...string) string {
+// dpopBroker starts a broker on SQLite with the public client id (a browser
+// app served at app), registered with --require-dpop when require is set,
+// and the user ada@example.com. It returns the issuer URL.
+func dpopBroker(t *testing.T, id, redirect, app string, require bool, extraServe ...string) string {
 	t.Helper()
 	env := []string{"BRIDGEKEEPER_SYSTEM_SECRET=" + strings.Repeat("e2e-secret-", 4)}
 	dsn := "sqlite:" + filepath.Join(t.TempDir(), "bk.db")
 	addr := freeAddr(t)
 	issuer := "http://" + addr
-	cli(t, env, "", "client", "create", "--dsn", dsn, "--id", id, "--public", "--require-dpop",
+	create := []string{"client", "create", "--dsn", dsn, "--id", id, "--public",
 		"--redirect-uri", redirect, "--allowed-origin", app, "--post-logout-redirect-uri", strings.TrimSuffix(redirect, "callback"),
-		"--scope", "openid", "--scope", "profile", "--scope", "email", "--scope", "offline_access")
+		"--scope", "openid", "--scope", "profile", "--scope", "email", "--scope", "offline_access"}
+	if require {
+		create = append(create, "--require-dpop")
+	}
+	cli(t, env, "", create...)
 	cli(t, env, "correct horse battery staple\n", "user", "create", "--dsn", dsn,
 		"--email", "ada@example.com", "--name", "Ada", "--password-stdin")
 	args := append([]string{"serve", "--issuer", issuer, "--listen", addr, "--dsn", dsn}, extraServe...)
@@ -68,7 +72,10 @@ func requireChromium(t *testing.T) {
 // key sign a proof for its server while the page is open); the key cannot
 // be exported and is replaced at logout. With dpop.nonce on, the client
 // answers the nonce challenges (code exchange, refresh, userinfo) and a
-// proof made without the current nonce is refused. See browser/dpop.mjs.
+// proof made without the current nonce is refused. A client not registered
+// with --require-dpop gets DPoP all the same (the browser client's
+// default), and the stolen refresh token alone is invalid_grant. See
+// browser/dpop.mjs.
 func TestDPoPBrowserClient(t *testing.T) {
 	requireChromium(t)
 	requireTool(t, fileExists("../wasm/dist/bridgekeeper.wasm"), "the built client package (make wasm-build)")
@@ -79,18 +86,26 @@ func TestDPoPBrowserClient(t *testing.T) {
 	if err := os.MkdirAll(shots, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	for _, nonce := range []bool{false, true} {
-		t.Run(map[bool]string{false: "nonces off", true: "nonces on"}[nonce], func(t *testing.T) {
+	for _, c := range []struct {
+		name           string
+		require, nonce bool
+	}{
+		{"required", true, false},
+		{"required, nonces on", true, true},
+		{"not required", false, false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
 			appAddr := freeAddr(t)
 			app := "http://" + appAddr
 			var serve []string
-			if nonce {
+			if c.nonce {
 				serve = append(serve, "--dpop.nonce")
 			}
-			issuer := dpopBroker(t, "test-spa", app+"/testapp/callback", app, serve...)
+			issuer := dpopBroker(t, "test-spa", app+"/testapp/callback", app, c.require, serve...)
+			flag := map[bool]string{false: "0", true: "1"}
 			runNode(t, "browser", "dpop.mjs", "BK_ISSUER="+issuer, "BK_APP="+appAddr,
 				"BK_EMAIL=ada@example.com", "BK_PASSWORD=correct horse battery staple", "BK_SHOTS="+shots,
-				"BK_NONCE="+map[bool]string{false: "0", true: "1"}[nonce])
+				"BK_NONCE="+flag[c.nonce], "BK_REQUIRED="+flag[c.require])
 		})
 	}
 }
@@ -105,7 +120,7 @@ func TestDPoPOidcClientTS(t *testing.T) {
 	requireTool(t, fileExists("oidc-client-ts/node_modules/oidc-client-ts"), "oidc-client-ts (npm ci --prefix e2e/oidc-client-ts)")
 	appAddr := freeAddr(t)
 	app := "http://" + appAddr
-	issuer := dpopBroker(t, "oidc-client-ts", app+"/callback", app)
+	issuer := dpopBroker(t, "oidc-client-ts", app+"/callback", app, true)
 	runNode(t, "oidc-client-ts", "flow.mjs", "BK_ISSUER="+issuer, "BK_CLIENT=oidc-client-ts", "BK_APP="+appAddr,
 		"BK_EMAIL=ada@example.com", "BK_PASSWORD=correct horse battery staple")
 }

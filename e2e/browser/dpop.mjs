@@ -4,7 +4,8 @@
 // Environment: BK_ISSUER, BK_APP (host:port to serve the test app on; the
 // broker's client test-spa has the redirect URI http://BK_APP/testapp/callback),
 // BK_EMAIL, BK_PASSWORD, BK_SHOTS (dir), BK_NONCE=1 when the broker runs
-// with dpop.nonce.
+// with dpop.nonce, BK_REQUIRED=1 when test-spa is registered with
+// --require-dpop.
 import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, statSync } from 'node:fs';
 import { createServer } from 'node:http';
@@ -25,6 +26,7 @@ const [host, port] = process.env.BK_APP.split(':');
 const app = `http://${host}:${port}`;
 const shots = process.env.BK_SHOTS ?? tmpdir();
 const nonces = process.env.BK_NONCE === '1';
+const required = process.env.BK_REQUIRED === '1';
 
 // The test app and the package's dist/, as the test issuer's app server
 // serves them (wasm/internal/cmd/testissuer).
@@ -91,11 +93,12 @@ await check('discovery advertises DPoP and the login gives DPoP-bound tokens', a
 
 await check('a refresh token copied out of IndexedDB by page script is refused from a Node process; the page still refreshes with it', async () => {
   const stolen = await stealRefreshToken(page);
-  // Without a proof (the client requires DPoP), and with a proof from the
-  // thief's own key (invalid_grant: the token is bound to the browser's).
+  // Without a proof (invalid_grant: the token is bound to a key; a client
+  // that requires DPoP refuses the request itself), and with a proof from
+  // the thief's own key (invalid_grant: the token is bound to the browser's).
   const bare = await redeem(stolen);
   assert.equal(bare.status, 400, JSON.stringify(bare.body));
-  assert.equal(bare.body.error, 'invalid_dpop_proof');
+  assert.equal(bare.body.error, required ? 'invalid_dpop_proof' : 'invalid_grant');
   let own = await redeem(stolen, { DPoP: await proofFromOwnKey('POST', discovery.token_endpoint) });
   if (nonces && own.body.error === 'use_dpop_nonce') {
     // The thief can learn the nonce too: it changes nothing.
