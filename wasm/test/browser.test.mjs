@@ -4,7 +4,7 @@
 // Skips when chromium (CHROMIUM_PATH, default /usr/bin/chromium) is missing.
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { existsSync, mkdirSync, mkdtempSync, rmSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import {
@@ -462,10 +462,10 @@ describe("browser client", { skip, timeout: 600_000 }, () => {
     }
   });
 
-  // The known gap SECURITY.md and docs/react.md describe (until DPoP binds
-  // the tokens to the device): a script running in the app's origin (an
-  // XSS) can open the package's IndexedDB, use the non-extractable key to
-  // decrypt the stored session, and redeem its refresh token anywhere.
+  // What SECURITY.md and docs/react.md say of DPoP off (Bearer tokens): a
+  // script running in the app's origin (an XSS) can open the package's
+  // IndexedDB, use the non-extractable key to decrypt the stored session,
+  // and redeem its refresh token anywhere.
   test("page script (XSS) can decrypt the stored refresh token: with DPoP off it works off the device", async () => {
     const env = await startIssuer();
     const ctx = await browser(env);
@@ -575,6 +575,15 @@ describe("browser client with DPoP", { skip, timeout: 600_000 }, () => {
       assert.equal((await userinfoFromPage(page, env, "Bearer")).status, 401);
       // With a proof from createDPoPProof: accepted; the same proof again
       // (a replay), or one for another URL: refused.
+      // docs/react.md's createDPoPProof example, as written there.
+      const doc = readFileSync(join(pkg, "..", "docs", "react.md"), "utf8");
+      const snippet = doc.match(/```js\n(const at = await bk\.getAccessToken\(\);[\s\S]*?)\n```/)?.[1];
+      assert.ok(snippet, "docs/react.md has the createDPoPProof example");
+      const fromDoc = await page.evaluate(
+        ([snippet, url]) => new Function("bk", "url", `return (async () => { ${snippet}; return r.status; })();`)(window.bk, url),
+        [snippet, env.issuer + "/userinfo"],
+      );
+      assert.equal(fromDoc, 200, "the documented example works");
       const proof = await page.evaluate((u) => window.bk.createDPoPProof("GET", u), env.issuer + "/userinfo");
       assert.equal((await userinfoFromPage(page, env, "DPoP", proof)).status, 200);
       const replay = await userinfoFromPage(page, env, "DPoP", proof);
