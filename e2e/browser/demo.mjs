@@ -46,6 +46,8 @@ await check('the profile page shows the user and what the API saw', async () => 
   await page.locator('main').getByText(/offline_access checkout/).first().waitFor({ timeout: 20000 });
   const body = await page.locator('main').innerText();
   assert.ok(body.includes(process.env.BK_EMAIL), 'the e-mail is shown');
+  // The broker offers DPoP: the demo's tokens are bound to its key.
+  assert.ok(body.includes('DPoP: bound to a key this browser cannot export'), 'DPoP-bound tokens');
   await page.screenshot({ path: join(shots, 'profile.png') });
 });
 
