@@ -54,10 +54,12 @@ const minRSABits = 2048
 // none, in the order discovery advertises them.
 var DefaultAlgorithms = []jose.SignatureAlgorithm{jose.ES256, jose.ES384, jose.ES512, jose.RS256, jose.PS256, jose.EdDSA}
 
-// Defaults for the iat window.
+// Defaults for the iat window: a proof may be a minute old, and come from
+// a clock up to 30 seconds ahead (RFC 9449 §11.1 asks for some allowance
+// of clock skew; a browser's clock is often a few seconds off).
 const (
 	DefaultMaxAge = 60 * time.Second
-	DefaultLeeway = 5 * time.Second
+	DefaultLeeway = 30 * time.Second
 )
 
 // ReplayCache remembers proofs already used. Claim records key until

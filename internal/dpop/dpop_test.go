@@ -197,6 +197,14 @@ func TestVerifyRefusesAbuse(t *testing.T) {
 	if _, err := verifier().Verify(context.Background(), good, Request{Method: "POST", URL: testURL}); err != nil {
 		t.Fatalf("good proof: %v", err)
 	}
+	// The window's edges: a client clock ahead within the leeway, a
+	// proof just under the maximum age.
+	for _, iat := range []time.Time{testNow.Add(DefaultLeeway - time.Second), testNow.Add(-DefaultMaxAge + time.Second)} {
+		p := raw(goodHeader, with(goodClaims(), "iat", iat.Unix()))
+		if _, err := verifier().Verify(context.Background(), p, Request{Method: "POST", URL: testURL}); err != nil {
+			t.Fatalf("iat %v from now: %v", iat.Sub(testNow), err)
+		}
+	}
 }
 
 func TestVerifyReplay(t *testing.T) {
