@@ -336,6 +336,18 @@ export function createClient(config: BridgekeeperConfig): BridgekeeperClient {
     }
   };
 
+  // "session" storage: each tab has a session of its own, so a DPoP key of
+  // its own too (a logout in one tab replaces only that tab's key). Its
+  // name lives in the tab's sessionStorage, so it survives the tab's reloads.
+  const tabKeyName = () => {
+    const slot = `${sessionPrefix}dpop-key:${config.issuer}|${config.clientId}`;
+    let id = sessionStorage.getItem(slot);
+    if (!id) {
+      id = Array.from(crypto.getRandomValues(new Uint8Array(16)), (b) => b.toString(16).padStart(2, "0")).join("");
+      sessionStorage.setItem(slot, id);
+    }
+    return id;
+  };
   const sessionValues: Record<string, string> = {};
   if (storage === "session") {
     for (let i = 0; i < sessionStorage.length; i++) {
@@ -357,7 +369,7 @@ export function createClient(config: BridgekeeperConfig): BridgekeeperClient {
     storage,
     wasmUrl,
     ...(looksLikeCallback ? { callbackUrl: href } : {}),
-    ...(storage === "session" ? { sessionValues } : {}),
+    ...(storage === "session" ? { sessionValues, dpopKey: tabKeyName() } : {}),
   };
 
   // A worker that does not start (its script or the .wasm hangs) is a

@@ -18,6 +18,8 @@ export interface InitParams {
   callbackUrl?: string;
   /** "session" storage: the encrypted values this tab kept. */
   sessionValues?: Record<string, string>;
+  /** "session" storage: the name of this tab's own DPoP key. */
+  dpopKey?: string;
 }
 
 export const workerNamePrefix = "bridgekeeper:";

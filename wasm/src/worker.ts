@@ -142,7 +142,8 @@ async function createClient(p: InitParams, port: Port): Promise<CoreClient> {
   // The DPoP key is in IndexedDB whatever the mode: like a login in
   // progress, it must outlive the worker across the redirect to the broker
   // (the code is bound to it, dpop_jkt). It is of no use without tokens.
-  const dpop = new ProofKey(name);
+  // A "session" tab has its own (its session is its own).
+  const dpop = new ProofKey(p.dpopKey ? `${name}#${p.dpopKey}` : name);
   const c = core.newClient(p.config, {
     store,
     dpop,

@@ -730,6 +730,34 @@ describe("browser client with DPoP", { skip, timeout: 600_000 }, () => {
     }
   });
 
+  test('storage "session": a logout in one tab leaves the other tab\'s session and key alone', async () => {
+    const env = await startIssuer(["-dpop"]);
+    const ctx = await browser(env, { storage: "session" });
+    try {
+      const tab1 = await openApp(ctx, env);
+      await login(tab1, env);
+      // The second tab logs in on its own (the issuer remembers the user).
+      const tab2 = await openApp(ctx, env);
+      assert.equal(await status(tab2), "login_required", "session storage: a session per tab");
+      await tab2.click("#login");
+      await tab2.waitForFunction(() => document.getElementById("status")?.textContent === "authenticated", null, { timeout: 20_000 });
+      await tab1.click("#logout");
+      await tab1.waitForURL((u) => u.href.startsWith(env.app + "/testapp/"));
+      await tab1.waitForFunction(() => window.readyMs !== undefined);
+      // tab2, reloaded (its worker starts anew and reads its key), still works.
+      await tab2.reload();
+      await tab2.waitForFunction(() => window.confirmedMs !== undefined);
+      assert.equal(await status(tab2), "authenticated");
+      const st = await tab2.evaluate(async (u) => (await window.bk.fetchWithAuth(u)).status, env.issuer + "/userinfo");
+      assert.equal(st, 200);
+      assert.ok(!(await token(tab2, 3600)).startsWith("error:"), "tab2 refreshes with its key");
+      assert.equal((await env.stats()).refresh_rejected, 0);
+    } finally {
+      await ctx.close();
+      env.stop();
+    }
+  });
+
   test("dpop: false keeps Bearer tokens", async () => {
     const env = await startIssuer(["-dpop"]);
     const ctx = await browser(env, { dpop: false });
