@@ -79,6 +79,14 @@ async function login(page, env) {
   assert.ok(at.every((u) => !u.includes("code=")), "the logged-in state was shown on the callback URL: " + at);
 }
 
+/** Logs out and waits for the test app to be loaded again (logout visits the issuer and comes back). */
+async function logout(page, env) {
+  const back = page.waitForEvent("framenavigated", { predicate: (f) => f === page.mainFrame() && f.url().startsWith(env.app) });
+  await page.click("#logout");
+  await back;
+  await page.waitForFunction(() => window.readyMs !== undefined);
+}
+
 /** The snapshots in the page's localStorage and sessionStorage: [[area, key, value]]. */
 const snapshots = (page) =>
   page.evaluate(() =>
@@ -646,9 +654,7 @@ describe("browser client with DPoP", { skip, timeout: 600_000 }, () => {
       assert.equal(key.extractable, false);
       assert.deepEqual(key.usages, ["sign"]);
       assert.deepEqual(key.exports, { jwk: "InvalidAccessError", pkcs8: "InvalidAccessError" });
-      await page.click("#logout");
-      await page.waitForURL((u) => u.href.startsWith(env.app + "/testapp/"));
-      await page.waitForFunction(() => window.readyMs !== undefined);
+      await logout(page, env);
       const next = await storedDPoPKey(page);
       assert.ok(next && next.x !== key.x, "a new key after logout");
       assert.equal(next.extractable, false);
@@ -696,10 +702,8 @@ describe("browser client with DPoP", { skip, timeout: 600_000 }, () => {
       const tab2 = await openApp(ctx, env);
       assert.equal(await status(tab2), "authenticated");
       const first = (await storedDPoPKey(tab1)).x;
-      await tab1.click("#logout");
-      await tab1.waitForURL((u) => u.href.startsWith(env.app + "/testapp/"));
+      await logout(tab1, env);
       await tab2.waitForFunction(() => document.getElementById("status").textContent === "login_required");
-      await tab1.waitForFunction(() => window.readyMs !== undefined);
       await login(tab1, env);
       assert.notEqual((await storedDPoPKey(tab1)).x, first);
       // tab2's worker lived through all of it: it must sign with the new key.
@@ -741,9 +745,7 @@ describe("browser client with DPoP", { skip, timeout: 600_000 }, () => {
       assert.equal(await status(tab2), "login_required", "session storage: a session per tab");
       await tab2.click("#login");
       await tab2.waitForFunction(() => document.getElementById("status")?.textContent === "authenticated", null, { timeout: 20_000 });
-      await tab1.click("#logout");
-      await tab1.waitForURL((u) => u.href.startsWith(env.app + "/testapp/"));
-      await tab1.waitForFunction(() => window.readyMs !== undefined);
+      await logout(tab1, env);
       // tab2, reloaded (its worker starts anew and reads its key), still works.
       await tab2.reload();
       await tab2.waitForFunction(() => window.confirmedMs !== undefined);
