@@ -27,7 +27,7 @@ run: build
 
 # npm packages the tests drive (openid-client, jose, the Node connector, the
 # browser client); installed from their lockfiles when missing.
-NPM_DIRS := e2e/oidc-client testdata/node-connector interop/node wasm wasm/example
+NPM_DIRS := e2e/oidc-client e2e/oidc-client-ts testdata/node-connector interop/node wasm wasm/example
 
 npm-deps:
 	@for d in $(NPM_DIRS); do \

@@ -7,6 +7,7 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { chromium } from '../../wasm/node_modules/playwright-core/index.mjs';
+import { checks } from './checks.mjs';
 
 const app = process.env.BK_APP;
 const shots = process.env.BK_SHOTS ?? tmpdir();
@@ -15,19 +16,10 @@ const ctx = await chromium.launchPersistentContext(mkdtempSync(join(tmpdir(), 'b
   args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
     '--disable-background-networking', '--disable-component-update', '--disable-sync'],
 });
-let passed = 0;
-async function check(name, fn) {
-  try {
-    await fn();
-    passed++;
-    console.log(`ok   ${name}`);
-  } catch (err) {
-    console.log(`FAIL ${name}: ${err?.stack ?? err}`);
-    await page.screenshot({ path: join(shots, 'failure.png') }).catch(() => {});
-    await ctx.close();
-    process.exit(1);
-  }
-}
+const { check, done } = checks(async () => {
+  await page.screenshot({ path: join(shots, 'failure.png') }).catch(() => {});
+  await ctx.close();
+});
 const page = ctx.pages()[0] ?? (await ctx.newPage());
 const visits = [];
 page.on('framenavigated', (f) => { if (f === page.mainFrame()) visits.push(f.url()); });
@@ -54,6 +46,8 @@ await check('the profile page shows the user and what the API saw', async () => 
   await page.locator('main').getByText(/offline_access checkout/).first().waitFor({ timeout: 20000 });
   const body = await page.locator('main').innerText();
   assert.ok(body.includes(process.env.BK_EMAIL), 'the e-mail is shown');
+  // The broker offers DPoP: the demo's tokens are bound to its key.
+  assert.ok(body.includes('DPoP: bound to a key this browser cannot export'), 'DPoP-bound tokens');
   await page.screenshot({ path: join(shots, 'profile.png') });
 });
 
@@ -98,4 +92,4 @@ await check('checkout insists on a fresh access token (one refresh grant, counte
 });
 
 await ctx.close();
-console.log(`${passed} passed, 0 failed`);
+done();

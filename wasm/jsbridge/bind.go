@@ -14,9 +14,9 @@ import (
 // Register installs globalThis.bridgekeeperCore = {newClient(config, host)}.
 //
 // config: {issuer, clientId, redirectUri, postLogoutRedirectUri?, scopes?,
-// refreshBeforeSeconds?, clockSkewSeconds?}.
-// host: {store: {load, save, delete}, channel?: BroadcastChannel,
-// onEvent(type, error?)}.
+// refreshBeforeSeconds?, clockSkewSeconds?, dpop?: false}.
+// host: {store: {load, save, delete}, dpop?: {publicJwk, sign, rotate,
+// forget}, channel?: BroadcastChannel, onEvent(type, error?)}.
 func Register() {
 	core := js.Global().Get("Object").New()
 	core.Set("newClient", js.FuncOf(func(_ js.Value, args []js.Value) any {
@@ -55,6 +55,7 @@ func newClient(config, host js.Value) (js.Value, error) {
 		Scopes:                scopes,
 		RefreshBefore:         num("refreshBeforeSeconds"),
 		ClockSkew:             num("clockSkewSeconds"),
+		DisableDPoP:           cfgMap["dpop"] == false,
 		OnEvent: func(ev oidc.Event) {
 			if onEvent.Type() != js.TypeFunction {
 				return
@@ -76,6 +77,9 @@ func newClient(config, host js.Value) (js.Value, error) {
 		Store:       HostStore{host.Get("store")},
 		Locker:      WebLocks{},
 		Broadcaster: Channel{host.Get("channel")},
+	}
+	if k := host.Get("dpop"); k.Type() == js.TypeObject {
+		deps.ProofKey = HostProofKey{k}
 	}
 	c, err = oidc.New(cfg, deps)
 	if err != nil {
@@ -130,6 +134,29 @@ func bind(c *oidc.Client) js.Value {
 		}
 		return c.Renew(ctx, rejected)
 	})
+	str := func(args []js.Value, i int) string {
+		if a := arg(args, i); a.Type() == js.TypeString {
+			return a.String()
+		}
+		return ""
+	}
+	// authHeaders(method, url, nonce?) → {token, headers}: what presents
+	// the access token on a request (Authorization, and DPoP when bound).
+	method("authHeaders", func(args []js.Value) (any, error) {
+		token, h, err := c.AuthHeaders(ctx, str(args, 0), str(args, 1), str(args, 2))
+		if err != nil {
+			return nil, err
+		}
+		return fromJSON(map[string]any{"token": token, "headers": h}), nil
+	})
+	// dpopProof(method, url, accessToken?, nonce?) → a DPoP proof.
+	method("dpopProof", func(args []js.Value) (any, error) {
+		return c.ProofFor(ctx, str(args, 0), str(args, 1), str(args, 2), str(args, 3))
+	})
+	o.Set("noteNonce", js.FuncOf(func(_ js.Value, args []js.Value) any {
+		c.NoteNonce(str(args, 0), str(args, 1))
+		return nil
+	}))
 	method("userinfo", func([]js.Value) (any, error) {
 		m, err := c.UserInfo(ctx)
 		if err != nil {

@@ -35,7 +35,13 @@ func (Fetch) Do(ctx context.Context, req oidc.Request) (oidc.Response, error) {
 	if err != nil {
 		return oidc.Response{}, err
 	}
-	return oidc.Response{Status: resp.Get("status").Int(), Body: []byte(text.String())}, nil
+	h := map[string]string{}
+	for _, name := range []string{"dpop-nonce", "www-authenticate"} {
+		if v := resp.Get("headers").Call("get", name); v.Type() == js.TypeString {
+			h[name] = v.String()
+		}
+	}
+	return oidc.Response{Status: resp.Get("status").Int(), Header: h, Body: []byte(text.String())}, nil
 }
 
 // RandomValues is a random source on crypto.getRandomValues, the same one
@@ -165,6 +171,55 @@ func (s HostStore) Delete(ctx context.Context, key string) error {
 	_, err = await(ctx, p)
 	return err
 }
+
+// HostProofKey is an oidc.ProofKey on a JavaScript object with methods
+// publicJwk() → Promise<JWK>, sign(Uint8Array) → Promise<ArrayBuffer>
+// (ECDSA P-256 with SHA-256: r || s), rotate() → Promise and forget().
+// The worker's implementation holds a WebCrypto key pair generated with
+// extractable: false.
+type HostProofKey struct{ V js.Value }
+
+// PublicJWK implements oidc.ProofKey.
+func (k HostProofKey) PublicJWK(ctx context.Context) (map[string]any, error) {
+	p, err := call(k.V, "publicJwk")
+	if err != nil {
+		return nil, err
+	}
+	v, err := await(ctx, p)
+	if err != nil {
+		return nil, err
+	}
+	return toMap(v), nil
+}
+
+// Sign implements oidc.ProofKey.
+func (k HostProofKey) Sign(ctx context.Context, data []byte) ([]byte, error) {
+	p, err := call(k.V, "sign", bytesToJS(data))
+	if err != nil {
+		return nil, err
+	}
+	v, err := await(ctx, p)
+	if err != nil {
+		return nil, err
+	}
+	a := js.Global().Get("Uint8Array").New(v)
+	sig := make([]byte, a.Length())
+	js.CopyBytesToGo(sig, a)
+	return sig, nil
+}
+
+// Rotate implements oidc.ProofKey.
+func (k HostProofKey) Rotate(ctx context.Context) error {
+	p, err := call(k.V, "rotate")
+	if err != nil {
+		return err
+	}
+	_, err = await(ctx, p)
+	return err
+}
+
+// Forget implements oidc.ProofKey.
+func (k HostProofKey) Forget() { _, _ = call(k.V, "forget") }
 
 // WebLocks is an oidc.Locker on navigator.locks, exclusive across every
 // tab and worker of the origin. Where Web Locks are missing it is a plain

@@ -15,9 +15,12 @@ type Request struct {
 	Body   string
 }
 
-// Response is the transport's answer: the status code and the body.
+// Response is the transport's answer: the status code, the headers the
+// client reads (names in lower case: dpop-nonce, www-authenticate) and the
+// body.
 type Response struct {
 	Status int
+	Header map[string]string
 	Body   []byte
 }
 
@@ -62,10 +65,28 @@ type Broadcaster interface {
 	Broadcast(message string)
 }
 
+// ProofKey is the client's DPoP key (RFC 9449): an ECDSA P-256 key pair
+// whose private half cannot be read. In the browser it is a WebCrypto key
+// generated with extractable: false and kept in IndexedDB.
+type ProofKey interface {
+	// PublicJWK returns the public key as a JWK (kty EC, crv P-256, x, y),
+	// generating the key pair first when there is none.
+	PublicJWK(ctx context.Context) (map[string]any, error)
+	// Sign returns the ES256 signature of data: r and s, 32 bytes each.
+	Sign(ctx context.Context, data []byte) ([]byte, error)
+	// Rotate replaces the key pair with a new one (at logout), for every
+	// instance sharing it.
+	Rotate(ctx context.Context) error
+	// Forget drops any copy held in memory: another instance may have
+	// rotated the key.
+	Forget()
+}
+
 // Deps are the client's connections to the outside world. Transport and
 // Verifier are required; the others default to the real clock, crypto/rand
 // (Random is required in the js/wasm build, which leaves crypto/rand out),
-// an in-memory store, an in-process lock and no broadcasting.
+// an in-memory store, an in-process lock and no broadcasting. Without a
+// ProofKey the client does not use DPoP.
 type Deps struct {
 	Transport   Transport
 	Verifier    SignatureVerifier
@@ -74,6 +95,7 @@ type Deps struct {
 	Store       Store
 	Locker      Locker
 	Broadcaster Broadcaster
+	ProofKey    ProofKey
 }
 
 type realClock struct{}

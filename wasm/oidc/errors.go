@@ -19,6 +19,11 @@ const (
 	CodeStateMismatch = "state_mismatch"
 	// CodeConfig: the client configuration is incomplete or invalid.
 	CodeConfig = "invalid_config"
+	// CodeDPoPKey: the DPoP key could not be read, made or used.
+	CodeDPoPKey = "dpop_key_unavailable"
+	// CodeDPoPOff: a DPoP proof was asked for but the session's tokens are
+	// not DPoP-bound (DPoP is off, or the broker does not offer it).
+	CodeDPoPOff = "dpop_not_in_use"
 )
 
 // Error is the error type of this package. Code is one of the Code constants
@@ -59,7 +64,7 @@ func newError(code, description string, err error) *Error {
 // session is gone".
 func isTransient(err error) bool {
 	switch ErrorCode(err) {
-	case CodeNetwork, CodeBrokerDown, CodeInvalidResponse, "temporarily_unavailable", "server_error":
+	case CodeNetwork, CodeBrokerDown, CodeInvalidResponse, CodeDPoPKey, "temporarily_unavailable", "server_error":
 		return true
 	}
 	return false

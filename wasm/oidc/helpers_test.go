@@ -39,7 +39,13 @@ func (t httpTransport) Do(ctx context.Context, req Request) (Response, error) {
 	}
 	defer resp.Body.Close()
 	body, err := io.ReadAll(resp.Body)
-	return Response{Status: resp.StatusCode, Body: body}, err
+	h := map[string]string{}
+	for _, k := range []string{"DPoP-Nonce", "WWW-Authenticate"} {
+		if v := resp.Header.Get(k); v != "" {
+			h[strings.ToLower(k)] = v
+		}
+	}
+	return Response{Status: resp.StatusCode, Header: h, Body: body}, err
 }
 
 // stdVerifier is the host SignatureVerifier: crypto/rsa and crypto/ecdsa.
@@ -173,16 +179,18 @@ type env struct {
 
 func newEnv(t testing.TB, alg string) *env {
 	t.Helper()
+	return newEnvWith(t, oidctest.Config{Alg: alg})
+}
+
+// newEnvWith starts a test issuer configured by cfg (its client, URIs,
+// user, token lifetime and clock are the test's).
+func newEnvWith(t testing.TB, cfg oidctest.Config) *env {
+	t.Helper()
 	clock := newFakeClock()
-	srv, err := oidctest.New(oidctest.Config{
-		ClientID:               testClient,
-		RedirectURIs:           []string{testRedirect},
-		PostLogoutRedirectURIs: []string{testLogout},
-		AutoLogin:              testUser,
-		Alg:                    alg,
-		AccessTokenTTL:         5 * time.Minute,
-		Now:                    clock.Now,
-	})
+	cfg.ClientID, cfg.AutoLogin, cfg.Now = testClient, testUser, clock.Now
+	cfg.RedirectURIs, cfg.PostLogoutRedirectURIs = []string{testRedirect}, []string{testLogout}
+	cfg.AccessTokenTTL = 5 * time.Minute
+	srv, err := oidctest.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

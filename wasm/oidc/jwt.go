@@ -202,7 +202,7 @@ func (c *Client) fetchJWKS(ctx context.Context) ([]map[string]any, error) {
 	if err != nil {
 		return nil, err
 	}
-	m, err := c.getJSON(ctx, d.JWKSURI, "")
+	m, err := c.getJSON(ctx, d.JWKSURI)
 	if err != nil {
 		return nil, err
 	}

@@ -9,7 +9,11 @@ import (
 // Session is what the client holds for a logged-in user. It never leaves the
 // worker as a whole: the page gets a View.
 type Session struct {
-	AccessToken  string
+	AccessToken string
+	// TokenType is "DPoP" when the tokens are bound to the DPoP key whose
+	// thumbprint is JKT, else "Bearer".
+	TokenType    string
+	JKT          string
 	RefreshToken string
 	IDToken      string
 	Scope        string
@@ -44,6 +48,8 @@ func (s *Session) HasScope(scope string) bool {
 func (s *Session) marshal() []byte {
 	m := map[string]any{
 		"access_token":  s.AccessToken,
+		"token_type":    s.TokenType,
+		"jkt":           s.JKT,
 		"refresh_token": s.RefreshToken,
 		"id_token":      s.IDToken,
 		"scope":         s.Scope,
@@ -66,6 +72,8 @@ func unmarshalSession(data []byte) (*Session, error) {
 	rec, _ := num(m, "received_at")
 	return &Session{
 		AccessToken:  str(m, "access_token"),
+		TokenType:    str(m, "token_type"),
+		JKT:          str(m, "jkt"),
 		RefreshToken: str(m, "refresh_token"),
 		IDToken:      str(m, "id_token"),
 		Scope:        str(m, "scope"),
@@ -97,6 +105,9 @@ type View struct {
 	ExpiresAt time.Time
 	AuthTime  time.Time
 	AppState  string
+	// TokenType is how the access token is presented: "DPoP" (with a proof
+	// from the client's key) or "Bearer".
+	TokenType string
 	// Error is the last error that did not end the session (a network
 	// failure during refresh, say); nil when the last operation succeeded.
 	Error error
@@ -110,6 +121,9 @@ func (v View) ToMap() map[string]any {
 		"user":            v.User,
 		"scope":           v.Scope,
 		"appState":        v.AppState,
+	}
+	if v.TokenType != "" {
+		m["tokenType"] = v.TokenType
 	}
 	if !v.ExpiresAt.IsZero() {
 		m["expiresAt"] = v.ExpiresAt.UnixMilli()

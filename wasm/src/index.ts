@@ -63,8 +63,23 @@ export interface BridgekeeperClient {
    * refresh margin). Never returns an expired token: it refreshes first.
    */
   getAccessToken(options?: { minValiditySeconds?: number }): Promise<string>;
-  /** fetch with Authorization: Bearer; on 401 refreshes once and retries once. */
+  /**
+   * fetch with the access token: Authorization: DPoP and a fresh DPoP proof
+   * for this method and URL when the tokens are DPoP-bound, else
+   * Authorization: Bearer. A 401 asking for a DPoP nonce (use_dpop_nonce)
+   * is retried once with it; any other 401 refreshes once and retries once.
+   */
   fetchWithAuth(input: RequestInfo | URL, init?: RequestInit): Promise<Response>;
+  /**
+   * A DPoP proof (RFC 9449) for a request you send yourself with the token
+   * from getAccessToken(): put it in the DPoP header, and the token in
+   * Authorization: DPoP <token>. Its ath is the hash of options.accessToken,
+   * or of the token getAccessToken() returns now. options.nonce: the
+   * server's DPoP-Nonce (default: the last one that server sent through
+   * fetchWithAuth or this client). Fails with the code dpop_not_in_use when
+   * the session's tokens are Bearer tokens (getState().tokenType).
+   */
+  createDPoPProof(method: string, url: string | URL, options?: { accessToken?: string; nonce?: string }): Promise<string>;
   /** The broker's userinfo for the current user. */
   getUserInfo(): Promise<Record<string, unknown>>;
   /** Detaches this page from the worker. */
@@ -166,6 +181,7 @@ function toState(v: CoreView, error: AuthError | null): AuthState {
     scope: v.scope ?? "",
     expiresAt: v.expiresAt,
     authTime: v.authTime,
+    ...(v.tokenType ? { tokenType: v.tokenType } : {}),
     error: v.error ?? error,
     confirmed: v.status !== "loading",
   };
@@ -244,6 +260,18 @@ export function createClient(config: BridgekeeperConfig): BridgekeeperClient {
     setState({ ...state, error: e });
   };
 
+  // Events that arrive while a login callback is handled, replayed after it.
+  let held: Extract<WorkerMessage, { kind: "event" }>[] | null = looksLikeCallback ? [] : null;
+  const release = (after: number) => {
+    const events = held ?? [];
+    held = null;
+    for (const m of events) {
+      // Their views are older than init's (or as old): only the news.
+      if (m.view && m.at > after) setView(m.view as CoreView, m.at, m.event);
+      emit(m.event, m.error);
+    }
+  };
+
   // Set once the worker is known not to start: every call fails with it.
   let failure: BridgekeeperError | null = null;
   const fail = (why: string) => {
@@ -267,6 +295,12 @@ export function createClient(config: BridgekeeperConfig): BridgekeeperClient {
         return;
       }
       case "event":
+        if (held) {
+          // A login callback is being handled: its loggedIn event must not
+          // show the new state before init has put the page's own URL back.
+          held.push(m);
+          return;
+        }
         if (m.event !== "error") lastError = null;
         else if (m.error) lastError = m.error;
         if (m.view) setView(m.view as CoreView, m.at, m.event);
@@ -302,6 +336,18 @@ export function createClient(config: BridgekeeperConfig): BridgekeeperClient {
     }
   };
 
+  // "session" storage: each tab has a session of its own, so a DPoP key of
+  // its own too (a logout in one tab replaces only that tab's key). Its
+  // name lives in the tab's sessionStorage, so it survives the tab's reloads.
+  const tabKeyName = () => {
+    const slot = `${sessionPrefix}dpop-key:${config.issuer}|${config.clientId}`;
+    let id = sessionStorage.getItem(slot);
+    if (!id) {
+      id = Array.from(crypto.getRandomValues(new Uint8Array(16)), (b) => b.toString(16).padStart(2, "0")).join("");
+      sessionStorage.setItem(slot, id);
+    }
+    return id;
+  };
   const sessionValues: Record<string, string> = {};
   if (storage === "session") {
     for (let i = 0; i < sessionStorage.length; i++) {
@@ -318,11 +364,12 @@ export function createClient(config: BridgekeeperConfig): BridgekeeperClient {
       scopes: config.scopes,
       refreshBeforeSeconds: config.refreshBeforeSeconds,
       clockSkewSeconds: config.clockSkewSeconds,
+      ...(config.dpop === false ? { dpop: false } : {}),
     },
     storage,
     wasmUrl,
     ...(looksLikeCallback ? { callbackUrl: href } : {}),
-    ...(storage === "session" ? { sessionValues } : {}),
+    ...(storage === "session" ? { sessionValues, dpopKey: tabKeyName() } : {}),
   };
 
   // A worker that does not start (its script or the .wasm hangs) is a
@@ -364,6 +411,7 @@ export function createClient(config: BridgekeeperConfig): BridgekeeperClient {
       }
       setView(r.view, r.at);
       if (appState !== null && config.onRedirectCallback) config.onRedirectCallback(appState);
+      release(r.at);
       return state;
     })
     .catch((e: unknown) => {
@@ -376,6 +424,7 @@ export function createClient(config: BridgekeeperConfig): BridgekeeperClient {
       // the same error.
       if (err.code === "worker_failed") failure ??= new BridgekeeperError(err);
       unconfirmedLogin = false;
+      held = null;
       setState({ ...loadingState, status: "login_required", isLoading: false, error: err, confirmed: true });
       emit("error", err);
       return state;
@@ -436,28 +485,51 @@ export function createClient(config: BridgekeeperConfig): BridgekeeperClient {
       return track(call<string>("getAccessToken", options.minValiditySeconds));
     },
     async fetchWithAuth(input, init = {}) {
-      const send = (token: string) => {
-        const headers = new Headers(init.headers);
-        headers.set("Authorization", "Bearer " + token);
-        return fetch(input, { ...init, headers });
+      // The proof names the method and the URL (without query and fragment).
+      const method = (init.method ?? (input instanceof Request ? input.method : "GET")).toUpperCase();
+      const url = new URL(input instanceof Request ? input.url : String(input), location.href).href;
+      const auth = async (nonce = "") => {
+        await confirmed;
+        return track(call<{ token: string; headers: Record<string, string> }>("authHeaders", method, url, nonce));
       };
-      const token = await client.getAccessToken();
-      const resp = await send(token);
+      const send = async (a: { headers: Record<string, string> }) => {
+        const headers = new Headers(init.headers);
+        for (const [k, v] of Object.entries(a.headers)) headers.set(k, v);
+        const r = await fetch(input, { ...init, headers });
+        // A server may hand out its next nonce on any answer (RFC 9449
+        // section 9); the API must expose DPoP-Nonce to cross-origin pages.
+        const next = r.headers.get("DPoP-Nonce");
+        if (next && "DPoP" in a.headers) void call("noteNonce", url, next).catch(() => undefined);
+        return r;
+      };
+      let a = await auth();
+      let resp = await send(a);
+      const nonce = resp.headers.get("DPoP-Nonce");
+      if (resp.status === 401 && nonce && "DPoP" in a.headers && /use_dpop_nonce/.test(resp.headers.get("WWW-Authenticate") ?? "")) {
+        // The API wants a proof with its nonce: once more, with it.
+        a = await auth(nonce);
+        resp = await send(a);
+      }
       if (resp.status !== 401) return resp;
       // The API refused the token (revoked, key rotated, clock skew): renew
       // once — concurrent callers share one refresh — and retry once.
       // A refused refresh ends the session at once (the worker emits
       // sessionExpired and the state becomes login_required): that is the
       // news, not an error. Anything else (the broker is down) is an error.
-      let fresh: string;
       try {
-        fresh = await call<string>("renew", token);
+        await call<string>("renew", a.token);
       } catch (e) {
         const ended = e instanceof BridgekeeperError && e.code === "login_required";
         if (!ended) await track(Promise.reject(e)).catch(() => undefined);
         return resp;
       }
-      return send(fresh);
+      // The renewed token, with a proof of its own.
+      return send(await auth());
+    },
+    async createDPoPProof(method, url, options = {}) {
+      await confirmed;
+      const href = new URL(String(url), location.href).href;
+      return track(call<string>("dpopProof", method, href, options.accessToken ?? "", options.nonce ?? ""));
     },
     async getUserInfo() {
       await confirmed;

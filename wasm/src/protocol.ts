@@ -10,6 +10,7 @@ export interface InitParams {
     scopes?: string[];
     refreshBeforeSeconds?: number;
     clockSkewSeconds?: number;
+    dpop?: boolean;
   };
   storage: StorageMode;
   wasmUrl: string;
@@ -17,6 +18,8 @@ export interface InitParams {
   callbackUrl?: string;
   /** "session" storage: the encrypted values this tab kept. */
   sessionValues?: Record<string, string>;
+  /** "session" storage: the name of this tab's own DPoP key. */
+  dpopKey?: string;
 }
 
 export const workerNamePrefix = "bridgekeeper:";
@@ -60,5 +63,7 @@ export interface CoreView {
   appState: string;
   expiresAt?: number;
   authTime?: number;
+  /** "DPoP" when the tokens are bound to the worker's key, else "Bearer". */
+  tokenType?: "DPoP" | "Bearer";
   error?: { code: string; message: string; description?: string };
 }

@@ -50,6 +50,10 @@ export interface UseAuth {
   logout(options?: LogoutOptions): Promise<void>;
   getAccessToken(options?: { minValiditySeconds?: number }): Promise<string>;
   fetchWithAuth(input: RequestInfo | URL, init?: RequestInit): Promise<Response>;
+  /** A DPoP proof for a request sent with getAccessToken()'s token (BridgekeeperClient.createDPoPProof). */
+  createDPoPProof: BridgekeeperClient["createDPoPProof"];
+  /** "DPoP" or "Bearer": how to present getAccessToken()'s token. */
+  tokenType?: AuthState["tokenType"];
   client: BridgekeeperClient;
 }
 
@@ -72,6 +76,8 @@ export function useAuth(): UseAuth {
       logout: c.logout,
       getAccessToken: c.getAccessToken,
       fetchWithAuth: c.fetchWithAuth,
+      createDPoPProof: c.createDPoPProof,
+      tokenType: s.tokenType,
       client: c,
     }),
     [s, c],

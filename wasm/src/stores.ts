@@ -169,3 +169,65 @@ export class SessionMirrorStore implements HostStore {
     this.persist(key, null);
   }
 }
+
+/**
+ * The DPoP key (RFC 9449) as the Go core uses it (jsbridge.HostProofKey):
+ * an ECDSA P-256 key pair generated with extractable: false, so its private
+ * half can sign but never be read, by the worker or by anyone else. It is
+ * kept in IndexedDB (one per issuer and client) and survives reloads. Any
+ * script of the origin can open the database and sign with the stored key
+ * while a page is open (see SECURITY.md); none can copy it out.
+ */
+export class ProofKey {
+  private cached: Promise<{ pair: CryptoKeyPair; jwk: JsonWebKey }> | null = null;
+  constructor(private name: string) {}
+
+  private static generate(): Promise<CryptoKeyPair> {
+    return crypto.subtle.generateKey({ name: "ECDSA", namedCurve: "P-256" }, false, ["sign", "verify"]);
+  }
+
+  private static async withJwk(pair: CryptoKeyPair) {
+    // The public half of a pair is always exportable; only it is.
+    const { kty, crv, x, y } = await crypto.subtle.exportKey("jwk", pair.publicKey);
+    return { pair, jwk: { kty, crv, x, y } };
+  }
+
+  private load() {
+    const p = (this.cached ??= (async () => {
+      const id = "dpop:" + this.name;
+      let pair = (await idb("readonly", (s) => s.get(id))) as CryptoKeyPair | undefined;
+      if (!pair) {
+        // Another tab may have raced us: keep whichever landed first.
+        const fresh = await ProofKey.generate();
+        await idb("readwrite", (s) => s.add(fresh, id)).catch(() => undefined);
+        pair = (await idb("readonly", (s) => s.get(id))) as CryptoKeyPair;
+      }
+      return ProofKey.withJwk(pair);
+    })());
+    p.catch(() => {
+      if (this.cached === p) this.cached = null;
+    });
+    return p;
+  }
+
+  async publicJwk(): Promise<JsonWebKey> {
+    return (await this.load()).jwk;
+  }
+
+  async sign(data: Uint8Array<ArrayBuffer>): Promise<ArrayBuffer> {
+    return crypto.subtle.sign({ name: "ECDSA", hash: "SHA-256" }, (await this.load()).pair.privateKey, data);
+  }
+
+  /** Replaces the key pair (at logout): what the old one signed is of no more use. */
+  async rotate(): Promise<void> {
+    const pair = await ProofKey.generate();
+    await idb("readwrite", (s) => s.put(pair, "dpop:" + this.name));
+    this.cached = ProofKey.withJwk(pair);
+    await this.cached;
+  }
+
+  /** Drops the copy in memory: another worker may have rotated the stored key. */
+  forget(): void {
+    this.cached = null;
+  }
+}

@@ -41,6 +41,15 @@ export interface BridgekeeperConfig {
   /** Clock skew tolerated on ID-token times. Default 60. */
   clockSkewSeconds?: number;
   /**
+   * DPoP (RFC 9449), on by default: whenever the broker's discovery
+   * document advertises ES256 in dpop_signing_alg_values_supported, the
+   * worker binds the tokens to a non-extractable P-256 key and signs a
+   * proof for every token request and every fetchWithAuth request, so a
+   * token copied out of the browser is of no use elsewhere. Set false to
+   * use Bearer tokens.
+   */
+  dpop?: boolean;
+  /**
    * How long the worker may take to start (load worker.js and
    * bridgekeeper.wasm, start the Go core) before the client gives up with
    * the error worker_failed. Default 30. Requests to the broker at start-up
@@ -107,6 +116,12 @@ export interface AuthState {
   expiresAt?: number;
   /** Time of the last login at the broker, Unix milliseconds. */
   authTime?: number;
+  /**
+   * How the access token is presented: "DPoP" (Authorization: DPoP, with a
+   * proof from createDPoPProof) or "Bearer". Set once the worker has
+   * confirmed the session.
+   */
+  tokenType?: "DPoP" | "Bearer";
   /** The last error that did not end the session, or the last failed call. */
   error: AuthError | null;
   /**

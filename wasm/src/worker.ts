@@ -13,7 +13,7 @@ import {
   type Request,
   type WorkerMessage,
 } from "./protocol";
-import { EncryptedIDBStore, MemoryStore, SessionMirrorStore, storageKey, type HostStore } from "./stores";
+import { EncryptedIDBStore, MemoryStore, ProofKey, SessionMirrorStore, storageKey, type HostStore } from "./stores";
 
 declare const Go: new () => {
   importObject: WebAssembly.Imports;
@@ -27,6 +27,9 @@ interface CoreClient {
   getAccessToken(minValiditySeconds?: number): Promise<string>;
   renew(rejected?: string): Promise<string>;
   userinfo(): Promise<Record<string, unknown>>;
+  authHeaders(method: string, url: string, nonce?: string): Promise<{ token: string; headers: Record<string, string> }>;
+  dpopProof(method: string, url: string, accessToken?: string, nonce?: string): Promise<string>;
+  noteNonce(url: string, nonce: string): void;
   logout(opts: unknown): Promise<string>;
   handleBroadcast(msg: string): Promise<CoreView>;
   view(): CoreView;
@@ -136,8 +139,14 @@ async function createClient(p: InitParams, port: Port): Promise<CoreClient> {
   // Other instances (dedicated workers in other tabs) hear about refreshes
   // and logouts here. A per-tab session has nobody to tell.
   const channel = p.storage === "session" || typeof BroadcastChannel === "undefined" ? null : new BroadcastChannel(name);
+  // The DPoP key is in IndexedDB whatever the mode: like a login in
+  // progress, it must outlive the worker across the redirect to the broker
+  // (the code is bound to it, dpop_jkt). It is of no use without tokens.
+  // A "session" tab has its own (its session is its own).
+  const dpop = new ProofKey(p.dpopKey ? `${name}#${p.dpopKey}` : name);
   const c = core.newClient(p.config, {
     store,
+    dpop,
     channel,
     onEvent(type: string, error: unknown, view: unknown) {
       broadcast({
@@ -203,6 +212,13 @@ async function dispatch(port: Port, req: Request): Promise<unknown> {
       return c.renew(a[0] as string | undefined);
     case "userinfo":
       return c.userinfo();
+    case "authHeaders":
+      return c.authHeaders(String(a[0]), String(a[1]), (a[2] as string | undefined) ?? "");
+    case "dpopProof":
+      return c.dpopProof(String(a[0]), String(a[1]), (a[2] as string | undefined) ?? "", (a[3] as string | undefined) ?? "");
+    case "noteNonce":
+      c.noteNonce(String(a[0]), String(a[1]));
+      return null;
     case "logout":
       return c.logout(a[0] ?? {});
     case "view":

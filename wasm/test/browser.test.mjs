@@ -4,7 +4,7 @@
 // Skips when chromium (CHROMIUM_PATH, default /usr/bin/chromium) is missing.
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { existsSync, mkdirSync, mkdtempSync, rmSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import {
@@ -13,6 +13,9 @@ import {
   launchChromium,
   pkg,
   startTestIssuer,
+  signWithStoredKey,
+  stealRefreshToken,
+  storedDPoPKey,
   submitLogin,
 } from "../scripts/browser-harness.mjs";
 
@@ -35,8 +38,8 @@ before(async () => {
 after(() => rmSync(tmp, { recursive: true, force: true }));
 
 /** Starts a fresh issuer + app server; resolves to {issuer, app, stop}. */
-async function startIssuer() {
-  const { env, proc } = await startTestIssuer(issuerBin);
+async function startIssuer(args = []) {
+  const { env, proc } = await startTestIssuer(issuerBin, args);
   env.stop = () => proc.stdin.end();
   env.post = async (path) => {
     const r = await fetch(env.issuer + path, { method: "POST" });
@@ -70,6 +73,18 @@ async function status(page) {
 async function login(page, env) {
   await submitLogin(page, env);
   await page.waitForFunction(() => window.readyMs !== undefined);
+  await page.waitForFunction(() => window.bk.getState().status !== "loading");
+  // The page is never told "authenticated" while on the callback URL.
+  const at = await page.evaluate(() => window.authenticatedAt);
+  assert.ok(at.every((u) => !u.includes("code=")), "the logged-in state was shown on the callback URL: " + at);
+}
+
+/** Logs out and waits for the test app to be loaded again (logout visits the issuer and comes back). */
+async function logout(page, env) {
+  const back = page.waitForEvent("framenavigated", { predicate: (f) => f === page.mainFrame() && f.url().startsWith(env.app) });
+  await page.click("#logout");
+  await back;
+  await page.waitForFunction(() => window.readyMs !== undefined);
 }
 
 /** The snapshots in the page's localStorage and sessionStorage: [[area, key, value]]. */
@@ -93,6 +108,16 @@ const waitConfirmed = (page) => page.waitForFunction(() => window.confirmedMs !=
 const token = (page, minValiditySeconds) =>
   page.evaluate((m) => window.bk.getAccessToken({ minValiditySeconds: m }).catch((e) => "error:" + e.code), minValiditySeconds);
 
+/** A refresh_token grant sent from this Node process (the attacker's server). */
+async function redeem(env, refreshToken, headers = {}) {
+  const r = await fetch(env.issuer + "/oauth2/token", {
+    method: "POST",
+    headers,
+    body: new URLSearchParams({ grant_type: "refresh_token", refresh_token: refreshToken, client_id: "test-spa" }),
+  });
+  return { status: r.status, body: await r.json() };
+}
+
 describe("browser client", { skip, timeout: 600_000 }, () => {
   test("login, reload keeps the session, fetchWithAuth renews a refused token", async () => {
     const env = await startIssuer();
@@ -106,6 +131,7 @@ describe("browser client", { skip, timeout: 600_000 }, () => {
       assert.ok(!page.url().includes("code="), "the callback parameters are removed from the URL: " + page.url());
       // Routers that keep their own copy of the location hear of it.
       assert.deepEqual(await page.evaluate(() => window.popstates), ["/testapp/"]);
+
       await page.screenshot({ path: join(artifacts, "logged-in.png") });
 
       // Reload: still logged in, and the browser never visits the broker's login.
@@ -444,61 +470,22 @@ describe("browser client", { skip, timeout: 600_000 }, () => {
     }
   });
 
-  // The known gap SECURITY.md and docs/react.md describe (until DPoP binds
-  // the tokens to the device): a script running in the app's origin (an
-  // XSS) can open the package's IndexedDB, use the non-extractable key to
-  // decrypt the stored session, and redeem its refresh token anywhere.
-  test("page script (XSS) can decrypt the stored refresh token: the documented gap", async () => {
+  // What SECURITY.md and docs/react.md say of DPoP off (Bearer tokens): a
+  // script running in the app's origin (an XSS) can open the package's
+  // IndexedDB, use the non-extractable key to decrypt the stored session,
+  // and redeem its refresh token anywhere.
+  test("page script (XSS) can decrypt the stored refresh token: with DPoP off it works off the device", async () => {
     const env = await startIssuer();
     const ctx = await browser(env);
     try {
       const page = await openApp(ctx, env);
       await login(page, env);
-      const stolen = await page.evaluate(async () => {
-        const db = await new Promise((resolve, reject) => {
-          const r = indexedDB.open("bridgekeeper");
-          r.onsuccess = () => resolve(r.result);
-          r.onerror = () => reject(r.error);
-        });
-        const all = (fn) =>
-          new Promise((resolve, reject) => {
-            const r = fn(db.transaction("kv").objectStore("kv"));
-            r.onsuccess = () => resolve(r.result);
-            r.onerror = () => reject(r.error);
-          });
-        const keys = await all((s) => s.getAllKeys());
-        const values = await all((s) => s.getAll());
-        const unb64 = (s) => Uint8Array.from(atob(s), (c) => c.charCodeAt(0));
-        // Each "key:NAME" entry is a CryptoKey; NAME/slot entries are sealed with it.
-        for (const [j, keyName] of keys.entries()) {
-          if (!keyName.startsWith("key:")) continue;
-          const name = keyName.slice(4);
-          for (const [i, k] of keys.entries()) {
-            if (typeof values[i] !== "string" || !k.startsWith(name + "/")) continue;
-            const [iv, ct] = values[i].split(".");
-            try {
-              const pt = await crypto.subtle.decrypt(
-                { name: "AES-GCM", iv: unb64(iv), additionalData: new TextEncoder().encode(k) },
-                values[j],
-                unb64(ct),
-              );
-              const m = new TextDecoder().decode(pt).match(/"refresh_token":\s*"([^"]+)"/);
-              if (m) return m[1];
-            } catch {
-              // not a value of this key
-            }
-          }
-        }
-        return JSON.stringify(keys);
-      });
-      assert.ok(stolen && !stolen.startsWith("["), "the page's script found the refresh token in IndexedDB: " + stolen);
+      assert.equal(await page.evaluate(() => window.bk.getState().tokenType), "Bearer");
+      const stolen = await stealRefreshToken(page);
       // Redeemed from outside the browser (the attacker's server).
-      const r = await fetch(env.issuer + "/oauth2/token", {
-        method: "POST",
-        body: new URLSearchParams({ grant_type: "refresh_token", refresh_token: stolen, client_id: "test-spa" }),
-      });
+      const r = await redeem(env, stolen);
       assert.equal(r.status, 200, "the stolen refresh token works off the device");
-      assert.ok((await r.json()).access_token);
+      assert.ok(r.body.access_token);
     } finally {
       await ctx.close();
       env.stop();
@@ -557,4 +544,237 @@ describe("browser client", { skip, timeout: 600_000 }, () => {
       }
     });
   }
+});
+
+// DPoP (RFC 9449) against the test issuer started with -dpop: it checks
+// proofs (typ, ES256, signature, htm, htu, iat, jti, ath, nonce) and binds
+// the tokens to the proof's key. The same attacks against the real broker:
+// e2e/dpop_browser_test.go.
+describe("browser client with DPoP", { skip, timeout: 600_000 }, () => {
+  /** Calls userinfo from the page with the token alone, as Bearer or as DPoP with the given proof. */
+  const userinfoFromPage = (page, env, scheme, proof) =>
+    page.evaluate(
+      async ([issuer, scheme, proof]) => {
+        const at = await window.bk.getAccessToken();
+        const headers = { Authorization: `${scheme} ${at}` };
+        if (proof) headers.DPoP = proof;
+        const r = await fetch(issuer + "/userinfo", { headers });
+        return { status: r.status, auth: r.headers.get("WWW-Authenticate") };
+      },
+      [env.issuer, scheme, proof],
+    );
+
+  test("login binds the tokens to the worker's key; fetchWithAuth, getUserInfo and createDPoPProof send proofs", async () => {
+    const env = await startIssuer(["-dpop"]);
+    const ctx = await browser(env);
+    try {
+      const page = await openApp(ctx, env);
+      await login(page, env);
+      assert.equal(await page.evaluate(() => window.bk.getState().tokenType), "DPoP");
+      const info = await page.evaluate(async (issuer) => {
+        const r = await window.bk.fetchWithAuth(issuer + "/userinfo?x=1");
+        return { status: r.status, body: await r.json(), user: await window.bk.getUserInfo() };
+      }, env.issuer);
+      assert.equal(info.status, 200, JSON.stringify(info.body));
+      assert.equal(info.user.email, "ada@example.com");
+      assert.equal((await env.stats()).dpop_proofs, 3, "code exchange, fetchWithAuth, getUserInfo");
+
+      // The access token alone, as a Bearer token: refused.
+      assert.equal((await userinfoFromPage(page, env, "Bearer")).status, 401);
+      // With a proof from createDPoPProof: accepted; the same proof again
+      // (a replay), or one for another URL: refused.
+      // docs/react.md's createDPoPProof example, as written there.
+      const doc = readFileSync(join(pkg, "..", "docs", "react.md"), "utf8");
+      const snippet = doc.match(/```js\n(const at = await bk\.getAccessToken\(\);[\s\S]*?)\n```/)?.[1];
+      assert.ok(snippet, "docs/react.md has the createDPoPProof example");
+      const fromDoc = await page.evaluate(
+        ([snippet, url]) => new Function("bk", "url", `return (async () => { ${snippet}; return r.status; })();`)(window.bk, url),
+        [snippet, env.issuer + "/userinfo"],
+      );
+      assert.equal(fromDoc, 200, "the documented example works");
+      const proof = await page.evaluate((u) => window.bk.createDPoPProof("GET", u), env.issuer + "/userinfo");
+      assert.equal((await userinfoFromPage(page, env, "DPoP", proof)).status, 200);
+      const replay = await userinfoFromPage(page, env, "DPoP", proof);
+      assert.equal(replay.status, 401);
+      assert.match(replay.auth, /invalid_dpop_proof/);
+      const elsewhere = await page.evaluate((u) => window.bk.createDPoPProof("GET", u), env.issuer + "/other");
+      assert.equal((await userinfoFromPage(page, env, "DPoP", elsewhere)).status, 401);
+      assert.deepEqual(page.errors, []);
+    } finally {
+      await ctx.close();
+      env.stop();
+    }
+  });
+
+  test("page script (XSS) decrypts the stored refresh token: alone it is refused off the device, the page still refreshes", async () => {
+    const env = await startIssuer(["-dpop"]);
+    const ctx = await browser(env);
+    try {
+      const page = await openApp(ctx, env);
+      await login(page, env);
+      const stolen = await stealRefreshToken(page);
+      const r = await redeem(env, stolen);
+      assert.equal(r.status, 400, JSON.stringify(r.body));
+      assert.equal(r.body.error, "invalid_grant");
+      // The page that holds the key refreshes with the same token.
+      const before = await token(page);
+      const after = await token(page, 3600);
+      assert.ok(!after.startsWith("error:") && after !== before, after);
+      assert.equal((await env.stats()).refresh_grants, 1);
+
+      // What DPoP does not stop: while the page is open, the script can
+      // have the stored key (usable, not exportable) sign a proof for its
+      // own server, which redeems the stolen token with it, once.
+      const stolenAgain = await stealRefreshToken(page);
+      const proof = await signWithStoredKey(page, "POST", env.issuer + "/oauth2/token");
+      const withProof = await redeem(env, stolenAgain, { DPoP: proof });
+      assert.equal(withProof.status, 200, JSON.stringify(withProof.body));
+      assert.equal(withProof.body.token_type, "DPoP");
+      // Nor proofs made in advance (dated ahead) for later use, unless the
+      // server demands nonces: a proof without the current nonce is refused.
+      const later = await signWithStoredKey(page, "POST", env.issuer + "/oauth2/token");
+      await env.post("/test/dpop-nonce?nonce=fresh");
+      const withOldProof = await redeem(env, withProof.body.refresh_token, { DPoP: later });
+      assert.equal(withOldProof.status, 400);
+      assert.equal(withOldProof.body.error, "use_dpop_nonce");
+    } finally {
+      await ctx.close();
+      env.stop();
+    }
+  });
+
+  test("the DPoP key cannot be exported and is replaced at logout", async () => {
+    const env = await startIssuer(["-dpop"]);
+    const ctx = await browser(env);
+    try {
+      const page = await openApp(ctx, env);
+      await login(page, env);
+      const key = await storedDPoPKey(page);
+      assert.ok(key, "a DPoP key pair is stored");
+      assert.equal(key.extractable, false);
+      assert.deepEqual(key.usages, ["sign"]);
+      assert.deepEqual(key.exports, { jwk: "InvalidAccessError", pkcs8: "InvalidAccessError" });
+      await logout(page, env);
+      const next = await storedDPoPKey(page);
+      assert.ok(next && next.x !== key.x, "a new key after logout");
+      assert.equal(next.extractable, false);
+      // The next login is bound to the new key, and works.
+      await login(page, env);
+      assert.equal(await page.evaluate(() => window.bk.getState().tokenType), "DPoP");
+      assert.equal((await storedDPoPKey(page)).x, next.x);
+      const status = await page.evaluate(async (u) => (await window.bk.fetchWithAuth(u)).status, env.issuer + "/userinfo");
+      assert.equal(status, 200);
+    } finally {
+      await ctx.close();
+      env.stop();
+    }
+  });
+
+  test("a DPoP nonce the server asks for is sent, after one retry", async () => {
+    const env = await startIssuer(["-dpop"]);
+    const ctx = await browser(env);
+    try {
+      await env.post("/test/dpop-nonce?nonce=first");
+      const page = await openApp(ctx, env);
+      await login(page, env);
+      assert.equal(await status(page), "authenticated");
+      assert.equal((await env.stats()).nonce_challenges, 1, "the code exchange retried once");
+      await env.post("/test/dpop-nonce?nonce=second");
+      const st = await page.evaluate(async (u) => (await window.bk.fetchWithAuth(u)).status, env.issuer + "/userinfo");
+      assert.equal(st, 200);
+      assert.equal((await env.stats()).nonce_challenges, 2, "fetchWithAuth retried once with the API's nonce");
+      // A refresh: the token endpoint's nonce is still "second" (one
+      // server), so no challenge.
+      assert.ok(!(await token(page, 3600)).startsWith("error:"));
+      assert.equal((await env.stats()).nonce_challenges, 2);
+    } finally {
+      await ctx.close();
+      env.stop();
+    }
+  });
+
+  test("dedicated workers in two tabs: after a logout and a new login in one, the other signs with the new key", async () => {
+    const env = await startIssuer(["-dpop"]);
+    const ctx = await browser(env, { worker: "dedicated" });
+    try {
+      const tab1 = await openApp(ctx, env);
+      await login(tab1, env);
+      const tab2 = await openApp(ctx, env);
+      assert.equal(await status(tab2), "authenticated");
+      const first = (await storedDPoPKey(tab1)).x;
+      await logout(tab1, env);
+      await tab2.waitForFunction(() => document.getElementById("status").textContent === "login_required");
+      await login(tab1, env);
+      assert.notEqual((await storedDPoPKey(tab1)).x, first);
+      // tab2's worker lived through all of it: it must sign with the new key.
+      await tab2.waitForFunction(() => document.getElementById("status").textContent === "authenticated");
+      const st = await tab2.evaluate(async (u) => (await window.bk.fetchWithAuth(u)).status, env.issuer + "/userinfo");
+      assert.equal(st, 200);
+      assert.equal((await env.stats()).refresh_rejected, 0);
+    } finally {
+      await ctx.close();
+      env.stop();
+    }
+  });
+
+  test('storage "memory": the refresh token is not in IndexedDB, the DPoP key is (not extractable)', async () => {
+    const env = await startIssuer(["-dpop"]);
+    const ctx = await browser(env, { storage: "memory" });
+    try {
+      const page = await openApp(ctx, env);
+      await login(page, env);
+      assert.equal(await page.evaluate(() => window.bk.getState().tokenType), "DPoP");
+      assert.equal((await storedDPoPKey(page)).extractable, false);
+      await assert.rejects(stealRefreshToken(page), /no refresh token in IndexedDB/);
+      const st = await page.evaluate(async (u) => (await window.bk.fetchWithAuth(u)).status, env.issuer + "/userinfo");
+      assert.equal(st, 200);
+    } finally {
+      await ctx.close();
+      env.stop();
+    }
+  });
+
+  test('storage "session": a logout in one tab leaves the other tab\'s session and key alone', async () => {
+    const env = await startIssuer(["-dpop"]);
+    const ctx = await browser(env, { storage: "session" });
+    try {
+      const tab1 = await openApp(ctx, env);
+      await login(tab1, env);
+      // The second tab logs in on its own (the issuer remembers the user).
+      const tab2 = await openApp(ctx, env);
+      assert.equal(await status(tab2), "login_required", "session storage: a session per tab");
+      await tab2.click("#login");
+      await tab2.waitForFunction(() => document.getElementById("status")?.textContent === "authenticated", null, { timeout: 20_000 });
+      await logout(tab1, env);
+      // tab2, reloaded (its worker starts anew and reads its key), still works.
+      await tab2.reload();
+      await tab2.waitForFunction(() => window.confirmedMs !== undefined);
+      assert.equal(await status(tab2), "authenticated");
+      const st = await tab2.evaluate(async (u) => (await window.bk.fetchWithAuth(u)).status, env.issuer + "/userinfo");
+      assert.equal(st, 200);
+      assert.ok(!(await token(tab2, 3600)).startsWith("error:"), "tab2 refreshes with its key");
+      assert.equal((await env.stats()).refresh_rejected, 0);
+    } finally {
+      await ctx.close();
+      env.stop();
+    }
+  });
+
+  test("dpop: false keeps Bearer tokens", async () => {
+    const env = await startIssuer(["-dpop"]);
+    const ctx = await browser(env, { dpop: false });
+    try {
+      const page = await openApp(ctx, env);
+      await login(page, env);
+      assert.equal(await page.evaluate(() => window.bk.getState().tokenType), "Bearer");
+      assert.equal((await userinfoFromPage(page, env, "Bearer")).status, 200);
+      const err = await page.evaluate((u) => window.bk.createDPoPProof("GET", u).catch((e) => e.code), env.issuer + "/userinfo");
+      assert.equal(err, "dpop_not_in_use");
+      assert.equal((await env.stats()).dpop_proofs, 0);
+      assert.equal(await storedDPoPKey(page), null, "no key is made");
+    } finally {
+      await ctx.close();
+      env.stop();
+    }
+  });
 });

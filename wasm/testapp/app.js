@@ -18,6 +18,7 @@ const bk = createClient({
   ...(t.workerUrl ? { workerUrl: t.workerUrl } : {}),
   ...(t.wasmUrl ? { wasmUrl: t.wasmUrl } : {}),
   ...(t.startTimeoutSeconds ? { startTimeoutSeconds: t.startTimeoutSeconds } : {}),
+  ...(t.dpop === false ? { dpop: false } : {}),
 });
 window.bk = bk;
 // What the page knew before the worker could have answered (its messages
@@ -25,6 +26,10 @@ window.bk = bk;
 window.initialState = bk.getState();
 window.states = [bk.getState()];
 bk.subscribe(() => window.states.push(bk.getState()));
+// Where the page was each time it was told "authenticated": never on the
+// callback URL (the client puts the app's URL back first).
+window.authenticatedAt = [];
+bk.subscribe(() => bk.getState().isAuthenticated && window.authenticatedAt.push(location.pathname + location.search));
 if (t.measureToken) {
   // The budget's "tokens available": an access token in hand (or the
   // worker's answer that there is none).

@@ -45,6 +45,9 @@ type Config struct {
 	AutoLogin string
 	// Now replaces the clock.
 	Now func() time.Time
+	// DPoP advertises DPoP (ES256) in discovery. Proofs are checked and
+	// tokens bound whenever a request carries one.
+	DPoP bool
 }
 
 // Server is the test issuer; it is an http.Handler.
@@ -66,6 +69,9 @@ type Server struct {
 	slow time.Duration
 	// Nonce overrides the nonce put in the next ID token when set.
 	nextNonce *string
+	// dpopNonce, when set, is the nonce every DPoP proof must carry.
+	dpopNonce string
+	jtis      map[string]bool
 }
 
 // Stats counts what happened.
@@ -76,10 +82,13 @@ type Stats struct {
 	Revocations             int `json:"revocations"`
 	Logins                  int `json:"logins"`
 	Logouts                 int `json:"logouts"`
+	DPoPProofs              int `json:"dpop_proofs"`
+	NonceChallenges         int `json:"nonce_challenges"`
 }
 
 type grant struct {
 	sub, email, scope, nonce, challenge, redirect string
+	jkt                                           string // DPoP key the grant is bound to
 	authTime                                      time.Time
 	expires                                       time.Time
 	family                                        string
@@ -103,7 +112,7 @@ func New(cfg Config) (*Server, error) {
 		cfg.Now = time.Now
 	}
 	s := &Server{cfg: cfg, codes: map[string]*grant{}, refresh: map[string]*refreshToken{},
-		access: map[string]*grant{}, sessions: map[string]*grant{}}
+		access: map[string]*grant{}, sessions: map[string]*grant{}, jtis: map[string]bool{}}
 	var err error
 	switch cfg.Alg {
 	case "RS256":
@@ -132,6 +141,7 @@ func New(cfg Config) (*Server, error) {
 	m.HandleFunc("POST /test/tamper", s.cors(s.setTamper))
 	m.HandleFunc("POST /test/ttl", s.cors(s.setTTL))
 	m.HandleFunc("POST /test/slow", s.cors(s.setSlow))
+	m.HandleFunc("POST /test/dpop-nonce", s.cors(s.setDPoPNonce))
 	s.mux = m
 	return s, nil
 }
@@ -192,7 +202,8 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 func (s *Server) corsHeaders(w http.ResponseWriter, r *http.Request) {
 	if o := r.Header.Get("Origin"); o != "" && slices.Contains(s.cfg.AllowedOrigins, o) {
 		w.Header().Set("Access-Control-Allow-Origin", o)
-		w.Header().Set("Access-Control-Allow-Headers", "Authorization, Content-Type")
+		w.Header().Set("Access-Control-Allow-Headers", "Authorization, Content-Type, DPoP")
+		w.Header().Set("Access-Control-Expose-Headers", "DPoP-Nonce, WWW-Authenticate")
 		w.Header().Set("Access-Control-Allow-Methods", "GET, POST")
 		w.Header().Add("Vary", "Origin")
 	}
@@ -222,7 +233,7 @@ func oauthError(w http.ResponseWriter, status int, code, desc string) {
 
 func (s *Server) discovery(w http.ResponseWriter, r *http.Request) {
 	i := s.cfg.Issuer
-	writeJSON(w, 200, map[string]any{
+	doc := map[string]any{
 		"issuer":                                         i,
 		"authorization_endpoint":                         i + "/oauth2/auth",
 		"token_endpoint":                                 i + "/oauth2/token",
@@ -234,7 +245,11 @@ func (s *Server) discovery(w http.ResponseWriter, r *http.Request) {
 		"code_challenge_methods_supported":               []string{"S256"},
 		"id_token_signing_alg_values_supported":          []string{s.cfg.Alg},
 		"authorization_response_iss_parameter_supported": true,
-	})
+	}
+	if s.cfg.DPoP {
+		doc["dpop_signing_alg_values_supported"] = []string{"ES256"}
+	}
+	writeJSON(w, 200, doc)
 }
 
 func b64(b []byte) string { return base64.RawURLEncoding.EncodeToString(b) }
@@ -335,7 +350,8 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request) {
 	code := randomString(24)
 	s.mu.Lock()
 	s.codes[code] = &grant{sub: "user-" + user, email: user, scope: q.Get("scope"), nonce: q.Get("nonce"),
-		challenge: q.Get("code_challenge"), redirect: redirect, authTime: authTime, expires: now.Add(time.Minute)}
+		challenge: q.Get("code_challenge"), redirect: redirect, authTime: authTime, expires: now.Add(time.Minute),
+		jkt: q.Get("dpop_jkt")}
 	s.stats.Logins++
 	s.mu.Unlock()
 	back(url.Values{"code": {code}})
@@ -357,6 +373,11 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) {
 	now := s.cfg.Now()
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	jkt, err := s.checkProof(r, "")
+	if err != nil {
+		s.proofError(w, err, false)
+		return
+	}
 	var g *grant
 	var nonce string
 	switch r.PostFormValue("grant_type") {
@@ -373,6 +394,11 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) {
 			oauthError(w, 400, "invalid_grant", "PKCE verification failed")
 			return
 		}
+		if g.jkt != "" && g.jkt != jkt {
+			oauthError(w, 400, "invalid_grant", "the code is bound to another DPoP key (dpop_jkt)")
+			return
+		}
+		g.jkt = jkt
 		g.family = randomString(8)
 		nonce = g.nonce
 		s.stats.AuthorizationCodeGrants++
@@ -394,6 +420,11 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) {
 			oauthError(w, 400, "invalid_grant", "refresh token reused")
 			return
 		}
+		if rt.g.jkt != "" && rt.g.jkt != jkt {
+			s.stats.RefreshRejected++
+			oauthError(w, 400, "invalid_grant", "the refresh token is bound to a DPoP key and the request has no proof from it")
+			return
+		}
 		rt.used = true
 		g = rt.g
 		s.stats.RefreshGrants++
@@ -405,9 +436,13 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) {
 	ag := *g
 	ag.expires = now.Add(s.cfg.AccessTokenTTL)
 	s.access[access] = &ag
+	tokenType := "Bearer"
+	if g.jkt != "" {
+		tokenType = "DPoP"
+	}
 	resp := map[string]any{
 		"access_token": access,
-		"token_type":   "Bearer",
+		"token_type":   tokenType,
 		"expires_in":   int(s.cfg.AccessTokenTTL.Seconds()),
 		"scope":        g.scope,
 	}
@@ -494,11 +529,21 @@ func (s *Server) revoke(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) userinfo(w http.ResponseWriter, r *http.Request) {
-	tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	scheme, tok, _ := strings.Cut(r.Header.Get("Authorization"), " ")
 	s.mu.Lock()
 	g := s.access[tok]
+	var jkt string
+	var err error
+	if scheme == "DPoP" {
+		jkt, err = s.checkProof(r, tok)
+	}
 	s.mu.Unlock()
-	if !ok || g == nil || s.cfg.Now().After(g.expires) {
+	if err != nil {
+		s.proofError(w, err, true)
+		return
+	}
+	ok := (scheme == "Bearer" && g != nil && g.jkt == "") || (scheme == "DPoP" && g != nil && g.jkt != "" && g.jkt == jkt)
+	if !ok || s.cfg.Now().After(g.expires) {
 		w.Header().Set("WWW-Authenticate", `Bearer error="invalid_token"`)
 		oauthError(w, 401, "invalid_token", "access token invalid or expired")
 		return

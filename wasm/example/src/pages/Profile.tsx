@@ -61,6 +61,16 @@ export function Profile({ login }: { login: (opts?: LoginOptions) => Promise<voi
             <dd>{new Date(auth.authTime).toLocaleString()}</dd>
           </div>
         )}
+        {auth.tokenType && (
+          <div>
+            <dt>tokens</dt>
+            <dd>
+              {auth.tokenType === "DPoP"
+                ? "DPoP: bound to a key this browser cannot export"
+                : "Bearer: usable by whoever holds them"}
+            </dd>
+          </div>
+        )}
       </dl>
       <h2>As the API sees you</h2>
       {result === null ? (

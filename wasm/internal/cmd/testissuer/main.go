@@ -4,7 +4,7 @@
 // line: {"issuer": "...", "app": "..."}. With -demo DIR it serves DIR (the
 // React demo's production build, wasm/example) as a single-page app on a
 // third port, registered at the issuer like the test app, and prints its
-// URL as "demo". It stops when stdin closes.
+// URL as "demo". With -dpop it advertises DPoP. It stops when stdin closes.
 package main
 
 import (
@@ -28,14 +28,15 @@ func main() {
 	clientID := flag.String("client", "test-spa", "client id")
 	ttl := flag.Duration("ttl", 5*time.Minute, "access token lifetime")
 	demo := flag.String("demo", "", "directory of a built single-page app served on its own port (optional)")
+	dpop := flag.Bool("dpop", false, "advertise DPoP (RFC 9449, ES256) in discovery")
 	flag.Parse()
-	if err := run(*static, *demo, *clientID, *ttl); err != nil {
+	if err := run(*static, *demo, *clientID, *ttl, *dpop); err != nil {
 		slog.Error("testissuer", "err", err)
 		os.Exit(1)
 	}
 }
 
-func run(static, demo, clientID string, ttl time.Duration) error {
+func run(static, demo, clientID string, ttl time.Duration, dpop bool) error {
 	issuerLn, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return err
@@ -68,6 +69,7 @@ func run(static, demo, clientID string, ttl time.Duration) error {
 		AllowedOrigins:         origins,
 		AccessTokenTTL:         ttl,
 		Users:                  map[string]string{"ada@example.com": "correct horse"},
+		DPoP:                   dpop,
 	})
 	if err != nil {
 		return err
