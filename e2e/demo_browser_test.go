@@ -19,13 +19,13 @@ import (
 // Chromium: log in through the broker's form, the profile page calls the
 // API, a reload keeps the session, logout ends it; then "Continue with
 // Okta" logs in through the connector plugin and fakeidp playing Okta, and
-// checkout forces a refresh grant (counted by the broker's metrics).
+// checkout forces a refresh grant (counted by the broker's metrics). As in
+// `make run`, the demo client is registered with --require-dpop and the
+// example API requires DPoP-bound tokens from it.
 func TestDemoInBrowser(t *testing.T) {
-	_, err := os.Stat("/usr/bin/chromium")
-	testenv.Require(t, err == nil || os.Getenv("CHROMIUM_PATH") != "", "chromium (apt-get install -y chromium)")
+	requireChromium(t)
 	node := testenv.Tool(t, "node", "node")
-	testenv.Require(t, testenv.FileExists("../wasm/node_modules/playwright-core") && testenv.FileExists("../wasm/example/node_modules/vite"),
-		"npm packages of wasm and wasm/example (make npm-deps)")
+	testenv.Require(t, testenv.FileExists("../wasm/example/node_modules/vite"), "npm packages of wasm/example (make npm-deps)")
 	testenv.Require(t, testenv.FileExists("../wasm/dist/bridgekeeper.wasm"), "the built client package (make wasm-build)")
 
 	env := []string{"BRIDGEKEEPER_SYSTEM_SECRET=" + strings.Repeat("demo-secret-", 4)}
@@ -60,11 +60,12 @@ connectors:
 	testenv.CLI(t, env, "", "client", "create", "--dsn", dsn, "--id", "demo", "--public",
 		"--redirect-uri", app+"/callback", "--allowed-origin", app, "--post-logout-redirect-uri", app+"/",
 		"--scope", "openid", "--scope", "profile", "--scope", "email", "--scope", "offline_access", "--scope", "checkout",
-		"--default-audience", api)
+		"--default-audience", api, "--require-dpop")
 	testenv.CLI(t, env, password+"\n", "user", "create", "--dsn", dsn, "--email", email, "--name", "Ada", "--password-stdin")
 
 	testenv.Serve(t, env, issuer, "--config", config)
-	apiProc := testenv.Start(t, testenv.Command(testenv.Binary(t, "./cmd/example-api"), nil, "--issuer", issuer, "--listen", apiAddr, "--audience", api, "--allowed-origin", app))
+	apiProc := testenv.Start(t, testenv.Command(testenv.Binary(t, "./cmd/example-api"), nil, "--issuer", issuer, "--listen", apiAddr, "--audience", api, "--allowed-origin", app,
+		"--dpop-required-client", "demo"))
 	apiProc.WaitHTTP(t, api+"/api/health")
 
 	host, port, _ := strings.Cut(appAddr, ":")

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/bridgekeeper/bridgekeeper/internal/testenv"
 )
 
 // dpopBroker starts a broker on SQLite with the public client id (a browser
@@ -17,7 +19,7 @@ func dpopBroker(t *testing.T, id, redirect, app string, require bool, extraServe
 	t.Helper()
 	env := []string{"BRIDGEKEEPER_SYSTEM_SECRET=" + strings.Repeat("e2e-secret-", 4)}
 	dsn := "sqlite:" + filepath.Join(t.TempDir(), "bk.db")
-	addr := freeAddr(t)
+	addr := testenv.FreeAddr(t)
 	issuer := "http://" + addr
 	create := []string{"client", "create", "--dsn", dsn, "--id", id, "--public",
 		"--redirect-uri", redirect, "--allowed-origin", app, "--post-logout-redirect-uri", strings.TrimSuffix(redirect, "callback"),
@@ -25,12 +27,10 @@ func dpopBroker(t *testing.T, id, redirect, app string, require bool, extraServe
 	if require {
 		create = append(create, "--require-dpop")
 	}
-	cli(t, env, "", create...)
-	cli(t, env, "correct horse battery staple\n", "user", "create", "--dsn", dsn,
+	testenv.CLI(t, env, "", create...)
+	testenv.CLI(t, env, "correct horse battery staple\n", "user", "create", "--dsn", dsn,
 		"--email", "ada@example.com", "--name", "Ada", "--password-stdin")
-	args := append([]string{"serve", "--issuer", issuer, "--listen", addr, "--dsn", dsn}, extraServe...)
-	srv := start(t, env, binary(t, "bridgekeeper"), args...)
-	waitHTTP(t, issuer+"/.well-known/openid-configuration", srv)
+	testenv.Serve(t, env, issuer, append([]string{"--issuer", issuer, "--listen", addr, "--dsn", dsn}, extraServe...)...)
 	return issuer
 }
 
@@ -38,8 +38,7 @@ func dpopBroker(t *testing.T, id, redirect, app string, require bool, extraServe
 // reports every check passed.
 func runNode(t *testing.T, dir, script string, env ...string) {
 	t.Helper()
-	node, err := exec.LookPath("node")
-	requireTool(t, err == nil, "node")
+	node := testenv.Tool(t, "node", "node")
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, node, script)
@@ -58,8 +57,8 @@ func runNode(t *testing.T, dir, script string, env ...string) {
 func requireChromium(t *testing.T) {
 	t.Helper()
 	_, err := os.Stat("/usr/bin/chromium")
-	requireTool(t, err == nil || os.Getenv("CHROMIUM_PATH") != "", "chromium (apt-get install -y chromium)")
-	requireTool(t, fileExists("../wasm/node_modules/playwright-core"), "the npm packages of wasm (make npm-deps)")
+	testenv.Require(t, err == nil || os.Getenv("CHROMIUM_PATH") != "", "chromium (apt-get install -y chromium)")
+	testenv.Require(t, testenv.FileExists("../wasm/node_modules/playwright-core"), "the npm packages of wasm (make npm-deps)")
 }
 
 // TestDPoPBrowserClient drives the browser client (wasm/testapp on the
@@ -78,7 +77,7 @@ func requireChromium(t *testing.T) {
 // browser/dpop.mjs.
 func TestDPoPBrowserClient(t *testing.T) {
 	requireChromium(t)
-	requireTool(t, fileExists("../wasm/dist/bridgekeeper.wasm"), "the built client package (make wasm-build)")
+	testenv.Require(t, testenv.FileExists("../wasm/dist/bridgekeeper.wasm"), "the built client package (make wasm-build)")
 	shots, err := filepath.Abs("../wasm/test-results/dpop")
 	if err != nil {
 		t.Fatal(err)
@@ -95,7 +94,7 @@ func TestDPoPBrowserClient(t *testing.T) {
 		{"not required", false, false},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			appAddr := freeAddr(t)
+			appAddr := testenv.FreeAddr(t)
 			app := "http://" + appAddr
 			var serve []string
 			if c.nonce {
@@ -117,8 +116,8 @@ func TestDPoPBrowserClient(t *testing.T) {
 // key. See oidc-client-ts/flow.mjs.
 func TestDPoPOidcClientTS(t *testing.T) {
 	requireChromium(t)
-	requireTool(t, fileExists("oidc-client-ts/node_modules/oidc-client-ts"), "oidc-client-ts (npm ci --prefix e2e/oidc-client-ts)")
-	appAddr := freeAddr(t)
+	testenv.Require(t, testenv.FileExists("oidc-client-ts/node_modules/oidc-client-ts"), "oidc-client-ts (npm ci --prefix e2e/oidc-client-ts)")
+	appAddr := testenv.FreeAddr(t)
 	app := "http://" + appAddr
 	issuer := dpopBroker(t, "oidc-client-ts", app+"/callback", app, true)
 	runNode(t, "oidc-client-ts", "flow.mjs", "BK_ISSUER="+issuer, "BK_CLIENT=oidc-client-ts", "BK_APP="+appAddr,

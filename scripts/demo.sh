@@ -72,7 +72,7 @@ if ! "$BIN/bridgekeeper" client get --config "$CONFIG" demo >/dev/null 2>&1; the
 	"$BIN/bridgekeeper" client create --config "$CONFIG" --id demo --name "Bridgekeeper demo" --public \
 		--redirect-uri "$APP/callback" --allowed-origin "$APP" --post-logout-redirect-uri "$APP/" \
 		--scope openid --scope profile --scope email --scope offline_access --scope checkout \
-		--default-audience "$API" >/dev/null
+		--default-audience "$API" --require-dpop >/dev/null
 fi
 if ! "$BIN/bridgekeeper" user list --config "$CONFIG" | grep -q " $DEMO_EMAIL "; then
 	echo "$DEMO_PASSWORD" | "$BIN/bridgekeeper" user create --config "$CONFIG" \
