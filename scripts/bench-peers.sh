@@ -1,0 +1,148 @@
+#!/bin/sh
+# bench-peers.sh — `make bench-peers DEX=/path/to/dex`: Bridgekeeper beside
+# Dex on this machine, in one run, driven by the same load tool
+# (cmd/loadgen) at the same concurrency with the same signing algorithm:
+#
+#   client_credentials  one signed access token per response (Dex stores
+#                       nothing for it)
+#   refresh             each worker redeems its own user's refresh chain
+#                       (an access and an ID token per response; both sides
+#                       rotate the refresh token)
+#
+# Bridgekeeper runs on SQLite (a WAL file, every token recorded); Dex on its
+# memory storage and on its sqlite3 storage. The three servers are measured
+# in turn, scenario by scenario (BENCH_ROUNDS times), so each comparison is
+# made within a minute on the same machine. Without a Dex binary (DEX, or
+# dex on PATH) it says so and exits 0; build one from
+# github.com/dexidp/dex outside this repository (CGO_ENABLED=1 for sqlite3):
+#
+#   git clone https://github.com/dexidp/dex /tmp/dex && (cd /tmp/dex && go build -o /tmp/dex/bin/dex ./cmd/dex)
+#   make bench-peers DEX=/tmp/dex/bin/dex
+#
+# Environment: DEX, BENCH_DURATION (10s), BENCH_CONCURRENCY (8),
+# BENCH_ROUNDS (1), BENCH_ALGORITHMS ("RS256 ES256"; ES256 runs
+# client_credentials only), BENCH_PORT (18480; it uses three ports from it).
+set -eu
+
+dex=${DEX:-$(command -v dex || true)}
+if [ -z "$dex" ] || [ ! -x "$dex" ]; then
+	echo "bench-peers: skipped: no Dex binary (set DEX=/path/to/dex, built from github.com/dexidp/dex)"
+	exit 0
+fi
+duration=${BENCH_DURATION:-10s}
+concurrency=${BENCH_CONCURRENCY:-8}
+rounds=${BENCH_ROUNDS:-1}
+algorithms=${BENCH_ALGORITHMS:-RS256 ES256}
+port=${BENCH_PORT:-18480}
+
+root=$(cd "$(dirname "$0")/.." && pwd)
+tmp=$(mktemp -d)
+pids=
+cleanup() {
+	for p in $pids; do kill "$p" 2>/dev/null && wait "$p" 2>/dev/null; done
+	rm -rf "$tmp"
+}
+trap cleanup EXIT INT TERM
+
+cd "$root"
+CGO_ENABLED=${CGO_ENABLED:-0} go build -trimpath -o "$tmp/" ./cmd/bridgekeeper ./cmd/loadgen
+export BRIDGEKEEPER_SYSTEM_SECRET="${BRIDGEKEEPER_SYSTEM_SECRET:-$(head -c 32 /dev/urandom | base64)}"
+
+# The benchmark's users and clients (loopback only; the password is no
+# secret: bcrypt of "bench-peer-password", cost 10).
+user_password=bench-peer-password
+user_hash='$2a$10$p1PNr5V4gweJyXvFPOXvOeKnvesTSTBUb9DAL7ygPx8NkOmWj.LSq'
+client_secret=$(head -c 24 /dev/urandom | base64 | tr -d '/+=')
+
+dex_config() { # file port storage algorithm
+	{
+		echo "issuer: http://127.0.0.1:$2/dex"
+		case $3 in
+		memory) printf 'storage:\n  type: memory\n' ;;
+		sqlite3) printf 'storage:\n  type: sqlite3\n  config:\n    file: %s\n' "$tmp/dex-$2.db" ;;
+		esac
+		printf 'web:\n  http: 127.0.0.1:%s\n' "$2"
+		printf 'logger:\n  level: error\n'
+		printf 'signer:\n  type: local\n  config:\n    keysRotationPeriod: 6h\n    algorithm: %s\n' "$4"
+		printf 'oauth2:\n  passwordConnector: local\n  skipApprovalScreen: true\n'
+		printf 'enablePasswordDB: true\n'
+		printf 'staticClients:\n'
+		printf -- '- id: bench\n  name: bench\n  secret: %s\n  redirectURIs: ["http://127.0.0.1:9/callback"]\n' "$client_secret"
+		printf 'staticPasswords:\n'
+		for i in 0 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15; do
+			printf -- '- email: "bench%s@example.com"\n  hash: "%s"\n  username: "bench%s"\n  userID: "bench-user-%s"\n' \
+				"$i" "$user_hash" "$i" "$i"
+		done
+	} >"$1"
+}
+
+wait_ready() { # url
+	i=0
+	until curl -fsS -o /dev/null "$1/.well-known/openid-configuration" 2>/dev/null; do
+		i=$((i + 1))
+		[ $i -gt 300 ] && { echo "bench-peers: $1 did not start" >&2; exit 1; }
+		sleep 0.1
+	done
+}
+
+# rate server scenario: one loadgen run; prints req/s, p50, p99 and errors.
+rate() {
+	case $1 in
+	bk) args="--target http://127.0.0.1:$port --dsn sqlite:$tmp/bk-$alg.db --bridgekeeper $tmp/bridgekeeper" ;;
+	dexmem) args="--target http://127.0.0.1:$((port + 1))/dex --token-url http://127.0.0.1:$((port + 1))/dex/token" ;;
+	dexsql) args="--target http://127.0.0.1:$((port + 2))/dex --token-url http://127.0.0.1:$((port + 2))/dex/token" ;;
+	esac
+	case $1 in
+	dex*) args="$args --cc-client-id bench --cc-client-secret $client_secret --client-id bench --client-secret $client_secret
+		--password-grant --email bench%d@example.com --password $user_password" ;;
+	esac
+	# shellcheck disable=SC2086
+	"$tmp/loadgen" $args --scenarios "$2" --concurrency "$concurrency" --duration "$duration" --format markdown \
+		2>>"$tmp/loadgen.log" | awk -F'|' 'NR > 2 && NF > 8 { for (i = 4; i <= 8; i++) gsub(/ |ms/, "", $i); printf "%s %s %s %s\n", $5, $6, $8, $4 }'
+}
+
+for alg in $algorithms; do
+	"$tmp/bridgekeeper" migrate --dsn "sqlite:$tmp/bk-$alg.db" >/dev/null
+	"$tmp/bridgekeeper" serve --issuer "http://127.0.0.1:$port" --listen "127.0.0.1:$port" \
+		--dsn "sqlite:$tmp/bk-$alg.db" --keys.algorithm "$alg" --log.level warn 2>"$tmp/serve-$alg.log" &
+	pids="$pids $!"
+	dex_config "$tmp/dex-mem.yaml" $((port + 1)) memory "$alg"
+	dex_config "$tmp/dex-sql.yaml" $((port + 2)) sqlite3 "$alg"
+	"$dex" serve "$tmp/dex-mem.yaml" 2>"$tmp/dex-mem-$alg.log" &
+	pids="$pids $!"
+	"$dex" serve "$tmp/dex-sql.yaml" 2>"$tmp/dex-sql-$alg.log" &
+	pids="$pids $!"
+	wait_ready "http://127.0.0.1:$port"
+	wait_ready "http://127.0.0.1:$((port + 1))/dex"
+	wait_ready "http://127.0.0.1:$((port + 2))/dex"
+
+	scenarios="client_credentials refresh"
+	[ "$alg" = ES256 ] && scenarios=client_credentials
+	echo "### $alg, concurrency $concurrency, $duration per run, $(nproc) cores, $(date -u '+%Y-%m-%d %H:%M UTC'), load average $(cut -d' ' -f1-3 /proc/loadavg)"
+	echo
+	echo "| scenario | round | Bridgekeeper, SQLite req/s (p50, p99) | Dex, memory | Dex, sqlite3 | ÷ Dex memory | ÷ Dex sqlite3 |"
+	echo "|---|---|---|---|---|---|---|"
+	for s in $scenarios; do
+		r=1
+		while [ $r -le "$rounds" ]; do
+			set -- $(rate bk "$s") $(rate dexmem "$s") $(rate dexsql "$s")
+			if [ $# -ne 12 ]; then
+				echo "bench-peers: a run failed; see below" >&2
+				cat "$tmp/loadgen.log" >&2
+				exit 1
+			fi
+			errs=""
+			[ "$4$8${12}" = "000" ] || errs=" (errors: $4, $8, ${12})"
+			awk -v s="$s" -v r="$r" -v e="$errs" -v bk="$1" -v b50="$2" -v b99="$3" -v dm="$5" -v m50="$6" -v m99="$7" -v ds="$9" -v s50="${10}" -v s99="${11}" \
+				'BEGIN { printf "| %s%s | %d | **%.0f** (%s, %s ms) | %.0f (%s, %s ms) | %.0f (%s, %s ms) | **%.2f×** | %.2f× |\n", s, e, r, bk, b50, b99, dm, m50, m99, ds, s50, s99, bk / dm, bk / ds }'
+			r=$((r + 1))
+		done
+	done
+	echo
+	echo "Peak RSS: Bridgekeeper $(awk '/VmHWM/ {printf "%.0f MB", $2/1024}' /proc/"$(echo $pids | awk '{print $(NF-2)}')"/status)," \
+		"Dex memory $(awk '/VmHWM/ {printf "%.0f MB", $2/1024}' /proc/"$(echo $pids | awk '{print $(NF-1)}')"/status)," \
+		"Dex sqlite3 $(awk '/VmHWM/ {printf "%.0f MB", $2/1024}' /proc/"$(echo $pids | awk '{print $NF}')"/status)"
+	echo
+	for p in $pids; do kill "$p" 2>/dev/null && wait "$p" 2>/dev/null || true; done
+	pids=
+done
