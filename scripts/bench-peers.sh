@@ -85,8 +85,17 @@ wait_ready() { # url
 	done
 }
 
-# rate server scenario: one loadgen run; prints req/s, p50, p99 and errors.
+cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
+
+# rate server scenario: one loadgen run; prints req/s, p50, p99, errors
+# and the server's CPU time per request in µs (user + system).
 rate() {
+	case $1 in
+	bk) pid=$bk_pid ;;
+	dexmem) pid=$dm_pid ;;
+	dexsql) pid=$ds_pid ;;
+	esac
+	t0=$(cpu_ticks "$pid")
 	case $1 in
 	bk) args="--target http://127.0.0.1:$port --dsn sqlite:$tmp/bk-$alg.db --bridgekeeper $tmp/bridgekeeper" ;;
 	dexmem) args="--target http://127.0.0.1:$((port + 1))/dex --token-url http://127.0.0.1:$((port + 1))/dex/token" ;;
@@ -98,19 +107,26 @@ rate() {
 	esac
 	# shellcheck disable=SC2086
 	"$tmp/loadgen" $args --scenarios "$2" --concurrency "$concurrency" --duration "$duration" --format markdown \
-		2>>"$tmp/loadgen.log" | awk -F'|' 'NR > 2 && NF > 8 { for (i = 4; i <= 8; i++) gsub(/ |ms/, "", $i); printf "%s %s %s %s\n", $5, $6, $8, $4 }'
+		2>>"$tmp/loadgen.log" >"$tmp/run.md"
+	t1=$(cpu_ticks "$pid")
+	awk -F'|' -v ticks=$((t1 - t0)) -v hz="$(getconf CLK_TCK)" 'NR > 2 && NF > 8 {
+		for (i = 3; i <= 8; i++) gsub(/ |ms/, "", $i)
+		printf "%s %s %s %s %.0f\n", $5, $6, $8, $4, ticks * 1e6 / hz / $3 }' "$tmp/run.md"
 }
 
 for alg in $algorithms; do
 	"$tmp/bridgekeeper" migrate --dsn "sqlite:$tmp/bk-$alg.db" >/dev/null
 	"$tmp/bridgekeeper" serve --issuer "http://127.0.0.1:$port" --listen "127.0.0.1:$port" \
 		--dsn "sqlite:$tmp/bk-$alg.db" --keys.algorithm "$alg" --log.level warn 2>"$tmp/serve-$alg.log" &
+	bk_pid=$!
 	pids="$pids $!"
 	dex_config "$tmp/dex-mem.yaml" $((port + 1)) memory "$alg"
 	dex_config "$tmp/dex-sql.yaml" $((port + 2)) sqlite3 "$alg"
 	"$dex" serve "$tmp/dex-mem.yaml" 2>"$tmp/dex-mem-$alg.log" &
+	dm_pid=$!
 	pids="$pids $!"
 	"$dex" serve "$tmp/dex-sql.yaml" 2>"$tmp/dex-sql-$alg.log" &
+	ds_pid=$!
 	pids="$pids $!"
 	wait_ready "http://127.0.0.1:$port"
 	wait_ready "http://127.0.0.1:$((port + 1))/dex"
@@ -120,28 +136,31 @@ for alg in $algorithms; do
 	[ "$alg" = ES256 ] && scenarios=client_credentials
 	echo "### $alg, concurrency $concurrency, $duration per run, $(nproc) cores, $(date -u '+%Y-%m-%d %H:%M UTC'), load average $(cut -d' ' -f1-3 /proc/loadavg)"
 	echo
-	echo "| scenario | round | Bridgekeeper, SQLite req/s (p50, p99) | Dex, memory | Dex, sqlite3 | ÷ Dex memory | ÷ Dex sqlite3 |"
-	echo "|---|---|---|---|---|---|---|"
+	echo "Each cell: req/s (p50, p99 in ms; the server's CPU per response in µs)."
+	echo
+	echo "| scenario | round | Bridgekeeper, SQLite | Dex, memory | Dex, sqlite3 | rate ÷ Dex memory | ÷ Dex sqlite3 | CPU per response ÷ Dex memory |"
+	echo "|---|---|---|---|---|---|---|---|"
 	for s in $scenarios; do
 		r=1
 		while [ $r -le "$rounds" ]; do
 			set -- $(rate bk "$s") $(rate dexmem "$s") $(rate dexsql "$s")
-			if [ $# -ne 12 ]; then
+			if [ $# -ne 15 ]; then
 				echo "bench-peers: a run failed; see below" >&2
 				cat "$tmp/loadgen.log" >&2
 				exit 1
 			fi
 			errs=""
-			[ "$4$8${12}" = "000" ] || errs=" (errors: $4, $8, ${12})"
-			awk -v s="$s" -v r="$r" -v e="$errs" -v bk="$1" -v b50="$2" -v b99="$3" -v dm="$5" -v m50="$6" -v m99="$7" -v ds="$9" -v s50="${10}" -v s99="${11}" \
-				'BEGIN { printf "| %s%s | %d | **%.0f** (%s, %s ms) | %.0f (%s, %s ms) | %.0f (%s, %s ms) | **%.2f×** | %.2f× |\n", s, e, r, bk, b50, b99, dm, m50, m99, ds, s50, s99, bk / dm, bk / ds }'
+			[ "$4$9${14}" = "000" ] || errs=" (errors: $4, $9, ${14})"
+			awk -v s="$s" -v r="$r" -v e="$errs" -v bk="$1" -v b50="$2" -v b99="$3" -v bc="$5" \
+				-v dm="$6" -v m50="$7" -v m99="$8" -v mc="${10}" -v ds="${11}" -v s50="${12}" -v s99="${13}" -v sc="${15}" \
+				'BEGIN { printf "| %s%s | %d | **%.0f** (%s, %s; %d µs) | %.0f (%s, %s; %d µs) | %.0f (%s, %s; %d µs) | **%.2f×** | %.2f× | %.2f× |\n",
+					s, e, r, bk, b50, b99, bc, dm, m50, m99, mc, ds, s50, s99, sc, bk / dm, bk / ds, bc / mc }'
 			r=$((r + 1))
 		done
 	done
 	echo
-	echo "Peak RSS: Bridgekeeper $(awk '/VmHWM/ {printf "%.0f MB", $2/1024}' /proc/"$(echo $pids | awk '{print $(NF-2)}')"/status)," \
-		"Dex memory $(awk '/VmHWM/ {printf "%.0f MB", $2/1024}' /proc/"$(echo $pids | awk '{print $(NF-1)}')"/status)," \
-		"Dex sqlite3 $(awk '/VmHWM/ {printf "%.0f MB", $2/1024}' /proc/"$(echo $pids | awk '{print $NF}')"/status)"
+	rss() { awk '/VmHWM/ { printf "%.0f MB", $2 / 1024 }' "/proc/$1/status"; }
+	echo "Peak RSS: Bridgekeeper $(rss $bk_pid), Dex memory $(rss $dm_pid), Dex sqlite3 $(rss $ds_pid)."
 	echo
 	for p in $pids; do kill "$p" 2>/dev/null && wait "$p" 2>/dev/null || true; done
 	pids=
