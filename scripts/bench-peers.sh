@@ -19,7 +19,13 @@
 #   git clone https://github.com/dexidp/dex /tmp/dex && (cd /tmp/dex && go build -o /tmp/dex/bin/dex ./cmd/dex)
 #   make bench-peers DEX=/tmp/dex/bin/dex
 #
-# Environment: DEX, BENCH_DURATION (10s), BENCH_CONCURRENCY (8),
+# DEX_CLIENT_CREDENTIALS may name another Dex binary for the
+# client_credentials runs: Dex's releases up to 2.45.1 lack that grant, and
+# its master (December 2026) has it but hangs on every refresh (a storage
+# transaction calls back into storage). A run that fails or hangs is
+# reported as such (each is cut off after its duration + 60 s).
+#
+# Environment: DEX, DEX_CLIENT_CREDENTIALS, BENCH_DURATION (10s), BENCH_CONCURRENCY (8),
 # BENCH_ROUNDS (1), BENCH_ALGORITHMS ("RS256 ES256"; ES256 runs
 # client_credentials only), BENCH_PORT (18480; it uses three ports from it).
 set -eu
@@ -29,6 +35,9 @@ if [ -z "$dex" ] || [ ! -x "$dex" ]; then
 	echo "bench-peers: skipped: no Dex binary (set DEX=/path/to/dex, built from github.com/dexidp/dex)"
 	exit 0
 fi
+dex_cc=${DEX_CLIENT_CREDENTIALS:-$dex}
+# Dex's master has client_credentials behind this flag (ignored by 2.45).
+export DEX_CLIENT_CREDENTIAL_GRANT_ENABLED_BY_DEFAULT=true
 duration=${BENCH_DURATION:-10s}
 concurrency=${BENCH_CONCURRENCY:-8}
 rounds=${BENCH_ROUNDS:-1}
@@ -38,8 +47,16 @@ port=${BENCH_PORT:-18480}
 root=$(cd "$(dirname "$0")/.." && pwd)
 tmp=$(mktemp -d)
 pids=
+rss_dex=
+stop() { # a server stuck in a hung request would wait for it on SIGTERM
+	for p in $pids; do kill "$p" 2>/dev/null || true; done
+	sleep 1
+	for p in $pids; do kill -9 "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done
+	pids=
+}
 cleanup() {
-	for p in $pids; do kill "$p" 2>/dev/null && wait "$p" 2>/dev/null; done
+	set +e
+	stop
 	rm -rf "$tmp"
 }
 trap cleanup EXIT INT TERM
@@ -63,7 +80,8 @@ dex_config() { # file port storage algorithm
 		esac
 		printf 'web:\n  http: 127.0.0.1:%s\n' "$2"
 		printf 'logger:\n  level: error\n'
-		printf 'signer:\n  type: local\n  config:\n    keysRotationPeriod: 6h\n    algorithm: %s\n' "$4"
+		# RS256 is Dex's default (and only, before 2.46) algorithm.
+		[ "$4" = RS256 ] || printf 'signer:\n  type: local\n  config:\n    keysRotationPeriod: 6h\n    algorithm: %s\n' "$4"
 		printf 'oauth2:\n  passwordConnector: local\n  skipApprovalScreen: true\n'
 		printf 'enablePasswordDB: true\n'
 		printf 'staticClients:\n'
@@ -76,11 +94,11 @@ dex_config() { # file port storage algorithm
 	} >"$1"
 }
 
-wait_ready() { # url
+ready() { # url: waits up to 30 s for its discovery document
 	i=0
 	until curl -fsS -o /dev/null "$1/.well-known/openid-configuration" 2>/dev/null; do
 		i=$((i + 1))
-		[ $i -gt 300 ] && { echo "bench-peers: $1 did not start" >&2; exit 1; }
+		[ $i -gt 300 ] && return 1
 		sleep 0.1
 	done
 }
@@ -88,8 +106,14 @@ wait_ready() { # url
 cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
 
 # rate server scenario: one loadgen run; prints req/s, p50, p99, errors
-# and the server's CPU time per request in µs (user + system).
+# and the server's CPU time per request in µs (user + system), or "- - - -
+# -" when the server is down or the run failed.
 rate() {
+	eval "up=\$up_$1"
+	if [ "$up" != yes ]; then
+		echo "- - - - -"
+		return
+	fi
 	case $1 in
 	bk) pid=$bk_pid ;;
 	dexmem) pid=$dm_pid ;;
@@ -106,31 +130,46 @@ rate() {
 		--password-grant --email bench%d@example.com --password $user_password" ;;
 	esac
 	# shellcheck disable=SC2086
-	"$tmp/loadgen" $args --scenarios "$2" --concurrency "$concurrency" --duration "$duration" --format markdown \
-		2>>"$tmp/loadgen.log" >"$tmp/run.md"
+	if ! timeout "$(($(echo "$duration" | tr -d s) + 60))" "$tmp/loadgen" $args --scenarios "$2" \
+		--concurrency "$concurrency" --duration "$duration" --format markdown 2>>"$tmp/loadgen.log" >"$tmp/run.md" ||
+		! grep -q '^| [a-z]' "$tmp/run.md" || grep -q '^| [a-z_ ()]* | 0 |' "$tmp/run.md"; then
+		echo "bench-peers: the $2 run against $1 failed or hung; it is left out" >&2
+		echo "- - - - -"
+		return
+	fi
 	t1=$(cpu_ticks "$pid")
 	awk -F'|' -v ticks=$((t1 - t0)) -v hz="$(getconf CLK_TCK)" 'NR > 2 && NF > 8 {
 		for (i = 3; i <= 8; i++) gsub(/ |ms/, "", $i)
-		printf "%s %s %s %s %.0f\n", $5, $6, $8, $4, ticks * 1e6 / hz / $3 }' "$tmp/run.md"
+		printf "%s %s %s %s %.0f\n", $5, $6, $8, $4, ticks * 1e6 / hz / $3 }' "$tmp/run.md" | head -1
 }
+
+# start_dex binary: a Dex on memory storage and one on sqlite3.
+start_dex() {
+	dex_config "$tmp/dex-mem.yaml" $((port + 1)) memory "$alg"
+	rm -f "$tmp/dex-$((port + 2)).db"
+	dex_config "$tmp/dex-sql.yaml" $((port + 2)) sqlite3 "$alg"
+	"$1" serve "$tmp/dex-mem.yaml" >/dev/null 2>>"$tmp/dex-mem.log" &
+	dm_pid=$!
+	"$1" serve "$tmp/dex-sql.yaml" >/dev/null 2>>"$tmp/dex-sql.log" &
+	ds_pid=$!
+	up_dexmem=no up_dexsql=no
+	ready "http://127.0.0.1:$((port + 1))/dex" && up_dexmem=yes
+	ready "http://127.0.0.1:$((port + 2))/dex" && up_dexsql=yes
+	dex_pids="$dm_pid $ds_pid"
+	pids="$pids $dex_pids"
+}
+
+rss() { awk '/VmHWM/ { printf "%.0f MB", $2 / 1024 }' "/proc/$1/status" 2>/dev/null || echo "—"; }
 
 for alg in $algorithms; do
 	"$tmp/bridgekeeper" migrate --dsn "sqlite:$tmp/bk-$alg.db" >/dev/null
 	"$tmp/bridgekeeper" serve --issuer "http://127.0.0.1:$port" --listen "127.0.0.1:$port" \
-		--dsn "sqlite:$tmp/bk-$alg.db" --keys.algorithm "$alg" --log.level warn 2>"$tmp/serve-$alg.log" &
+		--dsn "sqlite:$tmp/bk-$alg.db" --keys.algorithm "$alg" --log.level warn >/dev/null 2>"$tmp/serve-$alg.log" &
 	bk_pid=$!
 	pids="$pids $!"
-	dex_config "$tmp/dex-mem.yaml" $((port + 1)) memory "$alg"
-	dex_config "$tmp/dex-sql.yaml" $((port + 2)) sqlite3 "$alg"
-	"$dex" serve "$tmp/dex-mem.yaml" 2>"$tmp/dex-mem-$alg.log" &
-	dm_pid=$!
-	pids="$pids $!"
-	"$dex" serve "$tmp/dex-sql.yaml" 2>"$tmp/dex-sql-$alg.log" &
-	ds_pid=$!
-	pids="$pids $!"
-	wait_ready "http://127.0.0.1:$port"
-	wait_ready "http://127.0.0.1:$((port + 1))/dex"
-	wait_ready "http://127.0.0.1:$((port + 2))/dex"
+	up_bk=no
+	ready "http://127.0.0.1:$port" && up_bk=yes
+	[ $up_bk = yes ] || { echo "bench-peers: Bridgekeeper did not start:" >&2; cat "$tmp/serve-$alg.log" >&2; exit 1; }
 
 	scenarios="client_credentials refresh"
 	[ "$alg" = ES256 ] && scenarios=client_credentials
@@ -141,6 +180,9 @@ for alg in $algorithms; do
 	echo "| scenario | round | Bridgekeeper, SQLite | Dex, memory | Dex, sqlite3 | rate ÷ Dex memory | ÷ Dex sqlite3 | CPU per response ÷ Dex memory |"
 	echo "|---|---|---|---|---|---|---|---|"
 	for s in $scenarios; do
+		bin=$dex
+		[ "$s" = client_credentials ] && bin=$dex_cc
+		start_dex "$bin"
 		r=1
 		while [ $r -le "$rounds" ]; do
 			set -- $(rate bk "$s") $(rate dexmem "$s") $(rate dexsql "$s")
@@ -151,17 +193,21 @@ for alg in $algorithms; do
 			fi
 			errs=""
 			[ "$4$9${14}" = "000" ] || errs=" (errors: $4, $9, ${14})"
-			awk -v s="$s" -v r="$r" -v e="$errs" -v bk="$1" -v b50="$2" -v b99="$3" -v bc="$5" \
+			LC_ALL=C awk -v s="$s" -v r="$r" -v e="$errs" -v bk="$1" -v b50="$2" -v b99="$3" -v bc="$5" \
 				-v dm="$6" -v m50="$7" -v m99="$8" -v mc="${10}" -v ds="${11}" -v s50="${12}" -v s99="${13}" -v sc="${15}" \
-				'BEGIN { printf "| %s%s | %d | **%.0f** (%s, %s; %d µs) | %.0f (%s, %s; %d µs) | %.0f (%s, %s; %d µs) | **%.2f×** | %.2f× | %.2f× |\n",
-					s, e, r, bk, b50, b99, bc, dm, m50, m99, mc, ds, s50, s99, sc, bk / dm, bk / ds, bc / mc }'
+				'function cell(r, p50, p99, c) { return r == "-" ? "—" : sprintf("%.0f (%s, %s; %d µs)", r, p50, p99, c) }
+				function ratio(a, b) { return b == "-" ? "—" : sprintf("%.2f×", a / b) }
+				BEGIN { printf "| %s%s | %d | **%s** | %s | %s | **%s** | %s | %s |\n", s, e, r, cell(bk, b50, b99, bc),
+					cell(dm, m50, m99, mc), cell(ds, s50, s99, sc), ratio(bk, dm), ratio(bk, ds), ratio(bc, mc) }'
 			r=$((r + 1))
 		done
+		rss_dex="$rss_dex $s: Dex memory $(rss $dm_pid), sqlite3 $(rss $ds_pid);"
+		for p in $dex_pids; do kill -9 "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done
 	done
 	echo
-	rss() { awk '/VmHWM/ { printf "%.0f MB", $2 / 1024 }' "/proc/$1/status"; }
-	echo "Peak RSS: Bridgekeeper $(rss $bk_pid), Dex memory $(rss $dm_pid), Dex sqlite3 $(rss $ds_pid)."
+	echo "Peak RSS: Bridgekeeper $(rss $bk_pid);$rss_dex"
+	echo "Dex binaries: $dex (refresh), $dex_cc (client_credentials)."
 	echo
-	for p in $pids; do kill "$p" 2>/dev/null && wait "$p" 2>/dev/null || true; done
-	pids=
+	rss_dex=
+	stop
 done
