@@ -25,7 +25,10 @@
 # transaction calls back into storage). A run that fails or hangs is
 # reported as such (each is cut off after its duration + 60 s).
 #
-# Environment: DEX, DEX_CLIENT_CREDENTIALS, BENCH_DURATION (10s), BENCH_CONCURRENCY (8),
+# BENCH_BRIDGEKEEPER may name a bridgekeeper binary to measure instead of
+# this tree's (another build, for a before/after beside the same Dex).
+#
+# Environment: DEX, DEX_CLIENT_CREDENTIALS, BENCH_BRIDGEKEEPER, BENCH_DURATION (10s), BENCH_CONCURRENCY (8),
 # BENCH_ROUNDS (1), BENCH_ALGORITHMS ("RS256 ES256"; ES256 runs
 # client_credentials only), BENCH_PORT (18480; it uses three ports from it).
 set -eu
@@ -63,6 +66,7 @@ trap cleanup EXIT INT TERM
 
 cd "$root"
 CGO_ENABLED=${CGO_ENABLED:-0} go build -trimpath -o "$tmp/" ./cmd/bridgekeeper ./cmd/loadgen
+[ -z "${BENCH_BRIDGEKEEPER:-}" ] || cp "$BENCH_BRIDGEKEEPER" "$tmp/bridgekeeper"
 export BRIDGEKEEPER_SYSTEM_SECRET="${BRIDGEKEEPER_SYSTEM_SECRET:-$(head -c 32 /dev/urandom | base64)}"
 
 # The benchmark's users and clients (loopback only; the password is no
