@@ -11,7 +11,7 @@ RACE ?= $(shell command -v gcc >/dev/null 2>&1 && echo -race)
 
 CMDS := bridgekeeper connector-oidc connector-facebook fakeidp example-api
 
-.PHONY: all build run test test-go wasm-build test-browser bench bench-load bench-wrk test-resilience lint fmt clean npm-deps generate
+.PHONY: all build run test test-go wasm-build test-browser bench bench-load bench-peers bench-wrk test-resilience lint fmt clean npm-deps generate
 
 all: build
 
@@ -59,6 +59,12 @@ bench: wasm-build
 # Load test of a real broker on SQLite and Postgres (BENCHMARKS.md).
 bench-load:
 	./scripts/bench-load.sh
+
+# Bridgekeeper beside Dex on this machine in one run, same load tool, same
+# algorithm (BENCHMARKS.md). DEX is a Dex binary built from its repository;
+# without one the target says it skipped.
+bench-peers:
+	DEX="$(DEX)" ./scripts/bench-peers.sh
 
 # client_credentials (beside its signing floor), JWKS and discovery driven
 # by wrk, a lighter load generator (needs the wrk package).

@@ -2,11 +2,14 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -70,8 +73,47 @@ type op struct {
 
 // worker is one concurrent loop with its own state (a refresh chain).
 type worker struct {
+	n       int // its number, from 0
 	client  *flow.Client
 	refresh string
+}
+
+// tokenClient posts to the token endpoint as one client: with HTTP Basic
+// authentication when it has a secret, else with client_id in the form. The
+// client_credentials and refresh scenarios use it against Bridgekeeper and
+// against peers alike (their token endpoints live at other paths).
+type tokenClient struct {
+	url, id, secret string
+	http            *http.Client
+}
+
+func (d *driver) tokenClient(id, secret string) *tokenClient {
+	return &tokenClient{url: d.o.tokenURL, id: id, secret: secret, http: &http.Client{Transport: d.transport, Timeout: 30 * time.Second}}
+}
+
+func (c *tokenClient) post(ctx context.Context, form url.Values) (flow.Tokens, error) {
+	if c.secret == "" {
+		form.Set("client_id", c.id)
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.url, strings.NewReader(form.Encode()))
+	if err != nil {
+		return flow.Tokens{}, err
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	if c.secret != "" {
+		req.SetBasicAuth(url.QueryEscape(c.id), url.QueryEscape(c.secret))
+	}
+	res, err := c.http.Do(req)
+	if err != nil {
+		return flow.Tokens{}, err
+	}
+	defer res.Body.Close()
+	t := flow.Tokens{}
+	if err := json.NewDecoder(io.LimitReader(res.Body, 1<<20)).Decode(&t); err != nil {
+		return flow.Tokens{Status: res.StatusCode}, fmt.Errorf("token endpoint answered %d with no JSON: %w", res.StatusCode, err)
+	}
+	t.Status = res.StatusCode
+	return t, nil
 }
 
 func (d *driver) login(ctx context.Context) (*flow.Client, error) {
@@ -93,23 +135,30 @@ func (d *driver) scenario(ctx context.Context, name string) ([]result, error) {
 	case "jwks":
 		ops = []op{{"jwks", func(ctx context.Context, w *worker) error { return d.getJWKS(ctx) }}}
 	case "client_credentials":
-		cc := flow.New(d.o.ccID, "", d.transport)
-		cc.ClientSecret = d.o.ccSecret
+		cc := d.tokenClient(d.o.ccID, d.o.ccSecret)
 		ops = []op{{"client_credentials", func(ctx context.Context, w *worker) error {
-			t, err := cc.ClientCredentials(ctx, d.o.target, d.o.ccScope)
+			form := url.Values{"grant_type": {"client_credentials"}}
+			if d.o.ccScope != "" {
+				form.Set("scope", d.o.ccScope)
+			}
+			t, err := cc.post(ctx, form)
 			return tokenErr(t, err)
 		}}}
 	case "refresh":
+		rc := d.tokenClient(d.o.clientID, d.o.clientSecret)
 		prepare = func(ctx context.Context, w *worker) error {
-			t, err := d.newGrant(ctx, w)
+			t, err := d.newGrant(ctx, w, rc)
 			w.refresh = t.RefreshToken
+			if err == nil && t.RefreshToken == "" {
+				err = errors.New("the grant came without a refresh token")
+			}
 			return err
 		}
 		ops = []op{{"refresh_token (chain per worker)", func(ctx context.Context, w *worker) error {
-			t, err := w.client.Refresh(ctx, d.o.target, w.refresh)
+			t, err := rc.post(ctx, url.Values{"grant_type": {"refresh_token"}, "refresh_token": {w.refresh}})
 			if err := tokenErr(t, err); err != nil {
 				// Start a new chain so one failure does not end the worker.
-				t, nerr := d.newGrant(ctx, w)
+				t, nerr := d.newGrant(ctx, w, rc)
 				if nerr == nil {
 					w.refresh = t.RefreshToken
 				}
@@ -151,8 +200,19 @@ func (d *driver) scenario(ctx context.Context, name string) ([]result, error) {
 // errSkip marks an op that had nothing to do (not counted).
 var errSkip = errors.New("skipped")
 
-// newGrant logs in once (shared session) and redeems a fresh code for w.
-func (d *driver) newGrant(ctx context.Context, w *worker) (flow.Tokens, error) {
+// newGrant logs in once (shared session) and redeems a fresh code for w;
+// with --password-grant it asks for w's own user's tokens with the
+// password grant instead.
+func (d *driver) newGrant(ctx context.Context, w *worker, rc *tokenClient) (flow.Tokens, error) {
+	if d.o.passwordGrant {
+		user := d.o.email
+		if strings.Contains(user, "%d") {
+			user = fmt.Sprintf(user, w.n)
+		}
+		t, err := rc.post(ctx, url.Values{"grant_type": {"password"}, "username": {user},
+			"password": {d.o.password}, "scope": {"openid offline_access"}})
+		return t, tokenErr(t, err)
+	}
 	c, err := d.login(ctx)
 	if err != nil {
 		return flow.Tokens{}, err
@@ -198,7 +258,7 @@ func (d *driver) getJWKS(ctx context.Context) error {
 func (d *driver) load(ctx context.Context, prepare func(context.Context, *worker) error, ops []op) ([]result, error) {
 	workers := make([]*worker, d.o.concurrency)
 	for i := range workers {
-		workers[i] = &worker{}
+		workers[i] = &worker{n: i}
 		if prepare != nil {
 			if err := prepare(ctx, workers[i]); err != nil {
 				return nil, fmt.Errorf("prepare worker %d: %w", i, err)

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -96,5 +97,64 @@ func TestJWKSRunCountsRequestsAndErrors(t *testing.T) {
 	var n int64
 	if _, err := fmt.Sscan(requests, &n); err != nil || n > served.Load() || n < served.Load()-2 {
 		t.Errorf("reported %s requests, server saw %d", requests, served.Load())
+	}
+}
+
+// With --password-grant and --token-url (a peer such as Dex), each refresh
+// worker starts its own user's chain with the password grant, as a
+// confidential client, and then redeems only its own latest token.
+func TestPasswordGrantChainsPerWorker(t *testing.T) {
+	var (
+		mu     sync.Mutex
+		latest = map[string]string{} // user -> their latest refresh token
+		owner  = map[string]string{} // refresh token -> user
+		users  = map[string]bool{}
+		n      int
+		bad    []string
+	)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		defer mu.Unlock()
+		if id, secret, ok := r.BasicAuth(); r.URL.Path != "/dex/token" || !ok || id != "peer" || secret != "s3cret" {
+			bad = append(bad, fmt.Sprintf("%s without the client's Basic authentication", r.URL.Path))
+			http.Error(w, `{"error":"invalid_client"}`, http.StatusUnauthorized)
+			return
+		}
+		r.ParseForm()
+		var user string
+		switch r.PostForm.Get("grant_type") {
+		case "password":
+			user = r.PostForm.Get("username")
+			if r.PostForm.Get("password") != "pw" || users[user] {
+				bad = append(bad, "password grant for "+user)
+			}
+			users[user] = true
+		case "refresh_token":
+			user = owner[r.PostForm.Get("refresh_token")]
+			if user == "" || latest[user] != r.PostForm.Get("refresh_token") {
+				bad = append(bad, "refresh with a stale or unknown token")
+			}
+		}
+		n++
+		rt := fmt.Sprintf("rt-%d", n)
+		latest[user], owner[rt] = rt, user
+		fmt.Fprintf(w, `{"access_token":"at","id_token":"it","refresh_token":%q,"token_type":"bearer"}`, rt)
+	}))
+	defer srv.Close()
+	var out, errOut bytes.Buffer
+	err := run(context.Background(), []string{"--target", srv.URL + "/dex", "--token-url", srv.URL + "/dex/token",
+		"--scenarios", "refresh", "--password-grant", "--client-id", "peer", "--client-secret", "s3cret",
+		"--email", "user%d@example.com", "--password", "pw", "--concurrency", "3", "--duration", "200ms"}, &out, &errOut)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, errOut.String())
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(bad) > 0 || len(users) != 3 || !users["user0@example.com"] || !users["user2@example.com"] || n < 6 {
+		t.Errorf("users %v, %d requests, wrong: %q\n%s", users, n, bad, out.String())
+	}
+	if _, err := parseFlags([]string{"--target", srv.URL, "--scenarios", "refresh", "--password-grant",
+		"--dsn", "sqlite:x.db"}, &bytes.Buffer{}); err == nil {
+		t.Error("--password-grant with --dsn (Bridgekeeper has no password grant) accepted")
 	}
 }

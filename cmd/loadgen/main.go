@@ -24,28 +24,33 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/bridgekeeper/bridgekeeper/ops/flow"
 )
 
 // maxDuration bounds one scenario's run.
 const maxDuration = 10 * time.Minute
 
 type options struct {
-	target       string
-	scenarios    []string
-	concurrency  int
-	duration     time.Duration
-	allowRemote  bool
-	clientID     string
-	redirectURI  string
-	ccID         string
-	ccSecret     string
-	ccScope      string
-	email        string
-	password     string
-	dsn          string
-	bridgekeeper string
-	format       string
-	wait         time.Duration
+	target        string
+	scenarios     []string
+	concurrency   int
+	duration      time.Duration
+	allowRemote   bool
+	clientID      string
+	clientSecret  string
+	redirectURI   string
+	tokenURL      string
+	passwordGrant bool
+	ccID          string
+	ccSecret      string
+	ccScope       string
+	email         string
+	password      string
+	dsn           string
+	bridgekeeper  string
+	format        string
+	wait          time.Duration
 }
 
 func main() {
@@ -125,6 +130,9 @@ Flags:
 	fs.DurationVar(&o.duration, "duration", 10*time.Second, "time per scenario (at most 10m)")
 	fs.BoolVar(&o.allowRemote, "allow-remote", false, "allow a target that is not on loopback")
 	fs.StringVar(&o.clientID, "client-id", "", "public client for code and refresh (PKCE; set up by --dsn)")
+	fs.StringVar(&o.clientSecret, "client-secret", os.Getenv("LOADGEN_REFRESH_CLIENT_SECRET"), "secret of --client-id when it is confidential (default $LOADGEN_REFRESH_CLIENT_SECRET)")
+	fs.StringVar(&o.tokenURL, "token-url", "", "token endpoint (default: the target's "+flow.PathToken+"; another server's, e.g. Dex's {issuer}/token)")
+	fs.BoolVar(&o.passwordGrant, "password-grant", false, "refresh: each worker starts its chain with the resource owner password grant as its own user\n(--email with %d for the worker's number) instead of a login and a code; for peers such as Dex")
 	fs.StringVar(&o.redirectURI, "redirect-uri", "http://127.0.0.1:9/callback", "its registered redirect URI")
 	fs.StringVar(&o.ccID, "cc-client-id", "", "confidential client for client_credentials (set up by --dsn)")
 	fs.StringVar(&o.ccSecret, "cc-client-secret", os.Getenv("LOADGEN_CLIENT_SECRET"), "its secret (default $LOADGEN_CLIENT_SECRET)")
@@ -146,6 +154,9 @@ Flags:
 		errs = append(errs, errors.New("--target is required"))
 	}
 	o.target = strings.TrimRight(o.target, "/")
+	if o.tokenURL == "" {
+		o.tokenURL = o.target + flow.PathToken
+	}
 	if o.concurrency < 1 || o.concurrency > 1024 {
 		errs = append(errs, fmt.Errorf("--concurrency %d: want 1 to 1024", o.concurrency))
 	}
@@ -166,6 +177,10 @@ Flags:
 	}
 	for _, s := range o.scenarios {
 		switch {
+		case o.passwordGrant && s == "code":
+			errs = append(errs, errors.New("scenario code cannot start from --password-grant"))
+		case o.passwordGrant && (o.dsn != "" || o.clientID == "" || o.email == "" || o.password == ""):
+			errs = append(errs, errors.New("--password-grant needs --client-id, --email and --password, and no --dsn (Bridgekeeper has no password grant)"))
 		case o.dsn != "":
 		case (s == "code" || s == "refresh") && (o.clientID == "" || o.email == "" || o.password == ""):
 			errs = append(errs, fmt.Errorf("scenario %s needs --client-id, --email and --password (or --dsn)", s))
