@@ -25,7 +25,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/bridgekeeper/bridgekeeper/ops/flow"
+	"github.com/bridgekeeper/bridgekeeper/internal/flow"
 )
 
 // maxDuration bounds one scenario's run.
