@@ -135,7 +135,7 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 		s.loginSucceeded(ctx, lim, account, clientIP(r))
 	}
 	s.rehashPassword(ctx, user, pw)
-	s.CompleteLogin(w, r, loginID, user.ID, "local", []string{"pwd"})
+	s.afterFirstFactor(w, r, loginID, p, user, []string{"pwd"})
 }
 
 func (s *Server) renderLogin(w http.ResponseWriter, r *http.Request, status int, loginID, email, errMsg, notice string) {

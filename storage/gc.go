@@ -89,6 +89,7 @@ var expiringTables = []struct{ table, key string }{
 	{"jwt_assertions", "jti"},
 	{"browser_sessions", "id"},
 	{"pending_logins", "id"},
+	{"login_steps", "login_id"},
 	{"action_tokens", "id"},
 	{"rate_counters", `"key"`},
 }

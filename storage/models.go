@@ -28,6 +28,9 @@ type Client struct {
 	DefaultAudiences        []string  `bun:"default_audiences,type:text,notnull"`
 	CreatedAt               time.Time `bun:"created_at,notnull"`
 	UpdatedAt               time.Time `bun:"updated_at,notnull"`
+	// RequireMFA: a user signs in to this client with a second factor
+	// (acr urn:bridgekeeper:acr:mfa), whatever the request asks for.
+	RequireMFA bool `bun:"require_mfa,notnull"`
 }
 
 // SigningKey is one JWT signing key. The private key is stored encrypted

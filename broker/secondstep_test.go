@@ -1,0 +1,303 @@
+package broker
+
+import (
+	"context"
+	"net/http"
+	"net/url"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/pquerna/otp"
+	"github.com/pquerna/otp/totp"
+
+	"github.com/bridgekeeper/bridgekeeper/broker/accounts"
+	"github.com/bridgekeeper/bridgekeeper/broker/mfa"
+	"github.com/bridgekeeper/bridgekeeper/storage/storagetest"
+)
+
+// newMFAEnv is a test broker whose local users have second factors under
+// policy, read on the clock clk (the TOTP steps).
+func newMFAEnv(t *testing.T, b storagetest.Backend, policy string) (*testEnv, *mfa.Service, *limitClock) {
+	t.Helper()
+	clk := &limitClock{now: time.Now()}
+	var svc *mfa.Service
+	e := newTestEnv(t, b, func(c *Config) {
+		var err error
+		if svc, err = mfa.New(mfa.Config{Store: c.Store, Secret: c.Secret, Issuer: "Test", Now: clk.Now}); err != nil {
+			t.Fatal(err)
+		}
+		c.Factors, c.MFA = svc, policy
+	})
+	return e, svc, clk
+}
+
+// code is the TOTP code of secret at clk's time plus steps steps.
+func code(t testing.TB, secret string, clk *limitClock, steps int) string {
+	t.Helper()
+	c, err := totp.GenerateCodeCustom(secret, clk.Now().Add(time.Duration(steps)*30*time.Second),
+		totp.ValidateOpts{Period: 30, Digits: otp.DigitsSix, Algorithm: otp.AlgorithmSHA1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+var (
+	secretRe   = regexp.MustCompile(`id="totp-secret">([A-Z2-7]+)<`)
+	factorRe   = regexp.MustCompile(`name="factor" value="([^"]+)"`)
+	recoveryRe = regexp.MustCompile(`<code>([a-z0-9]{5}-[a-z0-9]{5})</code>`)
+)
+
+// enrolAlice gives alice a confirmed authenticator through the service and
+// returns its secret and recovery codes.
+func enrolAlice(t *testing.T, e *testEnv, svc *mfa.Service, clk *limitClock) (string, []string) {
+	t.Helper()
+	en, err := svc.StartTOTP(context.Background(), e.user)
+	if err != nil {
+		t.Fatal(err)
+	}
+	codes, err := svc.ConfirmTOTP(context.Background(), e.user, en.FactorID, code(t, en.Secret, clk, 0))
+	if err != nil || len(codes) != 10 {
+		t.Fatalf("confirm: %v, %d codes", err, len(codes))
+	}
+	clk.Advance(30 * time.Second) // the confirming code's step is used up
+	return en.Secret, codes
+}
+
+// passwordStep runs an authorization request to the second step's page.
+func (b *browser) passwordStep(ar authRequest) page {
+	b.e.t.Helper()
+	p := b.submitLogin(b.get(b.e.authURL(ar)), userEmail, userPassword)
+	if p.status != http.StatusOK || !strings.Contains(p.url.Path, pathSecondStep) {
+		b.e.t.Fatalf("want the second step, got %d at %s: %.300s", p.status, p.url, p.body)
+	}
+	return p
+}
+
+func (b *browser) submitCode(p page, c string) page {
+	return b.postForm(b.e.issuer+pathSecondStep, url.Values{"login": {loginID(b.e.t, p)}, "code": {c}})
+}
+
+// idClaims exchanges the code of redirect p and returns the ID token's claims.
+func (e *testEnv) idClaims(p page, ar authRequest) map[string]any {
+	e.t.Helper()
+	q := redirectParams(e.t, p, spaRedirect)
+	tr := mustOK(e.t, e.exchange(q.Get("code"), ar))
+	_, claims := e.verifyJWT(tr.IDToken)
+	return claims
+}
+
+func amrOf(c map[string]any) []string {
+	var out []string
+	list, _ := c["amr"].([]any)
+	for _, v := range list {
+		s, _ := v.(string)
+		out = append(out, s)
+	}
+	return out
+}
+
+// A user enrols during sign-in (accounts.mfa: required) from the secret
+// the page shows, signs in with a code computed from it, and each code
+// works once: the same code again, and a code three steps away, are
+// refused; a recovery code works once.
+func TestTOTPSignIn(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b storagetest.Backend) {
+		e, _, clk := newMFAEnv(t, b, MFARequired)
+
+		br := e.browser()
+		ar := spaAuth()
+		p := br.passwordStep(ar)
+		m := secretRe.FindStringSubmatch(p.body)
+		f := factorRe.FindStringSubmatch(p.body)
+		if m == nil || f == nil || !strings.Contains(p.body, `src="data:image/png;base64,`) {
+			t.Fatalf("enrolment page without secret, factor or QR code: %.600s", p.body)
+		}
+		sec := m[1]
+		wrong := br.postForm(e.issuer+pathSecondStep, url.Values{"login": {loginID(t, p)}, "factor": {f[1]}, "code": {"000000"}})
+		if wrong.status != http.StatusUnauthorized || secretRe.FindStringSubmatch(wrong.body)[1] != sec {
+			t.Fatalf("wrong first code: %d, want 401 with the same key shown again", wrong.status)
+		}
+		done := br.postForm(e.issuer+pathSecondStep, url.Values{"login": {loginID(t, p)}, "factor": {f[1]}, "code": {code(t, sec, clk, 0)}})
+		codes := recoveryRe.FindAllStringSubmatch(done.body, -1)
+		if done.status != http.StatusOK || len(codes) != 10 {
+			t.Fatalf("confirm: %d, %d recovery codes: %.400s", done.status, len(codes), done.body)
+		}
+		claims := e.idClaims(br.postForm(e.issuer+pathSecondStep, url.Values{"login": {loginID(t, done)}}), ar)
+		if got := amrOf(claims); !slices.Equal(got, []string{"pwd", "otp", "mfa"}) || claims["acr"] != mfa.ACRMFA {
+			t.Fatalf("after enrolment: amr %v acr %v", got, claims["acr"])
+		}
+
+		// A new browser: password, then a code of the next step.
+		clk.Advance(30 * time.Second)
+		br2 := e.browser()
+		ar2 := spaAuth()
+		p2 := br2.passwordStep(ar2)
+		if r := br2.submitCode(p2, code(t, sec, clk, 3)); r.status != http.StatusUnauthorized {
+			t.Fatalf("code three steps ahead: %d, want 401", r.status)
+		}
+		if r := br2.submitCode(p2, code(t, sec, clk, -3)); r.status != http.StatusUnauthorized {
+			t.Fatalf("code three steps behind: %d, want 401", r.status)
+		}
+		c := code(t, sec, clk, 0)
+		claims = e.idClaims(br2.submitCode(p2, c), ar2)
+		if got := amrOf(claims); !slices.Equal(got, []string{"pwd", "otp", "mfa"}) {
+			t.Fatalf("amr %v", got)
+		}
+		// The same code, in another browser within its step: refused.
+		br3 := e.browser()
+		ar3 := spaAuth()
+		p3 := br3.passwordStep(ar3)
+		if r := br3.submitCode(p3, c); r.status != http.StatusUnauthorized || !strings.Contains(r.body, "used already") {
+			t.Fatalf("the same code again: %d, want 401", r.status)
+		}
+		// An earlier step's code than the one used is refused too.
+		if r := br3.submitCode(p3, code(t, sec, clk, -1)); r.status != http.StatusUnauthorized {
+			t.Fatalf("an older code: %d, want 401", r.status)
+		}
+		// A recovery code works once.
+		rc := codes[3][1]
+		e.idClaims(br3.submitCode(p3, strings.ToUpper(rc)), ar3)
+		br4 := e.browser()
+		p4 := br4.passwordStep(spaAuth())
+		if r := br4.submitCode(p4, rc); r.status != http.StatusUnauthorized {
+			t.Fatalf("a used recovery code: %d, want 401", r.status)
+		}
+	})
+}
+
+// Wrong codes count against the login limits of the password: after
+// enough of them the second step answers 429 with Retry-After, even for
+// the right code.
+func TestTOTPRateLimit(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b storagetest.Backend) {
+		e, svc, clk := newMFAEnv(t, b, MFAOptional)
+		sec, _ := enrolAlice(t, e, svc, clk)
+		e.srv.SetLoginLimiter(accounts.NewLimiter(e.store, accounts.Limits{}, clk.Now, nil))
+		br := e.browser()
+		p := br.passwordStep(spaAuth())
+		var r page
+		for i := range 40 {
+			r = br.submitCode(p, strconv.Itoa(100000+i))
+			if r.status == http.StatusTooManyRequests {
+				break
+			}
+			if r.status != http.StatusUnauthorized {
+				t.Fatalf("wrong code %d: %d", i, r.status)
+			}
+		}
+		if r.status != http.StatusTooManyRequests || r.header.Get("Retry-After") == "" {
+			t.Fatalf("after many wrong codes: %d, Retry-After %q", r.status, r.header.Get("Retry-After"))
+		}
+		if r := br.submitCode(p, code(t, sec, clk, 0)); r.status != http.StatusTooManyRequests {
+			t.Fatalf("the right code while limited: %d, want 429", r.status)
+		}
+	})
+}
+
+// A session that signed in with a password only is asked for the second
+// factor when a request asks for acr urn:bridgekeeper:acr:mfa, and comes
+// back with otp in amr; without acr_values the session is reused as it is;
+// prompt=none cannot step up.
+func TestStepUp(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b storagetest.Backend) {
+		e, svc, clk := newMFAEnv(t, b, MFAOptional)
+		br := e.browser()
+		ar := spaAuth()
+		claims := e.idClaims(br.submitLogin(br.get(e.authURL(ar)), userEmail, userPassword), ar)
+		if got := amrOf(claims); !slices.Equal(got, []string{"pwd"}) || claims["acr"] != mfa.ACRPassword {
+			t.Fatalf("password only: amr %v acr %v", got, claims["acr"])
+		}
+		sec, _ := enrolAlice(t, e, svc, clk)
+
+		plain := spaAuth()
+		if c := e.idClaims(br.get(e.authURL(plain)), plain); c["acr"] != mfa.ACRPassword {
+			t.Fatalf("reuse without acr_values: acr %v", c["acr"])
+		}
+		none := spaAuth("acr_values", mfa.ACRMFA, "prompt", "none")
+		if q := redirectParams(t, br.get(e.authURL(none)), spaRedirect); q.Get("error") != "interaction_required" {
+			t.Fatalf("prompt=none step-up: %v", q)
+		}
+		up := spaAuth("acr_values", mfa.ACRMFA)
+		p := br.get(e.authURL(up))
+		if p.status != http.StatusOK || p.url.Path != pathSecondStep || !strings.Contains(p.body, `name="code"`) {
+			t.Fatalf("step-up: %d at %s, want the code page", p.status, p.url)
+		}
+		claims = e.idClaims(br.submitCode(p, code(t, sec, clk, 0)), up)
+		if got := amrOf(claims); !slices.Contains(got, "otp") || claims["acr"] != mfa.ACRMFA {
+			t.Fatalf("after step-up: amr %v acr %v", got, claims["acr"])
+		}
+		// The stronger session now answers such a request at once.
+		again := spaAuth("acr_values", mfa.ACRMFA)
+		if c := e.idClaims(br.get(e.authURL(again)), again); c["acr"] != mfa.ACRMFA {
+			t.Fatalf("stronger session reused: acr %v", c["acr"])
+		}
+	})
+}
+
+// The second step cannot be skipped or borrowed: posting the step's form
+// without a code, asking the authorization endpoint again, or another
+// browser using the pending login gets no code; the second step without a
+// password step first sends back to the password.
+func TestSecondStepAbuse(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b storagetest.Backend) {
+		e, svc, clk := newMFAEnv(t, b, MFAOptional)
+		sec, _ := enrolAlice(t, e, svc, clk)
+		br := e.browser()
+		ar := spaAuth()
+		p := br.passwordStep(ar)
+		id := loginID(t, p)
+
+		// The "continue" form of an enrolment, without a code.
+		if r := br.postForm(e.issuer+pathSecondStep, url.Values{"login": {id}}); r.status != http.StatusBadRequest || r.header.Get("Location") != "" {
+			t.Fatalf("second step without a code: %d %s", r.status, r.header.Get("Location"))
+		}
+		// No broker session was started by the password alone.
+		if r := br.get(e.authURL(spaAuth("prompt", "none"))); !strings.Contains(r.header.Get("Location"), "error=login_required") {
+			t.Fatalf("prompt=none after the password step only: %d %s", r.status, r.header.Get("Location"))
+		}
+		// Another browser (the attacker's) with the victim's login id and
+		// a valid code: the pending login is not theirs.
+		other := e.browser()
+		other.get(e.authURL(spaAuth())) // has a browser binding of its own
+		if r := other.postForm(e.issuer+pathSecondStep, url.Values{"login": {id}, "code": {code(t, sec, clk, 0)}}); r.status != http.StatusBadRequest || !strings.Contains(r.body, "expired") {
+			t.Fatalf("another browser's second step: %d: %.200s", r.status, r.body)
+		}
+		// The attacker's own pending login without a password step.
+		op := other.get(e.authURL(spaAuth()))
+		r := other.postForm(e.issuer+pathSecondStep, url.Values{"login": {loginID(t, op)}, "code": {code(t, sec, clk, 1)}})
+		if r.url.Path != pathLogin || r.header.Get("Location") != "" {
+			t.Fatalf("second step without a password step: %d at %s", r.status, r.url)
+		}
+		// The owner still finishes with the code.
+		if c := e.idClaims(br.submitCode(p, code(t, sec, clk, 0)), ar); c["acr"] != mfa.ACRMFA {
+			t.Fatalf("owner: acr %v", c["acr"])
+		}
+	})
+}
+
+// A client registered with RequireMFA gets a second factor even when the
+// request does not ask: a user with a factor is asked for it, one without
+// must enrol.
+func TestClientRequiresMFA(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b storagetest.Backend) {
+		e, _, _ := newMFAEnv(t, b, MFAOptional)
+		c, err := e.store.LookupClient(context.Background(), spaID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.RequireMFA = true
+		if err := e.store.UpdateClient(context.Background(), c); err != nil {
+			t.Fatal(err)
+		}
+		br := e.browser()
+		p := br.passwordStep(spaAuth())
+		if !strings.Contains(p.body, `id="totp-secret"`) {
+			t.Fatalf("a client that requires MFA, user without a factor: want enrolment: %.300s", p.body)
+		}
+	})
+}
