@@ -131,9 +131,9 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 		render(http.StatusForbidden, email, msgInactive)
 		return
 	}
-	if lim != nil {
-		s.loginSucceeded(ctx, lim, account, clientIP(r))
-	}
+	// The login limits are cleared when the sign-in is complete (here, or
+	// after the second step): a password alone that leads to a second step
+	// does not reset the count of wrong codes.
 	s.rehashPassword(ctx, user, pw)
 	s.afterFirstFactor(w, r, loginID, p, user, []string{"pwd"})
 }

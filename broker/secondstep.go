@@ -49,11 +49,17 @@ func (s *Server) mfaEnforced(ctx context.Context, clientID string) bool {
 // step when the user has a second factor, to enrolment when one is
 // enforced and the user has none, else straight to CompleteLogin.
 func (s *Server) afterFirstFactor(w http.ResponseWriter, r *http.Request, loginID string, p *storage.PendingLogin, user *storage.User, amr []string) {
-	if !s.mfaOn() {
+	ctx := r.Context()
+	complete := func() {
+		if lim := s.loginLimiter(); lim != nil {
+			s.loginSucceeded(ctx, lim, limitAccount(user), clientIP(r))
+		}
 		s.CompleteLogin(w, r, loginID, user.ID, "local", amr)
+	}
+	if !s.mfaOn() {
+		complete()
 		return
 	}
-	ctx := r.Context()
 	has, err := s.cfg.Factors.HasFactor(ctx, user.ID, "")
 	if err != nil {
 		s.log.ErrorContext(ctx, "login: second factors", "err", err)
@@ -62,7 +68,7 @@ func (s *Server) afterFirstFactor(w http.ResponseWriter, r *http.Request, loginI
 	}
 	enrol := !has && s.mfaEnforced(ctx, p.ClientID)
 	if !has && !enrol {
-		s.CompleteLogin(w, r, loginID, user.ID, "local", amr)
+		complete()
 		return
 	}
 	st := &storage.LoginStep{LoginID: p.ID, UserID: user.ID, AMR: strings.Join(amr, " "), Enrol: enrol, ExpiresAt: p.ExpiresAt}
@@ -164,10 +170,7 @@ func (s *Server) checkCode(w http.ResponseWriter, r *http.Request, user *storage
 		fail(http.StatusBadRequest, "Enter the code from your authenticator app, or a recovery code.")
 		return "", false
 	}
-	account := strings.ToLower(user.Email)
-	if account == "" {
-		account = user.ID
-	}
+	account := limitAccount(user)
 	lim := s.loginLimiter()
 	if lim != nil {
 		ok, retry, err := lim.Allow(ctx, "login", account, clientIP(r))
@@ -245,6 +248,9 @@ func (s *Server) confirmLoginEnrolment(w http.ResponseWriter, r *http.Request, l
 		again(http.StatusServiceUnavailable, "Sign-in is temporarily unavailable. Please try again.")
 		return
 	}
+	if lim := s.loginLimiter(); lim != nil {
+		s.loginSucceeded(ctx, lim, limitAccount(user), clientIP(r))
+	}
 	st.Enrol = false
 	st.AMR = strings.Join(mfa.WithFactor(strings.Fields(st.AMR), "otp"), " ")
 	if err := s.cfg.Store.PutLoginStep(ctx, st); err != nil {
@@ -261,11 +267,7 @@ func (s *Server) limitOnly(w http.ResponseWriter, r *http.Request, user *storage
 	if lim == nil {
 		return struct{}{}, true
 	}
-	account := strings.ToLower(user.Email)
-	if account == "" {
-		account = user.ID
-	}
-	ok, retry, err := lim.Allow(r.Context(), "login", account, clientIP(r))
+	ok, retry, err := lim.Allow(r.Context(), "login", limitAccount(user), clientIP(r))
 	if err != nil {
 		s.log.ErrorContext(r.Context(), "login limiter", "err", err)
 		return struct{}{}, true
@@ -299,4 +301,13 @@ func (s *Server) needsStepUp(ctx context.Context, bs *storage.BrowserSession, fo
 		return false, err
 	}
 	return has || enforced, nil
+}
+
+// limitAccount is the account key of user for the login limits: its
+// e-mail address, as the password form counts it.
+func limitAccount(user *storage.User) string {
+	if user.Email == "" {
+		return user.ID
+	}
+	return strings.ToLower(user.Email)
 }

@@ -301,3 +301,30 @@ func TestClientRequiresMFA(t *testing.T) {
 		}
 	})
 }
+
+// Someone who knows the password cannot reset the count of wrong codes by
+// entering the password again: the password step does not clear the login
+// limits when a second step follows, so password-then-wrong-code rounds
+// end in 429.
+func TestPasswordDoesNotResetCodeLimit(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b storagetest.Backend) {
+		e, svc, clk := newMFAEnv(t, b, MFAOptional)
+		enrolAlice(t, e, svc, clk)
+		e.srv.SetLoginLimiter(accounts.NewLimiter(e.store, accounts.Limits{}, clk.Now, nil))
+		for i := range 40 {
+			br := e.browser()
+			p := br.submitLogin(br.get(e.authURL(spaAuth())), userEmail, userPassword)
+			if p.status == http.StatusTooManyRequests {
+				return
+			}
+			if p.url.Path != pathSecondStep {
+				t.Fatalf("round %d: password step %d at %s", i, p.status, p.url)
+			}
+			if r := br.submitCode(p, strconv.Itoa(200000+i)); r.status == http.StatusTooManyRequests {
+				return
+			}
+			clk.Advance(2 * time.Second) // within the account's delays, not past the window
+		}
+		t.Fatal("40 rounds of password and a wrong code were never limited")
+	})
+}
