@@ -12,6 +12,7 @@ import (
 	"github.com/bridgekeeper/bridgekeeper/broker"
 	"github.com/bridgekeeper/bridgekeeper/broker/accounts"
 	"github.com/bridgekeeper/bridgekeeper/broker/accounts/mail"
+	"github.com/bridgekeeper/bridgekeeper/broker/mfa"
 	"github.com/bridgekeeper/bridgekeeper/internal/config"
 	"github.com/bridgekeeper/bridgekeeper/storage"
 )
@@ -35,7 +36,10 @@ func mailer(cfg config.Config) (mail.Mailer, error) {
 // mountAccounts adds the local-account pages (registration, activation,
 // password reset, account page) to the broker and links them from the
 // login page.
-func mountAccounts(cfg config.Config, srv *broker.Server, store *storage.Store, m mail.Mailer, log *slog.Logger) (*accounts.Service, error) {
+func mountAccounts(cfg config.Config, srv *broker.Server, store *storage.Store, m mail.Mailer, factors *mfa.Service, log *slog.Logger) (*accounts.Service, error) {
+	if cfg.Accounts.MFA == broker.MFAOff {
+		factors = nil // no two-step verification on the account page either
+	}
 	svc, err := accounts.New(accounts.Config{
 		Store:             store,
 		Logger:            log.With("component", "accounts"),
@@ -53,6 +57,8 @@ func mountAccounts(cfg config.Config, srv *broker.Server, store *storage.Store, 
 		SignInURL:           srv.SignInURL,
 		AccessTokenLifetime: srv.AccessTokenLifetime(),
 		AllowedReturnURL:    newReturnURLChecker(store, 30*time.Second).allowed,
+		Factors:             factors,
+		MFAResetByEmail:     cfg.Accounts.MFAResetByEmail,
 	})
 	if err != nil {
 		return nil, err

@@ -14,6 +14,7 @@ import (
 	"github.com/bridgekeeper/bridgekeeper/broker"
 	"github.com/bridgekeeper/bridgekeeper/broker/federation"
 	"github.com/bridgekeeper/bridgekeeper/broker/keys"
+	"github.com/bridgekeeper/bridgekeeper/broker/mfa"
 	"github.com/bridgekeeper/bridgekeeper/internal/config"
 	"github.com/bridgekeeper/bridgekeeper/internal/secret"
 	"github.com/bridgekeeper/bridgekeeper/ops"
@@ -71,6 +72,9 @@ func (e *env) serve(ctx context.Context, cfg config.Config) error {
 	defer store.Close()
 
 	bcfg := brokerConfig(cfg, store, sec, log)
+	if bcfg.Factors, err = mfa.New(mfa.Config{Store: store, Secret: sec, Issuer: cfg.UI.ProductName}); err != nil {
+		return fmt.Errorf("second factors: %w", err)
+	}
 	km, err := keys.New(ctx, store, keysOptions(cfg, sec, log))
 	if err != nil {
 		return fmt.Errorf("signing keys: %w", err)
@@ -87,7 +91,7 @@ func (e *env) serve(ctx context.Context, cfg config.Config) error {
 		return fmt.Errorf("start broker: %w", err)
 	}
 	defer srv.Close()
-	acc, err := mountAccounts(cfg, srv, store, m, log)
+	acc, err := mountAccounts(cfg, srv, store, m, bcfg.Factors, log)
 	if err != nil {
 		return fmt.Errorf("account pages: %w", err)
 	}
@@ -182,6 +186,7 @@ func brokerConfig(cfg config.Config, store *storage.Store, sec *secret.System, l
 		SessionLifetime:       cfg.Session.Lifetime,
 		PendingLoginLifetime:  cfg.Session.PendingLoginLifetime,
 		TemplateDir:           cfg.UI.TemplateDir,
+		MFA:                   cfg.Accounts.MFA,
 		Theme: broker.Theme{
 			ProductName:  cfg.UI.ProductName,
 			LogoURL:      cfg.UI.LogoURL,
