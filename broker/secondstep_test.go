@@ -3,6 +3,7 @@ package broker
 import (
 	"context"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"regexp"
 	"slices"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/bridgekeeper/bridgekeeper/broker/accounts"
 	"github.com/bridgekeeper/bridgekeeper/broker/mfa"
+	"github.com/bridgekeeper/bridgekeeper/rp"
 	"github.com/bridgekeeper/bridgekeeper/storage/storagetest"
 )
 
@@ -85,10 +87,45 @@ func (b *browser) submitCode(p page, c string) page {
 // idClaims exchanges the code of redirect p and returns the ID token's claims.
 func (e *testEnv) idClaims(p page, ar authRequest) map[string]any {
 	e.t.Helper()
+	_, claims := e.tokens(p, ar)
+	return claims
+}
+
+// tokens exchanges the code of redirect p: the access token and the ID
+// token's claims.
+func (e *testEnv) tokens(p page, ar authRequest) (string, map[string]any) {
+	e.t.Helper()
 	q := redirectParams(e.t, p, spaRedirect)
 	tr := mustOK(e.t, e.exchange(q.Get("code"), ar))
 	_, claims := e.verifyJWT(tr.IDToken)
-	return claims
+	return tr.AccessToken, claims
+}
+
+// mfaAPI is an API behind rp's Verifier and RequireACR(mfa) that trusts
+// the test broker's keys.
+func (e *testEnv) mfaAPI() string {
+	e.t.Helper()
+	v, err := rp.NewVerifier(context.Background(), e.issuer, rp.WithAudience(apiID))
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	api := httptest.NewServer(v.Middleware(rp.RequireACR(mfa.ACRMFA)(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Write([]byte("ok"))
+	}))))
+	e.t.Cleanup(api.Close)
+	return api.URL
+}
+
+func callAPI(t *testing.T, url, token string) (int, string) {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodGet, url, nil)
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode, resp.Header.Get("WWW-Authenticate")
 }
 
 func amrOf(c map[string]any) []string {
@@ -206,11 +243,16 @@ func TestTOTPRateLimit(t *testing.T) {
 func TestStepUp(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, b storagetest.Backend) {
 		e, svc, clk := newMFAEnv(t, b, MFAOptional)
+		api := e.mfaAPI()
 		br := e.browser()
 		ar := spaAuth()
-		claims := e.idClaims(br.submitLogin(br.get(e.authURL(ar)), userEmail, userPassword), ar)
+		weak, claims := e.tokens(br.submitLogin(br.get(e.authURL(ar)), userEmail, userPassword), ar)
 		if got := amrOf(claims); !slices.Equal(got, []string{"pwd"}) || claims["acr"] != mfa.ACRPassword {
 			t.Fatalf("password only: amr %v acr %v", got, claims["acr"])
+		}
+		// rp.RequireACR refuses the weaker token, asking for the step-up.
+		if st, h := callAPI(t, api, weak); st != http.StatusUnauthorized || !strings.Contains(h, `acr_values="`+mfa.ACRMFA+`"`) {
+			t.Fatalf("password-only access token at an MFA API: %d %q", st, h)
 		}
 		sec, _ := enrolAlice(t, e, svc, clk)
 
@@ -227,9 +269,12 @@ func TestStepUp(t *testing.T) {
 		if p.status != http.StatusOK || p.url.Path != pathSecondStep || !strings.Contains(p.body, `name="code"`) {
 			t.Fatalf("step-up: %d at %s, want the code page", p.status, p.url)
 		}
-		claims = e.idClaims(br.submitCode(p, code(t, sec, clk, 0)), up)
+		strong, claims := e.tokens(br.submitCode(p, code(t, sec, clk, 0)), up)
 		if got := amrOf(claims); !slices.Contains(got, "otp") || claims["acr"] != mfa.ACRMFA {
 			t.Fatalf("after step-up: amr %v acr %v", got, claims["acr"])
+		}
+		if st, h := callAPI(t, api, strong); st != http.StatusOK {
+			t.Fatalf("stepped-up access token at an MFA API: %d %q", st, h)
 		}
 		// The stronger session now answers such a request at once.
 		again := spaAuth("acr_values", mfa.ACRMFA)
