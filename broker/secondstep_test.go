@@ -23,7 +23,7 @@ import (
 
 // newMFAEnv is a test broker whose local users have second factors under
 // policy, read on the clock clk (the TOTP steps).
-func newMFAEnv(t *testing.T, b storagetest.Backend, policy string) (*testEnv, *mfa.Service, *limitClock) {
+func newMFAEnv(t testing.TB, b storagetest.Backend, policy string) (*testEnv, *mfa.Service, *limitClock) {
 	t.Helper()
 	clk := &limitClock{now: time.Now()}
 	var svc *mfa.Service
@@ -56,7 +56,7 @@ var (
 
 // enrolAlice gives alice a confirmed authenticator through the service and
 // returns its secret and recovery codes.
-func enrolAlice(t *testing.T, e *testEnv, svc *mfa.Service, clk *limitClock) (string, []string) {
+func enrolAlice(t testing.TB, e *testEnv, svc *mfa.Service, clk *limitClock) (string, []string) {
 	t.Helper()
 	en, err := svc.StartTOTP(context.Background(), e.user)
 	if err != nil {
