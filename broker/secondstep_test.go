@@ -373,3 +373,55 @@ func TestPasswordDoesNotResetCodeLimit(t *testing.T) {
 		t.Fatal("40 rounds of password and a wrong code were never limited")
 	})
 }
+
+// One code, sent at once from two browsers that both passed the password
+// step: exactly one signs in (the counter moves in one statement).
+func TestSameCodeRace(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b storagetest.Backend) {
+		e, svc, clk := newMFAEnv(t, b, MFAOptional)
+		sec, _ := enrolAlice(t, e, svc, clk)
+		c := code(t, sec, clk, 0)
+		const n = 4
+		browsers, pages := make([]*browser, n), make([]page, n)
+		for i := range n {
+			browsers[i] = e.browser()
+			pages[i] = browsers[i].passwordStep(spaAuth())
+		}
+		results := make(chan int, n)
+		for i := range n {
+			go func() {
+				resp, err := browsers[i].c.PostForm(e.issuer+pathSecondStep, url.Values{"login": {loginID(t, pages[i])}, "code": {c}})
+				if err != nil {
+					results <- 0
+					return
+				}
+				resp.Body.Close()
+				results <- resp.StatusCode
+			}()
+		}
+		signedIn := 0
+		for range n {
+			switch st := <-results; st {
+			case http.StatusSeeOther, http.StatusFound:
+				signedIn++
+			case http.StatusUnauthorized:
+			default:
+				t.Errorf("status %d", st)
+			}
+		}
+		if signedIn != 1 {
+			t.Fatalf("%d browsers signed in with one code, want 1", signedIn)
+		}
+	})
+}
+
+// Discovery lists the acr values; the ID token's acr is one of them.
+func TestACRValuesSupported(t *testing.T) {
+	e, _, _ := newMFAEnv(t, storagetest.Backend{Name: "sqlite"}, MFAOptional)
+	p := e.browser().get(e.issuer + pathDiscovery)
+	for _, v := range mfa.Supported {
+		if !strings.Contains(p.body, `"`+v+`"`) || !strings.Contains(p.body, `"acr_values_supported"`) {
+			t.Fatalf("discovery lacks acr %s: %s", v, p.body)
+		}
+	}
+}

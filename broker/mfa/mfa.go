@@ -150,9 +150,13 @@ type Enrolment struct {
 	QR       string // data:image/png;base64,… of the QR code
 }
 
-// StartTOTP creates an unconfirmed TOTP factor for u (replacing an
-// earlier unconfirmed one when confirmed) and returns what to show.
+// StartTOTP creates an unconfirmed TOTP factor for u, replacing any
+// earlier unconfirmed one (so reloading the page adds no rows), and
+// returns what to show.
 func (s *Service) StartTOTP(ctx context.Context, u *storage.User) (*Enrolment, error) {
+	if err := s.store.DeleteUnconfirmedFactors(ctx, u.ID, storage.FactorTOTP); err != nil {
+		return nil, fmt.Errorf("mfa: %w", err)
+	}
 	key, err := totp.Generate(s.opts(u, nil))
 	if err != nil {
 		return nil, fmt.Errorf("mfa: generate TOTP key: %w", err)
