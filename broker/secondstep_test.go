@@ -425,3 +425,27 @@ func TestACRValuesSupported(t *testing.T) {
 		}
 	}
 }
+
+// A login through a connector is not asked for a second factor, even
+// under accounts.mfa required or with acr_values: its acr says what it is
+// (pwd level), and an API that needs more refuses its token.
+func TestFederatedLoginUnaffected(t *testing.T) {
+	e, _, _ := newMFAEnv(t, storagetest.Backend{Name: "sqlite"}, MFARequired)
+	e.srv.AddLoginOption(LoginOption{ID: "fake", Label: "Fake IdP", URL: func(id string) string {
+		return e.issuer + "/connector/fake?login=" + url.QueryEscape(id)
+	}})
+	e.srv.Router().HandleFunc("/connector/fake", func(w http.ResponseWriter, r *http.Request) {
+		e.srv.CompleteLogin(w, r, r.URL.Query().Get("login"), e.user.ID, "fake", []string{"fed"})
+	})
+	br := e.browser()
+	ar := spaAuth("idp_hint", "fake", "acr_values", mfa.ACRMFA)
+	claims := e.idClaims(br.get(e.authURL(ar)), ar)
+	if claims["acr"] != mfa.ACRPassword || !slices.Equal(amrOf(claims), []string{"fed"}) {
+		t.Fatalf("federated: acr %v amr %v", claims["acr"], claims["amr"])
+	}
+	// Its session is reused as it is for a request that asks for MFA.
+	again := spaAuth("acr_values", mfa.ACRMFA)
+	if c := e.idClaims(br.get(e.authURL(again)), again); c["acr"] != mfa.ACRPassword {
+		t.Fatalf("federated session reused: acr %v", c["acr"])
+	}
+}
