@@ -8,9 +8,7 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
-	"strconv"
 	"strings"
-	"time"
 
 	"github.com/bridgekeeper/bridgekeeper/broker/mfa"
 	"github.com/bridgekeeper/bridgekeeper/storage"
@@ -223,18 +221,8 @@ func (s *Server) checkCode(w http.ResponseWriter, r *http.Request, user *storage
 		fail(http.StatusBadRequest, "Enter the code from your authenticator app, or a recovery code.")
 		return "", false
 	}
-	account := limitAccount(user)
-	lim := s.loginLimiter()
-	if lim != nil {
-		ok, retry, err := lim.Allow(ctx, "login", account, clientIP(r))
-		if err != nil {
-			s.log.ErrorContext(ctx, "login limiter", "err", err)
-		} else if !ok {
-			secs := max(1, int((retry+time.Second-1)/time.Second))
-			w.Header().Set("Retry-After", strconv.Itoa(secs))
-			fail(http.StatusTooManyRequests, rateLimitedMessage(secs))
-			return "", false
-		}
+	if !s.allowAttempt(w, r, limitAccount(user), fail) {
+		return "", false
 	}
 	method, err := s.cfg.Factors.Verify(ctx, user, code)
 	switch {
@@ -285,7 +273,7 @@ func (s *Server) confirmLoginEnrolment(w http.ResponseWriter, r *http.Request, l
 		return
 	}
 	// The first code counts against the login limits too.
-	if _, ok := s.limitOnly(w, r, user, again); !ok {
+	if !s.allowAttempt(w, r, limitAccount(user), again) {
 		return
 	}
 	codes, err := s.cfg.Factors.ConfirmTOTP(ctx, user, id, r.PostForm.Get("code"))
@@ -309,26 +297,6 @@ func (s *Server) confirmLoginEnrolment(w http.ResponseWriter, r *http.Request, l
 		return
 	}
 	render(http.StatusOK, secondStepData{Codes: codes}, "")
-}
-
-// limitOnly counts an attempt against the login limits of user.
-func (s *Server) limitOnly(w http.ResponseWriter, r *http.Request, user *storage.User, fail func(int, string)) (struct{}, bool) {
-	lim := s.loginLimiter()
-	if lim == nil {
-		return struct{}{}, true
-	}
-	ok, retry, err := lim.Allow(r.Context(), "login", limitAccount(user), clientIP(r))
-	if err != nil {
-		s.log.ErrorContext(r.Context(), "login limiter", "err", err)
-		return struct{}{}, true
-	}
-	if !ok {
-		secs := max(1, int((retry+time.Second-1)/time.Second))
-		w.Header().Set("Retry-After", strconv.Itoa(secs))
-		fail(http.StatusTooManyRequests, rateLimitedMessage(secs))
-		return struct{}{}, false
-	}
-	return struct{}{}, true
 }
 
 // needsStepUp reports whether the browser session bs, recent enough for

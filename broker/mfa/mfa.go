@@ -59,9 +59,23 @@ const (
 	EventFactorsReset     = "factors_reset"
 )
 
+// Store is what the Service uses of storage (*storage.Store has it).
+type Store interface {
+	AddSecondFactor(ctx context.Context, f *storage.SecondFactor) error
+	ListSecondFactors(ctx context.Context, userID string) ([]storage.SecondFactor, error)
+	DeleteUnconfirmedFactors(ctx context.Context, userID, kind string) error
+	ConfirmSecondFactor(ctx context.Context, userID, id string, counter int64) error
+	AdvanceFactorCounter(ctx context.Context, id string, counter int64) error
+	DeleteSecondFactor(ctx context.Context, userID, id string) error
+	DeleteSecondFactors(ctx context.Context, userID string) (int, error)
+	ReplaceRecoveryCodes(ctx context.Context, userID string, hashes []string) error
+	UseRecoveryCode(ctx context.Context, userID, hash string) error
+	UnusedRecoveryCodes(ctx context.Context, userID string) (int, error)
+}
+
 // Config configures a Service.
 type Config struct {
-	Store  *storage.Store   // required
+	Store  Store            // required
 	Secret *secret.System   // required: seals TOTP keys, keys recovery-code hashes
 	Issuer string           // the name authenticator apps show (ui.product_name)
 	Now    func() time.Time // time.Now by default (tests)
@@ -73,7 +87,7 @@ type Config struct {
 
 // Service manages second factors.
 type Service struct {
-	store   *storage.Store
+	store   Store
 	sealKey []byte
 	hashKey []byte
 	issuer  string
