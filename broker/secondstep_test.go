@@ -449,3 +449,19 @@ func TestFederatedLoginUnaffected(t *testing.T) {
 		t.Fatalf("federated session reused: acr %v", c["acr"])
 	}
 }
+
+// accounts.mfa off: a user who set up an authenticator signs in with the
+// password alone, and acr_values cannot step up.
+func TestMFAOff(t *testing.T) {
+	e, svc, clk := newMFAEnv(t, storagetest.Backend{Name: "sqlite"}, MFAOff)
+	enrolAlice(t, e, svc, clk)
+	br := e.browser()
+	ar := spaAuth("acr_values", mfa.ACRMFA)
+	claims := e.idClaims(br.submitLogin(br.get(e.authURL(ar)), userEmail, userPassword), ar)
+	if claims["acr"] != mfa.ACRPassword {
+		t.Fatalf("acr %v", claims["acr"])
+	}
+	if r := br.get(e.issuer + pathSecondStep + "?login=x"); r.status == http.StatusOK && strings.Contains(r.body, `name="code"`) {
+		t.Fatal("the second step is served with mfa off")
+	}
+}
