@@ -8,6 +8,16 @@
 // additional data), a counter that only grows (TOTP's last time step, so
 // each code works once), and Confirmed once the user proved it works.
 // Recovery codes are stored as HMAC-SHA-256 under a key of their own.
+//
+// Another kind of factor (a passkey) is a SecondFactor of its own Kind:
+// PublicData holds what it keeps in the clear, Counter its sign counter
+// (AdvanceFactorCounter refuses one that does not grow), and it counts in
+// Factors and HasFactor like an authenticator, so a user who has one gets
+// the broker's second step. A handler that verifies it there loads the
+// step with broker.Server.SecondStep and finishes it with
+// CompleteSecondStep(…, "hwk"); a sign-in by the factor alone calls
+// CompleteLogin with an amr that holds "mfa" (ACR then gives ACRMFA).
+// RemoveFactor removes any kind and notifies with the event KIND_removed.
 package mfa
 
 import (
