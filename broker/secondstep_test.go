@@ -1,7 +1,9 @@
 package broker
 
 import (
+	"bytes"
 	"context"
+	"encoding/base32"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -464,4 +466,44 @@ func TestMFAOff(t *testing.T) {
 	if r := br.get(e.issuer + pathSecondStep + "?login=x"); r.status == http.StatusOK && strings.Contains(r.body, `name="code"`) {
 		t.Fatal("the second step is served with mfa off")
 	}
+}
+
+// A database reader (a stolen backup) finds neither the TOTP key nor a
+// recovery code in any column of any table, in any usual encoding; what
+// the rows hold does not sign in: the stored recovery-code hash as a code
+// is refused.
+func TestDatabaseHoldsNoSecondFactor(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b storagetest.Backend) {
+		e, svc, clk := newMFAEnv(t, b, MFAOptional)
+		sec, codes := enrolAlice(t, e, svc, clk)
+		raw, err := base32.StdEncoding.WithPadding(base32.NoPadding).DecodeString(sec)
+		if err != nil {
+			t.Fatal(err)
+		}
+		secrets := append(encodings(raw), []byte(sec), []byte(strings.ToLower(sec)))
+		for _, c := range codes {
+			secrets = append(secrets, []byte(c), []byte(strings.ReplaceAll(c, "-", "")))
+		}
+		var hashes [][]byte
+		for col, vals := range dumpDatabase(t, e.store) {
+			for _, v := range vals {
+				for _, s := range secrets {
+					if bytes.Contains(bytes.ToLower(v), bytes.ToLower(s)) {
+						t.Errorf("%s holds a second-factor secret %q", col, s)
+					}
+				}
+				if col == "recovery_codes.code_hash" {
+					hashes = append(hashes, v)
+				}
+			}
+		}
+		if len(hashes) != 10 {
+			t.Fatalf("%d recovery-code rows", len(hashes))
+		}
+		br := e.browser()
+		p := br.passwordStep(spaAuth())
+		if r := br.submitCode(p, string(hashes[0])); r.status != http.StatusUnauthorized {
+			t.Fatalf("a stored hash as a code: %d", r.status)
+		}
+	})
 }
