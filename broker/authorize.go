@@ -13,6 +13,7 @@ import (
 
 	"github.com/ory/fosite"
 
+	"github.com/bridgekeeper/bridgekeeper/broker/mfa"
 	"github.com/bridgekeeper/bridgekeeper/storage"
 )
 
@@ -44,16 +45,28 @@ func (s *Server) handleAuthorize(w http.ResponseWriter, r *http.Request) {
 	// silently (when a check is due); one that cannot be sends the user
 	// through its connector again.
 	hint := ar.GetRequestForm().Get("idp_hint")
+	stepUp := false // a recent session that lacks the second factor asked for
 	if reusable(bs, ar.GetRequestForm(), now) {
 		if s.recheckSession(ctx, bs) == nil {
-			s.finishAuthorize(w, r, ar, user, bs, nil, now)
-			return
-		}
-		if hint == "" {
+			var err error
+			if stepUp, err = s.needsStepUp(ctx, bs, ar.GetRequestForm(), ar.GetClient().GetID()); err != nil {
+				s.log.ErrorContext(ctx, "step-up: second factors", "err", err)
+				s.provider.WriteAuthorizeError(ctx, s.withIssuer(w), ar, serverError(err))
+				return
+			}
+			if !stepUp {
+				s.finishAuthorize(w, r, ar, user, bs, nil, now)
+				return
+			}
+		} else if hint == "" {
 			hint = bs.IDP
 		}
 	}
 	if slices.Contains(prompt, "none") {
+		if stepUp {
+			s.provider.WriteAuthorizeError(ctx, s.withIssuer(w), ar, fosite.ErrInteractionRequired.WithHint("The request asks for a second factor the session has not used (prompt=none)."))
+			return
+		}
 		s.provider.WriteAuthorizeError(ctx, s.withIssuer(w), ar, fosite.ErrLoginRequired.WithHint("The user is not logged in to the broker (prompt=none)."))
 		return
 	}
@@ -66,6 +79,16 @@ func (s *Server) handleAuthorize(w http.ResponseWriter, r *http.Request) {
 		Form:           ar.GetRequestForm().Encode(),
 		RequestedAt:    now,
 		ExpiresAt:      now.Add(s.cfg.PendingLoginLifetime),
+	}
+	if stepUp {
+		// The session counts as the first step: on to the second.
+		if err := s.cfg.Store.CreatePendingLogin(ctx, p); err != nil {
+			s.log.ErrorContext(ctx, "create pending login", "err", err)
+			s.provider.WriteAuthorizeError(ctx, s.withIssuer(w), ar, serverError(err))
+			return
+		}
+		s.afterFirstFactor(w, r, loginID, p, user, bs.AMR)
+		return
 	}
 	target := s.url(pathLogin) + "?login=" + url.QueryEscape(loginID)
 	if hint != "" {
@@ -413,6 +436,7 @@ func (s *Server) finishAuthorize(w http.ResponseWriter, r *http.Request, ar fosi
 	claims.AuthTime = bs.AuthTime.UTC()
 	claims.RequestedAt = requestedAt.UTC()
 	claims.AuthenticationMethodsReferences = bs.AMR
+	claims.AuthenticationContextClassReference = mfa.ACR(bs.AMR)
 	claims.Extra = idTokenClaims(user, ar.GetGrantedScopes())
 	if bs.IDP != "" {
 		claims.Extra["idp"] = bs.IDP

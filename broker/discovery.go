@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"net/http"
 	"strings"
+
+	"github.com/bridgekeeper/bridgekeeper/broker/mfa"
 )
 
 // jwksMaxAge is how long clients may cache the JWKS. It is far shorter than
@@ -31,7 +33,8 @@ func (s *Server) discoveryDocument() ([]byte, error) {
 		"introspection_endpoint_auth_methods_supported": []string{"client_secret_basic", "client_secret_post"},
 		"code_challenge_methods_supported":              []string{"S256"},
 		"scopes_supported":                              []string{"openid", "profile", "email", "offline_access"},
-		"claims_supported": []string{"iss", "sub", "aud", "exp", "iat", "auth_time", "nonce", "at_hash", "amr", "idp",
+		"acr_values_supported":                          mfa.Supported,
+		"claims_supported": []string{"iss", "sub", "aud", "exp", "iat", "auth_time", "nonce", "at_hash", "amr", "acr", "idp",
 			"name", "given_name", "family_name", "picture", "updated_at", "email", "email_verified"},
 		"prompt_values_supported":                        []string{"none", "login"},
 		"request_parameter_supported":                    false,

@@ -15,7 +15,7 @@ var templateFS embed.FS
 
 // brokerPages are the broker's own pages; the layout and the error page
 // are the page kit's.
-var brokerPages = []string{"login.html", "home.html", "logged_out.html", "logout_confirm.html"}
+var brokerPages = []string{"login.html", "login_mfa.html", "home.html", "logged_out.html", "logout_confirm.html"}
 
 // loadPages checks the theme and parses the broker's pages with the page
 // kit, each replaced by the file of the same name in cfg.TemplateDir when
@@ -103,7 +103,8 @@ type pageData struct {
 	Buttons []pageButton
 	Links   []pageButton
 	Hidden  []hiddenField
-	Theme   Theme // set by renderPage
+	MFA     *secondStepData // the second step of a sign-in (login_mfa.html)
+	Theme   Theme           // set by renderPage
 }
 
 // setPageHeaders sets the security headers of every HTML page.

@@ -21,6 +21,7 @@ import (
 	"github.com/ory/fosite"
 
 	"github.com/bridgekeeper/bridgekeeper/broker/keys"
+	"github.com/bridgekeeper/bridgekeeper/broker/mfa"
 	"github.com/bridgekeeper/bridgekeeper/internal/cookie"
 	"github.com/bridgekeeper/bridgekeeper/internal/pagekit"
 	"github.com/bridgekeeper/bridgekeeper/internal/secret"
@@ -79,9 +80,18 @@ type Config struct {
 	Theme Theme
 
 	// LoginLimiter, when set, is asked before every password check of the
-	// login form (action "login", the e-mail address, the client IP);
-	// broker/accounts' Limiter fits.
+	// login form (action "login", the e-mail address, the client IP), and
+	// before every second-factor code.
 	LoginLimiter LoginLimiter
+
+	// Factors, when set, holds the second factors of local accounts: a
+	// user who has one is asked for it after the password (the second
+	// step, /login/mfa), and authorization requests can step up to it
+	// (acr_values). MFA is the policy: MFAOff, MFAOptional (the default
+	// with Factors) or MFARequired (a user without a factor enrols one
+	// after the password step).
+	Factors *mfa.Service
+	MFA     string
 
 	// RefreshCheck, when set, is called on every refresh_token grant with
 	// the grant's user id and how they logged in (the ID token's idp claim:
@@ -234,6 +244,16 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	cfg.LoginOptions = slices.Clone(cfg.LoginOptions)
 	cfg.LoginLinks = slices.Clone(cfg.LoginLinks)
 	cfg.Mounts = slices.Clone(cfg.Mounts)
+	switch cfg.MFA {
+	case "":
+		cfg.MFA = MFAOptional
+	case MFAOff, MFAOptional, MFARequired:
+	default:
+		return nil, fmt.Errorf("broker: mfa policy %q must be off, optional or required", cfg.MFA)
+	}
+	if cfg.MFA == MFARequired && cfg.Factors == nil {
+		return nil, errors.New("broker: mfa policy required needs Factors")
+	}
 	if cfg.RefreshReuseGrace > MaxRefreshReuseGrace {
 		return nil, fmt.Errorf("broker: refresh reuse grace %v must be at most %v", cfg.RefreshReuseGrace, MaxRefreshReuseGrace)
 	}
@@ -302,6 +322,7 @@ func (s *Server) routes() error {
 	r.Handle(pathJWKS, cors(http.HandlerFunc(s.handleJWKS))).Methods(http.MethodGet, http.MethodHead, http.MethodOptions)
 	r.Handle(pathLogout, http.HandlerFunc(s.handleLogout)).Methods(http.MethodGet, http.MethodPost)
 	r.Handle(pathLogin, s.csrf.Handler(http.HandlerFunc(s.handleLogin))).Methods(http.MethodGet, http.MethodPost)
+	r.Handle(pathSecondStep, s.csrf.Handler(http.HandlerFunc(s.handleSecondStep))).Methods(http.MethodGet, http.MethodPost)
 	r.HandleFunc(pathSignIn, s.handleSignIn).Methods(http.MethodGet)
 	r.HandleFunc(pathHealth, s.handleHealth).Methods(http.MethodGet, http.MethodHead)
 	r.HandleFunc("/", s.handleHome).Methods(http.MethodGet, http.MethodHead)

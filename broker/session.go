@@ -82,6 +82,14 @@ func (s *session) GetJWTClaims() jwt.JWTClaimsContainer {
 	if s.AccessJKT != "" {
 		extra["cnf"] = map[string]any{"jkt": s.AccessJKT} // RFC 9449 section 6.1
 	}
+	// How the user signed in (RFC 9068 §2.2.1), for APIs that require a
+	// second factor (rp.RequireACR, rp.RequireAMR).
+	if c := s.Claims; c != nil && c.AuthenticationContextClassReference != "" {
+		extra["acr"] = c.AuthenticationContextClassReference
+		if len(c.AuthenticationMethodsReferences) > 0 {
+			extra["amr"] = c.AuthenticationMethodsReferences
+		}
+	}
 	return &accessTokenClaims{
 		JWTClaims: &jwt.JWTClaims{
 			Subject: s.GetSubject(),

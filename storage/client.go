@@ -128,7 +128,7 @@ func (s *Store) CreateClient(ctx context.Context, c *Client) error {
 // mapping).
 const clientColumns = "id, name, secret_hash, public, token_endpoint_auth_method, redirect_uris, " +
 	"post_logout_redirect_uris, allowed_origins, grant_types, response_types, scopes, audiences, " +
-	"default_audiences, created_at, updated_at, require_dpop"
+	"default_audiences, created_at, updated_at, require_dpop, require_mfa"
 
 // sqlSelectClient loads one client (every token request does, through the
 // broker's cache).

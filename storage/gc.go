@@ -90,6 +90,7 @@ var expiringTables = []struct{ table, key string }{
 	{"dpop_proofs", "id"},
 	{"browser_sessions", "id"},
 	{"pending_logins", "id"},
+	{"login_steps", "login_id"},
 	{"action_tokens", "id"},
 	{"rate_counters", `"key"`},
 }

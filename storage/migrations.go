@@ -186,4 +186,37 @@ ALTER TABLE browser_sessions ADD COLUMN checked_at {ts}`,
 CREATE INDEX dpop_proofs_expires_at_idx ON dpop_proofs (expires_at);
 ALTER TABLE clients ADD COLUMN require_dpop BOOLEAN NOT NULL DEFAULT FALSE`,
 	},
+	{
+		version: 6,
+		name:    "second factors (TOTP, later passkeys), recovery codes, the second step of a login, clients that require MFA",
+		sql: `CREATE TABLE second_factors (
+	id           TEXT PRIMARY KEY,
+	user_id      TEXT NOT NULL,
+	kind         TEXT NOT NULL,
+	name         TEXT NOT NULL,
+	secret       {bytes},
+	public_data  {bytes},
+	counter      BIGINT NOT NULL DEFAULT 0,
+	confirmed    BOOLEAN NOT NULL DEFAULT FALSE,
+	created_at   {ts} NOT NULL,
+	last_used_at {ts}
+);
+CREATE INDEX second_factors_user_id_idx ON second_factors (user_id);
+CREATE TABLE recovery_codes (
+	user_id    TEXT NOT NULL,
+	code_hash  TEXT NOT NULL,
+	created_at {ts} NOT NULL,
+	used_at    {ts},
+	PRIMARY KEY (user_id, code_hash)
+);
+CREATE TABLE login_steps (
+	login_id   TEXT PRIMARY KEY,
+	user_id    TEXT NOT NULL,
+	amr        TEXT NOT NULL,
+	enrol      BOOLEAN NOT NULL DEFAULT FALSE,
+	expires_at {ts} NOT NULL
+);
+CREATE INDEX login_steps_expires_at_idx ON login_steps (expires_at);
+ALTER TABLE clients ADD COLUMN require_mfa BOOLEAN NOT NULL DEFAULT FALSE`,
+	},
 }

@@ -32,6 +32,10 @@ type Client struct {
 	// RequireDPoP refuses the client's token requests without a DPoP
 	// proof (RFC 9449): every token issued to it is sender-constrained.
 	RequireDPoP bool `bun:"require_dpop,notnull"`
+
+	// RequireMFA: a user signs in to this client with a second factor
+	// (acr urn:bridgekeeper:acr:mfa), whatever the request asks for.
+	RequireMFA bool `bun:"require_mfa,notnull"`
 }
 
 // SigningKey is one JWT signing key. The private key is stored encrypted

@@ -117,7 +117,7 @@ func (s *Store) UpdateUser(ctx context.Context, u *User) error {
 }
 
 // DeleteUser removes a user with its identities, browser sessions, action
-// tokens, codes and tokens.
+// tokens, second factors, recovery codes, codes and tokens.
 func (s *Store) DeleteUser(ctx context.Context, id string) error {
 	return s.InTx(ctx, func(ctx context.Context) error {
 		db, err := s.writer(ctx)
@@ -131,7 +131,7 @@ func (s *Store) DeleteUser(ctx context.Context, id string) error {
 		if err := expectRow(res, "user", id); err != nil {
 			return err
 		}
-		for _, model := range []any{(*Identity)(nil), (*BrowserSession)(nil), (*ActionToken)(nil)} {
+		for _, model := range []any{(*Identity)(nil), (*BrowserSession)(nil), (*ActionToken)(nil), (*SecondFactor)(nil), (*RecoveryCode)(nil), (*LoginStep)(nil)} {
 			if _, err := db.NewDelete().Model(model).Where("user_id = ?", id).Exec(ctx); err != nil {
 				return s.wrap(fmt.Sprintf("delete user %q", id), err)
 			}

@@ -28,6 +28,7 @@ import (
 
 	"github.com/bridgekeeper/bridgekeeper/broker/accounts/mail"
 	"github.com/bridgekeeper/bridgekeeper/broker/accounts/policy"
+	"github.com/bridgekeeper/bridgekeeper/broker/mfa"
 	"github.com/bridgekeeper/bridgekeeper/internal/cookie"
 	"github.com/bridgekeeper/bridgekeeper/internal/pagekit"
 	"github.com/bridgekeeper/bridgekeeper/storage"
@@ -80,6 +81,15 @@ type Config struct {
 	MinResponseTime time.Duration
 	// Now is the clock for links and limits (tests); time.Now by default.
 	Now func() time.Time
+
+	// Factors, when set, adds two-step verification to the account page
+	// (an authenticator app, recovery codes); its Notify is set to e-mail
+	// the owner of every enrolment and removal.
+	Factors *mfa.Service
+	// MFAResetByEmail lets a password reset by e-mail also remove the
+	// account's second factors (accounts.mfa_reset_by_email; default off:
+	// an operator's bridgekeeper user reset-mfa does).
+	MFAResetByEmail bool
 }
 
 // Broker is what the pages use of the broker they are served beside
@@ -199,6 +209,9 @@ func New(cfg Config) (*Service, error) {
 		return nil, fmt.Errorf("accounts: issuer origin: %w", err)
 	}
 	s.cop.SetDenyHandler(http.HandlerFunc(s.crossOriginDenied))
+	if cfg.Factors != nil {
+		cfg.Factors.SetNotify(s.NotifyFactor)
+	}
 	return s, nil
 }
 
@@ -230,6 +243,7 @@ func (s *Service) Routes(r *mux.Router, b Broker) {
 	post("/account/email", s.changeEmail, form{"account", "Your account"})
 	get("/account/email/confirm", s.emailConfirmForm)
 	post("/account/email/confirm", s.emailConfirm, form{"email_confirm", "Sign in to confirm your new address"})
+	s.factorRoutes(post)
 }
 
 // Limiter returns the brute-force limiter; the broker's login form calls

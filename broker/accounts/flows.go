@@ -97,6 +97,7 @@ type mailData struct {
 	ResetLink  string
 	ResendLink string
 	ReturnTo   string // the application, when the visitor came from one
+	Change     string // for factor_changed: what changed
 }
 
 // send renders an e-mail now and delivers it in the background, so that

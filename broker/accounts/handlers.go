@@ -279,6 +279,14 @@ func (s *Service) resetConfirm(w http.ResponseWriter, r *http.Request) {
 		s.serverError(w, r, "reset", err)
 		return
 	}
+	if s.cfg.Factors != nil && s.cfg.MFAResetByEmail {
+		// The operator lets the mailbox stand in for a lost authenticator
+		// (accounts.mfa_reset_by_email); the owner is told by e-mail.
+		if _, err := s.cfg.Factors.Reset(ctx, u.ID); err != nil {
+			s.serverError(w, r, "reset: second factors", err)
+			return
+		}
+	}
 	// The address that completed the reset is the owner's: it signs in
 	// undelayed.
 	if err := s.limiter.Succeeded(ctx, ActionLogin, u.Email, s.clientIP(r)); err != nil {
@@ -330,8 +338,10 @@ func (s *Service) account(w http.ResponseWriter, r *http.Request) {
 	if u == nil {
 		return
 	}
-	p := s.newPage(w, r, "Your account")
-	p.User = u
+	p, ok := s.accountPage(w, r, u)
+	if !ok {
+		return
+	}
 	s.render(w, r, http.StatusOK, "account", p)
 }
 
@@ -347,14 +357,13 @@ func (s *Service) revocationDelay() string {
 // of template tmpl (counted as a login attempt). It answers the request
 // itself, with the form and an error, when it returns false.
 func (s *Service) reauthenticate(w http.ResponseWriter, r *http.Request, p *page, u *storage.User, field, tmpl string) bool {
-	ctx := r.Context()
-	ok, retry, err := s.limiter.Allow(ctx, ActionLogin, u.Email, s.clientIP(r))
-	if err != nil {
-		s.serverError(w, r, "account: rate limit", err)
-		return false
-	}
-	if !ok {
-		s.tooMany(w, r, retry)
+	return s.checkPassword(w, r, p, u, field, tmpl, true)
+}
+
+// checkPassword is reauthenticate; clear says whether a correct password
+// clears the login limits (not when a second factor is checked next).
+func (s *Service) checkPassword(w http.ResponseWriter, r *http.Request, p *page, u *storage.User, field, tmpl string, clear bool) bool {
+	if !s.allowAttempt(w, r, u) {
 		return false
 	}
 	if u.PasswordHash == "" {
@@ -372,21 +381,16 @@ func (s *Service) reauthenticate(w http.ResponseWriter, r *http.Request, p *page
 		s.render(w, r, http.StatusBadRequest, tmpl, p)
 		return false
 	}
-	if err := s.limiter.Succeeded(ctx, ActionLogin, u.Email, s.clientIP(r)); err != nil {
-		s.log.WarnContext(ctx, "accounts: clear login limit", "user", u.ID, "err", err)
+	if clear {
+		s.attemptSucceeded(r.Context(), u, r)
 	}
 	return true
 }
 
 func (s *Service) changePassword(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
-	u := s.signedInUser(w, r)
-	if u == nil {
-		return
-	}
-	p := s.newPage(w, r, "Your account")
-	p.User = u
-	if !s.reauthenticate(w, r, p, u, "current_password", "account") {
+	u, p := s.accountForm(w, r)
+	if p == nil || !s.reauthenticate(w, r, p, u, "current_password", "account") {
 		return
 	}
 	pw := r.PostFormValue("new_password")
@@ -421,12 +425,10 @@ func (s *Service) changePassword(w http.ResponseWriter, r *http.Request) {
 
 func (s *Service) changeEmail(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
-	u := s.signedInUser(w, r)
-	if u == nil {
+	u, p := s.accountForm(w, r)
+	if p == nil {
 		return
 	}
-	p := s.newPage(w, r, "Your account")
-	p.User = u
 	p.Values["new_email"] = strings.TrimSpace(r.PostFormValue("new_email"))
 	newEmail, err := parseEmail(r.PostFormValue("new_email"))
 	if err != nil {

@@ -19,11 +19,11 @@ var embedded embed.FS
 // Page templates: each defines "content" and is rendered inside frame.html
 // (the title, the alerts and the ways back), itself in the page kit's
 // layout.
-var pageNames = []string{"register", "resend", "activate", "reset", "reset_confirm", "account", "email_confirm", "message"}
+var pageNames = []string{"register", "resend", "activate", "reset", "reset_confirm", "account", "account_mfa", "email_confirm", "message"}
 
 // Mail templates: NAME.txt (text/template, defines "subject") and NAME.html
 // (html/template).
-var mailNames = []string{"activate", "reset", "register_exists", "email_change", "email_changed"}
+var mailNames = []string{"activate", "reset", "register_exists", "email_change", "email_changed", "factor_changed"}
 
 type templates struct {
 	pages    *pagekit.Pages

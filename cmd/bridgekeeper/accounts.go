@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"net/url"
 	"slices"
@@ -14,6 +15,7 @@ import (
 	"github.com/bridgekeeper/bridgekeeper/broker"
 	"github.com/bridgekeeper/bridgekeeper/broker/accounts"
 	"github.com/bridgekeeper/bridgekeeper/broker/accounts/mail"
+	"github.com/bridgekeeper/bridgekeeper/broker/mfa"
 	"github.com/bridgekeeper/bridgekeeper/internal/config"
 	"github.com/bridgekeeper/bridgekeeper/storage"
 )
@@ -35,23 +37,25 @@ func mailer(cfg config.Config) (mail.Mailer, error) {
 }
 
 // newAccounts builds the local-account pages (registration, activation,
-// password reset, account page); withAccounts puts them on the broker.
+// password reset, account page, two-step verification); withAccounts puts
+// them on the broker.
 func newAccounts(cfg config.Config, store *storage.Store, m mail.Mailer, bcfg broker.Config, log *slog.Logger) (*accounts.Service, error) {
+	factors := bcfg.Factors
+	if cfg.Accounts.MFA == broker.MFAOff {
+		factors = nil // no two-step verification on the account page either
+	}
 	return accounts.New(accounts.Config{
-		Store:             store,
-		Logger:            log.With("component", "accounts"),
-		Issuer:            cfg.Issuer,
-		Mailer:            m,
-		AllowRegistration: cfg.Accounts.AllowRegistration,
-		RequireActivation: cfg.Accounts.RequireActivation,
-		Theme: accounts.Theme{
-			ProductName:  cfg.UI.ProductName,
-			LogoURL:      cfg.UI.LogoURL,
-			PrimaryColor: cfg.UI.PrimaryColor,
-			TemplateDir:  cfg.UI.TemplateDir,
-		},
+		Store:               store,
+		Logger:              log.With("component", "accounts"),
+		Issuer:              cfg.Issuer,
+		Mailer:              m,
+		AllowRegistration:   cfg.Accounts.AllowRegistration,
+		RequireActivation:   cfg.Accounts.RequireActivation,
+		Theme:               accountsTheme(cfg),
 		AccessTokenLifetime: broker.AccessTokenLifetime(bcfg),
 		AllowedReturnURL:    newReturnURLChecker(store, 30*time.Second).allowed,
+		Factors:             factors,
+		MFAResetByEmail:     cfg.Accounts.MFAResetByEmail,
 	})
 }
 
@@ -70,6 +74,32 @@ func withAccounts(bcfg *broker.Config, svc *accounts.Service) {
 	bcfg.LoginLinks = append(bcfg.LoginLinks, broker.LoginLink{Label: "Forgot password?", Href: svc.ResetURL(""), WithLogin: true})
 	bcfg.AccountPages = broker.AccountPages{Account: svc.AccountURL(""), Resend: svc.ResendURL("")}
 	bcfg.LoginLimiter = svc.Limiter()
+}
+
+// accountsTheme is the theme of the account pages and e-mails.
+func accountsTheme(cfg config.Config) accounts.Theme {
+	return accounts.Theme{
+		ProductName:  cfg.UI.ProductName,
+		LogoURL:      cfg.UI.LogoURL,
+		PrimaryColor: cfg.UI.PrimaryColor,
+		TemplateDir:  cfg.UI.TemplateDir,
+	}
+}
+
+// notifyFactorsReset e-mails the owner of userID that an operator removed
+// the account's second factors, with the configured mailer (the log one
+// without SMTP), and waits for the mail to go out.
+func (e *env) notifyFactorsReset(ctx context.Context, cfg config.Config, store *storage.Store, userID string) error {
+	m, err := mailer(cfg)
+	if err != nil {
+		return fmt.Errorf("mailer: %w", err)
+	}
+	acc, err := accounts.New(accounts.Config{Store: store, Logger: e.logger(cfg), Issuer: cfg.Issuer, Mailer: m, Theme: accountsTheme(cfg)})
+	if err != nil {
+		return fmt.Errorf("account e-mails: %w", err)
+	}
+	acc.NotifyFactor(ctx, userID, mfa.EventFactorsReset)
+	return acc.Close()
 }
 
 // returnURLChecker allows return links to registered applications only: a

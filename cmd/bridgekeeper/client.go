@@ -131,6 +131,7 @@ client only, matched exactly.`,
 	f.StringArrayVar(&c.DefaultAudiences, "default-audience", nil, "audience put in access tokens when none is requested (repeatable)")
 	f.StringVar(&c.TokenEndpointAuthMethod, "auth-method", "", "token endpoint authentication: client_secret_basic (default) or client_secret_post; none for public clients")
 	f.BoolVar(&c.RequireDPoP, "require-dpop", false, requireDPoPHelp)
+	f.BoolVar(&c.RequireMFA, "require-mfa", false, "users of local accounts sign in to this client with a second factor (acr urn:bridgekeeper:acr:mfa), whatever the request asks")
 	f.BoolVar(&jsonOut, "json", false, "print the client as JSON")
 	e.bindConfig(cmd, false)
 	return cmd
@@ -256,6 +257,7 @@ func clientView(c *storage.Client) map[string]any {
 		"audiences":                  c.Audiences,
 		"default_audiences":          c.DefaultAudiences,
 		"require_dpop":               c.RequireDPoP,
+		"require_mfa":                c.RequireMFA,
 		"created_at":                 c.CreatedAt,
 	}
 }

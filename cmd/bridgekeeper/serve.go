@@ -14,6 +14,7 @@ import (
 	"github.com/bridgekeeper/bridgekeeper/broker"
 	"github.com/bridgekeeper/bridgekeeper/broker/federation"
 	"github.com/bridgekeeper/bridgekeeper/broker/keys"
+	"github.com/bridgekeeper/bridgekeeper/broker/mfa"
 	"github.com/bridgekeeper/bridgekeeper/internal/config"
 	"github.com/bridgekeeper/bridgekeeper/internal/secret"
 	"github.com/bridgekeeper/bridgekeeper/ops"
@@ -80,6 +81,9 @@ func (e *env) serve(ctx context.Context, cfg config.Config) error {
 		return fmt.Errorf("mailer: %w", err)
 	}
 	bcfg := brokerConfig(cfg, store, sec, log)
+	if bcfg.Factors, err = mfa.New(mfa.Config{Store: store, Secret: sec, Issuer: cfg.UI.ProductName}); err != nil {
+		return fmt.Errorf("second factors: %w", err)
+	}
 	acc, err := newAccounts(cfg, store, m, bcfg, log)
 	if err != nil {
 		return fmt.Errorf("account pages: %w", err)
@@ -187,6 +191,7 @@ func brokerConfig(cfg config.Config, store *storage.Store, sec *secret.System, l
 		SessionLifetime:       cfg.Session.Lifetime,
 		PendingLoginLifetime:  cfg.Session.PendingLoginLifetime,
 		TemplateDir:           cfg.UI.TemplateDir,
+		MFA:                   cfg.Accounts.MFA,
 		Theme: broker.Theme{
 			ProductName:  cfg.UI.ProductName,
 			LogoURL:      cfg.UI.LogoURL,

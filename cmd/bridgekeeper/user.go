@@ -28,6 +28,7 @@ func (e *env) userCommand() *cobra.Command {
 		e.userSetEnabledCommand("enable", false),
 		e.userDeleteCommand(),
 		e.userSetPasswordCommand(),
+		e.userResetMFACommand(),
 	)
 	return cmd
 }
@@ -197,6 +198,39 @@ func (e *env) userDeleteCommand() *cobra.Command {
 					return fmt.Errorf("delete user: %w", err)
 				}
 				fmt.Fprintf(e.stdout, "deleted user %s\n", u.Email)
+				return nil
+			})
+		},
+	}
+	e.bindConfig(cmd, false)
+	return cmd
+}
+
+func (e *env) userResetMFACommand() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "reset-mfa EMAIL|ID",
+		Short: "Remove a user's second factors (authenticator apps) and recovery codes, for a user who lost them all",
+		Args:  exactArgs(1, "the user's e-mail address or id"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return e.withStore(cmd, func(ctx context.Context, store *storage.Store) error {
+				u, err := findUser(ctx, store, args[0])
+				if err != nil {
+					return err
+				}
+				n, err := store.DeleteSecondFactors(ctx, u.ID)
+				if err != nil {
+					return fmt.Errorf("reset second factors: %w", err)
+				}
+				if n > 0 {
+					cfg, err := e.loadConfig(cmd)
+					if err != nil {
+						return err
+					}
+					if err := e.notifyFactorsReset(ctx, cfg, store, u.ID); err != nil {
+						return err
+					}
+				}
+				fmt.Fprintf(e.stdout, "removed %d second factor(s) and the recovery codes of %s; they sign in with their password (and set up a factor again where accounts.mfa is required)\n", n, u.Email)
 				return nil
 			})
 		},

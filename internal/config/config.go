@@ -112,6 +112,11 @@ type Accounts struct {
 	LinkByEmail       bool   `yaml:"link_by_email" help:"link the first login through a connector with trust_email to the existing user with the same verified e-mail: at once when the user has no password, after the person enters the account's password when it has one"`
 	SMTP              SMTP   `yaml:"smtp"`
 	MailFrom          string `yaml:"mail_from" help:"sender address of account e-mails"`
+	// MFA is the second-factor policy of local accounts.
+	MFA string `yaml:"mfa" help:"second factors of local accounts: off, optional (a user who set up an authenticator app is asked for a code after the password) or required (every local user sets one up at the next sign-in)"`
+	// MFAResetByEmail lets the password reset by e-mail remove the second
+	// factors too (otherwise only bridgekeeper user reset-mfa does).
+	MFAResetByEmail bool `yaml:"mfa_reset_by_email" help:"a password reset by e-mail also removes the account's second factors (default off: an operator runs bridgekeeper user reset-mfa)"`
 }
 
 // SMTP configures the mailer; with no host, links are logged instead.
@@ -183,7 +188,7 @@ func Default() Config {
 		Session:    Session{Lifetime: 24 * time.Hour, PendingLoginLifetime: 10 * time.Minute},
 		Log:        Log{Level: "info", Format: "text"},
 		UI:         UI{ProductName: "Bridgekeeper"},
-		Accounts:   Accounts{RequireActivation: true, AllowRegistration: true, SMTP: SMTP{Port: 587, TLS: "starttls"}, MailFrom: "Bridgekeeper <no-reply@localhost>"},
+		Accounts:   Accounts{RequireActivation: true, AllowRegistration: true, MFA: "optional", SMTP: SMTP{Port: 587, TLS: "starttls"}, MailFrom: "Bridgekeeper <no-reply@localhost>"},
 		GC:         GC{Interval: 10 * time.Minute},
 		Federation: Federation{RecheckInterval: 5 * time.Minute},
 	}
@@ -262,6 +267,11 @@ func (c *Config) Validate() error {
 	}
 	if c.Listen == "" {
 		errs = append(errs, errors.New("listen is required"))
+	}
+	switch c.Accounts.MFA {
+	case "off", "optional", "required":
+	default:
+		errs = append(errs, fmt.Errorf("accounts.mfa %q: use off, optional or required", c.Accounts.MFA))
 	}
 	if c.DSN == "" {
 		errs = append(errs, errors.New("dsn is required"))

@@ -40,6 +40,11 @@ const (
 	// PurposeConnectorData is the AES-256-GCM key of what connectors keep
 	// with an identity (upstream refresh and access tokens) at rest.
 	PurposeConnectorData = "bridgekeeper connector data encryption v1"
+	// PurposeSecondFactor is the AES-256-GCM key of second-factor secrets
+	// (TOTP keys) at rest.
+	PurposeSecondFactor = "bridgekeeper second factor encryption v1"
+	// PurposeRecoveryCode is the HMAC key of recovery-code hashes.
+	PurposeRecoveryCode = "bridgekeeper recovery code hash v1"
 )
 
 // System is the root secret.

@@ -86,6 +86,10 @@ type AuthOptions struct {
 	// MaxAge, when set, is sent as max_age in seconds: the broker makes the
 	// user log in again if the last login is older.
 	MaxAge *int
+	// ACRValues is sent as acr_values (space-separated): the sign-in
+	// strength asked for, e.g. "urn:bridgekeeper:acr:mfa" makes the broker
+	// ask a user who signed in with a password only for a second factor.
+	ACRValues string
 	// IDPHint selects the broker's connector (okta, google, facebook, …).
 	IDPHint string
 	// LoginHint pre-fills the login form.

@@ -98,6 +98,7 @@ func (c *Client) AuthorizeURL(ctx context.Context, opts AuthOptions) (string, er
 	if opts.MaxAge != nil {
 		p.add("max_age", strconv.Itoa(*opts.MaxAge))
 	}
+	p.addIf("acr_values", opts.ACRValues)
 	p.addIf("idp_hint", opts.IDPHint)
 	p.addIf("login_hint", opts.LoginHint)
 	jkt := ""

@@ -1,0 +1,261 @@
+package accounts
+
+import (
+	"context"
+	"errors"
+	"html/template"
+	"net/http"
+
+	"github.com/bridgekeeper/bridgekeeper/broker/mfa"
+	"github.com/bridgekeeper/bridgekeeper/storage"
+)
+
+// mfaView is the two-step verification part of the account pages.
+type mfaView struct {
+	Enabled   bool         // the user has a confirmed authenticator
+	FactorID  string       // the authenticator being enrolled, or the one to remove
+	Remaining int          // unused recovery codes
+	Secret    string       // the key of an enrolment, as text
+	QR        template.URL // its QR code (a data: URL the broker made)
+	Codes     []string     // recovery codes, shown once
+}
+
+// factorRoutes are the two-step verification forms of the account page,
+// mounted when Config.Factors is set.
+func (s *Service) factorRoutes(post func(path string, h http.HandlerFunc, f form)) {
+	if s.cfg.Factors == nil {
+		return
+	}
+	f := form{"account", "Your account"}
+	post("/account/mfa/totp", s.startTOTP, f)
+	post("/account/mfa/totp/confirm", s.confirmTOTP, form{"account_mfa", "Set up two-step verification"})
+	post("/account/mfa/totp/remove", s.removeTOTP, f)
+	post("/account/mfa/recovery", s.newRecoveryCodes, f)
+}
+
+// mfaView fills in the account page's two-step verification part of u.
+func (s *Service) mfaView(ctx context.Context, u *storage.User) (*mfaView, error) {
+	if s.cfg.Factors == nil {
+		return nil, nil
+	}
+	fs, err := s.cfg.Factors.Factors(ctx, u.ID)
+	if err != nil {
+		return nil, err
+	}
+	v := &mfaView{}
+	for _, f := range fs {
+		if f.Kind == storage.FactorTOTP {
+			v.Enabled, v.FactorID = true, f.ID
+		}
+	}
+	if v.Enabled {
+		if v.Remaining, err = s.cfg.Factors.UnusedRecoveryCodes(ctx, u.ID); err != nil {
+			return nil, err
+		}
+	}
+	return v, nil
+}
+
+// accountForm is the signed-in user and the account page for a form posted
+// from it; nil when it answered the request itself (not signed in, an error).
+func (s *Service) accountForm(w http.ResponseWriter, r *http.Request) (*storage.User, *page) {
+	u := s.signedInUser(w, r)
+	if u == nil {
+		return nil, nil
+	}
+	p, ok := s.accountPage(w, r, u)
+	if !ok {
+		return nil, nil
+	}
+	return u, p
+}
+
+// accountPage is the account page of u with its two-step verification part.
+func (s *Service) accountPage(w http.ResponseWriter, r *http.Request, u *storage.User) (*page, bool) {
+	p := s.newPage(w, r, "Your account")
+	p.User = u
+	v, err := s.mfaView(r.Context(), u)
+	if err != nil {
+		s.serverError(w, r, "account: second factors", err)
+		return nil, false
+	}
+	p.MFA = v
+	return p, true
+}
+
+// startTOTP shows a new authenticator key (QR code and text) after the
+// current password.
+func (s *Service) startTOTP(w http.ResponseWriter, r *http.Request) {
+	u, p := s.accountForm(w, r)
+	if p == nil || !s.reauthenticate(w, r, p, u, "mfa_password", "account") {
+		return
+	}
+	if p.MFA.Enabled {
+		p.Error = "Two-step verification is already on."
+		s.render(w, r, http.StatusConflict, "account", p)
+		return
+	}
+	e, err := s.cfg.Factors.StartTOTP(r.Context(), u)
+	if err != nil {
+		s.serverError(w, r, "account: start TOTP", err)
+		return
+	}
+	p.Title = "Set up two-step verification"
+	p.MFA = &mfaView{FactorID: e.FactorID, Secret: e.Secret, QR: template.URL(e.QR)}
+	s.render(w, r, http.StatusOK, "account_mfa", p)
+}
+
+// confirmTOTP turns the authenticator on with its first code (counted as
+// a login attempt) and shows the recovery codes once.
+func (s *Service) confirmTOTP(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	u := s.signedInUser(w, r)
+	if u == nil {
+		return
+	}
+	p := s.newPage(w, r, "Set up two-step verification")
+	p.User = u
+	id := r.PostFormValue("factor")
+	e, err := s.cfg.Factors.PendingTOTP(ctx, u, id)
+	if errors.Is(err, mfa.ErrNoFactor) {
+		s.message(w, r, http.StatusBadRequest, "Start again", "", "This set-up has expired or was finished already. Start again from your account page.",
+			pageLink{s.pageURL("/account", s.backOf(r)), "Go to your account"})
+		return
+	}
+	if err != nil {
+		s.serverError(w, r, "account: TOTP enrolment", err)
+		return
+	}
+	p.MFA = &mfaView{FactorID: e.FactorID, Secret: e.Secret, QR: template.URL(e.QR)}
+	if !s.allowAttempt(w, r, u) {
+		return
+	}
+	codes, err := s.cfg.Factors.ConfirmTOTP(ctx, u, id, r.PostFormValue("code"))
+	if errors.Is(err, mfa.ErrWrongCode) {
+		p.Error, p.ErrorField = "That code is not correct. Enter the current code your authenticator app shows for this account.", "code"
+		s.render(w, r, http.StatusUnauthorized, "account_mfa", p)
+		return
+	}
+	if err != nil {
+		s.serverError(w, r, "account: confirm TOTP", err)
+		return
+	}
+	s.attemptSucceeded(ctx, u, r)
+	s.log.InfoContext(ctx, "accounts: TOTP enrolled", "user", u.ID)
+	p.Title = "Two-step verification is on"
+	p.MFA = &mfaView{Enabled: true, Codes: codes}
+	s.render(w, r, http.StatusOK, "account_mfa", p)
+}
+
+// removeTOTP turns the authenticator off: the current password and a code
+// (or a recovery code) first.
+func (s *Service) removeTOTP(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	u, p := s.accountForm(w, r)
+	if p == nil || !s.secondFactorReauth(w, r, p, u) {
+		return
+	}
+	if err := s.cfg.Factors.RemoveFactor(ctx, u.ID, p.MFA.FactorID); err != nil && !errors.Is(err, mfa.ErrNoFactor) {
+		s.serverError(w, r, "account: remove TOTP", err)
+		return
+	}
+	s.log.InfoContext(ctx, "accounts: TOTP removed", "user", u.ID)
+	p, ok := s.accountPage(w, r, u)
+	if !ok {
+		return
+	}
+	p.Notice = "Two-step verification is off: signing in takes your password only. Your recovery codes no longer work."
+	s.render(w, r, http.StatusOK, "account", p)
+}
+
+// newRecoveryCodes replaces the recovery codes: the current password and
+// a code first.
+func (s *Service) newRecoveryCodes(w http.ResponseWriter, r *http.Request) {
+	u, p := s.accountForm(w, r)
+	if p == nil || !s.secondFactorReauth(w, r, p, u) {
+		return
+	}
+	codes, err := s.cfg.Factors.NewRecoveryCodes(r.Context(), u.ID)
+	if err != nil {
+		s.serverError(w, r, "account: new recovery codes", err)
+		return
+	}
+	p.Title = "Your new recovery codes"
+	p.MFA = &mfaView{Enabled: true, Codes: codes}
+	s.render(w, r, http.StatusOK, "account_mfa", p)
+}
+
+// secondFactorReauth checks the current password (mfa_password) and a
+// second-factor code (mfa_code) of u, posted together: one attempt under
+// the login limits, cleared only when both are right. It answers the request itself when it
+// returns false.
+func (s *Service) secondFactorReauth(w http.ResponseWriter, r *http.Request, p *page, u *storage.User) bool {
+	if !p.MFA.Enabled {
+		p.Error = "Two-step verification is not on."
+		s.render(w, r, http.StatusBadRequest, "account", p)
+		return false
+	}
+	// One form, one attempt: checkPassword counted it.
+	if !s.checkPassword(w, r, p, u, "mfa_password", "account", false) {
+		return false
+	}
+	_, err := s.cfg.Factors.Verify(r.Context(), u, r.PostFormValue("mfa_code"))
+	if errors.Is(err, mfa.ErrWrongCode) || errors.Is(err, mfa.ErrNoFactor) {
+		p.Error, p.ErrorField = "That code is not correct, or it was used already. Enter the current code from your authenticator app, or a recovery code.", "mfa_code"
+		s.render(w, r, http.StatusUnauthorized, "account", p)
+		return false
+	}
+	if err != nil {
+		s.serverError(w, r, "account: verify code", err)
+		return false
+	}
+	s.attemptSucceeded(r.Context(), u, r)
+	return true
+}
+
+// allowAttempt counts a code attempt of u against the login limits.
+func (s *Service) allowAttempt(w http.ResponseWriter, r *http.Request, u *storage.User) bool {
+	ok, retry, err := s.limiter.Allow(r.Context(), ActionLogin, u.Email, s.clientIP(r))
+	if err != nil {
+		s.serverError(w, r, "account: rate limit", err)
+		return false
+	}
+	if !ok {
+		s.tooMany(w, r, retry)
+		return false
+	}
+	return true
+}
+
+func (s *Service) attemptSucceeded(ctx context.Context, u *storage.User, r *http.Request) {
+	if err := s.limiter.Succeeded(ctx, ActionLogin, u.Email, s.clientIP(r)); err != nil {
+		s.log.WarnContext(ctx, "accounts: clear login limit", "user", u.ID, "err", err)
+	}
+}
+
+// Notices of the factor e-mail, by mfa event.
+var factorNotices = map[string]string{
+	mfa.EventTOTPAdded:        "An authenticator app was added to your account for two-step verification.",
+	mfa.EventTOTPRemoved:      "The authenticator app was removed from your account: two-step verification is off.",
+	mfa.EventRecoveryCodesNew: "New recovery codes were made for your account; the old ones no longer work.",
+	mfa.EventRecoveryCodeUsed: "One of your recovery codes was used to sign in to your account.",
+	mfa.EventFactorsReset:     "Two-step verification was turned off for your account and its recovery codes were removed.",
+}
+
+// NotifyFactor e-mails the owner of userID about a change of its second
+// factors (mfa.Config.Notify).
+func (s *Service) NotifyFactor(ctx context.Context, userID, event string) {
+	u, err := s.store.GetUser(ctx, userID)
+	if err != nil || u.Email == "" {
+		if err != nil {
+			s.log.WarnContext(ctx, "accounts: factor notice: load user", "user", userID, "err", err)
+		}
+		return
+	}
+	notice, ok := factorNotices[event]
+	if !ok {
+		notice = "The second factors of your account changed (" + event + ")."
+	}
+	s.send(ctx, "factor_changed", u.Email, mailData{Name: u.Name, Email: u.Email, Change: notice,
+		ResetLink: s.absURL("/reset", back{})})
+}
