@@ -129,10 +129,16 @@ func TestLogStartsOverUnderSustainedWrites(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Each commit adds a handful of pages; without restarts the log holds
-	// every one of them (over ten thousand pages).
+	// every one of them (over ten thousand pages). With them, the file
+	// only grows to what is written between two restarts: a few hundred
+	// frames on an idle machine, up to ~2,300 seen on a machine loaded
+	// twenty-fold (the checkpointer starved of CPU). The bound is half
+	// of what no restart leaves, so that load cannot fail it and a
+	// checkpointer that never starts the log over still does.
 	const pageSize = 4096
-	if frames := fi.Size() / (pageSize + 24); frames > 32*restartFrames {
-		t.Fatalf("log file holds %d frames after %d commits, want at most %d: it was not started over", frames, commits, 32*restartFrames)
+	const bound = 80 * restartFrames
+	if frames := fi.Size() / (pageSize + 24); frames > bound {
+		t.Fatalf("log file holds %d frames after %d commits, want at most %d: it was not started over", frames, commits, bound)
 	}
 }
 
