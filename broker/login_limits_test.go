@@ -107,7 +107,9 @@ func TestLoginDelayGrowsAcrossAddresses(t *testing.T) {
 		limits := accounts.Limits{Login: accounts.LoginLimits{
 			AccountDelay: accounts.Backoff{Free: 3, Base: time.Second, Max: time.Minute},
 		}}
-		e := newTestEnv(t, b, func(c *Config) { c.LoginLimiter = accounts.NewLimiter(c.Store.(accounts.LimiterStore), limits, clk.Now, nil) })
+		e := newTestEnv(t, b, func(c *Config) {
+			c.LoginLimiter = accounts.NewLimiter(c.Store.(accounts.LimiterStore), limits, clk.Now, nil)
+		})
 
 		// An unknown address is slowed down alike: the delay tells nothing
 		// about which accounts exist.

@@ -49,7 +49,7 @@ func TestWrapTheBroker(t *testing.T) {
 		ID: "svc", Name: "svc", TokenEndpointAuthMethod: "client_secret_basic",
 		GrantTypes: []string{"client_credentials"}, ResponseTypes: []string{"code"}, Scopes: []string{"jobs"},
 	}, "svc-secret-0123456789abcdefghijklmnop")
-	if err := m.RegisterDatabase(store.Ping, store.DB().DB); err != nil {
+	if err := m.RegisterDatabase(store.Ping, store.PoolStats); err != nil {
 		t.Fatal(err)
 	}
 	if err := m.RegisterSigningKeyAge(func(ctx context.Context) (time.Time, error) {
