@@ -15,79 +15,8 @@ import (
 	"time"
 
 	"github.com/bridgekeeper/bridgekeeper/broker/keys"
-	"github.com/bridgekeeper/bridgekeeper/storage"
 	"github.com/bridgekeeper/bridgekeeper/storage/storagetest"
 )
-
-// dumpDatabase returns every value of every row of every table of the
-// store, as bytes, keyed by "table.column".
-func dumpDatabase(t *testing.T, store *storage.Store) map[string][][]byte {
-	t.Helper()
-	ctx := context.Background()
-	db := store.DB()
-	q := "SELECT name FROM sqlite_master WHERE type = 'table'"
-	if store.Dialect() == storage.DialectPostgres {
-		q = "SELECT table_name FROM information_schema.tables WHERE table_schema = current_schema()"
-	}
-	var tables []string
-	rows, err := db.QueryContext(ctx, q)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for rows.Next() {
-		var name string
-		if err := rows.Scan(&name); err != nil {
-			t.Fatal(err)
-		}
-		tables = append(tables, name)
-	}
-	if err := rows.Close(); err != nil {
-		t.Fatal(err)
-	}
-	out := map[string][][]byte{}
-	for _, table := range tables {
-		func() {
-			rows, err := db.QueryContext(ctx, "SELECT * FROM "+table)
-			if err != nil {
-				t.Fatalf("dump %s: %v", table, err)
-			}
-			defer rows.Close()
-			cols, err := rows.Columns()
-			if err != nil {
-				t.Fatal(err)
-			}
-			for rows.Next() {
-				vals := make([]any, len(cols))
-				ptrs := make([]any, len(cols))
-				for i := range vals {
-					ptrs[i] = &vals[i]
-				}
-				if err := rows.Scan(ptrs...); err != nil {
-					t.Fatalf("dump %s: %v", table, err)
-				}
-				for i, v := range vals {
-					var b []byte
-					switch v := v.(type) {
-					case nil:
-						continue
-					case []byte:
-						b = bytes.Clone(v)
-					case string:
-						b = []byte(v)
-					default:
-						b = []byte(fmt.Sprint(v))
-					}
-					key := table + "." + cols[i]
-					out[key] = append(out[key], b)
-				}
-			}
-			if err := rows.Err(); err != nil {
-				t.Fatal(err)
-			}
-		}()
-	}
-	return out
-}
 
 // encodings are the forms a secret could take in a column.
 func encodings(secret []byte) [][]byte {
@@ -185,7 +114,7 @@ func TestDatabaseHoldsNoUsableSecret(t *testing.T) {
 		secrets["the signing key's private exponent"] = priv.D.Bytes()
 		secrets["the signing key's first prime"] = priv.Primes[0].Bytes()
 
-		dump := dumpDatabase(t, e.store)
+		dump := storagetest.Dump(t, e.store)
 		for _, col := range []string{"refresh_tokens.signature", "authorize_codes.signature", "access_tokens.signature",
 			"browser_sessions.id", "pending_logins.id", "signing_keys.private_enc", "clients.secret_hash", "users.password_hash"} {
 			if len(dump[col]) == 0 {

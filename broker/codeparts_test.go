@@ -1,7 +1,6 @@
 package broker
 
 import (
-	"context"
 	"net/http"
 	"testing"
 
@@ -16,23 +15,18 @@ func TestAuthorizationStoredAsOneRow(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, b storagetest.Backend) {
 		e := newTestEnv(t, b, nil)
 		br := e.browser()
-		ctx := context.Background()
 		count := func(table string) int {
 			t.Helper()
-			var n int
-			if err := e.store.DB().NewRaw("SELECT count(*) FROM "+table).Scan(ctx, &n); err != nil {
-				t.Fatal(err)
-			}
-			return n
+			return storagetest.CountRows(t, e.store, table)
 		}
 		parts := func(code string) (pkce, oidc bool) {
 			t.Helper()
 			// The newest code is this one: one authorization at a time.
-			if err := e.store.DB().NewRaw("SELECT pkce_form IS NOT NULL, oidc_form IS NOT NULL FROM authorize_codes ORDER BY requested_at DESC, signature LIMIT 1").
-				Scan(ctx, &pkce, &oidc); err != nil {
-				t.Fatal(err)
+			codes := storagetest.AuthorizeCodes(t, e.store)
+			if len(codes) == 0 {
+				t.Fatal("no authorization code stored")
 			}
-			return pkce, oidc
+			return codes[0].PKCE, codes[0].OIDC
 		}
 
 		for _, how := range []string{"after the login form", "with the session (prompt=none)"} {

@@ -51,7 +51,7 @@ type dpopState struct {
 	// resource checks /userinfo's proofs and claims their jtis at once.
 	resource *dpop.Verifier
 	nonces   *dpop.Nonces // nil: nonces off
-	store    *storage.Store
+	store    dpopProofs
 }
 
 func newDPoPState(cfg Config) *dpopState {
@@ -78,7 +78,7 @@ func dpopAlgorithms() []string {
 }
 
 // dpopReplayCache is the verifier's replay cache in the database.
-type dpopReplayCache struct{ store *storage.Store }
+type dpopReplayCache struct{ store dpopProofs }
 
 func (c dpopReplayCache) Claim(ctx context.Context, key string, expires time.Time) error {
 	err := c.store.ClaimDPoPProof(ctx, key, expires)

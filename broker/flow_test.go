@@ -348,9 +348,7 @@ func TestPromptLoginAndMaxAge(t *testing.T) {
 		}
 		// Age the session: max_age now demands a fresh login.
 		old := time.Now().Add(-2 * time.Hour)
-		if _, err := e.store.DB().NewUpdate().Table("browser_sessions").Set("auth_time = ?", old).Where("user_id = ?", e.user.ID).Exec(t.Context()); err != nil {
-			t.Fatal(err)
-		}
+		storagetest.SetAuthTime(t, e.store, e.user.ID, old)
 		ar = spaAuth("max_age", "60")
 		p = br.get(e.authURL(ar))
 		if p.status != http.StatusOK || !loginIDRe.MatchString(p.body) {

@@ -56,7 +56,7 @@ func TestStrangerCannotLockTheOwnerOut(t *testing.T) {
 		clk := &limitClock{now: time.Now()}
 		var logs syncbuf.Buffer
 		e := newTestEnv(t, b, func(c *Config) {
-			c.LoginLimiter = accounts.NewLimiter(c.Store, accounts.Limits{}, clk.Now, slog.New(slog.NewTextHandler(&logs, nil)))
+			c.LoginLimiter = accounts.NewLimiter(c.Store.(accounts.LimiterStore), accounts.Limits{}, clk.Now, slog.New(slog.NewTextHandler(&logs, nil)))
 		})
 
 		stranger := e.browserFrom("127.0.0.2")
@@ -107,7 +107,9 @@ func TestLoginDelayGrowsAcrossAddresses(t *testing.T) {
 		limits := accounts.Limits{Login: accounts.LoginLimits{
 			AccountDelay: accounts.Backoff{Free: 3, Base: time.Second, Max: time.Minute},
 		}}
-		e := newTestEnv(t, b, func(c *Config) { c.LoginLimiter = accounts.NewLimiter(c.Store, limits, clk.Now, nil) })
+		e := newTestEnv(t, b, func(c *Config) {
+			c.LoginLimiter = accounts.NewLimiter(c.Store.(accounts.LimiterStore), limits, clk.Now, nil)
+		})
 
 		// An unknown address is slowed down alike: the delay tells nothing
 		// about which accounts exist.

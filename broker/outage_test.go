@@ -90,31 +90,7 @@ func TestFailedGrantWriteKeepsTheRefreshToken(t *testing.T) {
 // returned function is called.
 func failInserts(t *testing.T, e *testEnv, table string) (restore func()) {
 	t.Helper()
-	ctx := t.Context()
-	db := e.store.DB()
-	create, drop := []string{
-		`CREATE TRIGGER bk_fail_grant BEFORE INSERT ON ` + table + ` BEGIN SELECT RAISE(ABORT, 'simulated database failure'); END`,
-	}, []string{`DROP TRIGGER bk_fail_grant`}
-	if e.backend != "sqlite" {
-		create = []string{
-			`CREATE FUNCTION bk_fail_grant() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'simulated database failure'; END $$`,
-			`CREATE TRIGGER bk_fail_grant BEFORE INSERT ON ` + table + ` FOR EACH ROW EXECUTE FUNCTION bk_fail_grant()`,
-		}
-		drop = []string{`DROP TRIGGER bk_fail_grant ON ` + table, `DROP FUNCTION bk_fail_grant()`}
-	}
-	for _, q := range create {
-		if _, err := db.ExecContext(ctx, q); err != nil {
-			t.Fatalf("%s: %v", q, err)
-		}
-	}
-	return func() {
-		t.Helper()
-		for _, q := range drop {
-			if _, err := db.ExecContext(ctx, q); err != nil {
-				t.Fatalf("%s: %v", q, err)
-			}
-		}
-	}
+	return storagetest.FailWrites(t, e.store, "INSERT", table)
 }
 
 // With the database gone after the client was looked up (it is cached), an

@@ -25,7 +25,6 @@ import (
 	"github.com/bridgekeeper/bridgekeeper/internal/cookie"
 	"github.com/bridgekeeper/bridgekeeper/internal/pagekit"
 	"github.com/bridgekeeper/bridgekeeper/internal/secret"
-	"github.com/bridgekeeper/bridgekeeper/storage"
 )
 
 // Routes, relative to the issuer.
@@ -55,7 +54,7 @@ const (
 // zero durations take the documented defaults.
 type Config struct {
 	Issuer string // e.g. http://127.0.0.1:8080; all endpoints are under it
-	Store  *storage.Store
+	Store  Store  // what the broker uses of storage; *storage.Store fits
 	Keys   *keys.Manager
 	Secret *secret.System
 	Logger *slog.Logger

@@ -2,14 +2,42 @@ package broker
 
 import (
 	"context"
+	"time"
 
 	"github.com/bridgekeeper/bridgekeeper/storage"
 )
 
+// Store is what the broker uses of storage (Config.Store; *storage.Store
+// fits, and is what the composition root passes). It is the narrow
+// interfaces below, each declared beside its use, and the factory of the
+// token store:
+//   - sessionStore: pending logins, browser sessions, users and the
+//     grants of an upstream identity (login, session, logout, userinfo);
+//   - clientLister: every client, for the CORS origin cache (cors.go);
+//   - dpopProofs: the DPoP replay cache (dpop.go).
+//
+// TokenStore builds the token store (storage.TokenStore), which fosite is
+// handed whole as its storage; the broker builds it in New because its
+// configuration holds the broker's token strategy (the code's signature
+// and the HMAC check of a replayed token), and uses it only through
+// tokenStore (provider.go) and refreshUserCheck's revocations.
+type Store interface {
+	sessionStore
+	clientLister
+	dpopProofs
+	TokenStore(cfg storage.TokenStoreConfig) *storage.TokenStore
+}
+
+// dpopProofs is the database's DPoP replay cache: claiming a proof's jti
+// fails with storage.ErrProofReplayed when it was claimed before.
+type dpopProofs interface {
+	ClaimDPoPProof(ctx context.Context, id string, expires time.Time) error
+}
+
 // sessionStore is what the broker's login, session, logout and userinfo
-// code uses of storage (Config.Store fits): pending logins, browser
+// code uses of storage (part of Store): pending logins, browser
 // sessions, users, and the grants of an upstream identity. The token
-// endpoints use the token store (txstore.go) instead.
+// endpoints use the token store (tokenStore, provider.go) instead.
 type sessionStore interface {
 	Ping(ctx context.Context) error
 

@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"context"
-	"crypto/rand"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -544,28 +543,6 @@ func childProcesses(parents []int, exe string) []int {
 // it.
 func restartSafeSchema(t *testing.T) string {
 	t.Helper()
-	admin := os.Getenv(storagetest.PostgresEnv)
-	testenv.Require(t, admin != "", "Postgres for the resilience test (set "+storagetest.PostgresEnv+")")
-	name := "bk_res_" + strings.ToLower(rand.Text()[:12])
-	exec := func(query string) error {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		return storagetest.ExecAdmin(ctx, query)
-	}
-	if err := exec("CREATE SCHEMA " + name); err != nil {
-		t.Fatalf("create schema: %v", err)
-	}
-	t.Cleanup(func() {
-		if err := exec("DROP SCHEMA IF EXISTS " + name + " CASCADE"); err != nil {
-			t.Errorf("drop schema %s: %v", name, err)
-		}
-	})
-	u, err := url.Parse(admin)
-	if err != nil {
-		t.Fatal(err)
-	}
-	q := u.Query()
-	q.Set("search_path", name)
-	u.RawQuery = q.Encode()
-	return u.String()
+	testenv.Require(t, os.Getenv(storagetest.PostgresEnv) != "", "Postgres for the resilience test (set "+storagetest.PostgresEnv+")")
+	return storagetest.RestartSafeDSN(t)
 }

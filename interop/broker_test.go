@@ -14,7 +14,7 @@ import (
 
 	"github.com/bridgekeeper/bridgekeeper/broker"
 	"github.com/bridgekeeper/bridgekeeper/broker/keys"
-	"github.com/bridgekeeper/bridgekeeper/internal/testenv"
+	"github.com/bridgekeeper/bridgekeeper/internal/testenv/brokerenv"
 	"github.com/bridgekeeper/bridgekeeper/storage"
 )
 
@@ -55,7 +55,7 @@ type realBroker struct {
 func startBroker(t *testing.T, algorithm string) *realBroker {
 	t.Helper()
 	clock := &keyClock{}
-	tb := testenv.StartBroker(t, testenv.BrokerOptions{
+	tb := brokerenv.Start(t, brokerenv.Options{
 		Secret: "aW50ZXJvcC1zZWNyZXQtMDEyMzQ1Njc4OWFiY2RlZjAx",
 		Keys: keys.Options{
 			Algorithm:      algorithm,

@@ -16,7 +16,7 @@ import (
 	"github.com/bridgekeeper/bridgekeeper/broker"
 	"github.com/bridgekeeper/bridgekeeper/broker/keys"
 	"github.com/bridgekeeper/bridgekeeper/internal/syncbuf"
-	"github.com/bridgekeeper/bridgekeeper/internal/testenv"
+	"github.com/bridgekeeper/bridgekeeper/internal/testenv/brokerenv"
 	"github.com/bridgekeeper/bridgekeeper/ops"
 	"github.com/bridgekeeper/bridgekeeper/storage"
 )
@@ -29,12 +29,12 @@ func TestWrapTheBroker(t *testing.T) {
 	logs := &syncbuf.Buffer{}
 	log := slog.New(ops.LogHandler(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})))
 	m := ops.NewMetrics()
-	b := testenv.StartBroker(t, testenv.BrokerOptions{
+	b := brokerenv.Start(t, brokerenv.Options{
 		Secret: strings.Repeat("ops-test-secret-", 3),
 		Logger: log,
 		Keys:   keys.Options{Algorithm: "ES256", MaxTokenLifetime: keys.DefaultMaxTokenLifetime, Logger: slog.New(slog.DiscardHandler)},
 		Config: func(c *broker.Config) { c.GrantObserver = m.ObserveGrant },
-		Handler: func(b *testenv.Broker) http.Handler {
+		Handler: func(b *brokerenv.Broker) http.Handler {
 			router, ok := b.Server.Handler().(*mux.Router)
 			if !ok {
 				t.Fatalf("broker handler is a %T, not a *mux.Router", b.Server.Handler())
@@ -49,7 +49,7 @@ func TestWrapTheBroker(t *testing.T) {
 		ID: "svc", Name: "svc", TokenEndpointAuthMethod: "client_secret_basic",
 		GrantTypes: []string{"client_credentials"}, ResponseTypes: []string{"code"}, Scopes: []string{"jobs"},
 	}, "svc-secret-0123456789abcdefghijklmnop")
-	if err := m.RegisterDatabase(store.Ping, store.DB().DB); err != nil {
+	if err := m.RegisterDatabase(store.Ping, store.PoolStats); err != nil {
 		t.Fatal(err)
 	}
 	if err := m.RegisterSigningKeyAge(func(ctx context.Context) (time.Time, error) {

@@ -186,18 +186,65 @@ func (m *Metrics) RegisterSigningKeyAge(created func(context.Context) (time.Time
 
 // RegisterDatabase exports the database's round-trip time, measured by
 // ping on every scrape, as bridgekeeper_database_ping_seconds, and
-// bridgekeeper_database_up (1 or 0). With db set, the connection pool's
-// statistics (go_sql_*) are exported too.
-func (m *Metrics) RegisterDatabase(ping func(context.Context) error, db *sql.DB) error {
+// bridgekeeper_database_up (1 or 0). With poolStats set (storage's
+// Store.PoolStats fits), the connection pool's statistics (go_sql_*) are
+// exported too.
+func (m *Metrics) RegisterDatabase(ping func(context.Context) error, poolStats func() sql.DBStats) error {
 	up := prometheus.NewDesc(namespace+"_database_up", "Whether the database answered the last ping (1) or not (0).", nil, nil)
 	latency := prometheus.NewDesc(namespace+"_database_ping_seconds", "Round-trip time of a database ping.", nil, nil)
 	if err := m.register("database", &pingCollector{up: up, latency: latency, ping: ping}); err != nil {
 		return err
 	}
-	if db != nil {
-		return m.register("database pool", collectors.NewDBStatsCollector(db, "bridgekeeper"))
+	if poolStats != nil {
+		return m.register("database pool", newPoolCollector(poolStats))
 	}
 	return nil
+}
+
+// poolCollector exports a connection pool's statistics as the go_sql_*
+// metrics of client_golang's DBStatsCollector (db_name="bridgekeeper"),
+// from the statistics alone: nothing outside storage holds the pool.
+type poolCollector struct {
+	stats   func() sql.DBStats
+	metrics []poolMetric
+}
+
+type poolMetric struct {
+	desc  *prometheus.Desc
+	kind  prometheus.ValueType
+	value func(sql.DBStats) float64
+}
+
+func newPoolCollector(stats func() sql.DBStats) *poolCollector {
+	c := &poolCollector{stats: stats}
+	add := func(name, help string, kind prometheus.ValueType, value func(sql.DBStats) float64) {
+		desc := prometheus.NewDesc("go_sql_"+name, help, nil, prometheus.Labels{"db_name": namespace})
+		c.metrics = append(c.metrics, poolMetric{desc: desc, kind: kind, value: value})
+	}
+	gauge, counter := prometheus.GaugeValue, prometheus.CounterValue
+	add("max_open_connections", "Maximum number of open connections to the database.", gauge, func(s sql.DBStats) float64 { return float64(s.MaxOpenConnections) })
+	add("open_connections", "The number of established connections both in use and idle.", gauge, func(s sql.DBStats) float64 { return float64(s.OpenConnections) })
+	add("in_use_connections", "The number of connections currently in use.", gauge, func(s sql.DBStats) float64 { return float64(s.InUse) })
+	add("idle_connections", "The number of idle connections.", gauge, func(s sql.DBStats) float64 { return float64(s.Idle) })
+	add("wait_count_total", "The total number of connections waited for.", counter, func(s sql.DBStats) float64 { return float64(s.WaitCount) })
+	add("wait_duration_seconds_total", "The total time blocked waiting for a new connection.", counter, func(s sql.DBStats) float64 { return s.WaitDuration.Seconds() })
+	add("max_idle_closed_total", "The total number of connections closed due to SetMaxIdleConns.", counter, func(s sql.DBStats) float64 { return float64(s.MaxIdleClosed) })
+	add("max_idle_time_closed_total", "The total number of connections closed due to SetConnMaxIdleTime.", counter, func(s sql.DBStats) float64 { return float64(s.MaxIdleTimeClosed) })
+	add("max_lifetime_closed_total", "The total number of connections closed due to SetConnMaxLifetime.", counter, func(s sql.DBStats) float64 { return float64(s.MaxLifetimeClosed) })
+	return c
+}
+
+func (c *poolCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, m := range c.metrics {
+		ch <- m.desc
+	}
+}
+
+func (c *poolCollector) Collect(ch chan<- prometheus.Metric) {
+	stats := c.stats()
+	for _, m := range c.metrics {
+		ch <- prometheus.MustNewConstMetric(m.desc, m.kind, m.value(stats))
+	}
 }
 
 func (m *Metrics) register(what string, c prometheus.Collector) error {

@@ -143,7 +143,7 @@ func TestWrapCountsRequestsByRouteTemplate(t *testing.T) {
 func TestCollectorsForDatabasePluginsAndKeys(t *testing.T) {
 	store, _ := storagetest.Backend{Name: storage.DialectSQLite}.Open(t)
 	m := NewMetrics()
-	if err := m.RegisterDatabase(store.Ping, store.DB().DB); err != nil {
+	if err := m.RegisterDatabase(store.Ping, store.PoolStats); err != nil {
 		t.Fatal(err)
 	}
 	state := &fakePlugin{up: true, restarts: 2, failures: map[string]int{"path": 0, "configure": 1}}

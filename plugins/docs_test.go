@@ -1,16 +1,15 @@
 package plugins
 
 import (
-	"encoding/json"
 	"errors"
 	"net/url"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/bridgekeeper/bridgekeeper/connectors"
+	"github.com/bridgekeeper/bridgekeeper/internal/testenv"
 )
 
 // TestDocsTemplate builds the Go template in docs/plugins.md and logs a
@@ -24,29 +23,12 @@ func TestDocsTemplate(t *testing.T) {
 	src := goBlockAfter(t, string(doc), "## A plugin in Go")
 
 	// Build it as if it were a package of this module, without writing
-	// into the source tree: go build's overlay maps the file in.
-	dir := t.TempDir()
-	mainPath := filepath.Join(dir, "main.go")
+	// into the source tree.
+	mainPath := filepath.Join(t.TempDir(), "main.go")
 	if err := os.WriteFile(mainPath, []byte(src), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	pkgDir, err := filepath.Abs(filepath.Join("internal", "doctemplate"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	overlay, err := json.Marshal(map[string]any{"Replace": map[string]string{filepath.Join(pkgDir, "main.go"): mainPath}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	overlayPath := filepath.Join(dir, "overlay.json")
-	if err := os.WriteFile(overlayPath, overlay, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	bin := filepath.Join(dir, "connector-example")
-	build := exec.Command("go", "build", "-overlay", overlayPath, "-o", bin, "./internal/doctemplate")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("building the template from docs/plugins.md: %v\n%s", err, out)
-	}
+	bin := testenv.BuildReplacing(t, "./plugins/internal/doctemplate", map[string]string{"plugins/internal/doctemplate/main.go": mainPath})
 
 	p, _ := launchTest(t, func(c *Config) {
 		c.ID = "example"

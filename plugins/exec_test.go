@@ -23,7 +23,7 @@ func swapSetup(t *testing.T) (dir, good, other, sum string, ran func() bool) {
 	t.Helper()
 	dir = t.TempDir()
 	good = filepath.Join(dir, "good")
-	copyFile(t, testConnectorPath, good)
+	copyFile(t, testConnector(t), good)
 	marker := filepath.Join(dir, "other-ran")
 	other = filepath.Join(dir, "other")
 	if err := os.WriteFile(other, []byte("#!/bin/sh\necho ran >> "+marker+"\nexec "+good+"\n"), 0o755); err != nil {
@@ -158,7 +158,7 @@ func TestChecksummedScriptWarns(t *testing.T) {
 		return r.Level == slog.LevelWarn && strings.Contains(r.Message, "connector plugin is a script")
 	}
 	wrapper := filepath.Join(t.TempDir(), "wrapper")
-	if err := os.WriteFile(wrapper, []byte("#!/bin/sh\nexec "+testConnectorPath+"\n"), 0o755); err != nil {
+	if err := os.WriteFile(wrapper, []byte("#!/bin/sh\nexec "+testConnector(t)+"\n"), 0o755); err != nil {
 		t.Fatal(err)
 	}
 	p, sink := launchTest(t, func(c *Config) { c.Path, c.SHA256 = wrapper, sha256File(t, wrapper) })
@@ -168,7 +168,7 @@ func TestChecksummedScriptWarns(t *testing.T) {
 	if _, ok, _ := sink.find(isWarning); !ok {
 		t.Error("no warning that the checked plugin is a script")
 	}
-	_, sink = launchTest(t, func(c *Config) { c.SHA256 = sha256File(t, testConnectorPath) })
+	_, sink = launchTest(t, func(c *Config) { c.SHA256 = sha256File(t, testConnector(t)) })
 	if _, ok, _ := sink.find(isWarning); ok {
 		t.Error("a checked binary was warned about as a script")
 	}

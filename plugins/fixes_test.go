@@ -4,12 +4,13 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"github.com/bridgekeeper/bridgekeeper/internal/syncbuf"
 	"log/slog"
 	"os"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/bridgekeeper/bridgekeeper/internal/syncbuf"
 
 	"github.com/bridgekeeper/bridgekeeper/connectors"
 )
@@ -20,7 +21,7 @@ import (
 func TestPluginLogLinesNameConnectorOnce(t *testing.T) {
 	var out syncbuf.Buffer
 	logger := slog.New(slog.NewJSONHandler(&out, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	p, err := Launch(context.Background(), Config{ID: "test", Path: testConnectorPath, Config: []byte(`{"issuer":"https://idp.test"}`)}, logger)
+	p, err := Launch(context.Background(), Config{ID: "test", Path: testConnector(t), Config: []byte(`{"issuer":"https://idp.test"}`)}, logger)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -52,7 +53,7 @@ func TestPluginLogLinesNameConnectorOnce(t *testing.T) {
 // as a refused configuration.
 func TestConfigureTimesOut(t *testing.T) {
 	_, err := Launch(context.Background(), Config{
-		ID: "test", Path: testConnectorPath, Config: []byte(`{"hang_open":true}`),
+		ID: "test", Path: testConnector(t), Config: []byte(`{"hang_open":true}`),
 		CallTimeout: 500 * time.Millisecond,
 	}, nil)
 	if err == nil {
@@ -68,7 +69,7 @@ func TestConfigureTimesOut(t *testing.T) {
 
 // A configuration the connector refuses is still said as such.
 func TestConfigureRefusedSaysSo(t *testing.T) {
-	_, err := Launch(context.Background(), Config{ID: "test", Path: testConnectorPath, Config: []byte(`{"fail_open":"no client_id"}`)}, nil)
+	_, err := Launch(context.Background(), Config{ID: "test", Path: testConnector(t), Config: []byte(`{"fail_open":"no client_id"}`)}, nil)
 	if err == nil || !strings.Contains(err.Error(), "refused its configuration: no client_id") {
 		t.Fatalf("error %v: want the refusal", err)
 	}

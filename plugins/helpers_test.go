@@ -8,38 +8,27 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"strconv"
 	"sync"
 	"syscall"
 	"testing"
+
+	"github.com/bridgekeeper/bridgekeeper/internal/testenv"
 )
 
-// testConnectorPath is the test plugin, hostileConnectorPath the plugin
-// that breaks the reply limits; TestMain builds both once.
-var testConnectorPath, hostileConnectorPath string
+func TestMain(m *testing.M) { testenv.Main(m) }
 
-func TestMain(m *testing.M) {
-	os.Exit(run(m))
+// testConnector is the path of the test plugin, built once per test
+// process.
+func testConnector(t testing.TB) string {
+	t.Helper()
+	return testenv.Binary(t, "./plugins/internal/testconnector")
 }
 
-func run(m *testing.M) int {
-	dir, err := os.MkdirTemp("", "plugins-test-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	defer os.RemoveAll(dir)
-	testConnectorPath = filepath.Join(dir, "testconnector")
-	hostileConnectorPath = filepath.Join(dir, "hostileconnector")
-	build := exec.Command("go", "build", "-o", dir+string(os.PathSeparator), "./internal/testconnector", "./internal/hostileconnector")
-	build.Stdout, build.Stderr = os.Stderr, os.Stderr
-	if err := build.Run(); err != nil {
-		fmt.Fprintln(os.Stderr, "building the test connectors:", err)
-		return 1
-	}
-	return m.Run()
+// hostileConnector is the path of the plugin that breaks the reply limits.
+func hostileConnector(t testing.TB) string {
+	t.Helper()
+	return testenv.Binary(t, "./plugins/internal/hostileconnector")
 }
 
 // logRecord is one captured log line with all its attributes flattened.
@@ -149,7 +138,7 @@ func launchTestAt(t testing.TB, level slog.Level, change func(*Config)) (*Plugin
 	sink := newLogSink()
 	cfg := Config{
 		ID:     "test",
-		Path:   testConnectorPath,
+		Path:   testConnector(t),
 		Config: []byte(`{"issuer":"https://idp.test"}`),
 	}
 	if change != nil {

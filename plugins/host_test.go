@@ -231,7 +231,7 @@ func TestCapabilitiesSurviveACrash(t *testing.T) {
 
 func TestChecksum(t *testing.T) {
 	ctx := testContext(t)
-	sum := sha256File(t, testConnectorPath)
+	sum := sha256File(t, testConnector(t))
 
 	p, _ := launchTest(t, func(c *Config) { c.SHA256 = strings.ToUpper(sum) })
 	if _, err := p.Connector().LoginURL(ctx, connectors.LoginRequest{State: "s"}); err != nil {
@@ -239,17 +239,17 @@ func TestChecksum(t *testing.T) {
 	}
 
 	wrong := strings.Repeat("ab", 32)
-	_, err := Launch(ctx, Config{ID: "test", Path: testConnectorPath, SHA256: wrong, Config: []byte(`{"issuer":"x"}`)}, nil)
+	_, err := Launch(ctx, Config{ID: "test", Path: testConnector(t), SHA256: wrong, Config: []byte(`{"issuer":"x"}`)}, nil)
 	if !errors.Is(err, ErrChecksumMismatch) {
 		t.Fatalf("Launch with a wrong checksum: %v, want ErrChecksumMismatch", err)
 	}
-	for _, part := range []string{testConnectorPath, sum, wrong} {
+	for _, part := range []string{testConnector(t), sum, wrong} {
 		if !strings.Contains(err.Error(), part) {
 			t.Errorf("error %q does not name %q", err, part)
 		}
 	}
 
-	_, err = Launch(ctx, Config{ID: "test", Path: testConnectorPath, SHA256: "abc"}, nil)
+	_, err = Launch(ctx, Config{ID: "test", Path: testConnector(t), SHA256: "abc"}, nil)
 	if err == nil || !strings.Contains(err.Error(), "64 hex digits") {
 		t.Errorf("Launch with a malformed checksum: %v", err)
 	}
@@ -259,8 +259,8 @@ func TestChecksumCheckedOnRelaunch(t *testing.T) {
 	ctx := testContext(t)
 	// A copy of the binary that the test can replace while it runs.
 	path := filepath.Join(t.TempDir(), "connector")
-	copyFile(t, testConnectorPath, path)
-	p, sink := launchTest(t, func(c *Config) { c.Path = path; c.SHA256 = sha256File(t, testConnectorPath) })
+	copyFile(t, testConnector(t), path)
+	p, sink := launchTest(t, func(c *Config) { c.Path = path; c.SHA256 = sha256File(t, testConnector(t)) })
 
 	// Replace the binary (as an attacker or a botched upgrade would), then
 	// crash the plugin: the relaunch must refuse the new file.
@@ -483,7 +483,7 @@ func TestClose(t *testing.T) {
 
 func TestConfigureRefused(t *testing.T) {
 	ctx := testContext(t)
-	_, err := Launch(ctx, Config{ID: "test", Path: testConnectorPath, Config: []byte(`{"fail_open":"client_secret is required"}`)}, nil)
+	_, err := Launch(ctx, Config{ID: "test", Path: testConnector(t), Config: []byte(`{"fail_open":"client_secret is required"}`)}, nil)
 	if err == nil || !strings.Contains(err.Error(), "client_secret is required") || !strings.Contains(err.Error(), "refused its configuration") {
 		t.Fatalf("Launch with a refused config: %v", err)
 	}
@@ -534,7 +534,7 @@ func TestEnvironment(t *testing.T) {
 	dir := t.TempDir()
 	envFile := filepath.Join(dir, "env")
 	wrapper := filepath.Join(dir, "wrapper")
-	body := "#!/bin/sh\nenv > " + envFile + "\nexec " + testConnectorPath + "\n"
+	body := "#!/bin/sh\nenv > " + envFile + "\nexec " + testConnector(t) + "\n"
 	if err := os.WriteFile(wrapper, []byte(body), 0o755); err != nil {
 		t.Fatal(err)
 	}

@@ -17,7 +17,7 @@ import (
 func TestHostileReplies(t *testing.T) {
 	ctx := testContext(t)
 	p, _ := launchTest(t, func(c *Config) {
-		c.Path = hostileConnectorPath
+		c.Path = hostileConnector(t)
 		c.Config = []byte(`{"issuer":"https://hostile-idp.test"}`)
 	})
 	limit := func(n int) string { return "limit of " + strconv.Itoa(n) }

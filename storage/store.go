@@ -322,8 +322,14 @@ func (s *Store) withClientSource(get func(ctx context.Context, id string) (*Clie
 func (s *Store) Dialect() string { return s.dialect }
 
 // DB is the underlying bun database (on SQLite, its single writer
-// connection). Prefer the Store's methods.
+// connection), for storage's own test packages (storagetest, conformance):
+// nothing outside storage/ issues SQL. Use the Store's methods.
 func (s *Store) DB() *bun.DB { return s.db }
+
+// PoolStats are the statistics of the connection pool that takes the
+// writes (on SQLite its single writer connection; on Postgres the only
+// pool), for metrics.
+func (s *Store) PoolStats() sql.DBStats { return s.db.Stats() }
 
 // Files returns the files of an SQLite database: the database, its
 // write-ahead log and its shared-memory index (nil on Postgres), for a

@@ -21,6 +21,7 @@ import (
 	"github.com/bridgekeeper/bridgekeeper/internal/pagekit"
 	"github.com/bridgekeeper/bridgekeeper/internal/password"
 	"github.com/bridgekeeper/bridgekeeper/storage"
+	"github.com/bridgekeeper/bridgekeeper/storage/storagetest"
 )
 
 const (
@@ -479,7 +480,6 @@ func TestRegistrationClosed(t *testing.T) {
 func TestAccountPage(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, store *storage.Store) {
 		h := newHarness(t, store, nil)
-		ctx := context.Background()
 		wantStatus(t, "signed out", h.get("/account"), http.StatusUnauthorized)
 
 		h.register("Ada", adaEmail, adaPass)
@@ -536,7 +536,7 @@ func TestAccountPage(t *testing.T) {
 		if refreshTokenActive(t, store, refresh) {
 			t.Error("refresh token active after a password change")
 		}
-		if sessions, _ := store.DB().NewSelect().Model((*storage.BrowserSession)(nil)).Where("user_id = ?", u.ID).Count(ctx); sessions != 0 {
+		if sessions := len(storagetest.BrowserSessions(t, store, u.ID)); sessions != 0 {
 			t.Errorf("%d browser sessions left after a password change", sessions)
 		}
 		wantStatus(t, "signed out by the change", h.get("/account"), http.StatusUnauthorized)

@@ -1,7 +1,6 @@
 package accounts_test
 
 import (
-	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"net/http"
@@ -12,6 +11,7 @@ import (
 
 	"github.com/bridgekeeper/bridgekeeper/broker/accounts"
 	"github.com/bridgekeeper/bridgekeeper/storage"
+	"github.com/bridgekeeper/bridgekeeper/storage/storagetest"
 )
 
 // TestMailedLinks backs docs/accounts.md on the links the pages mail: by
@@ -22,7 +22,6 @@ import (
 func TestMailedLinks(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, store *storage.Store) {
 		h := newHarness(t, store, nil)
-		ctx := context.Background()
 		token := func(link string) string {
 			t.Helper()
 			u, err := url.Parse(link)
@@ -37,18 +36,24 @@ func TestMailedLinks(t *testing.T) {
 		checkStored := func(kind, raw string, ttl time.Duration) {
 			t.Helper()
 			sum := sha256.Sum256([]byte(raw))
-			var created, expires time.Time
-			err := store.DB().QueryRowContext(ctx, "SELECT created_at, expires_at FROM action_tokens WHERE id = ?", hex.EncodeToString(sum[:])).Scan(&created, &expires)
-			if err != nil {
-				t.Fatalf("%s link: no row under the token's SHA-256: %v", kind, err)
+			var row *storage.ActionToken
+			n := 0
+			for _, a := range storagetest.ActionTokens(t, store) {
+				if a.ID == hex.EncodeToString(sum[:]) {
+					row = &a
+				}
+				if a.ID == raw || strings.Contains(a.Data, raw) || a.UserID == raw {
+					n++
+				}
 			}
-			if got := expires.Sub(created); got != ttl {
+			if row == nil {
+				t.Fatalf("%s link: no row under the token's SHA-256", kind)
+			}
+			if got := row.ExpiresAt.Sub(row.CreatedAt); got != ttl {
 				t.Errorf("%s link lives %v, want %v", kind, got, ttl)
 			}
-			var n int
-			if err := store.DB().QueryRowContext(ctx, "SELECT count(*) FROM action_tokens WHERE id = ? OR data LIKE ? OR user_id = ?",
-				raw, "%"+raw+"%", raw).Scan(&n); err != nil || n != 0 {
-				t.Errorf("%s link: %d rows hold the raw token (%v)", kind, n, err)
+			if n != 0 {
+				t.Errorf("%s link: %d rows hold the raw token", kind, n)
 			}
 		}
 

@@ -42,23 +42,7 @@ func upstreamTokens(t *testing.T, e *env, id *storage.Identity) []string {
 // it, without the broker.
 func rawConnectorData(t *testing.T, e *env) [][]byte {
 	t.Helper()
-	rows, err := e.store.DB().QueryContext(context.Background(), "SELECT connector_data FROM identities")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rows.Close()
-	var out [][]byte
-	for rows.Next() {
-		var b []byte
-		if err := rows.Scan(&b); err != nil {
-			t.Fatal(err)
-		}
-		out = append(out, b)
-	}
-	if err := rows.Err(); err != nil {
-		t.Fatal(err)
-	}
-	return out
+	return storagetest.Column(t, e.store, "identities", "connector_data")
 }
 
 // TestConnectorDataEncryptedAtRest: the upstream tokens connectors keep

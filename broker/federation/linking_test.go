@@ -270,19 +270,7 @@ func TestPreRegistrationTakeover(t *testing.T) {
 			}
 			// The upstream identity waits with the pending login,
 			// encrypted: its e-mail is in no pending login's state.
-			var states [][]byte
-			rows, err := e.store.DB().QueryContext(ctx, "SELECT connector_state FROM pending_logins WHERE connector_state IS NOT NULL")
-			if err != nil {
-				t.Fatal(err)
-			}
-			for rows.Next() {
-				var st []byte
-				if err := rows.Scan(&st); err != nil {
-					t.Fatal(err)
-				}
-				states = append(states, st)
-			}
-			rows.Close()
+			states := storagetest.Column(t, e.store, "pending_logins", "connector_state")
 			if len(states) == 0 {
 				t.Fatal("no pending login holds the upstream identity")
 			}

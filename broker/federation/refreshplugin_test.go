@@ -16,6 +16,7 @@ import (
 	"github.com/bridgekeeper/bridgekeeper/internal/config"
 	"github.com/bridgekeeper/bridgekeeper/internal/fakeidp"
 	"github.com/bridgekeeper/bridgekeeper/plugins"
+	"github.com/bridgekeeper/bridgekeeper/storage/storagetest"
 )
 
 // TestPluginKilledMidRefresh kills the connector plugin during a refresh
@@ -100,18 +101,11 @@ func TestRefreshSaveFailsKeepsTheUpstreamToken(t *testing.T) {
 		brokerConfig: refreshCheckedUpstream,
 	})
 	_, tr := e.login(e.browser(), "okta", "1001")
-	db := e.store.DB()
-	exec := func(q string) {
-		t.Helper()
-		if _, err := db.ExecContext(t.Context(), q); err != nil {
-			t.Fatalf("%s: %v", q, err)
-		}
-	}
-	exec(`CREATE TRIGGER bk_fail_identity BEFORE UPDATE ON identities BEGIN SELECT RAISE(ABORT, 'simulated database failure'); END`)
+	restore := storagetest.FailWrites(t, e.store, "UPDATE", "identities")
 	if r := e.refresh(tr.RefreshToken); r.status != http.StatusServiceUnavailable {
 		t.Fatalf("refresh whose identity cannot be saved: %d %q, want 503", r.status, r.Error)
 	}
-	exec(`DROP TRIGGER bk_fail_identity`)
+	restore()
 	r := e.refresh(tr.RefreshToken)
 	if r.status != http.StatusOK {
 		t.Fatalf("the retried refresh once the database is back: %d %q, want 200 (the grant was lost)", r.status, r.Error)

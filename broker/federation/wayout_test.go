@@ -70,10 +70,7 @@ func TestAccountPageSignsInAndComesBack(t *testing.T) {
 			}
 
 			// Neither sign-in issued anything to an application.
-			var n int
-			if err := e.store.DB().QueryRowContext(context.Background(), "SELECT count(*) FROM authorize_codes").Scan(&n); err != nil {
-				t.Fatal(err)
-			} else if n != 0 {
+			if n := storagetest.CountRows(t, e.store, "authorize_codes"); n != 0 {
 				t.Errorf("%d authorization codes after sign-ins with no application", n)
 			}
 

@@ -35,7 +35,7 @@ func operations(cfg config.Config, srv *broker.Server, store *storage.Store, km 
 		ops.MigrationsCheck(store.MigrationStatus),
 	)
 	var errs []error
-	errs = append(errs, m.RegisterDatabase(store.Ping, store.DB().DB))
+	errs = append(errs, m.RegisterDatabase(store.Ping, store.PoolStats))
 	errs = append(errs, m.RegisterSigningKeyAge(func(ctx context.Context) (time.Time, error) {
 		infos, err := km.List(ctx)
 		if err != nil {

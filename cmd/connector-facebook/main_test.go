@@ -5,16 +5,17 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http/httptest"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/bridgekeeper/bridgekeeper/connectors"
 	"github.com/bridgekeeper/bridgekeeper/internal/fakeidp"
+	"github.com/bridgekeeper/bridgekeeper/internal/testenv"
 	"github.com/bridgekeeper/bridgekeeper/plugins"
 )
+
+func TestMain(m *testing.M) { testenv.Main(m) }
 
 const callbackURL = "http://127.0.0.1:8080/callback/facebook"
 
@@ -26,10 +27,7 @@ func TestPluginProcess(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	bin := filepath.Join(t.TempDir(), "connector-facebook")
-	if out, err := exec.CommandContext(ctx, "go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("build connector-facebook: %v\n%s", err, out)
-	}
+	bin := testenv.Binary(t, "./cmd/connector-facebook")
 	cfg := fakeidp.DemoConfig()
 	cfg.Clients = []fakeidp.Client{{ID: "4242", Secret: "app-secret", RedirectURIs: []string{callbackURL}}}
 	idp, err := fakeidp.New(cfg, nil)

@@ -1,10 +1,12 @@
 // Package testenv runs Bridgekeeper for tests the way an operator does: it
 // builds the module's commands once per test process (Binary, CLI), starts
 // long-running processes that stop when the test ends and waits until they
-// answer (Start, Process), starts a real broker in the test process (Broker),
-// and checks for the tools a test needs (Require, Tool): missing ones skip
-// the test, saying why, and fail it under CI=true, where .ci/run installs
-// them.
+// answer (Start, Process), and checks for the tools a test needs (Require,
+// Tool): missing ones skip the test, saying why, and fail it under
+// CI=true, where .ci/run installs them. It imports nothing of the broker,
+// so every package's tests may use it (plugins' and the connector
+// binaries' too); a real broker in the test process is its subpackage
+// brokerenv's.
 //
 // A package that builds binaries calls Main from its TestMain, so that the
 // binaries are removed after the run:
@@ -15,6 +17,7 @@ package testenv
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -84,6 +87,42 @@ func CopyBinary(t testing.TB, pkg string) string {
 		t.Fatal(err)
 	}
 	return dst
+}
+
+// BuildReplacing builds the command of package pkg (as Binary names it)
+// with some of its files replaced: replace maps a file's path, relative
+// to the module's root, to the path of the file to compile in its place
+// (go build -overlay), so a test builds source it holds (a snippet of the
+// docs, say) as a package of the module without writing into the tree.
+// The binary is built for this test alone, in its own directory.
+func BuildReplacing(t testing.TB, pkg string, replace map[string]string) string {
+	t.Helper()
+	root, err := ModuleRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	abs := map[string]string{}
+	for file, with := range replace {
+		if abs[filepath.Join(root, file)], err = filepath.Abs(with); err != nil {
+			t.Fatal(err)
+		}
+	}
+	dir := t.TempDir()
+	overlay, err := json.Marshal(map[string]any{"Replace": abs})
+	if err != nil {
+		t.Fatal(err)
+	}
+	overlayPath := filepath.Join(dir, "overlay.json")
+	if err := os.WriteFile(overlayPath, overlay, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(dir, path.Base(pkg))
+	cmd := exec.Command("go", "build", "-overlay", overlayPath, "-o", out, pkg)
+	cmd.Dir = root
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go build %s: %v\n%s", pkg, err, b)
+	}
+	return out
 }
 
 func buildPackage(pkg string) (string, error) {

@@ -5,13 +5,15 @@ import (
 	"io"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/bridgekeeper/bridgekeeper/internal/testenv"
 	"github.com/bridgekeeper/bridgekeeper/plugins/internal/wire"
 )
+
+func TestMain(m *testing.M) { testenv.Main(m) }
 
 // TestPluginExitsWithItsParent starts the test connector from a shell that
 // exits at once, as a broker killed with SIGKILL would: the orphaned plugin
@@ -23,10 +25,7 @@ func TestPluginExitsWithItsParent(t *testing.T) {
 	}
 	defer r.Close()
 	// The shell starts the plugin and exits when the test says so.
-	bin := filepath.Join(t.TempDir(), "testconnector")
-	if out, err := exec.Command("go", "build", "-o", bin, "../internal/testconnector").CombinedOutput(); err != nil {
-		t.Fatalf("building the test connector: %v\n%s", err, out)
-	}
+	bin := testenv.Binary(t, "./plugins/internal/testconnector")
 	sh := exec.Command("sh", "-c", `"$0" & read done`, bin)
 	sh.Env = append(os.Environ(), wire.MagicCookieKey+"="+wire.MagicCookieValue, "PLUGIN_PROTOCOL_VERSIONS=1")
 	sh.Stdout = w

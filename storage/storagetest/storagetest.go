@@ -79,14 +79,45 @@ func (b Backend) EmptyDSN(t testing.TB) string {
 	return ""
 }
 
-// ExecAdmin runs one statement on the database of
-// $BRIDGEKEEPER_TEST_POSTGRES over a connection of its own, closed after
-// (for tests that manage their own schemas, and outlive server restarts).
-func ExecAdmin(ctx context.Context, query string) error {
-	dsn := os.Getenv(PostgresEnv)
-	if dsn == "" {
-		return fmt.Errorf("storagetest: $%s is not set", PostgresEnv)
+// RestartSafeDSN returns the DSN of a fresh, empty, unmigrated Postgres
+// schema in the database of $BRIDGEKEEPER_TEST_POSTGRES (selected by
+// search_path), for a test that restarts the server: the schema is created
+// and, at cleanup, dropped over connections of their own, opened for the
+// one statement (a connection older than the restart is gone).
+func RestartSafeDSN(t testing.TB) string {
+	t.Helper()
+	admin := os.Getenv(PostgresEnv)
+	if admin == "" {
+		t.Fatalf("storagetest: $%s is not set", PostgresEnv)
 	}
+	var suffix [6]byte
+	if _, err := rand.Read(suffix[:]); err != nil {
+		t.Fatalf("storagetest: %v", err)
+	}
+	name := "bk_res_" + hex.EncodeToString(suffix[:])
+	if err := execAdmin(admin, "CREATE SCHEMA "+name); err != nil {
+		t.Fatalf("storagetest: create schema %s: %v", name, err)
+	}
+	t.Cleanup(func() {
+		if err := execAdmin(admin, "DROP SCHEMA IF EXISTS "+name+" CASCADE"); err != nil {
+			t.Errorf("storagetest: drop schema %s: %v", name, err)
+		}
+	})
+	u, err := url.Parse(admin)
+	if err != nil {
+		t.Fatalf("storagetest: $%s: %v", PostgresEnv, err)
+	}
+	q := u.Query()
+	q.Set("search_path", name)
+	u.RawQuery = q.Encode()
+	return u.String()
+}
+
+// execAdmin runs one statement on the database of dsn over a connection
+// of its own, closed after; it gives up after 30 s.
+func execAdmin(dsn, query string) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
 	db := sql.OpenDB(pgdriver.NewConnector(pgdriver.WithDSN(dsn)))
 	defer db.Close()
 	_, err := db.ExecContext(ctx, query)

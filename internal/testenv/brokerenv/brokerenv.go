@@ -1,4 +1,10 @@
-package testenv
+// Package brokerenv starts a real broker in the test process for tests
+// (Start): broker.New over a real store (SQLite, or Postgres with
+// storagetest) and real signing keys, served over HTTP on 127.0.0.1 until
+// the test ends. It is apart from internal/testenv (processes, binaries,
+// tools), so that packages below the broker, such as plugins, use that
+// without depending on the broker.
+package brokerenv
 
 import (
 	"context"
@@ -18,9 +24,9 @@ import (
 // DefaultSecret is the system secret of a Broker whose options give none.
 const DefaultSecret = "dGVzdGVudi1zZWNyZXQtMDEyMzQ1Njc4OWFiY2RlZjA="
 
-// BrokerOptions configure StartBroker. The zero value is a broker on a
+// Options configure Start. The zero value is a broker on a
 // fresh SQLite database with RS256 keys, logging nowhere.
-type BrokerOptions struct {
+type Options struct {
 	// Backend is the storage the broker runs on; SQLite when unnamed.
 	Backend storagetest.Backend
 	// Secret is the system secret (base64 or 32+ characters, as
@@ -51,9 +57,9 @@ type Broker struct {
 	Server *broker.Server
 }
 
-// StartBroker builds a broker as o says and serves it; it fails the test
-// when the broker does not start.
-func StartBroker(t testing.TB, o BrokerOptions) *Broker {
+// Start builds a broker as o says and serves it; it fails the test when
+// the broker does not start.
+func Start(t testing.TB, o Options) *Broker {
 	t.Helper()
 	ctx := context.Background()
 	if o.Backend.Name == "" {
@@ -68,7 +74,7 @@ func StartBroker(t testing.TB, o BrokerOptions) *Broker {
 	store, _ := o.Backend.Open(t)
 	sec, err := secret.Parse(o.Secret)
 	if err != nil {
-		t.Fatalf("testenv: system secret: %v", err)
+		t.Fatalf("brokerenv: system secret: %v", err)
 	}
 	ts := httptest.NewUnstartedServer(nil)
 	b := &Broker{Issuer: "http://" + ts.Listener.Addr().String(), Store: store, Secret: sec}
@@ -85,11 +91,11 @@ func StartBroker(t testing.TB, o BrokerOptions) *Broker {
 		ko.Logger = o.Logger
 	}
 	if b.Keys, err = keys.New(ctx, store, ko); err != nil {
-		t.Fatalf("testenv: signing keys: %v", err)
+		t.Fatalf("brokerenv: signing keys: %v", err)
 	}
 	cfg.Keys = b.Keys
 	if b.Server, err = broker.New(ctx, cfg); err != nil {
-		t.Fatalf("testenv: broker.New: %v", err)
+		t.Fatalf("brokerenv: broker.New: %v", err)
 	}
 	ts.Config.Handler = b.Server.Handler()
 	if o.Handler != nil {
@@ -117,6 +123,6 @@ func (b *Broker) CreateClient(t testing.TB, c *storage.Client, clientSecret stri
 		c.SecretHash = hash
 	}
 	if err := b.Store.CreateClient(ctx, c); err != nil {
-		t.Fatalf("testenv: create client %s: %v", c.ID, err)
+		t.Fatalf("brokerenv: create client %s: %v", c.ID, err)
 	}
 }
