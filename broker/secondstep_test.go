@@ -31,7 +31,7 @@ func newMFAEnv(t testing.TB, b storagetest.Backend, policy string, more ...func(
 	var svc *mfa.Service
 	e := newTestEnv(t, b, func(c *Config) {
 		var err error
-		if svc, err = mfa.New(mfa.Config{Store: c.Store, Secret: c.Secret, Issuer: "Test", Now: clk.Now}); err != nil {
+		if svc, err = mfa.New(mfa.Config{Store: c.Store.(mfa.Store), Secret: c.Secret, Issuer: "Test", Now: clk.Now}); err != nil {
 			t.Fatal(err)
 		}
 		c.Factors, c.MFA = svc, policy
@@ -45,7 +45,7 @@ func newMFAEnv(t testing.TB, b storagetest.Backend, policy string, more ...func(
 // withLoginLimits gives the broker the account pages' login limits
 // (counted in the database), on clk's time.
 func withLoginLimits(c *Config, clk *limitClock) {
-	c.LoginLimiter = accounts.NewLimiter(c.Store, accounts.Limits{}, clk.Now, nil)
+	c.LoginLimiter = accounts.NewLimiter(c.Store.(accounts.LimiterStore), accounts.Limits{}, clk.Now, nil)
 }
 
 // code is the TOTP code of secret at clk's time plus steps steps.
@@ -494,7 +494,7 @@ func TestDatabaseHoldsNoSecondFactor(t *testing.T) {
 			secrets = append(secrets, []byte(c), []byte(strings.ReplaceAll(c, "-", "")))
 		}
 		var hashes [][]byte
-		for col, vals := range dumpDatabase(t, e.store) {
+		for col, vals := range storagetest.Dump(t, e.store) {
 			for _, v := range vals {
 				for _, s := range secrets {
 					if bytes.Contains(bytes.ToLower(v), bytes.ToLower(s)) {

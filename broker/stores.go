@@ -14,7 +14,8 @@ import (
 //   - sessionStore: pending logins, browser sessions, users and the
 //     grants of an upstream identity (login, session, logout, userinfo);
 //   - clientLister: every client, for the CORS origin cache (cors.go);
-//   - dpopProofs: the DPoP replay cache (dpop.go).
+//   - dpopProofs: the DPoP replay cache (dpop.go);
+//   - loginSteps: the second step of a login (secondstep.go).
 //
 // TokenStore builds the token store (storage.TokenStore), which fosite is
 // handed whole as its storage; the broker builds it in New because its
@@ -25,6 +26,7 @@ type Store interface {
 	sessionStore
 	clientLister
 	dpopProofs
+	loginSteps
 	TokenStore(cfg storage.TokenStoreConfig) *storage.TokenStore
 }
 
@@ -32,6 +34,14 @@ type Store interface {
 // fails with storage.ErrProofReplayed when it was claimed before.
 type dpopProofs interface {
 	ClaimDPoPProof(ctx context.Context, id string, expires time.Time) error
+}
+
+// loginSteps holds a login between its password and its second factor
+// (secondstep.go).
+type loginSteps interface {
+	PutLoginStep(ctx context.Context, st *storage.LoginStep) error
+	GetLoginStep(ctx context.Context, loginID string) (*storage.LoginStep, error)
+	DeleteLoginStep(ctx context.Context, loginID string) error
 }
 
 // sessionStore is what the broker's login, session, logout and userinfo
