@@ -112,7 +112,7 @@ func (s *Service) tell(ctx context.Context, userID, event string) {
 	}
 }
 
-// Factors returns the user's confirmed factors.
+// Factors returns the user's confirmed factors, passkeys aside.
 func (s *Service) Factors(ctx context.Context, userID string) ([]storage.SecondFactor, error) {
 	all, err := s.store.ListSecondFactors(ctx, userID)
 	if err != nil {
@@ -120,7 +120,9 @@ func (s *Service) Factors(ctx context.Context, userID string) ([]storage.SecondF
 	}
 	var out []storage.SecondFactor
 	for _, f := range all {
-		if f.Confirmed {
+		// A passkey is a sign-in of its own (broker/passkey), not a
+		// second step after the password.
+		if f.Confirmed && f.Kind != storage.FactorPasskey {
 			out = append(out, f)
 		}
 	}

@@ -59,6 +59,7 @@ func mountAccounts(cfg config.Config, srv *broker.Server, store *storage.Store, 
 		AllowedReturnURL:    newReturnURLChecker(store, 30*time.Second).allowed,
 		Factors:             factors,
 		MFAResetByEmail:     cfg.Accounts.MFAResetByEmail,
+		Passkeys:            srv.Passkeys(),
 	})
 	if err != nil {
 		return nil, err

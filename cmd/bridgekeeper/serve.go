@@ -75,6 +75,9 @@ func (e *env) serve(ctx context.Context, cfg config.Config) error {
 	if bcfg.Factors, err = mfa.New(mfa.Config{Store: store, Secret: sec, Issuer: cfg.UI.ProductName}); err != nil {
 		return fmt.Errorf("second factors: %w", err)
 	}
+	if bcfg.Passkeys, err = passkeys(cfg, store, log); err != nil {
+		return err
+	}
 	km, err := keys.New(ctx, store, keysOptions(cfg, sec, log))
 	if err != nil {
 		return fmt.Errorf("signing keys: %w", err)
