@@ -370,45 +370,11 @@ func (s *Service) FinishLogin(ctx context.Context, r *http.Request, handle strin
 	if err != nil {
 		return nil, err
 	}
-	var (
-		factor *storage.SecondFactor
-		owner  *storage.User
-		lookup error
-	)
-	handler := func(rawID, userHandle []byte) (webauthn.User, error) {
-		f, err := s.store.PasskeyByCredentialID(ctx, base64.RawURLEncoding.EncodeToString(rawID))
-		if err == nil && f.UserID != string(userHandle) {
-			err = fmt.Errorf("passkey of another user: %w", storage.ErrNotFound)
-		}
-		var u *storage.User
-		if err == nil {
-			u, err = s.store.GetUser(ctx, f.UserID)
-		}
-		var cred *webauthn.Credential
-		if err == nil {
-			cred, err = credentialOf(*f)
-		}
-		if err != nil {
-			lookup = err
-			return nil, err
-		}
-		factor, owner = f, u
-		return &user{u: u, creds: []webauthn.Credential{*cred}}, nil
+	k, cred, err := s.verify(ctx, sd, a, s.load(ctx))
+	if err != nil {
+		return nil, err
 	}
-	_, cred, err := s.wa.ValidatePasskeyLogin(handler, *sd, a.parsed)
-	switch {
-	case lookup != nil && errors.Is(lookup, storage.ErrNotFound):
-		return nil, ErrUnknown
-	case lookup != nil:
-		return nil, fmt.Errorf("passkey: %w", lookup)
-	case err != nil:
-		return nil, invalid(err)
-	}
-	if cred.Authenticator.CloneWarning {
-		s.log.WarnContext(ctx, "passkey: sign counter went backwards, sign-in refused (cloned authenticator?)",
-			"user", owner.ID, "factor", factor.ID, "stored", factor.Counter, "got", a.parsed.Response.AuthenticatorData.Counter)
-		return nil, ErrCounter
-	}
+	factor, owner := k.factor, k.user
 	data, err := json.Marshal(cred)
 	if err != nil {
 		return nil, fmt.Errorf("passkey: encode credential: %w", err)
@@ -423,6 +389,68 @@ func (s *Service) FinishLogin(ctx context.Context, r *http.Request, handle strin
 		return nil, fmt.Errorf("passkey: %w", err)
 	}
 	return &Result{User: owner, Factor: factor.ID, AMR: AMR(cred.Flags.BackupEligible)}, nil
+}
+
+// stored is a passkey as the store holds it, with its owner.
+type stored struct {
+	factor *storage.SecondFactor
+	user   *storage.User
+	cred   *webauthn.Credential
+}
+
+// load reads the passkey of a credential id and its owner, who must be
+// the user the answer names.
+func (s *Service) load(ctx context.Context) func(credID, userHandle string) (*stored, error) {
+	return func(credID, userHandle string) (*stored, error) {
+		f, err := s.store.PasskeyByCredentialID(ctx, credID)
+		if err != nil {
+			return nil, err
+		}
+		if f.UserID != userHandle {
+			return nil, fmt.Errorf("passkey of another user: %w", storage.ErrNotFound)
+		}
+		u, err := s.store.GetUser(ctx, f.UserID)
+		if err != nil {
+			return nil, err
+		}
+		c, err := credentialOf(*f)
+		if err != nil {
+			return nil, err
+		}
+		return &stored{factor: f, user: u, cred: c}, nil
+	}
+}
+
+// verify checks the answer a against the ceremony's session data sd and
+// the passkey load returns (the broker's own work of a sign-in, beyond
+// the reads): the library's verification, then the sign counter.
+func (s *Service) verify(ctx context.Context, sd *webauthn.SessionData, a *Assertion, load func(credID, userHandle string) (*stored, error)) (*stored, *webauthn.Credential, error) {
+	var (
+		k      *stored
+		lookup error
+	)
+	handler := func(rawID, userHandle []byte) (webauthn.User, error) {
+		k, lookup = load(base64.RawURLEncoding.EncodeToString(rawID), string(userHandle))
+		if lookup != nil {
+			return nil, lookup
+		}
+		return &user{u: k.user, creds: []webauthn.Credential{*k.cred}}, nil
+	}
+	_, cred, err := s.wa.ValidatePasskeyLogin(handler, *sd, a.parsed)
+	switch {
+	case lookup != nil && errors.Is(lookup, storage.ErrNotFound):
+		return nil, nil, ErrUnknown
+	case lookup != nil:
+		return nil, nil, fmt.Errorf("passkey: %w", lookup)
+	case err != nil:
+		return nil, nil, invalid(err)
+	}
+	if cred.Authenticator.CloneWarning {
+		s.log.WarnContext(ctx, "passkey: sign counter went backwards, sign-in refused (cloned authenticator?)",
+			"user", k.user.ID, "factor", k.factor.ID, "stored", k.factor.Counter, "got", a.parsed.Response.AuthenticatorData.Counter)
+		return nil, nil, ErrCounter
+	}
+	return k, cred, nil
 }
 
 // AMR is the RFC 8176 methods of a passkey sign-in with user

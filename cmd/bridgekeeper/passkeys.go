@@ -3,6 +3,8 @@ package main
 import (
 	"fmt"
 	"log/slog"
+	"net"
+	"net/url"
 	"strings"
 
 	"github.com/bridgekeeper/bridgekeeper/broker/passkey"
@@ -11,10 +13,16 @@ import (
 )
 
 // passkeys builds the passkey service of accounts.passkeys (nil when
-// off): RP ID and origins from the issuer unless configured.
+// off): RP ID and origins from the issuer unless configured. WebAuthn
+// needs a domain name: an issuer on an IP address (http://127.0.0.1:…)
+// without accounts.passkeys.rp_id runs without passkeys, and says so.
 func passkeys(cfg config.Config, store *storage.Store, log *slog.Logger) (*passkey.Service, error) {
 	pc := cfg.Accounts.Passkeys
 	if !pc.Enabled {
+		return nil, nil
+	}
+	if u, err := url.Parse(cfg.Issuer); err == nil && pc.RPID == "" && net.ParseIP(u.Hostname()) != nil {
+		log.Warn("passkeys are off: the issuer's host is an IP address and WebAuthn needs a domain name (use localhost, or set accounts.passkeys.rp_id and accounts.passkeys.origins)", "issuer", cfg.Issuer)
 		return nil, nil
 	}
 	var origins []string
