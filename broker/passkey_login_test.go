@@ -53,7 +53,7 @@ func localhostURL(u string) string { return strings.Replace(u, "//127.0.0.1:", "
 
 // newPasskeyEnv is a test broker with passkeys (and second factors under
 // policy optional), and the passkey service's log.
-func newPasskeyEnv(t *testing.T, b storagetest.Backend) (*testEnv, *passkey.Service, *syncBuffer) {
+func newPasskeyEnv(t testing.TB, b storagetest.Backend) (*testEnv, *passkey.Service, *syncBuffer) {
 	t.Helper()
 	logs := &syncBuffer{}
 	var pk *passkey.Service
