@@ -3,7 +3,8 @@
 //   form[data-passkey="register"]: the account page's "Create passkey".
 //   form[data-passkey="login"]:    the login page's "Sign in with a passkey",
 //                                  and the e-mail field's autofill
-//                                  (conditional mediation) where offered.
+//                                  (conditional mediation) where offered
+//                                  and the form has data-conditional.
 // The options are the server's (data-options); nothing else is sent.
 (function () {
   "use strict";
@@ -84,7 +85,9 @@
     button.addEventListener("click", function () {
       get(null).catch(function (e) { if (e.name !== "AbortError") say(form, cancelled); });
     });
-    if (PublicKeyCredential.isConditionalMediationAvailable) {
+    // Autofill offers the passkeys; not again on a page that shows why
+    // the last one was refused (the user chooses what to do next).
+    if (form.hasAttribute("data-conditional") && PublicKeyCredential.isConditionalMediationAvailable) {
       PublicKeyCredential.isConditionalMediationAvailable().then(function (ok) {
         if (ok) get("conditional").catch(function () {});
       });
