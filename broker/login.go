@@ -23,6 +23,28 @@ const (
 	msgUnusable       = "The e-mail address or password contains a character that can't be used here (a NUL byte, or text that is not valid UTF-8)."
 )
 
+// allowAttempt asks the login limits (per account and client IP) for one
+// more sign-in attempt on account: a password, or a second-factor code. A
+// refused attempt is answered through fail, with 429 and Retry-After. A
+// limiter that fails lets the attempt through (logged).
+func (s *Server) allowAttempt(w http.ResponseWriter, r *http.Request, account string, fail func(status int, msg string)) bool {
+	lim := s.loginLimiter()
+	if lim == nil {
+		return true
+	}
+	ok, retry, err := lim.Allow(r.Context(), "login", account, clientIP(r))
+	if err != nil {
+		s.log.ErrorContext(r.Context(), "login limiter", "err", err)
+		return true
+	}
+	if !ok {
+		secs := max(1, int((retry+time.Second-1)/time.Second))
+		w.Header().Set("Retry-After", strconv.Itoa(secs))
+		fail(http.StatusTooManyRequests, rateLimitedMessage(secs))
+	}
+	return ok
+}
+
 // rateLimitedMessage answers an attempt over a limit of the login form.
 func rateLimitedMessage(secs int) string {
 	wait := strconv.Itoa(secs) + " seconds"
@@ -89,18 +111,8 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 		render(http.StatusBadRequest, email, "Enter your e-mail address and password.")
 		return
 	}
-	account := strings.ToLower(email)
-	lim := s.loginLimiter()
-	if lim != nil {
-		ok, retry, err := lim.Allow(ctx, "login", account, clientIP(r))
-		if err != nil {
-			s.log.ErrorContext(ctx, "login limiter", "err", err)
-		} else if !ok {
-			secs := max(1, int((retry+time.Second-1)/time.Second))
-			w.Header().Set("Retry-After", strconv.Itoa(secs))
-			render(http.StatusTooManyRequests, email, rateLimitedMessage(secs))
-			return
-		}
+	if !s.allowAttempt(w, r, strings.ToLower(email), func(status int, msg string) { render(status, email, msg) }) {
+		return
 	}
 
 	user, err := s.cfg.Store.GetUserByEmail(ctx, email)

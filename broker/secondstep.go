@@ -3,13 +3,12 @@ package broker
 import (
 	"context"
 	"errors"
+	"fmt"
 	"html/template"
 	"net/http"
 	"net/url"
 	"slices"
-	"strconv"
 	"strings"
-	"time"
 
 	"github.com/bridgekeeper/bridgekeeper/broker/mfa"
 	"github.com/bridgekeeper/bridgekeeper/storage"
@@ -104,26 +103,17 @@ func (s *Server) handleSecondStep(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	loginID := r.FormValue("login")
-	p, err := s.PendingLogin(r, loginID)
-	if err != nil {
+	step, err := s.SecondStep(r, loginID)
+	switch {
+	case errors.Is(err, errNoSecondStep):
+		// No password step in this browser: start over.
+		http.Redirect(w, r, s.url(pathLogin)+"?login="+url.QueryEscape(loginID), http.StatusSeeOther)
+		return
+	case err != nil:
 		s.renderExpiredLogin(w, r, err)
 		return
 	}
-	st, err := s.cfg.Store.GetLoginStep(ctx, p.ID)
-	if err != nil || !s.mfaOn() {
-		if err == nil || errors.Is(err, storage.ErrNotFound) {
-			// No password step in this browser: start over.
-			http.Redirect(w, r, s.url(pathLogin)+"?login="+url.QueryEscape(loginID), http.StatusSeeOther)
-			return
-		}
-		s.renderExpiredLogin(w, r, err)
-		return
-	}
-	user, err := s.cfg.Store.GetUser(ctx, st.UserID)
-	if err != nil {
-		s.renderExpiredLogin(w, r, err)
-		return
-	}
+	p, st, user := step.pending, step.row, step.User
 	amr := strings.Fields(st.AMR)
 	render := func(status int, d secondStepData, errMsg string) {
 		title := "Enter your code"
@@ -157,8 +147,69 @@ func (s *Server) handleSecondStep(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	_ = s.cfg.Store.DeleteLoginStep(ctx, p.ID)
-	s.CompleteLogin(w, r, loginID, user.ID, "local", mfa.WithFactor(amr, method))
+	s.CompleteSecondStep(w, r, step, method)
+}
+
+// errNoSecondStep: the pending login is this browser's but waits for no
+// second step (no password step was done in this browser).
+var errNoSecondStep = fmt.Errorf("no second step: %w", storage.ErrNotFound)
+
+// SecondStep is a sign-in between its factors: the pending login LoginID
+// of this browser proved FirstAMR for User and waits for a second factor
+// (or, Enrol, for the user to set one up first).
+type SecondStep struct {
+	LoginID  string
+	User     *storage.User
+	FirstAMR []string
+	Enrol    bool
+
+	pending *storage.PendingLogin
+	row     *storage.LoginStep
+}
+
+// SecondStep loads the second step of the pending login loginID of this
+// browser, for a handler that verifies another kind of factor (a passkey)
+// and then calls CompleteSecondStep. The error wraps storage.ErrNotFound
+// when the pending login is gone, expired or another browser's, or waits
+// for no second step.
+func (s *Server) SecondStep(r *http.Request, loginID string) (*SecondStep, error) {
+	ctx := r.Context()
+	p, err := s.PendingLogin(r, loginID)
+	if err != nil {
+		return nil, err
+	}
+	if !s.mfaOn() {
+		return nil, errNoSecondStep
+	}
+	st, err := s.cfg.Store.GetLoginStep(ctx, p.ID)
+	if errors.Is(err, storage.ErrNotFound) {
+		return nil, errNoSecondStep
+	}
+	if err != nil {
+		return nil, fmt.Errorf("second step: %w", err)
+	}
+	user, err := s.cfg.Store.GetUser(ctx, st.UserID)
+	if err != nil {
+		return nil, fmt.Errorf("second step: %w", err)
+	}
+	return &SecondStep{LoginID: loginID, User: user, FirstAMR: strings.Fields(st.AMR), Enrol: st.Enrol, pending: p, row: st}, nil
+}
+
+// CompleteSecondStep finishes the sign-in of step after the caller has
+// verified a factor of step.User that proves method (RFC 8176: "otp",
+// "hwk", "swk", …): the session's amr is the first step's plus method and
+// "mfa", the login limits of the account are cleared, and the original
+// authorization request is answered (as CompleteLogin does, which also
+// uses the pending login up: a step completes once).
+func (s *Server) CompleteSecondStep(w http.ResponseWriter, r *http.Request, step *SecondStep, method string) {
+	ctx := r.Context()
+	if err := s.cfg.Store.DeleteLoginStep(ctx, step.pending.ID); err != nil {
+		s.log.WarnContext(ctx, "second step: delete", "err", err)
+	}
+	if lim := s.loginLimiter(); lim != nil {
+		s.loginSucceeded(ctx, lim, limitAccount(step.User), clientIP(r))
+	}
+	s.CompleteLogin(w, r, step.LoginID, step.User.ID, "local", mfa.WithFactor(step.FirstAMR, method))
 }
 
 // checkCode checks a second-factor code of user under the login limits
@@ -170,18 +221,8 @@ func (s *Server) checkCode(w http.ResponseWriter, r *http.Request, user *storage
 		fail(http.StatusBadRequest, "Enter the code from your authenticator app, or a recovery code.")
 		return "", false
 	}
-	account := limitAccount(user)
-	lim := s.loginLimiter()
-	if lim != nil {
-		ok, retry, err := lim.Allow(ctx, "login", account, clientIP(r))
-		if err != nil {
-			s.log.ErrorContext(ctx, "login limiter", "err", err)
-		} else if !ok {
-			secs := max(1, int((retry+time.Second-1)/time.Second))
-			w.Header().Set("Retry-After", strconv.Itoa(secs))
-			fail(http.StatusTooManyRequests, rateLimitedMessage(secs))
-			return "", false
-		}
+	if !s.allowAttempt(w, r, limitAccount(user), fail) {
+		return "", false
 	}
 	method, err := s.cfg.Factors.Verify(ctx, user, code)
 	switch {
@@ -192,9 +233,6 @@ func (s *Server) checkCode(w http.ResponseWriter, r *http.Request, user *storage
 		s.log.ErrorContext(ctx, "login: verify second factor", "user", user.ID, "err", err)
 		fail(http.StatusServiceUnavailable, "Sign-in is temporarily unavailable. Please try again.")
 		return "", false
-	}
-	if lim != nil {
-		s.loginSucceeded(ctx, lim, account, clientIP(r))
 	}
 	return method, true
 }
@@ -235,7 +273,7 @@ func (s *Server) confirmLoginEnrolment(w http.ResponseWriter, r *http.Request, l
 		return
 	}
 	// The first code counts against the login limits too.
-	if _, ok := s.limitOnly(w, r, user, again); !ok {
+	if !s.allowAttempt(w, r, limitAccount(user), again) {
 		return
 	}
 	codes, err := s.cfg.Factors.ConfirmTOTP(ctx, user, id, r.PostForm.Get("code"))
@@ -259,26 +297,6 @@ func (s *Server) confirmLoginEnrolment(w http.ResponseWriter, r *http.Request, l
 		return
 	}
 	render(http.StatusOK, secondStepData{Codes: codes}, "")
-}
-
-// limitOnly counts an attempt against the login limits of user.
-func (s *Server) limitOnly(w http.ResponseWriter, r *http.Request, user *storage.User, fail func(int, string)) (struct{}, bool) {
-	lim := s.loginLimiter()
-	if lim == nil {
-		return struct{}{}, true
-	}
-	ok, retry, err := lim.Allow(r.Context(), "login", limitAccount(user), clientIP(r))
-	if err != nil {
-		s.log.ErrorContext(r.Context(), "login limiter", "err", err)
-		return struct{}{}, true
-	}
-	if !ok {
-		secs := max(1, int((retry+time.Second-1)/time.Second))
-		w.Header().Set("Retry-After", strconv.Itoa(secs))
-		fail(http.StatusTooManyRequests, rateLimitedMessage(secs))
-		return struct{}{}, false
-	}
-	return struct{}{}, true
 }
 
 // needsStepUp reports whether the browser session bs, recent enough for

@@ -1,8 +1,11 @@
 package broker
 
 import (
+	"bytes"
 	"context"
+	"encoding/base32"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"regexp"
 	"slices"
@@ -16,12 +19,13 @@ import (
 
 	"github.com/bridgekeeper/bridgekeeper/broker/accounts"
 	"github.com/bridgekeeper/bridgekeeper/broker/mfa"
+	"github.com/bridgekeeper/bridgekeeper/rp"
 	"github.com/bridgekeeper/bridgekeeper/storage/storagetest"
 )
 
 // newMFAEnv is a test broker whose local users have second factors under
 // policy, read on the clock clk (the TOTP steps).
-func newMFAEnv(t *testing.T, b storagetest.Backend, policy string) (*testEnv, *mfa.Service, *limitClock) {
+func newMFAEnv(t testing.TB, b storagetest.Backend, policy string) (*testEnv, *mfa.Service, *limitClock) {
 	t.Helper()
 	clk := &limitClock{now: time.Now()}
 	var svc *mfa.Service
@@ -54,7 +58,7 @@ var (
 
 // enrolAlice gives alice a confirmed authenticator through the service and
 // returns its secret and recovery codes.
-func enrolAlice(t *testing.T, e *testEnv, svc *mfa.Service, clk *limitClock) (string, []string) {
+func enrolAlice(t testing.TB, e *testEnv, svc *mfa.Service, clk *limitClock) (string, []string) {
 	t.Helper()
 	en, err := svc.StartTOTP(context.Background(), e.user)
 	if err != nil {
@@ -85,10 +89,45 @@ func (b *browser) submitCode(p page, c string) page {
 // idClaims exchanges the code of redirect p and returns the ID token's claims.
 func (e *testEnv) idClaims(p page, ar authRequest) map[string]any {
 	e.t.Helper()
+	_, claims := e.tokens(p, ar)
+	return claims
+}
+
+// tokens exchanges the code of redirect p: the access token and the ID
+// token's claims.
+func (e *testEnv) tokens(p page, ar authRequest) (string, map[string]any) {
+	e.t.Helper()
 	q := redirectParams(e.t, p, spaRedirect)
 	tr := mustOK(e.t, e.exchange(q.Get("code"), ar))
 	_, claims := e.verifyJWT(tr.IDToken)
-	return claims
+	return tr.AccessToken, claims
+}
+
+// mfaAPI is an API behind rp's Verifier and RequireACR(mfa) that trusts
+// the test broker's keys.
+func (e *testEnv) mfaAPI() string {
+	e.t.Helper()
+	v, err := rp.NewVerifier(context.Background(), e.issuer, rp.WithAudience(apiID))
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	api := httptest.NewServer(v.Middleware(rp.RequireACR(mfa.ACRMFA)(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Write([]byte("ok"))
+	}))))
+	e.t.Cleanup(api.Close)
+	return api.URL
+}
+
+func callAPI(t *testing.T, url, token string) (int, string) {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodGet, url, nil)
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode, resp.Header.Get("WWW-Authenticate")
 }
 
 func amrOf(c map[string]any) []string {
@@ -206,11 +245,16 @@ func TestTOTPRateLimit(t *testing.T) {
 func TestStepUp(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, b storagetest.Backend) {
 		e, svc, clk := newMFAEnv(t, b, MFAOptional)
+		api := e.mfaAPI()
 		br := e.browser()
 		ar := spaAuth()
-		claims := e.idClaims(br.submitLogin(br.get(e.authURL(ar)), userEmail, userPassword), ar)
+		weak, claims := e.tokens(br.submitLogin(br.get(e.authURL(ar)), userEmail, userPassword), ar)
 		if got := amrOf(claims); !slices.Equal(got, []string{"pwd"}) || claims["acr"] != mfa.ACRPassword {
 			t.Fatalf("password only: amr %v acr %v", got, claims["acr"])
+		}
+		// rp.RequireACR refuses the weaker token, asking for the step-up.
+		if st, h := callAPI(t, api, weak); st != http.StatusUnauthorized || !strings.Contains(h, `acr_values="`+mfa.ACRMFA+`"`) {
+			t.Fatalf("password-only access token at an MFA API: %d %q", st, h)
 		}
 		sec, _ := enrolAlice(t, e, svc, clk)
 
@@ -227,9 +271,12 @@ func TestStepUp(t *testing.T) {
 		if p.status != http.StatusOK || p.url.Path != pathSecondStep || !strings.Contains(p.body, `name="code"`) {
 			t.Fatalf("step-up: %d at %s, want the code page", p.status, p.url)
 		}
-		claims = e.idClaims(br.submitCode(p, code(t, sec, clk, 0)), up)
+		strong, claims := e.tokens(br.submitCode(p, code(t, sec, clk, 0)), up)
 		if got := amrOf(claims); !slices.Contains(got, "otp") || claims["acr"] != mfa.ACRMFA {
 			t.Fatalf("after step-up: amr %v acr %v", got, claims["acr"])
+		}
+		if st, h := callAPI(t, api, strong); st != http.StatusOK {
+			t.Fatalf("stepped-up access token at an MFA API: %d %q", st, h)
 		}
 		// The stronger session now answers such a request at once.
 		again := spaAuth("acr_values", mfa.ACRMFA)
@@ -326,5 +373,137 @@ func TestPasswordDoesNotResetCodeLimit(t *testing.T) {
 			clk.Advance(2 * time.Second) // within the account's delays, not past the window
 		}
 		t.Fatal("40 rounds of password and a wrong code were never limited")
+	})
+}
+
+// One code, sent at once from two browsers that both passed the password
+// step: exactly one signs in (the counter moves in one statement).
+func TestSameCodeRace(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b storagetest.Backend) {
+		e, svc, clk := newMFAEnv(t, b, MFAOptional)
+		sec, _ := enrolAlice(t, e, svc, clk)
+		c := code(t, sec, clk, 0)
+		const n = 4
+		browsers, pages := make([]*browser, n), make([]page, n)
+		for i := range n {
+			browsers[i] = e.browser()
+			pages[i] = browsers[i].passwordStep(spaAuth())
+		}
+		results := make(chan int, n)
+		for i := range n {
+			go func() {
+				resp, err := browsers[i].c.PostForm(e.issuer+pathSecondStep, url.Values{"login": {loginID(t, pages[i])}, "code": {c}})
+				if err != nil {
+					results <- 0
+					return
+				}
+				resp.Body.Close()
+				results <- resp.StatusCode
+			}()
+		}
+		signedIn := 0
+		for range n {
+			switch st := <-results; st {
+			case http.StatusSeeOther, http.StatusFound:
+				signedIn++
+			case http.StatusUnauthorized:
+			default:
+				t.Errorf("status %d", st)
+			}
+		}
+		if signedIn != 1 {
+			t.Fatalf("%d browsers signed in with one code, want 1", signedIn)
+		}
+	})
+}
+
+// Discovery lists the acr values; the ID token's acr is one of them.
+func TestACRValuesSupported(t *testing.T) {
+	e, _, _ := newMFAEnv(t, storagetest.Backend{Name: "sqlite"}, MFAOptional)
+	p := e.browser().get(e.issuer + pathDiscovery)
+	for _, v := range mfa.Supported {
+		if !strings.Contains(p.body, `"`+v+`"`) || !strings.Contains(p.body, `"acr_values_supported"`) {
+			t.Fatalf("discovery lacks acr %s: %s", v, p.body)
+		}
+	}
+}
+
+// A login through a connector is not asked for a second factor, even
+// under accounts.mfa required or with acr_values: its acr says what it is
+// (pwd level), and an API that needs more refuses its token.
+func TestFederatedLoginUnaffected(t *testing.T) {
+	e, _, _ := newMFAEnv(t, storagetest.Backend{Name: "sqlite"}, MFARequired)
+	e.srv.AddLoginOption(LoginOption{ID: "fake", Label: "Fake IdP", URL: func(id string) string {
+		return e.issuer + "/connector/fake?login=" + url.QueryEscape(id)
+	}})
+	e.srv.Router().HandleFunc("/connector/fake", func(w http.ResponseWriter, r *http.Request) {
+		e.srv.CompleteLogin(w, r, r.URL.Query().Get("login"), e.user.ID, "fake", []string{"fed"})
+	})
+	br := e.browser()
+	ar := spaAuth("idp_hint", "fake", "acr_values", mfa.ACRMFA)
+	claims := e.idClaims(br.get(e.authURL(ar)), ar)
+	if claims["acr"] != mfa.ACRPassword || !slices.Equal(amrOf(claims), []string{"fed"}) {
+		t.Fatalf("federated: acr %v amr %v", claims["acr"], claims["amr"])
+	}
+	// Its session is reused as it is for a request that asks for MFA.
+	again := spaAuth("acr_values", mfa.ACRMFA)
+	if c := e.idClaims(br.get(e.authURL(again)), again); c["acr"] != mfa.ACRPassword {
+		t.Fatalf("federated session reused: acr %v", c["acr"])
+	}
+}
+
+// accounts.mfa off: a user who set up an authenticator signs in with the
+// password alone, and acr_values cannot step up.
+func TestMFAOff(t *testing.T) {
+	e, svc, clk := newMFAEnv(t, storagetest.Backend{Name: "sqlite"}, MFAOff)
+	enrolAlice(t, e, svc, clk)
+	br := e.browser()
+	ar := spaAuth("acr_values", mfa.ACRMFA)
+	claims := e.idClaims(br.submitLogin(br.get(e.authURL(ar)), userEmail, userPassword), ar)
+	if claims["acr"] != mfa.ACRPassword {
+		t.Fatalf("acr %v", claims["acr"])
+	}
+	if r := br.get(e.issuer + pathSecondStep + "?login=x"); r.status == http.StatusOK && strings.Contains(r.body, `name="code"`) {
+		t.Fatal("the second step is served with mfa off")
+	}
+}
+
+// A database reader (a stolen backup) finds neither the TOTP key nor a
+// recovery code in any column of any table, in any usual encoding; what
+// the rows hold does not sign in: the stored recovery-code hash as a code
+// is refused.
+func TestDatabaseHoldsNoSecondFactor(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b storagetest.Backend) {
+		e, svc, clk := newMFAEnv(t, b, MFAOptional)
+		sec, codes := enrolAlice(t, e, svc, clk)
+		raw, err := base32.StdEncoding.WithPadding(base32.NoPadding).DecodeString(sec)
+		if err != nil {
+			t.Fatal(err)
+		}
+		secrets := append(encodings(raw), []byte(sec), []byte(strings.ToLower(sec)))
+		for _, c := range codes {
+			secrets = append(secrets, []byte(c), []byte(strings.ReplaceAll(c, "-", "")))
+		}
+		var hashes [][]byte
+		for col, vals := range dumpDatabase(t, e.store) {
+			for _, v := range vals {
+				for _, s := range secrets {
+					if bytes.Contains(bytes.ToLower(v), bytes.ToLower(s)) {
+						t.Errorf("%s holds a second-factor secret %q", col, s)
+					}
+				}
+				if col == "recovery_codes.code_hash" {
+					hashes = append(hashes, v)
+				}
+			}
+		}
+		if len(hashes) != 10 {
+			t.Fatalf("%d recovery-code rows", len(hashes))
+		}
+		br := e.browser()
+		p := br.passwordStep(spaAuth())
+		if r := br.submitCode(p, string(hashes[0])); r.status != http.StatusUnauthorized {
+			t.Fatalf("a stored hash as a code: %d", r.status)
+		}
 	})
 }

@@ -61,10 +61,19 @@ func (s *session) Clone() fosite.Session {
 // claims on every call so nothing (iat, jti, exp) leaks from one access
 // token into the next one of the same grant.
 func (s *session) GetJWTClaims() jwt.JWTClaimsContainer {
+	extra := map[string]any{"client_id": s.ClientID}
+	// How the user signed in (RFC 9068 §2.2.1), for APIs that require a
+	// second factor (rp.RequireACR, rp.RequireAMR).
+	if c := s.Claims; c != nil && c.AuthenticationContextClassReference != "" {
+		extra["acr"] = c.AuthenticationContextClassReference
+		if len(c.AuthenticationMethodsReferences) > 0 {
+			extra["amr"] = c.AuthenticationMethodsReferences
+		}
+	}
 	return &accessTokenClaims{
 		JWTClaims: &jwt.JWTClaims{
 			Subject: s.GetSubject(),
-			Extra:   map[string]any{"client_id": s.ClientID},
+			Extra:   extra,
 		},
 		fallbackAudience: s.ClientID,
 		narrowed:         s.AccessAudience,

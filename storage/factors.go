@@ -102,6 +102,19 @@ func (s *Store) ListSecondFactors(ctx context.Context, userID string) ([]SecondF
 	return fs, nil
 }
 
+// DeleteUnconfirmedFactors removes the user's unconfirmed factors of kind
+// (enrolments never finished).
+func (s *Store) DeleteUnconfirmedFactors(ctx context.Context, userID, kind string) error {
+	db, err := s.writer(ctx)
+	if err != nil {
+		return err
+	}
+	if _, err := db.NewDelete().Model((*SecondFactor)(nil)).Where("user_id = ? AND kind = ? AND NOT confirmed", userID, kind).Exec(ctx); err != nil {
+		return s.wrap("delete unconfirmed factors", err)
+	}
+	return nil
+}
+
 // ConfirmSecondFactor marks the user's factor id confirmed with its first
 // counter (TOTP: the step of the code that confirmed it, which cannot be
 // used again) and deletes the user's other unconfirmed factors of its

@@ -57,6 +57,20 @@ func (s *Service) mfaView(ctx context.Context, u *storage.User) (*mfaView, error
 	return v, nil
 }
 
+// accountForm is the signed-in user and the account page for a form posted
+// from it; nil when it answered the request itself (not signed in, an error).
+func (s *Service) accountForm(w http.ResponseWriter, r *http.Request) (*storage.User, *page) {
+	u := s.signedInUser(w, r)
+	if u == nil {
+		return nil, nil
+	}
+	p, ok := s.accountPage(w, r, u)
+	if !ok {
+		return nil, nil
+	}
+	return u, p
+}
+
 // accountPage is the account page of u with its two-step verification part.
 func (s *Service) accountPage(w http.ResponseWriter, r *http.Request, u *storage.User) (*page, bool) {
 	p := s.newPage(w, r, "Your account")
@@ -77,12 +91,8 @@ func (s *Service) accountPage(w http.ResponseWriter, r *http.Request, u *storage
 // startTOTP shows a new authenticator key (QR code and text) after the
 // current password.
 func (s *Service) startTOTP(w http.ResponseWriter, r *http.Request) {
-	u := s.signedInUser(w, r)
-	if u == nil {
-		return
-	}
-	p, ok := s.accountPage(w, r, u)
-	if !ok || !s.reauthenticate(w, r, p, u, "mfa_password", "account") {
+	u, p := s.accountForm(w, r)
+	if p == nil || !s.reauthenticate(w, r, p, u, "mfa_password", "account") {
 		return
 	}
 	if p.MFA.Enabled {
@@ -146,12 +156,8 @@ func (s *Service) confirmTOTP(w http.ResponseWriter, r *http.Request) {
 // (or a recovery code) first.
 func (s *Service) removeTOTP(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
-	u := s.signedInUser(w, r)
-	if u == nil {
-		return
-	}
-	p, ok := s.accountPage(w, r, u)
-	if !ok || !s.secondFactorReauth(w, r, p, u) {
+	u, p := s.accountForm(w, r)
+	if p == nil || !s.secondFactorReauth(w, r, p, u) {
 		return
 	}
 	if err := s.cfg.Factors.RemoveFactor(ctx, u.ID, p.MFA.FactorID); err != nil && !errors.Is(err, mfa.ErrNoFactor) {
@@ -159,7 +165,7 @@ func (s *Service) removeTOTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.log.InfoContext(ctx, "accounts: TOTP removed", "user", u.ID)
-	p, ok = s.accountPage(w, r, u)
+	p, ok := s.accountPage(w, r, u)
 	if !ok {
 		return
 	}
@@ -170,12 +176,8 @@ func (s *Service) removeTOTP(w http.ResponseWriter, r *http.Request) {
 // newRecoveryCodes replaces the recovery codes: the current password and
 // a code first.
 func (s *Service) newRecoveryCodes(w http.ResponseWriter, r *http.Request) {
-	u := s.signedInUser(w, r)
-	if u == nil {
-		return
-	}
-	p, ok := s.accountPage(w, r, u)
-	if !ok || !s.secondFactorReauth(w, r, p, u) {
+	u, p := s.accountForm(w, r)
+	if p == nil || !s.secondFactorReauth(w, r, p, u) {
 		return
 	}
 	codes, err := s.cfg.Factors.NewRecoveryCodes(r.Context(), u.ID)

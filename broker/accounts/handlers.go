@@ -396,12 +396,8 @@ func (s *Service) checkPassword(w http.ResponseWriter, r *http.Request, p *page,
 
 func (s *Service) changePassword(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
-	u := s.signedInUser(w, r)
-	if u == nil {
-		return
-	}
-	p, ok := s.accountPage(w, r, u)
-	if !ok || !s.reauthenticate(w, r, p, u, "current_password", "account") {
+	u, p := s.accountForm(w, r)
+	if p == nil || !s.reauthenticate(w, r, p, u, "current_password", "account") {
 		return
 	}
 	pw := r.PostFormValue("new_password")
@@ -436,12 +432,8 @@ func (s *Service) changePassword(w http.ResponseWriter, r *http.Request) {
 
 func (s *Service) changeEmail(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
-	u := s.signedInUser(w, r)
-	if u == nil {
-		return
-	}
-	p, ok := s.accountPage(w, r, u)
-	if !ok {
+	u, p := s.accountForm(w, r)
+	if p == nil {
 		return
 	}
 	p.Values["new_email"] = strings.TrimSpace(r.PostFormValue("new_email"))

@@ -8,6 +8,16 @@
 // additional data), a counter that only grows (TOTP's last time step, so
 // each code works once), and Confirmed once the user proved it works.
 // Recovery codes are stored as HMAC-SHA-256 under a key of their own.
+//
+// Another kind of factor (a passkey) is a SecondFactor of its own Kind:
+// PublicData holds what it keeps in the clear, Counter its sign counter
+// (AdvanceFactorCounter refuses one that does not grow), and it counts in
+// Factors and HasFactor like an authenticator, so a user who has one gets
+// the broker's second step. A handler that verifies it there loads the
+// step with broker.Server.SecondStep and finishes it with
+// CompleteSecondStep(…, "hwk"); a sign-in by the factor alone calls
+// CompleteLogin with an amr that holds "mfa" (ACR then gives ACRMFA).
+// RemoveFactor removes any kind and notifies with the event KIND_removed.
 package mfa
 
 import (
@@ -59,9 +69,23 @@ const (
 	EventFactorsReset     = "factors_reset"
 )
 
+// Store is what the Service uses of storage (*storage.Store has it).
+type Store interface {
+	AddSecondFactor(ctx context.Context, f *storage.SecondFactor) error
+	ListSecondFactors(ctx context.Context, userID string) ([]storage.SecondFactor, error)
+	DeleteUnconfirmedFactors(ctx context.Context, userID, kind string) error
+	ConfirmSecondFactor(ctx context.Context, userID, id string, counter int64) error
+	AdvanceFactorCounter(ctx context.Context, id string, counter int64) error
+	DeleteSecondFactor(ctx context.Context, userID, id string) error
+	DeleteSecondFactors(ctx context.Context, userID string) (int, error)
+	ReplaceRecoveryCodes(ctx context.Context, userID string, hashes []string) error
+	UseRecoveryCode(ctx context.Context, userID, hash string) error
+	UnusedRecoveryCodes(ctx context.Context, userID string) (int, error)
+}
+
 // Config configures a Service.
 type Config struct {
-	Store  *storage.Store   // required
+	Store  Store            // required
 	Secret *secret.System   // required: seals TOTP keys, keys recovery-code hashes
 	Issuer string           // the name authenticator apps show (ui.product_name)
 	Now    func() time.Time // time.Now by default (tests)
@@ -73,7 +97,7 @@ type Config struct {
 
 // Service manages second factors.
 type Service struct {
-	store   *storage.Store
+	store   Store
 	sealKey []byte
 	hashKey []byte
 	issuer  string
@@ -152,9 +176,13 @@ type Enrolment struct {
 	QR       string // data:image/png;base64,… of the QR code
 }
 
-// StartTOTP creates an unconfirmed TOTP factor for u (replacing an
-// earlier unconfirmed one when confirmed) and returns what to show.
+// StartTOTP creates an unconfirmed TOTP factor for u, replacing any
+// earlier unconfirmed one (so reloading the page adds no rows), and
+// returns what to show.
 func (s *Service) StartTOTP(ctx context.Context, u *storage.User) (*Enrolment, error) {
+	if err := s.store.DeleteUnconfirmedFactors(ctx, u.ID, storage.FactorTOTP); err != nil {
+		return nil, fmt.Errorf("mfa: %w", err)
+	}
 	key, err := totp.Generate(s.opts(u, nil))
 	if err != nil {
 		return nil, fmt.Errorf("mfa: generate TOTP key: %w", err)

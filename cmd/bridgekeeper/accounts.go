@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"net/url"
 	"slices"
@@ -41,18 +42,13 @@ func mountAccounts(cfg config.Config, srv *broker.Server, store *storage.Store, 
 		factors = nil // no two-step verification on the account page either
 	}
 	svc, err := accounts.New(accounts.Config{
-		Store:             store,
-		Logger:            log.With("component", "accounts"),
-		Issuer:            cfg.Issuer,
-		Mailer:            m,
-		AllowRegistration: cfg.Accounts.AllowRegistration,
-		RequireActivation: cfg.Accounts.RequireActivation,
-		Theme: accounts.Theme{
-			ProductName:  cfg.UI.ProductName,
-			LogoURL:      cfg.UI.LogoURL,
-			PrimaryColor: cfg.UI.PrimaryColor,
-			TemplateDir:  cfg.UI.TemplateDir,
-		},
+		Store:               store,
+		Logger:              log.With("component", "accounts"),
+		Issuer:              cfg.Issuer,
+		Mailer:              m,
+		AllowRegistration:   cfg.Accounts.AllowRegistration,
+		RequireActivation:   cfg.Accounts.RequireActivation,
+		Theme:               accountsTheme(cfg),
 		CurrentUser:         srv.CurrentUser,
 		SignInURL:           srv.SignInURL,
 		AccessTokenLifetime: srv.AccessTokenLifetime(),
@@ -71,6 +67,32 @@ func mountAccounts(cfg config.Config, srv *broker.Server, store *storage.Store, 
 	srv.AddLoginLink(broker.LoginLink{Label: "Forgot password?", Href: svc.ResetURL(""), WithLogin: true})
 	srv.SetAccountPages(broker.AccountPages{Account: svc.AccountURL(""), Resend: svc.ResendURL("")})
 	return svc, nil
+}
+
+// accountsTheme is the theme of the account pages and e-mails.
+func accountsTheme(cfg config.Config) accounts.Theme {
+	return accounts.Theme{
+		ProductName:  cfg.UI.ProductName,
+		LogoURL:      cfg.UI.LogoURL,
+		PrimaryColor: cfg.UI.PrimaryColor,
+		TemplateDir:  cfg.UI.TemplateDir,
+	}
+}
+
+// notifyFactorsReset e-mails the owner of userID that an operator removed
+// the account's second factors, with the configured mailer (the log one
+// without SMTP), and waits for the mail to go out.
+func (e *env) notifyFactorsReset(ctx context.Context, cfg config.Config, store *storage.Store, userID string) error {
+	m, err := mailer(cfg)
+	if err != nil {
+		return fmt.Errorf("mailer: %w", err)
+	}
+	acc, err := accounts.New(accounts.Config{Store: store, Logger: e.logger(cfg), Issuer: cfg.Issuer, Mailer: m, Theme: accountsTheme(cfg)})
+	if err != nil {
+		return fmt.Errorf("account e-mails: %w", err)
+	}
+	acc.NotifyFactor(ctx, userID, mfa.EventFactorsReset)
+	return acc.Close()
 }
 
 // returnURLChecker allows return links to registered applications only: a

@@ -221,6 +221,15 @@ func (e *env) userResetMFACommand() *cobra.Command {
 				if err != nil {
 					return fmt.Errorf("reset second factors: %w", err)
 				}
+				if n > 0 {
+					cfg, err := e.loadConfig(cmd)
+					if err != nil {
+						return err
+					}
+					if err := e.notifyFactorsReset(ctx, cfg, store, u.ID); err != nil {
+						return err
+					}
+				}
 				fmt.Fprintf(e.stdout, "removed %d second factor(s) and the recovery codes of %s; they sign in with their password (and set up a factor again where accounts.mfa is required)\n", n, u.Email)
 				return nil
 			})

@@ -2,10 +2,13 @@ package main
 
 import (
 	"context"
+	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/bridgekeeper/bridgekeeper/broker/accounts/mail/mailtest"
 	"github.com/bridgekeeper/bridgekeeper/storage"
 )
 
@@ -45,9 +48,19 @@ func TestUserResetMFA(t *testing.T) {
 	}
 	store.Close()
 
-	out, _, err := run(t, "", "user", "reset-mfa", "--dsn", dsn, "ada@example.com")
+	smtp := mailtest.Start(t, mailtest.Options{})
+	conf := filepath.Join(dir, "bk.yaml")
+	yaml := fmt.Sprintf("accounts:\n  smtp:\n    host: %s\n    port: %d\n    tls: none\n", smtp.Host, smtp.Port)
+	if err := os.WriteFile(conf, []byte(yaml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out, _, err := run(t, "", "user", "reset-mfa", "--config", conf, "--dsn", dsn, "ada@example.com")
 	if err != nil || !strings.Contains(out, "removed 1 second factor") {
 		t.Fatalf("reset-mfa: %v %q", err, out)
+	}
+	// The owner is told.
+	if m := smtp.Next(t); len(m.To) != 1 || m.To[0] != "ada@example.com" || !strings.Contains(m.Text, "Two-step verification was turned off") {
+		t.Fatalf("notice: %v %s", m.To, m.Text)
 	}
 	store, err = storage.Open(ctx, dsn)
 	if err != nil {

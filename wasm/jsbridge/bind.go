@@ -164,6 +164,7 @@ func authOptions(m map[string]any) oidc.AuthOptions {
 	s := func(k string) string { v, _ := m[k].(string); return v }
 	o := oidc.AuthOptions{
 		Prompt:    s("prompt"),
+		ACRValues: s("acrValues"),
 		IDPHint:   s("idpHint"),
 		LoginHint: s("loginHint"),
 		AppState:  s("appState"),

@@ -84,6 +84,10 @@ type AuthOptions struct {
 	// MaxAge, when set, is sent as max_age in seconds: the broker makes the
 	// user log in again if the last login is older.
 	MaxAge *int
+	// ACRValues is sent as acr_values (space-separated): the sign-in
+	// strength asked for, e.g. "urn:bridgekeeper:acr:mfa" makes the broker
+	// ask a user who signed in with a password only for a second factor.
+	ACRValues string
 	// IDPHint selects the broker's connector (okta, google, facebook, …).
 	IDPHint string
 	// LoginHint pre-fills the login form.
@@ -351,6 +355,7 @@ func (c *Client) AuthorizeURL(ctx context.Context, opts AuthOptions) (string, er
 	if opts.MaxAge != nil {
 		p.add("max_age", strconv.Itoa(*opts.MaxAge))
 	}
+	p.addIf("acr_values", opts.ACRValues)
 	p.addIf("idp_hint", opts.IDPHint)
 	p.addIf("login_hint", opts.LoginHint)
 	for _, kv := range sortedParams(opts.Extra) {

@@ -15,7 +15,7 @@ func TestAuthorizeURL(t *testing.T) {
 	c := e.client(e.deps())
 	maxAge := 300
 	u, err := c.AuthorizeURL(context.Background(), AuthOptions{
-		Prompt: "login", MaxAge: &maxAge, IDPHint: "okta", LoginHint: "ada@example.com",
+		Prompt: "login", MaxAge: &maxAge, IDPHint: "okta", LoginHint: "ada@example.com", ACRValues: "urn:bridgekeeper:acr:mfa",
 		Scopes: []string{"profile", "checkout"},
 		Extra:  map[string]string{"ui_locales": "de fr", "state": "forged"},
 	})
@@ -31,6 +31,7 @@ func TestAuthorizeURL(t *testing.T) {
 		"response_type": "code", "client_id": testClient, "redirect_uri": testRedirect,
 		"scope": "openid profile checkout", "code_challenge_method": "S256", "prompt": "login",
 		"max_age": "300", "idp_hint": "okta", "login_hint": "ada@example.com", "ui_locales": "de fr",
+		"acr_values": "urn:bridgekeeper:acr:mfa",
 	}
 	for k, v := range want {
 		if q[k] != v {

@@ -66,6 +66,8 @@ export interface LoginOptions {
   prompt?: string;
   /** Seconds: the broker asks for a new login if the last one is older. */
   maxAge?: number;
+  /** Sign-in strength asked for (acr_values), e.g. "urn:bridgekeeper:acr:mfa": a second factor (step-up). */
+  acrValues?: string;
   /** Pick the broker's connector: "okta", "google", "facebook", … */
   idpHint?: string;
   /** Pre-fill the login form. */

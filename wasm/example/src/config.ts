@@ -16,6 +16,18 @@ export const scopes = ["openid", "profile", "email", "offline_access", "checkout
 /** Checkout needs a login younger than this many seconds. */
 export const checkoutMaxAgeSeconds = 300;
 
+/** The broker's acr of a sign-in with a second factor (docs/accounts.md). */
+export const mfaACR = "urn:bridgekeeper:acr:mfa";
+
+/** The broker's account page (password, e-mail, two-step verification). */
+export const accountURL = issuer + "/account";
+
+/** The methods the session's sign-in used (the ID token's amr), e.g. "pwd, otp, mfa". */
+export function signInMethods(user: Record<string, unknown> | null): string {
+  const amr = user?.amr;
+  return Array.isArray(amr) && amr.length > 0 ? amr.map(String).join(", ") : "unknown";
+}
+
 export const clientConfig: BridgekeeperConfig = {
   issuer,
   clientId: env.VITE_BK_CLIENT_ID || "demo",

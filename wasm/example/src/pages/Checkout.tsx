@@ -2,7 +2,7 @@ import { useState } from "react";
 import { useAuth } from "@bridgekeeper/client/react";
 import type { LoginOptions } from "@bridgekeeper/client";
 import { callApi } from "../api";
-import { checkoutMaxAgeSeconds, scopes } from "../config";
+import { accountURL, checkoutMaxAgeSeconds, mfaACR, scopes, signInMethods } from "../config";
 import { apiNotice, type Notice } from "../messages";
 
 export function Checkout({
@@ -14,9 +14,12 @@ export function Checkout({
 }) {
   const auth = useAuth();
   const [busy, setBusy] = useState(false);
-  // Re-authenticate: the broker asks for the password again when the last
-  // login is older than max_age.
-  const confirm = () => login({ maxAge: checkoutMaxAgeSeconds, scopes, appState: "/checkout" });
+  // Re-authenticate with a second factor: the broker asks for the
+  // password again when the last login is older than max_age, and for the
+  // code of the user's authenticator app when the session has none
+  // (acr_values step-up).
+  const confirm = () => login({ maxAge: checkoutMaxAgeSeconds, acrValues: mfaACR, scopes, appState: "/checkout" });
+  const stepUp = () => login({ acrValues: mfaACR, scopes, appState: "/checkout" });
 
   if (!auth.isAuthenticated) {
     return (
@@ -68,6 +71,17 @@ export function Checkout({
     <section aria-labelledby="checkout-title">
       <h1 id="checkout-title">Checkout</h1>
       <p>One demo item, 0.00 €.</p>
+      {auth.user?.acr === mfaACR ? (
+        <p data-testid="factors">Confirmed with a second factor ({signInMethods(auth.user)}).</p>
+      ) : (
+        <p data-testid="factors">
+          You signed in with {signInMethods(auth.user)} only.{" "}
+          <button type="button" onClick={stepUp}>
+            Confirm with your authenticator app
+          </button>{" "}
+          (set one up on <a href={accountURL}>your account page</a>).
+        </p>
+      )}
       <button type="button" className="primary" onClick={pay} disabled={busy} aria-busy={busy}>
         {busy ? "Paying…" : "Pay now"}
       </button>

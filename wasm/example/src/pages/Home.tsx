@@ -1,6 +1,6 @@
 import { useAuth } from "@bridgekeeper/client/react";
 import type { LoginOptions } from "@bridgekeeper/client";
-import { issuer, returnTo } from "../config";
+import { accountURL, issuer, returnTo, signInMethods } from "../config";
 import { Link } from "../router";
 import { displayName } from "../App";
 
@@ -22,7 +22,9 @@ export function Home({ login }: { login: (opts?: LoginOptions) => Promise<void> 
         </p>
         <p>
           See your <Link to="/profile">profile</Link> as the API sees it, or go to the{" "}
-          <Link to="/checkout">checkout</Link>.
+          <Link to="/checkout">checkout</Link>. Signed in with:{" "}
+          <span data-testid="amr">{signInMethods(auth.user)}</span>.{" "}
+          <a href={accountURL}>Your account</a>
         </p>
       </section>
     );

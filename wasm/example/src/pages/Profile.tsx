@@ -4,6 +4,7 @@ import type { LoginOptions } from "@bridgekeeper/client";
 import { Alert } from "../Alert";
 import { callApi } from "../api";
 import { apiNotice, type Notice } from "../messages";
+import { accountURL, signInMethods } from "../config";
 
 type Loaded = { body: Record<string, unknown> } | { notice: Notice } | null;
 
@@ -55,6 +56,10 @@ export function Profile({ login }: { login: (opts?: LoginOptions) => Promise<voi
             </div>
           ),
         )}
+        <div>
+          <dt>signed in with</dt>
+          <dd data-testid="amr">{signInMethods(auth.user)}</dd>
+        </div>
         {auth.authTime && (
           <div>
             <dt>logged in</dt>
@@ -62,6 +67,9 @@ export function Profile({ login }: { login: (opts?: LoginOptions) => Promise<voi
           </div>
         )}
       </dl>
+      <p>
+        <a href={accountURL}>Manage your account</a> (password, e-mail address, two-step verification).
+      </p>
       <h2>As the API sees you</h2>
       {result === null ? (
         <p role="status">Asking the API…</p>
