@@ -52,9 +52,10 @@ func (s *Server) passkeyForm(w http.ResponseWriter, r *http.Request, loginID str
 
 // User-facing messages of a passkey sign-in.
 const (
-	msgPasskeyExpired = "The passkey request expired or was used already. Try again."
-	msgPasskeyInvalid = "The passkey could not be verified. Try again, or sign in with your password."
-	msgPasskeyUnknown = "This passkey is not registered for any account here (it may have been removed). Sign in with your password."
+	msgPasskeyExpired   = "The passkey request expired or was used already. Try again."
+	msgPasskeyInvalid   = "The passkey could not be verified. Try again, or sign in with your password."
+	msgPasskeyUnknown   = "This passkey is not registered for any account here (it may have been removed). Sign in with your password."
+	msgPasskeyOtherUser = "This passkey belongs to another account. Use a passkey of the account you signed in to, or a code."
 )
 
 // handlePasskeyLogin checks the answer of a passkey sign-in (the login
@@ -77,7 +78,21 @@ func (s *Server) handlePasskeyLogin(w http.ResponseWriter, r *http.Request) {
 		s.renderExpiredLogin(w, r, err)
 		return
 	}
+	// A pending login past its password step (a second step) is shown
+	// its second-step page again, any other the login page.
+	step, err := s.SecondStep(r, loginID)
+	if err != nil && !errors.Is(err, errNoSecondStep) {
+		s.renderExpiredLogin(w, r, err)
+		return
+	}
 	fail := func(status int, msg string) {
+		if step != nil {
+			data := pageData{Title: "Enter your code", Action: s.url(pathSecondStep), LoginID: loginID, Email: step.User.Email, Error: msg, MFA: &secondStepData{}}
+			var ww http.ResponseWriter
+			data.Passkey, ww = s.passkeyForm(w, r, loginID)
+			s.renderPage(ww, r, status, "login_mfa.html", data)
+			return
+		}
 		notice, _ := s.reauthContext(r, p)
 		s.renderLogin(w, r, status, loginID, "", msg, notice)
 	}
@@ -123,6 +138,17 @@ func (s *Server) handlePasskeyLogin(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	user := res.User
+	if step != nil {
+		// The second step of a password sign-in (or a step-up): the
+		// passkey must be the same user's; its key is the second factor.
+		if user.ID != step.User.ID {
+			s.log.InfoContext(ctx, "login: another user's passkey at a second step", "user", step.User.ID, "passkey_user", user.ID)
+			fail(http.StatusUnauthorized, msgPasskeyOtherUser)
+			return
+		}
+		s.CompleteSecondStep(w, r, step, res.AMR[0])
+		return
+	}
 	switch {
 	case user.Disabled:
 		fail(http.StatusForbidden, msgDisabled)
@@ -135,7 +161,6 @@ func (s *Server) handlePasskeyLogin(w http.ResponseWriter, r *http.Request) {
 		s.loginSucceeded(ctx, lim, limitAccount(user), clientIP(r))
 	}
 	// A passkey with user verification is two factors: no second step.
-	_ = s.cfg.Store.DeleteLoginStep(ctx, p.ID)
 	s.CompleteLogin(w, r, loginID, user.ID, "local", res.AMR)
 }
 

@@ -144,15 +144,13 @@ func factorByID(t testing.TB, e *testEnv, userID, id string) *storage.SecondFact
 }
 
 // A passkey alone signs the user in: no password and no second step
-// (though the user also has TOTP), amr hwk (swk for a synced passkey),
+// (though the passkey is a factor that a password sign-in would ask
+// for), amr hwk (swk for a synced passkey),
 // user, mfa, acr mfa; the session satisfies a later acr_values step-up
 // without a page; the sign counter and last use are recorded.
 func TestPasskeySignIn(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, b storagetest.Backend) {
 		e, pk, _ := newPasskeyEnv(t, b)
-		if _, err := e.srv.cfg.Factors.StartTOTP(context.Background(), e.user); err != nil {
-			t.Fatal(err)
-		}
 		a, f := enrolPasskey(t, e, pk, e.user, false)
 
 		br := e.browser()
@@ -322,6 +320,41 @@ func TestPasskeyRateLimit(t *testing.T) {
 		p, opts := br.passkeyLogin(spaAuth())
 		if r := br.submitPasskey(p, a.Get(opts, passkeytest.Tamper{})); r.status != http.StatusTooManyRequests || br.hasSession() {
 			t.Fatalf("a good answer while limited: %d", r.status)
+		}
+	})
+}
+
+// A user with a passkey who signs in with the password is asked for the
+// second factor, and the passkey answers it: amr pwd hwk mfa. Another
+// user's passkey there is refused (the step stays, nothing is signed in).
+func TestPasskeySecondStep(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b storagetest.Backend) {
+		e, pk, _ := newPasskeyEnv(t, b)
+		a, _ := enrolPasskey(t, e, pk, e.user, false)
+		carol := &storage.User{ID: "u-carol", Email: "carol@example.com", Active: true}
+		if err := e.store.CreateUser(context.Background(), carol); err != nil {
+			t.Fatal(err)
+		}
+		c, _ := enrolPasskey(t, e, pk, carol, false)
+
+		br := e.browser()
+		ar := spaAuth()
+		p := br.passwordStep(ar)
+		m := passkeyOptionsRe.FindStringSubmatch(p.body)
+		if m == nil || !strings.Contains(p.body, "Use a passkey instead") {
+			t.Fatalf("second step without the passkey: %.600s", p.body)
+		}
+		other := br.submitPasskey(p, c.Get(html.UnescapeString(m[1]), passkeytest.Tamper{}))
+		if other.status != http.StatusUnauthorized || !strings.Contains(other.body, "belongs to another account") || br.hasSession() {
+			t.Fatalf("another user's passkey at the second step: %d %.300s", other.status, other.body)
+		}
+		m = passkeyOptionsRe.FindStringSubmatch(other.body)
+		if m == nil {
+			t.Fatalf("the refused second step has no new challenge: %.400s", other.body)
+		}
+		claims := e.idClaims(br.submitPasskey(other, a.Get(html.UnescapeString(m[1]), passkeytest.Tamper{})), ar)
+		if got := amrOf(claims); !slices.Equal(got, []string{"pwd", "hwk", "mfa"}) || claims["acr"] != mfa.ACRMFA || claims["sub"] != e.user.ID {
+			t.Fatalf("password then passkey: amr %v acr %v sub %v", got, claims["acr"], claims["sub"])
 		}
 	})
 }

@@ -136,7 +136,7 @@ func (s *Service) tell(ctx context.Context, userID, event string) {
 	}
 }
 
-// Factors returns the user's confirmed factors, passkeys aside.
+// Factors returns the user's confirmed factors.
 func (s *Service) Factors(ctx context.Context, userID string) ([]storage.SecondFactor, error) {
 	all, err := s.store.ListSecondFactors(ctx, userID)
 	if err != nil {
@@ -144,9 +144,7 @@ func (s *Service) Factors(ctx context.Context, userID string) ([]storage.SecondF
 	}
 	var out []storage.SecondFactor
 	for _, f := range all {
-		// A passkey is a sign-in of its own (broker/passkey), not a
-		// second step after the password.
-		if f.Confirmed && f.Kind != storage.FactorPasskey {
+		if f.Confirmed {
 			out = append(out, f)
 		}
 	}
