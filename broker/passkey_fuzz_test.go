@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -64,4 +65,55 @@ func FuzzPasskeyForms(f *testing.F) {
 			t.Fatalf("%.200q: %d, want a 4xx refusal", response, rec.Code)
 		}
 	})
+}
+
+// TestPasskeyMutatedAnswers posts 500 answers with random bytes flipped
+// (a fixed seed) to the sign-in form, half against fresh ceremonies: each
+// is a 4xx refusal, never a 5xx or a sign-in. It stands beside
+// FuzzPasskeyForms, whose instrumented run is slow on the shared machine.
+func TestPasskeyMutatedAnswers(t *testing.T) {
+	e, pk, _ := newPasskeyEnv(t, storagetest.Backend{Name: "sqlite"})
+	a, _ := enrolPasskey(t, e, pk, e.user, false)
+	br := e.browser()
+	p, _ := br.passkeyLogin(spaAuth())
+	_, opts := e.browser().passkeyLogin(spaAuth())
+	seed := a.Get(opts, passkeytest.Tamper{})
+	h := e.srv.Handler()
+	login := loginID(t, p)
+	u, _ := url.Parse(e.issuer)
+	cookies := br.c.Jar.Cookies(u)
+	rng := rand.New(rand.NewPCG(1, 2))
+	post := func(path, body string) *httptest.ResponseRecorder {
+		method := http.MethodPost
+		if body == "" {
+			method = http.MethodGet
+		}
+		req := httptest.NewRequest(method, e.issuer+path, strings.NewReader(body))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		for _, c := range cookies {
+			req.AddCookie(c)
+		}
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		return rec
+	}
+	for range 500 {
+		b := []byte(seed)
+		for range 1 + rng.IntN(5) {
+			b[rng.IntN(len(b))] = byte(rng.IntN(256))
+		}
+		ceremony := passkeyCeremonyRe.FindStringSubmatch(p.body)[1]
+		if rng.IntN(2) == 0 {
+			rec := post(pathLogin+"?login="+url.QueryEscape(login), "")
+			m := passkeyCeremonyRe.FindStringSubmatch(rec.Body.String())
+			if rec.Code != http.StatusOK || m == nil {
+				t.Fatalf("login page: %d", rec.Code)
+			}
+			ceremony = m[1]
+		}
+		rec := post(pathPasskeyLogin, url.Values{"login": {login}, "ceremony": {ceremony}, "response": {string(b)}}.Encode())
+		if rec.Code >= 500 || rec.Code < 400 {
+			t.Fatalf("%.200q: %d, want a 4xx refusal", b, rec.Code)
+		}
+	}
 }
