@@ -1,7 +1,6 @@
 package broker
 
 import (
-	"bytes"
 	"context"
 	"html"
 	"log/slog"
@@ -12,7 +11,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -20,6 +18,7 @@ import (
 	"github.com/bridgekeeper/bridgekeeper/broker/mfa"
 	"github.com/bridgekeeper/bridgekeeper/broker/passkey"
 	"github.com/bridgekeeper/bridgekeeper/broker/passkey/passkeytest"
+	"github.com/bridgekeeper/bridgekeeper/internal/syncbuf"
 	"github.com/bridgekeeper/bridgekeeper/storage"
 	"github.com/bridgekeeper/bridgekeeper/storage/storagetest"
 )
@@ -29,33 +28,15 @@ var (
 	passkeyCeremonyRe = regexp.MustCompile(`name="ceremony" value="([^"]+)"`)
 )
 
-// syncBuffer is a log sink tests read.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // localhostURL is u with the host 127.0.0.1 named localhost: WebAuthn
 // wants a domain, so the passkeys of a test broker are localhost's.
 func localhostURL(u string) string { return strings.Replace(u, "//127.0.0.1:", "//localhost:", 1) }
 
 // newPasskeyEnv is a test broker with passkeys (and second factors under
 // policy optional), and the passkey service's log.
-func newPasskeyEnv(t testing.TB, b storagetest.Backend) (*testEnv, *passkey.Service, *syncBuffer) {
+func newPasskeyEnv(t testing.TB, b storagetest.Backend) (*testEnv, *passkey.Service, *syncbuf.Buffer) {
 	t.Helper()
-	logs := &syncBuffer{}
+	logs := &syncbuf.Buffer{}
 	var pk *passkey.Service
 	e := newTestEnv(t, b, func(c *Config) {
 		var err error

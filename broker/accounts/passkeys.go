@@ -63,12 +63,8 @@ func (s *Service) passkeyView(ctx context.Context, u *storage.User) (*passkeyVie
 // newPasskey begins registering a passkey after the current password:
 // the page that runs navigator.credentials.create.
 func (s *Service) newPasskey(w http.ResponseWriter, r *http.Request) {
-	u := s.signedInUser(w, r)
-	if u == nil {
-		return
-	}
-	p, ok := s.accountPage(w, r, u)
-	if !ok {
+	u, p := s.accountForm(w, r)
+	if p == nil {
 		return
 	}
 	name := passkey.CleanName(r.PostFormValue("passkey_name"))
@@ -126,12 +122,8 @@ func (s *Service) finishPasskey(w http.ResponseWriter, r *http.Request) {
 // password.
 func (s *Service) removePasskey(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
-	u := s.signedInUser(w, r)
-	if u == nil {
-		return
-	}
-	p, ok := s.accountPage(w, r, u)
-	if !ok || !s.reauthenticate(w, r, p, u, "passkey_remove_password", "account") {
+	u, p := s.accountForm(w, r)
+	if p == nil || !s.reauthenticate(w, r, p, u, "passkey_remove_password", "account") {
 		return
 	}
 	err := s.cfg.Passkeys.Remove(ctx, u.ID, r.PostFormValue("passkey"))
@@ -144,7 +136,8 @@ func (s *Service) removePasskey(w http.ResponseWriter, r *http.Request) {
 		s.serverError(w, r, "account: remove passkey", err)
 		return
 	}
-	if p, ok = s.accountPage(w, r, u); !ok {
+	p, ok := s.accountPage(w, r, u)
+	if !ok {
 		return
 	}
 	p.Notice = "Passkey removed: it no longer signs you in."
