@@ -363,14 +363,7 @@ func (s *Service) reauthenticate(w http.ResponseWriter, r *http.Request, p *page
 // checkPassword is reauthenticate; clear says whether a correct password
 // clears the login limits (not when a second factor is checked next).
 func (s *Service) checkPassword(w http.ResponseWriter, r *http.Request, p *page, u *storage.User, field, tmpl string, clear bool) bool {
-	ctx := r.Context()
-	ok, retry, err := s.limiter.Allow(ctx, ActionLogin, u.Email, s.clientIP(r))
-	if err != nil {
-		s.serverError(w, r, "account: rate limit", err)
-		return false
-	}
-	if !ok {
-		s.tooMany(w, r, retry)
+	if !s.allowAttempt(w, r, u) {
 		return false
 	}
 	if u.PasswordHash == "" {
@@ -389,7 +382,7 @@ func (s *Service) checkPassword(w http.ResponseWriter, r *http.Request, p *page,
 		return false
 	}
 	if clear {
-		s.attemptSucceeded(ctx, u, r)
+		s.attemptSucceeded(r.Context(), u, r)
 	}
 	return true
 }

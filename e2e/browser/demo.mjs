@@ -3,6 +3,7 @@
 // page shows what the API saw, a reload keeps the session, logout ends it.
 // Environment: BK_APP (the demo's URL), BK_EMAIL, BK_PASSWORD, BK_SHOTS (dir).
 import assert from 'node:assert/strict';
+import { createHmac } from 'node:crypto';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -95,6 +96,54 @@ await check('checkout insists on a fresh access token (one refresh grant, counte
   await page.getByText('Checkout done').waitFor({ timeout: 20000 });
   assert.equal(await refreshGrants(), before + 1, 'refresh grants at the broker');
   await page.screenshot({ path: join(shots, 'checkout.png') });
+});
+
+// RFC 6238 TOTP (SHA-1, 6 digits, 30 s) of a base32 key, `steps` steps from now.
+function totp(secret, steps) {
+  const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567';
+  let bits = '';
+  for (const ch of secret.replace(/=+$/, '')) bits += alphabet.indexOf(ch).toString(2).padStart(5, '0');
+  const key = Buffer.from(bits.match(/.{8}/g).map((b) => parseInt(b, 2)));
+  const counter = Buffer.alloc(8);
+  counter.writeBigUInt64BE(BigInt(Math.floor(Date.now() / 30000) + steps));
+  const mac = createHmac('sha1', key).update(counter).digest();
+  const off = mac[mac.length - 1] & 0xf;
+  return String((mac.readUInt32BE(off) & 0x7fffffff) % 1000000).padStart(6, '0');
+}
+
+await check('step-up: an authenticator set up on the broker account page, then checkout confirms with its code', async () => {
+  await page.getByRole('button', { name: 'Log out' }).click();
+  await page.waitForURL((u) => u.href.startsWith(app), { timeout: 20000 });
+  await page.getByRole('main').getByRole('button', { name: 'Log in' }).click();
+  await page.waitForURL(/\/login\?/, { timeout: 20000 });
+  await page.fill('input[name=email]', process.env.BK_EMAIL);
+  await page.fill('input[name=password]', process.env.BK_PASSWORD);
+  await page.click('button[type=submit]');
+  await page.waitForURL((u) => u.href.startsWith(app), { timeout: 20000 });
+  await page.getByTestId('amr').first().filter({ hasText: 'pwd' }).waitFor({ timeout: 20000 });
+  // The demo links to the broker's account page.
+  await page.getByRole('link', { name: 'Profile' }).first().click();
+  await page.getByRole('link', { name: 'Manage your account' }).click();
+  await page.waitForURL(/\/account/, { timeout: 20000 });
+  await page.fill('#mfa_password', process.env.BK_PASSWORD);
+  await page.getByRole('button', { name: 'Set up an authenticator app' }).click();
+  const secret = (await page.locator('#totp-secret').innerText({ timeout: 20000 })).trim();
+  const qrShown = await page.locator('img[alt^="QR code"]').evaluate((img) => img.complete && img.naturalWidth > 0);
+  assert.ok(qrShown, 'the QR code (a data: URL) renders under the page CSP');
+  await page.fill('#code', totp(secret, 0));
+  await page.getByRole('button', { name: 'Turn on' }).click();
+  await page.locator('#recovery-codes li').first().waitFor({ timeout: 20000 });
+  assert.equal(await page.locator('#recovery-codes li').count(), 10);
+  await page.screenshot({ path: join(shots, 'recovery-codes.png') });
+  // The session signed in with the password only: checkout offers the step-up.
+  await page.goto(app + '/checkout');
+  await page.getByRole('button', { name: 'Confirm with your authenticator app' }).click({ timeout: 20000 });
+  await page.waitForURL(/\/login\/mfa/, { timeout: 20000 });
+  await page.fill('#code', totp(secret, 1));
+  await page.click('button[type=submit]');
+  await page.waitForURL((u) => u.href.startsWith(app), { timeout: 20000 });
+  await page.getByText('Confirmed with a second factor (pwd, otp, mfa)').waitFor({ timeout: 20000 });
+  await page.screenshot({ path: join(shots, 'checkout-mfa.png') });
 });
 
 await ctx.close();
