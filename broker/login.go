@@ -174,6 +174,7 @@ func (s *Server) renderLogin(w http.ResponseWriter, r *http.Request, status int,
 		}
 		data.Links = append(data.Links, pageButton{Label: l.Label, URL: href})
 	}
+	data.Passkey, w = s.passkeyForm(w, r, loginID)
 	s.renderPage(w, r, status, "login.html", data)
 }
 

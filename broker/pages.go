@@ -104,6 +104,7 @@ type pageData struct {
 	Links   []pageButton
 	Hidden  []hiddenField
 	MFA     *secondStepData // the second step of a sign-in (login_mfa.html)
+	Passkey *passkeyForm    // "Sign in with a passkey" (login.html; nil without passkeys)
 	Theme   Theme           // set by renderPage
 }
 

@@ -120,9 +120,12 @@ func (s *Server) handleSecondStep(w http.ResponseWriter, r *http.Request) {
 		if d.Enrol {
 			title = "Set up two-step verification"
 		}
-		s.renderPage(w, r, status, "login_mfa.html", pageData{
-			Title: title, Action: s.url(pathSecondStep), LoginID: loginID, Email: user.Email, Error: errMsg, MFA: &d,
-		})
+		data := pageData{Title: title, Action: s.url(pathSecondStep), LoginID: loginID, Email: user.Email, Error: errMsg, MFA: &d}
+		w := w
+		if !d.Enrol && d.Codes == nil {
+			data.Passkey, w = s.passkeyForm(w, r, loginID) // the user's passkey instead of a code
+		}
+		s.renderPage(w, r, status, "login_mfa.html", data)
 	}
 	if r.Method != http.MethodPost {
 		if st.Enrol {

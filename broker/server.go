@@ -22,6 +22,7 @@ import (
 
 	"github.com/bridgekeeper/bridgekeeper/broker/keys"
 	"github.com/bridgekeeper/bridgekeeper/broker/mfa"
+	"github.com/bridgekeeper/bridgekeeper/broker/passkey"
 	"github.com/bridgekeeper/bridgekeeper/internal/cookie"
 	"github.com/bridgekeeper/bridgekeeper/internal/pagekit"
 	"github.com/bridgekeeper/bridgekeeper/internal/secret"
@@ -91,6 +92,12 @@ type Config struct {
 	// after the password step).
 	Factors *mfa.Service
 	MFA     string
+
+	// Passkeys, when set, offers "Sign in with a passkey" on the login
+	// page (and the e-mail field's autofill): a passkey with user
+	// verification signs the user in without a password or second step
+	// (amr hwk or swk, user, mfa). See broker/passkey.
+	Passkeys *passkey.Service
 
 	// RefreshCheck, when set, is called on every refresh_token grant with
 	// the grant's user id and how they logged in (the ID token's idp claim:
@@ -323,6 +330,7 @@ func (s *Server) routes() error {
 	r.Handle(pathLogin, s.csrf.Handler(http.HandlerFunc(s.handleLogin))).Methods(http.MethodGet, http.MethodPost)
 	r.Handle(pathSecondStep, s.csrf.Handler(http.HandlerFunc(s.handleSecondStep))).Methods(http.MethodGet, http.MethodPost)
 	r.HandleFunc(pathSignIn, s.handleSignIn).Methods(http.MethodGet)
+	s.passkeyRoutes(r)
 	r.HandleFunc(pathHealth, s.handleHealth).Methods(http.MethodGet, http.MethodHead)
 	r.HandleFunc("/", s.handleHome).Methods(http.MethodGet, http.MethodHead)
 	if s.basePath != "" {

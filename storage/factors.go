@@ -13,6 +13,10 @@ const (
 	// FactorTOTP is a time-based one-time password (RFC 6238). Secret is
 	// the sealed shared secret, Counter the last time step used.
 	FactorTOTP = "totp"
+	// FactorPasskey is a WebAuthn credential (broker/passkey): PublicData
+	// its credential record, Counter its sign counter, CredentialID its
+	// id (base64url), unique among all users.
+	FactorPasskey = "passkey"
 )
 
 // SecondFactor is one authentication factor of a user beyond the password:
@@ -30,6 +34,9 @@ type SecondFactor struct {
 	// PublicData is what the factor keeps in the clear (a passkey's
 	// credential id and public key).
 	PublicData []byte `bun:"public_data"`
+	// CredentialID is a passkey's credential id, base64url (NULL for
+	// other kinds).
+	CredentialID string `bun:"credential_id,nullzero"`
 	// Counter only grows: TOTP's last time step used (each code once), a
 	// passkey's sign counter.
 	Counter int64 `bun:"counter,notnull"`

@@ -91,6 +91,7 @@ var expiringTables = []struct{ table, key string }{
 	{"browser_sessions", "id"},
 	{"pending_logins", "id"},
 	{"login_steps", "login_id"},
+	{"webauthn_ceremonies", "id"},
 	{"action_tokens", "id"},
 	{"rate_counters", `"key"`},
 }

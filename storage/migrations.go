@@ -219,4 +219,19 @@ CREATE TABLE login_steps (
 CREATE INDEX login_steps_expires_at_idx ON login_steps (expires_at);
 ALTER TABLE clients ADD COLUMN require_mfa BOOLEAN NOT NULL DEFAULT FALSE`,
 	},
+	{
+		version: 7,
+		name:    "passkeys: the credential id of a passkey factor (unique), WebAuthn ceremonies",
+		sql: `ALTER TABLE second_factors ADD COLUMN credential_id TEXT;
+CREATE UNIQUE INDEX second_factors_credential_id_idx ON second_factors (credential_id);
+CREATE TABLE webauthn_ceremonies (
+	id         TEXT PRIMARY KEY,
+	binding    TEXT NOT NULL,
+	purpose    TEXT NOT NULL,
+	user_id    TEXT NOT NULL,
+	data       {bytes} NOT NULL,
+	expires_at {ts} NOT NULL
+);
+CREATE INDEX webauthn_ceremonies_expires_at_idx ON webauthn_ceremonies (expires_at)`,
+	},
 }

@@ -29,6 +29,7 @@ import (
 	"github.com/bridgekeeper/bridgekeeper/broker/accounts/mail"
 	"github.com/bridgekeeper/bridgekeeper/broker/accounts/policy"
 	"github.com/bridgekeeper/bridgekeeper/broker/mfa"
+	"github.com/bridgekeeper/bridgekeeper/broker/passkey"
 	"github.com/bridgekeeper/bridgekeeper/internal/cookie"
 	"github.com/bridgekeeper/bridgekeeper/internal/pagekit"
 	"github.com/bridgekeeper/bridgekeeper/storage"
@@ -90,6 +91,10 @@ type Config struct {
 	// account's second factors (accounts.mfa_reset_by_email; default off:
 	// an operator's bridgekeeper user reset-mfa does).
 	MFAResetByEmail bool
+	// Passkeys, when set, adds passkeys to the account page (add one
+	// after the password, name it, list them with their last use, remove
+	// one); its Notify is set to e-mail the owner of every change.
+	Passkeys *passkey.Service
 }
 
 // Broker is what the pages use of the broker they are served beside
@@ -212,6 +217,9 @@ func New(cfg Config) (*Service, error) {
 	if cfg.Factors != nil {
 		cfg.Factors.SetNotify(s.NotifyFactor)
 	}
+	if cfg.Passkeys != nil {
+		cfg.Passkeys.SetNotify(s.NotifyFactor)
+	}
 	return s, nil
 }
 
@@ -244,6 +252,7 @@ func (s *Service) Routes(r *mux.Router, b Broker) {
 	get("/account/email/confirm", s.emailConfirmForm)
 	post("/account/email/confirm", s.emailConfirm, form{"email_confirm", "Sign in to confirm your new address"})
 	s.factorRoutes(post)
+	s.passkeyRoutes(post)
 }
 
 // Limiter returns the brute-force limiter; the broker's login form calls

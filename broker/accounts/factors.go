@@ -7,6 +7,7 @@ import (
 	"net/http"
 
 	"github.com/bridgekeeper/bridgekeeper/broker/mfa"
+	"github.com/bridgekeeper/bridgekeeper/broker/passkey"
 	"github.com/bridgekeeper/bridgekeeper/storage"
 )
 
@@ -80,6 +81,10 @@ func (s *Service) accountPage(w http.ResponseWriter, r *http.Request, u *storage
 		return nil, false
 	}
 	p.MFA = v
+	if p.Passkeys, err = s.passkeyView(r.Context(), u); err != nil {
+		s.serverError(w, r, "account: passkeys", err)
+		return nil, false
+	}
 	return p, true
 }
 
@@ -240,6 +245,8 @@ var factorNotices = map[string]string{
 	mfa.EventRecoveryCodesNew: "New recovery codes were made for your account; the old ones no longer work.",
 	mfa.EventRecoveryCodeUsed: "One of your recovery codes was used to sign in to your account.",
 	mfa.EventFactorsReset:     "Two-step verification was turned off for your account and its recovery codes were removed.",
+	passkey.EventAdded:        "A passkey was added to your account: it signs you in without your password.",
+	passkey.EventRemoved:      "A passkey was removed from your account: it no longer signs you in.",
 }
 
 // NotifyFactor e-mails the owner of userID about a change of its second

@@ -41,7 +41,8 @@ type page struct {
 	Values     map[string]string // inputs to fill in again (never passwords)
 	Token      string
 	User       *storage.User
-	MFA        *mfaView // two-step verification (nil without Config.Factors)
+	MFA        *mfaView     // two-step verification (nil without Config.Factors)
+	Passkeys   *passkeyView // passkeys (nil without Config.Passkeys)
 	Links      []pageLink
 	// RevocationDelay says how long an API may accept an access token
 	// issued before a sign-out everywhere, and why (see revocationDelay).

@@ -19,7 +19,7 @@ var embedded embed.FS
 // Page templates: each defines "content" and is rendered inside frame.html
 // (the title, the alerts and the ways back), itself in the page kit's
 // layout.
-var pageNames = []string{"register", "resend", "activate", "reset", "reset_confirm", "account", "account_mfa", "email_confirm", "message"}
+var pageNames = []string{"register", "resend", "activate", "reset", "reset_confirm", "account", "account_mfa", "account_passkey", "email_confirm", "message"}
 
 // Mail templates: NAME.txt (text/template, defines "subject") and NAME.html
 // (html/template).
@@ -39,7 +39,7 @@ func loadTemplates(theme Theme, secure bool, log *slog.Logger) (*templates, erro
 	if err != nil {
 		return nil, fmt.Errorf("templates: %w", err)
 	}
-	family := pagekit.Family{FS: fsys, Shared: []string{"forms.html", "frame.html"}, Entry: "frame.html"}
+	family := pagekit.Family{FS: fsys, Shared: []string{"forms.html", "frame.html", "passkeys.html"}, Entry: "frame.html"}
 	for _, name := range pageNames {
 		family.Pages = append(family.Pages, name+".html")
 	}

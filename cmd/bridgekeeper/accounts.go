@@ -56,6 +56,7 @@ func newAccounts(cfg config.Config, store *storage.Store, m mail.Mailer, bcfg br
 		AllowedReturnURL:    newReturnURLChecker(store, 30*time.Second).allowed,
 		Factors:             factors,
 		MFAResetByEmail:     cfg.Accounts.MFAResetByEmail,
+		Passkeys:            bcfg.Passkeys,
 	})
 }
 

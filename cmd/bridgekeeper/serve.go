@@ -84,6 +84,9 @@ func (e *env) serve(ctx context.Context, cfg config.Config) error {
 	if bcfg.Factors, err = mfa.New(mfa.Config{Store: store, Secret: sec, Issuer: cfg.UI.ProductName}); err != nil {
 		return fmt.Errorf("second factors: %w", err)
 	}
+	if bcfg.Passkeys, err = passkeys(cfg, store, log); err != nil {
+		return err
+	}
 	acc, err := newAccounts(cfg, store, m, bcfg, log)
 	if err != nil {
 		return fmt.Errorf("account pages: %w", err)

@@ -117,6 +117,15 @@ type Accounts struct {
 	// MFAResetByEmail lets the password reset by e-mail remove the second
 	// factors too (otherwise only bridgekeeper user reset-mfa does).
 	MFAResetByEmail bool `yaml:"mfa_reset_by_email" help:"a password reset by e-mail also removes the account's second factors (default off: an operator runs bridgekeeper user reset-mfa)"`
+	// Passkeys configures WebAuthn sign-in of local accounts.
+	Passkeys Passkeys `yaml:"passkeys"`
+}
+
+// Passkeys configures passkeys (WebAuthn) of local accounts.
+type Passkeys struct {
+	Enabled bool   `yaml:"enabled" help:"offer passkeys: users add them on the account page and sign in with one on the login page, without a password"`
+	RPID    string `yaml:"rp_id" help:"WebAuthn relying-party ID (default: the issuer's host name); set it, with origins, for a broker whose pages are served under another host name"`
+	Origins string `yaml:"origins" help:"comma-separated origins (scheme://host[:port]) WebAuthn answers may come from (default: the issuer's origin)"`
 }
 
 // SMTP configures the mailer; with no host, links are logged instead.
@@ -188,7 +197,7 @@ func Default() Config {
 		Session:    Session{Lifetime: 24 * time.Hour, PendingLoginLifetime: 10 * time.Minute},
 		Log:        Log{Level: "info", Format: "text"},
 		UI:         UI{ProductName: "Bridgekeeper"},
-		Accounts:   Accounts{RequireActivation: true, AllowRegistration: true, MFA: "optional", SMTP: SMTP{Port: 587, TLS: "starttls"}, MailFrom: "Bridgekeeper <no-reply@localhost>"},
+		Accounts:   Accounts{RequireActivation: true, AllowRegistration: true, MFA: "optional", Passkeys: Passkeys{Enabled: true}, SMTP: SMTP{Port: 587, TLS: "starttls"}, MailFrom: "Bridgekeeper <no-reply@localhost>"},
 		GC:         GC{Interval: 10 * time.Minute},
 		Federation: Federation{RecheckInterval: 5 * time.Minute},
 	}
