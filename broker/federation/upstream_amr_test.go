@@ -7,7 +7,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/bridgekeeper/bridgekeeper/broker/mfa")
+	"github.com/bridgekeeper/bridgekeeper/broker/mfa"
+)
 
 // amrOf is the amr claim of an ID token's claims as strings.
 func amrOf(claims map[string]any) []string {
