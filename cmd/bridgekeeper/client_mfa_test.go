@@ -1,7 +1,6 @@
 package main
 
 import (
-	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -10,12 +9,7 @@ import (
 // setting on and --require-mfa=false off, get and list show it, and
 // updating one setting keeps the other (--require-dpop stays as it was).
 func TestClientUpdateRequireMFA(t *testing.T) {
-	dsn := "sqlite:" + filepath.Join(t.TempDir(), "bk.db")
-	t.Setenv("BRIDGEKEEPER_SYSTEM_SECRET", "")
-	if _, _, err := run(t, "", "client", "create", "--dsn", dsn, "--id", "spa", "--public",
-		"--redirect-uri", "http://127.0.0.1:5173/cb", "--require-dpop"); err != nil {
-		t.Fatal(err)
-	}
+	dsn := createSPAWithDPoP(t)
 	get := func() string {
 		t.Helper()
 		out, _, err := run(t, "", "client", "get", "--dsn", dsn, "spa")
