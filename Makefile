@@ -11,7 +11,7 @@ RACE ?= $(shell command -v gcc >/dev/null 2>&1 && echo -race)
 
 CMDS := bridgekeeper connector-oidc connector-facebook fakeidp example-api
 
-.PHONY: all build run test test-go wasm-build test-browser bench bench-load bench-peers bench-wrk fuzz-passkey test-resilience lint fmt clean npm-deps generate
+.PHONY: all build run test test-go wasm-build test-browser bench bench-load bench-peers bench-wrk fuzz-passkey test-resilience fuzz-long lint fmt clean npm-deps generate
 
 all: build
 
@@ -83,6 +83,26 @@ bench-wrk:
 # it alone: CI=true, or BRIDGEKEEPER_TEST_PG_RESTART_CMD for a private one).
 test-resilience:
 	BRIDGEKEEPER_TEST_RESILIENCE=1 $(GO) test -count=1 -timeout 10m -run TestResilience -v ./e2e/
+
+# The long fuzz runs of SECURITY.md's fuzz table, one target at a time,
+# FUZZTIME each (default 10m: about two hours in all), -parallel 1 as the
+# table's runs. Not part of make test (which runs every seed corpus). A
+# crash stops the run; its input is saved under the package's
+# testdata/fuzz/ (commit it with the fix). FUZZ_TARGETS=pkg:Target … runs
+# some only.
+FUZZTIME ?= 10m
+FUZZ_TARGETS ?= ./broker/:FuzzSecondStepForm ./broker/:FuzzPasskeyForms ./broker/:FuzzTokenErrorBody \
+	./broker/:FuzzAuthorizeRedirect ./broker/:FuzzDPoPHeader \
+	./broker/:FuzzTokenRequest ./broker/:FuzzAuthorizeQuery \
+	./rp/:FuzzVerify ./rp/:FuzzScanPayload \
+	./plugins/internal/wire/:FuzzIdentityReply ./plugins/internal/wire/:FuzzErrorReply \
+	./internal/password/:FuzzDecode ./internal/dpop/:FuzzVerify
+fuzz-long:
+	@set -e; for t in $(FUZZ_TARGETS); do \
+		pkg=$${t%%:*}; fn=$${t##*:}; \
+		echo "== $$fn in $$pkg for $(FUZZTIME)"; \
+		$(GO) test -run '^$$' -fuzz "^$$fn\$$" -fuzztime $(FUZZTIME) -parallel 1 $$pkg; \
+	done
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi

@@ -36,11 +36,27 @@ func (s *Server) mfaEnforced(ctx context.Context, clientID string) bool {
 	if s.cfg.MFA == MFARequired {
 		return true
 	}
+	return s.clientRequiresMFA(ctx, clientID)
+}
+
+// clientRequiresMFA reports whether the client was registered with
+// --require-mfa (an unknown client does not).
+func (s *Server) clientRequiresMFA(ctx context.Context, clientID string) bool {
 	if clientID == "" {
 		return false
 	}
 	c, err := s.cfg.Store.LookupClient(ctx, clientID)
 	return err == nil && c.RequireMFA
+}
+
+// federatedWithoutMFA reports whether the broker session bs is federated,
+// its upstream reported no second factor, and the client requires one
+// (--require-mfa). Such a session cannot be stepped up here (the second
+// factor would have to be the upstream's), so the request is refused with
+// access_denied rather than answered with a weaker sign-in than the client
+// requires; accounts.mfa: required does not apply to federated sessions.
+func (s *Server) federatedWithoutMFA(ctx context.Context, bs *storage.BrowserSession, clientID string) bool {
+	return slices.Contains(bs.AMR, "fed") && mfa.Level(mfa.ACR(bs.AMR)) < 2 && s.clientRequiresMFA(ctx, clientID)
 }
 
 // afterFirstFactor goes on from a local sign-in that proved amr for user

@@ -44,8 +44,11 @@ type UpstreamLogin struct {
 	// AuthTime is when the user authenticated upstream, as the upstream
 	// says (connectors.Identity.AuthTime); zero when it does not say.
 	AuthTime time.Time
-	// AMR lists the methods the user proved at the broker besides the
-	// upstream login ("pwd" when linking asked for the account's password).
+	// AMR lists the methods the upstream reported (connectors.Identity.AMR,
+	// checked by connectors.CheckAMR), then those the user proved at the
+	// broker besides the upstream login ("pwd" when linking asked for the
+	// account's password). A second factor among them makes the session's
+	// acr ACRMFA (mfa.ACR); the upstream's word is all there is for that.
 	AMR []string
 }
 
@@ -55,7 +58,12 @@ type UpstreamLogin struct {
 // request that asked for a new sign-in (prompt=login, max_age) is answered
 // login_required when the upstream's time does not satisfy it.
 func (s *Server) CompleteFederatedLogin(w http.ResponseWriter, r *http.Request, loginID string, p *storage.PendingLogin, user *storage.User, up UpstreamLogin, also ...func(ctx context.Context) error) {
-	amr := append([]string{"fed"}, up.AMR...)
+	amr := []string{"fed"}
+	for _, m := range up.AMR {
+		if !slices.Contains(amr, m) {
+			amr = append(amr, m)
+		}
+	}
 	s.completeLogin(w, r, loginID, p, user.ID, user, up.IDP, amr, &up, also...)
 }
 

@@ -10,6 +10,7 @@ package connectors
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/url"
 	"time"
@@ -38,6 +39,45 @@ type Identity struct {
 	// when it does not say. It becomes the auth_time of the broker's
 	// session. A connector that reports it must not guess it.
 	AuthTime time.Time
+	// AMR lists the methods the upstream says the user authenticated with
+	// (an ID token's amr claim, RFC 8176 values such as "pwd", "otp",
+	// "mfa"); nil when it does not say. It follows "fed" in the amr of the
+	// broker's session and decides its acr (package broker/mfa). A
+	// connector that reports it must not guess it, and must keep to
+	// CheckAMR.
+	AMR []string
+}
+
+// Bounds of Identity.AMR (CheckAMR).
+const (
+	MaxAMR           = 16 // values
+	MaxAMRValueBytes = 32 // bytes each
+)
+
+// CheckAMR reports whether amr is a well-formed list of authentication
+// method references: at most MaxAMR values, each 1 to MaxAMRValueBytes
+// bytes of letters, digits and "-", "_", ".", ":" (RFC 8176's registered
+// values are short lowercase tokens; other values are collision-resistant
+// names). The error names the first value at fault.
+func CheckAMR(amr []string) error {
+	if len(amr) > MaxAMR {
+		return fmt.Errorf("amr has %d values, over the limit of %d", len(amr), MaxAMR)
+	}
+	for i, v := range amr {
+		if v == "" {
+			return fmt.Errorf("amr[%d] is empty", i)
+		}
+		if len(v) > MaxAMRValueBytes {
+			return fmt.Errorf("amr[%d] is %d bytes, over the limit of %d", i, len(v), MaxAMRValueBytes)
+		}
+		for j := 0; j < len(v); j++ {
+			c := v[j]
+			if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '_' || c == '.' || c == ':') {
+				return fmt.Errorf("amr[%d] holds the byte %#x, not a token character", i, c)
+			}
+		}
+	}
+	return nil
 }
 
 // Scopes are the scopes the broker's client asked for, so a connector can

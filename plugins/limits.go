@@ -40,4 +40,9 @@ const (
 	MaxClaimsJSONBytes = wire.MaxClaimsJSONBytes
 	// MaxConnectorDataBytes bounds Identity.connector_data.
 	MaxConnectorDataBytes = wire.MaxConnectorDataBytes
+	// MaxAMR bounds the number of Identity.amr values, MaxAMRValueBytes
+	// each value (letters, digits and "-", "_", ".", ":" only; see
+	// connectors.CheckAMR).
+	MaxAMR           = wire.MaxAMR
+	MaxAMRValueBytes = wire.MaxAMRValueBytes
 )

@@ -62,6 +62,10 @@ func TestHostileReplies(t *testing.T) {
 		{"long-claims", "claims_json", limit(MaxClaimsJSONBytes)},
 		{"long-data", "connector_data", limit(MaxConnectorDataBytes)},
 		{"nul-name", "name", "NUL"},
+		{"many-amr", "amr", limit(MaxAMR)},
+		{"long-amr", "amr[1]", limit(MaxAMRValueBytes)},
+		{"odd-amr", "amr[1]", "not a token character"},
+		{"empty-amr", "amr[1]", "empty"},
 	} {
 		t.Run("HandleCallback "+tc.code, func(t *testing.T) {
 			id, err := callback(tc.code)

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"strconv"
 
 	"github.com/gorilla/mux"
@@ -126,7 +127,7 @@ func (f *Federation) handleLink(w http.ResponseWriter, r *http.Request) {
 
 	var (
 		user *storage.User
-		amr  []string // besides the upstream login
+		amr  = pl.Identity.AMR // the upstream's, and what the user proved here
 	)
 	switch action {
 	case "new":
@@ -168,7 +169,7 @@ func (f *Federation) handleLink(w http.ResponseWriter, r *http.Request) {
 			f.renderLink(w, r, http.StatusUnauthorized, page)
 			return
 		}
-		amr = append(amr, "pwd")
+		amr = append(slices.Clone(amr), "pwd")
 	default:
 		page.Error = "Choose one of the two ways on."
 		f.renderLink(w, r, http.StatusBadRequest, page)

@@ -218,7 +218,7 @@ func (f *Federation) handleCallback(w http.ResponseWriter, r *http.Request) {
 		also = append(also, record)
 	}
 	f.broker.CompleteFederatedLogin(w, r, loginID, p, user,
-		broker.UpstreamLogin{IDP: c.id, Subject: ident.Subject, AuthTime: ident.AuthTime}, also...)
+		broker.UpstreamLogin{IDP: c.id, Subject: ident.Subject, AuthTime: ident.AuthTime, AMR: ident.AMR}, also...)
 }
 
 // canReauthenticate reports whether a connector honours ForceLogin and

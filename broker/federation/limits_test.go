@@ -61,6 +61,10 @@ func TestHostilePluginRepliesBounded(t *testing.T) {
 			{"long-claims", "claims_json is"},
 			{"long-data", "connector_data is 65537 bytes, over the limit of 65536"},
 			{"nul-name", "name holds a NUL byte"},
+			{"many-amr", "amr has 17 values, over the limit of 16"},
+			{"long-amr", "amr[1] is 33 bytes, over the limit of 32"},
+			{"odd-amr", "amr[1] holds the byte 0x22, not a token character"},
+			{"empty-amr", "amr[1] is empty"},
 		} {
 			t.Run(tc.code, func(t *testing.T) {
 				br := e.browser()

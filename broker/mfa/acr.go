@@ -7,7 +7,8 @@ import (
 
 // Authentication context class references (the acr claim) the broker
 // issues, weakest first. A session's acr follows from its amr: ACRMFA when
-// it used two factors (amr holds "mfa"), else ACRPassword.
+// it used two factors (amr holds "mfa", or it is federated and the
+// upstream reported a second factor), else ACRPassword.
 const (
 	// ACRPassword: one factor (a password, or an upstream sign-in that
 	// reported no second factor).
@@ -29,7 +30,7 @@ func Level(acr string) int {
 
 // ACR is the acr of a sign-in with the methods amr (RFC 8176 values).
 func ACR(amr []string) string {
-	if slices.Contains(amr, "mfa") {
+	if slices.Contains(amr, "mfa") || upstreamMFA(amr) {
 		return ACRMFA
 	}
 	return ACRPassword

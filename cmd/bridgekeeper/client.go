@@ -131,7 +131,7 @@ client only, matched exactly.`,
 	f.StringArrayVar(&c.DefaultAudiences, "default-audience", nil, "audience put in access tokens when none is requested (repeatable)")
 	f.StringVar(&c.TokenEndpointAuthMethod, "auth-method", "", "token endpoint authentication: client_secret_basic (default) or client_secret_post; none for public clients")
 	f.BoolVar(&c.RequireDPoP, "require-dpop", false, requireDPoPHelp)
-	f.BoolVar(&c.RequireMFA, "require-mfa", false, "users of local accounts sign in to this client with a second factor (acr urn:bridgekeeper:acr:mfa), whatever the request asks")
+	f.BoolVar(&c.RequireMFA, "require-mfa", false, requireMFAHelp)
 	f.BoolVar(&jsonOut, "json", false, "print the client as JSON")
 	e.bindConfig(cmd, false)
 	return cmd
@@ -288,10 +288,10 @@ func (e *env) clientListCommand() *cobra.Command {
 					return writeJSON(e.stdout, views)
 				}
 				tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
-				fmt.Fprintln(tw, "ID\tKIND\tGRANTS\tDPOP\tREDIRECT URIS")
+				fmt.Fprintln(tw, "ID\tKIND\tGRANTS\tDPOP\tMFA\tREDIRECT URIS")
 				for i := range clients {
 					c := &clients[i]
-					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", c.ID, clientKind(c), strings.Join(c.GrantTypes, ","), dpopColumn(c), strings.Join(c.RedirectURIs, " "))
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", c.ID, clientKind(c), strings.Join(c.GrantTypes, ","), dpopColumn(c), mfaColumn(c), strings.Join(c.RedirectURIs, " "))
 				}
 				return tw.Flush()
 			})

@@ -260,6 +260,7 @@ func (c *Connector) HandleCallback(ctx context.Context, req connectors.CallbackR
 		return connectors.Identity{}, err
 	}
 	ident.AuthTime = authTime
+	ident.AMR = c.upstreamAMR(ctx, claims)
 	if tok.RefreshToken != "" {
 		data, err := json.Marshal(connectorData{RefreshToken: tok.RefreshToken})
 		if err != nil {
@@ -465,6 +466,37 @@ func (c *Connector) checkAuthTime(claims map[string]any, notBefore int64) (time.
 			connectors.ErrInvalidCallback, time.Unix(notBefore, 0).UTC().Format(time.RFC3339), at.Format(time.RFC3339))
 	}
 	return at, nil
+}
+
+// upstreamAMR reads the ID token's amr claim (RFC 8176): the methods the
+// upstream says the user authenticated with. An absent claim is nil; one
+// that is not an array of short tokens (connectors.CheckAMR) is ignored
+// and logged: the upstream said nothing the broker can use, and an amr
+// only ever raises the session's acr, so nothing is lost by dropping it.
+func (c *Connector) upstreamAMR(ctx context.Context, claims map[string]any) []string {
+	raw, ok := claims["amr"]
+	if !ok {
+		return nil
+	}
+	list, ok := raw.([]any)
+	amr := make([]string, 0, len(list))
+	for _, v := range list {
+		s, isString := v.(string)
+		if !isString {
+			ok = false
+			break
+		}
+		amr = append(amr, s)
+	}
+	if !ok || len(amr) == 0 {
+		c.logger.WarnContext(ctx, "oidc: the ID token's amr is not an array of strings; ignored")
+		return nil
+	}
+	if err := connectors.CheckAMR(amr); err != nil {
+		c.logger.WarnContext(ctx, "oidc: the ID token's amr is ignored", "err", err)
+		return nil
+	}
+	return amr
 }
 
 // issuerMatches compares an ID token's iss with the configured issuer.

@@ -125,6 +125,41 @@ func TestOktaLogin(t *testing.T) {
 	}
 }
 
+// TestUpstreamAMR: the ID token's amr claim (RFC 8176) becomes the
+// identity's AMR, as the upstream sent it; no claim is no AMR; an amr that
+// is not a short list of short tokens is dropped, never passed on.
+func TestUpstreamAMR(t *testing.T) {
+	idp, base := startIdP(t, "")
+	c := oktaConnector(t, base)
+	for _, tc := range []struct {
+		name string
+		amr  []string
+		want []string
+	}{
+		{"none", nil, nil},
+		{"okta mfa", []string{"pwd", "mfa", "otp"}, []string{"pwd", "mfa", "otp"}},
+		{"password only", []string{"pwd"}, []string{"pwd"}},
+		{"too many", slices.Repeat([]string{"otp"}, connectors.MaxAMR+1), nil},
+		{"too long", []string{"pwd", strings.Repeat("m", connectors.MaxAMRValueBytes+1)}, nil},
+		{"odd characters", []string{"pwd", "mfa otp"}, nil},
+		{"markup", []string{"<script>"}, nil},
+		{"empty value", []string{""}, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if err := idp.SetUserAMR("1001", tc.amr); err != nil {
+				t.Fatal(err)
+			}
+			ident, err := login(t, c, "1001", connectors.Scopes{})
+			if err != nil {
+				t.Fatalf("HandleCallback: %v", err)
+			}
+			if !slices.Equal(ident.AMR, tc.want) || (tc.want == nil && ident.AMR != nil) {
+				t.Errorf("AMR = %q, want %q", ident.AMR, tc.want)
+			}
+		})
+	}
+}
+
 func TestUnverifiedEmail(t *testing.T) {
 	_, base := startIdP(t, "")
 	ident, err := login(t, oktaConnector(t, base), "1003", connectors.Scopes{})

@@ -25,6 +25,10 @@ type User struct {
 	// Password is checked by the e-mail + password form; the "pick a user"
 	// buttons skip it.
 	Password string `yaml:"password" json:"password"`
+	// AMR is the amr claim of the user's ID tokens (RFC 8176), as Okta
+	// sends ["pwd", "mfa", "otp"] for a sign-in with a second factor;
+	// empty: no amr claim.
+	AMR []string `yaml:"amr" json:"amr"`
 	// Disabled users cannot log in, refresh or call userinfo.
 	Disabled bool `yaml:"disabled" json:"disabled"`
 }

@@ -502,6 +502,9 @@ func (s *Server) mintIDToken(g *grant, u User) (string, error) {
 	if g.flavour == flavourGoogle {
 		claims["azp"] = g.clientID
 	}
+	if len(u.AMR) > 0 {
+		claims["amr"] = u.AMR
+	}
 	if g.nonce != "" {
 		claims["nonce"] = g.nonce
 	}

@@ -17,6 +17,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -228,6 +229,20 @@ func (s *Server) SetUserDisabled(subject string, disabled bool) error {
 		return fmt.Errorf("no user %q", subject)
 	}
 	u.Disabled = disabled
+	return nil
+}
+
+// SetUserAMR sets the amr claim of the user's ID tokens from now on (as
+// Okta reports ["pwd", "mfa", "otp"] after a second factor); nil drops the
+// claim. The values are sent as given, however odd.
+func (s *Server) SetUserAMR(subject string, amr []string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	u, ok := s.users[subject]
+	if !ok {
+		return fmt.Errorf("no user %q", subject)
+	}
+	u.AMR = slices.Clone(amr)
 	return nil
 }
 

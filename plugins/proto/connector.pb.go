@@ -885,7 +885,14 @@ type Identity struct {
 	// 1970 (an ID token's auth_time), as the upstream says; 0 when it does
 	// not say. A plugin that declares reauthenticate must set it whenever
 	// prompt_login or max_age_seconds was sent.
-	AuthTime      int64 `protobuf:"varint,11,opt,name=auth_time,json=authTime,proto3" json:"auth_time,omitempty"`
+	AuthTime int64 `protobuf:"varint,11,opt,name=auth_time,json=authTime,proto3" json:"auth_time,omitempty"`
+	// The methods the upstream says the user authenticated with (an ID
+	// token's amr claim, RFC 8176 values such as "pwd", "otp", "mfa");
+	// empty when it does not say. At most 16 values of 1 to 32 bytes each,
+	// letters, digits and "-", "_", ".", ":" only; the broker refuses
+	// anything else. Never guessed: a second factor here raises the acr of
+	// the broker's session to urn:bridgekeeper:acr:mfa.
+	Amr           []string `protobuf:"bytes,12,rep,name=amr,proto3" json:"amr,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -997,6 +1004,13 @@ func (x *Identity) GetAuthTime() int64 {
 	return 0
 }
 
+func (x *Identity) GetAmr() []string {
+	if x != nil {
+		return x.Amr
+	}
+	return nil
+}
+
 var File_connector_proto protoreflect.FileDescriptor
 
 const file_connector_proto_rawDesc = "" +
@@ -1059,7 +1073,7 @@ const file_connector_proto_rawDesc = "" +
 	"\x06scopes\x18\x01 \x01(\v2!.bridgekeeper.connector.v1.ScopesR\x06scopes\x12?\n" +
 	"\bidentity\x18\x02 \x01(\v2#.bridgekeeper.connector.v1.IdentityR\bidentity\"R\n" +
 	"\x0fRefreshResponse\x12?\n" +
-	"\bidentity\x18\x01 \x01(\v2#.bridgekeeper.connector.v1.IdentityR\bidentity\"\xcc\x02\n" +
+	"\bidentity\x18\x01 \x01(\v2#.bridgekeeper.connector.v1.IdentityR\bidentity\"\xde\x02\n" +
 	"\bIdentity\x12\x18\n" +
 	"\asubject\x18\x01 \x01(\tR\asubject\x12\x14\n" +
 	"\x05email\x18\x02 \x01(\tR\x05email\x12%\n" +
@@ -1075,7 +1089,8 @@ const file_connector_proto_rawDesc = "" +
 	"claimsJson\x12%\n" +
 	"\x0econnector_data\x18\n" +
 	" \x01(\fR\rconnectorData\x12\x1b\n" +
-	"\tauth_time\x18\v \x01(\x03R\bauthTime2\x93\x04\n" +
+	"\tauth_time\x18\v \x01(\x03R\bauthTime\x12\x10\n" +
+	"\x03amr\x18\f \x03(\tR\x03amr2\x93\x04\n" +
 	"\tConnector\x12`\n" +
 	"\aGetInfo\x12).bridgekeeper.connector.v1.GetInfoRequest\x1a*.bridgekeeper.connector.v1.GetInfoResponse\x12f\n" +
 	"\tConfigure\x12+.bridgekeeper.connector.v1.ConfigureRequest\x1a,.bridgekeeper.connector.v1.ConfigureResponse\x12c\n" +

@@ -12,7 +12,9 @@
 // "long-subject", "long-email", "long-name", "long-given-name",
 // "long-family-name", "long-picture", "many-groups", "long-group",
 // "long-claims" and "long-data" exceed one limit by one byte (or one
-// group); "nul-name" puts a NUL byte in the name; "long-error" fails with
+// group); "many-amr" and "long-amr" exceed the amr limits by one value (or
+// byte), "odd-amr" sends an amr value with a quote and a space, "empty-amr"
+// an empty one; "nul-name" puts a NUL byte in the name; "long-error" fails with
 // a message of 1 MiB (it travels in the trailers); any other code logs the
 // user "sub-<code>" in (so "refresh-huge" logs in "sub-refresh-huge").
 // Refresh, by subject: "sub-refresh-huge" answers with 40 MiB of connector
@@ -115,6 +117,17 @@ func (c *connector) HandleCallback(_ context.Context, req connectors.CallbackReq
 		id.ConnectorData = []byte(long(plugins.MaxConnectorDataBytes))
 	case "nul-name":
 		id.Name = "User\x00" + code
+	case "many-amr":
+		id.AMR = make([]string, plugins.MaxAMR+1)
+		for i := range id.AMR {
+			id.AMR[i] = fmt.Sprint("m", i)
+		}
+	case "long-amr":
+		id.AMR = []string{"pwd", long(plugins.MaxAMRValueBytes)}
+	case "odd-amr":
+		id.AMR = []string{"pwd", `mfa" onload`}
+	case "empty-amr":
+		id.AMR = []string{"pwd", ""}
 	}
 	c.logger.Info("callback", "code", code)
 	return id, nil

@@ -113,6 +113,7 @@ func identityToProto(id connectors.Identity) (*connectorpb.Identity, error) {
 		ClaimsJson:    claims,
 		ConnectorData: id.ConnectorData,
 		AuthTime:      unixSeconds(id.AuthTime),
+		Amr:           id.AMR,
 	}, nil
 }
 
@@ -130,6 +131,7 @@ func identityFromProto(p *connectorpb.Identity) (connectors.Identity, error) {
 		Picture:       p.GetPicture(),
 		Groups:        p.GetGroups(),
 		ConnectorData: p.GetConnectorData(),
+		AMR:           p.GetAmr(),
 	}
 	if at := p.GetAuthTime(); at > 0 && at < maxAuthTime {
 		id.AuthTime = time.Unix(at, 0).UTC()

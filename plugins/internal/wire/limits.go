@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/bridgekeeper/bridgekeeper/connectors"
 	connectorpb "github.com/bridgekeeper/bridgekeeper/plugins/proto"
 )
 
@@ -24,6 +25,8 @@ const (
 	MaxGroupBytes          = 256
 	MaxClaimsJSONBytes     = 64 << 10
 	MaxConnectorDataBytes  = 64 << 10
+	MaxAMR                 = connectors.MaxAMR
+	MaxAMRValueBytes       = connectors.MaxAMRValueBytes
 )
 
 // checkLogin refuses a LoginURL answer over its limits.
@@ -65,6 +68,9 @@ func checkIdentity(id *connectorpb.Identity) error {
 		}
 	}
 	if err := checkBytes("claims_json", id.GetClaimsJson(), MaxClaimsJSONBytes); err != nil {
+		return err
+	}
+	if err := connectors.CheckAMR(id.GetAmr()); err != nil {
 		return err
 	}
 	return checkBytes("connector_data", id.GetConnectorData(), MaxConnectorDataBytes)

@@ -33,6 +33,13 @@ func TestIdentityLimits(t *testing.T) {
 			id.ClaimsJson = []byte(`{"a":"` + at(MaxClaimsJSONBytes-8+over) + `"}`)
 		}},
 		{"connector_data", func(id *connectorpb.Identity, over int) { id.ConnectorData = make([]byte, MaxConnectorDataBytes+over) }},
+		{"amr", func(id *connectorpb.Identity, over int) {
+			id.Amr = make([]string, MaxAMR+over)
+			for i := range id.Amr {
+				id.Amr[i] = "otp"
+			}
+		}},
+		{"amr[0]", func(id *connectorpb.Identity, over int) { id.Amr = []string{at(MaxAMRValueBytes + over)} }},
 	} {
 		t.Run(tc.field, func(t *testing.T) {
 			id := &connectorpb.Identity{Subject: "sub"}
