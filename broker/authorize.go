@@ -423,12 +423,12 @@ func (s *Server) renderExpiredLogin(w http.ResponseWriter, r *http.Request, err 
 func (s *Server) finishAuthorize(w http.ResponseWriter, r *http.Request, ar fosite.AuthorizeRequester, user *storage.User, bs *storage.BrowserSession, ns *loginSession, requestedAt time.Time) {
 	ctx := r.Context()
 	client := ar.GetClient()
-	if s.federatedWithoutMFA(ctx, bs, client.GetID()) {
-		s.log.InfoContext(ctx, "federated login refused: the client requires a second factor the upstream did not report", "client", client.GetID(), "idp", bs.IDP)
+	if s.withoutRequiredMFA(ctx, bs, client.GetID()) {
+		s.log.InfoContext(ctx, "login refused: the client requires a second factor the session does not have", "client", client.GetID(), "idp", bs.IDP)
 		if ns != nil {
 			s.keepSession(w, r, ns) // the user did sign in upstream
 		}
-		s.provider.WriteAuthorizeError(ctx, s.withIssuer(w), ar, fosite.ErrAccessDenied.WithHint("The client requires a second factor, and the identity provider did not report one (amr)."))
+		s.provider.WriteAuthorizeError(ctx, s.withIssuer(w), ar, fosite.ErrAccessDenied.WithHint("The client requires a second factor, and this sign-in did not use one (for a federated sign-in: the identity provider reported none in amr)."))
 		return
 	}
 	for _, scope := range ar.GetRequestedScopes() {

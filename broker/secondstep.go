@@ -49,14 +49,14 @@ func (s *Server) clientRequiresMFA(ctx context.Context, clientID string) bool {
 	return err == nil && c.RequireMFA
 }
 
-// federatedWithoutMFA reports whether the broker session bs is federated,
-// its upstream reported no second factor, and the client requires one
-// (--require-mfa). Such a session cannot be stepped up here (the second
-// factor would have to be the upstream's), so the request is refused with
-// access_denied rather than answered with a weaker sign-in than the client
-// requires; accounts.mfa: required does not apply to federated sessions.
-func (s *Server) federatedWithoutMFA(ctx context.Context, bs *storage.BrowserSession, clientID string) bool {
-	return slices.Contains(bs.AMR, "fed") && mfa.Level(mfa.ACR(bs.AMR)) < 2 && s.clientRequiresMFA(ctx, clientID)
+// withoutRequiredMFA reports whether the broker session bs lacks the
+// second factor its client requires (--require-mfa): a federated session
+// whose upstream reported none (federated logins are never asked for a
+// factor of ours), or a local one when the broker asks none
+// (accounts.mfa off). Such a client gets access_denied, never a code at
+// the password level.
+func (s *Server) withoutRequiredMFA(ctx context.Context, bs *storage.BrowserSession, clientID string) bool {
+	return mfa.Level(mfa.ACR(bs.AMR)) < 2 && s.clientRequiresMFA(ctx, clientID)
 }
 
 // afterFirstFactor goes on from a local sign-in that proved amr for user

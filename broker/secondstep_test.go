@@ -477,6 +477,27 @@ func TestMFAOff(t *testing.T) {
 	}
 }
 
+// accounts.mfa off and a client registered with --require-mfa: the broker
+// asks no second factor, so the client gets access_denied after the
+// password, never a code at the password level (seen issuing one before).
+func TestMFAOffClientRequiresMFA(t *testing.T) {
+	e, _, _ := newMFAEnv(t, storagetest.Backend{Name: "sqlite"}, MFAOff)
+	c, err := e.store.LookupClient(context.Background(), spaID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.RequireMFA = true
+	if err := e.store.UpdateClient(context.Background(), c); err != nil {
+		t.Fatal(err)
+	}
+	br := e.browser()
+	p := br.submitLogin(br.get(e.authURL(spaAuth())), userEmail, userPassword)
+	q := redirectParams(t, p, spaRedirect)
+	if q.Get("error") != "access_denied" || q.Get("code") != "" || !strings.Contains(q.Get("error_description"), "second factor") {
+		t.Fatalf("answered %v, want access_denied without a code", q)
+	}
+}
+
 // A database reader (a stolen backup) finds neither the TOTP key nor a
 // recovery code in any column of any table, in any usual encoding; what
 // the rows hold does not sign in: the stored recovery-code hash as a code

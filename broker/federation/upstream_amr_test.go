@@ -95,7 +95,7 @@ func TestUpstreamAMR(t *testing.T) {
 	fresh := e.browser()
 	ar = spaAuth()
 	denied("new upstream login", fresh.get(e.upstreamLogin(e.startUpstream(fresh, ar, "okta"), "1002").String()))
-	if !e.logs.contains("federated login refused: the client requires a second factor") {
+	if !e.logs.contains("login refused: the client requires a second factor") {
 		t.Error("the refusal is not logged")
 	}
 }
