@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -522,13 +523,15 @@ func (e *env) login(b *browser, connector, subject string) (map[string]any, toke
 }
 
 // checkFederated checks the idp and amr claims of a federated login.
-func checkFederated(t testing.TB, claims map[string]any, connector string) {
+func checkFederated(t testing.TB, claims map[string]any, connector string, upstreamAMR ...string) {
 	t.Helper()
 	if claims["idp"] != connector {
 		t.Errorf("idp = %v, want %s", claims["idp"], connector)
 	}
-	if amr, _ := claims["amr"].([]any); len(amr) != 1 || amr[0] != "fed" {
-		t.Errorf("amr = %v, want [fed]", claims["amr"])
+	want := append([]string{"fed"}, upstreamAMR...)
+	amr, _ := claims["amr"].([]any)
+	if got := fmt.Sprint(amr); got != fmt.Sprint(want) {
+		t.Errorf("amr = %v, want %v", claims["amr"], want)
 	}
 }
 

@@ -211,7 +211,9 @@ func TestBridgekeeperUpstream(t *testing.T) {
 	ar.params.Set("idp_hint", "bk")
 	tr := e.exchange(codeFrom(t, u.signIn(br, br.get(e.authURL(ar)))), ar)
 	claims := e.idClaims(tr.IDToken)
-	checkFederated(t, claims, "bk")
+	// The upstream Bridgekeeper's ID token says how Uma signed in there
+	// (amr ["pwd"]); connector-oidc passes it on after "fed".
+	checkFederated(t, claims, "bk", "pwd")
 	if claims["email"] != u.email || claims["email_verified"] != true || claims["name"] != "Uma Upstream" {
 		t.Errorf("claims %v", claims)
 	}
