@@ -34,8 +34,8 @@ func dpopBroker(t *testing.T, id, redirect, app string, require bool, extraServe
 	return issuer
 }
 
-// runNode runs a node script in dir with env and fails the test unless it
-// reports every check passed.
+// runNode runs a node script in dir with env (added to the test's) and
+// fails the test unless it reports every check passed.
 func runNode(t *testing.T, dir, script string, env ...string) {
 	t.Helper()
 	node := testenv.Tool(t, "node", "node")
@@ -45,7 +45,7 @@ func runNode(t *testing.T, dir, script string, env ...string) {
 	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), env...)
 	out, err := cmd.CombinedOutput()
-	t.Logf("%s in Chromium:\n%s", script, out)
+	t.Logf("%s:\n%s", script, out)
 	if err != nil {
 		t.Fatalf("%s failed: %v", script, err)
 	}
