@@ -163,7 +163,3 @@ func (s *Server) handlePasskeyLogin(w http.ResponseWriter, r *http.Request) {
 	// A passkey with user verification is two factors: no second step.
 	s.CompleteLogin(w, r, loginID, user.ID, "local", res.AMR)
 }
-
-// Passkeys is the passkey service of the login page (nil without), for
-// the account pages to share.
-func (s *Server) Passkeys() *passkey.Service { return s.cfg.Passkeys }

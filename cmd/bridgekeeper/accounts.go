@@ -17,6 +17,7 @@ import (
 	"github.com/bridgekeeper/bridgekeeper/broker/accounts/mail"
 	"github.com/bridgekeeper/bridgekeeper/broker/mfa"
 	"github.com/bridgekeeper/bridgekeeper/internal/config"
+	"github.com/bridgekeeper/bridgekeeper/internal/pagekit"
 	"github.com/bridgekeeper/bridgekeeper/storage"
 )
 
@@ -51,7 +52,7 @@ func newAccounts(cfg config.Config, store *storage.Store, m mail.Mailer, bcfg br
 		Mailer:              m,
 		AllowRegistration:   cfg.Accounts.AllowRegistration,
 		RequireActivation:   cfg.Accounts.RequireActivation,
-		Theme:               accountsTheme(cfg),
+		Theme:               uiTheme(cfg),
 		AccessTokenLifetime: broker.AccessTokenLifetime(bcfg),
 		AllowedReturnURL:    newReturnURLChecker(store, 30*time.Second).allowed,
 		Factors:             factors,
@@ -77,9 +78,10 @@ func withAccounts(bcfg *broker.Config, svc *accounts.Service) {
 	bcfg.LoginLimiter = svc.Limiter()
 }
 
-// accountsTheme is the theme of the account pages and e-mails.
-func accountsTheme(cfg config.Config) accounts.Theme {
-	return accounts.Theme{
+// uiTheme is the one theme of every page (broker, account pages,
+// federation) and of the e-mails, from cfg.UI.
+func uiTheme(cfg config.Config) pagekit.Theme {
+	return pagekit.Theme{
 		ProductName:  cfg.UI.ProductName,
 		LogoURL:      cfg.UI.LogoURL,
 		PrimaryColor: cfg.UI.PrimaryColor,
@@ -95,7 +97,7 @@ func (e *env) notifyFactorsReset(ctx context.Context, cfg config.Config, store *
 	if err != nil {
 		return fmt.Errorf("mailer: %w", err)
 	}
-	acc, err := accounts.New(accounts.Config{Store: store, Logger: e.logger(cfg), Issuer: cfg.Issuer, Mailer: m, Theme: accountsTheme(cfg)})
+	acc, err := accounts.New(accounts.Config{Store: store, Logger: e.logger(cfg), Issuer: cfg.Issuer, Mailer: m, Theme: uiTheme(cfg)})
 	if err != nil {
 		return fmt.Errorf("account e-mails: %w", err)
 	}

@@ -195,12 +195,7 @@ func brokerConfig(cfg config.Config, store *storage.Store, sec *secret.System, l
 		PendingLoginLifetime:  cfg.Session.PendingLoginLifetime,
 		TemplateDir:           cfg.UI.TemplateDir,
 		MFA:                   cfg.Accounts.MFA,
-		Theme: broker.Theme{
-			ProductName:  cfg.UI.ProductName,
-			LogoURL:      cfg.UI.LogoURL,
-			PrimaryColor: cfg.UI.PrimaryColor,
-			TemplateDir:  cfg.UI.TemplateDir,
-		},
+		Theme:                 uiTheme(cfg),
 	}
 }
 
