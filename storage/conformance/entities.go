@@ -271,7 +271,10 @@ func testUserWritesConcurrently(t *testing.T, s *storage.Store, ts *storage.Toke
 		})
 		wg.Go(func() {
 			_, _, err := s.RedeemActionToken(c, fmt.Sprintf("change-%d", i), "email_change", now,
-				func(t *storage.ActionToken, u *storage.User) (bool, error) { u.Email, u.EmailVerified = t.Data, true; return true, nil })
+				func(t *storage.ActionToken, u *storage.User) (bool, error) {
+					u.Email, u.EmailVerified = t.Data, true
+					return true, nil
+				})
 			if errors.Is(err, storage.ErrNotFound) {
 				err = nil // ended by a concurrent security change: as it should
 			}
