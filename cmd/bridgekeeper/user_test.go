@@ -86,7 +86,8 @@ func TestUserDisableRacingPasswordChange(t *testing.T) {
 			_, _, err := run(t, "", "user", "disable", "--dsn", dsn, id)
 			disabled <- err
 		}()
-		return waitForLockWaiter(ctx, store, id, disabled)
+		waitForLockWaiter(t, store, id, disabled)
+		return nil
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -106,18 +107,12 @@ func TestUserDisableRacingPasswordChange(t *testing.T) {
 // waitForLockWaiter waits until a Postgres session waits for a lock in a
 // statement naming id (the command's write of the user), or until the
 // command ends (done is then refilled for the caller).
-func waitForLockWaiter(ctx context.Context, store *storage.Store, id string, done chan error) error {
-	for {
-		var n int
-		err := store.DB().NewRaw("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND position(? in query) > 0", id).
-			Scan(ctx, &n)
-		if err != nil || n > 0 {
-			return err
-		}
+func waitForLockWaiter(t *testing.T, store *storage.Store, id string, done chan error) {
+	for storagetest.LockWaiters(t, store, id) == 0 {
 		select {
 		case err := <-done:
 			done <- err
-			return nil
+			return
 		case <-time.After(10 * time.Millisecond):
 		}
 	}
