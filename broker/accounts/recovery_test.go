@@ -5,48 +5,20 @@ import (
 	"net/http"
 	"net/url"
 	"testing"
-	"time"
 
-	"github.com/bridgekeeper/bridgekeeper/broker/accounts"
 	"github.com/bridgekeeper/bridgekeeper/broker/mfa"
 	"github.com/bridgekeeper/bridgekeeper/broker/passkey"
 	"github.com/bridgekeeper/bridgekeeper/broker/passkey/passkeytest"
-	"github.com/bridgekeeper/bridgekeeper/internal/password"
-	"github.com/bridgekeeper/bridgekeeper/internal/secret"
 	"github.com/bridgekeeper/bridgekeeper/storage"
 )
 
 // factorsHarness is the account pages with authenticator apps and
 // passkeys, and a signed-in user with a password.
-func factorsHarness(t *testing.T, store *storage.Store) (*harness, *storage.User, *mfa.Service) {
+func factorsHarness(t *testing.T, store *storage.Store) (*harness, *storage.User) {
 	t.Helper()
-	sec, err := secret.Parse("MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var (
-		h       *harness
-		factors *mfa.Service
-	)
-	h = newHarness(t, store, func(c *accounts.Config) {
-		if factors, err = mfa.New(mfa.Config{Store: store, Secret: sec, Now: func() time.Time { return h.clock.Now() }}); err != nil {
-			t.Fatal(err)
-		}
-		if c.Passkeys, err = passkey.New(passkey.Config{Store: store, Issuer: localhost(c.Issuer)}); err != nil {
-			t.Fatal(err)
-		}
-		c.Factors = factors
-	})
-	hash, err := password.Hash(mfaPassword)
-	if err != nil {
-		t.Fatal(err)
-	}
-	u := &storage.User{ID: accounts.NewUserID(), Email: adaEmail, Name: "Ada", Active: true, EmailVerified: true, PasswordHash: hash}
-	if err := store.CreateUser(context.Background(), u); err != nil {
-		t.Fatal(err)
-	}
-	h.signIn(h.http, u.ID)
-	return h, u, factors
+	var pk *passkey.Service
+	h, u, _ := mfaHarness(t, store, false, withPasskeys(t, store, &pk))
+	return h, u
 }
 
 // addPasskey adds a passkey from the account page and returns the page
@@ -65,9 +37,9 @@ func (h *harness) addPasskey(t *testing.T, name string) (response, []string) {
 	return done, codes
 }
 
-func unusedCodes(t *testing.T, f *mfa.Service, u *storage.User) int {
+func unusedCodes(t *testing.T, store *storage.Store, u *storage.User) int {
 	t.Helper()
-	n, err := f.UnusedRecoveryCodes(context.Background(), u.ID)
+	n, err := store.UnusedRecoveryCodes(context.Background(), u.ID)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -84,10 +56,10 @@ func TestRecoveryCodesWithPasskeys(t *testing.T) {
 		t.Run(name, func(t *testing.T) { forEachBackend(t, f) })
 	}
 	run("passkey then app", func(t *testing.T, store *storage.Store) {
-		h, u, f := factorsHarness(t, store)
+		h, u := factorsHarness(t, store)
 		_, codes := h.addPasskey(t, "Laptop")
-		if len(codes) != mfa.RecoveryNum || unusedCodes(t, f, u) != mfa.RecoveryNum {
-			t.Fatalf("a first passkey showed %d recovery codes, %d stored; want %d", len(codes), unusedCodes(t, f, u), mfa.RecoveryNum)
+		if len(codes) != mfa.RecoveryNum || unusedCodes(t, store, u) != mfa.RecoveryNum {
+			t.Fatalf("a first passkey showed %d recovery codes, %d stored; want %d", len(codes), unusedCodes(t, store, u), mfa.RecoveryNum)
 		}
 		p := h.submit("/account", "/account/mfa/totp", url.Values{"mfa_password": {mfaPassword}})
 		m := totpSecretRE.FindStringSubmatch(p.body)
@@ -97,7 +69,7 @@ func TestRecoveryCodesWithPasskeys(t *testing.T) {
 		done := h.submitOn(p, "", url.Values{"code": {h.totpCode(m[1], 0)}})
 		wantStatus(t, "confirm the app", done, http.StatusOK)
 		wantBody(t, "app after a passkey", done, "Two-step verification is on. Your recovery codes still work.")
-		if n := unusedCodes(t, f, u); n != mfa.RecoveryNum {
+		if n := unusedCodes(t, store, u); n != mfa.RecoveryNum {
 			t.Errorf("%d unused recovery codes after the app, want the passkey's %d", n, mfa.RecoveryNum)
 		}
 		// A code shown with the passkey works (here: to make new codes).
@@ -105,22 +77,22 @@ func TestRecoveryCodesWithPasskeys(t *testing.T) {
 		wantStatus(t, "new codes with a passkey's recovery code", again, http.StatusOK)
 	})
 	run("passkey without codes then app", func(t *testing.T, store *storage.Store) {
-		h, u, f := factorsHarness(t, store)
+		h, u := factorsHarness(t, store)
 		h.addPasskey(t, "Laptop")
 		if err := store.ReplaceRecoveryCodes(context.Background(), u.ID, nil); err != nil {
 			t.Fatal(err)
 		}
-		if _, codes := h.enrol(t); len(codes) != mfa.RecoveryNum || unusedCodes(t, f, u) != mfa.RecoveryNum {
-			t.Errorf("the app after a passkey without codes: %d shown, %d stored", len(codes), unusedCodes(t, f, u))
+		if _, codes := h.enrol(t); len(codes) != mfa.RecoveryNum || unusedCodes(t, store, u) != mfa.RecoveryNum {
+			t.Errorf("the app after a passkey without codes: %d shown, %d stored", len(codes), unusedCodes(t, store, u))
 		}
 	})
 	run("app then passkey", func(t *testing.T, store *storage.Store) {
-		h, u, f := factorsHarness(t, store)
+		h, u := factorsHarness(t, store)
 		key, _ := h.enrol(t)
 		if done, codes := h.addPasskey(t, "Laptop"); len(codes) != 0 {
 			t.Errorf("a passkey after the app showed %d new recovery codes:\n%s", len(codes), done.body)
 		}
-		if n := unusedCodes(t, f, u); n != mfa.RecoveryNum {
+		if n := unusedCodes(t, store, u); n != mfa.RecoveryNum {
 			t.Errorf("%d unused recovery codes after the passkey, want the app's %d", n, mfa.RecoveryNum)
 		}
 		// The app removed, the passkey stays and so do the codes: the
@@ -128,7 +100,7 @@ func TestRecoveryCodesWithPasskeys(t *testing.T) {
 		off := h.submit("/account", "/account/mfa/totp/remove", url.Values{"mfa_password": {mfaPassword}, "mfa_code": {h.totpCode(key, 0)}})
 		wantStatus(t, "remove the app", off, http.StatusOK)
 		wantBody(t, "app removed, passkey kept", off, "asks for one of your passkeys, or a recovery code")
-		if n := unusedCodes(t, f, u); n != mfa.RecoveryNum {
+		if n := unusedCodes(t, store, u); n != mfa.RecoveryNum {
 			t.Errorf("%d unused recovery codes after removing the app, want %d", n, mfa.RecoveryNum)
 		}
 	})
