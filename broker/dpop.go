@@ -247,7 +247,8 @@ func dpopAuthorization(r *http.Request) string {
 // resourceProof checks how an access token was presented to a resource
 // endpoint of the broker (/userinfo): a DPoP-bound token only with the
 // DPoP scheme and a proof from its key for this request (RFC 9449 section
-// 7); an unbound token sent with the DPoP scheme still needs a valid proof.
+// 7); an unbound token only as Bearer: with the DPoP scheme it is refused
+// (invalid_token), since no key of it can match the proof's.
 // On refusal it writes the 401 with its DPoP challenge and returns false.
 func (s *Server) resourceProof(w http.ResponseWriter, r *http.Request, path, token string, viaDPoP bool, ar fosite.Requester) bool {
 	jkt := ""
@@ -259,6 +260,13 @@ func (s *Server) resourceProof(w http.ResponseWriter, r *http.Request, path, tok
 			return true
 		}
 		s.writeDPoPChallenge(w, "invalid_token", "The access token is DPoP-bound: present it with the DPoP scheme and a DPoP proof.")
+		return false
+	}
+	if jkt == "" {
+		// RFC 9449 §4.3 (12), §7.1: the proof's key must be the one the
+		// token is bound to, and this token is bound to none. Refused
+		// before the proof is looked at, so nothing is recorded.
+		s.writeDPoPChallenge(w, "invalid_token", "The access token is not DPoP-bound: present it with the Bearer scheme.")
 		return false
 	}
 	raw, err := dpop.FromHeader(r.Header)

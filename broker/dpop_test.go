@@ -312,6 +312,33 @@ func TestDPoPUserinfoRefusesBadProofs(t *testing.T) {
 	}
 }
 
+// TestDPoPUserinfoRefusesUnboundToken: RFC 9449 §7.1 and §4.3 (check
+// 12): under the DPoP scheme the proof's key must match the key the
+// access token is bound to, so a token bound to none (a bearer token) is
+// refused there with invalid_token and a DPoP challenge, however good the
+// proof, and without spending it; the token keeps working as Bearer. It
+// was accepted: whoever held a bearer token could present it as DPoP with
+// a key of their own.
+func TestDPoPUserinfoRefusesUnboundToken(t *testing.T) {
+	e := newTestEnv(t, storagetest.Backends(t)[0], nil)
+	_, key := newDPoPKey(t)
+	ar := spaAuth()
+	at := mustOK(t, e.exchange(e.browser().loginForCode(ar), ar)).AccessToken
+	proof := e.proof(key, "GET", pathUserinfo, dpop.ProofOptions{AccessToken: at})
+	resp, body := e.userinfo("GET", "DPoP "+at, proof)
+	www := resp.Header.Values("WWW-Authenticate")
+	if resp.StatusCode != http.StatusUnauthorized || len(www) != 1 || !strings.HasPrefix(www[0], `DPoP algs="`) ||
+		!strings.Contains(www[0], `error="invalid_token"`) || !strings.Contains(body, `"error":"invalid_token"`) {
+		t.Errorf("an unbound token with the DPoP scheme and a good proof: %d %q %s", resp.StatusCode, www, body)
+	}
+	if resp, body := e.userinfo("GET", "Bearer "+at); resp.StatusCode != http.StatusOK {
+		t.Errorf("the unbound token as Bearer: %d %s", resp.StatusCode, body)
+	}
+	if n := storagetest.CountRows(t, e.store, "dpop_proofs"); n != 0 {
+		t.Errorf("the refused request spent its proof: %d proofs recorded", n)
+	}
+}
+
 // TestDPoPNonce: with server nonces on, a proof without a nonce (or with a
 // forged one) is use_dpop_nonce with a DPoP-Nonce to retry with, at the
 // token endpoint (400) and at /userinfo (401 with a DPoP challenge); the

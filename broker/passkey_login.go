@@ -87,10 +87,7 @@ func (s *Server) handlePasskeyLogin(w http.ResponseWriter, r *http.Request) {
 	}
 	fail := func(status int, msg string) {
 		if step != nil {
-			data := pageData{Title: "Enter your code", Action: s.url(pathSecondStep), LoginID: loginID, Email: step.User.Email, Error: msg, MFA: &secondStepData{}}
-			var ww http.ResponseWriter
-			data.Passkey, ww = s.passkeyForm(w, r, loginID)
-			s.renderPage(ww, r, status, "login_mfa.html", data)
+			s.renderFactorStep(w, r, status, loginID, step.User, msg)
 			return
 		}
 		notice, _ := s.reauthContext(r, p)

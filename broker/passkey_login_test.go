@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pquerna/otp/totp"
+
 	"github.com/bridgekeeper/bridgekeeper/broker/mfa"
 	"github.com/bridgekeeper/bridgekeeper/broker/passkey"
 	"github.com/bridgekeeper/bridgekeeper/broker/passkey/passkeytest"
@@ -323,7 +325,7 @@ func TestPasskeySecondStep(t *testing.T) {
 		ar := spaAuth()
 		p := br.passwordStep(ar)
 		m := passkeyOptionsRe.FindStringSubmatch(p.body)
-		if m == nil || !strings.Contains(p.body, "Use a passkey instead") {
+		if m == nil || !strings.Contains(p.body, "Use your passkey") { // the user's only factor
 			t.Fatalf("second step without the passkey: %.600s", p.body)
 		}
 		other := br.submitPasskey(p, c.Get(html.UnescapeString(m[1]), passkeytest.Tamper{}))
@@ -339,4 +341,82 @@ func TestPasskeySecondStep(t *testing.T) {
 			t.Fatalf("password then passkey: amr %v acr %v sub %v", got, claims["acr"], claims["sub"])
 		}
 	})
+}
+
+// TestSecondStepOffersTheUsersFactors: the second-step page offers what
+// the user has: the code field for an authenticator app (its code, or a
+// recovery code), for recovery codes alone as "Recovery code", and not at
+// all for a user whose only factor is a passkey and who has no recovery
+// codes; the passkey to a user who has one, as the way on when there is
+// no app ("Use your passkey"), as the alternative when there is ("Use a
+// passkey instead"). Also on the page shown again after a refused passkey
+// answer. The page said "Enter your code" to a passkey-only user.
+func TestSecondStepOffersTheUsersFactors(t *testing.T) {
+	cases := []struct {
+		name                  string
+		app, passkey, codes   bool
+		title, label, button  string
+		codeField, passkeyBtn bool
+	}{
+		{name: "app", app: true, title: "Enter your code", label: ">Code<", codeField: true},
+		{name: "passkey", passkey: true, title: "Use your passkey", button: "Use your passkey", passkeyBtn: true},
+		{name: "passkey and recovery codes", passkey: true, codes: true, title: "Use your passkey", label: ">Recovery code<",
+			button: "Use your passkey", codeField: true, passkeyBtn: true},
+		{name: "app and passkey", app: true, passkey: true, codes: true, title: "Enter your code", label: ">Code<",
+			button: "Use a passkey instead", codeField: true, passkeyBtn: true},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			e, pk, _ := newPasskeyEnv(t, storagetest.Backends(t)[0])
+			ctx := context.Background()
+			svc := e.srv.cfg.Factors
+			if c.passkey {
+				enrolPasskey(t, e, pk, e.user, false)
+			}
+			if c.app {
+				en, err := svc.StartTOTP(ctx, e.user)
+				if err != nil {
+					t.Fatal(err)
+				}
+				c, err := totp.GenerateCode(en.Secret, time.Now())
+				if err != nil {
+					t.Fatal(err)
+				}
+				if _, err := svc.ConfirmTOTP(ctx, e.user, en.FactorID, c); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if c.codes {
+				if _, err := svc.NewRecoveryCodes(ctx, e.user.ID); err != nil {
+					t.Fatal(err)
+				}
+			} else if err := e.store.ReplaceRecoveryCodes(ctx, e.user.ID, nil); err != nil {
+				t.Fatal(err)
+			}
+			br := e.browser()
+			p := br.passwordStep(spaAuth())
+			pages := []page{p}
+			if c.passkeyBtn {
+				pages = append(pages, br.submitPasskey(p, "not a passkey answer"))
+			}
+			for i, p := range pages {
+				what := []string{"the second step", "the second step after a refused passkey"}[i]
+				if !strings.Contains(p.body, "<h1>"+c.title+"</h1>") {
+					t.Errorf("%s: title is not %q: %.1500s", what, c.title, p.body)
+				}
+				if got := strings.Contains(p.body, `name="code"`); got != c.codeField {
+					t.Errorf("%s: code field %v, want %v", what, got, c.codeField)
+				}
+				if c.codeField && !strings.Contains(p.body, c.label) {
+					t.Errorf("%s: the code field is not labelled %q", what, c.label)
+				}
+				if got := strings.Contains(p.body, `data-passkey="login"`); got != c.passkeyBtn {
+					t.Errorf("%s: passkey form %v, want %v", what, got, c.passkeyBtn)
+				}
+				if c.passkeyBtn && !strings.Contains(p.body, ">"+c.button+"</button>") {
+					t.Errorf("%s: the passkey button does not say %q", what, c.button)
+				}
+			}
+		})
+	}
 }

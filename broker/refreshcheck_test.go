@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/bridgekeeper/bridgekeeper/connectors"
+	"github.com/bridgekeeper/bridgekeeper/storage"
 	"github.com/bridgekeeper/bridgekeeper/storage/storagetest"
 )
 
@@ -85,7 +86,7 @@ func TestRefreshChecksTheUser(t *testing.T) {
 			t.Fatal(err)
 		}
 		u.Name = "Alice Pleasance Liddell"
-		if err := e.store.UpdateUser(ctx, u); err != nil {
+		if err := e.store.SetUserProfile(ctx, u.ID, storage.UserProfile{Name: u.Name}); err != nil {
 			t.Fatal(err)
 		}
 		tr = mustOK(t, e.refresh(tr.RefreshToken))
@@ -93,8 +94,7 @@ func TestRefreshChecksTheUser(t *testing.T) {
 			t.Errorf("refreshed ID token has stale claims: %v", id)
 		}
 
-		u.Disabled = true
-		if err := e.store.UpdateUser(ctx, u); err != nil {
+		if err := e.store.SetUserDisabled(ctx, u.ID, true); err != nil {
 			t.Fatal(err)
 		}
 		wantTokenError(t, e.refresh(tr.RefreshToken), http.StatusBadRequest, "invalid_grant")

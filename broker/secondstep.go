@@ -102,6 +102,9 @@ type secondStepData struct {
 	Secret   string       // its key, as text
 	QR       template.URL // its QR code (a data: URL the broker made)
 	Codes    []string     // recovery codes, shown once after enrolment
+	// What the page asking for the second factor offers (codeStep):
+	App  bool // the code field is for the authenticator app's code
+	Code bool // a code field at all: an app, or recovery codes
 }
 
 // handleSecondStep serves the second step of a local sign-in: the code
@@ -132,15 +135,15 @@ func (s *Server) handleSecondStep(w http.ResponseWriter, r *http.Request) {
 	p, st, user := step.pending, step.row, step.User
 	amr := strings.Fields(st.AMR)
 	render := func(status int, d secondStepData, errMsg string) {
-		title := "Enter your code"
-		if d.Enrol {
-			title = "Set up two-step verification"
+		if !d.Enrol && d.Codes == nil {
+			s.renderFactorStep(w, r, status, loginID, user, errMsg)
+			return
+		}
+		title := "Set up two-step verification"
+		if d.Codes != nil {
+			title = "Save your recovery codes"
 		}
 		data := pageData{Title: title, Action: s.url(pathSecondStep), LoginID: loginID, Email: user.Email, Error: errMsg, MFA: &d}
-		w := w
-		if !d.Enrol && d.Codes == nil {
-			data.Passkey, w = s.passkeyForm(w, r, loginID) // the user's passkey instead of a code
-		}
 		s.renderPage(w, r, status, "login_mfa.html", data)
 	}
 	if r.Method != http.MethodPost {
@@ -167,6 +170,47 @@ func (s *Server) handleSecondStep(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.CompleteSecondStep(w, r, step, method)
+}
+
+// renderFactorStep renders the page that asks user for a second factor:
+// the code field when the user has an authenticator app (its code, or a
+// recovery code) or only recovery codes left; the passkey when the user
+// has one. A user whose only factor is a passkey is offered the passkey
+// alone, and the page says so.
+func (s *Server) renderFactorStep(w http.ResponseWriter, r *http.Request, status int, loginID string, user *storage.User, errMsg string) {
+	ctx := r.Context()
+	d := secondStepData{}
+	passkeys := false
+	fs, err := s.cfg.Factors.Factors(ctx, user.ID)
+	if err == nil {
+		for _, f := range fs {
+			d.App = d.App || f.Kind == storage.FactorTOTP
+			passkeys = passkeys || f.Kind == storage.FactorPasskey
+		}
+		var n int
+		if n, err = s.cfg.Factors.UnusedRecoveryCodes(ctx, user.ID); n > 0 {
+			d.Code = true
+		}
+	}
+	if err != nil {
+		s.log.ErrorContext(ctx, "login: second factors", "err", err)
+		s.renderError(w, r, http.StatusServiceUnavailable, "Sign-in failed", "Sign-in is temporarily unavailable. Please try again.")
+		return
+	}
+	d.Code = d.Code || d.App
+	data := pageData{Title: "Enter your code", Action: s.url(pathSecondStep), LoginID: loginID, Email: user.Email, Error: errMsg, MFA: &d}
+	if passkeys {
+		data.Passkey, w = s.passkeyForm(w, r, loginID)
+	}
+	switch {
+	case data.Passkey == nil:
+		// No passkey to offer (passkeys turned off since): the code
+		// field, so that the page is never without a way on.
+		d.Code = true
+	case !d.App:
+		data.Title = "Use your passkey"
+	}
+	s.renderPage(w, r, status, "login_mfa.html", data)
 }
 
 // errNoSecondStep: the pending login is this browser's but waits for no

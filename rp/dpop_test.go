@@ -152,6 +152,22 @@ func TestDPoPBoundTokenAsBearer(t *testing.T) {
 	}
 }
 
+// TestDPoPUnboundTokenWithDPoPScheme: through the middleware, a token
+// bound to no key presented with the DPoP scheme and a good proof is
+// refused with invalid_token and a DPoP challenge (RFC 9449 §7.1: the
+// proof's key must be the one the token is bound to); as Bearer the same
+// token is accepted.
+func TestDPoPUnboundTokenWithDPoPScheme(t *testing.T) {
+	iss := rptest.NewIssuer(t)
+	srv := dpopAPI(t, newVerifier(t, iss))
+	profile := srv.URL + "/profile"
+	key := rptest.NewProofKey(t, jose.ES256)
+	unbound := iss.Token("bob", testAudience, "")
+	dpopCall(t, "GET", profile, "DPoP", unbound, key.Proof("GET", profile, unbound)).
+		wantRefused(t, "unbound token with the DPoP scheme", "invalid_token")
+	dpopCall(t, "GET", profile, "Bearer", unbound).wantAccepted(t, "the unbound token as Bearer", "bob")
+}
+
 // TestDPoPRequired: WithDPoPRequiredFor refuses the listed clients' unbound
 // tokens (as Bearer too) and leaves other clients alone; WithDPoPRequired
 // refuses every unbound token.

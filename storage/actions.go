@@ -117,8 +117,8 @@ func (s *Store) GetActionToken(ctx context.Context, id, kind string, now time.Ti
 
 // RedeemActionToken uses a token of the given kind and applies it to its
 // user, in one transaction: apply sees the used token and the user's
-// current row and changes the user; the user is written back when apply
-// returns nil. When apply reports a security change (a new password or
+// current row and changes the user; what a security change may change is
+// written back (writeUserSecurity) when apply returns nil. When apply reports a security change (a new password or
 // e-mail address), every other outstanding token of the user ends in the
 // same transaction, as with ChangeUserSecurity. When apply fails, nothing
 // is written and the token stays unused; its error is returned as is.
@@ -149,7 +149,7 @@ func (s *Store) RedeemActionToken(ctx context.Context, id, kind string, now time
 		if err != nil {
 			return err
 		}
-		if err := s.UpdateUser(ctx, u); err != nil {
+		if err := s.writeUserSecurity(ctx, u); err != nil {
 			return err
 		}
 		if security {

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/uptrace/bun"
 )
 
 // Hand-written statements of a login (see sessions.go).
@@ -99,21 +101,62 @@ func (s *Store) ListUsers(ctx context.Context) ([]User, error) {
 	return users, nil
 }
 
-// UpdateUser replaces a user's stored fields (all but CreatedAt), lower-cases
-// its e-mail address and sets UpdatedAt. It fails with ErrConflict when the
-// new e-mail address belongs to another user.
-func (s *Store) UpdateUser(ctx context.Context, u *User) error {
+// UserProfile is what a user's profile holds: the name and picture that
+// an upstream may keep up to date.
+type UserProfile struct {
+	Name, GivenName, FamilyName, Picture string
+}
+
+// SetUserProfile writes a user's profile and UpdatedAt, and nothing else:
+// a concurrent disable, password or e-mail change is never undone by it.
+// ErrNotFound when there is no such user.
+func (s *Store) SetUserProfile(ctx context.Context, id string, p UserProfile) error {
+	return s.updateUserColumns(ctx, id, "set profile of", now(), func(q *bun.UpdateQuery) *bun.UpdateQuery {
+		return q.Set("name = ?", p.Name).Set("given_name = ?", p.GivenName).
+			Set("family_name = ?", p.FamilyName).Set("picture = ?", p.Picture)
+	})
+}
+
+// SetUserDisabled disables or enables a user, writing only that flag and
+// UpdatedAt: one statement, so no write of another column that read the
+// user before it can bring the old flag back, and it undoes no other
+// change. ErrNotFound when there is no such user.
+func (s *Store) SetUserDisabled(ctx context.Context, id string, disabled bool) error {
+	return s.updateUserColumns(ctx, id, "set disabled of", now(), func(q *bun.UpdateQuery) *bun.UpdateQuery {
+		return q.Set("disabled = ?", disabled)
+	})
+}
+
+// writeUserSecurity writes what a security change (ChangeUserSecurity,
+// RedeemActionToken) may change — e-mail address (lower-cased), whether
+// it is verified, password hash, activation — and UpdatedAt; never the
+// disabled flag or the profile, which others change without the user's
+// lock. ErrConflict when the e-mail address belongs to another user.
+func (s *Store) writeUserSecurity(ctx context.Context, u *User) error {
 	u.Email = strings.ToLower(strings.TrimSpace(u.Email))
 	u.UpdatedAt = now()
+	return s.updateUserColumns(ctx, u.ID, "update", u.UpdatedAt, func(q *bun.UpdateQuery) *bun.UpdateQuery {
+		return q.Set("email = ?", u.Email).Set("email_verified = ?", u.EmailVerified).
+			Set("password_hash = ?", u.PasswordHash).Set("active = ?", u.Active)
+	})
+}
+
+// updateUserColumns updates the columns set sets, and updated_at (to at),
+// of one user; verb names the write in errors.
+func (s *Store) updateUserColumns(ctx context.Context, id, verb string, at time.Time, set func(*bun.UpdateQuery) *bun.UpdateQuery) error {
+	if unstorable(id) {
+		return notFound("user", id)
+	}
 	db, err := s.writer(ctx)
 	if err != nil {
 		return err
 	}
-	res, err := db.NewUpdate().Model(u).ExcludeColumn("created_at").WherePK().Exec(ctx)
+	q := db.NewUpdate().Model((*User)(nil)).Set("updated_at = ?", at).Where("id = ?", id)
+	res, err := set(q).Exec(ctx)
 	if err != nil {
-		return s.wrap(fmt.Sprintf("update user %q", u.ID), err)
+		return s.wrap(fmt.Sprintf("%s user %q", verb, id), err)
 	}
-	return expectRow(res, "user", u.ID)
+	return expectRow(res, "user", id)
 }
 
 // DeleteUser removes a user with its identities, browser sessions, action
@@ -384,7 +427,8 @@ func (s *Store) ListIdentities(ctx context.Context, userID string) ([]Identity, 
 // sees the user's current row (locked) and modifies it, and the user is
 // written back together with the end of every outstanding action token of
 // the user (activation, reset and e-mail-change links), in one
-// transaction. A link used concurrently either is used before the change
+// transaction. Only what a security change may change is written back
+// (writeUserSecurity): a concurrent disable or profile update stays. A link used concurrently either is used before the change
 // or fails after it. When change fails nothing is written and its error is
 // returned as is.
 func (s *Store) ChangeUserSecurity(ctx context.Context, userID string, change func(u *User) error) (*User, error) {
@@ -400,7 +444,7 @@ func (s *Store) ChangeUserSecurity(ctx context.Context, userID string, change fu
 		if err := change(u); err != nil {
 			return err
 		}
-		if err := s.UpdateUser(ctx, u); err != nil {
+		if err := s.writeUserSecurity(ctx, u); err != nil {
 			return err
 		}
 		return s.endActionTokens(ctx, userID)

@@ -147,6 +147,16 @@ func (s *Service) confirmTOTP(w http.ResponseWriter, r *http.Request) {
 	}
 	s.attemptSucceeded(ctx, u, r)
 	s.log.InfoContext(ctx, "accounts: TOTP enrolled", "user", u.ID)
+	if codes == nil {
+		// The recovery codes of a passkey enrolled before stay.
+		p, ok := s.accountPage(w, r, u)
+		if !ok {
+			return
+		}
+		p.Notice = "Two-step verification is on. Your recovery codes still work."
+		s.render(w, r, http.StatusOK, "account", p)
+		return
+	}
 	p.Title = "Two-step verification is on"
 	p.MFA = &mfaView{Enabled: true, Codes: codes}
 	s.render(w, r, http.StatusOK, "account_mfa", p)
@@ -170,6 +180,10 @@ func (s *Service) removeTOTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	p.Notice = "Two-step verification is off: signing in takes your password only. Your recovery codes no longer work."
+	if p.Passkeys != nil && len(p.Passkeys.Keys) > 0 {
+		// Recovery codes go with the last factor only.
+		p.Notice = "The authenticator app was removed: signing in with your password now asks for one of your passkeys, or a recovery code."
+	}
 	s.render(w, r, http.StatusOK, "account", p)
 }
 

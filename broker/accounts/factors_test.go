@@ -15,7 +15,6 @@ import (
 
 	"github.com/bridgekeeper/bridgekeeper/broker/accounts"
 	"github.com/bridgekeeper/bridgekeeper/broker/mfa"
-	"github.com/bridgekeeper/bridgekeeper/internal/password"
 	"github.com/bridgekeeper/bridgekeeper/internal/secret"
 	"github.com/bridgekeeper/bridgekeeper/storage"
 )
@@ -27,9 +26,9 @@ var (
 	recoveryRE   = regexp.MustCompile(`<code>([a-z0-9]{5}-[a-z0-9]{5})</code>`)
 )
 
-// mfaHarness is the account pages with second factors, and a signed-in
-// user with a password.
-func mfaHarness(t *testing.T, store *storage.Store, reset bool) (*harness, *storage.User, *secret.System) {
+// mfaHarness is the account pages with second factors (and what more
+// adds), and a signed-in user with a password.
+func mfaHarness(t *testing.T, store *storage.Store, reset bool, more ...func(*accounts.Config)) (*harness, *storage.User, *secret.System) {
 	t.Helper()
 	sec, err := secret.Parse("MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=")
 	if err != nil {
@@ -42,17 +41,11 @@ func mfaHarness(t *testing.T, store *storage.Store, reset bool) (*harness, *stor
 			t.Fatal(err)
 		}
 		c.Factors, c.MFAResetByEmail = f, reset
+		for _, m := range more {
+			m(c)
+		}
 	})
-	hash, err := password.Hash(mfaPassword)
-	if err != nil {
-		t.Fatal(err)
-	}
-	u := &storage.User{ID: accounts.NewUserID(), Email: adaEmail, Name: "Ada", Active: true, EmailVerified: true, PasswordHash: hash}
-	if err := store.CreateUser(context.Background(), u); err != nil {
-		t.Fatal(err)
-	}
-	h.signIn(h.http, u.ID)
-	return h, u, sec
+	return h, h.signedInAda(t, store), sec
 }
 
 func (h *harness) totpCode(sec string, steps int) string {

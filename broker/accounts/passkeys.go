@@ -115,6 +115,20 @@ func (s *Service) finishPasskey(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	p.Notice = "Passkey \"" + f.Name + "\" added: it signs you in without your password."
+	if s.cfg.Factors != nil {
+		// A first second factor: the recovery codes that stand in for it.
+		codes, err := s.cfg.Factors.FirstRecoveryCodes(ctx, u.ID)
+		if err != nil {
+			s.serverError(w, r, "account: recovery codes", err)
+			return
+		}
+		if codes != nil {
+			p.Title = "Passkey added: save your recovery codes"
+			p.MFA = &mfaView{Codes: codes}
+			s.render(w, r, http.StatusOK, "account_mfa", p)
+			return
+		}
+	}
 	s.render(w, r, http.StatusOK, "account", p)
 }
 

@@ -23,14 +23,25 @@ var optionsRE = regexp.MustCompile(`data-options="([^"]*)"`)
 func passkeyHarness(t *testing.T, store *storage.Store) (*harness, *storage.User, *passkey.Service) {
 	t.Helper()
 	var pk *passkey.Service
-	h := newHarness(t, store, func(c *accounts.Config) {
+	h := newHarness(t, store, withPasskeys(t, store, &pk))
+	return h, h.signedInAda(t, store), pk
+}
+
+// withPasskeys gives the account pages passkeys, the service in *pk.
+func withPasskeys(t *testing.T, store *storage.Store, pk **passkey.Service) func(*accounts.Config) {
+	return func(c *accounts.Config) {
 		var err error
 		// WebAuthn wants a domain: the pages are at localhost for it.
-		if pk, err = passkey.New(passkey.Config{Store: store, Issuer: localhost(c.Issuer)}); err != nil {
+		if *pk, err = passkey.New(passkey.Config{Store: store, Issuer: localhost(c.Issuer)}); err != nil {
 			t.Fatal(err)
 		}
-		c.Passkeys = pk
-	})
+		c.Passkeys = *pk
+	}
+}
+
+// signedInAda creates the user Ada with a password and signs her in.
+func (h *harness) signedInAda(t *testing.T, store *storage.Store) *storage.User {
+	t.Helper()
 	hash, err := password.Hash(mfaPassword)
 	if err != nil {
 		t.Fatal(err)
@@ -40,7 +51,7 @@ func passkeyHarness(t *testing.T, store *storage.Store) (*harness, *storage.User
 		t.Fatal(err)
 	}
 	h.signIn(h.http, u.ID)
-	return h, u, pk
+	return u
 }
 
 // startPasskey asks for a new passkey named name with the password and

@@ -101,6 +101,9 @@ type envOptions struct {
 	recheckInterval *time.Duration
 	// idp adjusts the fake upstream's configuration.
 	idp func(*fakeidp.Config)
+	// fedStore, when set, is the store federation uses (wrapping the
+	// broker's).
+	fedStore func(*storage.Store) federation.Store
 }
 
 func sqlite() storagetest.Backend { return storagetest.Backend{Name: storage.DialectSQLite} }
@@ -149,8 +152,12 @@ func newEnv(t testing.TB, o envOptions) *env {
 	if o.connectors != nil {
 		conns = o.connectors(e)
 	}
+	var fedStore federation.Store = store
+	if o.fedStore != nil {
+		fedStore = o.fedStore(store)
+	}
 	fc := federation.Config{
-		Store: store, Logger: slog.New(e.logs), Issuer: e.issuer,
+		Store: fedStore, Logger: slog.New(e.logs), Issuer: e.issuer,
 		LinkByEmail: o.linkByEmail || e.linkByEmail, Connectors: conns,
 		DataKey: e.dataKey,
 	}

@@ -250,7 +250,10 @@ func (f *Federation) syncProfile(ctx context.Context, user *storage.User, ident 
 	if !changed {
 		return user
 	}
-	if err := f.cfg.Store.UpdateUser(ctx, &next); err != nil {
+	// Only the profile: a disable or password change that committed since
+	// the user was read stays.
+	profile := storage.UserProfile{Name: next.Name, GivenName: next.GivenName, FamilyName: next.FamilyName, Picture: next.Picture}
+	if err := f.cfg.Store.SetUserProfile(ctx, user.ID, profile); err != nil {
 		f.log.WarnContext(ctx, "update user profile from upstream", "user", user.ID, "err", err)
 		return user
 	}

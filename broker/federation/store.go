@@ -14,7 +14,7 @@ type Store interface {
 	CreateUser(ctx context.Context, u *storage.User) error
 	GetUser(ctx context.Context, id string) (*storage.User, error)
 	GetUserByEmail(ctx context.Context, email string) (*storage.User, error)
-	UpdateUser(ctx context.Context, u *storage.User) error
+	SetUserProfile(ctx context.Context, id string, p storage.UserProfile) error
 	DeleteUser(ctx context.Context, id string) error
 
 	GetIdentity(ctx context.Context, connectorID, subject string) (*storage.Identity, error)

@@ -329,12 +329,7 @@ func TestBridgekeeperUpstreamRevocation(t *testing.T) {
 	ar2 := spaAuth("prompt", "none")
 	e.exchange(codeFrom(t, br.get(e.authURL(ar2))), ar2) // re-checked upstream, still valid
 
-	user, err := u.store.GetUser(ctx, "u_upstream_uma")
-	if err != nil {
-		t.Fatal(err)
-	}
-	user.Disabled = true
-	if err := u.store.UpdateUser(ctx, user); err != nil {
+	if err := u.store.SetUserDisabled(ctx, "u_upstream_uma", true); err != nil {
 		t.Fatal(err)
 	}
 	if got := authError(t, br.get(e.authURL(spaAuth("prompt", "none")))); got != "login_required" {

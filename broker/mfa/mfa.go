@@ -239,13 +239,10 @@ func enrolment(id string, key *otp.Key) (*Enrolment, error) {
 }
 
 // ConfirmTOTP confirms the user's unconfirmed TOTP factor id with its
-// first code, and returns a new set of recovery codes when the user had no
-// confirmed factor before (nil otherwise). ErrWrongCode for a wrong code.
+// first code, and returns a new set of recovery codes when the user has
+// none unused (FirstRecoveryCodes), also when a passkey came first; nil
+// when the user keeps the set it has. ErrWrongCode for a wrong code.
 func (s *Service) ConfirmTOTP(ctx context.Context, u *storage.User, id, code string) ([]string, error) {
-	had, err := s.HasFactor(ctx, u.ID, "")
-	if err != nil {
-		return nil, err
-	}
 	all, err := s.store.ListSecondFactors(ctx, u.ID)
 	if err != nil {
 		return nil, fmt.Errorf("mfa: %w", err)
@@ -273,10 +270,23 @@ func (s *Service) ConfirmTOTP(ctx context.Context, u *storage.User, id, code str
 		return nil, fmt.Errorf("mfa: %w", err)
 	}
 	s.tell(ctx, u.ID, EventTOTPAdded)
-	if had {
-		return nil, nil
+	return s.FirstRecoveryCodes(ctx, u.ID)
+}
+
+// FirstRecoveryCodes makes a set of recovery codes for a user who has a
+// confirmed factor and no unused recovery code, and returns it (shown
+// once); nil when the user has codes already or no factor. Whatever
+// second factor comes first — authenticator app or passkey — its
+// enrolment shows the codes that stand in for it when it is lost.
+func (s *Service) FirstRecoveryCodes(ctx context.Context, userID string) ([]string, error) {
+	if ok, err := s.HasFactor(ctx, userID, ""); err != nil || !ok {
+		return nil, err
 	}
-	return s.newRecoveryCodes(ctx, u.ID)
+	n, err := s.UnusedRecoveryCodes(ctx, userID)
+	if err != nil || n > 0 {
+		return nil, err
+	}
+	return s.newRecoveryCodes(ctx, userID)
 }
 
 // Verify checks code as a second factor of u: a current TOTP code of a

@@ -155,8 +155,9 @@ func (e *env) userSetEnabledCommand(verb string, disable bool) *cobra.Command {
 				if err != nil {
 					return err
 				}
-				u.Disabled = disable
-				if err := store.UpdateUser(ctx, u); err != nil {
+				// Only the flag: a password or e-mail change that commits
+				// between findUser and this write is kept.
+				if err := store.SetUserDisabled(ctx, u.ID, disable); err != nil {
 					return fmt.Errorf("update user: %w", err)
 				}
 				if disable {

@@ -32,6 +32,7 @@ func Run(t *testing.T, open func(t *testing.T) *storage.Store) {
 		{"InvalidClientRefused", testInvalidClientRefused},
 		{"DeleteClient", testDeleteClient},
 		{"Users", testUsers},
+		{"UserWritesConcurrently", testUserWritesConcurrently},
 		{"DeleteUser", testDeleteUser},
 		{"Identities", testIdentities},
 		{"BrowserSessions", testBrowserSessions},

@@ -2,6 +2,7 @@ package conformance
 
 import (
 	"errors"
+	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -221,17 +222,76 @@ func testUsers(t *testing.T, s *storage.Store, ts *storage.TokenStore) {
 	}
 	sameStrings(t, "ListUsers e-mails", emails, []string{"", "", "alice@example.com", "bob@example.com"})
 
-	got.Email = "BOB@example.com"
-	wantErr(t, s.UpdateUser(c, got), storage.ErrConflict)
-	got.Email = "Alice.New@example.com"
-	got.Active = true
-	must(t, s.UpdateUser(c, got))
+	_, err = s.ChangeUserSecurity(c, "u-alice", func(u *storage.User) error { u.Email = "BOB@example.com"; return nil })
+	wantErr(t, err, storage.ErrConflict)
+	_, err = s.ChangeUserSecurity(c, "u-alice", func(u *storage.User) error {
+		u.Email, u.Active = "Alice.New@example.com", true
+		return nil
+	})
+	must(t, err)
 	again, err := s.GetUserByEmail(c, "alice.new@example.com")
 	must(t, err)
-	if again.ID != "u-alice" || !again.Active {
-		t.Errorf("after UpdateUser: %+v", again)
+	if again.ID != "u-alice" || !again.Active || !again.Disabled || again.GivenName != "Alice" {
+		t.Errorf("after ChangeUserSecurity: %+v", again)
 	}
-	wantErr(t, s.UpdateUser(c, &storage.User{ID: "missing"}), storage.ErrNotFound)
+	must(t, s.SetUserDisabled(c, "u-alice", false))
+	must(t, s.SetUserProfile(c, "u-alice", storage.UserProfile{Name: "Alice B", GivenName: "Alice", FamilyName: "B", Picture: "https://q"}))
+	again, err = s.GetUser(c, "u-alice")
+	must(t, err)
+	if again.Disabled || again.Name != "Alice B" || again.FamilyName != "B" || again.Picture != "https://q" ||
+		again.Email != "alice.new@example.com" || !again.Active || !again.UpdatedAt.After(again.CreatedAt) {
+		t.Errorf("after SetUserDisabled and SetUserProfile: %+v", again)
+	}
+	wantErr(t, s.SetUserDisabled(c, "missing", true), storage.ErrNotFound)
+	wantErr(t, s.SetUserProfile(c, "missing", storage.UserProfile{}), storage.ErrNotFound)
+	_, err = s.ChangeUserSecurity(c, "missing", func(*storage.User) error { return nil })
+	wantErr(t, err, storage.ErrNotFound)
+}
+
+// testUserWritesConcurrently: every write of a user changes only its own
+// columns, so writers racing on one user all stick — an operator's
+// disable, a password change, an e-mail change through a link and an
+// upstream's profile update, each several times at once.
+func testUserWritesConcurrently(t *testing.T, s *storage.Store, ts *storage.TokenStore) {
+	c := ctx(t)
+	must(t, s.CreateUser(c, &storage.User{ID: "u", Email: "u@example.com", PasswordHash: "old", Active: true}))
+	now := time.Now()
+	const rounds = 8
+	for i := range rounds {
+		must(t, s.CreateActionToken(c, &storage.ActionToken{ID: fmt.Sprintf("change-%d", i), Kind: "email_change", UserID: "u",
+			Data: "new@example.com", CreatedAt: now, ExpiresAt: now.Add(time.Hour)}))
+	}
+	var wg sync.WaitGroup
+	errs := make(chan error, 4*rounds)
+	for i := range rounds {
+		wg.Go(func() { errs <- s.SetUserDisabled(c, "u", true) })
+		wg.Go(func() {
+			_, err := s.ChangeUserSecurity(c, "u", func(u *storage.User) error { u.PasswordHash = "new"; return nil })
+			errs <- err
+		})
+		wg.Go(func() {
+			_, _, err := s.RedeemActionToken(c, fmt.Sprintf("change-%d", i), "email_change", now,
+				func(t *storage.ActionToken, u *storage.User) (bool, error) {
+					u.Email, u.EmailVerified = t.Data, true
+					return true, nil
+				})
+			if errors.Is(err, storage.ErrNotFound) {
+				err = nil // ended by a concurrent security change: as it should
+			}
+			errs <- err
+		})
+		wg.Go(func() { errs <- s.SetUserProfile(c, "u", storage.UserProfile{Name: "Upstream Name"}) })
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		must(t, err)
+	}
+	u, err := s.GetUser(c, "u")
+	must(t, err)
+	if !u.Disabled || u.PasswordHash != "new" || u.Name != "Upstream Name" || !u.Active {
+		t.Errorf("after concurrent writers: %+v, want disabled, password %q, name %q", u, "new", "Upstream Name")
+	}
 }
 
 func testDeleteUser(t *testing.T, s *storage.Store, ts *storage.TokenStore) {

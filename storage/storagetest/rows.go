@@ -214,3 +214,18 @@ func FailWrites(t testing.TB, s *storage.Store, kind, table string) (restore fun
 		exec(drop)
 	}
 }
+
+// LockWaiters is the number of Postgres sessions waiting for a lock in a
+// statement whose text holds substr (bun writes arguments into the text);
+// a test uses it to know that a concurrent writer now waits.
+func LockWaiters(t testing.TB, s *storage.Store, substr string) int {
+	t.Helper()
+	var n int
+	err := s.DB().NewRaw("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND position(? in query) > 0", substr).
+		Scan(context.Background(), &n)
+	if err != nil {
+		t.Errorf("storagetest: lock waiters: %v", err)
+		return -1
+	}
+	return n
+}
