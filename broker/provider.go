@@ -104,6 +104,9 @@ func newProvider(cfg Config, check *atomic.Pointer[RefreshCheck], endIdentity fu
 		compose.OAuth2TokenIntrospectionFactory,
 		compose.OAuth2PKCEFactory,
 	)
+	// fosite's handlers only: each one's Populate starts with the check
+	// unhandledSkipped makes (ours may answer for any grant).
+	skipUnhandled(fcfg.TokenEndpointHandlers)
 	for i, h := range fcfg.RevocationHandlers {
 		fcfg.RevocationHandlers[i] = &authenticRevocation{next: h, hmac: enigma, signer: signer}
 	}
