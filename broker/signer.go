@@ -145,20 +145,7 @@ func appendJSON(b []byte, v any) ([]byte, error) {
 			return strconv.AppendInt(b, int64(v), 10), nil
 		}
 	case []string:
-		if v == nil {
-			return append(b, "null"...), nil
-		}
-		b = append(b, '[')
-		for i, s := range v {
-			if i > 0 {
-				b = append(b, ',')
-			}
-			var err error
-			if b, err = appendJSONString(b, s); err != nil {
-				return nil, err
-			}
-		}
-		return append(b, ']'), nil
+		return appendJSONStrings(b, v)
 	case []any:
 		if v == nil {
 			return append(b, "null"...), nil
@@ -182,6 +169,23 @@ func appendJSON(b []byte, v any) ([]byte, error) {
 		return nil, err
 	}
 	return append(b, js...), nil
+}
+
+func appendJSONStrings(b []byte, v []string) ([]byte, error) {
+	if v == nil {
+		return append(b, "null"...), nil
+	}
+	b = append(b, '[')
+	for i, s := range v {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		var err error
+		if b, err = appendJSONString(b, s); err != nil {
+			return nil, err
+		}
+	}
+	return append(b, ']'), nil
 }
 
 func appendJSONObject(b []byte, m map[string]any) ([]byte, error) {
