@@ -23,7 +23,7 @@ func TestSessionJSONAsReflection(t *testing.T) {
 	filled := &session{}
 	fillValue(reflect.ValueOf(filled).Elem(), 0)
 	zoned := newSession()
-	zoned.Claims.AuthTime = time.Date(2026, 1, 2, 3, 4, 5, 600, time.FixedZone("", -(3*3600 + 30*60)))
+	zoned.Claims.AuthTime = time.Date(2026, 1, 2, 3, 4, 5, 600, time.FixedZone("", -(3*3600+30*60)))
 	zoned.ExpiresAt = map[fosite.TokenType]time.Time{fosite.RefreshToken: time.Now(), fosite.AccessToken: time.Now().UTC(), fosite.IDToken: {}}
 	zoned.Claims.Extra = map[string]any{"name": "Zoë <&>", "updated_at": float64(1765000000), "email_verified": true, "idp": "local"}
 	zoned.Claims.Audience = []string{}
