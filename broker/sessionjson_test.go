@@ -11,9 +11,6 @@ import (
 	"github.com/ory/fosite/token/jwt"
 )
 
-// sessionFields is session without its methods: encoding/json writes it
-// by reflection, as every stored session was written before MarshalJSON.
-type sessionFields session
 
 // TestSessionJSONAsReflection: MarshalJSON writes what encoding/json wrote
 // by reflection, byte for byte, for a session with every field filled
