@@ -11,7 +11,6 @@ import (
 	"github.com/ory/fosite/token/jwt"
 )
 
-
 // TestSessionJSONAsReflection: MarshalJSON writes what encoding/json wrote
 // by reflection, byte for byte, for a session with every field filled
 // (reflection fills a field added later too), an empty one, one with nil
