@@ -61,17 +61,9 @@ func (k *kidSigner) Generate(ctx context.Context, claims jwt.MapClaims, header j
 	default:
 		return k.DefaultSigner.Generate(ctx, claims, header)
 	}
-	fields := map[string]any{"alg": jwk.Algorithm, "typ": "JWT"}
-	if jwk.KeyID != "" {
-		fields["kid"] = jwk.KeyID
-	}
-	for name, v := range header.ToMap() { // without alg
-		fields[name] = v
-	}
-
 	buf := jsonBuffers.Get().(*[]byte)
 	defer jsonBuffers.Put(buf)
-	js, err := appendJSON((*buf)[:0], fields)
+	js, err := appendJWSHeader((*buf)[:0], jwk.Algorithm, jwk.KeyID, header)
 	if err != nil {
 		return "", "", fmt.Errorf("jwt header: %w", err)
 	}
@@ -95,6 +87,54 @@ func (k *kidSigner) Generate(ctx context.Context, claims jwt.MapClaims, header j
 	tok = enc.AppendEncode(tok, sig)
 	s := string(tok)
 	return s, s[sigAt:], nil
+}
+
+// appendJWSHeader appends the protected header go-jose writes: alg, kid
+// (when the key has one), typ "JWT", then header's fields but alg, which
+// replace those.
+func appendJWSHeader(b []byte, alg, kid string, header jwt.Mapper) ([]byte, error) {
+	var extra map[string]any
+	if h, ok := header.(*jwt.Headers); ok {
+		extra = h.Extra // ToMap copies it, leaving out alg
+	} else {
+		extra = header.ToMap()
+	}
+	typ := "JWT"
+	for name, v := range extra {
+		s, ok := v.(string)
+		switch {
+		case name == "alg":
+		case name == "typ" && ok:
+			typ = s
+		default:
+			return appendJWSHeaderMap(b, alg, kid, extra)
+		}
+	}
+	// Only typ: written in encoding/json's (sorted) order.
+	b = append(b, `{"alg":`...)
+	b, err := appendJSONString(b, alg)
+	if err == nil && kid != "" {
+		b = append(b, `,"kid":`...)
+		b, err = appendJSONString(b, kid)
+	}
+	if err == nil {
+		b = append(b, `,"typ":`...)
+		b, err = appendJSONString(b, typ)
+	}
+	return append(b, '}'), err
+}
+
+func appendJWSHeaderMap(b []byte, alg, kid string, extra map[string]any) ([]byte, error) {
+	fields := map[string]any{"alg": alg, "typ": "JWT"}
+	if kid != "" {
+		fields["kid"] = kid
+	}
+	for name, v := range extra {
+		if name != "alg" {
+			fields[name] = v
+		}
+	}
+	return appendJSON(b, fields)
 }
 
 // signJWS signs a JWS signing input with RS256 or ES256 (the key's kind).

@@ -73,7 +73,7 @@ func TestSignerAsDefaultSigner(t *testing.T) {
 			}
 			signer := newKidSigner(km)
 			now := time.Now().Truncate(time.Second)
-			for _, header := range []*jwt.Headers{{}, {Extra: map[string]any{"typ": "at+jwt"}}, {Extra: map[string]any{"alg": "none", "x": "y"}}} {
+			for _, header := range []*jwt.Headers{{}, {Extra: map[string]any{"typ": "at+jwt"}}, {Extra: map[string]any{"alg": "none", "x": "y"}}, {Extra: map[string]any{"typ": 5}}, {Extra: map[string]any{"alg": "none"}}} {
 				claims := (&jwt.IDTokenClaims{
 					Subject: "u1", Issuer: "https://issuer.example", Audience: []string{"c1"}, IssuedAt: now,
 					ExpiresAt: now.Add(time.Hour), AuthTime: now, RequestedAt: now, Nonce: "n<&>",
