@@ -34,12 +34,7 @@ type jsonWriter struct {
 func (w *jsonWriter) raw(s string) { w.b = append(w.b, s...) }
 
 // str writes name (the separator, the quoted key and the colon) and v.
-func (w *jsonWriter) str(name, v string) {
-	w.raw(name)
-	if w.err == nil {
-		w.b, w.err = appendJSONString(w.b, v)
-	}
-}
+func (w *jsonWriter) str(name, v string) { writeJSON(w, name, v, appendJSONString) }
 
 func (w *jsonWriter) strOmitEmpty(name, v string) {
 	if v != "" {
@@ -47,17 +42,15 @@ func (w *jsonWriter) strOmitEmpty(name, v string) {
 	}
 }
 
-func (w *jsonWriter) strs(name string, v []string) {
-	w.raw(name)
-	if w.err == nil {
-		w.b, w.err = appendJSONStrings(w.b, v)
-	}
-}
+func (w *jsonWriter) strs(name string, v []string) { writeJSON(w, name, v, appendJSONStrings) }
 
-func (w *jsonWriter) object(name string, v map[string]any) {
+func (w *jsonWriter) object(name string, v map[string]any) { writeJSON(w, name, v, appendJSONObject) }
+
+// writeJSON writes name and v by appendV, unless an error came first.
+func writeJSON[T any](w *jsonWriter, name string, v T, appendV func([]byte, T) ([]byte, error)) {
 	w.raw(name)
 	if w.err == nil {
-		w.b, w.err = appendJSONObject(w.b, v)
+		w.b, w.err = appendV(w.b, v)
 	}
 }
 

@@ -316,15 +316,7 @@ func (r *sessionReader) session(s *session) error {
 }
 
 func (r *sessionReader) defaultSession(p **openid.DefaultSession) error {
-	if r.lit("null") {
-		*p = nil
-		return nil
-	}
-	if *p == nil {
-		*p = &openid.DefaultSession{}
-	}
-	d := *p
-	return r.object(func(name string) error {
+	return readStruct(r, p, func(d *openid.DefaultSession, name string) error {
 		switch name {
 		case "id_token_claims":
 			return r.idTokenClaims(&d.Claims)
@@ -341,16 +333,23 @@ func (r *sessionReader) defaultSession(p **openid.DefaultSession) error {
 	})
 }
 
-func (r *sessionReader) headers(p **jwt.Headers) error {
+// readStruct reads an object into *p as encoding/json does into a pointer
+// to a struct: null is nil, an object fills *p (allocated if nil) through
+// field, called with each member's name before its value.
+func readStruct[T any](r *sessionReader, p **T, field func(t *T, name string) error) error {
 	if r.lit("null") {
 		*p = nil
 		return nil
 	}
 	if *p == nil {
-		*p = &jwt.Headers{}
+		*p = new(T)
 	}
-	h := *p
-	return r.object(func(name string) error {
+	t := *p
+	return r.object(func(name string) error { return field(t, name) })
+}
+
+func (r *sessionReader) headers(p **jwt.Headers) error {
+	return readStruct(r, p, func(h *jwt.Headers, name string) error {
 		if name != "extra" {
 			return errNotFast
 		}
@@ -376,15 +375,7 @@ func (r *sessionReader) expiries(p *map[fosite.TokenType]time.Time) error {
 }
 
 func (r *sessionReader) idTokenClaims(p **jwt.IDTokenClaims) error {
-	if r.lit("null") {
-		*p = nil
-		return nil
-	}
-	if *p == nil {
-		*p = &jwt.IDTokenClaims{}
-	}
-	c := *p
-	return r.object(func(name string) error {
+	return readStruct(r, p, func(c *jwt.IDTokenClaims, name string) error {
 		switch name {
 		case "jti":
 			return r.strInto(&c.JTI)

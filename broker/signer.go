@@ -187,20 +187,7 @@ func appendJSON(b []byte, v any) ([]byte, error) {
 	case []string:
 		return appendJSONStrings(b, v)
 	case []any:
-		if v == nil {
-			return append(b, "null"...), nil
-		}
-		b = append(b, '[')
-		for i, e := range v {
-			if i > 0 {
-				b = append(b, ',')
-			}
-			var err error
-			if b, err = appendJSON(b, e); err != nil {
-				return nil, err
-			}
-		}
-		return append(b, ']'), nil
+		return appendJSONList(b, v, appendJSON)
 	case map[string]any:
 		return appendJSONObject(b, v)
 	}
@@ -212,16 +199,22 @@ func appendJSON(b []byte, v any) ([]byte, error) {
 }
 
 func appendJSONStrings(b []byte, v []string) ([]byte, error) {
+	return appendJSONList(b, v, appendJSONString)
+}
+
+// appendJSONList appends a JSON array (null for nil), each element by
+// appendElem.
+func appendJSONList[T any](b []byte, v []T, appendElem func([]byte, T) ([]byte, error)) ([]byte, error) {
 	if v == nil {
 		return append(b, "null"...), nil
 	}
 	b = append(b, '[')
-	for i, s := range v {
+	for i, e := range v {
 		if i > 0 {
 			b = append(b, ',')
 		}
 		var err error
-		if b, err = appendJSONString(b, s); err != nil {
+		if b, err = appendElem(b, e); err != nil {
 			return nil, err
 		}
 	}
