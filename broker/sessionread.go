@@ -3,7 +3,6 @@ package broker
 import (
 	"encoding/json"
 	"errors"
-	"reflect"
 	"strconv"
 	"time"
 
@@ -18,53 +17,26 @@ var errNotFast = errors.New("session JSON: not the stored shape")
 
 // UnmarshalJSON reads a stored session. The token store decodes the
 // session of every code and refresh token it loads, and encoding/json's
-// reflection cost about 4 % of a refresh. A session as the broker stores
-// it (the field names exactly, values of the fields' kinds) into a fresh
-// session (newSession, or zero) is read by sessionReader; anything else —
-// other names, which encoding/json matches ignoring case, other kinds,
-// a session already filled — by encoding/json, as before
+// reflection cost about 4 % of a refresh. sessionReader reads a session as
+// the broker stores it (the field names exactly, values of the fields'
+// kinds) with encoding/json's rules for decoding into a value that holds
+// something already: a member present replaces a string, slice, time or
+// nil pointer, null clears a slice, map or pointer, an object merges into
+// a map or the struct a pointer holds. Anything else — other names, which
+// encoding/json matches ignoring case, other kinds — is left to
+// encoding/json, which applies the whole JSON again: applying a prefix of
+// it first changes nothing, as every member either replaces or merges
 // (TestSessionReadAsReflection, FuzzSessionRead).
 func (s *session) UnmarshalJSON(data []byte) error {
-	if t, ok := freshCopy(s); ok {
-		r := sessionReader{data: data}
-		if err := r.session(t); err == nil && r.end() {
-			*s = *t
-			return nil
-		}
+	r := sessionReader{data: data}
+	if err := r.session(s); err == nil && r.end() {
+		return nil
 	}
 	return json.Unmarshal(data, (*sessionFields)(s))
 }
 
 // sessionFields is session without its methods, for encoding/json.
 type sessionFields session
-
-// freshCopy returns an empty session shaped like s (the same parts
-// allocated), or false when s holds anything (encoding/json would merge
-// the stored session into it).
-func freshCopy(s *session) (*session, bool) {
-	if s.ClientID != "" || s.IDPSubject != "" || s.AccessAudience != nil || s.GrantScopes != nil || s.DPoPJKT != "" || s.AccessJKT != "" {
-		return nil, false
-	}
-	t := &session{}
-	d := s.DefaultSession
-	if d == nil {
-		return t, true
-	}
-	if d.ExpiresAt != nil || d.Username != "" || d.Subject != "" ||
-		(d.Claims != nil && !isZeroClaims(d.Claims)) || (d.Headers != nil && d.Headers.Extra != nil) {
-		return nil, false
-	}
-	t.DefaultSession = &openid.DefaultSession{}
-	if d.Claims != nil {
-		t.Claims = &jwt.IDTokenClaims{}
-	}
-	if d.Headers != nil {
-		t.Headers = &jwt.Headers{}
-	}
-	return t, true
-}
-
-func isZeroClaims(c *jwt.IDTokenClaims) bool { return reflect.ValueOf(c).Elem().IsZero() }
 
 // sessionReader reads JSON that encoding/json has already checked (it
 // hands UnmarshalJSON valid JSON only); any surprise is errNotFast.
@@ -108,30 +80,19 @@ func (r *sessionReader) lit(s string) bool {
 	return false
 }
 
-// object reads an object, calling field for each member with the reader
-// before its value.
-func (r *sessionReader) object(field func(name string) error) error {
-	if !r.lit("{") {
-		return errNotFast
-	}
+// member reads the next member name of an object whose "{" was read
+// (i: the members read before): ok is false after the closing "}".
+func (r *sessionReader) member(i int) (name []byte, ok bool, err error) {
 	if r.lit("}") {
-		return nil
+		return nil, false, nil
 	}
-	for {
-		name, err := r.str()
-		if err != nil || !r.lit(":") {
-			return errNotFast
-		}
-		if err := field(name); err != nil {
-			return err
-		}
-		if r.lit("}") {
-			return nil
-		}
-		if !r.lit(",") {
-			return errNotFast
-		}
+	if i > 0 && !r.lit(",") {
+		return nil, false, errNotFast
 	}
+	if name, err = r.strBytes(); err != nil || !r.lit(":") {
+		return nil, false, errNotFast
+	}
+	return name, true, nil
 }
 
 // rawString returns the next string token, quotes included.
@@ -156,18 +117,25 @@ func (r *sessionReader) rawString() ([]byte, bool, error) {
 }
 
 func (r *sessionReader) str() (string, error) {
+	b, err := r.strBytes()
+	return string(b), err
+}
+
+// strBytes reads a string: without escapes, the bytes between the quotes
+// (no copy); otherwise decoded by encoding/json.
+func (r *sessionReader) strBytes() ([]byte, error) {
 	raw, plain, err := r.rawString()
 	if err != nil {
-		return "", err
+		return nil, err
 	}
 	if plain {
-		return string(raw[1 : len(raw)-1]), nil
+		return raw[1 : len(raw)-1], nil
 	}
 	var s string
 	if err := json.Unmarshal(raw, &s); err != nil { // escapes, UTF-8 repair
-		return "", errNotFast
+		return nil, errNotFast
 	}
-	return s, nil
+	return []byte(s), nil
 }
 
 // strInto reads a string field (null leaves it).
@@ -224,21 +192,33 @@ func (r *sessionReader) timeInto(p *time.Time) error {
 	return nil
 }
 
-// claimsMap reads a map[string]any field (null is nil).
+// claimsMap reads a map[string]any field: null is nil, an object's
+// members are added to the map.
 func (r *sessionReader) claimsMap(p *map[string]any) error {
 	if r.lit("null") {
 		*p = nil
 		return nil
 	}
+	if !r.lit("{") {
+		return errNotFast
+	}
 	if *p == nil {
 		*p = make(map[string]any)
 	}
-	m := *p
-	return r.object(func(name string) error {
-		v, err := r.value()
-		m[name] = v
-		return err
-	})
+	return r.members(*p)
+}
+
+// members reads the members of an object whose "{" was read into m.
+func (r *sessionReader) members(m map[string]any) error {
+	for i := 0; ; i++ {
+		name, ok, err := r.member(i)
+		if err != nil || !ok {
+			return err
+		}
+		if m[string(name)], err = r.value(); err != nil {
+			return err
+		}
+	}
 }
 
 // value reads any JSON value as encoding/json reads it into an any.
@@ -247,31 +227,23 @@ func (r *sessionReader) value() (any, error) {
 	case c == '"':
 		return r.str()
 	case c == '{':
+		r.i++
 		m := make(map[string]any)
-		return m, r.object(func(name string) error {
-			v, err := r.value()
-			m[name] = v
-			return err
-		})
+		return m, r.members(m)
 	case c == '[':
 		r.i++
 		list := make([]any, 0)
-		if r.lit("]") {
-			return list, nil
-		}
-		for {
+		for i := 0; !r.lit("]"); i++ {
+			if i > 0 && !r.lit(",") {
+				return nil, errNotFast
+			}
 			v, err := r.value()
 			if err != nil {
 				return nil, err
 			}
 			list = append(list, v)
-			if r.lit("]") {
-				return list, nil
-			}
-			if !r.lit(",") {
-				return nil, errNotFast
-			}
 		}
+		return list, nil
 	case c == '-' || (c >= '0' && c <= '9'):
 		start := r.i
 		for r.i < len(r.data) && isNumberByte(r.data[r.i]) {
@@ -298,114 +270,170 @@ func isNumberByte(c byte) bool {
 }
 
 func (r *sessionReader) session(s *session) error {
-	return r.object(func(name string) error {
-		switch name {
+	if !r.lit("{") {
+		return errNotFast
+	}
+	for i := 0; ; i++ {
+		name, ok, err := r.member(i)
+		if err != nil || !ok {
+			return err
+		}
+		switch string(name) {
 		case "oidc":
-			return r.defaultSession(&s.DefaultSession)
+			err = r.defaultSession(&s.DefaultSession)
 		case "client_id":
-			return r.strInto(&s.ClientID)
+			err = r.strInto(&s.ClientID)
 		case "idp_sub":
-			return r.strInto(&s.IDPSubject)
+			err = r.strInto(&s.IDPSubject)
 		case "dpop_jkt":
-			return r.strInto(&s.DPoPJKT)
+			err = r.strInto(&s.DPoPJKT)
 		case "cnf_jkt":
-			return r.strInto(&s.AccessJKT)
+			err = r.strInto(&s.AccessJKT)
+		default:
+			err = errNotFast
 		}
-		return errNotFast
-	})
+		if err != nil {
+			return err
+		}
+	}
 }
 
-func (r *sessionReader) defaultSession(p **openid.DefaultSession) error {
-	return readStruct(r, p, func(d *openid.DefaultSession, name string) error {
-		switch name {
-		case "id_token_claims":
-			return r.idTokenClaims(&d.Claims)
-		case "headers":
-			return r.headers(&d.Headers)
-		case "expires_at":
-			return r.expiries(&d.ExpiresAt)
-		case "username":
-			return r.strInto(&d.Username)
-		case "subject":
-			return r.strInto(&d.Subject)
-		}
-		return errNotFast
-	})
-}
-
-// readStruct reads an object into *p as encoding/json does into a pointer
-// to a struct: null is nil, an object fills *p (allocated if nil) through
-// field, called with each member's name before its value.
-func readStruct[T any](r *sessionReader, p **T, field func(t *T, name string) error) error {
+// open starts reading an object into *p as encoding/json does into a
+// pointer to a struct: null makes *p nil (done is true), an object is read
+// into *p, allocated if nil.
+func open[T any](r *sessionReader, p **T) (t *T, done bool, err error) {
 	if r.lit("null") {
 		*p = nil
-		return nil
+		return nil, true, nil
+	}
+	if !r.lit("{") {
+		return nil, true, errNotFast
 	}
 	if *p == nil {
 		*p = new(T)
 	}
-	t := *p
-	return r.object(func(name string) error { return field(t, name) })
+	return *p, false, nil
+}
+
+func (r *sessionReader) defaultSession(p **openid.DefaultSession) error {
+	d, done, err := open(r, p)
+	if done {
+		return err
+	}
+	for i := 0; ; i++ {
+		name, ok, err := r.member(i)
+		if err != nil || !ok {
+			return err
+		}
+		switch string(name) {
+		case "id_token_claims":
+			err = r.idTokenClaims(&d.Claims)
+		case "headers":
+			err = r.headers(&d.Headers)
+		case "expires_at":
+			err = r.expiries(&d.ExpiresAt)
+		case "username":
+			err = r.strInto(&d.Username)
+		case "subject":
+			err = r.strInto(&d.Subject)
+		default:
+			err = errNotFast
+		}
+		if err != nil {
+			return err
+		}
+	}
 }
 
 func (r *sessionReader) headers(p **jwt.Headers) error {
-	return readStruct(r, p, func(h *jwt.Headers, name string) error {
-		if name != "extra" {
+	h, done, err := open(r, p)
+	if done {
+		return err
+	}
+	for i := 0; ; i++ {
+		name, ok, err := r.member(i)
+		if err != nil || !ok {
+			return err
+		}
+		if string(name) != "extra" {
 			return errNotFast
 		}
-		return r.claimsMap(&h.Extra)
-	})
+		if err := r.claimsMap(&h.Extra); err != nil {
+			return err
+		}
+	}
 }
 
+// expiries reads the expiry times by token type: null is nil, an object's
+// members are added to the map.
 func (r *sessionReader) expiries(p *map[fosite.TokenType]time.Time) error {
 	if r.lit("null") {
 		*p = nil
 		return nil
 	}
+	if !r.lit("{") {
+		return errNotFast
+	}
 	if *p == nil {
 		*p = make(map[fosite.TokenType]time.Time)
 	}
-	m := *p
-	return r.object(func(name string) error {
+	for i := 0; ; i++ {
+		name, ok, err := r.member(i)
+		if err != nil || !ok {
+			return err
+		}
 		var t time.Time
-		err := r.timeInto(&t)
-		m[fosite.TokenType(name)] = t
-		return err
-	})
+		if err := r.timeInto(&t); err != nil {
+			return err
+		}
+		(*p)[fosite.TokenType(name)] = t
+	}
 }
 
 func (r *sessionReader) idTokenClaims(p **jwt.IDTokenClaims) error {
-	return readStruct(r, p, func(c *jwt.IDTokenClaims, name string) error {
-		switch name {
-		case "jti":
-			return r.strInto(&c.JTI)
-		case "iss":
-			return r.strInto(&c.Issuer)
-		case "sub":
-			return r.strInto(&c.Subject)
-		case "aud":
-			return r.strs(&c.Audience)
-		case "nonce":
-			return r.strInto(&c.Nonce)
-		case "exp":
-			return r.timeInto(&c.ExpiresAt)
-		case "iat":
-			return r.timeInto(&c.IssuedAt)
-		case "rat":
-			return r.timeInto(&c.RequestedAt)
-		case "auth_time":
-			return r.timeInto(&c.AuthTime)
-		case "at_hash":
-			return r.strInto(&c.AccessTokenHash)
-		case "acr":
-			return r.strInto(&c.AuthenticationContextClassReference)
-		case "amr":
-			return r.strs(&c.AuthenticationMethodsReferences)
-		case "c_hash":
-			return r.strInto(&c.CodeHash)
-		case "ext":
-			return r.claimsMap(&c.Extra)
+	c, done, err := open(r, p)
+	if done {
+		return err
+	}
+	for i := 0; ; i++ {
+		name, ok, err := r.member(i)
+		if err != nil || !ok {
+			return err
 		}
-		return errNotFast
-	})
+		switch string(name) {
+		case "jti":
+			err = r.strInto(&c.JTI)
+		case "iss":
+			err = r.strInto(&c.Issuer)
+		case "sub":
+			err = r.strInto(&c.Subject)
+		case "aud":
+			err = r.strs(&c.Audience)
+		case "nonce":
+			err = r.strInto(&c.Nonce)
+		case "exp":
+			err = r.timeInto(&c.ExpiresAt)
+		case "iat":
+			err = r.timeInto(&c.IssuedAt)
+		case "rat":
+			err = r.timeInto(&c.RequestedAt)
+		case "auth_time":
+			err = r.timeInto(&c.AuthTime)
+		case "at_hash":
+			err = r.strInto(&c.AccessTokenHash)
+		case "acr":
+			err = r.strInto(&c.AuthenticationContextClassReference)
+		case "amr":
+			err = r.strs(&c.AuthenticationMethodsReferences)
+		case "c_hash":
+			err = r.strInto(&c.CodeHash)
+		case "ext":
+			err = r.claimsMap(&c.Extra)
+		default:
+			err = errNotFast
+		}
+		if err != nil {
+			return err
+		}
+	}
 }

@@ -35,13 +35,15 @@ func sessionJSONSeeds(t testing.TB) []string {
 		`{"oidc":{"id_token_claims":{"ext":{"big":1e400}}}}`, `{"oidc":{"id_token_claims":{"ext":{"neg":-0,"e":2E+3}}}}`,
 		`{"oidc":{"headers":{"extra":{"typ":"JWT"},"other":1}}}`, `{"client_id":"a\u0000b\ud800"}`,
 		`{"client_id":"caf`+"\xff"+`"}`, `null`, `[]`, `"s"`, `{}`, ` { "client_id" : "c" } `,
+		`{"oidc":{"id_token_claims":{"ext":{"a":1}},"expires_at":{"x":null}},"OIDC":{}}`, `{"client_id":"x","client_id":5}`,
+		`{"oidc":{"id_token_claims":{"ext":null,"aud":["a"]}},"oidc":{"id_token_claims":{"ext":{"b":[]},"Aud":null}}}`,
 		`{"client_id":"c"`, `{"client_id":"c"}x`, `{"client_id":nul}`, ``, `{"a":[1,]}`,
 	)
 }
 
 // TestSessionReadAsReflection: UnmarshalJSON reads every seed as
 // encoding/json reads it by reflection, into a fresh session and into a
-// filled one (which goes to reflection: it merges).
+// filled one (members replace or merge).
 func TestSessionReadAsReflection(t *testing.T) {
 	for _, js := range sessionJSONSeeds(t) {
 		checkSessionRead(t, []byte(js))
@@ -86,9 +88,14 @@ func checkSessionRead(t *testing.T, data []byte) {
 // reflection (else UnmarshalJSON would be correct but no faster).
 func TestSessionReadFastPath(t *testing.T) {
 	for _, js := range sessionJSONSeeds(t)[:5] {
-		r := sessionReader{data: []byte(js)}
-		if err := r.session(&session{}); err != nil || !r.end() {
-			t.Errorf("%s: not read directly (%v)", js, err)
+		// Into an empty session, and into one read before (a grant's
+		// session is read again during a refresh).
+		read := newSession()
+		for range 2 {
+			r := sessionReader{data: []byte(js)}
+			if err := r.session(read); err != nil || !r.end() {
+				t.Errorf("%s: not read directly (%v)", js, err)
+			}
 		}
 	}
 }
