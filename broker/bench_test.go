@@ -214,10 +214,11 @@ func BenchmarkSign(b *testing.B) {
 }
 
 // signResponse signs what a token response carries: an access token and
-// idTokens ID tokens, with the broker's key and claims like the broker's.
+// idTokens ID tokens, with the broker's signer and key and claims like the
+// broker's.
 func (e *testEnv) signResponse(b *testing.B, idTokens int) {
 	ctx := context.Background()
-	signer := &jwt.DefaultSigner{GetPrivateKey: func(context.Context) (any, error) { return e.keys.SigningKey(), nil }}
+	signer := newKidSigner(e.keys) // the grants' signing path, JSON included
 	now := time.Now()
 	at := jwt.MapClaims{"iss": e.issuer, "sub": e.user.ID, "aud": []string{apiID}, "exp": now.Add(15 * time.Minute).Unix(),
 		"iat": now.Unix(), "jti": uuid.NewString(), "client_id": spaID, "scope": allUserScopes}

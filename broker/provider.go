@@ -73,7 +73,7 @@ func newProvider(cfg Config, check *atomic.Pointer[RefreshCheck], endIdentity fu
 		}
 		return k, nil
 	}
-	signer := &kidSigner{DefaultSigner: &jwt.DefaultSigner{GetPrivateKey: keyGetter}, keys: cfg.Keys}
+	signer := newKidSigner(cfg.Keys)
 	enigma := &hmac.HMACStrategy{Config: fcfg}
 	hmacStrategy := oauth2.NewHMACSHAStrategyUnPrefixed(enigma, fcfg)
 	jwtStrategy := compose.NewOAuth2JWTStrategy(keyGetter, hmacStrategy, fcfg)
@@ -104,6 +104,9 @@ func newProvider(cfg Config, check *atomic.Pointer[RefreshCheck], endIdentity fu
 		compose.OAuth2TokenIntrospectionFactory,
 		compose.OAuth2PKCEFactory,
 	)
+	// fosite's handlers only: each one's Populate starts with the check
+	// unhandledSkipped makes (ours may answer for any grant).
+	skipUnhandled(fcfg.TokenEndpointHandlers)
 	for i, h := range fcfg.RevocationHandlers {
 		fcfg.RevocationHandlers[i] = &authenticRevocation{next: h, hmac: enigma, signer: signer}
 	}
@@ -189,8 +192,7 @@ func (h *refreshUserCheck) CanHandleTokenEndpointRequest(_ context.Context, req 
 	return req.GetGrantTypes().ExactOne("refresh_token")
 }
 
-// kidSigner signs with the current key (through fosite's DefaultSigner)
-// but verifies by the token's kid against every published key, so access
+// kidSigner signs with the current key (Generate, signer.go) but verifies by the token's kid against every published key, so access
 // tokens and id_token_hints signed by a key that has since been retired
 // still verify (fosite alone only knows the current key).
 type kidSigner struct {

@@ -96,7 +96,23 @@ func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) {
 		fail(err)
 		return
 	}
-	s.provider.WriteAccessResponse(ctx, w, ar, resp)
+	writeAccessResponse(w, resp)
+}
+
+// writeAccessResponse is fosite's WriteAccessResponse with the JSON
+// written by appendJSON (the same bytes, without encoding/json's
+// reflection over the response's map).
+func writeAccessResponse(w http.ResponseWriter, resp fosite.AccessResponder) {
+	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("Pragma", "no-cache")
+	js, err := appendJSON(make([]byte, 0, 2048), resp.ToMap())
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json;charset=UTF-8")
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write(js)
 }
 
 // grantClientCredentials grants what a client_credentials request asked for
