@@ -35,7 +35,8 @@ func TestReadMemo(t *testing.T) {
 				t.Fatal(err)
 			}
 
-			memo := ts.WithUnit(ctx)
+			memo, end := ts.WithUnit(ctx)
+			defer end()
 			first, err := ts.GetAuthorizeCodeSession(memo, "code-1", &openid.DefaultSession{})
 			if err != nil {
 				t.Fatal(err)
