@@ -219,7 +219,8 @@ func sqlList(a []string) (string, error) {
 	return string(b), nil
 }
 
-// scanOne scans the first row of rows into dest (a bun model) and closes
+// scanOne scans the first row of rows into dest (a bun model, or a
+// rowScanner) and closes
 // rows; no row is sql.ErrNoRows.
 func (s *Store) scanOne(ctx context.Context, rows *sql.Rows, dest any) error {
 	defer rows.Close()
@@ -229,7 +230,13 @@ func (s *Store) scanOne(ctx context.Context, rows *sql.Rows, dest any) error {
 		}
 		return sql.ErrNoRows
 	}
-	if err := s.db.ScanRow(ctx, rows, dest); err != nil {
+	var err error
+	if r, ok := dest.(rowScanner); ok {
+		err = r.scanRow(rows)
+	} else {
+		err = s.db.ScanRow(ctx, rows, dest)
+	}
+	if err != nil {
 		return err
 	}
 	return rows.Close()
