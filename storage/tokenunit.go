@@ -303,9 +303,11 @@ func storageError(err error) error {
 // more slowly than a commit takes: left alone, groups hold one or two
 // units. So, like Postgres's commit_delay with commit_siblings, a leader
 // waits for the units in flight (begun with WithUnit, neither applied nor
-// ended: they are being checked or signed, and about to arrive), at most
-// maxGather, and never when none is in flight: a lone unit commits at
-// once. The wait costs no CPU; the cores go on signing meanwhile.
+// ended: they are being checked or signed, and about to arrive) and for
+// as many units as the last commit carried (see gather), at most
+// maxGather. A unit alone (nothing in flight, the last commit alone or
+// long ago) commits at once. The wait costs no CPU; the cores go on
+// signing meanwhile.
 type groupCommit struct {
 	mu       sync.Mutex
 	leading  bool
@@ -313,8 +315,12 @@ type groupCommit struct {
 	inFlight int           // units begun and not yet arrived or ended
 	waiting  bool          // a leader is gathering: wake it on a change
 	changed  chan struct{} // wakes the gathering leader (capacity 1)
-	// maxGather bounds the leader's wait (0: defaultMaxGather).
-	maxGather time.Duration
+	lastSize int           // units in the last commit
+	lastEnd  time.Time     // when it ended
+	// maxGather bounds the leader's wait (0: defaultMaxGather);
+	// recentCommit is how recent the last commit must be for its size to
+	// count (0: defaultRecentCommit).
+	maxGather, recentCommit time.Duration
 
 	// For tests: commits made, units they carried, leaders that waited.
 	commits, units, gathers atomic.Int64
@@ -333,6 +339,10 @@ const maxGroup = 32
 // about one RS256 signature on a busy core, a fraction of a grant's time
 // on the wire.
 const defaultMaxGather = time.Millisecond
+
+// defaultRecentCommit: a commit that ended longer ago than this says
+// nothing about the load.
+const defaultRecentCommit = 5 * time.Millisecond
 
 // depart counts a unit that will arrive with writes soon (its fn runs).
 func (g *groupCommit) depart() {
@@ -389,11 +399,29 @@ func (g *groupCommit) apply(ctx context.Context, store *Store, inFlight bool, op
 }
 
 // gather waits, as the leader, until every unit in flight has arrived (or
-// given up), the group is full, or maxGather has passed.
+// given up) and the group is as large as the last one (when that one
+// committed within recentCommit), until the group is full, or until
+// maxGather has passed.
+//
+// The last group's size stands for the requests on their way that no
+// count sees: under load, a goroutine whose request will become a unit
+// often has not run yet (the cores are busy signing), and the unit that
+// arrives first would otherwise commit alone, again and again.
 func (g *groupCommit) gather() {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	if g.inFlight == 0 || len(g.pending) >= maxGroup {
+	target := 1
+	recent := g.recentCommit
+	if recent <= 0 {
+		recent = defaultRecentCommit
+	}
+	if g.lastSize > 1 && time.Since(g.lastEnd) < recent {
+		target = g.lastSize
+	}
+	want := func() bool {
+		return (g.inFlight > 0 || len(g.pending) < target) && len(g.pending) < maxGroup
+	}
+	if !want() {
 		return
 	}
 	g.gathers.Add(1)
@@ -408,7 +436,7 @@ func (g *groupCommit) gather() {
 	defer timer.Stop()
 	g.waiting = true
 	defer func() { g.waiting = false }()
-	for g.inFlight > 0 && len(g.pending) < maxGroup {
+	for want() {
 		g.mu.Unlock()
 		select {
 		case <-g.changed:
@@ -456,6 +484,7 @@ func (g *groupCommit) commitGroup(ctx context.Context, store *Store) {
 			q.done <- errs[i]
 		}
 		g.mu.Lock()
+		g.lastSize, g.lastEnd = len(group), time.Now()
 		if len(g.pending) > 0 {
 			g.pending[0].lead <- struct{}{}
 		} else {

@@ -191,14 +191,30 @@ func TestGroupCommitGathersUnitsInFlight(t *testing.T) {
 	if g.inFlight != 0 || g.leading || len(g.pending) != 0 {
 		t.Errorf("after the units: %d in flight, leading %v, %d pending", g.inFlight, g.leading, len(g.pending))
 	}
+
+	// Right after a group of several, a leader waits for as many (here
+	// in vain: only its wait limit ends the wait).
+	g.maxGather, g.recentCommit = time.Millisecond, time.Minute
+	gathers := g.gathers.Load()
+	u, end := ts.WithUnit(ctx)
+	defer end()
+	if err := ts.Run(u, func(ctx context.Context) error {
+		return ts.Record(ctx, func(ctx context.Context) error { return store.CreateClient(ctx, serviceClient("after")) })
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if n := g.gathers.Load() - gathers; n != 1 {
+		t.Errorf("a unit right after a group of %d waited %d times, want once", writers, n)
+	}
 }
 
 // A unit alone commits at once: no leader waits when nothing else is in
-// flight, including units that ended (twice, or after Run) or panicked.
+// flight, including units that ended (twice, or after Run) or panicked,
+// and the last commit carried one unit.
 func TestGroupCommitLoneUnitDoesNotWait(t *testing.T) {
 	store := openSQLiteForTest(t)
 	ts := store.TokenStore(TokenStoreConfig{})
-	ts.commits.maxGather = time.Minute
+	ts.commits.maxGather, ts.commits.recentCommit = time.Minute, time.Minute
 	ctx := context.Background()
 
 	_, end := ts.WithUnit(ctx)
