@@ -364,6 +364,21 @@ func loadRow[T any, P tokenRow[T]](ctx context.Context, s *Store, kind, signatur
 
 type readMemoKey struct{}
 
+// readAccessSignature is the access_token_signature of the refresh token
+// row ctx's request read (through the memo), if it read it.
+func readAccessSignature(ctx context.Context, signature string) *string {
+	memo := readMemoFrom(ctx)
+	if memo == nil {
+		return nil
+	}
+	row, ok := memo.get(tableRefresh, signature)
+	if !ok {
+		return nil
+	}
+	sig := row.(*refreshRow).AccessTokenSignature
+	return &sig
+}
+
 // readMemo holds the token rows one request read outside a transaction.
 type readMemo struct {
 	mu   sync.Mutex
@@ -616,7 +631,11 @@ func (s *Store) deleteRefreshTokenSession(ctx context.Context, signature string)
 // access token issued with it. It is a conditional update: of concurrent
 // rotations of one token exactly one succeeds; the others get
 // fosite.ErrInactiveToken (or fosite.ErrNotFound when the token is gone).
-func (s *Store) rotateRefreshToken(ctx context.Context, requestID, signature string) error {
+//
+// accessSignature, when not nil, is the token's access_token_signature as
+// read before (it never changes): on SQLite the update then goes without
+// reading it again.
+func (s *Store) rotateRefreshToken(ctx context.Context, requestID, signature string, accessSignature *string) error {
 	db, err := s.writer(ctx)
 	if err != nil {
 		return err
@@ -624,7 +643,11 @@ func (s *Store) rotateRefreshToken(ctx context.Context, requestID, signature str
 	run := s.runner(db)
 	var accessSignatures []string
 	if s.dialect == DialectSQLite {
-		accessSignatures, err = queryStrings(ctx, run, sqlActiveRefreshAccess, signature, requestID)
+		if accessSignature != nil {
+			accessSignatures = []string{*accessSignature}
+		} else {
+			accessSignatures, err = queryStrings(ctx, run, sqlActiveRefreshAccess, signature, requestID)
+		}
 		if err == nil && len(accessSignatures) > 0 {
 			err = s.execOne(ctx, db, sqlDeactivateRefresh, sqlTime(time.Now()), signature, requestID)
 			if errors.Is(err, sql.ErrNoRows) {

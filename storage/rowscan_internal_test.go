@@ -81,7 +81,7 @@ func TestRowScanMatchesBun(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if err := s.rotateRefreshToken(ctx, "req-1", "rt"); err != nil { // sets first_used_at
+	if err := s.rotateRefreshToken(ctx, "req-1", "rt", nil); err != nil { // sets first_used_at
 		t.Fatal(err)
 	}
 	if err := s.CreateUser(ctx, &User{ID: "user-1", Email: "a@example.org", Name: "A"}); err != nil {
