@@ -207,16 +207,52 @@ func sqlTime(t time.Time) string {
 	return t.UTC().Format("2006-01-02 15:04:05.999999-07:00")
 }
 
-// sqlList is a list as bun stores it: a JSON array in a text column.
+// sqlList is a list as bun stores it: a JSON array in a text column. A
+// list of plain strings (scopes, audiences) is written directly, as
+// encoding/json would write it.
 func sqlList(a []string) (string, error) {
 	if a == nil {
 		return "[]", nil
+	}
+	if plainList(a) {
+		n := 2 + len(a)*3
+		for _, v := range a {
+			n += len(v)
+		}
+		var b strings.Builder
+		b.Grow(n)
+		b.WriteByte('[')
+		for i, v := range a {
+			if i > 0 {
+				b.WriteByte(',')
+			}
+			b.WriteByte('"')
+			b.WriteString(v)
+			b.WriteByte('"')
+		}
+		b.WriteByte(']')
+		return b.String(), nil
 	}
 	b, err := json.Marshal(a)
 	if err != nil {
 		return "", fmt.Errorf("storage: encode list: %w", err)
 	}
 	return string(b), nil
+}
+
+// plainList reports whether encoding/json writes every string of a as it
+// is, between quotes: printable ASCII other than the characters it
+// escapes (" \ < > &).
+func plainList(a []string) bool {
+	for _, v := range a {
+		for i := 0; i < len(v); i++ {
+			switch c := v[i]; {
+			case c < 0x20 || c > 0x7e, c == '"', c == '\\', c == '<', c == '>', c == '&':
+				return false
+			}
+		}
+	}
+	return true
 }
 
 // scanOne scans the first row of rows into dest (a bun model, or a

@@ -47,6 +47,26 @@ func TestParseList(t *testing.T) {
 	}
 }
 
+// sqlList writes every list as encoding/json does (the plain ones without
+// it), so that stored lists read the same by any reader.
+func TestSQLListMatchesJSON(t *testing.T) {
+	lists := [][]string{{}, {""}, {"openid", "offline_access"}, {"https://api.example/x?y=1"}, {"a b", "~!#$%'()*+,-./:;=?@[]^_`{|}"},
+		{"a\"b"}, {`a\b`}, {"<"}, {">"}, {"&"}, {"\x7f"}, {"\t"}, {"é"}, {"\u2028"}, {"ok", "\xff"}}
+	for _, l := range lists {
+		got, err := sqlList(l)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, err := json.Marshal(l)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got != string(want) {
+			t.Errorf("%q: sqlList wrote %s, encoding/json %s", l, got, want)
+		}
+	}
+}
+
 // A token row (and a user) scanned by hand equals the same row scanned
 // by bun, on every token table, with and without the optional columns.
 func TestRowScanMatchesBun(t *testing.T) {
@@ -94,9 +114,14 @@ func TestRowScanMatchesBun(t *testing.T) {
 	compareScans(t, s, tablePKCE, "pkce", &pkceRow{}, &pkceRow{})
 
 	byHand, byBun := &User{}, &User{}
-	scanBoth(t, s, sqlGetUser, "user-1", byHand, byBun)
+	scanBoth(t, s, sqlGetUserSQLite, "user-1", byHand, byBun)
 	if !reflect.DeepEqual(byHand, byBun) {
 		t.Errorf("user scanned by hand:\n%+v\nby bun:\n%+v", byHand, byBun)
+	}
+	plain := &User{}
+	scanBoth(t, s, sqlGetUser, "user-1", byHand, plain)
+	if !reflect.DeepEqual(byHand, plain) {
+		t.Errorf("user scanned by hand:\n%+v\nby bun with the driver's times:\n%+v", byHand, plain)
 	}
 }
 
