@@ -19,18 +19,8 @@ import (
 func TestReadMemo(t *testing.T) {
 	for _, b := range storagetest.Backends(t) {
 		t.Run(b.Name, func(t *testing.T) {
-			s, _ := b.Open(t)
-			ts := s.TokenStore(storage.TokenStoreConfig{})
+			s, ts, req := openWithRequest(t, b)
 			ctx := context.Background()
-			if err := s.CreateClient(ctx, &storage.Client{ID: "app", Public: true, RedirectURIs: []string{"http://127.0.0.1/cb"}, Scopes: []string{"openid"}}); err != nil {
-				t.Fatal(err)
-			}
-			client, err := s.GetClient(ctx, "app")
-			if err != nil {
-				t.Fatal(err)
-			}
-			req := &fosite.Request{ID: "req-1", Client: client, GrantedScope: fosite.Arguments{"openid"},
-				Session: &openid.DefaultSession{Subject: "user-1"}}
 			if err := ts.CreateAuthorizeCodeSession(ctx, "code-1", req); err != nil {
 				t.Fatal(err)
 			}
@@ -91,18 +81,8 @@ func TestReadMemo(t *testing.T) {
 func TestRotateAfterMemoRead(t *testing.T) {
 	for _, b := range storagetest.Backends(t) {
 		t.Run(b.Name, func(t *testing.T) {
-			s, _ := b.Open(t)
-			ts := s.TokenStore(storage.TokenStoreConfig{})
+			_, ts, req := openWithRequest(t, b)
 			ctx := context.Background()
-			if err := s.CreateClient(ctx, &storage.Client{ID: "app", Public: true, RedirectURIs: []string{"http://127.0.0.1/cb"}, Scopes: []string{"openid"}}); err != nil {
-				t.Fatal(err)
-			}
-			client, err := s.GetClient(ctx, "app")
-			if err != nil {
-				t.Fatal(err)
-			}
-			req := &fosite.Request{ID: "req-1", Client: client, GrantedScope: fosite.Arguments{"openid"},
-				Session: &openid.DefaultSession{Subject: "user-1"}}
 			for _, err := range []error{ts.CreateAccessTokenSession(ctx, "at-1", req), ts.CreateRefreshTokenSession(ctx, "rt-1", "at-1", req)} {
 				if err != nil {
 					t.Fatal(err)
@@ -146,4 +126,21 @@ func TestRotateAfterMemoRead(t *testing.T) {
 			}
 		})
 	}
+}
+
+// openWithRequest opens the backend with a client "app" and returns a
+// request of it (id req-1, subject user-1) to store.
+func openWithRequest(t *testing.T, b storagetest.Backend) (*storage.Store, *storage.TokenStore, *fosite.Request) {
+	t.Helper()
+	s, _ := b.Open(t)
+	ctx := context.Background()
+	if err := s.CreateClient(ctx, &storage.Client{ID: "app", Public: true, RedirectURIs: []string{"http://127.0.0.1/cb"}, Scopes: []string{"openid"}}); err != nil {
+		t.Fatal(err)
+	}
+	client, err := s.GetClient(ctx, "app")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s, s.TokenStore(storage.TokenStoreConfig{}), &fosite.Request{ID: "req-1", Client: client,
+		GrantedScope: fosite.Arguments{"openid"}, Session: &openid.DefaultSession{Subject: "user-1"}}
 }
