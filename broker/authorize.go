@@ -452,7 +452,8 @@ func (s *Server) finishAuthorize(w http.ResponseWriter, r *http.Request, ar fosi
 	sess.IDPSubject = bs.IDPSubject
 	sess.DPoPJKT = ar.GetRequestForm().Get("dpop_jkt") // RFC 9449 section 10: binds the code
 
-	unit := s.tokens.WithUnit(ctx)
+	unit, endUnit := s.tokens.WithUnit(ctx)
+	defer endUnit()
 	if ns != nil {
 		if err := s.tokens.Record(unit, func(ctx context.Context) error { return ns.write(ctx, s.sessions) }); err != nil {
 			s.provider.WriteAuthorizeError(ctx, s.withIssuer(w), ar, serverError(err))

@@ -25,7 +25,7 @@ import (
 // (storage.TokenStore, which fosite is handed whole): units of work that
 // apply a request's writes together.
 type tokenStore interface {
-	WithUnit(ctx context.Context) context.Context
+	WithUnit(ctx context.Context) (unit context.Context, end func())
 	Record(ctx context.Context, op func(ctx context.Context) error) error
 	Run(ctx context.Context, fn func(ctx context.Context) error) error
 }

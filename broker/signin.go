@@ -63,7 +63,8 @@ func (s *Server) handleSignIn(w http.ResponseWriter, r *http.Request) {
 func (s *Server) finishSignIn(w http.ResponseWriter, r *http.Request, p *storage.PendingLogin, ns *loginSession) {
 	ctx := r.Context()
 	// In one transaction, as a grant writes its login's session.
-	unit := s.tokens.WithUnit(ctx)
+	unit, endUnit := s.tokens.WithUnit(ctx)
+	defer endUnit()
 	err := s.tokens.Record(unit, func(ctx context.Context) error { return ns.write(ctx, s.sessions) })
 	if err == nil {
 		err = s.tokens.Run(unit, nil)

@@ -58,7 +58,8 @@ func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) {
 	// The request's checks record their writes (the PKCE data they spend)
 	// in the unit, and so does the proof's jti; they land with the grant,
 	// in one transaction.
-	ctx = s.tokens.WithUnit(ctx)
+	ctx, endUnit := s.tokens.WithUnit(ctx)
+	defer endUnit()
 	s.claimProof(ctx)
 	ar, err = s.provider.NewAccessRequest(ctx, r, sess)
 	if err != nil && fosite.ErrorToRFC6749Error(err).CodeField < http.StatusInternalServerError {

@@ -46,6 +46,24 @@ const (
 // tokenQueries are the statements on one token table.
 type tokenQueries struct {
 	insert, selectBySignature, deleteBySignature string
+	// selectBySignatureSQLite selects the times as text (+col has no
+	// declared type): the SQLite driver would otherwise try several
+	// layouts on each before scanRow parses it once.
+	selectBySignatureSQLite string
+}
+
+// textTimes rewrites the time columns of a column list as SQLite
+// expressions that keep their text.
+var textTimes = strings.NewReplacer("requested_at", "+requested_at AS requested_at", "expires_at", "+expires_at AS expires_at",
+	"first_used_at", "+first_used_at AS first_used_at")
+
+// selectBySignature is the query of a token row by signature for s's
+// dialect.
+func (s *Store) selectBySignature(table string) string {
+	if s.dialect == DialectSQLite {
+		return tokenSQL[table].selectBySignatureSQLite
+	}
+	return tokenSQL[table].selectBySignature
 }
 
 // tokenSQL holds each token table's statements (built once: the statement
@@ -62,9 +80,10 @@ var tokenSQL = func() map[string]tokenQueries {
 			selected = codeColumns // a plain insert leaves the parts NULL (codeparts.go)
 		}
 		m[t] = tokenQueries{
-			insert:            "INSERT INTO " + t + " (" + cols + ") VALUES (?" + strings.Repeat(", ?", n-1) + ")",
-			selectBySignature: "SELECT " + selected + " FROM " + t + " WHERE signature = ?",
-			deleteBySignature: "DELETE FROM " + t + " WHERE signature = ?",
+			insert:                  "INSERT INTO " + t + " (" + cols + ") VALUES (?" + strings.Repeat(", ?", n-1) + ")",
+			selectBySignature:       "SELECT " + selected + " FROM " + t + " WHERE signature = ?",
+			selectBySignatureSQLite: "SELECT " + textTimes.Replace(selected) + " FROM " + t + " WHERE signature = ?",
+			deleteBySignature:       "DELETE FROM " + t + " WHERE signature = ?",
 		}
 	}
 	return m
@@ -343,7 +362,7 @@ func loadRow[T any, P tokenRow[T]](ctx context.Context, s *Store, kind, signatur
 		}
 	}
 	db := s.reader(ctx)
-	rows, err := s.runner(db).query(ctx, tokenSQL[row.table()].selectBySignature, signature)
+	rows, err := s.runner(db).query(ctx, s.selectBySignature(row.table()), signature)
 	if err == nil {
 		err = s.scanOne(ctx, rows, row)
 	}
@@ -363,6 +382,21 @@ func loadRow[T any, P tokenRow[T]](ctx context.Context, s *Store, kind, signatur
 }
 
 type readMemoKey struct{}
+
+// readAccessSignature is the access_token_signature of the refresh token
+// row ctx's request read (through the memo), if it read it.
+func readAccessSignature(ctx context.Context, signature string) *string {
+	memo := readMemoFrom(ctx)
+	if memo == nil {
+		return nil
+	}
+	row, ok := memo.get(tableRefresh, signature)
+	if !ok {
+		return nil
+	}
+	sig := row.(*refreshRow).AccessTokenSignature
+	return &sig
+}
 
 // readMemo holds the token rows one request read outside a transaction.
 type readMemo struct {
@@ -616,7 +650,11 @@ func (s *Store) deleteRefreshTokenSession(ctx context.Context, signature string)
 // access token issued with it. It is a conditional update: of concurrent
 // rotations of one token exactly one succeeds; the others get
 // fosite.ErrInactiveToken (or fosite.ErrNotFound when the token is gone).
-func (s *Store) rotateRefreshToken(ctx context.Context, requestID, signature string) error {
+//
+// accessSignature, when not nil, is the token's access_token_signature as
+// read before (it never changes): on SQLite the update then goes without
+// reading it again.
+func (s *Store) rotateRefreshToken(ctx context.Context, requestID, signature string, accessSignature *string) error {
 	db, err := s.writer(ctx)
 	if err != nil {
 		return err
@@ -624,7 +662,11 @@ func (s *Store) rotateRefreshToken(ctx context.Context, requestID, signature str
 	run := s.runner(db)
 	var accessSignatures []string
 	if s.dialect == DialectSQLite {
-		accessSignatures, err = queryStrings(ctx, run, sqlActiveRefreshAccess, signature, requestID)
+		if accessSignature != nil {
+			accessSignatures = []string{*accessSignature}
+		} else {
+			accessSignatures, err = queryStrings(ctx, run, sqlActiveRefreshAccess, signature, requestID)
+		}
 		if err == nil && len(accessSignatures) > 0 {
 			err = s.execOne(ctx, db, sqlDeactivateRefresh, sqlTime(time.Now()), signature, requestID)
 			if errors.Is(err, sql.ErrNoRows) {

@@ -207,10 +207,31 @@ func sqlTime(t time.Time) string {
 	return t.UTC().Format("2006-01-02 15:04:05.999999-07:00")
 }
 
-// sqlList is a list as bun stores it: a JSON array in a text column.
+// sqlList is a list as bun stores it: a JSON array in a text column. A
+// list of plain strings (scopes, audiences) is written directly, as
+// encoding/json would write it.
 func sqlList(a []string) (string, error) {
 	if a == nil {
 		return "[]", nil
+	}
+	if plainList(a) {
+		n := 2 + len(a)*3
+		for _, v := range a {
+			n += len(v)
+		}
+		var b strings.Builder
+		b.Grow(n)
+		b.WriteByte('[')
+		for i, v := range a {
+			if i > 0 {
+				b.WriteByte(',')
+			}
+			b.WriteByte('"')
+			b.WriteString(v)
+			b.WriteByte('"')
+		}
+		b.WriteByte(']')
+		return b.String(), nil
 	}
 	b, err := json.Marshal(a)
 	if err != nil {
@@ -219,7 +240,23 @@ func sqlList(a []string) (string, error) {
 	return string(b), nil
 }
 
-// scanOne scans the first row of rows into dest (a bun model) and closes
+// plainList reports whether encoding/json writes every string of a as it
+// is, between quotes: printable ASCII other than the characters it
+// escapes (" \ < > &).
+func plainList(a []string) bool {
+	for _, v := range a {
+		for i := 0; i < len(v); i++ {
+			switch c := v[i]; {
+			case c < 0x20 || c > 0x7e, c == '"', c == '\\', c == '<', c == '>', c == '&':
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// scanOne scans the first row of rows into dest (a bun model, or a
+// rowScanner) and closes
 // rows; no row is sql.ErrNoRows.
 func (s *Store) scanOne(ctx context.Context, rows *sql.Rows, dest any) error {
 	defer rows.Close()
@@ -229,7 +266,13 @@ func (s *Store) scanOne(ctx context.Context, rows *sql.Rows, dest any) error {
 		}
 		return sql.ErrNoRows
 	}
-	if err := s.db.ScanRow(ctx, rows, dest); err != nil {
+	var err error
+	if r, ok := dest.(rowScanner); ok {
+		err = r.scanRow(rows)
+	} else {
+		err = s.db.ScanRow(ctx, rows, dest)
+	}
+	if err != nil {
 		return err
 	}
 	return rows.Close()

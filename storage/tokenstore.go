@@ -284,7 +284,10 @@ func (t *TokenStore) DeleteRefreshTokenSession(ctx context.Context, sig string) 
 // concurrent rotations of one token exactly one succeeds; the others get
 // fosite.ErrInactiveToken (or fosite.ErrNotFound when the token is gone).
 func (t *TokenStore) RotateRefreshToken(ctx context.Context, requestID, sig string) error {
-	return t.Record(ctx, func(ctx context.Context) error { return t.s.rotateRefreshToken(ctx, requestID, sig) })
+	// The row fosite read before (in this request's memo) gives the
+	// signature of its access token: the write need not read it again.
+	accessSig := readAccessSignature(ctx, sig)
+	return t.Record(ctx, func(ctx context.Context) error { return t.s.rotateRefreshToken(ctx, requestID, sig, accessSig) })
 }
 
 // RevokeRefreshToken deactivates every refresh token of a grant (the

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/ory/fosite"
@@ -22,6 +23,9 @@ type writeBuffer struct {
 	// codes are the authorization codes recorded, by signature, with the
 	// parts recorded after them (see CreateAuthorizeCodeSession).
 	codes map[string]*codeBundle
+	// counted: the unit counts in groupCommit.inFlight (WithUnit) and
+	// has neither arrived at a commit nor ended.
+	counted bool
 }
 
 // codeBundle is an authorization code and the PKCE request and OpenID
@@ -71,8 +75,32 @@ func bufferFrom(ctx context.Context) *writeBuffer {
 // recorded invalidation, which commits only while the code is still
 // unused, is what catches a concurrent use). A unit is for one request,
 // never for a long-lived context.
-func (t *TokenStore) WithUnit(ctx context.Context) context.Context {
-	return context.WithValue(withReadMemo(ctx), writeBufferKey{}, &writeBuffer{})
+//
+// The unit counts as on its way to a commit (other units' commits wait
+// for it briefly, see groupCommit) until Run applies it or end is called:
+// call end (it may be deferred; calling it after Run, or twice, is
+// harmless) once the request is done with the unit, or a request that
+// fails before Run would delay later commits.
+func (t *TokenStore) WithUnit(ctx context.Context) (unit context.Context, end func()) {
+	b := &writeBuffer{}
+	if t.s.dialect == DialectSQLite {
+		t.commits.depart()
+		b.counted = true
+	}
+	return context.WithValue(withReadMemo(ctx), writeBufferKey{}, b), func() {
+		if b.leave() {
+			t.commits.cancel()
+		}
+	}
+}
+
+// leave reports whether the unit was counted in flight, and forgets it.
+func (b *writeBuffer) leave() bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	c := b.counted
+	b.counted = false
+	return c
 }
 
 // Record records op in ctx's unit, to run in the unit's transaction when
@@ -104,6 +132,15 @@ func (t *TokenStore) Run(ctx context.Context, fn func(ctx context.Context) error
 		b = &writeBuffer{}
 		ctx = context.WithValue(ctx, writeBufferKey{}, b)
 	}
+	sqlite := t.s.dialect == DialectSQLite
+	inFlight := b.leave() // counted by WithUnit: apply counts its arrival
+	if inFlight {
+		defer func() {
+			if inFlight { // fn failed or panicked, or the unit wrote nothing
+				t.commits.cancel()
+			}
+		}()
+	}
 	if fn != nil {
 		if err := fn(ctx); err != nil {
 			return lostRace(err)
@@ -115,8 +152,10 @@ func (t *TokenStore) Run(ctx context.Context, fn func(ctx context.Context) error
 	}
 	// The writes run without the unit: they are the real ones.
 	ctx = context.WithValue(ctx, writeBufferKey{}, (*writeBuffer)(nil))
-	if t.s.dialect == DialectSQLite {
-		if err := t.commits.apply(ctx, t.s, ops); err != nil {
+	if sqlite {
+		arriving := inFlight
+		inFlight = false
+		if err := t.commits.apply(ctx, t.s, arriving, ops); err != nil {
 			return t.writeError(ctx, err)
 		}
 		return nil
@@ -258,10 +297,33 @@ func storageError(err error) error {
 // waited behind goroutines busy signing while the connection sat idle.
 // Now the first unit to arrive leads: it commits everything pending,
 // then hands the lead to a unit that arrived meanwhile.
+//
+// A commit costs about as much CPU as the writes of several grants (every
+// page it dirties is written to the log), and requests that sign arrive
+// more slowly than a commit takes: left alone, groups hold one or two
+// units. So, like Postgres's commit_delay with commit_siblings, a leader
+// waits for the units in flight (begun with WithUnit, neither applied nor
+// ended: they are being checked or signed, and about to arrive) and for
+// as many units as the last commit carried (see gather), at most
+// maxGather. A unit alone (nothing in flight, the last commit alone or
+// long ago) commits at once. The wait costs no CPU; the cores go on
+// signing meanwhile.
 type groupCommit struct {
-	mu      sync.Mutex
-	leading bool
-	pending []*pendingWrites
+	mu       sync.Mutex
+	leading  bool
+	pending  []*pendingWrites
+	inFlight int           // units begun and not yet arrived or ended
+	waiting  bool          // a leader is gathering: wake it on a change
+	changed  chan struct{} // wakes the gathering leader (capacity 1)
+	lastSize int           // units in the last commit
+	lastEnd  time.Time     // when it ended
+	// maxGather bounds the leader's wait (0: defaultMaxGather);
+	// recentCommit is how recent the last commit must be for its size to
+	// count (0: defaultRecentCommit).
+	maxGather, recentCommit time.Duration
+
+	// For tests: commits made, units they carried, leaders that waited.
+	commits, units, gathers atomic.Int64
 }
 
 type pendingWrites struct {
@@ -273,11 +335,53 @@ type pendingWrites struct {
 // maxGroup bounds how many units share one commit.
 const maxGroup = 32
 
-func (g *groupCommit) apply(ctx context.Context, store *Store, ops []func(ctx context.Context) error) error {
+// defaultMaxGather bounds how long a leader waits for units in flight:
+// about one RS256 signature on a busy core, a fraction of a grant's time
+// on the wire.
+const defaultMaxGather = time.Millisecond
+
+// defaultRecentCommit: a commit that ended longer ago than this says
+// nothing about the load.
+const defaultRecentCommit = 5 * time.Millisecond
+
+// depart counts a unit that will arrive with writes soon (its fn runs).
+func (g *groupCommit) depart() {
+	g.mu.Lock()
+	g.inFlight++
+	g.mu.Unlock()
+}
+
+// cancel undoes depart for a unit that will not arrive (its fn failed, or
+// it wrote nothing).
+func (g *groupCommit) cancel() {
+	g.mu.Lock()
+	g.inFlight--
+	g.wakeLocked()
+	g.mu.Unlock()
+}
+
+// wakeLocked wakes a gathering leader; g.mu is held.
+func (g *groupCommit) wakeLocked() {
+	if !g.waiting {
+		return
+	}
+	select {
+	case g.changed <- struct{}{}:
+	default: // a wake-up is pending already
+	}
+}
+
+// apply commits ops with other units' and returns their outcome; inFlight
+// says the unit was counted by depart.
+func (g *groupCommit) apply(ctx context.Context, store *Store, inFlight bool, ops []func(ctx context.Context) error) error {
 	p := &pendingWrites{ops: ops, done: make(chan error, 1), lead: make(chan struct{}, 1)}
 	g.mu.Lock()
 	g.pending = append(g.pending, p)
+	if inFlight {
+		g.inFlight--
+	}
 	if g.leading {
+		g.wakeLocked()
 		g.mu.Unlock()
 		select {
 		case err := <-p.done:
@@ -289,8 +393,59 @@ func (g *groupCommit) apply(ctx context.Context, store *Store, ops []func(ctx co
 		g.mu.Unlock()
 	}
 
+	g.gather()
 	g.commitGroup(ctx, store) // p leads, and is pending: it is in the group
 	return <-p.done
+}
+
+// gather waits, as the leader, until every unit in flight has arrived (or
+// given up) and the group is as large as the last one (when that one
+// committed within recentCommit), until the group is full, or until
+// maxGather has passed.
+//
+// The last group's size stands for the requests on their way that no
+// count sees: under load, a goroutine whose request will become a unit
+// often has not run yet (the cores are busy signing), and the unit that
+// arrives first would otherwise commit alone, again and again.
+func (g *groupCommit) gather() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	target := 1
+	recent := g.recentCommit
+	if recent <= 0 {
+		recent = defaultRecentCommit
+	}
+	if g.lastSize > 1 && time.Since(g.lastEnd) < recent {
+		target = g.lastSize
+	}
+	want := func() bool {
+		return (g.inFlight > 0 || len(g.pending) < target) && len(g.pending) < maxGroup
+	}
+	if !want() {
+		return
+	}
+	g.gathers.Add(1)
+	if g.changed == nil {
+		g.changed = make(chan struct{}, 1)
+	}
+	limit := g.maxGather
+	if limit <= 0 {
+		limit = defaultMaxGather
+	}
+	timer := time.NewTimer(limit)
+	defer timer.Stop()
+	g.waiting = true
+	defer func() { g.waiting = false }()
+	for want() {
+		g.mu.Unlock()
+		select {
+		case <-g.changed:
+			g.mu.Lock()
+		case <-timer.C:
+			g.mu.Lock()
+			return
+		}
+	}
 }
 
 // commitGroup commits up to maxGroup pending units' writes, then hands
@@ -301,6 +456,8 @@ func (g *groupCommit) commitGroup(ctx context.Context, store *Store) {
 	group := g.pending[:n:n]
 	g.pending = g.pending[n:]
 	g.mu.Unlock()
+	g.commits.Add(1)
+	g.units.Add(int64(n))
 	fns := make([]func(ctx context.Context) error, len(group))
 	for i, q := range group {
 		fns[i] = func(ctx context.Context) error {
@@ -327,6 +484,7 @@ func (g *groupCommit) commitGroup(ctx context.Context, store *Store) {
 			q.done <- errs[i]
 		}
 		g.mu.Lock()
+		g.lastSize, g.lastEnd = len(group), time.Now()
 		if len(g.pending) > 0 {
 			g.pending[0].lead <- struct{}{}
 		} else {

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/ory/fosite"
 )
@@ -36,7 +37,7 @@ func TestGroupCommit(t *testing.T) {
 					return store.CreateClient(ctx, serviceClient(fmt.Sprintf("c%d-b", i)))
 				},
 			}
-			errs[i] = g.apply(ctx, store, ops)
+			errs[i] = g.apply(ctx, store, false, ops)
 		})
 	}
 	wg.Wait()
@@ -68,7 +69,7 @@ func TestGroupCommitPanic(t *testing.T) {
 				t.Errorf("recovered %v, want the write's panic", r)
 			}
 		}()
-		_ = g.apply(ctx, store, []func(ctx context.Context) error{
+		_ = g.apply(ctx, store, false, []func(ctx context.Context) error{
 			func(ctx context.Context) error {
 				if err := store.CreateClient(ctx, serviceClient("before-panic")); err != nil {
 					return err
@@ -80,7 +81,7 @@ func TestGroupCommitPanic(t *testing.T) {
 	if g.leading {
 		t.Error("the lead is still taken after the panic")
 	}
-	if err := g.apply(ctx, store, []func(ctx context.Context) error{
+	if err := g.apply(ctx, store, false, []func(ctx context.Context) error{
 		func(ctx context.Context) error { return store.CreateClient(ctx, serviceClient("after-panic")) },
 	}); err != nil {
 		t.Fatalf("a grant after the panic: %v", err)
@@ -133,4 +134,118 @@ func TestLostRaceIsInvalidGrant(t *testing.T) {
 // client_credentials one), for tests that need any write.
 func serviceClient(id string) *Client {
 	return &Client{ID: id, SecretHash: []byte("hash"), GrantTypes: []string{"client_credentials"}}
+}
+
+// A leader waits for the units in flight (begun and not yet applied or
+// ended) so that one commit carries them all; units that end without
+// applying (a request refused before Run), whose fn fails or that write
+// nothing stop counting. The wait limit is a minute: only the count can
+// end the wait in time for this test.
+func TestGroupCommitGathersUnitsInFlight(t *testing.T) {
+	store := openSQLiteForTest(t)
+	ts := store.TokenStore(TokenStoreConfig{})
+	ts.commits.maxGather = time.Minute
+	ctx := context.Background()
+	const writers = 5
+	type unit struct {
+		ctx context.Context
+		end func()
+	}
+	var units []unit
+	for range writers + 3 {
+		u, end := ts.WithUnit(ctx)
+		units = append(units, unit{u, end})
+	}
+	errs := make([]error, len(units))
+	var wg sync.WaitGroup
+	for i, u := range units {
+		wg.Go(func() {
+			defer u.end()
+			switch {
+			case i < writers:
+				errs[i] = ts.Run(u.ctx, func(ctx context.Context) error {
+					return ts.Record(ctx, func(ctx context.Context) error {
+						return store.CreateClient(ctx, serviceClient(fmt.Sprintf("c%d", i)))
+					})
+				})
+			case i == writers: // refused before Run: only end
+			case i == writers+1: // fails while signing
+				if err := ts.Run(u.ctx, func(ctx context.Context) error { return fosite.ErrInvalidGrant }); err == nil {
+					errs[i] = errors.New("a failing fn succeeded")
+				}
+			default: // writes nothing
+				errs[i] = ts.Run(u.ctx, func(context.Context) error { return nil })
+			}
+		})
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Errorf("unit %d: %v", i, err)
+		}
+	}
+	g := &ts.commits
+	if c, n := g.commits.Load(), g.units.Load(); c != 1 || n != writers {
+		t.Errorf("%d commits carried %d units, want 1 commit of %d", c, n, writers)
+	}
+	if g.inFlight != 0 || g.leading || len(g.pending) != 0 {
+		t.Errorf("after the units: %d in flight, leading %v, %d pending", g.inFlight, g.leading, len(g.pending))
+	}
+
+	// Right after a group of several, a leader waits for as many (here
+	// in vain: only its wait limit ends the wait).
+	g.maxGather, g.recentCommit = time.Millisecond, time.Minute
+	gathers := g.gathers.Load()
+	u, end := ts.WithUnit(ctx)
+	defer end()
+	if err := ts.Run(u, func(ctx context.Context) error {
+		return ts.Record(ctx, func(ctx context.Context) error { return store.CreateClient(ctx, serviceClient("after")) })
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if n := g.gathers.Load() - gathers; n != 1 {
+		t.Errorf("a unit right after a group of %d waited %d times, want once", writers, n)
+	}
+}
+
+// A unit alone commits at once: no leader waits when nothing else is in
+// flight, including units that ended (twice, or after Run) or panicked,
+// and the last commit carried one unit.
+func TestGroupCommitLoneUnitDoesNotWait(t *testing.T) {
+	store := openSQLiteForTest(t)
+	ts := store.TokenStore(TokenStoreConfig{})
+	ts.commits.maxGather, ts.commits.recentCommit = time.Minute, time.Minute
+	ctx := context.Background()
+
+	_, end := ts.WithUnit(ctx)
+	end()
+	end()
+	func() {
+		u, end := ts.WithUnit(ctx)
+		defer end()
+		defer func() { _ = recover() }()
+		_ = ts.Run(u, func(context.Context) error { panic("boom") })
+	}()
+	for i := range 3 {
+		u, end := ts.WithUnit(ctx)
+		err := ts.Run(u, func(ctx context.Context) error {
+			return ts.Record(ctx, func(ctx context.Context) error {
+				return store.CreateClient(ctx, serviceClient(fmt.Sprintf("lone-%d", i)))
+			})
+		})
+		end()
+		if err != nil {
+			t.Fatalf("unit %d: %v", i, err)
+		}
+	}
+	g := &ts.commits
+	if n := g.gathers.Load(); n != 0 {
+		t.Errorf("leaders waited %d times for units in flight, want never", n)
+	}
+	if c, n := g.commits.Load(), g.units.Load(); c != 3 || n != 3 {
+		t.Errorf("%d commits carried %d units, want 3 of 1", c, n)
+	}
+	if g.inFlight != 0 {
+		t.Errorf("%d units in flight after the last ended", g.inFlight)
+	}
 }

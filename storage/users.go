@@ -15,7 +15,11 @@ const (
 	userColumns = "id, email, email_verified, password_hash, name, given_name, family_name, picture, " +
 		"active, disabled, created_at, updated_at"
 
-	sqlGetUser       = "SELECT " + userColumns + " FROM users WHERE id = ?"
+	sqlGetUser = "SELECT " + userColumns + " FROM users WHERE id = ?"
+	// SQLite: the times as text, parsed once by User.scanRow (see
+	// tokenQueries.selectBySignatureSQLite).
+	sqlGetUserSQLite = "SELECT id, email, email_verified, password_hash, name, given_name, family_name, picture, " +
+		"active, disabled, +created_at AS created_at, +updated_at AS updated_at FROM users WHERE id = ?"
 	sqlGetLinkedUser = "SELECT u.id, u.email, u.email_verified, u.password_hash, u.name, u.given_name, u.family_name, " +
 		"u.picture, u.active, u.disabled, u.created_at, u.updated_at " +
 		"FROM identities i JOIN users u ON u.id = i.user_id WHERE i.connector_id = ? AND i.subject = ?"
@@ -66,8 +70,12 @@ func (s *Store) GetUser(ctx context.Context, id string) (*User, error) {
 	if unstorable(id) {
 		return nil, notFound("user", id)
 	}
+	query := sqlGetUser
+	if s.dialect == DialectSQLite {
+		query = sqlGetUserSQLite
+	}
 	u := new(User)
-	if err := s.queryOne(ctx, s.reader(ctx), u, sqlGetUser, id); err != nil {
+	if err := s.queryOne(ctx, s.reader(ctx), u, query, id); err != nil {
 		if classify(err) == ErrNotFound {
 			return nil, notFound("user", id)
 		}

@@ -524,7 +524,8 @@ func testConcurrentRefreshUnits(t *testing.T, s *storage.Store, ts *storage.Toke
 	must(t, s.CreateClient(c, newClient("app")))
 	f := issueFamily(t, ts, "app", "req-1", "u1")
 	errs := race(concurrency, func(i int) error {
-		unit := ts.WithUnit(c)
+		unit, end := ts.WithUnit(c)
+		defer end()
 		stored, err := ts.GetRefreshTokenSession(unit, f.refresh, openid.NewDefaultSession())
 		if err != nil {
 			return err
@@ -553,7 +554,8 @@ func testConcurrentCodeExchangeUnits(t *testing.T, s *storage.Store, ts *storage
 	must(t, s.CreateClient(c, newClient("app")))
 	f := issueFamily(t, ts, "app", "req-1", "u1")
 	errs := race(concurrency, func(i int) error {
-		unit := ts.WithUnit(c)
+		unit, end := ts.WithUnit(c)
+		defer end()
 		req, err := ts.GetAuthorizeCodeSession(unit, f.code, openid.NewDefaultSession())
 		if err != nil {
 			return err
@@ -592,7 +594,7 @@ func testFailedUnitSpendsNothing(t *testing.T, s *storage.Store, ts *storage.Tok
 	must(t, ts.CreatePKCERequestSession(c, f.code, pkceReq))
 	taken := issueFamily(t, ts, "app", "req-taken", "u1")
 
-	unit := ts.WithUnit(c)
+	unit, end := ts.WithUnit(c)
 	req, err := ts.GetAuthorizeCodeSession(unit, f.code, openid.NewDefaultSession())
 	must(t, err)
 	err = ts.Run(unit, func(ctx context.Context) error {
@@ -611,7 +613,9 @@ func testFailedUnitSpendsNothing(t *testing.T, s *storage.Store, ts *storage.Tok
 	_, err = ts.GetPKCERequestSession(c, f.code, openid.NewDefaultSession())
 	must(t, err)
 
-	unit = ts.WithUnit(c)
+	end()
+	unit, end = ts.WithUnit(c)
+	defer end()
 	stored, err := ts.GetRefreshTokenSession(unit, f.refresh, openid.NewDefaultSession())
 	must(t, err)
 	err = ts.Run(unit, func(ctx context.Context) error {
@@ -625,13 +629,20 @@ func testFailedUnitSpendsNothing(t *testing.T, s *storage.Store, ts *storage.Tok
 	wantErr(t, err, fosite.ErrNotFound)
 
 	// Both redeem once the writes can succeed.
-	must(t, ts.Run(ts.WithUnit(c), func(ctx context.Context) error {
+	must(t, ts.Run(unitOf(t, ts, c), func(ctx context.Context) error {
 		return refresh(ctx, ts, "req-1", f.refresh, "at-new", "rt-new", stored)
 	}))
-	must(t, ts.Run(ts.WithUnit(c), func(ctx context.Context) error {
+	must(t, ts.Run(unitOf(t, ts, c), func(ctx context.Context) error {
 		must(t, ts.DeletePKCERequestSession(ctx, f.code))
 		return ts.InvalidateAuthorizeCodeSession(ctx, f.code)
 	}))
 	_, err = ts.GetPKCERequestSession(c, f.code, openid.NewDefaultSession())
 	wantErr(t, err, fosite.ErrNotFound)
+}
+
+// unitOf is a new unit of ts that is ended when the test ends.
+func unitOf(t *testing.T, ts *storage.TokenStore, c context.Context) context.Context {
+	unit, end := ts.WithUnit(c)
+	t.Cleanup(end)
+	return unit
 }
