@@ -129,7 +129,7 @@ func TestAccountTOTP(t *testing.T) {
 			t.Fatal("the factor went without the second factor")
 		}
 		h.clock.Advance(time.Minute) // past the delays of the wrong attempts
-		again := h.submit("/account", "/account/mfa/recovery", url.Values{"mfa_password": {mfaPassword}, "mfa_code": {codes[0]}})
+		again := h.submit("/account", "/account/mfa/recovery", url.Values{"recovery_password": {mfaPassword}, "recovery_code": {codes[0]}})
 		wantStatus(t, "new recovery codes", again, http.StatusOK)
 		if n := len(recoveryRE.FindAllString(again.body, -1)); n != 10 {
 			t.Fatalf("%d new codes", n)

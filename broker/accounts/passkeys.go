@@ -24,6 +24,7 @@ type passkeyItem struct {
 // passkeyCeremony is what the page that creates a passkey needs.
 type passkeyCeremony struct {
 	Name, Handle, Options, Script string
+	Reauth                        bool // a re-authentication (recoveryByPasskey), not a registration
 }
 
 const dateLayout = "2 Jan 2006 15:04 MST"

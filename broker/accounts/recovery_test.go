@@ -73,7 +73,7 @@ func TestRecoveryCodesWithPasskeys(t *testing.T) {
 			t.Errorf("%d unused recovery codes after the app, want the passkey's %d", n, mfa.RecoveryNum)
 		}
 		// A code shown with the passkey works (here: to make new codes).
-		again := h.submit("/account", "/account/mfa/recovery", url.Values{"mfa_password": {mfaPassword}, "mfa_code": {codes[0]}})
+		again := h.submit("/account", "/account/mfa/recovery", url.Values{"recovery_password": {mfaPassword}, "recovery_code": {codes[0]}})
 		wantStatus(t, "new codes with a passkey's recovery code", again, http.StatusOK)
 	})
 	run("passkey without codes then app", func(t *testing.T, store *storage.Store) {
