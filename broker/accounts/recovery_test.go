@@ -2,10 +2,14 @@ package accounts_test
 
 import (
 	"context"
+	"errors"
+	"html"
 	"net/http"
 	"net/url"
+	"strings"
 	"testing"
 
+	"github.com/bridgekeeper/bridgekeeper/broker/accounts"
 	"github.com/bridgekeeper/bridgekeeper/broker/mfa"
 	"github.com/bridgekeeper/bridgekeeper/broker/passkey"
 	"github.com/bridgekeeper/bridgekeeper/broker/passkey/passkeytest"
@@ -104,4 +108,147 @@ func TestRecoveryCodesWithPasskeys(t *testing.T) {
 			t.Errorf("%d unused recovery codes after removing the app, want %d", n, mfa.RecoveryNum)
 		}
 	})
+}
+
+// recoveryCodesOn returns the recovery codes a page shows.
+func recoveryCodesOn(p response) []string {
+	var codes []string
+	for _, c := range recoveryRE.FindAllStringSubmatch(p.body, -1) {
+		codes = append(codes, c[1])
+	}
+	return codes
+}
+
+// wantMail reads the next n e-mails (sent concurrently, in any order) and
+// checks that one of them is to Ada and says want.
+func (h *harness) wantMail(t *testing.T, n int, want string) {
+	t.Helper()
+	var texts []string
+	for range n {
+		m := h.smtp.Next(t)
+		if m.To[0] == adaEmail && strings.Contains(m.Text, want) {
+			return
+		}
+		texts = append(texts, m.Text)
+	}
+	t.Fatalf("no e-mail says %q: %q", want, texts)
+}
+
+// TestRecoveryCodesPasskeyOnly: a user whose only second factors are
+// passkeys sees on the account page how many recovery codes are unused,
+// and makes new ones after the password and a second factor — a recovery
+// code, or a passkey answer (a ceremony begun only after the password,
+// bound to the user and the browser, used once). The new set replaces the
+// old at once (the old codes are refused), is shown once, each new code
+// works once, and the owner is e-mailed. Without the password, without
+// the second factor, from a stranger's session, from a browser that did
+// not begin the ceremony, or without the CSRF token nothing changes.
+func TestRecoveryCodesPasskeyOnly(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, store *storage.Store) {
+		ctx := context.Background()
+		var pk *passkey.Service
+		h, u, sec := mfaHarness(t, store, false, withPasskeys(t, store, &pk))
+		svc, err := mfa.New(mfa.Config{Store: store, Secret: sec})
+		if err != nil {
+			t.Fatal(err)
+		}
+		p, opts := h.startPasskey(t, "Laptop")
+		key := passkeytest.New(localhost(h.srv.URL), "localhost")
+		first := recoveryCodesOn(h.submitOn(p, "", url.Values{"response": {key.Create(opts, passkeytest.Tamper{})}}))
+		if len(first) != mfa.RecoveryNum {
+			t.Fatalf("a first passkey showed %d recovery codes", len(first))
+		}
+		h.smtp.Next(t) // the notice of the new passkey
+		wantBody(t, "account page of a passkey-only user", h.get("/account"),
+			`id="recovery-status">10 unused recovery codes`, "Make new codes with a passkey", `name="recovery_code"`)
+
+		// No regeneration without the re-authentication.
+		wrongPW := h.submit("/account", "/account/mfa/recovery", url.Values{"recovery_password": {"not the password"}, "recovery_code": {first[0]}})
+		wantStatus(t, "new codes, wrong password", wrongPW, http.StatusBadRequest)
+		noCode := h.submit("/account", "/account/mfa/recovery", url.Values{"recovery_password": {mfaPassword}})
+		wantStatus(t, "new codes, no second factor", noCode, http.StatusUnauthorized)
+		wrongCode := h.submit("/account", "/account/mfa/recovery", url.Values{"recovery_password": {mfaPassword}, "recovery_code": {"aaaaa-aaaaa"}})
+		wantStatus(t, "new codes, wrong recovery code", wrongCode, http.StatusUnauthorized)
+		noPasskeyPW := h.submit("/account", "/account/mfa/recovery/passkey", url.Values{"recovery_password": {"not the password"}})
+		if noPasskeyPW.status == http.StatusOK || strings.Contains(noPasskeyPW.body, "data-options") {
+			t.Fatalf("a wrong password began a passkey re-authentication: %d", noPasskeyPW.status)
+		}
+		// A stranger's session, and a post without the CSRF token.
+		bob := &storage.User{ID: accounts.NewUserID(), Email: "bob@example.com", Name: "Bob", Active: true, EmailVerified: true, PasswordHash: u.PasswordHash}
+		if err := store.CreateUser(ctx, bob); err != nil {
+			t.Fatal(err)
+		}
+		stranger := h.submitFormAs(h.newBrowserSignedIn(bob.ID), "/account", "/account/mfa/recovery", url.Values{"recovery_password": {mfaPassword}, "recovery_code": {first[0]}})
+		if stranger.status == http.StatusOK || len(recoveryCodesOn(stranger)) > 0 {
+			t.Fatalf("a stranger's session made recovery codes: %d", stranger.status)
+		}
+		noCSRF := h.post("/account/mfa/recovery", url.Values{"recovery_password": {mfaPassword}, "recovery_code": {first[0]}}, nil)
+		wantStatus(t, "new codes without the CSRF token", noCSRF, http.StatusForbidden)
+		if n := unusedCodes(t, store, u); n != mfa.RecoveryNum {
+			t.Fatalf("%d unused recovery codes after refused requests, want %d", n, mfa.RecoveryNum)
+		}
+
+		// A recovery code re-authenticates; the new set replaces the old.
+		again := h.submit("/account", "/account/mfa/recovery", url.Values{"recovery_password": {mfaPassword}, "recovery_code": {first[0]}})
+		wantStatus(t, "new codes with a recovery code", again, http.StatusOK)
+		second := recoveryCodesOn(again)
+		if len(second) != mfa.RecoveryNum {
+			t.Fatalf("new codes page shows %d codes:\n%s", len(second), again.body)
+		}
+		h.wantMail(t, 2, "New recovery codes were made")
+		if _, err := svc.Verify(ctx, u, first[1]); !errors.Is(err, mfa.ErrWrongCode) {
+			t.Fatalf("an old recovery code after new ones were made: %v", err)
+		}
+		if _, err := svc.Verify(ctx, u, second[0]); err != nil {
+			t.Fatalf("a new recovery code: %v", err)
+		}
+		if _, err := svc.Verify(ctx, u, second[0]); !errors.Is(err, mfa.ErrWrongCode) {
+			t.Fatalf("a new recovery code twice: %v", err)
+		}
+		wantBody(t, "account page after one code", h.get("/account"), `id="recovery-status">9 unused recovery codes`)
+
+		// A passkey answer re-authenticates, once, in the browser that
+		// began it.
+		ask := h.submit("/account", "/account/mfa/recovery/passkey", url.Values{"recovery_password": {mfaPassword}})
+		wantStatus(t, "new codes with a passkey", ask, http.StatusOK)
+		m := optionsRE.FindStringSubmatch(ask.body)
+		if m == nil {
+			t.Fatalf("no passkey options:\n%s", ask.body)
+		}
+		answer := url.Values{"response": {key.Get(html.UnescapeString(m[1]), passkeytest.Tamper{})}}
+		elsewhere := h.submitFormAs(h.newBrowserSignedIn(u.ID), "/account", "/account/mfa/recovery/passkey/finish",
+			url.Values{"ceremony": {hiddenValue(ask, "ceremony")}, "response": answer["response"]})
+		if elsewhere.status == http.StatusOK || len(recoveryCodesOn(elsewhere)) > 0 {
+			t.Fatalf("another browser used the ceremony: %d", elsewhere.status)
+		}
+		byKey := h.submitOn(ask, "", answer)
+		wantStatus(t, "finish new codes with a passkey", byKey, http.StatusOK)
+		third := recoveryCodesOn(byKey)
+		if len(third) != mfa.RecoveryNum {
+			t.Fatalf("new codes page (passkey) shows %d codes:\n%s", len(third), byKey.body)
+		}
+		h.wantMail(t, 1, "New recovery codes were made")
+		if replay := h.submitOn(ask, "", answer); replay.status == http.StatusOK || len(recoveryCodesOn(replay)) > 0 {
+			t.Fatalf("the passkey answer replayed: %d", replay.status)
+		}
+		if _, err := svc.Verify(ctx, u, second[1]); !errors.Is(err, mfa.ErrWrongCode) {
+			t.Fatalf("a code of the replaced set after the passkey made new ones: %v", err)
+		}
+		if n := unusedCodes(t, store, u); n != mfa.RecoveryNum {
+			t.Fatalf("%d unused recovery codes, want %d", n, mfa.RecoveryNum)
+		}
+		if _, err := svc.Verify(ctx, u, third[0]); err != nil {
+			t.Fatalf("a code made after the passkey: %v", err)
+		}
+	})
+}
+
+// hiddenValue is the value of the hidden input name on a page.
+func hiddenValue(p response, name string) string {
+	for _, m := range hiddenRE.FindAllStringSubmatch(p.body, -1) {
+		if m[1] == name {
+			return html.UnescapeString(m[2])
+		}
+	}
+	return ""
 }
