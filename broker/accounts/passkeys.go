@@ -106,6 +106,16 @@ func (s *Service) finishPasskey(w http.ResponseWriter, r *http.Request) {
 		s.serverError(w, r, "account: finish passkey", err)
 		return
 	}
+	var codes []string
+	if msg == "" && s.cfg.Factors != nil {
+		// A first second factor: the recovery codes that stand in for it
+		// (nil when the user has some, also when a concurrent enrolment
+		// has just made them).
+		if codes, err = s.cfg.Factors.FirstRecoveryCodes(ctx, u.ID); err != nil {
+			s.serverError(w, r, "account: recovery codes", err)
+			return
+		}
+	}
 	p, ok := s.accountPage(w, r, u)
 	if !ok {
 		return
@@ -116,19 +126,14 @@ func (s *Service) finishPasskey(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	p.Notice = "Passkey \"" + f.Name + "\" added: it signs you in without your password."
-	if s.cfg.Factors != nil {
-		// A first second factor: the recovery codes that stand in for it.
-		codes, err := s.cfg.Factors.FirstRecoveryCodes(ctx, u.ID)
-		if err != nil {
-			s.serverError(w, r, "account: recovery codes", err)
-			return
-		}
-		if codes != nil {
-			p.Title = "Passkey added: save your recovery codes"
-			p.MFA = &mfaView{Codes: codes}
-			s.render(w, r, http.StatusOK, "account_mfa", p)
-			return
-		}
+	switch {
+	case codes != nil:
+		p.Title = "Passkey added: save your recovery codes"
+		p.MFA = &mfaView{Codes: codes}
+		s.render(w, r, http.StatusOK, "account_mfa", p)
+		return
+	case p.MFA != nil && p.MFA.Remaining > 0:
+		p.Notice += " Your recovery codes still work."
 	}
 	s.render(w, r, http.StatusOK, "account", p)
 }

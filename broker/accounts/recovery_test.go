@@ -7,7 +7,9 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/bridgekeeper/bridgekeeper/broker/accounts"
 	"github.com/bridgekeeper/bridgekeeper/broker/mfa"
@@ -93,9 +95,11 @@ func TestRecoveryCodesWithPasskeys(t *testing.T) {
 	run("app then passkey", func(t *testing.T, store *storage.Store) {
 		h, u := factorsHarness(t, store)
 		key, _ := h.enrol(t)
-		if done, codes := h.addPasskey(t, "Laptop"); len(codes) != 0 {
+		done, codes := h.addPasskey(t, "Laptop")
+		if len(codes) != 0 {
 			t.Errorf("a passkey after the app showed %d new recovery codes:\n%s", len(codes), done.body)
 		}
+		wantBody(t, "a passkey after the app", done, "Your recovery codes still work.")
 		if n := unusedCodes(t, store, u); n != mfa.RecoveryNum {
 			t.Errorf("%d unused recovery codes after the passkey, want the app's %d", n, mfa.RecoveryNum)
 		}
@@ -271,4 +275,58 @@ func hiddenValue(p response, name string) string {
 		}
 	}
 	return ""
+}
+
+// TestFirstRecoveryCodesTwoTabs: two tabs finish a first second factor at
+// once — one confirms an authenticator app, the other adds a passkey —
+// and exactly one shows recovery codes; the other says that the recovery
+// codes still work, and the codes shown are the ones stored (each works).
+// Before the first set was stored under the user's lock, both could make
+// a set and the one shown first silently stopped working.
+func TestFirstRecoveryCodesTwoTabs(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, store *storage.Store) {
+		ctx := context.Background()
+		var pk *passkey.Service
+		h, u, sec := mfaHarness(t, store, false, withPasskeys(t, store, &pk))
+		svc, err := mfa.New(mfa.Config{Store: store, Secret: sec, Now: h.clock.Now})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for round := range 3 {
+			app := h.submit("/account", "/account/mfa/totp", url.Values{"mfa_password": {mfaPassword}})
+			m := totpSecretRE.FindStringSubmatch(app.body)
+			if m == nil {
+				t.Fatalf("no authenticator key:\n%s", app.body)
+			}
+			key, opts := h.startPasskey(t, "Laptop")
+			answer := passkeytest.New(localhost(h.srv.URL), "localhost").Create(opts, passkeytest.Tamper{})
+			var appDone, keyDone response
+			var wg sync.WaitGroup
+			wg.Go(func() { appDone = h.submitOn(app, "", url.Values{"code": {h.totpCode(m[1], 0)}}) })
+			wg.Go(func() { keyDone = h.submitOn(key, "", url.Values{"response": {answer}}) })
+			wg.Wait()
+			wantStatus(t, "confirm the app", appDone, http.StatusOK)
+			wantStatus(t, "add the passkey", keyDone, http.StatusOK)
+			appCodes, keyCodes := recoveryCodesOn(appDone), recoveryCodesOn(keyDone)
+			shown, other := appCodes, keyDone
+			if len(keyCodes) > 0 {
+				shown, other = keyCodes, appDone
+			}
+			if len(appCodes) > 0 && len(keyCodes) > 0 || len(shown) != mfa.RecoveryNum {
+				t.Fatalf("round %d: the app showed %d recovery codes, the passkey %d; want one set of %d", round, len(appCodes), len(keyCodes), mfa.RecoveryNum)
+			}
+			wantBody(t, "the other tab", other, "Your recovery codes still work.")
+			for _, c := range shown {
+				if _, err := svc.Verify(ctx, u, c); err != nil {
+					t.Fatalf("round %d: a recovery code shown: %v", round, err)
+				}
+			}
+			h.smtp.Next(t) // the notices of the app
+			h.smtp.Next(t) // and of the passkey
+			if _, err := svc.Reset(ctx, u.ID); err != nil {
+				t.Fatal(err)
+			}
+			h.clock.Advance(30 * time.Second)
+		}
+	})
 }
