@@ -230,9 +230,7 @@ func (s *Service) recoveryByPasskey(w http.ResponseWriter, r *http.Request) {
 		s.serverError(w, r, "account: begin passkey re-authentication", err)
 		return
 	}
-	p.Title = "Confirm with a passkey"
-	p.Passkeys = &passkeyView{Ceremony: &passkeyCeremony{Reauth: true, Handle: c.Handle, Options: c.Options, Script: s.cfg.Passkeys.ScriptURL()}}
-	s.render(s.cfg.Passkeys.AllowScript(w), r, http.StatusOK, "account_passkey", p)
+	s.showCeremony(w, r, p, "Confirm with a passkey", c, passkeyCeremony{Reauth: true})
 }
 
 // finishRecoveryByPasskey checks the passkey answer of recoveryByPasskey

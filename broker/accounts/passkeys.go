@@ -78,8 +78,15 @@ func (s *Service) newPasskey(w http.ResponseWriter, r *http.Request) {
 		s.serverError(w, r, "account: begin passkey", err)
 		return
 	}
-	p.Title = "Add a passkey"
-	p.Passkeys = &passkeyView{Ceremony: &passkeyCeremony{Name: name, Handle: c.Handle, Options: c.Options, Script: s.cfg.Passkeys.ScriptURL()}}
+	s.showCeremony(w, r, p, "Add a passkey", c, passkeyCeremony{Name: name})
+}
+
+// showCeremony renders the page that runs the passkey ceremony c (what
+// else it needs in pc), allowed to run the passkey script.
+func (s *Service) showCeremony(w http.ResponseWriter, r *http.Request, p *page, title string, c *passkey.Ceremony, pc passkeyCeremony) {
+	pc.Handle, pc.Options, pc.Script = c.Handle, c.Options, s.cfg.Passkeys.ScriptURL()
+	p.Title = title
+	p.Passkeys = &passkeyView{Ceremony: &pc}
 	s.render(s.cfg.Passkeys.AllowScript(w), r, http.StatusOK, "account_passkey", p)
 }
 
