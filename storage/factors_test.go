@@ -137,10 +137,7 @@ func TestFirstRecoveryCodes(t *testing.T) {
 		t.Run(b.Name, func(t *testing.T) {
 			ctx := context.Background()
 			s, _ := b.Open(t)
-			u := &storage.User{ID: "u_ada", Email: "ada@example.com", Active: true}
-			if err := s.InTx(ctx, func(ctx context.Context) error { return s.CreateUser(ctx, u) }); err != nil {
-				t.Fatal(err)
-			}
+			u := storagetest.CreateUser(t, s, "u_ada", "ada@example.com")
 			if _, err := s.FirstRecoveryCodes(ctx, "u_nobody", []string{"h"}); !errors.Is(err, storage.ErrNotFound) {
 				t.Fatalf("codes of no user: %v", err)
 			}

@@ -51,10 +51,7 @@ func TestFirstRecoveryCodesConcurrent(t *testing.T) {
 		t.Run(b.Name, func(t *testing.T) {
 			ctx := context.Background()
 			s, _ := b.Open(t)
-			u := &storage.User{ID: "u_ada", Email: "ada@example.com", Active: true}
-			if err := s.InTx(ctx, func(ctx context.Context) error { return s.CreateUser(ctx, u) }); err != nil {
-				t.Fatal(err)
-			}
+			u := storagetest.CreateUser(t, s, "u_ada", "ada@example.com")
 			f := &storage.SecondFactor{ID: "f_key", UserID: u.ID, Kind: storage.FactorPasskey, Name: "Laptop", CredentialID: "cred", Confirmed: true}
 			if err := s.AddSecondFactor(ctx, f); err != nil {
 				t.Fatal(err)
