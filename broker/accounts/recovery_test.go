@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -16,6 +17,7 @@ import (
 	"github.com/bridgekeeper/bridgekeeper/broker/passkey"
 	"github.com/bridgekeeper/bridgekeeper/broker/passkey/passkeytest"
 	"github.com/bridgekeeper/bridgekeeper/storage"
+	"github.com/bridgekeeper/bridgekeeper/storage/storagetest"
 )
 
 // factorsHarness is the account pages with authenticator apps and
@@ -277,17 +279,43 @@ func hiddenValue(p response, name string) string {
 	return ""
 }
 
+// meetingStore holds the callers of UnusedRecoveryCodes at the meeting
+// in meet, while there is one: two requests that check for recovery codes
+// and then write them both check before either writes, every run.
+type meetingStore struct {
+	*storage.Store
+	meet *atomic.Pointer[storagetest.Meeting]
+}
+
+func (m meetingStore) UnusedRecoveryCodes(ctx context.Context, userID string) (int, error) {
+	if meet := m.meet.Load(); meet != nil {
+		meet.Arrive()
+	}
+	return m.Store.UnusedRecoveryCodes(ctx, userID)
+}
+
 // TestFirstRecoveryCodesTwoTabs: two tabs finish a first second factor at
 // once — one confirms an authenticator app, the other adds a passkey —
 // and exactly one shows recovery codes; the other says that the recovery
 // codes still work, and the codes shown are the ones stored (each works).
-// Before the first set was stored under the user's lock, both could make
-// a set and the one shown first silently stopped working.
+// The store makes both requests read before either writes. It failed
+// before the first set was stored under the user's lock: both made a set,
+// and the one shown first silently stopped working.
 func TestFirstRecoveryCodesTwoTabs(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, store *storage.Store) {
 		ctx := context.Background()
-		var pk *passkey.Service
-		h, u, sec := mfaHarness(t, store, false, withPasskeys(t, store, &pk))
+		var (
+			pk   *passkey.Service
+			h    *harness
+			meet atomic.Pointer[storagetest.Meeting]
+		)
+		h, u, sec := mfaHarness(t, store, false, withPasskeys(t, store, &pk), func(c *accounts.Config) {
+			f, err := mfa.New(mfa.Config{Store: meetingStore{store, &meet}, Secret: testSecret(t), Now: func() time.Time { return h.clock.Now() }})
+			if err != nil {
+				t.Fatal(err)
+			}
+			c.Factors = f
+		})
 		svc, err := mfa.New(mfa.Config{Store: store, Secret: sec, Now: h.clock.Now})
 		if err != nil {
 			t.Fatal(err)
@@ -302,9 +330,18 @@ func TestFirstRecoveryCodesTwoTabs(t *testing.T) {
 			answer := passkeytest.New(localhost(h.srv.URL), "localhost").Create(opts, passkeytest.Tamper{})
 			var appDone, keyDone response
 			var wg sync.WaitGroup
-			wg.Go(func() { appDone = h.submitOn(app, "", url.Values{"code": {h.totpCode(m[1], 0)}}) })
-			wg.Go(func() { keyDone = h.submitOn(key, "", url.Values{"response": {answer}}) })
+			tabs := storagetest.NewMeeting(2)
+			meet.Store(tabs)
+			wg.Go(func() {
+				defer tabs.Leave()
+				appDone = h.submitOn(app, "", url.Values{"code": {h.totpCode(m[1], 0)}})
+			})
+			wg.Go(func() {
+				defer tabs.Leave()
+				keyDone = h.submitOn(key, "", url.Values{"response": {answer}})
+			})
 			wg.Wait()
+			meet.Store(nil)
 			wantStatus(t, "confirm the app", appDone, http.StatusOK)
 			wantStatus(t, "add the passkey", keyDone, http.StatusOK)
 			appCodes, keyCodes := recoveryCodesOn(appDone), recoveryCodesOn(keyDone)

@@ -11,28 +11,16 @@ import (
 	"github.com/bridgekeeper/bridgekeeper/storage/storagetest"
 )
 
-// meetingStore holds every caller of UnusedRecoveryCodes until n have
-// come (while armed): concurrent first enrolments that check for codes
-// and then write them all see "none" before any writes, the worst
-// interleaving, every run.
+// meetingStore holds every caller of UnusedRecoveryCodes at a meeting:
+// concurrent first enrolments that check for codes and then write them
+// all see "none" before any writes, the worst interleaving, every run.
 type meetingStore struct {
 	*storage.Store
-	mu      sync.Mutex
-	arrived *sync.Cond
-	armed   bool
-	n, seen int
+	meet *storagetest.Meeting
 }
 
-func (m *meetingStore) UnusedRecoveryCodes(ctx context.Context, userID string) (int, error) {
-	m.mu.Lock()
-	if m.armed {
-		m.seen++
-		m.arrived.Broadcast()
-		for m.seen < m.n {
-			m.arrived.Wait()
-		}
-	}
-	m.mu.Unlock()
+func (m meetingStore) UnusedRecoveryCodes(ctx context.Context, userID string) (int, error) {
+	m.meet.Arrive()
 	return m.Store.UnusedRecoveryCodes(ctx, userID)
 }
 
@@ -57,9 +45,8 @@ func TestFirstRecoveryCodesConcurrent(t *testing.T) {
 				t.Fatal(err)
 			}
 			const tabs = 4
-			ms := &meetingStore{Store: s, armed: true, n: tabs}
-			ms.arrived = sync.NewCond(&ms.mu)
-			svc, err := mfa.New(mfa.Config{Store: ms, Secret: sec})
+			meet := storagetest.NewMeeting(tabs)
+			svc, err := mfa.New(mfa.Config{Store: meetingStore{s, meet}, Secret: sec})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -71,6 +58,7 @@ func TestFirstRecoveryCodesConcurrent(t *testing.T) {
 			for range tabs {
 				wg.Go(func() {
 					codes, err := svc.FirstRecoveryCodes(ctx, u.ID)
+					meet.Leave()
 					mu.Lock()
 					defer mu.Unlock()
 					if err != nil {
@@ -82,9 +70,6 @@ func TestFirstRecoveryCodesConcurrent(t *testing.T) {
 				})
 			}
 			wg.Wait()
-			ms.mu.Lock()
-			ms.armed = false
-			ms.mu.Unlock()
 			if len(sets) != 1 {
 				t.Fatalf("%d concurrent first enrolments made %d sets of recovery codes, want 1", tabs, len(sets))
 			}
