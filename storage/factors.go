@@ -242,6 +242,34 @@ func (s *Store) ReplaceRecoveryCodes(ctx context.Context, userID string, hashes 
 	})
 }
 
+// FirstRecoveryCodes stores the hashes as the user's recovery codes when
+// the user has no unused one, and reports whether it did. The check and
+// the insert run under the user's lock (lockUser), so of concurrent first
+// enrolments (two tabs confirming an app and adding a passkey) exactly one
+// set is stored: a second set never silently replaces the one a page has
+// just shown. ErrNotFound when there is no such user.
+func (s *Store) FirstRecoveryCodes(ctx context.Context, userID string, hashes []string) (bool, error) {
+	stored := false
+	err := s.InTx(ctx, func(ctx context.Context) error {
+		if err := s.lockUser(ctx, userID); err != nil {
+			return err
+		}
+		n, err := s.UnusedRecoveryCodes(ctx, userID)
+		if err != nil || n > 0 {
+			return err
+		}
+		if err := s.ReplaceRecoveryCodes(ctx, userID, hashes); err != nil {
+			return err
+		}
+		stored = true
+		return nil
+	})
+	if err != nil {
+		return false, err
+	}
+	return stored, nil
+}
+
 // UseRecoveryCode marks the user's unused recovery code whose hash is
 // given as used, in one statement: of concurrent uses exactly one
 // succeeds. ErrNotFound for an unknown or used code.

@@ -3,6 +3,7 @@ package storage_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -123,6 +124,60 @@ func TestSecondFactors(t *testing.T) {
 			}
 			if _, err := s.GetLoginStep(ctx, "l2"); !errors.Is(err, storage.ErrNotFound) {
 				t.Fatalf("an expired login step: %v", err)
+			}
+		})
+	}
+}
+
+// TestFirstRecoveryCodes: the first set of recovery codes is stored once:
+// of concurrent first enrolments exactly one stores its set, a user with
+// unused codes keeps them, and one whose codes are all used gets a new set.
+func TestFirstRecoveryCodes(t *testing.T) {
+	for _, b := range storagetest.Backends(t) {
+		t.Run(b.Name, func(t *testing.T) {
+			ctx := context.Background()
+			s, _ := b.Open(t)
+			u := storagetest.CreateUser(t, s, "u_ada", "ada@example.com")
+			if _, err := s.FirstRecoveryCodes(ctx, "u_nobody", []string{"h"}); !errors.Is(err, storage.ErrNotFound) {
+				t.Fatalf("codes of no user: %v", err)
+			}
+			var (
+				mu   sync.Mutex
+				wg   sync.WaitGroup
+				wins []string
+			)
+			for i := range 8 {
+				wg.Go(func() {
+					set := []string{fmt.Sprintf("a%d", i), fmt.Sprintf("b%d", i)}
+					ok, err := s.FirstRecoveryCodes(ctx, u.ID, set)
+					mu.Lock()
+					defer mu.Unlock()
+					if err != nil {
+						t.Error(err)
+					}
+					if ok {
+						wins = append(wins, set[0])
+					}
+				})
+			}
+			wg.Wait()
+			if len(wins) != 1 {
+				t.Fatalf("%d concurrent first sets stored, want 1", len(wins))
+			}
+			if n, err := s.UnusedRecoveryCodes(ctx, u.ID); err != nil || n != 2 {
+				t.Fatalf("%d unused codes (%v), want the winner's 2", n, err)
+			}
+			if err := s.UseRecoveryCode(ctx, u.ID, wins[0]); err != nil {
+				t.Fatalf("the winning set's code: %v", err)
+			}
+			if ok, err := s.FirstRecoveryCodes(ctx, u.ID, []string{"c"}); err != nil || ok {
+				t.Fatalf("a set replaced one with an unused code: %v %v", ok, err)
+			}
+			if err := s.UseRecoveryCode(ctx, u.ID, "b"+wins[0][1:]); err != nil {
+				t.Fatal(err)
+			}
+			if ok, err := s.FirstRecoveryCodes(ctx, u.ID, []string{"c"}); err != nil || !ok {
+				t.Fatalf("no new set when every code is used: %v %v", ok, err)
 			}
 		})
 	}

@@ -14,6 +14,8 @@ import (
 // mfaView is the two-step verification part of the account pages.
 type mfaView struct {
 	Enabled   bool         // the user has a confirmed authenticator
+	Factors   bool         // the user has a confirmed second factor of any kind: the recovery codes section
+	Passkey   bool         // the user has a passkey that can re-authenticate (passkeys on)
 	FactorID  string       // the authenticator being enrolled, or the one to remove
 	Remaining int          // unused recovery codes
 	Secret    string       // the key of an enrolment, as text
@@ -32,6 +34,10 @@ func (s *Service) factorRoutes(post func(path string, h http.HandlerFunc, f form
 	post("/account/mfa/totp/confirm", s.confirmTOTP, form{"account_mfa", "Set up two-step verification"})
 	post("/account/mfa/totp/remove", s.removeTOTP, f)
 	post("/account/mfa/recovery", s.newRecoveryCodes, f)
+	if s.cfg.Passkeys != nil {
+		post("/account/mfa/recovery/passkey", s.recoveryByPasskey, f)
+		post("/account/mfa/recovery/passkey/finish", s.finishRecoveryByPasskey, f)
+	}
 }
 
 // mfaView fills in the account page's two-step verification part of u.
@@ -43,13 +49,16 @@ func (s *Service) mfaView(ctx context.Context, u *storage.User) (*mfaView, error
 	if err != nil {
 		return nil, err
 	}
-	v := &mfaView{}
+	v := &mfaView{Factors: len(fs) > 0}
 	for _, f := range fs {
-		if f.Kind == storage.FactorTOTP {
+		switch f.Kind {
+		case storage.FactorTOTP:
 			v.Enabled, v.FactorID = true, f.ID
+		case storage.FactorPasskey:
+			v.Passkey = s.cfg.Passkeys != nil
 		}
 	}
-	if v.Enabled {
+	if v.Factors {
 		if v.Remaining, err = s.cfg.Factors.UnusedRecoveryCodes(ctx, u.ID); err != nil {
 			return nil, err
 		}
@@ -167,7 +176,7 @@ func (s *Service) confirmTOTP(w http.ResponseWriter, r *http.Request) {
 func (s *Service) removeTOTP(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	u, p := s.accountForm(w, r)
-	if p == nil || !s.secondFactorReauth(w, r, p, u) {
+	if p == nil || !s.appEnabled(w, r, p) || !s.secondFactorReauth(w, r, p, u, appReauth) {
 		return
 	}
 	if err := s.cfg.Factors.RemoveFactor(ctx, u.ID, p.MFA.FactorID); err != nil && !errors.Is(err, mfa.ErrNoFactor) {
@@ -187,40 +196,129 @@ func (s *Service) removeTOTP(w http.ResponseWriter, r *http.Request) {
 	s.render(w, r, http.StatusOK, "account", p)
 }
 
-// newRecoveryCodes replaces the recovery codes: the current password and
-// a code first.
+// newRecoveryCodes replaces the recovery codes of a user with any second
+// factor: the current password and a code (from the app, or a recovery
+// code) first; recoveryByPasskey is the same with a passkey.
 func (s *Service) newRecoveryCodes(w http.ResponseWriter, r *http.Request) {
 	u, p := s.accountForm(w, r)
-	if p == nil || !s.secondFactorReauth(w, r, p, u) {
+	if p == nil || !s.hasFactors(w, r, p) || !s.secondFactorReauth(w, r, p, u, recoveryReauth) {
 		return
 	}
+	s.showNewRecoveryCodes(w, r, p, u)
+}
+
+// recoveryByPasskey checks the current password of the recovery codes
+// form (one attempt under the login limits) and then asks for one of the
+// user's passkeys: a ceremony bound to the user and this browser, begun
+// only after the password, so that its answer (finishRecoveryByPasskey)
+// completes the same re-authentication as a code does.
+func (s *Service) recoveryByPasskey(w http.ResponseWriter, r *http.Request) {
+	u, p := s.accountForm(w, r)
+	if p == nil || !s.hasFactors(w, r, p) {
+		return
+	}
+	if !p.MFA.Passkey {
+		p.Error = "You have no passkey. Enter a code from your authenticator app, or a recovery code."
+		s.render(w, r, http.StatusBadRequest, "account", p)
+		return
+	}
+	if !s.checkPassword(w, r, p, u, recoveryReauth.password, "account", false) {
+		return
+	}
+	c, err := s.cfg.Passkeys.BeginReauth(r.Context(), w, r, u)
+	if err != nil {
+		s.serverError(w, r, "account: begin passkey re-authentication", err)
+		return
+	}
+	s.showCeremony(w, r, p, "Confirm with a passkey", c, passkeyCeremony{Reauth: true})
+}
+
+// finishRecoveryByPasskey checks the passkey answer of recoveryByPasskey
+// (another attempt under the login limits; both cleared when it is
+// right) and replaces the recovery codes.
+func (s *Service) finishRecoveryByPasskey(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	u, p := s.accountForm(w, r)
+	if p == nil || !s.hasFactors(w, r, p) || !s.allowAttempt(w, r, u) {
+		return
+	}
+	err := s.cfg.Passkeys.FinishReauth(ctx, r, u, r.PostFormValue("ceremony"), r.PostFormValue("response"))
+	switch {
+	case errors.Is(err, passkey.ErrExpired):
+		p.Error = "The passkey request expired or was used already. Start again: your password, then your passkey."
+		s.render(w, r, http.StatusBadRequest, "account", p)
+		return
+	case errors.Is(err, passkey.ErrUnknown), errors.Is(err, passkey.ErrInvalid), errors.Is(err, passkey.ErrCounter):
+		s.log.InfoContext(ctx, "accounts: passkey re-authentication refused", "user", u.ID, "err", err)
+		p.Error = "The passkey could not be verified, or it is not one of yours. Start again: your password, then your passkey."
+		s.render(w, r, http.StatusUnauthorized, "account", p)
+		return
+	case err != nil:
+		s.serverError(w, r, "account: passkey re-authentication", err)
+		return
+	}
+	s.attemptSucceeded(ctx, u, r)
+	s.showNewRecoveryCodes(w, r, p, u)
+}
+
+// showNewRecoveryCodes replaces u's recovery codes (the old ones stop
+// working at once; the owner is e-mailed) and shows the new ones once.
+func (s *Service) showNewRecoveryCodes(w http.ResponseWriter, r *http.Request, p *page, u *storage.User) {
 	codes, err := s.cfg.Factors.NewRecoveryCodes(r.Context(), u.ID)
 	if err != nil {
 		s.serverError(w, r, "account: new recovery codes", err)
 		return
 	}
+	s.log.InfoContext(r.Context(), "accounts: new recovery codes", "user", u.ID)
 	p.Title = "Your new recovery codes"
-	p.MFA = &mfaView{Enabled: true, Codes: codes}
+	p.MFA = &mfaView{Enabled: p.MFA.Enabled, Factors: true, Codes: codes}
 	s.render(w, r, http.StatusOK, "account_mfa", p)
 }
 
-// secondFactorReauth checks the current password (mfa_password) and a
-// second-factor code (mfa_code) of u, posted together: one attempt under
-// the login limits, cleared only when both are right. It answers the request itself when it
-// returns false.
-func (s *Service) secondFactorReauth(w http.ResponseWriter, r *http.Request, p *page, u *storage.User) bool {
+// appEnabled answers the request itself (and returns false) when the
+// user has no authenticator app.
+func (s *Service) appEnabled(w http.ResponseWriter, r *http.Request, p *page) bool {
 	if !p.MFA.Enabled {
 		p.Error = "Two-step verification is not on."
 		s.render(w, r, http.StatusBadRequest, "account", p)
-		return false
 	}
+	return p.MFA.Enabled
+}
+
+// hasFactors answers the request itself (and returns false) when the
+// user has no second factor, hence no recovery codes.
+func (s *Service) hasFactors(w http.ResponseWriter, r *http.Request, p *page) bool {
+	if !p.MFA.Factors {
+		p.Error = "You have no second factor, so no recovery codes: add an authenticator app or a passkey first."
+		s.render(w, r, http.StatusBadRequest, "account", p)
+	}
+	return p.MFA.Factors
+}
+
+// reauthFields names the inputs of a form that re-authenticates with the
+// current password and a second-factor code.
+type reauthFields struct{ password, code string }
+
+var (
+	appReauth      = reauthFields{"mfa_password", "mfa_code"}
+	recoveryReauth = reauthFields{"recovery_password", "recovery_code"}
+)
+
+// secondFactorReauth checks the current password and a second-factor code
+// (of the app, or a recovery code) of u, posted together in the inputs f:
+// one attempt under the login limits, cleared only when both are right.
+// It answers the request itself when it returns false.
+func (s *Service) secondFactorReauth(w http.ResponseWriter, r *http.Request, p *page, u *storage.User, f reauthFields) bool {
 	// One form, one attempt: checkPassword counted it.
-	if !s.checkPassword(w, r, p, u, "mfa_password", "account", false) {
+	if !s.checkPassword(w, r, p, u, f.password, "account", false) {
 		return false
 	}
-	_, err := s.cfg.Factors.Verify(r.Context(), u, r.PostFormValue("mfa_code"))
+	_, err := s.cfg.Factors.Verify(r.Context(), u, r.PostFormValue(f.code))
 	if errors.Is(err, mfa.ErrWrongCode) || errors.Is(err, mfa.ErrNoFactor) {
-		p.Error, p.ErrorField = "That code is not correct, or it was used already. Enter the current code from your authenticator app, or a recovery code.", "mfa_code"
+		p.Error, p.ErrorField = "That code is not correct, or it was used already. Enter the current code from your authenticator app, or a recovery code.", f.code
+		if !p.MFA.Enabled {
+			p.Error = "That recovery code is not correct, or it was used already."
+		}
 		s.render(w, r, http.StatusUnauthorized, "account", p)
 		return false
 	}

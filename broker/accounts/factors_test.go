@@ -26,14 +26,21 @@ var (
 	recoveryRE   = regexp.MustCompile(`<code>([a-z0-9]{5}-[a-z0-9]{5})</code>`)
 )
 
-// mfaHarness is the account pages with second factors (and what more
-// adds), and a signed-in user with a password.
-func mfaHarness(t *testing.T, store *storage.Store, reset bool, more ...func(*accounts.Config)) (*harness, *storage.User, *secret.System) {
+// testSecret is the system secret of the second-factor tests.
+func testSecret(t *testing.T) *secret.System {
 	t.Helper()
 	sec, err := secret.Parse("MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=")
 	if err != nil {
 		t.Fatal(err)
 	}
+	return sec
+}
+
+// mfaHarness is the account pages with second factors (and what more
+// adds), and a signed-in user with a password.
+func mfaHarness(t *testing.T, store *storage.Store, reset bool, more ...func(*accounts.Config)) (*harness, *storage.User, *secret.System) {
+	t.Helper()
+	sec := testSecret(t)
 	var h *harness
 	h = newHarness(t, store, func(c *accounts.Config) {
 		f, err := mfa.New(mfa.Config{Store: store, Secret: sec, Now: func() time.Time { return h.clock.Now() }})
@@ -129,7 +136,7 @@ func TestAccountTOTP(t *testing.T) {
 			t.Fatal("the factor went without the second factor")
 		}
 		h.clock.Advance(time.Minute) // past the delays of the wrong attempts
-		again := h.submit("/account", "/account/mfa/recovery", url.Values{"mfa_password": {mfaPassword}, "mfa_code": {codes[0]}})
+		again := h.submit("/account", "/account/mfa/recovery", url.Values{"recovery_password": {mfaPassword}, "recovery_code": {codes[0]}})
 		wantStatus(t, "new recovery codes", again, http.StatusOK)
 		if n := len(recoveryRE.FindAllString(again.body, -1)); n != 10 {
 			t.Fatalf("%d new codes", n)

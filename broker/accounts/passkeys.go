@@ -24,6 +24,7 @@ type passkeyItem struct {
 // passkeyCeremony is what the page that creates a passkey needs.
 type passkeyCeremony struct {
 	Name, Handle, Options, Script string
+	Reauth                        bool // a re-authentication (recoveryByPasskey), not a registration
 }
 
 const dateLayout = "2 Jan 2006 15:04 MST"
@@ -77,8 +78,15 @@ func (s *Service) newPasskey(w http.ResponseWriter, r *http.Request) {
 		s.serverError(w, r, "account: begin passkey", err)
 		return
 	}
-	p.Title = "Add a passkey"
-	p.Passkeys = &passkeyView{Ceremony: &passkeyCeremony{Name: name, Handle: c.Handle, Options: c.Options, Script: s.cfg.Passkeys.ScriptURL()}}
+	s.showCeremony(w, r, p, "Add a passkey", c, passkeyCeremony{Name: name})
+}
+
+// showCeremony renders the page that runs the passkey ceremony c (what
+// else it needs in pc), allowed to run the passkey script.
+func (s *Service) showCeremony(w http.ResponseWriter, r *http.Request, p *page, title string, c *passkey.Ceremony, pc passkeyCeremony) {
+	pc.Handle, pc.Options, pc.Script = c.Handle, c.Options, s.cfg.Passkeys.ScriptURL()
+	p.Title = title
+	p.Passkeys = &passkeyView{Ceremony: &pc}
 	s.render(s.cfg.Passkeys.AllowScript(w), r, http.StatusOK, "account_passkey", p)
 }
 
@@ -105,6 +113,16 @@ func (s *Service) finishPasskey(w http.ResponseWriter, r *http.Request) {
 		s.serverError(w, r, "account: finish passkey", err)
 		return
 	}
+	var codes []string
+	if msg == "" && s.cfg.Factors != nil {
+		// A first second factor: the recovery codes that stand in for it
+		// (nil when the user has some, also when a concurrent enrolment
+		// has just made them).
+		if codes, err = s.cfg.Factors.FirstRecoveryCodes(ctx, u.ID); err != nil {
+			s.serverError(w, r, "account: recovery codes", err)
+			return
+		}
+	}
 	p, ok := s.accountPage(w, r, u)
 	if !ok {
 		return
@@ -115,19 +133,14 @@ func (s *Service) finishPasskey(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	p.Notice = "Passkey \"" + f.Name + "\" added: it signs you in without your password."
-	if s.cfg.Factors != nil {
-		// A first second factor: the recovery codes that stand in for it.
-		codes, err := s.cfg.Factors.FirstRecoveryCodes(ctx, u.ID)
-		if err != nil {
-			s.serverError(w, r, "account: recovery codes", err)
-			return
-		}
-		if codes != nil {
-			p.Title = "Passkey added: save your recovery codes"
-			p.MFA = &mfaView{Codes: codes}
-			s.render(w, r, http.StatusOK, "account_mfa", p)
-			return
-		}
+	switch {
+	case codes != nil:
+		p.Title = "Passkey added: save your recovery codes"
+		p.MFA = &mfaView{Codes: codes}
+		s.render(w, r, http.StatusOK, "account_mfa", p)
+		return
+	case p.MFA != nil && p.MFA.Remaining > 0:
+		p.Notice += " Your recovery codes still work."
 	}
 	s.render(w, r, http.StatusOK, "account", p)
 }

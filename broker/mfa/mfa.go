@@ -79,6 +79,7 @@ type Store interface {
 	DeleteSecondFactor(ctx context.Context, userID, id string) error
 	DeleteSecondFactors(ctx context.Context, userID string) (int, error)
 	ReplaceRecoveryCodes(ctx context.Context, userID string, hashes []string) error
+	FirstRecoveryCodes(ctx context.Context, userID string, hashes []string) (bool, error)
 	UseRecoveryCode(ctx context.Context, userID, hash string) error
 	UnusedRecoveryCodes(ctx context.Context, userID string) (int, error)
 }
@@ -278,15 +279,26 @@ func (s *Service) ConfirmTOTP(ctx context.Context, u *storage.User, id, code str
 // once); nil when the user has codes already or no factor. Whatever
 // second factor comes first — authenticator app or passkey — its
 // enrolment shows the codes that stand in for it when it is lost.
+//
+// Of concurrent first enrolments (two tabs) exactly one stores its set
+// (storage's FirstRecoveryCodes); the others get nil, and their pages say
+// that the recovery codes still work. Showing the winning set on both
+// pages is impossible (only hashes are kept), and a second set must not
+// replace the first: the codes the other tab showed, which the user may
+// have written down already, would silently stop working.
 func (s *Service) FirstRecoveryCodes(ctx context.Context, userID string) ([]string, error) {
 	if ok, err := s.HasFactor(ctx, userID, ""); err != nil || !ok {
 		return nil, err
 	}
-	n, err := s.UnusedRecoveryCodes(ctx, userID)
-	if err != nil || n > 0 {
-		return nil, err
+	codes, hashes := s.makeRecoveryCodes(userID)
+	stored, err := s.store.FirstRecoveryCodes(ctx, userID, hashes)
+	if err != nil {
+		return nil, fmt.Errorf("mfa: %w", err)
 	}
-	return s.newRecoveryCodes(ctx, userID)
+	if !stored {
+		return nil, nil
+	}
+	return codes, nil
 }
 
 // Verify checks code as a second factor of u: a current TOTP code of a
@@ -468,17 +480,24 @@ func (s *Service) UnusedRecoveryCodes(ctx context.Context, userID string) (int, 
 const recoveryLen = 10
 
 func (s *Service) newRecoveryCodes(ctx context.Context, userID string) ([]string, error) {
-	codes := make([]string, RecoveryNum)
-	hashes := make([]string, RecoveryNum)
+	codes, hashes := s.makeRecoveryCodes(userID)
+	if err := s.store.ReplaceRecoveryCodes(ctx, userID, hashes); err != nil {
+		return nil, fmt.Errorf("mfa: %w", err)
+	}
+	return codes, nil
+}
+
+// makeRecoveryCodes makes a set of recovery codes of the user: the codes
+// as shown (xxxxx-xxxxx) and the hashes stored.
+func (s *Service) makeRecoveryCodes(userID string) (codes, hashes []string) {
+	codes = make([]string, RecoveryNum)
+	hashes = make([]string, RecoveryNum)
 	for i := range codes {
 		c := strings.ToLower(rand.Text()[:recoveryLen])
 		codes[i] = c[:5] + "-" + c[5:]
 		hashes[i] = s.hashRecovery(userID, c)
 	}
-	if err := s.store.ReplaceRecoveryCodes(ctx, userID, hashes); err != nil {
-		return nil, fmt.Errorf("mfa: %w", err)
-	}
-	return codes, nil
+	return codes, hashes
 }
 
 func (s *Service) hashRecovery(userID, code string) string {

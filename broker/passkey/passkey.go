@@ -41,6 +41,9 @@ import (
 const (
 	PurposeRegister = "register"
 	PurposeLogin    = "login"
+	// PurposeReauth: a signed-in user proves a passkey of theirs again
+	// before a change of their second factors (the account pages).
+	PurposeReauth = "reauth"
 )
 
 // Events of Config.Notify (the framework's factor notices).
@@ -366,11 +369,55 @@ func (s *Service) FinishLogin(ctx context.Context, r *http.Request, handle strin
 	if err != nil {
 		return nil, err
 	}
+	return s.use(ctx, c, a, s.load(ctx))
+}
+
+// BeginReauth starts a ceremony in which the signed-in user u proves a
+// passkey of theirs again (user verification required), bound to u and
+// to this browser: the account pages' re-authentication before a change
+// of the second factors.
+func (s *Service) BeginReauth(ctx context.Context, w http.ResponseWriter, r *http.Request, u *storage.User) (*Ceremony, error) {
+	assertion, sd, err := s.wa.BeginDiscoverableLogin(webauthn.WithUserVerification(protocol.VerificationRequired))
+	if err != nil {
+		return nil, fmt.Errorf("passkey: begin re-authentication: %w", err)
+	}
+	return s.put(ctx, w, r, PurposeReauth, u.ID, sd, assertion)
+}
+
+// FinishReauth verifies the answer (the browser's JSON) to u's
+// re-authentication ceremony handle and records the passkey's use. A
+// ceremony begun for another user is ErrExpired, a passkey of another
+// account ErrUnknown; else the errors of FinishLogin.
+func (s *Service) FinishReauth(ctx context.Context, r *http.Request, u *storage.User, handle, response string) error {
+	c, err := s.take(ctx, r, handle, PurposeReauth)
+	if err != nil {
+		return err
+	}
+	if c.UserID != u.ID {
+		return ErrExpired
+	}
+	a, err := ParseAssertion(response)
+	if err != nil {
+		return err
+	}
+	load := s.load(ctx)
+	_, err = s.use(ctx, c, a, func(credID, userHandle string) (*stored, error) {
+		if userHandle != u.ID {
+			return nil, fmt.Errorf("passkey of another user: %w", storage.ErrNotFound)
+		}
+		return load(credID, userHandle)
+	})
+	return err
+}
+
+// use verifies the answer a to the ceremony c against the passkey load
+// returns and records the passkey's use (new sign counter, flags).
+func (s *Service) use(ctx context.Context, c *storage.WebAuthnCeremony, a *Assertion, load func(credID, userHandle string) (*stored, error)) (*Result, error) {
 	sd, err := sessionOf(c)
 	if err != nil {
 		return nil, err
 	}
-	k, cred, err := s.verify(ctx, sd, a, s.load(ctx))
+	k, cred, err := s.verify(ctx, sd, a, load)
 	if err != nil {
 		return nil, err
 	}

@@ -229,3 +229,14 @@ func LockWaiters(t testing.TB, s *storage.Store, substr string) int {
 	}
 	return n
 }
+
+// CreateUser stores an active user id with the e-mail address email.
+func CreateUser(t testing.TB, s *storage.Store, id, email string) *storage.User {
+	t.Helper()
+	ctx := context.Background()
+	u := &storage.User{ID: id, Email: email, Active: true}
+	if err := s.InTx(ctx, func(ctx context.Context) error { return s.CreateUser(ctx, u) }); err != nil {
+		t.Fatal(err)
+	}
+	return u
+}

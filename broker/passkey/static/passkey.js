@@ -2,6 +2,7 @@
 // broker's pages render, and posts the answer back as JSON in the form.
 //   form[data-passkey="register"]: the account page's "Create passkey".
 //   form[data-passkey="login"]:    the login page's "Sign in with a passkey",
+//                                  the account page's "Make new codes with a passkey",
 //                                  and the e-mail field's autofill
 //                                  (conditional mediation) where offered
 //                                  and the form has data-conditional.
