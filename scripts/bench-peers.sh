@@ -11,8 +11,12 @@
 #
 # Bridgekeeper runs on SQLite (a WAL file, every token recorded); Dex on its
 # memory storage and on its sqlite3 storage. The three servers are measured
-# in turn, scenario by scenario (BENCH_ROUNDS times), so each comparison is
-# made within a minute on the same machine. Without a Dex binary (DEX, or
+# in turn, scenario by scenario, in short runs (BENCH_ROUNDS rounds of
+# BENCH_DURATION each), so each comparison is made within seconds on the
+# same machine; the last row of each scenario is the median of the
+# rounds' ratios (a shared VM's speed drifts by a third within a minute,
+# more than the gaps measured). The server's CPU time per response is
+# measured by loadgen (--server-pid) over each run alone. Without a Dex binary (DEX, or
 # dex on PATH) it says so and exits 0; build one from
 # github.com/dexidp/dex outside this repository (CGO_ENABLED=1 for sqlite3):
 #
@@ -28,8 +32,8 @@
 # BENCH_BRIDGEKEEPER may name a bridgekeeper binary to measure instead of
 # this tree's (another build, for a before/after beside the same Dex).
 #
-# Environment: DEX, DEX_CLIENT_CREDENTIALS, BENCH_BRIDGEKEEPER, BENCH_DURATION (10s), BENCH_CONCURRENCY (8),
-# BENCH_ROUNDS (1), BENCH_ALGORITHMS ("RS256 ES256"; ES256 runs
+# Environment: DEX, DEX_CLIENT_CREDENTIALS, BENCH_BRIDGEKEEPER, BENCH_DURATION (5s), BENCH_CONCURRENCY (8),
+# BENCH_ROUNDS (5), BENCH_ALGORITHMS ("RS256 ES256"; ES256 runs
 # client_credentials only), BENCH_PORT (18480; it uses three ports from it).
 set -eu
 
@@ -41,9 +45,9 @@ fi
 dex_cc=${DEX_CLIENT_CREDENTIALS:-$dex}
 # Dex's master has client_credentials behind this flag (ignored by 2.45).
 export DEX_CLIENT_CREDENTIAL_GRANT_ENABLED_BY_DEFAULT=true
-duration=${BENCH_DURATION:-10s}
+duration=${BENCH_DURATION:-5s}
 concurrency=${BENCH_CONCURRENCY:-8}
-rounds=${BENCH_ROUNDS:-1}
+rounds=${BENCH_ROUNDS:-5}
 algorithms=${BENCH_ALGORITHMS:-RS256 ES256}
 port=${BENCH_PORT:-18480}
 
@@ -107,11 +111,10 @@ ready() { # url: waits up to 30 s for its discovery document
 	done
 }
 
-cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
-
 # rate server scenario: one loadgen run; prints req/s, p50, p99, errors
-# and the server's CPU time per request in µs (user + system), or "- - - -
-# -" when the server is down or the run failed.
+# and the server's CPU time per request in µs (user + system, measured by
+# loadgen over the run itself, set-up excluded), or "- - - - -" when the
+# server is down or the run failed.
 rate() {
 	eval "up=\$up_$1"
 	if [ "$up" != yes ]; then
@@ -119,15 +122,9 @@ rate() {
 		return
 	fi
 	case $1 in
-	bk) pid=$bk_pid ;;
-	dexmem) pid=$dm_pid ;;
-	dexsql) pid=$ds_pid ;;
-	esac
-	t0=$(cpu_ticks "$pid")
-	case $1 in
-	bk) args="--target http://127.0.0.1:$port --dsn sqlite:$tmp/bk-$alg.db --bridgekeeper $tmp/bridgekeeper" ;;
-	dexmem) args="--target http://127.0.0.1:$((port + 1))/dex --token-url http://127.0.0.1:$((port + 1))/dex/token" ;;
-	dexsql) args="--target http://127.0.0.1:$((port + 2))/dex --token-url http://127.0.0.1:$((port + 2))/dex/token" ;;
+	bk) args="--target http://127.0.0.1:$port --dsn sqlite:$tmp/bk-$alg.db --bridgekeeper $tmp/bridgekeeper --server-pid $bk_pid" ;;
+	dexmem) args="--target http://127.0.0.1:$((port + 1))/dex --token-url http://127.0.0.1:$((port + 1))/dex/token --server-pid $dm_pid" ;;
+	dexsql) args="--target http://127.0.0.1:$((port + 2))/dex --token-url http://127.0.0.1:$((port + 2))/dex/token --server-pid $ds_pid" ;;
 	esac
 	case $1 in
 	dex*) args="$args --cc-client-id bench --cc-client-secret $client_secret --client-id bench --client-secret $client_secret
@@ -141,10 +138,14 @@ rate() {
 		echo "- - - - -"
 		return
 	fi
-	t1=$(cpu_ticks "$pid")
-	awk -F'|' -v ticks=$((t1 - t0)) -v hz="$(getconf CLK_TCK)" 'NR > 2 && NF > 8 {
-		for (i = 3; i <= 8; i++) gsub(/ |ms/, "", $i)
-		printf "%s %s %s %s %.0f\n", $5, $6, $8, $4, ticks * 1e6 / hz / $3 }' "$tmp/run.md" | head -1
+	awk -F'|' 'NR > 2 && NF > 9 {
+		for (i = 3; i <= 10; i++) gsub(/ |ms/, "", $i)
+		printf "%s %s %s %s %s\n", $5, $6, $8, $4, $10 }' "$tmp/run.md" | head -1
+}
+
+# median: the median of the numbers on standard input ("—" for none).
+median() {
+	sort -g | awk '{ v[NR] = $1 } END { if (NR == 0) print "—"; else if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
 }
 
 # start_dex binary: a Dex on memory storage and one on sqlite3.
@@ -187,6 +188,7 @@ for alg in $algorithms; do
 		bin=$dex
 		[ "$s" = client_credentials ] && bin=$dex_cc
 		start_dex "$bin"
+		: >"$tmp/ratios"
 		r=1
 		while [ $r -le "$rounds" ]; do
 			set -- $(rate bk "$s") $(rate dexmem "$s") $(rate dexsql "$s")
@@ -203,8 +205,16 @@ for alg in $algorithms; do
 				function ratio(a, b) { return b == "-" ? "—" : sprintf("%.2f×", a / b) }
 				BEGIN { printf "| %s%s | %d | **%s** | %s | %s | **%s** | %s | %s |\n", s, e, r, cell(bk, b50, b99, bc),
 					cell(dm, m50, m99, mc), cell(ds, s50, s99, sc), ratio(bk, dm), ratio(bk, ds), ratio(bc, mc) }'
+			echo "$1 $6 ${11} $5 ${10}" >>"$tmp/ratios"
 			r=$((r + 1))
 		done
+		# The medians of the rounds' ratios (runs that failed left out).
+		m_dm=$(awk '$1 != "-" && $2 != "-" { print $1 / $2 }' "$tmp/ratios" | median)
+		m_ds=$(awk '$1 != "-" && $3 != "-" { print $1 / $3 }' "$tmp/ratios" | median)
+		m_cpu=$(awk '$4 != "-" && $5 != "-" { print $4 / $5 }' "$tmp/ratios" | median)
+		LC_ALL=C awk -v s="$s" -v a="$m_dm" -v b="$m_ds" -v c="$m_cpu" \
+			'function x(v) { return v == "—" ? v : sprintf("%.2f×", v) }
+			BEGIN { printf "| %s | median | | | | **%s** | %s | %s |\n", s, x(a), x(b), x(c) }'
 		rss_dex="$rss_dex $s: Dex memory $(rss $dm_pid), sqlite3 $(rss $ds_pid);"
 		for p in $dex_pids; do kill -9 "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done
 	done

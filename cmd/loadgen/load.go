@@ -33,6 +33,10 @@ type result struct {
 	latencies []time.Duration // successful requests
 	errors    int
 	firstErrs []string
+	// serverCPU is the server's CPU time over the run (with --server-pid),
+	// shared by the run's operations; -1: not measured.
+	serverCPU time.Duration
+	requests  int // every operation's requests in the run
 }
 
 func (r result) rate() float64 {
@@ -266,6 +270,10 @@ func (d *driver) load(ctx context.Context, prepare func(context.Context, *worker
 		}
 	}
 	recs := make([][]recorder, len(workers))
+	cpu0, err := d.serverCPU()
+	if err != nil {
+		return nil, err
+	}
 	runCtx, cancel := context.WithTimeout(ctx, d.o.duration)
 	defer cancel()
 	start := time.Now()
@@ -287,9 +295,22 @@ func (d *driver) load(ctx context.Context, prepare func(context.Context, *worker
 	}
 	wg.Wait()
 	elapsed := time.Since(start)
+	cpu1, err := d.serverCPU()
+	if err != nil {
+		return nil, err
+	}
+	requests := 0
+	for i := range workers {
+		for j := range ops {
+			requests += len(recs[i][j].latencies) + recs[i][j].errors
+		}
+	}
 	out := make([]result, len(ops))
 	for j, o := range ops {
-		r := result{name: o.name, duration: elapsed}
+		r := result{name: o.name, duration: elapsed, serverCPU: -1, requests: requests}
+		if d.o.serverPID != 0 {
+			r.serverCPU = cpu1 - cpu0
+		}
 		for i := range workers {
 			r.latencies = append(r.latencies, recs[i][j].latencies...)
 			r.errors += recs[i][j].errors
@@ -304,13 +325,31 @@ func (d *driver) load(ctx context.Context, prepare func(context.Context, *worker
 	return out, nil
 }
 
+// serverCPU is the CPU time of the server named by --server-pid so far
+// (0 without one).
+func (d *driver) serverCPU() (time.Duration, error) {
+	if d.o.serverPID == 0 {
+		return 0, nil
+	}
+	return processCPU(d.o.serverPID)
+}
+
+// cpuPerRequest is the server's CPU time per request of the run, in µs
+// ("-" when not measured).
+func (r result) cpuPerRequest() string {
+	if r.serverCPU < 0 || r.requests == 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%.0f", float64(r.serverCPU.Microseconds())/float64(r.requests))
+}
+
 func report(w io.Writer, format string, results []result) error {
 	ms := func(d time.Duration) string { return fmt.Sprintf("%.2f ms", float64(d.Microseconds())/1000) }
 	if format == "markdown" {
-		fmt.Fprintln(w, "| operation | requests | errors | req/s | p50 | p90 | p99 | max |")
-		fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|")
+		fmt.Fprintln(w, "| operation | requests | errors | req/s | p50 | p90 | p99 | max | server CPU µs/req |")
+		fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|---|")
 	} else {
-		fmt.Fprintf(w, "%-42s %9s %7s %10s %10s %10s %10s %10s\n", "operation", "requests", "errors", "req/s", "p50", "p90", "p99", "max")
+		fmt.Fprintf(w, "%-42s %9s %7s %10s %10s %10s %10s %10s %12s\n", "operation", "requests", "errors", "req/s", "p50", "p90", "p99", "max", "cpu µs/req")
 	}
 	for _, r := range results {
 		n := len(r.latencies) + r.errors
@@ -319,11 +358,11 @@ func report(w io.Writer, format string, results []result) error {
 			maxL = r.latencies[len(r.latencies)-1]
 		}
 		if format == "markdown" {
-			fmt.Fprintf(w, "| %s | %d | %d | %.0f | %s | %s | %s | %s |\n", r.name, n, r.errors, r.rate(),
-				ms(r.percentile(.5)), ms(r.percentile(.9)), ms(r.percentile(.99)), ms(maxL))
+			fmt.Fprintf(w, "| %s | %d | %d | %.0f | %s | %s | %s | %s | %s |\n", r.name, n, r.errors, r.rate(),
+				ms(r.percentile(.5)), ms(r.percentile(.9)), ms(r.percentile(.99)), ms(maxL), r.cpuPerRequest())
 		} else {
-			fmt.Fprintf(w, "%-42s %9d %7d %10.1f %10s %10s %10s %10s\n", r.name, n, r.errors, r.rate(),
-				ms(r.percentile(.5)), ms(r.percentile(.9)), ms(r.percentile(.99)), ms(maxL))
+			fmt.Fprintf(w, "%-42s %9d %7d %10.1f %10s %10s %10s %10s %12s\n", r.name, n, r.errors, r.rate(),
+				ms(r.percentile(.5)), ms(r.percentile(.9)), ms(r.percentile(.99)), ms(maxL), r.cpuPerRequest())
 		}
 		for _, e := range r.firstErrs {
 			fmt.Fprintf(w, "    error: %s\n", e)

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -156,5 +158,53 @@ func TestPasswordGrantChainsPerWorker(t *testing.T) {
 	if _, err := parseFlags([]string{"--target", srv.URL, "--scenarios", "refresh", "--password-grant",
 		"--dsn", "sqlite:x.db"}, &bytes.Buffer{}); err == nil {
 		t.Error("--password-grant with --dsn (Bridgekeeper has no password grant) accepted")
+	}
+}
+
+func TestParseStatCPU(t *testing.T) {
+	// The command name may hold spaces and parentheses.
+	cpu, err := parseStatCPU("4242 (a (weird) name) S 1 4242 4242 0 -1 4194560 900 0 0 0 150 37 0 0 20 0 9 0 100 0 0\n")
+	if err != nil || cpu != 1870*time.Millisecond {
+		t.Errorf("got %v, %v; want 1.87s (150 + 37 ticks)", cpu, err)
+	}
+	for _, bad := range []string{"", "4242 no parens S 1", "4242 (x) S 1 2 3", "4242 (x) S 1 4242 4242 0 -1 4194560 900 0 0 0 -5 37 0"} {
+		if _, err := parseStatCPU(bad); err == nil {
+			t.Errorf("%q accepted", bad)
+		}
+	}
+}
+
+// --server-pid reports the server's CPU time per request over the
+// measured run: a server that burns a fixed CPU time per request is
+// reported at about that cost.
+func TestServerCPUPerRequest(t *testing.T) {
+	if _, err := processCPU(os.Getpid()); err != nil {
+		t.Skipf("no /proc here: %v", err)
+	}
+	const perRequest = 2 * time.Millisecond
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		for start := time.Now(); time.Since(start) < perRequest; { // busy: CPU time, not sleep
+		}
+		w.Write([]byte(`{"keys":[]}`))
+	}))
+	defer srv.Close()
+	var out, errOut bytes.Buffer
+	err := run(context.Background(), []string{"--target", srv.URL, "--scenarios", "jwks", "--concurrency", "1",
+		"--duration", "500ms", "--server-pid", strconv.Itoa(os.Getpid()), "--format", "markdown"}, &out, &errOut)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, errOut.String())
+	}
+	cells := strings.Split(strings.Split(out.String(), "\n")[2], "|")
+	if len(cells) < 11 {
+		t.Fatalf("report:\n%s", out.String())
+	}
+	us, err := strconv.Atoi(strings.TrimSpace(cells[9]))
+	// The test process is the server and the client: at least the
+	// server's busy loop, at most a few times it (10 ms ticks).
+	if err != nil || us < 1500 || us > 20000 {
+		t.Errorf("server CPU per request %q µs, want about %v:\n%s", cells[9], perRequest, out.String())
+	}
+	if _, err := parseFlags([]string{"--target", srv.URL, "--server-pid", "999999999"}, &bytes.Buffer{}); err == nil {
+		t.Error("--server-pid of no process accepted")
 	}
 }

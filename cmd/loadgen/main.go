@@ -51,6 +51,7 @@ type options struct {
 	bridgekeeper  string
 	format        string
 	wait          time.Duration
+	serverPID     int // 0: the server's CPU time is not measured
 }
 
 func main() {
@@ -143,6 +144,7 @@ Flags:
 	fs.StringVar(&o.bridgekeeper, "bridgekeeper", "bridgekeeper", "bridgekeeper binary used by --dsn")
 	fs.StringVar(&o.format, "format", "text", "output: text or markdown")
 	fs.DurationVar(&o.wait, "wait", 0, "wait up to this long for the target's discovery document first")
+	fs.IntVar(&o.serverPID, "server-pid", 0, "process id of the server on this machine (Linux): report its CPU time (user + system)\nper request over each measured run, set-up excluded")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
@@ -156,6 +158,11 @@ Flags:
 	o.target = strings.TrimRight(o.target, "/")
 	if o.tokenURL == "" {
 		o.tokenURL = o.target + flow.PathToken
+	}
+	if o.serverPID != 0 {
+		if _, err := processCPU(o.serverPID); err != nil {
+			errs = append(errs, fmt.Errorf("--server-pid %d: %w", o.serverPID, err))
+		}
 	}
 	if o.concurrency < 1 || o.concurrency > 1024 {
 		errs = append(errs, fmt.Errorf("--concurrency %d: want 1 to 1024", o.concurrency))
