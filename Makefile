@@ -96,7 +96,8 @@ FUZZ_TARGETS ?= ./broker/:FuzzSecondStepForm ./broker/:FuzzPasskeyForms ./broker
 	./broker/:FuzzTokenRequest ./broker/:FuzzAuthorizeQuery \
 	./rp/:FuzzVerify ./rp/:FuzzScanPayload \
 	./plugins/internal/wire/:FuzzIdentityReply ./plugins/internal/wire/:FuzzErrorReply \
-	./internal/password/:FuzzDecode ./internal/dpop/:FuzzVerify ./internal/dpop/:FuzzDecodeClaims
+	./internal/password/:FuzzDecode ./internal/dpop/:FuzzVerify ./internal/dpop/:FuzzDecodeClaims \
+	./broker/:FuzzSessionRead
 fuzz-long:
 	@set -e; for t in $(FUZZ_TARGETS); do \
 		pkg=$${t%%:*}; fn=$${t##*:}; \
