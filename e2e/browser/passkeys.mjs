@@ -86,6 +86,9 @@ await check('password sign-in, then add a passkey on the account page', async ()
   await a.page.getByRole('button', { name: 'Add a passkey' }).click();
   await a.page.locator('#passkey-create').click();
   await a.page.getByText('Passkey "Laptop" added').waitFor({ timeout: 20000 });
+  // The first second factor comes with recovery codes, shown once.
+  assert.equal(await a.page.locator('#recovery-codes li').count(), 10, 'ten recovery codes shown with the first passkey');
+  await a.page.getByRole('link', { name: 'Back to your account' }).click();
   await a.page.locator('#passkey-list').getByText('never used').waitFor();
   const { credentials } = await a.cdp.send('WebAuthn.getCredentials', { authenticatorId: a.authenticatorId });
   assert.equal(credentials.length, 1, 'one credential on the authenticator');
