@@ -11,7 +11,7 @@ RACE ?= $(shell command -v gcc >/dev/null 2>&1 && echo -race)
 
 CMDS := bridgekeeper connector-oidc connector-facebook fakeidp example-api
 
-.PHONY: all build run test test-go wasm-build test-browser bench bench-load bench-peers bench-wrk fuzz-passkey test-resilience fuzz-long lint fmt clean npm-deps generate
+.PHONY: all build run test test-go wasm-build test-browser bench bench-load bench-peers bench-ab bench-wrk fuzz-passkey test-resilience fuzz-long lint fmt clean npm-deps generate
 
 all: build
 
@@ -75,6 +75,10 @@ bench-peers:
 
 # client_credentials (beside its signing floor), JWKS and discovery driven
 # by wrk, a lighter load generator (needs the wrk package).
+# Two builds alternately against each other: make bench-ab A=/path/to/old/bridgekeeper
+bench-ab:
+	A="$(A)" B="$(B)" ./scripts/bench-ab.sh
+
 bench-wrk:
 	./scripts/bench-wrk.sh
 
