@@ -95,6 +95,20 @@ func (r *sessionReader) member(i int) (name []byte, ok bool, err error) {
 	return name, true, nil
 }
 
+// eachMember reads the members of an object whose "{" was read, handing
+// each one's name to read, which reads its value.
+func (r *sessionReader) eachMember(read func(name []byte) error) error {
+	for i := 0; ; i++ {
+		name, ok, err := r.member(i)
+		if err != nil || !ok {
+			return err
+		}
+		if err := read(name); err != nil {
+			return err
+		}
+	}
+}
+
 // rawString returns the next string token, quotes included.
 func (r *sessionReader) rawString() ([]byte, bool, error) {
 	if r.peek() != '"' {
@@ -210,15 +224,10 @@ func (r *sessionReader) claimsMap(p *map[string]any) error {
 
 // members reads the members of an object whose "{" was read into m.
 func (r *sessionReader) members(m map[string]any) error {
-	for i := 0; ; i++ {
-		name, ok, err := r.member(i)
-		if err != nil || !ok {
-			return err
-		}
-		if m[string(name)], err = r.value(); err != nil {
-			return err
-		}
-	}
+	return r.eachMember(func(name []byte) (err error) {
+		m[string(name)], err = r.value()
+		return err
+	})
 }
 
 // value reads any JSON value as encoding/json reads it into an any.
@@ -273,29 +282,21 @@ func (r *sessionReader) session(s *session) error {
 	if !r.lit("{") {
 		return errNotFast
 	}
-	for i := 0; ; i++ {
-		name, ok, err := r.member(i)
-		if err != nil || !ok {
-			return err
-		}
+	return r.eachMember(func(name []byte) error {
 		switch string(name) {
 		case "oidc":
-			err = r.defaultSession(&s.DefaultSession)
+			return r.defaultSession(&s.DefaultSession)
 		case "client_id":
-			err = r.strInto(&s.ClientID)
+			return r.strInto(&s.ClientID)
 		case "idp_sub":
-			err = r.strInto(&s.IDPSubject)
+			return r.strInto(&s.IDPSubject)
 		case "dpop_jkt":
-			err = r.strInto(&s.DPoPJKT)
+			return r.strInto(&s.DPoPJKT)
 		case "cnf_jkt":
-			err = r.strInto(&s.AccessJKT)
-		default:
-			err = errNotFast
+			return r.strInto(&s.AccessJKT)
 		}
-		if err != nil {
-			return err
-		}
-	}
+		return errNotFast
+	})
 }
 
 // open starts reading an object into *p as encoding/json does into a
@@ -320,29 +321,21 @@ func (r *sessionReader) defaultSession(p **openid.DefaultSession) error {
 	if done {
 		return err
 	}
-	for i := 0; ; i++ {
-		name, ok, err := r.member(i)
-		if err != nil || !ok {
-			return err
-		}
+	return r.eachMember(func(name []byte) error {
 		switch string(name) {
 		case "id_token_claims":
-			err = r.idTokenClaims(&d.Claims)
+			return r.idTokenClaims(&d.Claims)
 		case "headers":
-			err = r.headers(&d.Headers)
+			return r.headers(&d.Headers)
 		case "expires_at":
-			err = r.expiries(&d.ExpiresAt)
+			return r.expiries(&d.ExpiresAt)
 		case "username":
-			err = r.strInto(&d.Username)
+			return r.strInto(&d.Username)
 		case "subject":
-			err = r.strInto(&d.Subject)
-		default:
-			err = errNotFast
+			return r.strInto(&d.Subject)
 		}
-		if err != nil {
-			return err
-		}
-	}
+		return errNotFast
+	})
 }
 
 func (r *sessionReader) headers(p **jwt.Headers) error {
@@ -350,18 +343,12 @@ func (r *sessionReader) headers(p **jwt.Headers) error {
 	if done {
 		return err
 	}
-	for i := 0; ; i++ {
-		name, ok, err := r.member(i)
-		if err != nil || !ok {
-			return err
-		}
+	return r.eachMember(func(name []byte) error {
 		if string(name) != "extra" {
 			return errNotFast
 		}
-		if err := r.claimsMap(&h.Extra); err != nil {
-			return err
-		}
-	}
+		return r.claimsMap(&h.Extra)
+	})
 }
 
 // expiries reads the expiry times by token type: null is nil, an object's
@@ -377,17 +364,14 @@ func (r *sessionReader) expiries(p *map[fosite.TokenType]time.Time) error {
 	if *p == nil {
 		*p = make(map[fosite.TokenType]time.Time)
 	}
-	for i := 0; ; i++ {
-		name, ok, err := r.member(i)
-		if err != nil || !ok {
-			return err
-		}
+	return r.eachMember(func(name []byte) error {
 		var t time.Time
 		if err := r.timeInto(&t); err != nil {
 			return err
 		}
 		(*p)[fosite.TokenType(name)] = t
-	}
+		return nil
+	})
 }
 
 func (r *sessionReader) idTokenClaims(p **jwt.IDTokenClaims) error {
@@ -395,45 +379,37 @@ func (r *sessionReader) idTokenClaims(p **jwt.IDTokenClaims) error {
 	if done {
 		return err
 	}
-	for i := 0; ; i++ {
-		name, ok, err := r.member(i)
-		if err != nil || !ok {
-			return err
-		}
+	return r.eachMember(func(name []byte) error {
 		switch string(name) {
 		case "jti":
-			err = r.strInto(&c.JTI)
+			return r.strInto(&c.JTI)
 		case "iss":
-			err = r.strInto(&c.Issuer)
+			return r.strInto(&c.Issuer)
 		case "sub":
-			err = r.strInto(&c.Subject)
+			return r.strInto(&c.Subject)
 		case "aud":
-			err = r.strs(&c.Audience)
+			return r.strs(&c.Audience)
 		case "nonce":
-			err = r.strInto(&c.Nonce)
+			return r.strInto(&c.Nonce)
 		case "exp":
-			err = r.timeInto(&c.ExpiresAt)
+			return r.timeInto(&c.ExpiresAt)
 		case "iat":
-			err = r.timeInto(&c.IssuedAt)
+			return r.timeInto(&c.IssuedAt)
 		case "rat":
-			err = r.timeInto(&c.RequestedAt)
+			return r.timeInto(&c.RequestedAt)
 		case "auth_time":
-			err = r.timeInto(&c.AuthTime)
+			return r.timeInto(&c.AuthTime)
 		case "at_hash":
-			err = r.strInto(&c.AccessTokenHash)
+			return r.strInto(&c.AccessTokenHash)
 		case "acr":
-			err = r.strInto(&c.AuthenticationContextClassReference)
+			return r.strInto(&c.AuthenticationContextClassReference)
 		case "amr":
-			err = r.strs(&c.AuthenticationMethodsReferences)
+			return r.strs(&c.AuthenticationMethodsReferences)
 		case "c_hash":
-			err = r.strInto(&c.CodeHash)
+			return r.strInto(&c.CodeHash)
 		case "ext":
-			err = r.claimsMap(&c.Extra)
-		default:
-			err = errNotFast
+			return r.claimsMap(&c.Extra)
 		}
-		if err != nil {
-			return err
-		}
-	}
+		return errNotFast
+	})
 }
