@@ -192,9 +192,10 @@ func (h *refreshUserCheck) CanHandleTokenEndpointRequest(_ context.Context, req 
 	return req.GetGrantTypes().ExactOne("refresh_token")
 }
 
-// kidSigner signs with the current key (Generate, signer.go) but verifies by the token's kid against every published key, so access
-// tokens and id_token_hints signed by a key that has since been retired
-// still verify (fosite alone only knows the current key).
+// kidSigner signs with the current key (Generate, signer.go) but verifies
+// by the token's kid against every published key, so access tokens and
+// id_token_hints signed by a key that has since been retired still verify
+// (fosite alone only knows the current key).
 type kidSigner struct {
 	*jwt.DefaultSigner
 	keys *keys.Manager

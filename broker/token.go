@@ -107,8 +107,8 @@ func writeAccessResponse(w http.ResponseWriter, resp fosite.AccessResponder) {
 	w.Header().Set("Cache-Control", "no-store")
 	w.Header().Set("Pragma", "no-cache")
 	js, err := appendJSON(make([]byte, 0, 2048), resp.ToMap())
-	if err != nil {
-		http.Error(w, err.Error(), http.StatusInternalServerError)
+	if err != nil { // a value a handler set that JSON cannot carry
+		writeOAuthError(w, http.StatusInternalServerError, "server_error", "The token response could not be encoded.")
 		return
 	}
 	w.Header().Set("Content-Type", "application/json;charset=UTF-8")
