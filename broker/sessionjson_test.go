@@ -45,6 +45,11 @@ func TestSessionJSONAsReflection(t *testing.T) {
 		if string(got) != string(want) {
 			t.Errorf("%s:\n got %s\nwant %s", name, got, want)
 		}
+		// The token store calls MarshalJSON itself (encodeSession), without
+		// encoding/json's second pass: its bytes must already be final.
+		if direct, err := s.MarshalJSON(); err != nil || string(direct) != string(want) {
+			t.Errorf("%s: MarshalJSON %s, %v\nwant %s", name, direct, err, want)
+		}
 		back := &session{}
 		if err := json.Unmarshal(got, back); err != nil {
 			t.Fatalf("%s: read back: %v", name, err)

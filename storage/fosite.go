@@ -244,7 +244,7 @@ func newRequestRow(signature string, req fosite.Requester, tokenType fosite.Toke
 		r.ClientID = c.GetID()
 	}
 	if sess := req.GetSession(); !isNilSession(sess) {
-		data, err := json.Marshal(sess)
+		data, err := encodeSession(sess)
 		if err != nil {
 			return r, fmt.Errorf("storage: encode session: %w", err)
 		}
@@ -821,4 +821,15 @@ func (s *Store) deletePKCERequestSession(ctx context.Context, signature string) 
 		return err
 	}
 	return s.deleteRow(ctx, tablePKCE, signature)
+}
+
+// encodeSession is the JSON of a session. A session that writes its own
+// (json.Marshaler, as the broker's does) is asked directly: json.Marshal
+// would scan and copy what it wrote once more, on every token row the
+// token endpoint records.
+func encodeSession(sess fosite.Session) ([]byte, error) {
+	if m, ok := sess.(json.Marshaler); ok {
+		return m.MarshalJSON()
+	}
+	return json.Marshal(sess)
 }
