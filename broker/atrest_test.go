@@ -32,9 +32,10 @@ func encodings(secret []byte) [][]byte {
 // side of a database reader (a stolen backup): after a password login, a
 // code exchange, rotated refresh tokens, a confidential client's code flow
 // and a client_credentials grant, no column of any table holds a code, a
-// refresh or access token, a token's key part, a session or browser-binding
-// cookie, a PKCE verifier, a password, a client secret or the signing key's
-// private material. What the rows do hold (token signature parts, session
+// refresh or access token, a token's key part, a JWT's signature (the only
+// part of a JWT that needs the key), a session or browser-binding cookie, a
+// PKCE verifier, a password, a client secret or the signing key's private
+// material. What the rows do hold (HMAC token signature parts, session
 // hashes, the client secret's hash) gets an attacker nothing over HTTP, and
 // the signing keys do not decrypt without the system secret.
 func TestDatabaseHoldsNoUsableSecret(t *testing.T) {
@@ -50,6 +51,11 @@ func TestDatabaseHoldsNoUsableSecret(t *testing.T) {
 			secrets[name] = []byte(tok)
 			if i := strings.IndexByte(tok, '.'); i > 0 && strings.Count(tok, ".") == 1 {
 				secrets[name+"'s key part"] = []byte(tok[:i]) // opaque HMAC tokens: key.signature
+			}
+			if parts := strings.Split(tok, "."); len(parts) == 3 {
+				// A JWT's header and claims are no secret: with its
+				// signature a reader would have the token.
+				secrets[name+"'s signature"] = []byte(parts[2])
 			}
 		}
 

@@ -28,6 +28,7 @@ func (s *Server) newAuthorizeRequest(ctx context.Context, r *http.Request) (fosi
 	if !redirectMatches(ar) {
 		return nil, fosite.ErrInvalidRequest.WithHint("The 'redirect_uri' parameter does not match any of the OAuth 2.0 Client's pre-registered redirect urls.")
 	}
+	setGrantID(ar)
 	return ar, nil
 }
 

@@ -136,6 +136,7 @@ func (s *Server) grantClientCredentials(ar fosite.AccessRequester, sess *session
 		return err
 	}
 	grantAudience(ar, client)
+	setGrantID(ar)
 	sess.Subject = client.GetID()
 	sess.ClientID = client.GetID()
 	sess.Claims.Subject = client.GetID()

@@ -33,6 +33,11 @@ func (s *Store) dialectSQL(query string) string {
 // serialises them on an advisory lock, SQLite on its write lock (the
 // transaction begins IMMEDIATE).
 func (s *Store) Migrate(ctx context.Context) error {
+	return s.migrate(ctx, migrations[len(migrations)-1].version)
+}
+
+// migrate applies the pending migrations up to version last.
+func (s *Store) migrate(ctx context.Context, last int) error {
 	return s.InTx(ctx, func(ctx context.Context) error {
 		db, err := s.writer(ctx)
 		if err != nil {
@@ -51,7 +56,7 @@ func (s *Store) Migrate(ctx context.Context) error {
 			return err
 		}
 		for _, m := range migrations {
-			if applied[m.version] {
+			if applied[m.version] || m.version > last {
 				continue
 			}
 			for _, stmt := range strings.Split(s.dialectSQL(m.sql), ";\n") {
@@ -59,6 +64,11 @@ func (s *Store) Migrate(ctx context.Context) error {
 					continue
 				}
 				if _, err := db.ExecContext(ctx, stmt); err != nil {
+					return s.wrap(fmt.Sprintf("migrate: version %d (%s)", m.version, m.name), err)
+				}
+			}
+			if m.run != nil {
+				if err := m.run(ctx, s, db); err != nil {
 					return s.wrap(fmt.Sprintf("migrate: version %d (%s)", m.version, m.name), err)
 				}
 			}

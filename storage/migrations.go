@@ -1,5 +1,12 @@
 package storage
 
+import (
+	"context"
+	"fmt"
+
+	"github.com/uptrace/bun"
+)
+
 // migration is one step of the schema. Its SQL is written once for both
 // dialects with these placeholders:
 //
@@ -12,6 +19,9 @@ type migration struct {
 	version int
 	name    string
 	sql     string
+	// run, when set, is the part SQL cannot say, run after sql in the
+	// same transaction.
+	run func(ctx context.Context, s *Store, db bun.IDB) error
 }
 
 // requestTableSQL is the shape shared by the fosite token tables.
@@ -234,4 +244,46 @@ CREATE TABLE webauthn_ceremonies (
 );
 CREATE INDEX webauthn_ceremonies_expires_at_idx ON webauthn_ceremonies (expires_at)`,
 	},
+	{
+		version: 8,
+		name:    "access tokens are stored under the SHA-256 of their signature (accessKey)",
+		run:     hashAccessTokenKeys,
+	},
+}
+
+// hashAccessTokenKeys moves the access tokens stored before version 8
+// under their keys (accessKey), and the access token signatures that
+// active refresh tokens keep (rotation deactivates that access token).
+// Postgres does it in SQL; SQLite, which has no SHA-256, row by row.
+func hashAccessTokenKeys(ctx context.Context, s *Store, db bun.IDB) error {
+	if s.dialect == DialectPostgres {
+		const key = `rtrim(translate(encode(sha256(convert_to(%[1]s, 'UTF8')), 'base64'), '+/', '-_'), '=')`
+		for _, stmt := range []string{
+			fmt.Sprintf("UPDATE access_tokens SET signature = "+key, "signature"),
+			fmt.Sprintf("UPDATE refresh_tokens SET access_token_signature = "+key+
+				" WHERE active AND access_token_signature <> ''", "access_token_signature"),
+		} {
+			if _, err := db.ExecContext(ctx, stmt); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	for _, q := range []struct{ read, write string }{
+		{"SELECT signature FROM access_tokens",
+			"UPDATE access_tokens SET signature = ? WHERE signature = ?"},
+		{"SELECT DISTINCT access_token_signature FROM refresh_tokens WHERE active AND access_token_signature <> ''",
+			"UPDATE refresh_tokens SET access_token_signature = ? WHERE active AND access_token_signature = ?"},
+	} {
+		var signatures []string
+		if err := db.NewRaw(q.read).Scan(ctx, &signatures); err != nil {
+			return err
+		}
+		for _, sig := range signatures {
+			if _, err := db.ExecContext(ctx, q.write, accessKey(sig), sig); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }

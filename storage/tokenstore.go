@@ -234,18 +234,18 @@ func (t *TokenStore) CreateAccessTokenSession(ctx context.Context, sig string, r
 			}
 		}
 	}
-	return t.recordPrepared(ctx)(t.s.prepareCreateAccessTokenSession(sig, req))
+	return t.recordPrepared(ctx)(t.s.prepareCreateAccessTokenSession(accessKey(sig), req))
 }
 
 // GetAccessTokenSession loads an access token; a revoked one comes back
 // with fosite.ErrInactiveToken.
 func (t *TokenStore) GetAccessTokenSession(ctx context.Context, sig string, sess fosite.Session) (fosite.Requester, error) {
-	return t.s.getAccessTokenSession(ctx, sig, sess)
+	return t.s.getAccessTokenSession(ctx, accessKey(sig), sess)
 }
 
 // DeleteAccessTokenSession removes an access token.
 func (t *TokenStore) DeleteAccessTokenSession(ctx context.Context, sig string) error {
-	return t.s.deleteAccessTokenSession(ctx, sig)
+	return t.s.deleteAccessTokenSession(ctx, accessKey(sig))
 }
 
 // CreateRefreshTokenSession stores a refresh token and the signature of
@@ -260,7 +260,7 @@ func (t *TokenStore) CreateRefreshTokenSession(ctx context.Context, sig, accessS
 			}
 		}
 	}
-	return t.recordPrepared(ctx)(t.s.prepareCreateRefreshTokenSession(sig, accessSig, req))
+	return t.recordPrepared(ctx)(t.s.prepareCreateRefreshTokenSession(sig, accessKey(accessSig), req))
 }
 
 // GetRefreshTokenSession loads a refresh token; a rotated or revoked one
