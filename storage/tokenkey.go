@@ -9,10 +9,10 @@ import (
 // SHA-256 of the signature fosite names it by, base64url without padding
 // (43 characters).
 //
-// A JWT access token's signature is its third segment, and its first two
-// (header and claims) can be rebuilt from what the row keeps: a database
-// that stored the signature itself would hand whoever reads it working
-// bearer tokens. The hash is also short: an RS256 signature is 342
+// A JWT access token's signature is its third segment, the one part only
+// the broker can make: its header and claims are readable by whoever sees
+// the token, and the row keeps most of them. A database that stored the
+// signature would give its readers that part. The hash is also short: an RS256 signature is 342
 // characters, repeated in the primary key's index and in every refresh
 // token's row, and the short key keeps those pages few.
 func accessKey(signature string) string {
