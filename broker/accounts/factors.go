@@ -254,15 +254,22 @@ func (s *Service) beginPasskeyReauth(c passkeyReauth) http.HandlerFunc {
 		if p == nil || !c.allowed(w, r, p) {
 			return
 		}
-		if !p.MFA.Passkey {
+		noPasskey := func() {
 			p.Error = "You have no passkey. Enter a code from your authenticator app, or a recovery code."
 			s.render(w, r, http.StatusBadRequest, "account", p)
+		}
+		if !p.MFA.Passkey {
+			noPasskey()
 			return
 		}
 		if !s.checkPassword(w, r, p, u, c.password, "account", false) {
 			return
 		}
 		cer, err := s.cfg.Passkeys.BeginReauth(r.Context(), w, r, u, c.action)
+		if errors.Is(err, passkey.ErrUnknown) {
+			noPasskey() // the last one was removed meanwhile
+			return
+		}
 		if err != nil {
 			s.serverError(w, r, "account: begin passkey re-authentication", err)
 			return

@@ -42,7 +42,8 @@ const (
 	PurposeRegister = "register"
 	PurposeLogin    = "login"
 	// PurposeReauth: a signed-in user proves a passkey of theirs again
-	// before a change of their second factors (the account pages).
+	// before a change of their second factors (the account pages); the
+	// ceremony's purpose is PurposeReauth + ":" + the change's action.
 	PurposeReauth = "reauth"
 )
 
