@@ -15,9 +15,10 @@ import (
 // TestPasskeysInBrowser runs a real broker (issuer http://localhost:PORT:
 // WebAuthn wants a domain) and drives headless Chromium with its virtual
 // authenticator through e2e/browser/passkeys.mjs: enrol, sign out, sign in
-// with the passkey alone, a second profile without the credential, a
-// clone with a lower sign counter, removal. The broker's log must show
-// the refused clone.
+// with the passkey alone, new recovery codes confirmed with it (the
+// request lists exactly its credential), a second profile without the
+// credential, a clone with a lower sign counter, removal. The broker's log
+// must show the refused clone.
 func TestPasskeysInBrowser(t *testing.T) {
 	requireChromium(t)
 	node := testenv.Tool(t, "node", "node")

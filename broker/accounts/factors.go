@@ -35,8 +35,11 @@ func (s *Service) factorRoutes(post func(path string, h http.HandlerFunc, f form
 	post("/account/mfa/totp/remove", s.removeTOTP, f)
 	post("/account/mfa/recovery", s.newRecoveryCodes, f)
 	if s.cfg.Passkeys != nil {
-		post("/account/mfa/recovery/passkey", s.recoveryByPasskey, f)
-		post("/account/mfa/recovery/passkey/finish", s.finishRecoveryByPasskey, f)
+		recovery, totpRemove := s.passkeyReauths()
+		post("/account/mfa/recovery/passkey", s.beginPasskeyReauth(recovery), f)
+		post(recovery.finish, s.finishPasskeyReauth(recovery), f)
+		post("/account/mfa/totp/remove/passkey", s.beginPasskeyReauth(totpRemove), f)
+		post(totpRemove.finish, s.finishPasskeyReauth(totpRemove), f)
 	}
 }
 
@@ -172,13 +175,19 @@ func (s *Service) confirmTOTP(w http.ResponseWriter, r *http.Request) {
 }
 
 // removeTOTP turns the authenticator off: the current password and a code
-// (or a recovery code) first.
+// (or a recovery code) first; totpRemoveReauth is the same with a passkey.
 func (s *Service) removeTOTP(w http.ResponseWriter, r *http.Request) {
-	ctx := r.Context()
 	u, p := s.accountForm(w, r)
 	if p == nil || !s.appEnabled(w, r, p) || !s.secondFactorReauth(w, r, p, u, appReauth) {
 		return
 	}
+	s.turnAppOff(w, r, p, u)
+}
+
+// turnAppOff removes u's authenticator app (the owner is e-mailed) and
+// shows the account page saying what signing in takes now.
+func (s *Service) turnAppOff(w http.ResponseWriter, r *http.Request, p *page, u *storage.User) {
+	ctx := r.Context()
 	if err := s.cfg.Factors.RemoveFactor(ctx, u.ID, p.MFA.FactorID); err != nil && !errors.Is(err, mfa.ErrNoFactor) {
 		s.serverError(w, r, "account: remove TOTP", err)
 		return
@@ -198,7 +207,7 @@ func (s *Service) removeTOTP(w http.ResponseWriter, r *http.Request) {
 
 // newRecoveryCodes replaces the recovery codes of a user with any second
 // factor: the current password and a code (from the app, or a recovery
-// code) first; recoveryByPasskey is the same with a passkey.
+// code) first; recoveryReauthByPasskey is the same with a passkey.
 func (s *Service) newRecoveryCodes(w http.ResponseWriter, r *http.Request) {
 	u, p := s.accountForm(w, r)
 	if p == nil || !s.hasFactors(w, r, p) || !s.secondFactorReauth(w, r, p, u, recoveryReauth) {
@@ -207,58 +216,96 @@ func (s *Service) newRecoveryCodes(w http.ResponseWriter, r *http.Request) {
 	s.showNewRecoveryCodes(w, r, p, u)
 }
 
-// recoveryByPasskey checks the current password of the recovery codes
-// form (one attempt under the login limits) and then asks for one of the
-// user's passkeys: a ceremony bound to the user and this browser, begun
-// only after the password, so that its answer (finishRecoveryByPasskey)
-// completes the same re-authentication as a code does.
-func (s *Service) recoveryByPasskey(w http.ResponseWriter, r *http.Request) {
-	u, p := s.accountForm(w, r)
-	if p == nil || !s.hasFactors(w, r, p) {
-		return
-	}
-	if !p.MFA.Passkey {
-		p.Error = "You have no passkey. Enter a code from your authenticator app, or a recovery code."
-		s.render(w, r, http.StatusBadRequest, "account", p)
-		return
-	}
-	if !s.checkPassword(w, r, p, u, recoveryReauth.password, "account", false) {
-		return
-	}
-	c, err := s.cfg.Passkeys.BeginReauth(r.Context(), w, r, u)
-	if err != nil {
-		s.serverError(w, r, "account: begin passkey re-authentication", err)
-		return
-	}
-	s.showCeremony(w, r, p, "Confirm with a passkey", c, passkeyCeremony{Reauth: true})
+// passkeyReauth is a change of the second factors a passkey confirms in
+// place of a code: after the current password, a re-authentication
+// ceremony bound to the user, the browser and the change.
+type passkeyReauth struct {
+	action   string                                                     // the ceremony's action (passkey.BeginReauth)
+	password string                                                     // the form's current-password input
+	finish   string                                                     // the path the ceremony's answer is posted to
+	then     string                                                     // what happens then, for the ceremony page
+	allowed  func(w http.ResponseWriter, r *http.Request, p *page) bool // answers the request itself when the change does not apply
+	done     func(w http.ResponseWriter, r *http.Request, p *page, u *storage.User)
 }
 
-// finishRecoveryByPasskey checks the passkey answer of recoveryByPasskey
+// passkeyReauths are the changes a passkey confirms.
+func (s *Service) passkeyReauths() (recovery, totpRemove passkeyReauth) {
+	recovery = passkeyReauth{
+		action: "recovery_codes", password: recoveryReauth.password, finish: "/account/mfa/recovery/passkey/finish",
+		then:    "Then your new recovery codes are shown, and the old ones stop working.",
+		allowed: s.hasFactors, done: s.showNewRecoveryCodes,
+	}
+	totpRemove = passkeyReauth{
+		action: "totp_remove", password: appReauth.password, finish: "/account/mfa/totp/remove/passkey/finish",
+		then:    "Then the authenticator app is removed from your account.",
+		allowed: s.appEnabled, done: s.turnAppOff,
+	}
+	return recovery, totpRemove
+}
+
+// beginPasskeyReauth checks the current password of the form of c (one
+// attempt under the login limits) and then asks for one of the user's
+// passkeys: a ceremony bound to the user, this browser and c, begun only
+// after the password, so that its answer (finishPasskeyReauth) completes
+// the same re-authentication as a code does.
+func (s *Service) beginPasskeyReauth(c passkeyReauth) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		u, p := s.accountForm(w, r)
+		if p == nil || !c.allowed(w, r, p) {
+			return
+		}
+		noPasskey := func() {
+			p.Error = "You have no passkey. Enter a code from your authenticator app, or a recovery code."
+			s.render(w, r, http.StatusBadRequest, "account", p)
+		}
+		if !p.MFA.Passkey {
+			noPasskey()
+			return
+		}
+		if !s.checkPassword(w, r, p, u, c.password, "account", false) {
+			return
+		}
+		cer, err := s.cfg.Passkeys.BeginReauth(r.Context(), w, r, u, c.action)
+		if errors.Is(err, passkey.ErrUnknown) {
+			noPasskey() // the last one was removed meanwhile
+			return
+		}
+		if err != nil {
+			s.serverError(w, r, "account: begin passkey re-authentication", err)
+			return
+		}
+		s.showCeremony(w, r, p, "Confirm with a passkey", cer, passkeyCeremony{Reauth: true, Action: c.finish, Then: c.then})
+	}
+}
+
+// finishPasskeyReauth checks the passkey answer of beginPasskeyReauth
 // (another attempt under the login limits; both cleared when it is
-// right) and replaces the recovery codes.
-func (s *Service) finishRecoveryByPasskey(w http.ResponseWriter, r *http.Request) {
-	ctx := r.Context()
-	u, p := s.accountForm(w, r)
-	if p == nil || !s.hasFactors(w, r, p) || !s.allowAttempt(w, r, u) {
-		return
+// right) and makes the change of c.
+func (s *Service) finishPasskeyReauth(c passkeyReauth) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		ctx := r.Context()
+		u, p := s.accountForm(w, r)
+		if p == nil || !c.allowed(w, r, p) || !s.allowAttempt(w, r, u) {
+			return
+		}
+		err := s.cfg.Passkeys.FinishReauth(ctx, r, u, r.PostFormValue("ceremony"), c.action, r.PostFormValue("response"))
+		switch {
+		case errors.Is(err, passkey.ErrExpired):
+			p.Error = "The passkey request expired or was used already. Start again: your password, then your passkey."
+			s.render(w, r, http.StatusBadRequest, "account", p)
+			return
+		case errors.Is(err, passkey.ErrUnknown), errors.Is(err, passkey.ErrInvalid), errors.Is(err, passkey.ErrCounter):
+			s.log.InfoContext(ctx, "accounts: passkey re-authentication refused", "user", u.ID, "action", c.action, "err", err)
+			p.Error = "The passkey could not be verified, or it is not one of yours. Start again: your password, then your passkey."
+			s.render(w, r, http.StatusUnauthorized, "account", p)
+			return
+		case err != nil:
+			s.serverError(w, r, "account: passkey re-authentication", err)
+			return
+		}
+		s.attemptSucceeded(ctx, u, r)
+		c.done(w, r, p, u)
 	}
-	err := s.cfg.Passkeys.FinishReauth(ctx, r, u, r.PostFormValue("ceremony"), r.PostFormValue("response"))
-	switch {
-	case errors.Is(err, passkey.ErrExpired):
-		p.Error = "The passkey request expired or was used already. Start again: your password, then your passkey."
-		s.render(w, r, http.StatusBadRequest, "account", p)
-		return
-	case errors.Is(err, passkey.ErrUnknown), errors.Is(err, passkey.ErrInvalid), errors.Is(err, passkey.ErrCounter):
-		s.log.InfoContext(ctx, "accounts: passkey re-authentication refused", "user", u.ID, "err", err)
-		p.Error = "The passkey could not be verified, or it is not one of yours. Start again: your password, then your passkey."
-		s.render(w, r, http.StatusUnauthorized, "account", p)
-		return
-	case err != nil:
-		s.serverError(w, r, "account: passkey re-authentication", err)
-		return
-	}
-	s.attemptSucceeded(ctx, u, r)
-	s.showNewRecoveryCodes(w, r, p, u)
 }
 
 // showNewRecoveryCodes replaces u's recovery codes (the old ones stop

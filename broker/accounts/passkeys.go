@@ -24,7 +24,11 @@ type passkeyItem struct {
 // passkeyCeremony is what the page that creates a passkey needs.
 type passkeyCeremony struct {
 	Name, Handle, Options, Script string
-	Reauth                        bool // a re-authentication (recoveryByPasskey), not a registration
+	// Reauth: a re-authentication (beginPasskeyReauth), not a
+	// registration; its answer goes to Action, and Then says what
+	// happens next.
+	Reauth       bool
+	Action, Then string
 }
 
 const dateLayout = "2 Jan 2006 15:04 MST"

@@ -181,11 +181,8 @@ func TestRecoveryCodesPasskeyOnly(t *testing.T) {
 			t.Fatalf("a wrong password began a passkey re-authentication: %d", noPasskeyPW.status)
 		}
 		// A stranger's session, and a post without the CSRF token.
-		bob := &storage.User{ID: accounts.NewUserID(), Email: "bob@example.com", Name: "Bob", Active: true, EmailVerified: true, PasswordHash: u.PasswordHash}
-		if err := store.CreateUser(ctx, bob); err != nil {
-			t.Fatal(err)
-		}
-		stranger := h.submitFormAs(h.newBrowserSignedIn(bob.ID), "/account", "/account/mfa/recovery", url.Values{"recovery_password": {mfaPassword}, "recovery_code": {first[0]}})
+		_, bobBrowser := h.newBob(t, store, u)
+		stranger := h.submitFormAs(bobBrowser, "/account", "/account/mfa/recovery", url.Values{"recovery_password": {mfaPassword}, "recovery_code": {first[0]}})
 		if stranger.status == http.StatusOK || len(recoveryCodesOn(stranger)) > 0 {
 			t.Fatalf("a stranger's session made recovery codes: %d", stranger.status)
 		}
@@ -215,13 +212,7 @@ func TestRecoveryCodesPasskeyOnly(t *testing.T) {
 		wantBody(t, "account page after one code", h.get("/account"), `id="recovery-status">9 unused recovery codes`)
 
 		// Another account's passkey does not answer Ada's ceremony.
-		adaBrowser := h.http
-		h.http = h.newBrowserSignedIn(bob.ID)
-		bp, bopts := h.startPasskey(t, "Bob's")
-		bobKey := passkeytest.New(localhost(h.srv.URL), "localhost")
-		wantStatus(t, "Bob's passkey", h.submitOn(bp, "", url.Values{"response": {bobKey.Create(bopts, passkeytest.Tamper{})}}), http.StatusOK)
-		h.smtp.Next(t) // the notice to Bob
-		h.http = adaBrowser
+		bobKey := h.newKey(t, bobBrowser, "Bob's")
 		ask := h.submit("/account", "/account/mfa/recovery/passkey", url.Values{"recovery_password": {mfaPassword}})
 		m := optionsRE.FindStringSubmatch(ask.body)
 		if m == nil {

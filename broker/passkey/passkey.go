@@ -42,7 +42,8 @@ const (
 	PurposeRegister = "register"
 	PurposeLogin    = "login"
 	// PurposeReauth: a signed-in user proves a passkey of theirs again
-	// before a change of their second factors (the account pages).
+	// before a change of their second factors (the account pages); the
+	// ceremony's purpose is PurposeReauth + ":" + the change's action.
 	PurposeReauth = "reauth"
 )
 
@@ -373,23 +374,55 @@ func (s *Service) FinishLogin(ctx context.Context, r *http.Request, handle strin
 }
 
 // BeginReauth starts a ceremony in which the signed-in user u proves a
-// passkey of theirs again (user verification required), bound to u and
-// to this browser: the account pages' re-authentication before a change
-// of the second factors.
-func (s *Service) BeginReauth(ctx context.Context, w http.ResponseWriter, r *http.Request, u *storage.User) (*Ceremony, error) {
-	assertion, sd, err := s.wa.BeginDiscoverableLogin(webauthn.WithUserVerification(protocol.VerificationRequired))
+// passkey of theirs again (user verification required), bound to u, to
+// this browser and to action (the change it confirms: a ceremony begun
+// for one change does not confirm another): the account pages'
+// re-authentication before a change of the second factors. The request
+// lists exactly u's passkeys as allowCredentials, so the browser offers
+// no passkey of another account. ErrUnknown when u has none.
+func (s *Service) BeginReauth(ctx context.Context, w http.ResponseWriter, r *http.Request, u *storage.User, action string) (*Ceremony, error) {
+	creds, err := s.credentials(ctx, u.ID)
+	if err != nil {
+		return nil, err
+	}
+	if len(creds) == 0 {
+		return nil, fmt.Errorf("passkey: begin re-authentication of user %s: %w", u.ID, ErrUnknown)
+	}
+	assertion, sd, err := s.wa.BeginLogin(&user{u: u, creds: creds}, webauthn.WithUserVerification(protocol.VerificationRequired))
 	if err != nil {
 		return nil, fmt.Errorf("passkey: begin re-authentication: %w", err)
 	}
-	return s.put(ctx, w, r, PurposeReauth, u.ID, sd, assertion)
+	return s.put(ctx, w, r, reauthPurpose(action), u.ID, sd, assertion)
+}
+
+// reauthPurpose is the ceremony purpose of a re-authentication for action.
+func reauthPurpose(action string) string { return PurposeReauth + ":" + action }
+
+// credentials are the credential records of userID's passkeys.
+func (s *Service) credentials(ctx context.Context, userID string) ([]webauthn.Credential, error) {
+	have, err := s.List(ctx, userID)
+	if err != nil {
+		return nil, err
+	}
+	creds := make([]webauthn.Credential, 0, len(have))
+	for _, f := range have {
+		c, err := credentialOf(f)
+		if err != nil {
+			return nil, err
+		}
+		creds = append(creds, *c)
+	}
+	return creds, nil
 }
 
 // FinishReauth verifies the answer (the browser's JSON) to u's
-// re-authentication ceremony handle and records the passkey's use. A
-// ceremony begun for another user is ErrExpired, a passkey of another
-// account ErrUnknown; else the errors of FinishLogin.
-func (s *Service) FinishReauth(ctx context.Context, r *http.Request, u *storage.User, handle, response string) error {
-	c, err := s.take(ctx, r, handle, PurposeReauth)
+// re-authentication ceremony handle for action and records the passkey's
+// use. A ceremony begun for another user or another action is
+// ErrExpired; a passkey of another account ErrUnknown (the library also
+// refuses a credential outside the request's allowCredentials, and a
+// user handle other than u's); else the errors of FinishLogin.
+func (s *Service) FinishReauth(ctx context.Context, r *http.Request, u *storage.User, handle, action, response string) error {
+	c, err := s.take(ctx, r, handle, reauthPurpose(action))
 	if err != nil {
 		return err
 	}
@@ -400,12 +433,25 @@ func (s *Service) FinishReauth(ctx context.Context, r *http.Request, u *storage.
 	if err != nil {
 		return err
 	}
-	load := s.load(ctx)
-	_, err = s.use(ctx, c, a, func(credID, userHandle string) (*stored, error) {
-		if userHandle != u.ID {
+	_, err = s.use(ctx, c, a, func(credID, _ string) (*stored, error) {
+		f, err := s.store.PasskeyByCredentialID(ctx, credID)
+		if err != nil {
+			return nil, err
+		}
+		if f.UserID != u.ID {
 			return nil, fmt.Errorf("passkey of another user: %w", storage.ErrNotFound)
 		}
-		return load(credID, userHandle)
+		cred, err := credentialOf(*f)
+		if err != nil {
+			return nil, err
+		}
+		// All of u's passkeys: the library checks that the request's
+		// allowCredentials are u's and the answer's is among them.
+		creds, err := s.credentials(ctx, u.ID)
+		if err != nil {
+			return nil, err
+		}
+		return &stored{factor: f, user: u, cred: cred, creds: creds}, nil
 	})
 	return err
 }
@@ -443,6 +489,10 @@ type stored struct {
 	factor *storage.SecondFactor
 	user   *storage.User
 	cred   *webauthn.Credential
+	// creds are the owner's credentials the library checks the answer
+	// against: cred alone for a sign-in, all of the owner's for a
+	// ceremony begun for that user (BeginReauth).
+	creds []webauthn.Credential
 }
 
 // load reads the passkey of a credential id and its owner, who must be
@@ -464,7 +514,7 @@ func (s *Service) load(ctx context.Context) func(credID, userHandle string) (*st
 		if err != nil {
 			return nil, err
 		}
-		return &stored{factor: f, user: u, cred: c}, nil
+		return &stored{factor: f, user: u, cred: c, creds: []webauthn.Credential{*c}}, nil
 	}
 }
 
@@ -481,9 +531,22 @@ func (s *Service) verify(ctx context.Context, sd *webauthn.SessionData, a *Asser
 		if lookup != nil {
 			return nil, lookup
 		}
-		return &user{u: k.user, creds: []webauthn.Credential{*k.cred}}, nil
+		return &user{u: k.user, creds: k.creds}, nil
 	}
-	_, cred, err := s.wa.ValidatePasskeyLogin(handler, *sd, a.parsed)
+	var (
+		cred *webauthn.Credential
+		err  error
+	)
+	if len(sd.UserID) == 0 {
+		_, cred, err = s.wa.ValidatePasskeyLogin(handler, *sd, a.parsed)
+	} else {
+		// A ceremony begun for one user (BeginReauth): the library checks
+		// the session's user and its allowCredentials.
+		var wu webauthn.User
+		if wu, err = handler(a.parsed.RawID, a.parsed.Response.UserHandle); err == nil {
+			cred, err = s.wa.ValidateLogin(wu, *sd, a.parsed)
+		}
+	}
 	switch {
 	case lookup != nil && errors.Is(lookup, storage.ErrNotFound):
 		return nil, nil, ErrUnknown

@@ -1,8 +1,10 @@
 // Passkeys in headless Chromium with its virtual authenticator (CDP
 // WebAuthn domain): enrol on the account page after the password, sign
-// out, sign in with the passkey alone; a second profile without the
-// credential cannot use it; a clone of the credential with a lower sign
-// counter is refused; after removal the passkey no longer signs in.
+// out, sign in with the passkey alone; make new recovery codes with the
+// passkey (a request whose allowCredentials list it alone); a second
+// profile without the credential cannot use it; a clone of the credential
+// with a lower sign counter is refused; after removal the passkey no
+// longer signs in.
 // Environment: BK_ISSUER (http://localhost:PORT), BK_EMAIL, BK_PASSWORD.
 import assert from 'node:assert/strict';
 import { mkdtempSync } from 'node:fs';
@@ -102,6 +104,19 @@ await check('sign out, then sign in with the passkey alone', async () => {
   await toLogin(a.page);
   await passkeySignIn(a.page);
   await a.page.locator('#passkey-list').getByText('last used').waitFor({ timeout: 20000 });
+});
+
+await check('new recovery codes confirmed with the passkey, the request listing it alone', async () => {
+  await a.page.goto(issuer + '/account');
+  await a.page.fill('#recovery_password', password);
+  await a.page.getByRole('button', { name: 'Make new codes with a passkey' }).click();
+  const opts = JSON.parse(await a.page.getAttribute('#passkey-reauth', 'data-options'));
+  const { credentials } = await a.cdp.send('WebAuthn.getCredentials', { authenticatorId: a.authenticatorId });
+  const own = credentials.map((c) => Buffer.from(c.credentialId, 'base64').toString('base64url'));
+  assert.deepEqual((opts.publicKey.allowCredentials ?? []).map((c) => c.id), own, 'allowCredentials: the passkey of this account');
+  await a.page.locator('#passkey-confirm').click();
+  await a.page.getByRole('heading', { name: 'Your new recovery codes' }).waitFor({ timeout: 20000 });
+  assert.equal(await a.page.locator('#recovery-codes li').count(), 10, 'ten new recovery codes');
 });
 
 const b = await profile('b');
