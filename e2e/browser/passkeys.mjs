@@ -51,9 +51,26 @@ async function check(name, fn) {
   }
 }
 
+// open loads url in page once the page has settled. On the sign-in page
+// the autofill's conditional request and a click on "Sign in with a
+// passkey" can both complete; the later one's form post navigates after
+// the check that looked at the first answer, and would abort a goto made
+// meanwhile (net::ERR_ABORTED). So wait for the network to go quiet, and
+// if a late post still interrupts, load the page again.
+async function open(page, url) {
+  await page.waitForLoadState('networkidle').catch(() => {});
+  try {
+    await page.goto(url);
+  } catch (err) {
+    if (!String(err).includes('ERR_ABORTED')) throw err;
+    await page.waitForLoadState('networkidle').catch(() => {});
+    await page.goto(url);
+  }
+}
+
 // toLogin opens the broker's sign-in from the account page.
 async function toLogin(page) {
-  await page.goto(issuer + '/account');
+  await open(page, issuer + '/account');
   await page.getByRole('link', { name: /sign in/i }).first().click();
   await page.waitForURL(/\/login\?/, { timeout: 20000 });
 }
@@ -67,10 +84,10 @@ async function passkeySignIn(page) {
 }
 
 async function signOut(page) {
-  await page.goto(issuer + '/oauth2/logout');
+  await open(page, issuer + '/oauth2/logout');
   await page.getByRole('button', { name: 'Sign out' }).click();
   await page.waitForLoadState();
-  await page.goto(issuer + '/account');
+  await open(page, issuer + '/account');
   await page.getByRole('link', { name: /sign in/i }).first().waitFor({ timeout: 20000 });
 }
 
@@ -107,7 +124,7 @@ await check('sign out, then sign in with the passkey alone', async () => {
 });
 
 await check('new recovery codes confirmed with the passkey, the request listing it alone', async () => {
-  await a.page.goto(issuer + '/account');
+  await open(a.page, issuer + '/account');
   await a.page.fill('#recovery_password', password);
   await a.page.getByRole('button', { name: 'Make new codes with a passkey' }).click();
   const opts = JSON.parse(await a.page.getAttribute('#passkey-reauth', 'data-options'));
@@ -127,7 +144,7 @@ await check('a second profile without the credential cannot sign in with it', as
   await b.page.locator('#passkey-signin').click();
   await b.page.locator('[data-passkey-status]').waitFor({ state: 'visible', timeout: 15000 }).catch(() => {});
   assert.match(new URL(b.page.url()).pathname, /\/login$/, 'still on the login page');
-  await b.page.goto(issuer + '/account');
+  await open(b.page, issuer + '/account');
   await b.page.getByRole('link', { name: /sign in/i }).first().waitFor({ timeout: 20000 });
 });
 
@@ -142,13 +159,13 @@ await check('a clone of the credential with a lower sign counter is refused', as
   await c.page.locator('#passkey-signin').click({ timeout: 5000 }).catch(() => {});
   // Refused; the page that says so does not start the autofill again.
   await c.page.getByText('The passkey could not be verified').waitFor({ timeout: 20000 });
-  await c.page.goto(issuer + '/account');
+  await open(c.page, issuer + '/account');
   await c.page.getByRole('link', { name: /sign in/i }).first().waitFor({ timeout: 20000 });
 });
 
 current = a.page;
 await check('remove the passkey; it no longer signs in', async () => {
-  await a.page.goto(issuer + '/account');
+  await open(a.page, issuer + '/account');
   await a.page.fill('#passkey_remove_password', password);
   await a.page.getByRole('button', { name: 'Remove passkey' }).click();
   await a.page.getByText('Passkey removed').waitFor({ timeout: 20000 });
@@ -157,7 +174,7 @@ await check('remove the passkey; it no longer signs in', async () => {
   await toLogin(a.page);
   await a.page.locator('#passkey-signin').click({ timeout: 5000 }).catch(() => {});
   await a.page.getByText('not registered for any account').waitFor({ timeout: 20000 });
-  await a.page.goto(issuer + '/account');
+  await open(a.page, issuer + '/account');
   await a.page.getByRole('link', { name: /sign in/i }).first().waitFor({ timeout: 20000 });
 });
 
