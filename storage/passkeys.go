@@ -19,7 +19,7 @@ type WebAuthnCeremony struct {
 
 	ID        string    `bun:"id,pk"`           // hash of the handle
 	Binding   string    `bun:"binding,notnull"` // hash of the browser's cookie
-	Purpose   string    `bun:"purpose,notnull"` // "register", "login"
+	Purpose   string    `bun:"purpose,notnull"` // "register", "login", "reauth:<the change it confirms>"
 	UserID    string    `bun:"user_id,notnull"` // the user who registers ("" for a sign-in)
 	Data      []byte    `bun:"data,notnull"`    // the ceremony's session data (JSON)
 	ExpiresAt time.Time `bun:"expires_at,notnull"`

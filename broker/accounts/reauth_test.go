@@ -176,6 +176,9 @@ func TestRemoveAppWithPasskey(t *testing.T) {
 				t.Fatalf("the account page of a user without a passkey offers %q:\n%s", offer, page.body)
 			}
 		}
+		wantBody(t, "account page with the app alone", page,
+			`id="mfa-status">On: signing in with your password also takes a code from your authenticator app.</p>`,
+			`<button type="submit">Turn two-step verification off</button>`)
 		none := h.submitOn(h.get("/account"), removeBegin, url.Values{"mfa_password": {mfaPassword}})
 		wantStatus(t, "remove the app with a passkey, no passkey", none, http.StatusBadRequest)
 		wantBody(t, "no passkey", none, "You have no passkey.")
@@ -183,7 +186,10 @@ func TestRemoveAppWithPasskey(t *testing.T) {
 		key := h.newKey(t, h.http, "Laptop")
 		wantBody(t, "account page with app and passkey", h.get("/account"),
 			`Code from your authenticator app (or a recovery code) <span class="hint">Or leave it empty and use a passkey.</span>`,
-			`formaction="`+removeBegin+`">Remove the app with a passkey</button>`)
+			`formaction="`+removeBegin+`">Remove the app with a passkey</button>`,
+			// Two-step verification stays on with the passkey: the page says so.
+			`id="mfa-status">On: signing in with your password also takes a code from your authenticator app or one of your passkeys.</p>`,
+			`<button type="submit">Remove the authenticator app</button>`)
 		begin := func(c *http.Client) response {
 			t.Helper()
 			p := h.submitFormAs(c, "/account", removeBegin, url.Values{"mfa_password": {mfaPassword}})
