@@ -117,6 +117,7 @@ func newProvider(cfg Config, check *atomic.Pointer[RefreshCheck], endIdentity fu
 	fcfg.TokenEndpointHandlers.Append(dpopBinding{})
 	fcfg.TokenEndpointHandlers.Append(refreshScope{})
 	fcfg.TokenEndpointHandlers.Append(&refreshUserCheck{users: cfg.Store, tokens: store, check: check, endIdentity: endIdentity})
+	fcfg.TokenEndpointHandlers.Append(codeUserCheck{users: cfg.Store})
 	return provider.(*fosite.Fosite), store
 }
 
@@ -146,12 +147,9 @@ func (h *refreshUserCheck) HandleTokenEndpointRequest(ctx context.Context, req f
 	if !ok || sess.Subject == "" {
 		return fosite.ErrServerError.WithDebug("refresh: unexpected session")
 	}
-	u, err := h.users.GetUser(ctx, sess.Subject)
-	if errors.Is(err, storage.ErrNotFound) || (err == nil && (!u.Active || u.Disabled)) {
-		return fosite.ErrInvalidGrant.WithHint("The user of this grant no longer exists or is disabled.")
-	}
+	u, err := grantUser(ctx, h.users, sess.Subject)
 	if err != nil {
-		return fosite.ErrServerError.WithWrap(err).WithDebug(err.Error())
+		return err
 	}
 	idp, _ := sess.IDTokenClaims().Extra["idp"].(string)
 	if check := h.check.Load(); check != nil && *check != nil {
@@ -190,6 +188,57 @@ func (h *refreshUserCheck) CanSkipClientAuth(context.Context, fosite.AccessReque
 
 func (h *refreshUserCheck) CanHandleTokenEndpointRequest(_ context.Context, req fosite.AccessRequester) bool {
 	return req.GetGrantTypes().ExactOne("refresh_token")
+}
+
+// grantUser is the user of a grant, who must still exist and be active
+// and enabled: else invalid_grant.
+func grantUser(ctx context.Context, users interface {
+	GetUser(ctx context.Context, id string) (*storage.User, error)
+}, id string) (*storage.User, error) {
+	u, err := users.GetUser(ctx, id)
+	if errors.Is(err, storage.ErrNotFound) || (err == nil && (!u.Active || u.Disabled)) {
+		return nil, fosite.ErrInvalidGrant.WithHint("The user of this grant no longer exists or is disabled.")
+	}
+	if err != nil {
+		return nil, fosite.ErrServerError.WithWrap(err).WithDebug(err.Error())
+	}
+	return u, nil
+}
+
+// codeUserCheck is a token endpoint handler for the code exchange: the
+// code's user must still exist and be active and enabled. Disabling a
+// user revokes their codes, but a login that read the user just before
+// the disable may write its code just after: its exchange is refused
+// here (and, like any refused exchange, spends the code's PKCE data: the
+// code is dead even if the user is enabled again).
+type codeUserCheck struct {
+	users interface {
+		GetUser(ctx context.Context, id string) (*storage.User, error)
+	}
+}
+
+func (h codeUserCheck) HandleTokenEndpointRequest(ctx context.Context, req fosite.AccessRequester) error {
+	if !h.CanHandleTokenEndpointRequest(ctx, req) {
+		return fosite.ErrUnknownRequest
+	}
+	sess, ok := req.GetSession().(*session)
+	if !ok || sess.Subject == "" {
+		return fosite.ErrServerError.WithDebug("code exchange: unexpected session")
+	}
+	_, err := grantUser(ctx, h.users, sess.Subject)
+	return err
+}
+
+func (codeUserCheck) PopulateTokenEndpointResponse(context.Context, fosite.AccessRequester, fosite.AccessResponder) error {
+	return fosite.ErrUnknownRequest
+}
+
+func (codeUserCheck) CanSkipClientAuth(context.Context, fosite.AccessRequester) bool {
+	return false
+}
+
+func (codeUserCheck) CanHandleTokenEndpointRequest(_ context.Context, req fosite.AccessRequester) bool {
+	return req.GetGrantTypes().ExactOne("authorization_code")
 }
 
 // kidSigner signs with the current key (Generate, signer.go) but verifies

@@ -100,3 +100,31 @@ func TestRefreshChecksTheUser(t *testing.T) {
 		wantTokenError(t, e.refresh(tr.RefreshToken), http.StatusBadRequest, "invalid_grant")
 	})
 }
+
+// Disabling a user revokes their codes; a login that read the user just
+// before the disable can still write its code just after. The exchange
+// checks the user too: such a code gets invalid_grant, and stays dead
+// even once the user is enabled again (the refused exchange spent its
+// PKCE data, as any refused exchange does). A fresh login then works.
+func TestCodeExchangeChecksTheUser(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b storagetest.Backend) {
+		e := newTestEnv(t, b, nil)
+		ctx := t.Context()
+		ar := spaAuth()
+		code := e.browser().loginForCode(ar)
+		// The disable commits after the code was written, as in the race:
+		// only the flag, not the revocation that ran before the code.
+		if err := e.store.SetUserDisabled(ctx, e.user.ID, true); err != nil {
+			t.Fatal(err)
+		}
+		for range 2 {
+			wantTokenError(t, e.exchange(code, ar), http.StatusBadRequest, "invalid_grant")
+		}
+		if err := e.store.SetUserDisabled(ctx, e.user.ID, false); err != nil {
+			t.Fatal(err)
+		}
+		wantTokenError(t, e.exchange(code, ar), http.StatusBadRequest, "invalid_grant")
+		again := spaAuth()
+		mustOK(t, e.exchange(e.browser().loginForCode(again), again))
+	})
+}
