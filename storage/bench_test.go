@@ -19,18 +19,25 @@ import (
 func benchStore(b *testing.B) (*storage.Store, fosite.Client) {
 	b.Helper()
 	s, _ := storagetest.Backend{Name: storage.DialectSQLite}.Open(b)
+	return s, addAppClient(b, s)
+}
+
+// addAppClient registers the public client "app" (code and refresh
+// grants) and returns it as fosite sees it.
+func addAppClient(tb testing.TB, s *storage.Store) fosite.Client {
+	tb.Helper()
 	ctx := context.Background()
 	if err := s.CreateClient(ctx, &storage.Client{
 		ID: "app", Public: true, RedirectURIs: []string{"http://127.0.0.1/cb"},
 		GrantTypes: []string{"authorization_code", "refresh_token"}, Scopes: []string{"openid", "offline_access"},
 	}); err != nil {
-		b.Fatal(err)
+		tb.Fatal(err)
 	}
 	client, err := s.GetClient(ctx, "app")
 	if err != nil {
-		b.Fatal(err)
+		tb.Fatal(err)
 	}
-	return s, client
+	return client
 }
 
 // benchRequest is a request with a realistic session.

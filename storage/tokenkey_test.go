@@ -42,16 +42,7 @@ func TestAccessTokenKeysMigrated(t *testing.T) {
 			if err := s.MigrateTo(ctx, 7); err != nil {
 				t.Fatal(err)
 			}
-			if err := s.CreateClient(ctx, &storage.Client{
-				ID: "app", Public: true, RedirectURIs: []string{"http://127.0.0.1/cb"},
-				GrantTypes: []string{"authorization_code", "refresh_token"}, Scopes: []string{"openid", "offline_access"},
-			}); err != nil {
-				t.Fatal(err)
-			}
-			client, err := s.GetClient(ctx, "app")
-			if err != nil {
-				t.Fatal(err)
-			}
+			client := addAppClient(t, s)
 			ts := s.TokenStore(storage.TokenStoreConfig{})
 
 			// Before the upgrade: a grant's access and refresh token, and
