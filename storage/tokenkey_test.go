@@ -90,6 +90,34 @@ func TestAccessTokenKeysMigrated(t *testing.T) {
 				t.Errorf("the rotation touched another grant's access token: %v", err)
 			}
 
+			// During a rolling upgrade, a replica still on version 7 keeps
+			// writing rows keyed by the signature. This version does not
+			// find such an access token (it introspects as inactive here),
+			// but rotating its refresh token here still deactivates it.
+			oldAccess, oldRefresh := rs256Signature(t), "refresh-sig-old"
+			if err := ts.CreateAccessTokenSession(ctx, oldAccess, benchRequest(client, "grant-old")); err != nil {
+				t.Fatal(err)
+			}
+			if err := ts.CreateRefreshTokenSession(ctx, oldRefresh, oldAccess, benchRequest(client, "grant-old")); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := s.DB().ExecContext(ctx, "UPDATE access_tokens SET signature = ? WHERE signature = ?", oldAccess, storage.AccessKey(oldAccess)); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := s.DB().ExecContext(ctx, "UPDATE refresh_tokens SET access_token_signature = ? WHERE signature = ?", oldAccess, oldRefresh); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := ts.GetAccessTokenSession(ctx, oldAccess, openid.NewDefaultSession()); !errors.Is(err, fosite.ErrNotFound) {
+				t.Errorf("an access token an old replica keyed by its signature: %v, want not found", err)
+			}
+			if err := ts.RotateRefreshToken(ctx, "grant-old", oldRefresh); err != nil {
+				t.Fatal(err)
+			}
+			var active bool
+			if err := s.DB().NewRaw("SELECT active FROM access_tokens WHERE signature = ?", oldAccess).Scan(ctx, &active); err != nil || active {
+				t.Errorf("rotating an old replica's refresh token left its access token active (%v)", err)
+			}
+
 			// New tokens: the same, and no signature in any column.
 			fresh := rs256Signature(t)
 			if err := ts.CreateAccessTokenSession(ctx, fresh, benchRequest(client, "grant-3")); err != nil {
