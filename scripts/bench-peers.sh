@@ -31,6 +31,8 @@
 #
 # BENCH_BRIDGEKEEPER may name a bridgekeeper binary to measure instead of
 # this tree's (another build, for a before/after beside the same Dex).
+# `make bench-peers CRYPTO=boring` builds this tree's with BoringCrypto; the
+# heading of each table says which implementation the broker signed with.
 #
 # Environment: DEX, DEX_CLIENT_CREDENTIALS, BENCH_BRIDGEKEEPER, BENCH_DURATION (5s), BENCH_CONCURRENCY (8),
 # BENCH_ROUNDS (5), BENCH_ALGORITHMS ("RS256 ES256"; ES256 runs
@@ -67,6 +69,11 @@ cleanup() {
 	rm -rf "$tmp"
 }
 trap cleanup EXIT INT TERM
+
+# crypto_of binary: the crypto implementation it was built with.
+crypto_of() {
+	if go version -m "$1" 2>/dev/null | grep -q 'GOEXPERIMENT=.*boringcrypto'; then echo BoringCrypto; else echo Go; fi
+}
 
 cd "$root"
 CGO_ENABLED=${CGO_ENABLED:-0} go build -trimpath -o "$tmp/" ./cmd/bridgekeeper ./cmd/loadgen
@@ -178,7 +185,7 @@ for alg in $algorithms; do
 
 	scenarios="client_credentials refresh"
 	[ "$alg" = ES256 ] && scenarios=client_credentials
-	echo "### $alg, concurrency $concurrency, $duration per run, $(nproc) cores, $(date -u '+%Y-%m-%d %H:%M UTC'), load average $(cut -d' ' -f1-3 /proc/loadavg)"
+	echo "### $alg, concurrency $concurrency, $duration per run, $(nproc) cores, $(date -u '+%Y-%m-%d %H:%M UTC'), load average $(cut -d' ' -f1-3 /proc/loadavg), Bridgekeeper's crypto: $(crypto_of "$tmp/bridgekeeper")"
 	echo
 	echo "Each cell: req/s (p50, p99 in ms; the server's CPU per response in µs)."
 	echo

@@ -16,6 +16,7 @@ import (
 	"github.com/bridgekeeper/bridgekeeper/broker/keys"
 	"github.com/bridgekeeper/bridgekeeper/broker/mfa"
 	"github.com/bridgekeeper/bridgekeeper/internal/config"
+	"github.com/bridgekeeper/bridgekeeper/internal/cryptobackend"
 	"github.com/bridgekeeper/bridgekeeper/internal/secret"
 	"github.com/bridgekeeper/bridgekeeper/ops"
 	"github.com/bridgekeeper/bridgekeeper/storage"
@@ -155,7 +156,8 @@ func (e *env) serve(ctx context.Context, cfg config.Config) error {
 		}
 	}()
 	log.Info("bridgekeeper is serving", "issuer", cfg.Issuer, "listen", ln.Addr().String(),
-		"discovery", cfg.Issuer+"/.well-known/openid-configuration", "database", store.Dialect())
+		"discovery", cfg.Issuer+"/.well-known/openid-configuration", "database", store.Dialect(),
+		"crypto", cryptobackend.Name())
 
 	select {
 	case err := <-errc:

@@ -10,16 +10,20 @@ import (
 	"testing"
 	"time"
 
+	"github.com/bridgekeeper/bridgekeeper/internal/cryptobackend"
+	"github.com/bridgekeeper/bridgekeeper/internal/syncbuf"
 	"github.com/bridgekeeper/bridgekeeper/internal/testenv"
 )
 
-// serveInProcess runs `bridgekeeper serve` with args until the test ends.
-func serveInProcess(t *testing.T, args ...string) {
+// serveInProcess runs `bridgekeeper serve` with args until the test ends,
+// and returns what it writes to its standard error (the log).
+func serveInProcess(t *testing.T, args ...string) *syncbuf.Buffer {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	var out, errOut bytes.Buffer
-	root := newRootCommand(strings.NewReader(""), &out, &errOut)
+	var out bytes.Buffer
+	errOut := new(syncbuf.Buffer)
+	root := newRootCommand(strings.NewReader(""), &out, errOut)
 	root.SetArgs(append([]string{"serve"}, args...))
 	go func() { done <- root.ExecuteContext(ctx) }()
 	t.Cleanup(func() {
@@ -33,6 +37,24 @@ func serveInProcess(t *testing.T, args ...string) {
 			t.Error("serve did not stop")
 		}
 	})
+	return errOut
+}
+
+// The start log says which crypto implementation signs (Go's own, or
+// BoringCrypto in a `make build CRYPTO=boring` build), so an operator can
+// tell which build runs.
+func TestServeLogsCryptoImplementation(t *testing.T) {
+	t.Setenv("BRIDGEKEEPER_SYSTEM_SECRET", "")
+	addr := testenv.FreeAddr(t)
+	log := serveInProcess(t, "--issuer", "http://"+addr, "--listen", addr, "--dsn", "sqlite:"+filepath.Join(t.TempDir(), "bk.db"))
+	getStatus(t, "http://"+addr+"/healthz")
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(log.String(), "bridgekeeper is serving") && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if want := "crypto=" + cryptobackend.Name(); !strings.Contains(log.String(), want) {
+		t.Errorf("the start log does not say %s:\n%s", want, log.String())
+	}
 }
 
 func getStatus(t *testing.T, url string) (int, string) {
