@@ -126,9 +126,7 @@ func newProvider(cfg Config, check *atomic.Pointer[RefreshCheck], endIdentity fu
 // happened to their tokens), and the refreshed ID token carries the user's
 // current profile and e-mail claims.
 type refreshUserCheck struct {
-	users interface {
-		GetUser(ctx context.Context, id string) (*storage.User, error)
-	}
+	users userReader
 	tokens interface {
 		RevokeRefreshToken(ctx context.Context, requestID string) error
 		RevokeAccessToken(ctx context.Context, requestID string) error
@@ -192,9 +190,7 @@ func (h *refreshUserCheck) CanHandleTokenEndpointRequest(_ context.Context, req 
 
 // grantUser is the user of a grant, who must still exist and be active
 // and enabled: else invalid_grant.
-func grantUser(ctx context.Context, users interface {
-	GetUser(ctx context.Context, id string) (*storage.User, error)
-}, id string) (*storage.User, error) {
+func grantUser(ctx context.Context, users userReader, id string) (*storage.User, error) {
 	u, err := users.GetUser(ctx, id)
 	if errors.Is(err, storage.ErrNotFound) || (err == nil && (!u.Active || u.Disabled)) {
 		return nil, fosite.ErrInvalidGrant.WithHint("The user of this grant no longer exists or is disabled.")
@@ -212,9 +208,12 @@ func grantUser(ctx context.Context, users interface {
 // here (and, like any refused exchange, spends the code's PKCE data: the
 // code is dead even if the user is enabled again).
 type codeUserCheck struct {
-	users interface {
-		GetUser(ctx context.Context, id string) (*storage.User, error)
-	}
+	users userReader
+}
+
+// userReader reads a user: what the grant checks need of the store.
+type userReader interface {
+	GetUser(ctx context.Context, id string) (*storage.User, error)
 }
 
 func (h codeUserCheck) HandleTokenEndpointRequest(ctx context.Context, req fosite.AccessRequester) error {
