@@ -126,7 +126,7 @@ func newProvider(cfg Config, check *atomic.Pointer[RefreshCheck], endIdentity fu
 // happened to their tokens), and the refreshed ID token carries the user's
 // current profile and e-mail claims.
 type refreshUserCheck struct {
-	users userReader
+	users  userReader
 	tokens interface {
 		RevokeRefreshToken(ctx context.Context, requestID string) error
 		RevokeAccessToken(ctx context.Context, requestID string) error
