@@ -71,8 +71,12 @@ async function open(page, url) {
 // toLogin opens the broker's sign-in from the account page.
 async function toLogin(page) {
   await open(page, issuer + '/account');
+  // Watch from before the click: the e-mail field's autofill (conditional
+  // mediation) may answer with a passkey at once and take the page on
+  // (to /login/passkey, or back to /account) before a later wait looks.
+  const reached = page.waitForURL((u) => u.pathname.startsWith('/login'), { timeout: 20000, waitUntil: 'commit' });
   await page.getByRole('link', { name: /sign in/i }).first().click();
-  await page.waitForURL(/\/login\?/, { timeout: 20000 });
+  await reached;
 }
 
 // passkeySignIn clicks "Sign in with a passkey" (unless the autofill's
