@@ -2,8 +2,6 @@ package accounts_test
 
 import (
 	"context"
-	"encoding/base64"
-	"encoding/json"
 	"html"
 	"net/http"
 	"net/url"
@@ -43,35 +41,11 @@ func reauthOptions(t *testing.T, p response) (string, []string) {
 		t.Fatalf("no passkey options (%d):\n%s", p.status, p.body)
 	}
 	opts := html.UnescapeString(m[1])
-	var o struct {
-		PublicKey struct {
-			AllowCredentials []struct {
-				Type string `json:"type"`
-				ID   string `json:"id"`
-			} `json:"allowCredentials"`
-		} `json:"publicKey"`
-	}
-	if err := json.Unmarshal([]byte(opts), &o); err != nil {
+	ids, err := passkeytest.AllowedCredentials(opts)
+	if err != nil {
 		t.Fatalf("passkey options: %v\n%s", err, opts)
 	}
-	var ids []string
-	for _, c := range o.PublicKey.AllowCredentials {
-		if c.Type != "public-key" {
-			t.Errorf("allowCredentials entry of type %q", c.Type)
-		}
-		ids = append(ids, c.ID)
-	}
-	slices.Sort(ids)
 	return opts, ids
-}
-
-func credIDs(keys ...*passkeytest.Authenticator) []string {
-	var ids []string
-	for _, k := range keys {
-		ids = append(ids, base64.RawURLEncoding.EncodeToString(k.CredID))
-	}
-	slices.Sort(ids)
-	return ids
 }
 
 // newBob creates the user Bob (Ada's password) and a browser signed in
@@ -107,13 +81,13 @@ func TestPasskeyReauthAllowsOwnPasskeys(t *testing.T) {
 		p := ask(h.http)
 		wantStatus(t, "Ada's re-authentication", p, http.StatusOK)
 		opts, ids := reauthOptions(t, p)
-		if want := credIDs(laptop, phone); !slices.Equal(ids, want) {
+		if want := passkeytest.CredentialIDs(laptop, phone); !slices.Equal(ids, want) {
 			t.Fatalf("Ada's request allows %q, want her passkeys %q", ids, want)
 		}
-		if bobs := credIDs(bobKey)[0]; strings.Contains(opts, bobs) {
+		if bobs := passkeytest.CredentialIDs(bobKey)[0]; strings.Contains(opts, bobs) {
 			t.Fatalf("Ada's request names Bob's passkey %s:\n%s", bobs, opts)
 		}
-		if _, ids := reauthOptions(t, ask(bobBrowser)); !slices.Equal(ids, credIDs(bobKey)) {
+		if _, ids := reauthOptions(t, ask(bobBrowser)); !slices.Equal(ids, passkeytest.CredentialIDs(bobKey)) {
 			t.Fatalf("Bob's request allows %q, want his passkey only", ids)
 		}
 

@@ -2,8 +2,6 @@ package passkey_test
 
 import (
 	"context"
-	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"net/http"
 	"net/http/httptest"
@@ -63,21 +61,10 @@ func register(t *testing.T, svc *passkey.Service, b *browser, u *storage.User) *
 // allowed are the credential ids a request's options list.
 func allowed(t *testing.T, options string) []string {
 	t.Helper()
-	var o struct {
-		PublicKey struct {
-			AllowCredentials []struct {
-				ID string `json:"id"`
-			} `json:"allowCredentials"`
-		} `json:"publicKey"`
+	ids, err := passkeytest.AllowedCredentials(options)
+	if err != nil {
+		t.Fatal(err)
 	}
-	if err := json.Unmarshal([]byte(options), &o); err != nil {
-		t.Fatalf("options %s: %v", options, err)
-	}
-	var ids []string
-	for _, c := range o.PublicKey.AllowCredentials {
-		ids = append(ids, c.ID)
-	}
-	slices.Sort(ids)
 	return ids
 }
 
@@ -106,15 +93,13 @@ func TestReauth(t *testing.T) {
 		b.keep(w)
 		return cer
 	}
-	id := func(k *passkeytest.Authenticator) string { return base64.RawURLEncoding.EncodeToString(k.CredID) }
 
 	cer := begin(adas, ada, "recovery_codes")
-	want := []string{id(laptop), id(phone)}
-	slices.Sort(want)
+	want := passkeytest.CredentialIDs(laptop, phone)
 	if got := allowed(t, cer.Options); !slices.Equal(got, want) {
 		t.Errorf("ada's request lists %v, want her two passkeys %v", got, want)
 	}
-	if got := allowed(t, begin(bobs, bob, "recovery_codes").Options); !slices.Equal(got, []string{id(bobKey)}) {
+	if got := allowed(t, begin(bobs, bob, "recovery_codes").Options); !slices.Equal(got, passkeytest.CredentialIDs(bobKey)) {
 		t.Errorf("bob's request lists %v, want his passkey alone", got)
 	}
 

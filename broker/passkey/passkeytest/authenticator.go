@@ -15,6 +15,7 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
+	"slices"
 
 	"github.com/go-webauthn/webauthn/protocol/webauthncbor"
 )
@@ -66,7 +67,41 @@ type options struct {
 		User      struct {
 			ID string `json:"id"`
 		} `json:"user"`
+		AllowCredentials []struct {
+			Type string `json:"type"`
+			ID   string `json:"id"`
+		} `json:"allowCredentials"`
 	} `json:"publicKey"`
+}
+
+// AllowedCredentials are the credential ids (base64url, sorted) that
+// request options list in allowCredentials; an entry of a type other than
+// "public-key" is an error.
+func AllowedCredentials(optionsJSON string) ([]string, error) {
+	var o options
+	if err := json.Unmarshal([]byte(optionsJSON), &o); err != nil {
+		return nil, fmt.Errorf("passkeytest: request options: %w", err)
+	}
+	var ids []string
+	for _, c := range o.PublicKey.AllowCredentials {
+		if c.Type != "public-key" {
+			return nil, fmt.Errorf("passkeytest: allowCredentials entry of type %q", c.Type)
+		}
+		ids = append(ids, c.ID)
+	}
+	slices.Sort(ids)
+	return ids, nil
+}
+
+// CredentialIDs are the authenticators' credential ids (base64url,
+// sorted), as AllowedCredentials returns them.
+func CredentialIDs(keys ...*Authenticator) []string {
+	var ids []string
+	for _, k := range keys {
+		ids = append(ids, b64(k.CredID))
+	}
+	slices.Sort(ids)
+	return ids
 }
 
 func b64(b []byte) string { return base64.RawURLEncoding.EncodeToString(b) }
